@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs netvigil and its test prerequisites, then runs the whole test suite.
+# This is the README's test command; .ci/run runs exactly this.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k probe
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh || exit 1
+# Leftovers of an earlier crashed run would make lab tests fail for the wrong reason.
+if [ "$(id -u)" = 0 ]; then .venv/bin/netvigil lab clean --quiet >/dev/null 2>&1 || true; fi
+.venv/bin/python -m pytest -p no:cacheprovider -q "$@"
+rc=$?
+if [ "$rc" = 5 ]; then
+  echo "netvigil: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,5 @@
+import sys
+
+from netvigil.cli import main
+
+sys.exit(main())

@@ -1,0 +1,219 @@
+"""Measurements in the OONI data format.
+
+The envelope is df-000 (base data format); test_keys use df-001 (HTTP), df-002 (DNS),
+df-005 (TCP connect), df-006 (TLS handshake) and df-008 (network events). Field names and
+failure strings are OONI's so that OONI's tools read our measurements and we read theirs.
+Fields OONI has no name for (throughput samples, circumvention path) are added in
+`test_keys` under names of our own and documented in docs/measurement-format.md.
+
+The envelope and the df structures are typed for validation. `test_keys` stays a plain
+mapping on the envelope so that any OONI test type (there are dozens) round-trips without
+loss; typed views of it are obtained with `msgspec.convert(m.test_keys, WebKeys)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from netvigil.errors import MeasurementError
+
+# ---- df-002 DNS ---------------------------------------------------------------------
+
+
+class DNSAnswer(msgspec.Struct, omit_defaults=True):
+    answer_type: str
+    ipv4: str | None = None
+    ipv6: str | None = None
+    hostname: str | None = None
+    ttl: int | None = None
+    asn: int | None = None
+    as_org_name: str | None = None
+
+
+class DNSQuery(msgspec.Struct, omit_defaults=True):
+    hostname: str
+    query_type: str
+    engine: str = "udp"
+    resolver_address: str = ""
+    answers: list[DNSAnswer] | None = None
+    failure: str | None = None
+    t0: float | None = None
+    t: float | None = None
+    transaction_id: int | None = None
+    raw_response: str | None = None
+    rcode: int | None = None
+    resolver_hostname: str | None = None
+    resolver_port: str | None = None
+    dial_id: int | None = None
+
+
+# ---- df-005 TCP connect --------------------------------------------------------------
+
+
+class TCPStatus(msgspec.Struct, omit_defaults=True):
+    success: bool
+    failure: str | None = None
+    blocked: bool | None = None
+
+
+class TCPConnect(msgspec.Struct, omit_defaults=True):
+    ip: str
+    port: int
+    status: TCPStatus
+    t0: float | None = None
+    t: float | None = None
+    transaction_id: int | None = None
+
+
+# ---- df-006 TLS handshake ------------------------------------------------------------
+
+
+class BinaryData(msgspec.Struct):
+    format: str  # "base64"
+    data: str
+
+
+class TLSHandshake(msgspec.Struct, omit_defaults=True):
+    failure: str | None = None
+    address: str | None = None
+    server_name: str | None = None
+    alpn: list[str] | None = None
+    no_tls_verify: bool = False
+    negotiated_protocol: str | None = None
+    tls_version: str | None = None
+    cipher_suite: str | None = None
+    peer_certificates: list[BinaryData] | None = None
+    network: str | None = None
+    t0: float | None = None
+    t: float | None = None
+    transaction_id: int | None = None
+
+
+# ---- df-001 HTTP ---------------------------------------------------------------------
+
+
+class HTTPRequestPart(msgspec.Struct, omit_defaults=True):
+    method: str
+    url: str
+    headers_list: list[tuple[str, str]] = []
+    headers: dict[str, str] = {}
+    body: str | BinaryData | None = None
+    body_is_truncated: bool = False
+    tor: dict[str, Any] | None = None
+    x_transport: str | None = None
+
+
+class HTTPResponsePart(msgspec.Struct, omit_defaults=True):
+    code: int | None = None
+    headers_list: list[tuple[str, str]] = []
+    headers: dict[str, str] = {}
+    body: str | BinaryData | None = None
+    body_is_truncated: bool = False
+
+
+class HTTPTransaction(msgspec.Struct, omit_defaults=True):
+    request: HTTPRequestPart
+    response: HTTPResponsePart | None = None
+    failure: str | None = None
+    network: str | None = None
+    address: str | None = None
+    alpn: str | None = None
+    t0: float | None = None
+    t: float | None = None
+    transaction_id: int | None = None
+
+
+# ---- df-008 network events -----------------------------------------------------------
+
+
+class NetworkEvent(msgspec.Struct, omit_defaults=True):
+    operation: str  # connect, read, write, tls_handshake_start, tls_handshake_done, ...
+    t: float
+    t0: float | None = None
+    address: str | None = None
+    failure: str | None = None
+    num_bytes: int | None = None
+    proto: str | None = None
+    tags: list[str] | None = None
+    transaction_id: int | None = None
+
+
+# ---- netvigil additions (no OONI equivalent) ----------------------------------------
+
+
+class ThroughputSample(msgspec.Struct, omit_defaults=True):
+    """Timed download of a known-size object: the evidence for throttling verdicts."""
+
+    url: str
+    address: str | None = None
+    server_name: str | None = None
+    bytes: int = 0
+    expected_bytes: int | None = None
+    t0: float = 0.0
+    t: float = 0.0
+    bits_per_second: float | None = None
+    failure: str | None = None
+    transaction_id: int | None = None
+
+
+# ---- df-000 envelope -----------------------------------------------------------------
+
+
+class Measurement(msgspec.Struct, omit_defaults=True):
+    """One experiment run on one input from one vantage point (OONI df-000)."""
+
+    test_name: str
+    measurement_start_time: str  # "YYYY-MM-DD HH:MM:SS" UTC, as OONI writes it
+    probe_cc: str = "ZZ"
+    probe_asn: str = "AS0"
+    probe_network_name: str | None = None
+    probe_ip: str = "127.0.0.1"  # always scrubbed, as OONI does
+    test_keys: dict[str, Any] = {}
+    input: str | list[str] | None = None
+    report_id: str = ""
+    test_version: str = "0.0.0"
+    test_start_time: str | None = None
+    test_runtime: float = 0.0
+    software_name: str = "netvigil"
+    software_version: str = ""
+    data_format_version: str = "0.2.0"
+    annotations: dict[str, Any] = {}
+    resolver_ip: str | None = None
+    resolver_asn: str | None = None
+    resolver_network_name: str | None = None
+    resolver_cc: str | None = None
+    test_helpers: dict[str, Any] | None = None
+    input_hashes: list[str] | None = None
+    options: list[str] | None = None
+    measurement_uid: str | None = None  # assigned by the collector, not by the probe
+    extensions: dict[str, Any] | None = None
+    probe_city: str | None = None
+
+
+SCRUBBED_IP = "127.0.0.1"
+
+_decoder = msgspec.json.Decoder(Measurement)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_measurement(data: bytes | str, *, where: str | None = None) -> Measurement:
+    """Parse and validate one JSON measurement; errors name the field and the place."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise MeasurementError(f"invalid measurement: {exc}", where=where) from None
+    except msgspec.DecodeError as exc:
+        raise MeasurementError(f"not valid JSON: {exc}", where=where) from None
+
+
+def measurement_from_dict(obj: Any, *, where: str | None = None) -> Measurement:
+    try:
+        return msgspec.convert(obj, Measurement)
+    except msgspec.ValidationError as exc:
+        raise MeasurementError(f"invalid measurement: {exc}", where=where) from None
+
+
+def encode_measurement(m: Measurement) -> bytes:
+    return _encoder.encode(m)

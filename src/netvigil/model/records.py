@@ -1,0 +1,63 @@
+"""Analysis outputs: verdicts and incidents (design.md section 3).
+
+These are the stable, documented machine-readable records written by
+`netvigil analyse --format jsonl` and `netvigil incidents --format jsonl`, served by the
+API and scored by `netvigil evaluate`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+# The first column of design.md's technique table.
+CLASSES = ("ok", "dns", "tcp", "tls", "http", "quic", "throttled", "down", "outage", "unknown")
+
+
+class Verdict(msgspec.Struct, omit_defaults=False):
+    measurement_uid: str
+    measurement_start_time: str
+    probe_cc: str
+    probe_asn: str
+    service: str | None
+    input: str | None
+    domain: str | None
+    klass: str = msgspec.field(name="class")
+    technique: str | None = None  # e.g. "tls.reset_after_hello"; None for ok/unknown
+    confidence: float = 0.0
+    confirmed: bool = False
+    rule_ids: list[str] = []
+    rules_version: str = ""
+    rate_bps: float | None = None  # measured rate for throttling verdicts
+    baseline_ratio: float | None = None  # rate / the network's own baseline
+    path: str = "direct"  # direct | vpn | proxy (circumvention path)
+    probe_network_name: str | None = None
+
+
+class NetworkSpan(msgspec.Struct):
+    asn: str
+    technique: str | None
+    start: str
+    end: str | None = None
+    network_name: str | None = None
+    techniques: list[dict] = []  # how it changed: [{"technique", "start", "end"}]
+
+
+class Evidence(msgspec.Struct):
+    measurement_uids: list[str]
+    probe_count: int
+    rules_version: str
+    measurement_count: int = 0
+
+
+class Incident(msgspec.Struct):
+    id: str
+    country: str
+    service: str
+    kind: str  # censorship | outage
+    start: str
+    end: str | None
+    networks: list[NetworkSpan]
+    circumvention: str = "unknown"  # works | blocked | unknown
+    evidence: Evidence | None = None
+    techniques: list[str] = []
+    summary: str | None = None

@@ -1,0 +1,64 @@
+"""Shared test fixtures.
+
+Lab and browser tests need root, Linux network namespaces and some binaries. Outside CI a
+missing prerequisite skips them; under CI=true it FAILS them, so a CI machine that lost
+its set-up cannot pass green.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing_or_fail(what: str) -> None:
+    """Skip (developer machine) or fail (CI) because a prerequisite is missing."""
+    if IN_CI:
+        pytest.fail(f"prerequisite missing under CI=true: {what}", pytrace=False)
+    pytest.skip(f"prerequisite missing: {what}")
+
+
+def lab_prerequisites() -> list[str]:
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root")
+    for binary in ("ip", "iptables", "tc", "openvpn"):
+        if shutil.which(binary) is None:
+            missing.append(binary)
+    if not Path("/proc/self/ns/net").exists():
+        missing.append("network namespaces")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def lab_ready() -> None:
+    """Use in every lab test: fails under CI=true when the lab cannot run."""
+    missing = lab_prerequisites()
+    if missing:
+        missing_or_fail("lab needs " + ", ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's chromium; fails under CI=true when absent."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        missing_or_fail("Debian's chromium (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: real third-party data (see its PROVENANCE.md)."""
+    if not SHARED_DATA.exists():
+        missing_or_fail(f"{SHARED_DATA} (the shared data folder beside the repo)")
+    return SHARED_DATA

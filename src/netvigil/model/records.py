@@ -61,3 +61,40 @@ class Incident(msgspec.Struct):
     evidence: Evidence | None = None
     techniques: list[str] = []
     summary: str | None = None
+
+
+class StatusRow(msgspec.Struct):
+    """Current status of one service on one network: a cell of the dashboard grid."""
+
+    country: str
+    asn: str
+    service: str
+    klass: str = msgspec.field(name="class")  # latest verdict class for the service
+    technique: str | None = None
+    since: str | None = None  # when this status began
+    last_measurement: str | None = None
+    measurements: int = 0
+    network_name: str | None = None
+    incident_id: str | None = None
+
+
+class AggregateRow(msgspec.Struct):
+    """Counts per (country, ASN, service, time bucket)."""
+
+    bucket: str  # bucket start, "YYYY-MM-DD HH:MM:SS" UTC
+    country: str
+    asn: str
+    service: str
+    total: int
+    counts: dict[str, int]  # class -> count
+    techniques: dict[str, int]  # technique -> count
+    probes: int = 0
+
+
+class IncidentChange(msgspec.Struct):
+    """What alerts are sent on: an incident started, changed or ended."""
+
+    event: str  # start | change | end
+    incident: Incident
+    at: str
+    detail: str | None = None

@@ -1,0 +1,45 @@
+"""Run every benchmark (benchmarks/bench_*.py) and print its figures.
+
+Each benchmark is a script that measures its target and a baseline in the same run (these
+machines are noisy, so only ratios are meaningful) and prints lines of the form
+`RESULT name=value unit ratio=R baseline=...`. Usage:
+
+    .venv/bin/python benchmarks/run.py            # all
+    .venv/bin/python benchmarks/run.py probe lab  # those whose file name contains a word
+
+Benchmarks that need root (lab) say so and are skipped when not root.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    scripts = sorted(HERE.glob("bench_*.py"))
+    if argv:
+        scripts = [s for s in scripts if any(word in s.name for word in argv)]
+    if not scripts:
+        print("no benchmark matched", file=sys.stderr)
+        return 2
+    failed = []
+    for script in scripts:
+        print(f"== {script.name}", flush=True)
+        t0 = time.monotonic()
+        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        print(f"== {script.name}: exit {rc} in {time.monotonic() - t0:.1f} s\n", flush=True)
+        if rc != 0:
+            failed.append(script.name)
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

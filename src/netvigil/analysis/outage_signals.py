@@ -1,0 +1,276 @@
+"""Target-independent outage detection: series in, outage intervals out (pure functions).
+
+One robust detector serves every signal (connectivity index, probe volume, control
+reachability, route visibility, latency): each value is compared with the median of the
+signal's own recent *normal* values (median/MAD, so a diurnal dip or one bad bucket does not
+move it), entry needs both a large relative change and a large robust z, exit needs recovery
+past a gentler ratio (hysteresis), and anomalous values never enter the baseline: a 4-day
+national shutdown or 72 nightly curfews stay outages instead of becoming the new normal.
+Thresholds live in rules/outage.toml (ids + version), recorded in every interval.
+
+`fuse` turns these signals plus censorship evidence (service failing while controls work)
+into an outage / censorship / both call for one network, with reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from statistics import median
+from typing import Iterable, Sequence
+
+from netvigil.analysis.signals_rules import OutageRules, SignalRule, load_rules
+from netvigil.analysis.signals_types import (
+    CensorshipBucket,
+    FusionCall,
+    OutageInterval,
+    Series,
+    utc_text,
+)
+from netvigil.errors import UsageError
+
+__all__ = [
+    "detect_outages",
+    "volume_outages",
+    "control_reachability_outages",
+    "route_visibility_outages",
+    "national_series",
+    "fuse",
+]
+
+
+def _check(series: Series) -> None:
+    if len(series.times) != len(series.values):
+        raise UsageError(f"series {series.key!r}: {len(series.times)} times but "
+                         f"{len(series.values)} values")
+    if series.step <= 0:
+        raise UsageError(f"series {series.key!r}: step must be positive, not {series.step}")
+    if any(b <= a for a, b in zip(series.times, series.times[1:])):
+        raise UsageError(f"series {series.key!r}: times must be strictly increasing")
+
+
+def _flag(series: Series, rule: SignalRule) -> list[tuple[int, float, float, float, bool]]:
+    """Per data point: (ts, value, baseline, relative worsening, anomalous).
+
+    Points already past `exit_ratio` just before an entry are the descent into the outage:
+    they join it (onset = start of the descent) and, like all anomalous points, stay out
+    of the baseline. If no entry follows, they were normal after all.
+    """
+    drop = rule.polarity == "drop"
+    history: deque[float] = deque(maxlen=rule.baseline_points)
+    out: list[tuple[int, float, float, float, bool]] = []
+    pending: list[int] = []  # indices in `out` of a possible descent
+    in_outage = False
+    onset_baseline = 0.0
+
+    def settle(anomalous: bool) -> None:
+        for j in pending:
+            ts_j, v_j, b_j, rel_j, _ = out[j]
+            out[j] = (ts_j, v_j, b_j, rel_j, anomalous)
+            if not anomalous:
+                history.append(v_j)
+        pending.clear()
+
+    for ts, v in zip(series.times, series.values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue  # no data is not a value: gaps are handled by the caller (volume fills 0)
+        if len(history) < rule.min_baseline_points:
+            history.append(v)
+            out.append((ts, v, float("nan"), 0.0, False))
+            continue
+        b = onset_baseline if in_outage else median(history)
+        if abs(b) < rule.min_baseline_level or b == 0:
+            settle(False)
+            history.append(v)
+            in_outage = False
+            out.append((ts, v, b, 0.0, False))
+            continue
+        worse = (b - v) if drop else (v - b)
+        rel = worse / abs(b)
+        ratio = v / b
+        past_exit = ratio < rule.exit_ratio if drop else ratio > rule.exit_ratio
+        if in_outage:
+            anomalous = past_exit
+        else:
+            mad = median(abs(h - b) for h in history) * 1.4826
+            scale = max(mad, rule.scale_floor * abs(b), 1e-9)
+            entered = ratio <= rule.enter_ratio if drop else ratio >= rule.enter_ratio
+            anomalous = entered and worse / scale >= rule.robust_z
+            if anomalous:
+                onset_baseline = b
+                settle(True)
+            elif past_exit:
+                pending.append(len(out))
+                out.append((ts, v, b, rel, False))
+                continue
+            else:
+                settle(False)
+        in_outage = anomalous
+        if not anomalous:
+            history.append(v)
+        out.append((ts, v, b, rel, anomalous))
+    settle(False)
+    return out
+
+
+def detect_outages(series: Series, rules: OutageRules | None = None) -> list[OutageInterval]:
+    """Outage intervals of one series, each with onset, end (None if ongoing), depth, score."""
+    _check(series)
+    rules = rules or load_rules()
+    rule = rules.rule(series.signal)
+    points = _flag(series, rule)
+    groups: list[list[int]] = []  # indices into points
+    normal_run = 0
+    for i, p in enumerate(points):
+        if p[4]:
+            if groups and normal_run <= rule.merge_gap_points:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+            normal_run = 0
+        else:
+            normal_run += 1
+    intervals = []
+    for idx in groups:
+        if len(idx) < rule.min_points:
+            continue
+        first, last = points[idx[0]], points[idx[-1]]
+        end_ts = points[idx[-1] + 1][0] if idx[-1] + 1 < len(points) else None
+        rels = [max(0.0, points[i][3]) for i in idx]
+        intervals.append(OutageInterval(
+            key=series.key,
+            signal=series.signal,
+            onset=utc_text(first[0]),
+            end=utc_text(end_ts),
+            onset_ts=first[0],
+            end_ts=end_ts,
+            depth=round(max(rels), 4),
+            score=round(min(1.0, sum(rels) / len(rels)), 4),
+            baseline=round(first[2], 4),
+            worst_value=(min if rule.polarity == "drop" else max)(points[i][1] for i in idx),
+            points=len(idx),
+            rule_id=rule.id,
+            rules_version=rules.version,
+            country=series.country,
+            region=series.region,
+        ))
+    return intervals
+
+
+def volume_outages(key: str, counts: dict[int, int] | Sequence[tuple[int, int]], step: int, *,
+                   start: int | None = None, end: int | None = None,
+                   rules: OutageRules | None = None, country: str | None = None) -> list[OutageInterval]:
+    """Silence as a signal: measurement counts per bucket of one network vs its own baseline.
+
+    `counts` maps bucket start (epoch s, multiple of `step`) to a count; buckets between
+    `start` and `end` (default: first and last given) that are absent count as zero.
+    """
+    items = dict(counts)
+    if not items:
+        return []
+    lo = start if start is not None else min(items)
+    hi = end if end is not None else max(items)
+    lo -= lo % step
+    times = list(range(lo, hi + 1, step))
+    values = [float(items.get(t, 0)) for t in times]
+    return detect_outages(Series(key=key, signal="volume", times=times, values=values,
+                                 step=step, country=country), rules)
+
+
+def control_reachability_outages(key: str, buckets: Iterable[tuple[int, int, int]], step: int, *,
+                                 rules: OutageRules | None = None,
+                                 country: str | None = None) -> list[OutageInterval]:
+    """Share of control-target measurements that worked, per bucket: (ts, ok, total) rows.
+
+    Buckets without control measurements are gaps, not failures (volume covers silence).
+    """
+    rows = sorted((ts, ok, total) for ts, ok, total in buckets if total > 0)
+    times = [ts for ts, _, _ in rows]
+    values = [ok / total for _, ok, total in rows]
+    return detect_outages(Series(key=key, signal="control_share", times=times, values=values,
+                                 step=step, country=country), rules)
+
+
+def route_visibility_outages(series: Series, rules: OutageRules | None = None) -> list[OutageInterval]:
+    """Prefixes visible per bucket (from netvigil.ingest.mrt.visibility_series) collapsing."""
+    if series.signal != "route_visibility":
+        raise UsageError(f"series {series.key!r} is {series.signal}, not route_visibility")
+    return detect_outages(series, rules)
+
+
+def national_series(regions: Sequence[Series], key: str, rules: OutageRules | None = None) -> Series:
+    """Mean of regional series per bucket, only where enough regions reported."""
+    if not regions:
+        raise UsageError(f"no regional series to aggregate into {key!r}")
+    rules = rules or load_rules()
+    need = max(1, math.ceil(rules.min_region_share * len(regions)))
+    acc: dict[int, list[float]] = {}
+    for s in regions:
+        for t, v in zip(s.times, s.values):
+            acc.setdefault(t, []).append(v)
+    times = sorted(t for t, vs in acc.items() if len(vs) >= need)
+    first = regions[0]
+    return Series(key=key, signal=first.signal, times=times,
+                  values=[sum(acc[t]) / len(acc[t]) for t in times], step=first.step,
+                  country=first.country, region=None, source=first.source)
+
+
+def _overlaps(iv: OutageInterval, ts: int, step: int) -> bool:
+    end = iv.end_ts if iv.end_ts is not None else math.inf
+    return iv.onset_ts < ts + step and ts < end
+
+
+def fuse(key: str, intervals: Sequence[OutageInterval], evidence: Sequence[CensorshipBucket], *,
+         step: int, rules: OutageRules | None = None) -> FusionCall:
+    """Outage vs censorship vs both for one network over the buckets given.
+
+    Outage: a target-independent signal (connectivity, volume, control reachability, routes)
+    has a strong interval, or controls themselves fail. Censorship: buckets where the
+    service fails while controls on the same network work, outside any outage interval.
+    """
+    rules = rules or load_rules()
+    f = rules.fusion
+    strong = [iv for iv in intervals
+              if iv.signal in f.outage_signals and iv.score >= f.min_interval_score]
+    reasons: list[str] = []
+    rule_ids = sorted({iv.rule_id for iv in strong})
+    for iv in strong:
+        reasons.append(f"{iv.signal} {iv.key}: {iv.depth:.0%} below baseline from {iv.onset}"
+                       + (f" to {iv.end}" if iv.end else " (ongoing)") + f" [{iv.rule_id}]")
+    control_down = censored = judged = 0
+    for b in evidence:
+        if b.control_total >= f.min_measurements:
+            if 1 - b.control_ok / b.control_total >= f.control_failure_share:
+                control_down += 1
+                continue
+        if any(_overlaps(iv, b.ts, step) for iv in strong):
+            continue  # during an outage a failing service says nothing about censorship
+        if b.service_total < f.min_measurements or b.control_total < f.min_measurements:
+            continue
+        judged += 1
+        fails = 1 - b.service_ok / b.service_total
+        if fails >= f.service_failure_share and b.control_ok / b.control_total >= f.control_ok_share:
+            censored += 1
+    if control_down:
+        reasons.append(f"controls failed in {control_down} bucket(s) [{f.id}]")
+    if censored:
+        reasons.append(f"service failed while controls worked in {censored}/{judged} "
+                       f"judged bucket(s) [{f.id}]")
+    outage = bool(strong) or control_down > 0
+    if outage and censored:
+        call = "both"
+    elif outage:
+        call = "outage"
+    elif censored:
+        call = "censorship"
+    elif judged or evidence or intervals:
+        call = "none"
+        reasons.append("no outage signal and no service-specific failure")
+    else:
+        call = "unknown"
+        reasons.append("no signals and no measurements to judge")
+    if control_down or censored:
+        rule_ids.append(f.id)
+    return FusionCall(key=key, call=call, reasons=reasons, outage_intervals=list(strong),
+                      censorship_buckets=censored, rule_ids=sorted(set(rule_ids)),
+                      rules_version=rules.version)

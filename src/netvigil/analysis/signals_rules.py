@@ -1,0 +1,124 @@
+"""Load outage-signal rules (rules/outage.toml): thresholds are data with ids and a version."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+
+from netvigil.errors import ConfigError
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "rules" / "outage.toml"
+
+
+@dataclass(frozen=True)
+class SignalRule:
+    id: str
+    polarity: str  # "drop" (lower is worse) or "rise" (higher is worse)
+    baseline_points: int
+    min_baseline_points: int
+    enter_ratio: float
+    exit_ratio: float
+    robust_z: float
+    scale_floor: float
+    min_points: int
+    merge_gap_points: int
+    min_baseline_level: float
+
+
+@dataclass(frozen=True)
+class FusionRule:
+    id: str
+    min_interval_score: float
+    outage_signals: tuple[str, ...]
+    min_measurements: int
+    service_failure_share: float
+    control_ok_share: float
+    control_failure_share: float
+
+
+@dataclass(frozen=True)
+class OutageRules:
+    version: str
+    signals: dict[str, SignalRule]
+    fusion: FusionRule
+    min_region_share: float
+    monash_utc_offsets: dict[str, float] = field(default_factory=dict)
+    path: str = ""
+
+    def rule(self, signal: str) -> SignalRule:
+        try:
+            return self.signals[signal]
+        except KeyError:
+            raise ConfigError(f"no rule for signal {signal!r}", where=self.path,
+                              hint="known: " + ", ".join(sorted(self.signals))) from None
+
+
+def _build(cls, table: dict, where: str):
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ConfigError(f"missing key(s) {', '.join(missing)}", where=where)
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}", where=where)
+    values = {}
+    for f in fields(cls):
+        raw = table[f.name]
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type))
+        try:
+            if str(f.type).startswith("tuple"):
+                values[f.name] = tuple(str(x) for x in raw)
+            elif kind is float:
+                values[f.name] = float(raw)
+            elif kind is int:
+                if isinstance(raw, bool) or not isinstance(raw, int):
+                    raise TypeError
+                values[f.name] = raw
+            else:
+                values[f.name] = str(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{f.name} has the wrong type ({raw!r})", where=where) from None
+    return cls(**values)
+
+
+def load_rules(path: Path | str | None = None) -> OutageRules:
+    """Parse and validate outage.toml (ConfigError names the file and key on any problem)."""
+    p = Path(path) if path else DEFAULT_PATH
+    return _load(str(p))
+
+
+@lru_cache(maxsize=8)
+def _load(p: str) -> OutageRules:
+    try:
+        data = tomllib.loads(Path(p).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read rules: {exc.strerror}", where=p) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=p) from None
+    version = data.get("version")
+    if not isinstance(version, str) or not version:
+        raise ConfigError("missing top-level version", where=p)
+    signals = {}
+    for name, table in (data.get("signal") or {}).items():
+        rule = _build(SignalRule, table, f"{p}: [signal.{name}]")
+        if rule.polarity not in ("drop", "rise"):
+            raise ConfigError("polarity must be 'drop' or 'rise'", where=f"{p}: [signal.{name}]")
+        worse = rule.enter_ratio < rule.exit_ratio if rule.polarity == "drop" else rule.enter_ratio > rule.exit_ratio
+        if not worse:
+            raise ConfigError("enter_ratio must be worse than exit_ratio", where=f"{p}: [signal.{name}]")
+        signals[name] = rule
+    if not signals:
+        raise ConfigError("no [signal.*] tables", where=p)
+    fusion = _build(FusionRule, data.get("fusion") or {}, f"{p}: [fusion]")
+    national = data.get("national") or {}
+    offsets = ((data.get("sources") or {}).get("monash") or {}).get("utc_offset_hours") or {}
+    return OutageRules(
+        version=version,
+        signals=signals,
+        fusion=fusion,
+        min_region_share=float(national.get("min_region_share", 0.8)),
+        monash_utc_offsets={str(k): float(v) for k, v in offsets.items()},
+        path=p,
+    )

@@ -1,0 +1,90 @@
+"""Typed boundaries of the outage-signal code: a time series in, outage intervals out.
+
+Every reader (Monash CSVs, MRT dumps, the store's per-bucket counts) produces `Series`;
+every detector returns `OutageInterval`s. Times are UTC epoch seconds of bucket starts, so
+series from different sources line up without time-zone guesswork downstream.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import msgspec
+
+SIGNALS = ("connectivity", "volume", "control_share", "route_visibility", "latency")
+
+
+def utc_text(ts: int | None) -> str | None:
+    """Epoch seconds -> "YYYY-MM-DD HH:MM:SS" UTC (the clock of every netvigil record)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_utc(text: str, *, where: str = "") -> int:
+    """Parse "YYYY-MM-DD HH:MM[:SS]" (or ISO with T/Z) as UTC epoch seconds."""
+    from netvigil.errors import UsageError
+
+    cleaned = text.strip().replace("T", " ").removesuffix("Z").removesuffix("+00:00")
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return int(datetime.strptime(cleaned, fmt).replace(tzinfo=timezone.utc).timestamp())
+        except ValueError:
+            continue
+    raise UsageError(f"not a UTC time: {text!r}", where=where or None,
+                     hint="use YYYY-MM-DD HH:MM:SS")
+
+
+class Series(msgspec.Struct):
+    """One signal for one place (region, network, prefix or origin AS), bucketed in time."""
+
+    key: str  # e.g. "IRN/Tehran/Tehran", "AS65015", "IRN (national)"
+    signal: str  # one of SIGNALS
+    times: list[int]  # bucket starts, UTC epoch seconds, increasing
+    values: list[float]
+    step: int  # bucket length in seconds
+    country: str | None = None  # ISO code as the source spells it (IRN, VEN, ...)
+    region: str | None = None
+    source: str = ""
+
+
+class OutageInterval(msgspec.Struct):
+    """A stretch where a signal was far worse than its own baseline."""
+
+    key: str
+    signal: str
+    onset: str  # UTC "YYYY-MM-DD HH:MM:SS": start of the first anomalous bucket
+    end: str | None  # start of the first recovered bucket; None while ongoing at series end
+    onset_ts: int
+    end_ts: int | None
+    depth: float  # worst relative deviation from baseline (1.0 = signal gone)
+    score: float  # mean relative deviation over the interval, 0..1
+    baseline: float  # baseline level when the interval began
+    worst_value: float
+    points: int  # anomalous buckets in the interval
+    rule_id: str
+    rules_version: str
+    country: str | None = None
+    region: str | None = None
+
+
+class CensorshipBucket(msgspec.Struct):
+    """Per-bucket counts the analysis provides for fusion: target service vs controls."""
+
+    ts: int
+    service_ok: int
+    service_total: int
+    control_ok: int
+    control_total: int
+
+
+class FusionCall(msgspec.Struct):
+    """Outage, censorship, both or neither, for one network and window, with reasons."""
+
+    key: str
+    call: str  # outage | censorship | both | none | unknown
+    reasons: list[str]
+    outage_intervals: list[OutageInterval] = []
+    censorship_buckets: int = 0
+    rule_ids: list[str] = []
+    rules_version: str = ""

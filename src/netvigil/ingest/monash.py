@@ -1,0 +1,179 @@
+"""Read the Monash IP Observatory's open series into typed time series (one per region).
+
+Three file shapes exist (see shared/data/monash-ip-observatory/UPSTREAM-README.md):
+- connectivity index per county/state per hour (Iran 2019, Venezuela 2019): `time_e` is an
+  epoch "but in local time", so we subtract the country's UTC offset (rules/outage.toml);
+- latency index per adm1 region every 3 hours (Ukraine/Russia 2021-22), with its own offset;
+- raw ping observations of individual addresses (Myanmar, Bago 2021): turned into the number
+  of distinct responsive addresses per hour, a volume signal where silence means outage.
+The kind is recognised from the header. Any bad row is an IngestError naming file:line.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from netvigil.analysis.signals_rules import OutageRules, load_rules
+from netvigil.analysis.signals_types import Series
+from netvigil.errors import IngestError, UsageError
+
+CONNECTIVITY = {"iso", "name_1", "time_e", "connectivity"}
+LATENCY = {"country_iso_three_char_code", "adm1_name", "timezone_offset", "time_local", "latency_indx"}
+RAW_RTT = {"ip_hash", "iso", "name_1", "name_2", "time_local_str", "rtt"}
+HOUR = 3600
+
+
+def detect_kind(header: list[str]) -> str | None:
+    cols = set(header)
+    for kind, need in (("connectivity", CONNECTIVITY), ("latency", LATENCY), ("raw_rtt", RAW_RTT)):
+        if need <= cols:
+            return kind
+    return None
+
+
+def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[Series]:
+    """One Series per region (county, state, adm1 region, or town for raw observations)."""
+    p = Path(path)
+    rules = rules or load_rules()
+    try:
+        fh = p.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror}", where=str(p)) from None
+    with fh:
+        try:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise IngestError("empty file, expected a Monash IP Observatory CSV", where=f"{p}:1")
+            kind = detect_kind([h.strip() for h in header])
+            if kind is None:
+                raise IngestError("not a Monash IP Observatory CSV (unknown columns: "
+                                  + ",".join(header[:6]) + ")", where=f"{p}:1")
+            header = [h.strip() for h in header]
+            rows = _rows(reader, header, p)
+            if kind == "connectivity":
+                return _connectivity(rows, p, rules)
+            if kind == "latency":
+                return _latency(rows, p)
+            return _raw_rtt(rows, p, rules)
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"not UTF-8 text ({exc.reason})", where=str(p)) from None
+        except csv.Error as exc:
+            raise IngestError(f"malformed CSV: {exc}", where=str(p)) from None
+
+
+def _rows(reader, header: list[str], p: Path):
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise IngestError(f"{len(row)} fields, expected {len(header)}", where=f"{p}:{line}")
+        yield line, dict(zip(header, row))
+
+
+def _number(value: str, name: str, where: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise IngestError(f"{name} is not a number: {value!r}", where=where) from None
+    if math.isnan(x) or math.isinf(x):
+        raise IngestError(f"{name} is not a finite number: {value!r}", where=where)
+    return x
+
+
+def _offset(iso: str, rules: OutageRules, where: str) -> float:
+    try:
+        return rules.monash_utc_offsets[iso]
+    except KeyError:
+        raise IngestError(f"no UTC offset known for country {iso!r}", where=where,
+                          hint="add it to [sources.monash] in rules/outage.toml") from None
+
+
+def _assemble(points: dict[tuple, dict[int, float]], meta: dict[tuple, tuple], signal: str,
+              step: int, p: Path) -> list[Series]:
+    out = []
+    for key, by_time in points.items():
+        country, region, name = meta[key]
+        times = sorted(by_time)
+        out.append(Series(key=name, signal=signal, times=times, values=[by_time[t] for t in times],
+                          step=step, country=country, region=region, source=str(p)))
+    return sorted(out, key=lambda s: s.key)
+
+
+def _connectivity(rows, p: Path, rules: OutageRules) -> list[Series]:
+    points: dict[tuple, dict[int, float]] = {}
+    meta: dict[tuple, tuple] = {}
+    for line, r in rows:
+        where = f"{p}:{line}"
+        iso = r["iso"].strip()
+        region = r["name_1"].strip() + (f"/{r['name_2'].strip()}" if r.get("name_2") else "")
+        local = _number(r["time_e"], "time_e", where)
+        value = _number(r["connectivity"], "connectivity", where)
+        if not -5 <= value <= 105:  # the files hold -1 for "below zero" noise; 0..100 otherwise
+            raise IngestError(f"connectivity {value} outside 0..100", where=where)
+        ts = int(local - _offset(iso, rules, where) * HOUR)
+        key = (iso, region)
+        meta[key] = (iso, region, f"{iso}/{region}")
+        series = points.setdefault(key, {})
+        if ts in series:
+            raise IngestError(f"duplicate time {r.get('time_e_str', ts)} for {region}", where=where)
+        series[ts] = value
+    if not points:
+        raise IngestError("no data rows", where=str(p))
+    return _assemble(points, meta, "connectivity", HOUR, p)
+
+
+def _latency(rows, p: Path) -> list[Series]:
+    points: dict[tuple, dict[int, float]] = {}
+    meta: dict[tuple, tuple] = {}
+    for line, r in rows:
+        where = f"{p}:{line}"
+        iso = r["country_iso_three_char_code"].strip()
+        region = r["adm1_name"].strip()
+        offset = _number(r["timezone_offset"], "timezone_offset", where)
+        try:
+            local = datetime.strptime(r["time_local"].strip(), "%d-%b-%Y %H:%M:%S")
+        except ValueError:
+            raise IngestError(f"time_local is not DD-Mon-YYYY HH:MM:SS: {r['time_local']!r}",
+                              where=where) from None
+        ts = int((local - timedelta(hours=offset)).replace(tzinfo=timezone.utc).timestamp())
+        value = _number(r["latency_indx"], "latency_indx", where)
+        key = (iso, region)
+        meta[key] = (iso, region, f"{iso}/{region}")
+        points.setdefault(key, {})[ts] = value
+    if not points:
+        raise IngestError("no data rows", where=str(p))
+    return _assemble(points, meta, "latency", 3 * HOUR, p)
+
+
+def _raw_rtt(rows, p: Path, rules: OutageRules) -> list[Series]:
+    """Distinct responsive addresses per hour per town; hours with none inside the span are 0."""
+    seen: dict[tuple, dict[int, set]] = {}
+    meta: dict[tuple, tuple] = {}
+    for line, r in rows:
+        where = f"{p}:{line}"
+        iso = r["iso"].strip()
+        region = f"{r['name_1'].strip()}/{r['name_2'].strip()}"
+        _number(r["rtt"], "rtt", where)
+        try:
+            local = datetime.strptime(r["time_local_str"].strip()[:19], "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise IngestError(f"time_local_str is not YYYY-MM-DD HH:MM:SS: {r['time_local_str']!r}",
+                              where=where) from None
+        local = local.replace(minute=0, second=0)  # the local hour, as the source counts it
+        utc = local.replace(tzinfo=timezone.utc) - timedelta(hours=_offset(iso, rules, where))
+        ts = int(utc.timestamp())
+        key = (iso, region)
+        meta[key] = (iso, region, f"{iso}/{region}")
+        seen.setdefault(key, {}).setdefault(ts, set()).add(r["ip_hash"])
+    if not seen:
+        raise IngestError("no data rows", where=str(p))
+    points = {}
+    for key, by_hour in seen.items():
+        lo, hi = min(by_hour), max(by_hour)
+        points[key] = {t: float(len(by_hour.get(t, ()))) for t in range(lo, hi + 1, HOUR)}
+    return _assemble(points, meta, "volume", HOUR, p)

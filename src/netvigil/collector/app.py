@@ -1,0 +1,131 @@
+"""The observatory service: collector + API + dashboard in one FastAPI app.
+
+create_app(data_dir, **settings) wires the parts:
+  collector (log, index)  ->  analysis pump (Observatory on its own thread)  ->  alerts
+  API (/api/v1/...) and dashboard (/, /country/CC, /incident/ID) read through the pump.
+Every setting of `Settings` can be passed as a keyword; unknown ones are a ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from netvigil import __version__
+from netvigil.collector import routes
+from netvigil.collector.core import Collector, Settings
+from netvigil.collector.intake import Rejected
+from netvigil.collector.pump import AnalysisPump, AnalysisUnavailable
+from netvigil.errors import ConfigError, NetvigilError
+from netvigil.report.alerts import Alerter, Subscriptions
+from netvigil.report.metrics import Metrics
+
+log = logging.getLogger("netvigil.app")
+
+
+class Observatory:
+    """What the routes reach through request.app.state.nv."""
+
+    def __init__(self, data_dir: Path, settings: Settings):
+        self.data_dir = Path(data_dir)
+        self.settings = settings
+        self.metrics = Metrics()
+        self.collector = Collector(self.data_dir, settings)
+        self.subscriptions = Subscriptions(self.data_dir / "subscriptions.json")
+        self.alerter = Alerter(self.subscriptions, retries=settings.webhook_retries, metrics=self.metrics)
+        self.pump = AnalysisPump(
+            self.data_dir, self.collector.log, engine=settings.engine, interval=settings.analysis_interval,
+            batch=settings.analysis_batch, enabled=settings.analysis, on_changes=self.alerter.enqueue,
+        )
+        self.metrics.bind(self)
+        self.started = time.time()
+
+    async def submit(self, raws: list[bytes], *, report_id: str | None = None, where: str = "measurement"):
+        before = self.collector.stats["accepted"], self.collector.stats["duplicates"]
+        t0 = time.perf_counter()
+        uids = await self.collector.submit(raws, report_id=report_id, where=where)
+        self.metrics.commit_seconds.observe(time.perf_counter() - t0)
+        self.metrics.accepted.inc(self.collector.stats["accepted"] - before[0])
+        self.metrics.duplicates.inc(self.collector.stats["duplicates"] - before[1])
+        return uids
+
+
+def make_settings(settings: dict) -> Settings:
+    names = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}",
+                          where="create_app")
+    s = Settings(**settings)
+    s.probe_tokens = frozenset(s.probe_tokens or ())
+    return s
+
+
+def create_app(data_dir: Path, **settings) -> FastAPI:
+    """The collector + API + dashboard application over DATA_DIR."""
+    from netvigil.report import api, dashboard  # report area: read side
+
+    nv = Observatory(Path(data_dir), make_settings(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        nv.pump.start()
+        nv.alerter.start()
+        try:
+            yield
+        finally:
+            await nv.alerter.stop()
+            await nv.pump.stop()
+            nv.collector.close()
+
+    app = FastAPI(
+        title="netvigil observatory",
+        version=__version__,
+        description="Collector (OONI protocol), API and live dashboard of netvigil. See docs/api.md.",
+        lifespan=lifespan,
+    )
+    app.state.nv = nv
+    app.add_exception_handler(Rejected, routes.rejected_handler)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        nv.metrics.rejected.labels("422").inc()
+        return JSONResponse({"detail": f"{loc}: {first.get('msg', 'invalid request')}"}, status_code=422)
+
+    @app.exception_handler(AnalysisUnavailable)
+    async def _unavailable(request: Request, exc: AnalysisUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(NetvigilError)
+    async def _netvigil(request: Request, exc: NetvigilError):
+        status = 400 if exc.exit_code == 2 else 500
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics of the service")
+    async def metrics() -> Response:
+        return Response(nv.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/api/v1/health", tags=["service"], summary="Liveness and analysis state")
+    async def health():
+        return {
+            "status": "ok",
+            "measurements": len(nv.collector.index),
+            "replayed": nv.collector.replayed,
+            "analysis": nv.pump.error or "running",
+            "analysed": nv.pump.analysed,
+            "uptime_seconds": round(time.time() - nv.started, 1),
+        }
+
+    app.include_router(routes.router)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    return app

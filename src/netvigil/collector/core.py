@@ -1,0 +1,221 @@
+"""The collector's state: the log, the uid index, open reports and per-probe rate limits.
+
+`Collector.submit()` is the one path every submission takes (single or batch): accept
+(validate, scrub, uid) -> skip what is already stored or in flight -> append to the log ->
+wait for the group commit -> index. Only then does the HTTP layer answer 200.
+On start the log is replayed to rebuild the index, so a restart (or a kill -9) forgets
+nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from netvigil.collector import intake
+from netvigil.collector.intake import Rejected
+from netvigil.collector.log import MeasurementLog, Position
+from netvigil.model.measurement import Measurement
+
+
+class MeasurementMeta(msgspec.Struct, array_like=True):
+    """What GET /api/v1/measurements lists without reading the log."""
+
+    measurement_uid: str
+    measurement_start_time: str
+    probe_cc: str
+    probe_asn: str
+    test_name: str
+    input: str | None
+    report_id: str
+    service: str | None
+    path: str | None
+    position: Position
+
+
+class _Peek(msgspec.Struct):
+    measurement_uid: str | None = None
+    measurement_start_time: str = ""
+    probe_cc: str = "ZZ"
+    probe_asn: str = "AS0"
+    test_name: str = ""
+    input: str | list[str] | None = None
+    report_id: str = ""
+    annotations: dict = {}
+
+
+_peek = msgspec.json.Decoder(_Peek)
+
+
+def _meta(m: Measurement | _Peek, pos: Position) -> MeasurementMeta:
+    inp = m.input if isinstance(m.input, str) or m.input is None else ",".join(m.input)
+    ann = m.annotations or {}
+    return MeasurementMeta(
+        m.measurement_uid or "", m.measurement_start_time, m.probe_cc, m.probe_asn, m.test_name,
+        inp, m.report_id, ann.get("service"), ann.get("path"), pos,
+    )
+
+
+@dataclass
+class Settings:
+    """Collector settings; every one can be given to create_app(**settings)."""
+
+    max_body_bytes: int = 4 << 20  # one measurement submission
+    max_batch_bytes: int = 64 << 20  # one JSONL batch upload
+    rate_per_second: float = 50.0  # per untrusted probe (by client address)
+    rate_burst: float = 500.0
+    probe_tokens: frozenset[str] = frozenset()  # trusted probes: no rate limit
+    require_probe_token: bool = False  # refuse submissions without a trusted-probe token
+    admin_token: str | None = None  # admin endpoints refuse every request when None
+    fsync: bool = True
+    analysis: bool = True  # run the analysis pump (Observatory.add + refresh)
+    analysis_interval: float = 1.0  # seconds between analysis rounds
+    analysis_batch: int = 20000
+    engine: str = "chdb"
+    webhook_retries: int = 5
+    extra: dict = field(default_factory=dict)
+
+
+class RateLimiter:
+    """Token bucket per key (client address or probe token)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000):
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, key: str, cost: float = 1.0) -> bool:
+        now = time.monotonic()
+        tokens, last = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        ok = tokens >= cost
+        self._buckets[key] = (tokens - cost if ok else tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return ok
+
+
+class Collector:
+    def __init__(self, data_dir: Path, settings: Settings):
+        self.settings = settings
+        self.log = MeasurementLog(Path(data_dir) / "log", fsync=settings.fsync)
+        self.index: dict[str, MeasurementMeta] = {}
+        self.order: list[str] = []  # uids in arrival order (for listing)
+        self.reports: dict[str, dict] = {}
+        self.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._lock = threading.Lock()
+        self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0}
+        self.replayed = self._replay()
+
+    def _replay(self) -> int:
+        n = 0
+        for pos, line in self.log.scan():
+            try:
+                m = _peek.decode(line)
+            except msgspec.MSGSpecError:
+                continue
+            if m.measurement_uid and m.measurement_uid not in self.index:
+                self.index[m.measurement_uid] = _meta(m, pos)
+                self.order.append(m.measurement_uid)
+                n += 1
+        return n
+
+    # ---- reports (OONI protocol) -----------------------------------------------------
+
+    def open_report(self, meta: dict) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        test = str(meta.get("test_name") or "unknown").replace("_", "")[:40]
+        cc = str(meta.get("probe_cc") or "ZZ")[:2]
+        asn = str(meta.get("probe_asn") or "AS0")[:12]
+        report_id = f"{stamp}_{test}_{cc}_{asn[2:] or '0'}_n1_{secrets.token_hex(8)}"
+        report_id = "".join(c for c in report_id if c.isalnum() or c in "._-")
+        self.reports[report_id] = {"open": True, "meta": meta, "count": 0}
+        if len(self.reports) > 200_000:  # bounded: forget the oldest closed reports
+            for rid in [r for r, v in self.reports.items() if not v["open"]][:50_000]:
+                del self.reports[rid]
+        return report_id
+
+    def check_report(self, report_id: str) -> None:
+        if not intake.REPORT_ID_RE.match(report_id):
+            raise Rejected(f"report id {report_id[:60]!r} is malformed", 400)
+        report = self.reports.get(report_id)
+        if report is None:
+            raise Rejected(f"report {report_id!r} is unknown (open one with POST /report first)", 404)
+        if not report["open"]:
+            raise Rejected(f"report {report_id!r} is closed", 409)
+
+    def close_report(self, report_id: str) -> int:
+        if report_id not in self.reports:
+            raise Rejected(f"report {report_id!r} is unknown", 404)
+        self.reports[report_id]["open"] = False
+        return self.reports[report_id]["count"]
+
+    # ---- submissions -----------------------------------------------------------------
+
+    async def submit(self, raws: list[bytes], *, report_id: str | None = None,
+                     where: str = "measurement") -> list[str]:
+        """Durably store each (unless already stored); returns their uids in order.
+
+        All-or-nothing for a batch: one invalid measurement rejects the batch (its line is named).
+        """
+        accepted: list[tuple[str, Measurement]] = []
+        for i, raw in enumerate(raws):
+            label = f"{where} line {i + 1}" if len(raws) > 1 else where
+            try:
+                accepted.append(intake.accept(raw, report_id=report_id, where=label))
+            except Rejected:
+                self.stats["rejected"] += 1
+                raise
+        uids = [uid for uid, _ in accepted]
+        new: list[tuple[str, Measurement]] = []
+        waits: list[asyncio.Future] = []
+        seen: set[str] = set()
+        for uid, m in accepted:
+            if uid in self.index or uid in seen:
+                self.stats["duplicates"] += 1
+            elif uid in self._inflight:
+                self.stats["duplicates"] += 1
+                waits.append(self._inflight[uid])
+            else:
+                new.append((uid, m))
+                seen.add(uid)
+        if new:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            for uid, _ in new:
+                self._inflight[uid] = fut
+            try:
+                positions = await asyncio.wrap_future(self.log.append([intake.encode(m) for _, m in new]))
+                for (uid, m), pos in zip(new, positions):
+                    self.index[uid] = _meta(m, pos)
+                    self.order.append(uid)
+                self.stats["accepted"] += len(new)
+                if report_id in self.reports:
+                    self.reports[report_id]["count"] += len(new)
+                fut.set_result(True)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved
+                raise
+            finally:
+                for uid, _ in new:
+                    self._inflight.pop(uid, None)
+        for w in waits:
+            await asyncio.shield(w)
+        return uids
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def raw(self, uid: str) -> bytes | None:
+        meta = self.index.get(uid)
+        return self.log.read(meta.position) if meta else None
+
+    def close(self) -> None:
+        self.log.close()

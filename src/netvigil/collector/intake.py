@@ -1,0 +1,126 @@
+"""Turn submitted bytes into a validated, scrubbed measurement with a stable uid.
+
+- Validation: msgspec against the df-000 envelope, plus the few envelope fields analysis
+  relies on (time format, country code, ASN). Errors name the field, for a 400.
+- Privacy: the probe's own IP is replaced everywhere in the measurement by 127.0.0.1
+  (as OONI does), before anything is stored.
+- Idempotency: the uid is derived from the measurement's content (without report_id and
+  uid), so the same measurement resubmitted, in another report or to another collector,
+  gets the same uid and is stored once. A uid the submitter already carries (re-import of
+  OONI data) is kept when it looks like one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import msgspec
+
+from netvigil.model.measurement import SCRUBBED_IP, Measurement
+
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+CC_RE = re.compile(r"^[A-Z]{2}$")
+ASN_RE = re.compile(r"^AS\d{1,10}$")
+TEST_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+UID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{7,99}$")
+REPORT_ID_RE = re.compile(r"^[0-9A-Za-z._-]{1,120}$")
+
+
+class Rejected(Exception):
+    """Bad input: `str()` is the one-line reason sent back with a 4xx."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class _Envelope(msgspec.Struct):
+    """OONI submission body: {"format": "json", "content": MEASUREMENT}."""
+
+    content: msgspec.Raw
+    format: str = "json"
+
+
+class _ProbeIP(msgspec.Struct):
+    probe_ip: str | None = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_probe_ip = msgspec.json.Decoder(_ProbeIP)
+_measurement = msgspec.json.Decoder(Measurement)
+_sorted = msgspec.json.Encoder(order="sorted")
+_encoder = msgspec.json.Encoder()
+
+
+def unwrap_submission(body: bytes) -> bytes:
+    """The raw measurement bytes of an OONI submission body."""
+    try:
+        env = _envelope.decode(body)
+    except msgspec.ValidationError as exc:
+        raise Rejected(f"submission body: {exc} (expected {{\"format\": \"json\", \"content\": {{...}}}})") from None
+    except msgspec.DecodeError as exc:
+        raise Rejected(f"submission body is not valid JSON: {exc}") from None
+    if env.format != "json":
+        raise Rejected(f"format {env.format!r} is not supported (only \"json\")")
+    return bytes(env.content)
+
+
+def scrub_probe_ip(raw: bytes) -> bytes:
+    """Replace the probe's own IP everywhere in the measurement."""
+    try:
+        ip = _probe_ip.decode(raw).probe_ip
+    except msgspec.MSGSpecError:
+        return raw  # decode_checked reports the real problem
+    if not ip or ip == SCRUBBED_IP or len(ip) > 64:
+        return raw
+    pattern = re.compile(rb"(?<![0-9A-Za-z.:])" + re.escape(ip.encode()) + rb"(?![0-9A-Za-z:])")
+    return pattern.sub(SCRUBBED_IP.encode(), raw)
+
+
+def decode_checked(raw: bytes, where: str = "measurement") -> Measurement:
+    """Validate types and the envelope fields analysis depends on."""
+    try:
+        m = _measurement.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise Rejected(f"{where}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise Rejected(f"{where}: not valid JSON: {exc}") from None
+    checks = (
+        ("test_name", m.test_name, TEST_NAME_RE, "a lowercase test name like web_connectivity"),
+        ("measurement_start_time", m.measurement_start_time, TIME_RE, "'YYYY-MM-DD HH:MM:SS' UTC"),
+        ("probe_cc", m.probe_cc, CC_RE, "two upper-case letters like RU (ZZ if unknown)"),
+        ("probe_asn", m.probe_asn, ASN_RE, "like AS12389 (AS0 if unknown)"),
+    )
+    for field, value, regex, expected in checks:
+        if not regex.match(value):
+            raise Rejected(f"{where}: field {field!r} is {value[:60]!r}, expected {expected}")
+    if m.probe_ip != SCRUBBED_IP:
+        m.probe_ip = SCRUBBED_IP
+    return m
+
+
+def measurement_uid(m: Measurement) -> str:
+    """Content-derived uid in OONI's shape: YYYYMMDDhhmmss.ffffff_CC_testname_hash."""
+    if m.measurement_uid and UID_RE.match(m.measurement_uid):
+        return m.measurement_uid
+    canon = msgspec.structs.replace(m, measurement_uid=None, report_id="")
+    digest = hashlib.blake2b(_sorted.encode(canon), digest_size=16).hexdigest()
+    t = m.measurement_start_time
+    stamp = f"{t[0:4]}{t[5:7]}{t[8:10]}{t[11:13]}{t[14:16]}{t[17:19]}"
+    micro = int(digest[:5], 16) % 1_000_000
+    return f"{stamp}.{micro:06d}_{m.probe_cc}_{m.test_name.replace('_', '')}_{digest[5:21]}"
+
+
+def accept(raw: bytes, *, report_id: str | None = None, where: str = "measurement") -> tuple[str, Measurement]:
+    """Scrub, validate and name one measurement; returns (uid, measurement)."""
+    m = decode_checked(scrub_probe_ip(raw), where)
+    uid = measurement_uid(m)
+    m.measurement_uid = uid
+    if report_id and not m.report_id:
+        m.report_id = report_id
+    return uid, m
+
+
+def encode(m: Measurement) -> bytes:
+    return _encoder.encode(m)

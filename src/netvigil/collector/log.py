@@ -1,0 +1,194 @@
+"""The append-only measurement log: durable before the collector answers 200.
+
+Every accepted measurement is one JSON line in a segment file `seg-NNNNNNNN.jsonl`.
+Writers hand lines to `append()`; one committer thread takes everything queued, writes it
+with one write() and one fdatasync() (group commit), then completes the writers' futures.
+So the cost of fsync is shared by a whole batch and an acknowledged line is on disk.
+
+On open, a torn last line (a crash mid-write, never acknowledged) is cut off. Readers
+(the analysis pump, GET /measurement) read committed bytes by position; nothing is ever
+rewritten, so the log can be shipped or re-read to rebuild every table.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+import msgspec
+
+from netvigil.errors import StoreError
+
+
+class Position(msgspec.Struct, array_like=True, frozen=True):
+    """Where a committed line is: segment number, byte offset, length (without newline)."""
+
+    segment: int
+    offset: int
+    length: int
+
+
+def _segment_name(n: int) -> str:
+    return f"seg-{n:08d}.jsonl"
+
+
+class MeasurementLog:
+    def __init__(self, directory: Path, *, fsync: bool = True, segment_bytes: int = 256 << 20):
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create log directory: {exc.strerror}", where=str(self.dir)) from None
+        self.fsync = fsync
+        self.segment_bytes = segment_bytes
+        self._queue: queue.Queue = queue.Queue()
+        self.segments = sorted(int(p.name[4:12]) for p in self.dir.glob("seg-*.jsonl"))
+        if not self.segments:
+            self.segments = [1]
+        self._seg = self.segments[-1]
+        self._repair_tail(self.dir / _segment_name(self._seg))
+        self._fd = os.open(self.dir / _segment_name(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+        self.commits = 0  # number of group commits (fsyncs), for metrics
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="netvigil-log-committer", daemon=True)
+        self._thread.start()
+
+    # ---- writing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _repair_tail(path: Path) -> None:
+        """Cut a torn last line: it was never fsynced, so never acknowledged."""
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        with open(path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append(self, lines: list[bytes]) -> Future:
+        """Queue lines (no newline inside); the future gives their Positions once durable."""
+        fut: Future = Future()
+        if self._closed:
+            fut.set_exception(StoreError("measurement log is closed", where=str(self.dir)))
+            return fut
+        self._queue.put((lines, fut))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:  # group commit: take everything already waiting
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._commit(batch)
+                    return
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[list[bytes], Future]]) -> None:
+        try:
+            if self._size >= self.segment_bytes:
+                self._rotate()
+            chunks: list[bytes] = []
+            results: list[list[Position]] = []
+            offset = self._size
+            for lines, _ in batch:
+                positions = []
+                for line in lines:
+                    positions.append(Position(self._seg, offset, len(line)))
+                    chunks.append(line)
+                    chunks.append(b"\n")
+                    offset += len(line) + 1
+                results.append(positions)
+            data = b"".join(chunks)
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fdatasync(self._fd)
+            self._size = offset
+            self.commits += 1
+        except OSError as exc:
+            err = StoreError(f"cannot write the measurement log: {exc.strerror}", where=str(self.dir))
+            for _, fut in batch:
+                fut.set_exception(err)
+            return
+        for (_, fut), positions in zip(batch, results):
+            fut.set_result(positions)
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        self._seg += 1
+        self.segments.append(self._seg)
+        self._fd = os.open(self.dir / _segment_name(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = 0
+        dir_fd = os.open(self.dir, os.O_RDONLY)  # make the new file's name durable too
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def end(self) -> tuple[int, int]:
+        """(segment, offset) just past the last committed line."""
+        return (self._seg, self._size)
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def read(self, pos: Position) -> bytes:
+        with open(self.dir / _segment_name(pos.segment), "rb") as f:
+            f.seek(pos.offset)
+            return f.read(pos.length)
+
+    def scan(self, start: tuple[int, int] = (0, 0), *, stop: tuple[int, int] | None = None,
+             limit: int | None = None) -> Iterator[tuple[Position, bytes]]:
+        """Committed lines from `start` up to `stop` (default: the committed end now)."""
+        stop = stop or self.end()
+        count = 0
+        for seg in self.segments:
+            if seg < start[0] or seg > stop[0]:
+                continue
+            path = self.dir / _segment_name(seg)
+            begin = start[1] if seg == start[0] else 0
+            end = stop[1] if seg == stop[0] else path.stat().st_size
+            if end <= begin:
+                continue
+            with open(path, "rb") as f:
+                f.seek(begin)
+                offset, rest = begin, b""
+                while offset + len(rest) < end:
+                    chunk = f.read(min(8 << 20, end - offset - len(rest)))
+                    if not chunk:
+                        break
+                    lines = (rest + chunk).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        yield Position(seg, offset, len(line)), line
+                        offset += len(line) + 1
+                        count += 1
+                        if limit is not None and count >= limit:
+                            return
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        os.close(self._fd)

@@ -1,0 +1,96 @@
+"""Round context: a service compared with the control targets of the same network and round.
+
+- service fails and the controls fail too -> `outage` (the network, not the service);
+- service slow and controls fast -> `throttled.targeted` (rate, ratio to the controls);
+- controls slow compared with the network's own baseline -> `throttled.general`.
+A round is the set of measurements one probe run wrote (same network, path and start time).
+Only the current round per network is buffered, and a short history of control rates.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+
+from netvigil.analysis.finding import Finding
+from netvigil.analysis.rules import RuleSet
+from netvigil.model.measurement import Measurement
+
+Item = tuple[Measurement, Finding, "str | None", str]
+
+
+class RoundContext:
+    def __init__(self, rules: RuleSet, history: int = 50):
+        self.rules = rules
+        self.rounds: dict[tuple, tuple[tuple, list[Item]]] = {}  # network -> (round key, items)
+        self.control_rates: dict[tuple, deque] = {}
+        self.history = history
+
+    @staticmethod
+    def _keys(m: Measurement) -> tuple[tuple, tuple]:
+        path = m.annotations.get("path", "direct") if isinstance(m.annotations, dict) else "direct"
+        network = (m.probe_cc, m.probe_asn, path)
+        return network, (m.test_start_time or m.measurement_start_time, m.report_id if not m.test_start_time else "")
+
+    def push(self, m: Measurement, f: Finding, service: str | None, uid: str) -> list[Item]:
+        network, rkey = self._keys(m)
+        out: list[Item] = []
+        cur = self.rounds.get(network)
+        if cur is not None and cur[0] != rkey:
+            out = self._resolve(network, cur[1])
+            cur = None
+        if cur is None:
+            cur = (rkey, [])
+            self.rounds[network] = cur
+        cur[1].append((m, f, service, uid))
+        return out
+
+    def flush_all(self) -> list[Item]:
+        out: list[Item] = []
+        for network, (_, items) in list(self.rounds.items()):
+            out.extend(self._resolve(network, items))
+        self.rounds.clear()
+        return out
+
+    def _baseline(self, network: tuple) -> float | None:
+        rates = self.control_rates.get(network)
+        if not rates or len(rates) < self.rules.thresholds["baseline_min"]:
+            return None
+        return statistics.median(rates)
+
+    def _resolve(self, network: tuple, items: list[Item]) -> list[Item]:
+        th, conf = self.rules.thresholds, self.rules.confidence
+        controls = [it for it in items if it[2] == "control"]
+        ctl_failed = bool(controls) and all(it[1].klass not in ("ok", "throttled") for it in controls)
+        ctl_rates = [it[1].rate_bps for it in controls if it[1].klass == "ok" and it[1].rate_bps]
+        ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
+        baseline = self._baseline(network)
+        general = ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
+        out: list[Item] = []
+        for m, f, service, uid in items:
+            if service == "control":
+                if f.klass not in ("ok", "throttled"):
+                    f = Finding("outage", "outage", conf["outage"] * 0.7, rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
+                elif general:
+                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline"],
+                                domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
+                out.append((m, f, service, uid))
+                continue
+            if ctl_failed and f.klass not in ("ok", "unknown"):
+                f = Finding("outage", "outage", conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
+            elif f.klass == "ok" and f.rate_bps is not None and ctl_rate:
+                ratio = f.rate_bps / ctl_rate
+                if general and f.rate_bps < th["throttle_abs_bps"]:
+                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline"],
+                                domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=ctl_rate / baseline)
+                elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"]:
+                    c = min(0.95, conf["throttled"] + 0.2 * (1 - ratio / th["throttle_ratio"]))
+                    f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"],
+                                domain=f.domain, rate_bps=f.rate_bps,
+                                baseline_ratio=f.rate_bps / baseline if baseline else ratio)
+            elif f.technique == "throttled.targeted" and ctl_failed:
+                f = Finding("outage", "outage.partial", conf["outage"] * 0.8, rule_ids=["context.controls_failed_too"], domain=f.domain)
+            out.append((m, f, service, uid))
+        if ctl_rate is not None and not general:
+            self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ctl_rate)
+        return out

@@ -1,0 +1,141 @@
+"""Endpoint tests (netvigil service tests, OONI telegram/whatsapp/signal/tor/urlgetter...).
+
+These carry no per-measurement control: each endpoint (domain, or IP:port) is judged by the
+first step that failed (dns -> tcp -> tls -> http -> quic), and the service by its failing
+endpoints. Whether a failure is censorship or an outage needs the *control targets of the
+same network and round*; that comparison is made in context.py, not here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from netvigil.analysis.finding import Finding, klass_of
+from netvigil.analysis.observations import Observation, host_of
+from netvigil.analysis.rules import RuleSet
+
+STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
+
+
+class EndpointResult:
+    __slots__ = ("domain", "finding", "rate_bps", "tried")
+
+    def __init__(self, domain: str):
+        self.domain = domain
+        self.finding: Finding | None = None
+        self.rate_bps: float | None = None
+        self.tried = 0
+
+
+def _slow_handshake(o: Observation, rules: RuleSet) -> float | None:
+    """Rate of a TLS handshake that read bytes slowly and then timed out (Russia 2022)."""
+    if o.failure != "generic_timeout_error" or not o.bytes or not o.duration:
+        return None
+    rate = o.bytes * 8 / o.duration
+    return rate if rate < rules.thresholds["slow_handshake_bps"] else None
+
+
+def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: RuleSet) -> dict[str, EndpointResult]:
+    """Group observations by endpoint (domain, or IP for IP-only endpoints) and judge each."""
+    ip2domain: dict[str, str] = {}
+    for o in obs:
+        if o.step == "dns":
+            for ip in o.answers:
+                ip2domain.setdefault(ip, o.domain or ip)
+    tx2domain: dict[int, str] = {}
+    eps = test_keys.get("endpoints")
+    if isinstance(eps, dict):
+        for dom, txs in eps.items():
+            for tx in txs if isinstance(txs, list) else []:
+                if isinstance(tx, int):
+                    tx2domain[tx] = dom.lower()
+    results: dict[str, EndpointResult] = {}
+    conf = rules.confidence
+    for step in STEP_ORDER + ("throughput",):
+        for o in obs:
+            if o.step != step:
+                continue
+            dom = (tx2domain.get(o.transaction_id) if o.transaction_id is not None else None) or o.server_name or o.domain
+            dom = dom or ip2domain.get(o.ip or "") or (f"{o.ip}:{o.port}" if o.ip else None)
+            if not dom:
+                continue
+            r = results.setdefault(dom, EndpointResult(dom))
+            r.tried += 1
+            if step == "throughput":
+                if o.rate_bps is not None and not o.failure:
+                    r.rate_bps = o.rate_bps if r.rate_bps is None else min(r.rate_bps, o.rate_bps)
+                continue
+            if r.finding is not None or not o.failure:
+                continue
+            if step == "dns" and o.failure == "dns_no_answer":
+                continue
+            if step == "tls":
+                slow = _slow_handshake(o, rules)
+                if slow is not None:
+                    r.finding = Finding("throttled", "throttled.targeted", conf["throttled"], rule_ids=["tls.slow_then_timeout"], domain=dom, rate_bps=slow)
+                    continue
+            tech = rules.technique_for(step, o.failure)
+            if tech is None:
+                tech = f"{step}.failure"
+            r.finding = Finding(klass_of(tech), tech, conf["failure_without_control"], rule_ids=[f"{step}.failure:{o.failure}"], domain=dom)
+        if step == "dns":
+            for o in obs:
+                if o.step != "dns" or not o.domain:
+                    continue
+                r = results.setdefault(o.domain, EndpointResult(o.domain))
+                if r.finding is not None:
+                    continue
+                bogons = [ip for ip in o.answers if rules.is_bogon(ip)]
+                fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints]
+                if bogons:
+                    r.finding = Finding("dns", "dns.bogon", conf["bogon"], bool(fps), ["dns.bogon_answer"] + [f"fp:{f.id}" for f in fps[:1]], domain=o.domain)
+                elif fps:
+                    r.finding = Finding("dns", "dns.blockpage", conf["fingerprint"], True, [f"fp:{fps[0].id}"], domain=o.domain)
+                elif _injected(o, obs):
+                    r.finding = Finding("dns", "dns.injected", conf["failure_without_control"], rule_ids=["dns.several_answers_first_unused"], domain=o.domain)
+    return results
+
+
+def _injected(q: Observation, obs: list[Observation]) -> bool:
+    """Several responses to one query, and the first answer is an address nobody could use."""
+    dups = [o for o in obs if o.step == "dns" and o.domain == q.domain and o.engine == q.engine and o.answers]
+    if len(dups) < 2 or q is not dups[0]:
+        return False
+    first = set(dups[0].answers)
+    later = {ip for o in dups[1:] for ip in o.answers}
+    if first & later:
+        return False
+    failed = {o.ip for o in obs if o.step in ("tcp", "tls") and o.failure}
+    worked = {o.ip for o in obs if o.step in ("tcp", "tls") and not o.failure}
+    return bool(first & failed or (later & worked and not first & worked))
+
+
+def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Finding:
+    """The service is blocked when any endpoint is; its technique is the commonest one."""
+    conf = rules.confidence
+    tried = [r for r in results.values() if r.tried]
+    failed = [r for r in tried if r.finding is not None]
+    rates = [r.rate_bps for r in tried if r.rate_bps is not None]
+    rate = min(rates) if rates else None
+    if not tried:
+        return Finding("unknown", None, 0.1, rule_ids=["service.no_observations"])
+    if not failed:
+        return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate)
+    counts = Counter(r.finding.technique for r in failed)
+    tech, _ = counts.most_common(1)[0]
+    lead = next(r for r in failed if r.finding.technique == tech)
+    f = lead.finding
+    share = len(failed) / len(tried)
+    return Finding(
+        f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
+        f.rule_ids + [f"service.failed_endpoints:{len(failed)}/{len(tried)}"], domain=lead.domain,
+        rate_bps=f.rate_bps if f.rate_bps is not None else rate,
+        secondary=sorted(t for t in counts if t != tech),
+    )
+
+
+def input_domain(m_input: Any) -> str | None:
+    if isinstance(m_input, list):
+        m_input = m_input[0] if m_input else None
+    return host_of(m_input) if isinstance(m_input, str) else None

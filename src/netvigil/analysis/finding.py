@@ -1,0 +1,30 @@
+"""A Finding: what one analyser concluded about one measurement (or endpoint).
+
+Analysers return Findings; verdicts.py turns them into the public Verdict records.
+`rule_ids` name the rules (and fingerprints) that fired, most important first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Finding:
+    klass: str  # ok | dns | tcp | tls | http | quic | throttled | down | outage | unknown
+    technique: str | None = None
+    confidence: float = 0.0
+    confirmed: bool = False
+    rule_ids: list[str] = field(default_factory=list)
+    domain: str | None = None
+    rate_bps: float | None = None
+    baseline_ratio: float | None = None
+    secondary: list[str] = field(default_factory=list)  # weaker techniques also seen
+
+    @property
+    def blocked(self) -> bool:
+        return self.klass in ("dns", "tcp", "tls", "http", "quic", "throttled")
+
+
+def klass_of(technique: str) -> str:
+    return technique.split(".", 1)[0]

@@ -1,0 +1,177 @@
+"""Measurement -> flat observation rows, one per (endpoint, step), as in ooni/data.
+
+Every test type that carries network data uses the same OONI lists in its test_keys
+(`queries`, `tcp_connect`, `tls_handshakes`, `requests`, `network_events`,
+`quic_handshakes`; netvigil adds `throughput`), so one transformer reads them all; test
+types differ only in how the rows are judged (see verdicts.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+
+class Observation(msgspec.Struct, omit_defaults=True):
+    step: str  # dns | tcp | tls | http | quic | throughput
+    domain: str | None = None
+    ip: str | None = None
+    port: int | None = None
+    failure: str | None = None
+    engine: str | None = None  # dns: udp | doh | getaddrinfo | system ...
+    answers: list[str] = []  # dns: A/AAAA answers in order of arrival
+    server_name: str | None = None  # tls
+    status_code: int | None = None  # http
+    body: str | None = None  # http (kept only for fingerprinting)
+    body_length: int | None = None
+    headers: dict[str, str] = {}
+    url: str | None = None
+    bytes: int | None = None  # bytes read (tls handshake / throughput)
+    duration: float | None = None
+    rate_bps: float | None = None
+    transaction_id: int | None = None
+
+
+def host_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if host is None and "://" not in url:
+        host = url.split("/")[0].split(":")[0] or None
+    if host:
+        try:
+            host = host.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            host = host.lower()
+    return host
+
+
+def split_address(address: str | None) -> tuple[str | None, int | None]:
+    if not address:
+        return None, None
+    if address.startswith("["):
+        host, _, port = address[1:].partition("]:")
+    else:
+        host, _, port = address.rpartition(":")
+        if not host:
+            return address, None
+    return host, int(port) if port.isdigit() else None
+
+
+def _body_text(body: Any) -> str | None:
+    if body is None or isinstance(body, str):
+        return body
+    if isinstance(body, dict):  # {"format": "base64", "data": ...}: binary, not fingerprintable as text
+        return None
+    return None
+
+
+def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
+    """Bytes read and time span per transaction id (and per address) from df-008 events."""
+    stats: dict[Any, list[float]] = {}
+    for ev in events:
+        if not isinstance(ev, dict) or ev.get("operation") != "read":
+            continue
+        n = ev.get("num_bytes") or 0
+        t = ev.get("t") or 0.0
+        t0 = ev.get("t0")
+        for key in (("tx", ev.get("transaction_id")), ("addr", ev.get("address"))):
+            if key[1] is None:
+                continue
+            s = stats.setdefault(key, [0, t0 if t0 is not None else t, t])
+            s[0] += n
+            s[1] = min(s[1], t0 if t0 is not None else t)
+            s[2] = max(s[2], t)
+    return {k: (int(v[0]), max(v[2] - v[1], 0.0)) for k, v in stats.items()}
+
+
+def observe(test_keys: dict[str, Any]) -> list[Observation]:
+    """Flatten the OONI lists of one measurement's test_keys into observation rows."""
+    rows: list[Observation] = []
+    tk = test_keys if isinstance(test_keys, dict) else {}
+    for q in tk.get("queries") or []:
+        if not isinstance(q, dict):
+            continue
+        answers = []
+        for a in q.get("answers") or []:
+            if isinstance(a, dict):
+                ip = a.get("ipv4") or a.get("ipv6")
+                if ip:
+                    answers.append(ip)
+        rows.append(
+            Observation(
+                step="dns",
+                domain=(q.get("hostname") or "").lower() or None,
+                failure=q.get("failure"),
+                engine=q.get("engine"),
+                answers=answers,
+                transaction_id=q.get("transaction_id"),
+            )
+        )
+    for c in tk.get("tcp_connect") or []:
+        if not isinstance(c, dict):
+            continue
+        status = c.get("status") or {}
+        failure = status.get("failure") if isinstance(status, dict) else None
+        rows.append(
+            Observation(step="tcp", ip=c.get("ip"), port=c.get("port"), failure=failure, transaction_id=c.get("transaction_id"))
+        )
+    stats = _read_stats(tk.get("network_events") or [])
+    for h in tk.get("tls_handshakes") or []:
+        if not isinstance(h, dict):
+            continue
+        ip, port = split_address(h.get("address"))
+        tx = h.get("transaction_id")
+        nbytes, span = stats.get(("tx", tx), (None, None)) if tx is not None else (None, None)
+        dur = None
+        if h.get("t") is not None and h.get("t0") is not None:
+            dur = max(h["t"] - h["t0"], 0.0)
+        rows.append(
+            Observation(
+                step="tls", ip=ip, port=port, domain=h.get("server_name"), server_name=h.get("server_name"),
+                failure=h.get("failure"), transaction_id=tx, bytes=nbytes, duration=dur if dur is not None else span,
+            )
+        )
+    for q in tk.get("quic_handshakes") or []:
+        if not isinstance(q, dict):
+            continue
+        ip, port = split_address(q.get("address"))
+        rows.append(Observation(step="quic", ip=ip, port=port, domain=q.get("server_name"), failure=q.get("failure"), transaction_id=q.get("transaction_id")))
+    for r in tk.get("requests") or []:
+        if not isinstance(r, dict):
+            continue
+        req = r.get("request") or {}
+        resp = r.get("response") or {}
+        url = req.get("url") if isinstance(req, dict) else None
+        ip, port = split_address(r.get("address"))
+        body = _body_text(resp.get("body")) if isinstance(resp, dict) else None
+        headers = resp.get("headers") if isinstance(resp, dict) and isinstance(resp.get("headers"), dict) else {}
+        rows.append(
+            Observation(
+                step="http", url=url, domain=host_of(url), ip=ip, port=port, failure=r.get("failure"),
+                status_code=resp.get("code") if isinstance(resp, dict) else None, body=body,
+                body_length=len(body.encode("utf-8", "replace")) if body is not None else None,
+                headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
+            )
+        )
+    for s in tk.get("throughput") or []:
+        if not isinstance(s, dict):
+            continue
+        ip, port = split_address(s.get("address"))
+        dur = (s.get("t") or 0.0) - (s.get("t0") or 0.0)
+        rate = s.get("bits_per_second")
+        if rate is None and dur > 0:
+            rate = (s.get("bytes") or 0) * 8 / dur
+        rows.append(
+            Observation(
+                step="throughput", url=s.get("url"), domain=s.get("server_name") or host_of(s.get("url")), ip=ip,
+                port=port, failure=s.get("failure"), bytes=s.get("bytes"), duration=dur, rate_bps=rate,
+                transaction_id=s.get("transaction_id"),
+            )
+        )
+    return rows

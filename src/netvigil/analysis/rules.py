@@ -1,0 +1,147 @@
+"""Rule data (rules/*.toml, fingerprints, bogons) loaded once, with one version string.
+
+Every verdict records `RuleSet.version`; rule ids are stable strings so that a verdict says
+which piece of knowledge produced it (e.g. "fp:ooni.ru_3", "tls.failure:connection_reset").
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netvigil.errors import ConfigError
+
+RULES_DIR = Path(__file__).resolve().parent / "rules"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    id: str
+    scope: str  # nat | isp | prod | inst | vbw | fp (false positive) ...
+    location: str  # body | header.<name> | dns
+    kind: str  # full | prefix | contains | regexp
+    pattern: str
+    confidence_no_fp: int
+    countries: tuple[str, ...]
+    regex: re.Pattern | None = None
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.kind == "full":
+            return value == self.pattern
+        if self.kind == "prefix":
+            return value.startswith(self.pattern)
+        if self.kind == "contains":
+            return self.pattern in value
+        return bool(self.regex and self.regex.search(value))
+
+
+@dataclass
+class RuleSet:
+    version: str
+    failures: dict[str, dict[str, str]]
+    server_side: frozenset[str]
+    thresholds: dict[str, float]
+    confidence: dict[str, float]
+    incidents: dict[str, float]
+    dns_fingerprints: dict[str, Fingerprint]  # ip -> fingerprint (all "full")
+    http_body: list[Fingerprint] = field(default_factory=list)
+    http_headers: dict[str, list[Fingerprint]] = field(default_factory=dict)
+    bogons: tuple = ()
+
+    def is_bogon(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == net.version and addr in net for net in self.bogons)
+
+    def technique_for(self, step: str, failure: str | None) -> str | None:
+        """Map an OONI failure string at a step to a technique id (or None: not a block)."""
+        if not failure:
+            return None
+        suffix = self.failures.get(step, {}).get(failure)
+        if suffix is None and failure.startswith("unknown_failure") and step in ("tls", "http"):
+            suffix = "reset_after_hello" if step == "tls" else "reset"
+        return f"{step}.{suffix}" if suffix else None
+
+    def match_http(self, body: str | None, headers: dict[str, str]) -> list[Fingerprint]:
+        """Fingerprints matching an HTTP response (block pages and known false positives)."""
+        found = []
+        lower = {k.lower(): v for k, v in headers.items()}
+        for name, fps in self.http_headers.items():
+            value = lower.get(name)
+            if value is not None:
+                found.extend(fp for fp in fps if fp.matches(value))
+        if body:
+            found.extend(fp for fp in self.http_body if fp.matches(body))
+        return found
+
+
+def _read_fingerprints(path: Path) -> list[Fingerprint]:
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                kind = row["pattern_type"]
+                regex = re.compile(row["pattern"]) if kind == "regexp" else None
+                conf = int(row.get("confidence_no_fp") or 0) if (row.get("confidence_no_fp") or "").isdigit() else 0
+                out.append(
+                    Fingerprint(
+                        id=row["name"],
+                        scope=row["scope"],
+                        location=row["location_found"],
+                        kind=kind,
+                        pattern=row["pattern"],
+                        confidence_no_fp=conf,
+                        countries=tuple(c.strip() for c in (row.get("expected_countries") or "").split(",") if c.strip()),
+                        regex=regex,
+                    )
+                )
+            except (KeyError, re.error) as exc:
+                raise ConfigError(f"bad fingerprint row: {exc}", where=f"{path}:{lineno}") from None
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def load_rules(directory: str | None = None) -> RuleSet:
+    base = Path(directory) if directory else RULES_DIR
+    path = base / "rules.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("rules file not found", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", where=str(path)) from None
+    try:
+        rules = RuleSet(
+            version=str(data["version"]),
+            failures={k: dict(v) for k, v in data["failures"].items()},
+            server_side=frozenset(data["server_side"]["failures"]),
+            thresholds={k: float(v) for k, v in data["thresholds"].items()},
+            confidence={k: float(v) for k, v in data["confidence"].items()},
+            incidents={k: float(v) for k, v in data["incidents"].items()},
+            dns_fingerprints={},
+        )
+    except KeyError as exc:
+        raise ConfigError(f"missing key {exc}", where=str(path)) from None
+    for fp in _read_fingerprints(base / "fingerprints_dns.csv"):
+        rules.dns_fingerprints[fp.pattern] = fp
+    for fp in _read_fingerprints(base / "fingerprints_http.csv"):
+        if fp.location == "body":
+            rules.http_body.append(fp)
+        elif fp.location.startswith("header."):
+            rules.http_headers.setdefault(fp.location[7:].lower(), []).append(fp)
+    nets = []
+    for line in (base / "bogons.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            nets.append(ipaddress.ip_network(line))
+    rules.bogons = tuple(nets)
+    return rules

@@ -1,0 +1,123 @@
+"""Measurements -> Verdicts: one per measurement (per service, or per input for web tests).
+
+    for v in verdict_stream(measurements): ...
+
+Dispatch by test type (web_connectivity has a per-measurement control; every other test is
+judged per endpoint), then the round context (context.py) compares each service with the
+control targets measured on the same network in the same round: outage vs censorship,
+targeted vs general throttling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+
+from netvigil.analysis.context import RoundContext
+from netvigil.analysis.endpoints import endpoint_results, input_domain, service_finding
+from netvigil.analysis.finding import Finding
+from netvigil.analysis.observations import observe
+from netvigil.analysis.rules import RuleSet, load_rules
+from netvigil.analysis.web_connectivity import analyse_web
+from netvigil.model.measurement import Measurement, encode_measurement
+from netvigil.model.records import Verdict
+
+# OONI test names that are about one service
+TEST_SERVICE = {
+    "telegram": "telegram",
+    "whatsapp": "whatsapp",
+    "signal": "signal",
+    "facebook_messenger": "messenger",
+    "tor": "tor",
+    "vanilla_tor": "tor",
+    "torsf": "tor",
+}
+WEB_TESTS = {"web_connectivity"}
+
+
+def measurement_uid(m: Measurement) -> str:
+    """OONI's uid when present; otherwise a content hash, so re-imports are idempotent."""
+    if m.measurement_uid:
+        return m.measurement_uid
+    digest = hashlib.blake2b(encode_measurement(m), digest_size=10).hexdigest()
+    ts = "".join(ch for ch in m.measurement_start_time if ch.isdigit())[:14]
+    return f"{ts}.nv_{m.probe_cc}_{m.probe_asn.removeprefix('AS')}_{digest}"
+
+
+class ServiceNamer:
+    """Catalogue service for a measurement (annotation, test name, or input domain)."""
+
+    def __init__(self):
+        try:
+            from netvigil.targets.catalogue import load_catalogue
+
+            self.catalogue = load_catalogue()
+        except Exception:  # the catalogue is optional for analysis of OONI data
+            self.catalogue = None
+
+    def __call__(self, m: Measurement, domain: str | None) -> str | None:
+        ann = m.annotations.get("service") if isinstance(m.annotations, dict) else None
+        if isinstance(ann, str) and ann:
+            return ann
+        if m.test_name in TEST_SERVICE:
+            return TEST_SERVICE[m.test_name]
+        if domain and self.catalogue is not None:
+            return self.catalogue.service_for_domain(domain)
+        return None
+
+
+def judge(m: Measurement, rules: RuleSet) -> Finding:
+    """The finding for one measurement alone (before the round context)."""
+    tk = m.test_keys if isinstance(m.test_keys, dict) else {}
+    obs = observe(tk)
+    if m.test_name in WEB_TESTS and "control" in tk:
+        return analyse_web(obs, tk, m.input if isinstance(m.input, str) else None, rules)
+    return service_finding(endpoint_results(obs, tk, rules), rules)
+
+
+def to_verdict(m: Measurement, f: Finding, service: str | None, rules: RuleSet, uid: str) -> Verdict:
+    ann = m.annotations if isinstance(m.annotations, dict) else {}
+    path = ann.get("path") if isinstance(ann.get("path"), str) else "direct"
+    rule_ids = list(f.rule_ids) + [f"secondary:{t}" for t in f.secondary]
+    return Verdict(
+        measurement_uid=uid,
+        measurement_start_time=m.measurement_start_time,
+        probe_cc=m.probe_cc,
+        probe_asn=m.probe_asn,
+        service=service,
+        input=m.input if isinstance(m.input, str) else (m.input[0] if m.input else None),
+        domain=f.domain or input_domain(m.input),
+        klass=f.klass,
+        technique=f.technique,
+        confidence=round(f.confidence, 3),
+        confirmed=f.confirmed,
+        rule_ids=rule_ids,
+        rules_version=rules.version,
+        rate_bps=round(f.rate_bps, 1) if f.rate_bps is not None else None,
+        baseline_ratio=round(f.baseline_ratio, 3) if f.baseline_ratio is not None else None,
+        path=path,
+        probe_network_name=m.probe_network_name,
+    )
+
+
+def verdict_stream(measurements: Iterable[Measurement], rules: RuleSet | None = None) -> Iterator[tuple[Measurement, Verdict]]:
+    """(measurement, verdict) pairs; bounded memory (one round per network is buffered)."""
+    rules = rules or load_rules()
+    namer = ServiceNamer()
+    ctx = RoundContext(rules)
+    for m in measurements:
+        f = judge(m, rules)
+        service = namer(m, f.domain or input_domain(m.input))
+        uid = measurement_uid(m)
+        if m.test_name in WEB_TESTS or not isinstance(m.annotations, dict) or "service" not in m.annotations:
+            yield m, to_verdict(m, f, service, rules, uid)
+            continue
+        for mm, ff, ss, uu in ctx.push(m, f, service, uid):
+            yield mm, to_verdict(mm, ff, ss, rules, uu)
+    for mm, ff, ss, uu in ctx.flush_all():
+        yield mm, to_verdict(mm, ff, ss, rules, uu)
+
+
+def verdicts(measurements: Iterable[Measurement], rules: RuleSet | None = None) -> Iterator[Verdict]:
+    for _, v in verdict_stream(measurements, rules):
+        yield v

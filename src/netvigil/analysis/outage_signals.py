@@ -49,7 +49,7 @@ def _check(series: Series) -> None:
         raise UsageError(f"series {series.key!r}: times must be strictly increasing")
 
 
-def _flag(series: Series, rule: SignalRule) -> list[tuple[int, float, float, float, bool]]:
+def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, float, float, bool]], set[int]]:
     """Per data point: (ts, value, baseline, relative worsening, anomalous).
 
     Points already past `exit_ratio` just before an entry are the descent into the outage:
@@ -62,6 +62,7 @@ def _flag(series: Series, rule: SignalRule) -> list[tuple[int, float, float, flo
     pending: list[int] = []  # indices in `out` of a possible descent
     in_outage = False
     onset_baseline = 0.0
+    entries: set[int] = set()  # timestamps where an interval was entered (detection time)
 
     def settle(anomalous: bool) -> None:
         for j in pending:
@@ -99,6 +100,7 @@ def _flag(series: Series, rule: SignalRule) -> list[tuple[int, float, float, flo
             if anomalous:
                 onset_baseline = b
                 settle(True)
+                entries.add(ts)
             elif past_exit:
                 pending.append(len(out))
                 out.append((ts, v, b, rel, False))
@@ -110,7 +112,7 @@ def _flag(series: Series, rule: SignalRule) -> list[tuple[int, float, float, flo
             history.append(v)
         out.append((ts, v, b, rel, anomalous))
     settle(False)
-    return out
+    return out, entries
 
 
 def detect_outages(series: Series, rules: OutageRules | None = None) -> list[OutageInterval]:
@@ -118,7 +120,7 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
     _check(series)
     rules = rules or load_rules()
     rule = rules.rule(series.signal)
-    points = _flag(series, rule)
+    points, entries = _flag(series, rule)
     groups: list[list[int]] = []  # indices into points
     normal_run = 0
     for i, p in enumerate(points):
@@ -137,6 +139,7 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
         first, last = points[idx[0]], points[idx[-1]]
         end_ts = points[idx[-1] + 1][0] if idx[-1] + 1 < len(points) else None
         rels = [max(0.0, points[i][3]) for i in idx]
+        detected_ts = next((points[i][0] for i in idx if points[i][0] in entries), first[0])
         intervals.append(OutageInterval(
             key=series.key,
             signal=series.signal,
@@ -144,6 +147,8 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
             end=utc_text(end_ts),
             onset_ts=first[0],
             end_ts=end_ts,
+            detected=utc_text(detected_ts),
+            detected_ts=detected_ts,
             depth=round(max(rels), 4),
             score=round(min(1.0, sum(rels) / len(rels)), 4),
             baseline=round(first[2], 4),

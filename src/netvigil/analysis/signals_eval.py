@@ -44,6 +44,7 @@ class Score(msgspec.Struct):
     recall: float | None
     f1: float | None
     onset_errors_min: list[float] = []  # per window: first overlapping onset - window start
+    detection_delays_min: list[float] = []  # per window: first overlapping detection - window start
 
     def line(self) -> str:
         def pct(x: float | None) -> str:
@@ -101,14 +102,17 @@ def score(series: Sequence[Series], intervals: Iterable[OutageInterval],
           if precision and recall else (0.0 if precision is not None and recall is not None else None))
     all_ivs = [iv for ivs in by_key.values() for iv in ivs]
     return Score(tp=tp, fp=fp, fn=fn, tn=tn, precision=precision, recall=recall, f1=f1,
-                 onset_errors_min=onset_errors(all_ivs, windows))
+                 onset_errors_min=onset_errors(all_ivs, windows),
+                 detection_delays_min=onset_errors(all_ivs, windows, detected=True))
 
 
-def onset_errors(intervals: Sequence[OutageInterval], windows: Sequence[Window]) -> list[float]:
-    """Minutes from each window's documented start to the first call overlapping it."""
+def onset_errors(intervals: Sequence[OutageInterval], windows: Sequence[Window], *,
+                 detected: bool = False) -> list[float]:
+    """Minutes from each window's documented start to the first call overlapping it
+    (its estimated onset, or with detected=True the bucket where it crossed the entry bar)."""
     out = []
     for w in windows:
-        hits = [iv.onset_ts for iv in intervals
+        hits = [(iv.detected_ts if detected else iv.onset_ts) for iv in intervals
                 if iv.onset_ts < w.end and (iv.end_ts is None or iv.end_ts > w.start)]
         if hits:
             out.append((min(hits) - w.start) / 60)

@@ -57,6 +57,8 @@ class OutageInterval(msgspec.Struct):
     end: str | None  # start of the first recovered bucket; None while ongoing at series end
     onset_ts: int
     end_ts: int | None
+    detected: str  # UTC: first bucket past the entry threshold (when a live monitor would alert)
+    detected_ts: int
     depth: float  # worst relative deviation from baseline (1.0 = signal gone)
     score: float  # mean relative deviation over the interval, 0..1
     baseline: float  # baseline level when the interval began

@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         err_console.print(f"netvigil: error: {exc.format_message()}{hint}", markup=False)
         return 2
-    except click_exc.Exit as exc:
+    except getattr(click_exc, "Exit", typer.Exit) as exc:  # typer 0.29 moved Exit/Abort
         return exc.exit_code
-    except click_exc.Abort:
+    except getattr(click_exc, "Abort", typer.Abort):
         err_console.print("netvigil: interrupted", markup=False)
         return 130
     except KeyboardInterrupt:

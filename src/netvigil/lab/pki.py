@@ -1,0 +1,51 @@
+"""Certificates for the lab: the lab CA (service hosts), the censor CA (TLS MITM) and the
+self-signed OpenVPN certificates (pinned by fingerprint, recipes/1_openvpn)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from pathlib import Path
+
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def service_certs(out: Path, domains: list[str]) -> dict[str, Path]:
+    """Lab CA + one leaf for every domain; the CA is what probes get with --ca-file."""
+    ca = trustme.CA(organization_name="netvigil lab CA")
+    leaf = ca.issue_cert(*domains, common_name=domains[0])
+    paths = {"ca": out / "lab-ca.pem", "cert": out / "services.pem", "key": out / "services.key"}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    leaf.private_key_pem.write_to_path(str(paths["key"]))
+    paths["cert"].write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    censor = trustme.CA(organization_name="netvigil lab censor CA")
+    forged = censor.issue_cert(*domains, common_name=domains[0])
+    paths["mitm_cert"] = out / "censor-mitm.pem"
+    paths["mitm_key"] = out / "censor-mitm.key"
+    paths["mitm_cert"].write_bytes(b"".join(b.bytes() for b in forged.cert_chain_pems))
+    forged.private_key_pem.write_to_path(str(paths["mitm_key"]))
+    censor.cert_pem.write_to_path(str(out / "censor-ca.pem"))
+    return paths
+
+
+def self_signed(out: Path, name: str) -> tuple[Path, Path, str]:
+    """EC self-signed cert + key; returns (cert, key, sha256 fingerprint as AA:BB:..)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = out / f"{name}.crt", out / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    return cert_path, key_path, ":".join(digest[i:i + 2] for i in range(0, 64, 2))

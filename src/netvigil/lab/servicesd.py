@@ -1,0 +1,122 @@
+"""The lab's "internet" services: runs inside the transit namespace.
+
+- an authoritative DNS server for every catalogue domain (A records from the lab's address
+  plan; AAAA empty; anything else NXDOMAIN), which is also the public resolver the control
+  vantage and the VPN path use;
+- HTTP/1.1 on :80 and HTTPS on :443 for every domain (certificate from the lab CA), with
+  `/netvigil-sample/<N>` returning N bytes;
+- QUIC/HTTP3 on UDP :443 (aioquic), one socket per service address so replies leave from the
+  address the client asked.
+
+Usage (by the runner): python -m netvigil.lab.servicesd CONFIG.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import sys
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from netvigil.lab import httpd
+
+
+class AuthDNS(asyncio.DatagramProtocol):
+    def __init__(self, zone: dict[str, str]):
+        self.zone = zone
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        try:
+            q = dns.message.from_wire(data)
+            qname = q.question[0].name
+        except Exception:  # noqa: BLE001 - garbage: ignore
+            return
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA | dns.flags.RA
+        name = qname.to_text().rstrip(".").lower()
+        ip = self.zone.get(name)
+        if ip is None:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+        elif q.question[0].rdtype == dns.rdatatype.A:
+            r.answer.append(dns.rrset.from_text(qname, 300, "IN", "A", ip))
+        self.transport.sendto(r.to_wire(), addr)
+
+
+def _h3_protocol():
+    from aioquic.asyncio import QuicConnectionProtocol
+    from aioquic.h3.connection import H3Connection
+    from aioquic.h3.events import HeadersReceived
+    from aioquic.quic.events import HandshakeCompleted
+
+    class H3Server(QuicConnectionProtocol):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.h3 = None
+
+        def quic_event_received(self, ev):
+            if isinstance(ev, HandshakeCompleted):
+                self.h3 = H3Connection(self._quic)
+            if self.h3 is None:
+                return
+            for e in self.h3.handle_event(ev):
+                if isinstance(e, HeadersReceived):
+                    hdrs = dict(e.headers)
+                    host = hdrs.get(b":authority", b"").decode()
+                    path = hdrs.get(b":path", b"/").decode()
+                    if path.startswith(httpd.SAMPLE_PREFIX):
+                        try:
+                            n = min(int(path[len(httpd.SAMPLE_PREFIX):]), 4 << 20)
+                        except ValueError:
+                            n = 0
+                        body = (httpd.CHUNK * (n // len(httpd.CHUNK) + 1))[:n]
+                    else:
+                        body = httpd.html_page(host, path)[2]
+                    self.h3.send_headers(e.stream_id, [(b":status", b"200"),
+                                                       (b"content-length", str(len(body)).encode())])
+                    self.h3.send_data(e.stream_id, body, end_stream=True)
+            self.transmit()
+
+    return H3Server
+
+
+async def main(cfg_path: str) -> None:
+    cfg = json.loads(Path(cfg_path).read_text())
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _l, _ctx: None)  # clients that vanish are normal here
+    await loop.create_datagram_endpoint(lambda: AuthDNS(cfg["zone"]), local_addr=(cfg["dns"], 53))
+    await asyncio.start_server(httpd.handle, "0.0.0.0", 80, backlog=512)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cfg["cert"], cfg["key"])
+    ctx.set_alpn_protocols(["http/1.1"])
+    await asyncio.start_server(httpd.handle, "0.0.0.0", 443, ssl=ctx, ssl_handshake_timeout=15, backlog=512)
+    if cfg.get("quic_ips"):
+        from aioquic.asyncio import serve
+        from aioquic.h3.connection import H3_ALPN
+        from aioquic.quic.configuration import QuicConfiguration
+
+        qcfg = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
+        qcfg.load_cert_chain(cfg["cert"], cfg["key"])
+        proto = _h3_protocol()
+        for ip in cfg["quic_ips"]:
+            await serve(ip, 443, configuration=qcfg, create_protocol=proto)
+    Path(cfg["ready"]).write_text(str(os.getpid()))
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main(sys.argv[1]))
+    except KeyboardInterrupt:
+        pass

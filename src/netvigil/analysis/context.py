@@ -58,7 +58,7 @@ class RoundContext:
             return None
         return statistics.median(rates)
 
-    def _resolve(self, network: tuple, items: list[Item]) -> list[Item]:
+    def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf = self.rules.thresholds, self.rules.confidence
         controls = [it for it in items if it[2] == "control"]
         ctl_failed = bool(controls) and all(it[1].klass not in ("ok", "throttled") for it in controls)
@@ -91,6 +91,6 @@ class RoundContext:
             elif f.technique == "throttled.targeted" and ctl_failed:
                 f = Finding("outage", "outage.partial", conf["outage"] * 0.8, rule_ids=["context.controls_failed_too"], domain=f.domain)
             out.append((m, f, service, uid))
-        if ctl_rate is not None and not general:
+        if record and ctl_rate is not None and not general:
             self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ctl_rate)
         return out

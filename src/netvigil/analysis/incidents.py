@@ -1,0 +1,126 @@
+"""Network spans -> incidents: ONE incident per (country, service) event.
+
+Spans of several networks that overlap (or start within `merge_gap_seconds` of each other)
+are one incident, with per-network technique spans, how each changed, circumvention
+(`works` when measurements of the same service, network and window via a VPN/proxy path
+succeed while direct fails; `blocked` when that path fails too), and an evidence bundle.
+Outages are grouped per (country, network set) with service "*".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from netvigil.analysis.changes import Span, detect_spans
+from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
+
+MAX_SAMPLE_UIDS = 20
+
+
+def _ts(text: str) -> float:
+    return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
+def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float]) -> tuple[list[Span], dict]:
+    """Direct-path verdicts -> spans per (cc, asn, service); other paths are kept aside."""
+    series: dict[tuple, list[Verdict]] = defaultdict(list)
+    circ: dict[tuple, list[Verdict]] = defaultdict(list)
+    for v in verdicts:
+        if not v.service or v.service == "control" and v.klass != "outage":
+            continue
+        if v.path != "direct":
+            circ[(v.probe_cc, v.probe_asn, v.service)].append(v)
+            continue
+        series[(v.probe_cc, v.probe_asn, v.service)].append(v)
+    spans: list[Span] = []
+    for (cc, asn, service), vs in series.items():
+        vs.sort(key=lambda v: v.measurement_start_time)
+        spans.extend(detect_spans(cc, asn, service, vs, params))
+    return spans, circ
+
+
+def _circumvention(span: Span, circ: dict) -> str:
+    vs = circ.get((span.cc, span.asn, span.service), [])
+    lo, hi = span.start, span.end or "9999"
+    inside = [v for v in vs if lo <= v.measurement_start_time[:19] < hi]
+    if not inside:
+        return "unknown"
+    latest = max(v.measurement_start_time for v in inside)
+    last_round = [v for v in inside if v.measurement_start_time == latest]
+    return "works" if any(v.klass == "ok" for v in last_round) else "blocked"
+
+
+def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str) -> list[Incident]:
+    spans, circ = spans_from_verdicts(verdicts, params)
+    outage_spans = [s for s in spans if s.kind == "outage"]
+    # one outage per network, whatever the services that showed it
+    by_net: dict[tuple, list[Span]] = defaultdict(list)
+    for s in outage_spans:
+        by_net[(s.cc, s.asn)].append(s)
+    merged_outages = []
+    for (cc, asn), ss in by_net.items():
+        for group in _merge(sorted(ss, key=lambda s: s.start), params["merge_gap_seconds"]):
+            first = group[0]
+            end = None if any(g.end is None for g in group) else max(g.end for g in group)
+            merged_outages.append(Span(cc, asn, "*", "outage", first.start, end, first.network_name,
+                                       [{"technique": "outage", "start": first.start, "end": end, "rounds": 1}],
+                                       [v for g in group for v in g.verdicts]))
+    groups: dict[tuple, list[Span]] = defaultdict(list)
+    for s in [s for s in spans if s.kind == "censorship"] + merged_outages:
+        groups[(s.cc, s.service, s.kind)].append(s)
+    incidents: list[Incident] = []
+    for (cc, service, kind), ss in groups.items():
+        for group in _merge(sorted(ss, key=lambda s: s.start), params["merge_gap_seconds"]):
+            incidents.append(_incident(cc, service, kind, group, circ, rules_version))
+    incidents.sort(key=lambda i: (i.start, i.country, i.service))
+    return incidents
+
+
+def _merge(spans: list[Span], gap: float) -> list[list[Span]]:
+    groups: list[list[Span]] = []
+    horizon = None
+    for s in spans:
+        if groups and (horizon is None or _ts(s.start) <= horizon + gap):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+            horizon = _ts(s.start)
+        if groups[-1] and horizon is not None:
+            ends = [g.end for g in groups[-1]]
+            horizon = None if any(e is None for e in ends) else max(_ts(e) for e in ends)
+    return groups
+
+
+def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, rules_version: str) -> Incident:
+    start = min(s.start for s in group)
+    end = None if any(s.end is None for s in group) else max(s.end for s in group)
+    ident = hashlib.blake2b(f"{cc}|{service}|{kind}|{start}".encode(), digest_size=8).hexdigest()
+    networks = []
+    by_asn: dict[str, list[Span]] = defaultdict(list)
+    for s in group:
+        by_asn[s.asn].append(s)
+    for asn, ss in sorted(by_asn.items()):
+        for s in ss:
+            networks.append(NetworkSpan(
+                asn=asn, technique=s.technique, start=s.start, end=s.end, network_name=s.network_name,
+                techniques=[{"technique": g["technique"], "start": g["start"], "end": g["end"]} for g in s.segments],
+            ))
+    verdicts = [v for s in group for v in s.verdicts]
+    uids = sorted({v.measurement_uid for v in verdicts})
+    probes = {(v.probe_asn, v.probe_network_name) for v in verdicts}
+    if kind == "censorship":
+        states = [_circumvention(s, circ) for s in group]
+        circumvention = "works" if "works" in states else ("blocked" if "blocked" in states else "unknown")
+    else:
+        circumvention = "unknown"
+    techniques = sorted({t["technique"] for n in networks for t in n.techniques})
+    return Incident(
+        id=ident, country=cc, service=service, kind=kind, start=start, end=end, networks=networks,
+        circumvention=circumvention,
+        evidence=Evidence(measurement_uids=uids[:MAX_SAMPLE_UIDS], probe_count=len(probes), rules_version=rules_version,
+                          measurement_count=len(uids)),
+        techniques=techniques,
+    )

@@ -1,0 +1,140 @@
+"""Row conversions and SQL fragments shared by the Observatory (one SQL for both engines)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import msgspec
+
+from netvigil.model.measurement import Measurement
+from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
+from netvigil.store.engine import sql_str
+
+
+def _time(t: str) -> str:
+    return t[:19].replace("T", " ")
+
+
+def measurement_row(m: Measurement, service: str | None) -> dict:
+    ann = m.annotations if isinstance(m.annotations, dict) else {}
+    inp = m.input if isinstance(m.input, str) else (m.input[0] if m.input else "")
+    t = _time(m.measurement_start_time)
+    return {
+        "uid": m.measurement_uid, "time": t, "day": t[:10] if t[4:5] == "-" else "1970-01-01",
+        "cc": m.probe_cc, "asn": m.probe_asn, "network_name": m.probe_network_name or "",
+        "test_name": m.test_name, "service": service or "", "input": inp or "",
+        "path": str(ann.get("path") or "direct"), "report_id": m.report_id or "",
+    }
+
+
+def verdict_row(v: Verdict, report_id: str) -> dict:
+    return {
+        "uid": v.measurement_uid, "time": _time(v.measurement_start_time), "cc": v.probe_cc, "asn": v.probe_asn,
+        "network_name": v.probe_network_name or "", "service": v.service or "", "input": v.input or "",
+        "domain": v.domain or "", "class": v.klass, "technique": v.technique or "", "confidence": v.confidence,
+        "confirmed": int(v.confirmed), "rule_ids": v.rule_ids, "rules_version": v.rules_version,
+        "rate_bps": v.rate_bps, "baseline_ratio": v.baseline_ratio, "path": v.path, "report_id": report_id or "",
+    }
+
+
+def verdict_from_row(r: dict) -> Verdict:
+    return Verdict(
+        measurement_uid=r["uid"], measurement_start_time=r["time"], probe_cc=r["cc"], probe_asn=r["asn"],
+        service=r["service"] or None, input=r["input"] or None, domain=r["domain"] or None, klass=r["class"],
+        technique=r["technique"] or None, confidence=round(float(r["confidence"]), 3), confirmed=bool(r["confirmed"]),
+        rule_ids=list(r["rule_ids"]), rules_version=r["rules_version"], rate_bps=r["rate_bps"],
+        baseline_ratio=r["baseline_ratio"], path=r["path"], probe_network_name=r["network_name"] or None,
+    )
+
+
+def where(*, country=None, asn=None, service=None, since=None, until=None, direct: bool = False) -> str:
+    conds = []
+    if country:
+        conds.append(f"cc = {sql_str(country)}")
+    if asn:
+        a = str(asn)
+        conds.append(f"asn = {sql_str(a if a.upper().startswith('AS') else 'AS' + a)}")
+    if service:
+        conds.append(f"service = {sql_str(service)}")
+    if since:
+        conds.append(f"time >= toDateTime({sql_str(_time(str(since)))}, 'UTC')")
+    if until:
+        conds.append(f"time < toDateTime({sql_str(_time(str(until)))}, 'UTC')")
+    if direct:
+        conds.append("path = 'direct'")
+    return ("WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def fold_aggregates(rows: list[dict]) -> list[AggregateRow]:
+    out: dict[tuple, AggregateRow] = {}
+    for r in rows:
+        key = (r["bucket"], r["cc"], r["asn"], r["service"])
+        a = out.get(key)
+        if a is None:
+            a = out[key] = AggregateRow(bucket=r["bucket"], country=r["cc"], asn=r["asn"], service=r["service"],
+                                        total=0, counts={}, techniques={}, probes=0)
+        n = int(r["n"])
+        a.total += n
+        a.counts[r["class"]] = a.counts.get(r["class"], 0) + n
+        if r["technique"]:
+            a.techniques[r["technique"]] = a.techniques.get(r["technique"], 0) + n
+        a.probes = max(a.probes, int(r["probes"]))
+    return list(out.values())
+
+
+def status_rows(rows: list[dict], ongoing: list[Incident]) -> list[StatusRow]:
+    span_of: dict[tuple, tuple[str, str]] = {}
+    for inc in ongoing:
+        for n in inc.networks:
+            if n.end is None:
+                span_of[(inc.country, n.asn, inc.service)] = (inc.id, n.start)
+                span_of.setdefault((inc.country, n.asn, "*"), (inc.id, n.start))
+    out = []
+    for r in rows:
+        hit = span_of.get((r["cc"], r["asn"], r["service"])) or span_of.get((r["cc"], r["asn"], "*"))
+        out.append(StatusRow(
+            country=r["cc"], asn=r["asn"], service=r["service"], klass=r["class"], technique=r["technique"] or None,
+            since=hit[1] if hit else None, last_measurement=r["last"], measurements=int(r["n"]),
+            network_name=r["network_name"] or None, incident_id=hit[0] if hit else None,
+        ))
+    return out
+
+
+def incident_row(i: Incident) -> dict:
+    import time
+
+    return {"id": i.id, "country": i.country, "service": i.service, "kind": i.kind, "start": i.start, "end": i.end,
+            "body": msgspec.json.encode(i).decode(), "version": time.time_ns()}
+
+
+def diff_incidents(old: dict[str, Incident], new: dict[str, Incident], now: str) -> list[IncidentChange]:
+    changes = []
+    for iid, inc in new.items():
+        prev = old.get(iid)
+        if prev is None:
+            changes.append(IncidentChange(event="start", incident=inc, at=inc.start))
+            if inc.end is not None:
+                changes.append(IncidentChange(event="end", incident=inc, at=inc.end))
+            continue
+        if prev.end is None and inc.end is not None:
+            changes.append(IncidentChange(event="end", incident=inc, at=inc.end))
+            continue
+        before = {(n.asn, n.technique, n.end) for n in prev.networks}
+        after = {(n.asn, n.technique, n.end) for n in inc.networks}
+        if before != after or prev.circumvention != inc.circumvention:
+            detail = _describe(prev, inc)
+            changes.append(IncidentChange(event="change", incident=inc, at=now, detail=detail))
+    return changes
+
+
+def _describe(prev: Incident, inc: Incident) -> str:
+    parts = []
+    pa = {n.asn: n.technique for n in prev.networks}
+    for n in inc.networks:
+        if n.asn not in pa:
+            parts.append(f"{n.asn} joined ({n.technique})")
+        elif pa[n.asn] != n.technique:
+            parts.append(f"{n.asn}: {pa[n.asn]} -> {n.technique}")
+    if prev.circumvention != inc.circumvention:
+        parts.append(f"circumvention {prev.circumvention} -> {inc.circumvention}")
+    return "; ".join(parts) or "networks changed"

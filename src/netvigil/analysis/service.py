@@ -1,0 +1,229 @@
+"""The Observatory facade: store + analysis behind one object (contracts.md).
+
+    obs = Observatory(data_dir)             # embedded chdb in data_dir/chdb
+    obs.add(measurements); changes = obs.refresh(); obs.status(country="RU"); obs.close()
+
+`add` archives raw measurements (zstd JSONL by day: the source of truth), writes index rows
+and verdicts; it is idempotent by measurement_uid (assigned when missing). Measurements of a
+probe round may arrive one by one (the collector), so the verdicts of a network's current
+round are re-judged as its controls arrive, and finalised when the next round starts.
+`refresh` recomputes incidents for the countries that received data and returns the
+start/change/end events for alerts.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from netvigil.analysis import queries
+from netvigil.analysis.context import RoundContext
+from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.rules import load_rules
+from netvigil.analysis.verdicts import ServiceNamer, judge, measurement_uid, to_verdict
+from netvigil.analysis.endpoints import input_domain
+from netvigil.errors import UsageError
+from netvigil.model.measurement import Measurement
+from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
+from netvigil.store.engine import open_engine, sql_str
+from netvigil.store.raw import RawArchive
+from netvigil.store.schema import create_tables, drop_tables
+
+_BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
+
+
+def bucket_interval(bucket: str) -> str:
+    mt = _BUCKET.match(bucket.strip().lower())
+    if not mt:
+        raise UsageError(f"bad bucket {bucket!r}", hint="use e.g. 10m, 1h or 1d")
+    n, unit = int(mt.group(1)), mt.group(2)
+    return f"INTERVAL {n} {dict(m='minute', min='minute', h='hour', d='day')[unit]}"
+
+
+class Observatory:
+    def __init__(self, data_dir: Path, engine: str = "chdb", *, rules_dir: str | None = None):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.rules = load_rules(rules_dir)
+        self.raw = RawArchive(self.data_dir / "raw")
+        target = self.data_dir / "chdb" if engine == "chdb" else engine
+        self.db = open_engine(target)
+        self.t = lambda name: f"{self.db.database}.{name}"
+        self._lock = threading.RLock()
+        self._namer = ServiceNamer()
+        self._ctx = RoundContext(self.rules)
+        self._rounds: dict[tuple, tuple[tuple, list]] = {}
+        self._dirty: set[str] = set()
+        create_tables(self.db)
+        if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.t('measurements')} LIMIT 1"):
+            self.rebuild()  # tables lost (e.g. a shared embedded session): derive them again
+
+    # ---- writing ------------------------------------------------------------------------
+    def add(self, measurements: list[Measurement]) -> int:
+        with self._lock:
+            fresh: list[Measurement] = []
+            seen: set[str] = set()
+            for m in measurements:
+                if not m.measurement_uid:
+                    m.measurement_uid = measurement_uid(m)
+                if m.measurement_uid not in seen:
+                    seen.add(m.measurement_uid)
+                    fresh.append(m)
+            known = self._known_uids([m.measurement_uid for m in fresh])
+            fresh = [m for m in fresh if m.measurement_uid not in known]
+            if not fresh:
+                return 0
+            self.raw.append(fresh)
+            self.db.insert("measurements", [queries.measurement_row(m, self._service(m, None)) for m in fresh])
+            self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in self._judge(fresh)])
+            return len(fresh)
+
+    def _service(self, m: Measurement, domain: str | None) -> str | None:
+        return self._namer(m, domain or input_domain(m.input))
+
+    def _known_uids(self, uids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for i in range(0, len(uids), 1000):
+            chunk = ",".join(sql_str(u) for u in uids[i : i + 1000])
+            rows = self.db.query(f"SELECT uid FROM {self.t('measurements')} WHERE uid IN ({chunk})")
+            known.update(r["uid"] for r in rows)
+        return known
+
+    def _judge(self, ms: list[Measurement]) -> list[tuple[Measurement, Verdict]]:
+        out = []
+        for m in sorted(ms, key=lambda m: m.measurement_start_time):
+            f = judge(m, self.rules)
+            service = self._service(m, f.domain)
+            self._dirty.add(m.probe_cc)
+            if not (isinstance(m.annotations, dict) and "service" in m.annotations) or m.test_name == "web_connectivity":
+                out.append((m, to_verdict(m, f, service, self.rules, m.measurement_uid)))
+                continue
+            network, rkey = RoundContext._keys(m)
+            cur = self._rounds.get(network)
+            if cur is not None and cur[0] != rkey:
+                if rkey < cur[0]:  # a late measurement of an older round: judged alone with history
+                    items = self._ctx._resolve(network, [(m, f, service, m.measurement_uid)], record=False)
+                    out.extend((mm, to_verdict(mm, ff, ss, self.rules, uu)) for mm, ff, ss, uu in items)
+                    continue
+                self._ctx._resolve(network, cur[1], record=True)  # finalise: feeds the baseline
+                cur = None
+            if cur is None:
+                cur = (rkey, [])
+                self._rounds[network] = cur
+            cur[1].append((m, f, service, m.measurement_uid))
+            # (re-)judge the whole current round: earlier members may change now controls arrived
+            for mm, ff, ss, uu in self._ctx._resolve(network, cur[1], record=False):
+                out.append((mm, to_verdict(mm, ff, ss, self.rules, uu)))
+        return out
+
+    # ---- derived state ------------------------------------------------------------------
+    def rebuild(self) -> int:
+        """Drop every table and derive it again from the raw archive (with the current rules)."""
+        with self._lock:
+            drop_tables(self.db)
+            create_tables(self.db)
+            self._rounds.clear()
+            self._ctx = RoundContext(self.rules)
+            n = 0
+            batch: list[Measurement] = []
+            for m in self.raw.read_all():
+                batch.append(m)
+                if len(batch) >= 5000:
+                    n += self._index(batch)
+                    batch = []
+            n += self._index(batch)
+            self._dirty = {r["cc"] for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
+            self.refresh()
+            return n
+
+    def _index(self, batch: list[Measurement]) -> int:
+        if not batch:
+            return 0
+        self.db.insert("measurements", [queries.measurement_row(m, self._service(m, None)) for m in batch])
+        self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in self._judge(batch)])
+        return len(batch)
+
+    def refresh(self) -> list[IncidentChange]:
+        with self._lock:
+            changes: list[IncidentChange] = []
+            for cc in sorted(self._dirty):
+                vs = self.verdicts(country=cc, limit=None, order="ASC")
+                new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version)}
+                old = {i.id: i for i in self.incidents(country=cc)}
+                now = max((v.measurement_start_time for v in vs), default="")
+                changes.extend(queries.diff_incidents(old, new, now))
+                self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)}")
+                self.db.insert("incidents", [queries.incident_row(i) for i in new.values()])
+            self._dirty.clear()
+            return changes
+
+    # ---- reading ------------------------------------------------------------------------
+    def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,
+                 offset: int = 0, order: str = "DESC") -> list[Verdict]:
+        where = queries.where(country=country, asn=asn, service=service, since=since, until=until)
+        lim = f"LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+        rows = self.db.query(
+            f"SELECT * FROM {self.t('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}"
+        )
+        return [queries.verdict_from_row(r) for r in rows]
+
+    def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h") -> list[AggregateRow]:
+        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, direct=True)
+        rows = self.db.query(
+            f"""SELECT formatDateTime(toStartOfInterval(time, {bucket_interval(bucket)}), '%Y-%m-%d %H:%i:%S') AS bucket,
+                   cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
+            FROM {self.t('verdicts')} FINAL {where}
+            GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service"""
+        )
+        return queries.fold_aggregates(rows)
+
+    def status(self, country=None, asn=None, service=None) -> list[StatusRow]:
+        where = queries.where(country=country, asn=asn, service=service, direct=True)
+        where += (" AND " if where else "WHERE ") + "service != ''"
+        rows = self.db.query(
+            f"""SELECT cc, asn, service, argMax(class, time) AS class, argMax(technique, time) AS technique,
+                   formatDateTime(max(time), '%Y-%m-%d %H:%i:%S') AS last, count() AS n,
+                   argMax(network_name, time) AS network_name
+            FROM {self.t('verdicts')} FINAL {where} GROUP BY cc, asn, service ORDER BY cc, asn, service"""
+        )
+        ongoing = [i for i in self.incidents(country=country, ongoing=True)]
+        return queries.status_rows(rows, ongoing)
+
+    def incidents(self, *, country=None, service=None, ongoing: bool | None = None) -> list[Incident]:
+        conds = []
+        if country:
+            conds.append(f"country = {sql_str(country)}")
+        if service:
+            conds.append(f"service = {sql_str(service)}")
+        if ongoing is True:
+            conds.append("end IS NULL")
+        elif ongoing is False:
+            conds.append("end IS NOT NULL")
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL {where} ORDER BY start, id")
+        return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
+
+    def incident(self, id: str) -> Incident | None:
+        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
+        return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
+
+    def measurement(self, uid: str) -> dict[str, Any] | None:
+        rows = self.db.query(f"SELECT toString(day) AS day FROM {self.t('measurements')} WHERE uid = {sql_str(uid)} LIMIT 1")
+        if not rows:
+            return None
+        m = self.raw.find(rows[0]["day"], uid)
+        return msgspec.to_builtins(m) if m is not None else None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Observatory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,157 @@
+"""Read OONI measurements from files: JSON, JSONL, gzip or zstd, streamed.
+
+    report = IngestReport()
+    for m in read_measurements(paths, report): ...
+    print(report.summary())
+
+A bad record (invalid JSON, not a measurement) is reported with file:line and skipped; a
+corrupt or truncated compressed stream stops that file with an IngestError naming the file
+and the last good line (the records before it were already yielded). Memory stays bounded:
+one line at a time (a whole-file .json is parsed at once, capped at MAX_JSON_FILE bytes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from netvigil.errors import IngestError, MeasurementError, UsageError
+from netvigil.model.measurement import Measurement, measurement_from_dict
+
+MAX_LINE = 64 * 1024 * 1024
+MAX_JSON_FILE = 256 * 1024 * 1024
+_decoder = msgspec.json.Decoder(Measurement)
+_any = msgspec.json.Decoder()
+
+
+@dataclass
+class IngestReport:
+    read: int = 0
+    skipped: int = 0
+    files: int = 0
+    errors: list[str] = field(default_factory=list)  # first MAX_ERRORS problems, "file:line: what"
+    max_errors: int = 20
+
+    def bad(self, where: str, what: str) -> None:
+        self.skipped += 1
+        if len(self.errors) < self.max_errors:
+            self.errors.append(f"{where}: {what}")
+
+    def summary(self) -> str:
+        return f"{self.read} measurements read from {self.files} file(s), {self.skipped} bad record(s) skipped"
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    name = path.name.lower()
+    raw = path.open("rb")
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if name.endswith((".zst", ".zstd")):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+    return raw
+
+
+def _decode(line: bytes, where: str, report: IngestReport) -> Measurement | None:
+    try:
+        return _decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        report.bad(where, f"not a measurement: {exc}")
+    except msgspec.DecodeError as exc:
+        report.bad(where, f"invalid JSON: {exc}")
+    return None
+
+
+def _lines(fh, where: str) -> Iterator[tuple[int, bytes]]:
+    lineno = 0
+    try:
+        while True:
+            line = fh.readline(MAX_LINE + 1)
+            if not line:
+                return
+            lineno += 1
+            if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                raise IngestError(f"line longer than {MAX_LINE} bytes", where=f"{where}:{lineno}")
+            yield lineno, line
+    except (EOFError, OSError, zlib.error) as exc:
+        raise IngestError(f"corrupt or truncated file after line {lineno}: {exc}", where=where) from None
+    except Exception as exc:  # zstandard.ZstdError and friends
+        if type(exc).__module__.startswith("zstandard") or "zstd" in type(exc).__name__.lower():
+            raise IngestError(f"corrupt or truncated zstd stream after line {lineno}: {exc}", where=where) from None
+        raise
+
+
+def read_file(path: Path, report: IngestReport) -> Iterator[Measurement]:
+    where = str(path)
+    if not path.exists():
+        raise UsageError("no such file", where=where)
+    if path.is_dir():
+        raise UsageError("is a directory (give the files inside it)", where=where)
+    report.files += 1
+    stem = path.name.lower().removesuffix(".gz").removesuffix(".zst").removesuffix(".zstd")
+    with _open(path) as fh:
+        if stem.endswith(".json") and not stem.endswith(".jsonl"):
+            data = fh.read(MAX_JSON_FILE + 1)
+            if len(data) > MAX_JSON_FILE:
+                raise IngestError(f"JSON file larger than {MAX_JSON_FILE} bytes; use JSONL", where=where)
+            yield from _whole_json(data, where, report)
+            return
+        for lineno, line in _lines(fh, where):
+            if not line.strip():
+                continue
+            m = _decode(line, f"{where}:{lineno}", report)
+            if m is not None:
+                report.read += 1
+                yield m
+
+
+def _whole_json(data: bytes, where: str, report: IngestReport) -> Iterator[Measurement]:
+    try:
+        obj = _any.decode(data)
+    except msgspec.DecodeError as exc:
+        if data.lstrip().startswith(b"{") and data.count(b"\n") > 1:
+            # a JSONL file named .json: fall back to line mode
+            for lineno, line in enumerate(data.splitlines(), 1):
+                if line.strip():
+                    m = _decode(line, f"{where}:{lineno}", report)
+                    if m is not None:
+                        report.read += 1
+                        yield m
+            return
+        report.bad(where, f"invalid JSON: {exc}")
+        return
+    items = obj if isinstance(obj, list) else [obj]
+    for i, item in enumerate(items):
+        loc = f"{where}[{i}]" if isinstance(obj, list) else where
+        if isinstance(item, dict) and "raw_measurement" in item and isinstance(item["raw_measurement"], (dict, str)):
+            raw = item["raw_measurement"]
+            item = _any.decode(raw) if isinstance(raw, str) else raw  # OONI API measurement_meta
+        try:
+            m = measurement_from_dict(item, where=loc)
+        except MeasurementError as exc:
+            report.bad(loc, exc.message)
+            continue
+        report.read += 1
+        yield m
+
+
+def read_measurements(paths: Iterable[str | Path], report: IngestReport | None = None) -> Iterator[Measurement]:
+    """Every measurement in the given files (directories: their *.json/*.jsonl files, sorted)."""
+    report = report if report is not None else IngestReport()
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file() and ".json" in f.name)
+            if not files:
+                raise UsageError("no .json/.jsonl files in directory", where=str(path))
+            for f in files:
+                yield from read_file(f, report)
+        else:
+            yield from read_file(path, report)

@@ -1,0 +1,49 @@
+"""The tables (ClickHouse SQL, one text for chdb and server). Everything here is derived
+from the raw archive and can be dropped and rebuilt (`netvigil rebuild`)."""
+
+from __future__ import annotations
+
+from netvigil.store.engine import Engine
+
+TABLES = {
+    "measurements": """
+        uid String, time DateTime('UTC'), day Date, cc LowCardinality(String), asn LowCardinality(String),
+        network_name String, test_name LowCardinality(String), service LowCardinality(String),
+        input String, path LowCardinality(String), report_id String
+    """,
+    "verdicts": """
+        uid String, time DateTime('UTC'), cc LowCardinality(String), asn LowCardinality(String),
+        network_name String, service LowCardinality(String), input String, domain String,
+        class LowCardinality(String), technique LowCardinality(String), confidence Float32,
+        confirmed UInt8, rule_ids Array(String), rules_version LowCardinality(String),
+        rate_bps Nullable(Float64), baseline_ratio Nullable(Float64), path LowCardinality(String),
+        report_id String
+    """,
+    "incidents": """
+        id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
+        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64
+    """,
+}
+
+ORDER = {
+    "measurements": "ORDER BY (uid)",
+    "verdicts": "ORDER BY (cc, asn, service, time, uid)",
+    "incidents": "ORDER BY (country, service, id)",
+}
+
+ENGINES = {
+    "measurements": "ReplacingMergeTree",
+    "verdicts": "ReplacingMergeTree",
+    "incidents": "ReplacingMergeTree(version)",
+}
+
+
+def create_tables(engine: Engine) -> None:
+    db = engine.database
+    for name, cols in TABLES.items():
+        engine.execute(f"CREATE TABLE IF NOT EXISTS {db}.{name} ({cols}) ENGINE = {ENGINES[name]} {ORDER[name]}")
+
+
+def drop_tables(engine: Engine) -> None:
+    for name in TABLES:
+        engine.execute(f"DROP TABLE IF EXISTS {engine.database}.{name}")

@@ -1,0 +1,112 @@
+"""Experiments: `service` (every endpoint of a catalogue service in one measurement) and
+`web` (one URL, web_connectivity-like without a test helper). Each returns one Measurement
+in the OONI data format; the format is documented in docs/measurement-format.md."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+from urllib.parse import urlsplit
+
+from netvigil import __version__
+from netvigil.model.measurement import SCRUBBED_IP, Measurement
+from netvigil.probe import failures
+from netvigil.probe.endpoint import Ctx, Target, measure
+from netvigil.probe.settings import ProbeSettings
+from netvigil.probe.trace import Listener, Trace
+from netvigil.targets.catalogue import Catalogue, Service
+
+SERVICE_TEST = ("service", "0.1.0")
+WEB_TEST = ("web", "0.1.0")
+
+
+def _fmt(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def report_id(test_name: str, settings: ProbeSettings, now: dt.datetime) -> str:
+    """OONI-style: 20261125T093000Z_service_RU_12389_n1_<random>."""
+    asn = settings.probe_asn.removeprefix("AS")
+    return f"{now:%Y%m%dT%H%M%SZ}_{test_name}_{settings.probe_cc}_{asn}_n1_{secrets.token_hex(8)}"
+
+
+def test_keys(trace: Trace) -> dict:
+    keys: dict = {
+        "queries": trace.queries,
+        "x_dns_late_replies": trace.late_replies,
+        "tcp_connect": trace.tcp_connect,
+        "tls_handshakes": trace.tls_handshakes,
+        "quic_handshakes": trace.quic_handshakes,
+        "requests": trace.requests,
+        "network_events": trace.network_events,
+        "throughput": trace.throughput,
+        "endpoints": trace.endpoints,
+    }
+    if trace.dropped_events:
+        keys["x_dropped_network_events"] = trace.dropped_events
+    return keys
+
+
+def envelope(settings: ProbeSettings, test: tuple[str, str], input_: str, trace: Trace,
+             wall_start: dt.datetime, annotations: dict) -> Measurement:
+    start = settings.scenario_time or _fmt(wall_start)
+    import msgspec
+
+    keys = msgspec.to_builtins(test_keys(trace))
+    return Measurement(
+        test_name=test[0], test_version=test[1], measurement_start_time=start, test_start_time=start,
+        probe_cc=settings.probe_cc, probe_asn=settings.probe_asn,
+        probe_network_name=settings.probe_network_name, probe_ip=SCRUBBED_IP, input=input_,
+        report_id=report_id(test[0], settings, wall_start), test_runtime=round(trace.now(), 6),
+        software_name="netvigil", software_version=__version__,
+        resolver_ip=settings.resolver[0] if settings.resolver else None,
+        annotations={"path": settings.path, "wallclock_start": _fmt(wall_start),
+                     "failures_version": failures.version(), **annotations},
+        test_keys=keys)
+
+
+async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Service, *,
+                      listener: Listener | None = None, run_id: str | None = None) -> Measurement:
+    """All endpoints of `service` concurrently (TaskGroup, bounded by a semaphore)."""
+    wall = dt.datetime.now(dt.timezone.utc)
+    trace = Trace(listener)
+    ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
+    sampled = {e.domain for e in service.sample_endpoints}
+    async with asyncio.TaskGroup() as tg:
+        for ep in service.endpoints:
+            tg.create_task(measure(ctx, Target(domain=ep.domain, protocols=ep.protocols, port=ep.port,
+                                               sample=ep.domain in sampled, is_ip=ep.is_ip)))
+    ann = {"service": service.name, "catalogue_version": catalogue.version}
+    if run_id:
+        ann["run_id"] = run_id
+    return envelope(settings, SERVICE_TEST, service.input_url, trace, wall, ann)
+
+
+async def run_web(settings: ProbeSettings, url: str, *, listener: Listener | None = None,
+                  service: str | None = None, run_id: str | None = None) -> Measurement:
+    """One URL: DNS, then TCP/TLS/HTTP GET of its path to every address."""
+    wall = dt.datetime.now(dt.timezone.utc)
+    trace = Trace(listener)
+    ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    protos = ("dns", "tcp", "tls", "https") if parts.scheme == "https" else ("dns", "tcp", "http")
+    from netvigil.targets.catalogue import _is_ip
+
+    host = parts.hostname or ""
+    await measure(ctx, Target(domain=host, protocols=protos, port=parts.port, path=path,
+                              is_ip=_is_ip(host)))
+    ann: dict = {}
+    if service:
+        ann["service"] = service
+    if run_id:
+        ann["run_id"] = run_id
+    return envelope(settings, WEB_TEST, url, trace, wall, ann)
+
+
+def new_run_id() -> str:
+    return f"{int(time.time())}-{secrets.token_hex(4)}"

@@ -119,7 +119,7 @@ class Collector:
         for pos, line in self.log.scan():
             try:
                 m = _peek.decode(line)
-            except msgspec.MSGSpecError:
+            except msgspec.MsgspecError:
                 continue
             if m.measurement_uid and m.measurement_uid not in self.index:
                 self.index[m.measurement_uid] = _meta(m, pos)

@@ -61,6 +61,8 @@ def unwrap_submission(body: bytes) -> bytes:
         raise Rejected(f"submission body: {exc} (expected {{\"format\": \"json\", \"content\": {{...}}}})") from None
     except msgspec.DecodeError as exc:
         raise Rejected(f"submission body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected("submission body is nested too deeply") from None
     if env.format != "json":
         raise Rejected(f"format {env.format!r} is not supported (only \"json\")")
     return bytes(env.content)
@@ -70,7 +72,7 @@ def scrub_probe_ip(raw: bytes) -> bytes:
     """Replace the probe's own IP everywhere in the measurement."""
     try:
         ip = _probe_ip.decode(raw).probe_ip
-    except msgspec.MSGSpecError:
+    except (msgspec.MsgspecError, RecursionError):
         return raw  # decode_checked reports the real problem
     if not ip or ip == SCRUBBED_IP or len(ip) > 64:
         return raw
@@ -86,6 +88,8 @@ def decode_checked(raw: bytes, where: str = "measurement") -> Measurement:
         raise Rejected(f"{where}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise Rejected(f"{where}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(f"{where}: nested too deeply") from None
     checks = (
         ("test_name", m.test_name, TEST_NAME_RE, "a lowercase test name like web_connectivity"),
         ("measurement_start_time", m.measurement_start_time, TIME_RE, "'YYYY-MM-DD HH:MM:SS' UTC"),

@@ -91,7 +91,7 @@ class AnalysisPump:
         for pos, line in self.mlog.scan(self.checkpoint, stop=stop, limit=self.batch):
             try:
                 batch.append(decoder.decode(line))
-            except msgspec.MSGSpecError:
+            except msgspec.MsgspecError:
                 pass  # cannot happen for lines the collector wrote; never block the pump
             end = (pos.segment, pos.offset + pos.length + 1)
         if batch:

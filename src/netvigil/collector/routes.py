@@ -88,6 +88,8 @@ async def open_report(request: Request):
         meta = msgspec.json.decode(body) if body.strip() else {}
     except msgspec.DecodeError as exc:
         raise Rejected(f"report metadata is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected("report metadata is nested too deeply") from None
     if not isinstance(meta, dict):
         raise Rejected("report metadata must be a JSON object")
     fmt = meta.get("format", "json")

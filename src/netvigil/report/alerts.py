@@ -81,7 +81,7 @@ class Subscriptions:
         if mtime != self._mtime:
             try:
                 self._items = msgspec.json.decode(self.path.read_bytes(), type=list[Subscription])
-            except (msgspec.MSGSpecError, OSError) as exc:
+            except (msgspec.MsgspecError, OSError) as exc:
                 log.error("%s: cannot read subscriptions: %s", self.path, exc)
                 return self._items
             self._mtime = mtime

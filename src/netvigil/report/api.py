@@ -274,7 +274,7 @@ async def add_subscription(request: Request):
     body = await read_body(request, 16 << 10)
     try:
         new = msgspec.json.decode(body, type=_NewSubscription)
-    except msgspec.MSGSpecError as exc:
+    except (msgspec.MsgspecError, RecursionError) as exc:
         raise Rejected(f"subscription: {exc}") from None
     from netvigil.errors import UsageError
 

@@ -21,6 +21,7 @@ def _check_port(host: str, port: int) -> None:
     if not 0 <= port <= 65535:
         raise UsageError(f"port {port} is out of range (0-65535)")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is fine
         try:
             s.bind((host, port))
         except OSError as exc:

@@ -1,0 +1,149 @@
+"""Hostile, malformed, oversized and wrongly typed submissions: always a 4xx, never a 500.
+
+Runs the real app in-process (Starlette's TestClient) with hypothesis generating bodies;
+after every example the collector must still accept a valid measurement.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netvigil.collector.app import create_app
+
+VALID = {
+    "test_name": "web_connectivity", "measurement_start_time": "2022-02-26 09:00:00", "probe_cc": "RU",
+    "probe_asn": "AS12389", "probe_ip": "192.0.2.7", "input": "https://twitter.com/",
+    "test_keys": {"queries": [], "requests": [], "client_resolver": "192.0.2.7"}, "annotations": {"service": "twitter"},
+}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    app = create_app(tmp_path_factory.mktemp("fuzz"), analysis=False, max_body_bytes=64 << 10,
+                     max_batch_bytes=256 << 10, rate_per_second=1e6, rate_burst=1e6)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        c.report_id = c.post("/report", json={"test_name": "web_connectivity"}).json()["report_id"]
+        yield c
+
+
+def still_serving(client) -> None:
+    r = client.post(f"/report/{client.report_id}", json={"format": "json", "content": VALID})
+    assert r.status_code == 200, r.text
+    assert r.json()["measurement_uid"]
+
+
+def assert_4xx(r) -> None:
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert r.json()["detail"]  # names the problem
+
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(body=st.binary(max_size=300))
+def test_random_bytes(client, body):
+    for path in (f"/report/{client.report_id}", "/api/v1/submit", "/report"):
+        r = client.post(path, content=body)
+        if path == "/report" and r.status_code == 200:
+            continue  # an empty or {} body opens a report, as OONI's does
+        assert_4xx(r)
+
+
+@FUZZ
+@given(field=st.sampled_from(sorted(VALID) + ["report_id", "annotations", "test_runtime"]), value=json_values)
+def test_wrongly_typed_field(client, field, value):
+    content = dict(VALID, **{field: value})
+    r = client.post(f"/report/{client.report_id}", json={"format": "json", "content": content})
+    if r.status_code == 200:  # some values are valid (e.g. input null, any test_keys dict)
+        assert r.json()["measurement_uid"]
+    else:
+        assert_4xx(r)
+
+
+@FUZZ
+@given(envelope=json_values)
+def test_wrong_envelope(client, envelope):
+    r = client.post(f"/report/{client.report_id}", content=json.dumps(envelope))
+    assert_4xx(r)
+
+
+@FUZZ
+@given(report_id=st.text(min_size=1, max_size=80).filter(lambda s: s not in (".", "..")))
+def test_hostile_report_ids(client, report_id):
+    r = client.post(f"/report/{quote(report_id, safe='')}", json={"format": "json", "content": VALID})
+    assert r.status_code in (400, 404, 405), r.status_code
+
+
+HOSTILE = [
+    b'{"format":"json","content":' + b"[" * 50000 + b"]" * 50000 + b"}",  # nesting bomb
+    b'{"format":"json","content":' + json.dumps(dict(VALID, input="x" * 70000)).encode() + b"}",  # oversized
+    b'{"format":"xml","content":{}}',
+    b'{"format":"json","content":' + json.dumps(dict(VALID, measurement_start_time="2022-02-26T09:00:00Z")).encode() + b"}",
+    b'{"format":"json","content":' + json.dumps(dict(VALID, probe_cc="../../etc")).encode() + b"}",
+    b'{"format":"json","content":' + json.dumps(dict(VALID, probe_asn="12389")).encode() + b"}",
+    b'{"format":"json","content":{"test_name":"web_connectivity"}}',
+    b'{"format":"json","content":{"measurement_start_time":"2022-02-26 09:00:00","test_name":NaN}}',
+    b"\xff\xfe\x00{}",
+    b'{"format":"json","content":"' + b"A" * 1000 + b'"}',
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_bodies(client, body):
+    assert_4xx(client.post(f"/report/{client.report_id}", content=body))
+    still_serving(client)
+
+
+def test_oversized_is_413_and_names_the_limit(client):
+    r = client.post(f"/report/{client.report_id}", content=b"x" * (70 << 10))
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    r = client.post("/api/v1/submit", content=b"x" * (300 << 10))
+    assert r.status_code == 413
+
+
+def test_batch_names_the_bad_line_and_stores_nothing(client):
+    before = len(client.app.state.nv.collector.index)
+    good = json.dumps(dict(VALID, input="https://a.example/")).encode()
+    bad = json.dumps(dict(VALID, probe_cc=7)).encode()
+    r = client.post("/api/v1/submit", content=good + b"\n" + bad + b"\n")
+    assert r.status_code == 400 and "line 2" in r.json()["detail"] and "probe_cc" in r.json()["detail"]
+    assert len(client.app.state.nv.collector.index) == before
+
+
+def test_unknown_and_closed_reports(client):
+    r = client.post("/report/20990101T000000Z_x_ZZ_0_n1_0000", json={"format": "json", "content": VALID})
+    assert r.status_code == 404 and "unknown" in r.json()["detail"]
+    rid = client.post("/report", json={}).json()["report_id"]
+    assert client.post(f"/report/{rid}/close").status_code == 200
+    r = client.post(f"/report/{rid}", json={"format": "json", "content": VALID})
+    assert r.status_code == 409 and "closed" in r.json()["detail"]
+
+
+def test_probe_ip_is_scrubbed_everywhere(client):
+    content = dict(VALID, input="https://scrub.example/")
+    uid = client.post(f"/report/{client.report_id}", json={"format": "json", "content": content}).json()["measurement_uid"]
+    stored = client.app.state.nv.collector.raw(uid)
+    assert b"192.0.2.7" not in stored
+    assert json.loads(stored)["test_keys"]["client_resolver"] == "127.0.0.1"
+
+
+def test_api_query_parameters_are_checked(client):
+    for url in ("/api/v1/status?country=Russia", "/api/v1/verdicts?asn=foo", "/api/v1/verdicts?since=yesterday",
+                "/api/v1/aggregates?bucket=7x", "/api/v1/verdicts?limit=0", "/api/v1/verdicts?format=xml",
+                "/api/v1/measurement/..%2F..%2Fetc", "/api/v1/measurements?probe_cc=123",
+                "/country/Russia"):
+        r = client.get(url)
+        assert 400 <= r.status_code < 500, (url, r.status_code, r.text)

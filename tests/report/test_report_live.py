@@ -1,0 +1,163 @@
+"""The observatory end to end on loopback: probes submit, analysis runs, API and alerts follow.
+
+Real measurements the probe recorded (tests/data/netvigil) are re-dated into a Russia-2022
+timeline (report/replay.py): Twitter restricted 09:00-11:00 on Rostelecom (TLS timeout after
+ClientHello) and MTS (reset after ClientHello), MegaFon fine, a VPN path working. They are
+submitted over HTTP in two phases, as live probes would, to a real server whose analysis
+pump runs on chdb; a webhook receiver on loopback records the signed alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from netvigil.collector.client import submit_measurements
+from netvigil.report.alerts import verify_signature
+from netvigil.report.replay import load_samples, russia_2022
+from netvigil.report.serve import ObservatoryThread
+
+SECRET = "webhook-secret"
+DATA = Path(__file__).resolve().parent.parent / "data" / "netvigil"
+
+
+class Receiver:
+    """A webhook receiver on loopback that records (event, body, signature ok)."""
+
+    def __init__(self):
+        self.alerts: list[tuple[str, dict, bool]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                ok = verify_signature(SECRET, body, self.headers.get("x-netvigil-signature", ""))
+                outer.alerts.append((self.headers["x-netvigil-event"], json.loads(body), ok))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, event: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ev, body, _ in self.alerts:
+                if ev == event:
+                    return body
+            time.sleep(0.1)
+        raise AssertionError(f"no {event!r} alert; got {[a[0] for a in self.alerts]}")
+
+
+def wait_for(predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """Run both phases; yield the server URL, the receiver and what was seen after phase 1."""
+    data_dir = tmp_path_factory.mktemp("observatory")
+    ms = russia_2022(load_samples(DATA))
+    phase1 = [m for m in ms if m.measurement_start_time < "2022-02-26 10:00:00"]
+    phase2 = [m for m in ms if m.measurement_start_time >= "2022-02-26 10:00:00"]
+    receiver = Receiver()
+    from netvigil.report.alerts import Subscriptions
+
+    Subscriptions(data_dir / "subscriptions.json").add(receiver.url, secret=SECRET, country="RU")
+    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}) as obs:
+        res = submit_measurements(obs.url, phase1, token="p")
+        assert res.submitted == len(phase1)
+        started = receiver.wait("start")
+        during = httpx.get(f"{obs.url}/api/v1/status", params={"country": "RU", "service": "twitter"}).json()
+        res = submit_measurements(obs.url, phase2, token="p")
+        assert res.submitted == len(phase2)
+        ended = receiver.wait("end")
+        yield {"url": obs.url, "receiver": receiver, "started": started, "during": during, "ended": ended,
+               "count": len(ms), "app": obs.app}
+    receiver.server.shutdown()
+
+
+def test_start_and_end_alerts_are_signed_and_say_what_happened(live):
+    started, ended = live["started"], live["ended"]
+    assert all(ok for _, _, ok in live["receiver"].alerts), "every alert carries a valid HMAC signature"
+    assert started["incident"]["service"] == "twitter" and started["incident"]["country"] == "RU"
+    assert started["incident"]["start"] == "2022-02-26 09:00:00"
+    assert "Russia as of 09:00 UTC" in started["text"]
+    assert ended["incident"]["end"] == "2022-02-26 11:00:00"
+    assert ended["incident"]["id"] == started["incident"]["id"]
+    assert "Circumvention" in ended["text"]
+
+
+def test_status_during_the_block_names_provider_and_technique(live):
+    cells = {r["asn"]: r for r in live["during"]["results"]}
+    assert cells["AS12389"]["class"] == "tls" and cells["AS12389"]["technique"] == "tls.timeout_after_hello"
+    assert cells["AS8359"]["technique"] == "tls.reset_after_hello"
+    assert cells["AS31213"]["class"] == "ok"
+    assert cells["AS12389"]["incident_id"]
+
+
+def test_incident_api_has_networks_evidence_and_text(live):
+    url = live["url"]
+    incs = httpx.get(f"{url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
+    inc = next(i for i in incs if i["service"] == "twitter")
+    nets = {n["asn"]: n["technique"] for n in inc["networks"]}
+    assert nets == {"AS12389": "tls.timeout_after_hello", "AS8359": "tls.reset_after_hello"}
+    assert inc["circumvention"] == "works" and inc["kind"] == "censorship"
+    one = httpx.get(f"{url}/api/v1/incidents/{inc['id']}").json()
+    assert one["text"].startswith("Live metrics show that Twitter")
+    uid = one["evidence"]["measurement_uids"][0]
+    raw = httpx.get(f"{url}/api/v1/measurement/{uid}").json()
+    assert raw["measurement_uid"] == uid and raw["probe_ip"] == "127.0.0.1"
+    svg = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.svg")
+    assert svg.headers["content-type"].startswith("image/svg") and b"onset 09:00 UTC" in svg.content
+    png = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.png").content
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert httpx.get(f"{url}/api/v1/incidents/nope").status_code == 404
+
+
+def test_verdicts_paging_and_csv_export(live):
+    url = live["url"]
+    first = httpx.get(f"{url}/api/v1/verdicts", params={"country": "RU", "limit": 50}).json()
+    assert first["metadata"]["count"] == 50 and first["metadata"]["next_url"]
+    second = httpx.get(first["metadata"]["next_url"]).json()
+    assert {v["measurement_uid"] for v in first["results"]}.isdisjoint(v["measurement_uid"] for v in second["results"])
+    csv_text = httpx.get(f"{url}/api/v1/verdicts", params={"country": "RU", "service": "twitter", "limit": 1000,
+                                                            "format": "csv"}).text
+    header, *rows = csv_text.strip().splitlines()
+    assert "class" in header.split(",") and "technique" in header.split(",")
+    assert any("tls.reset_after_hello" in r for r in rows)
+
+
+def test_aggregates_and_measurement_listing(live):
+    url = live["url"]
+    aggs = httpx.get(f"{url}/api/v1/aggregates", params={"country": "RU", "service": "twitter", "asn": "AS8359",
+                                                         "bucket": "1h"}).json()["results"]
+    by_hour = {a["bucket"][11:13]: a["counts"] for a in aggs}
+    assert by_hour["08"].get("ok") and not by_hour["08"].get("tls")
+    assert by_hour["09"].get("tls") and not by_hour["09"].get("ok")
+    listing = httpx.get(f"{url}/api/v1/measurements", params={"probe_asn": "AS8359", "limit": 5}).json()
+    assert listing["metadata"]["count"] == 5 and all(r["probe_asn"] == "AS8359" for r in listing["results"])
+    total = httpx.get(f"{url}/api/v1/health").json()
+    assert total["measurements"] == live["count"]
+
+
+def test_metrics_endpoint(live):
+    text = httpx.get(f"{live['url']}/metrics").text
+    assert f"netvigil_measurements_stored {float(live['count'])}" in text
+    assert 'netvigil_alerts_total{outcome="delivered"}' in text

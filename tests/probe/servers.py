@@ -49,6 +49,8 @@ ADDR = {
     "throttled": "127.0.0.14",
     "refused": "127.0.0.15",  # nothing listens: connection_refused
     "forged": "127.0.0.16",  # the injector's forged answer (serves a block page)
+    "socks5": "127.0.0.20",  # SOCKS5 proxy (resolves names with the zone)
+    "http_connect": "127.0.0.21",  # HTTP CONNECT proxy
 }
 BLOCKPAGE = b"<html><head><title>Access denied</title></head><body>This site is blocked by order of the authority.</body></html>"
 SERVICE_DOMAINS = ("twitter.com", "www.twitter.com", "api.twitter.com", "mobile.twitter.com", "t.co",
@@ -195,6 +197,7 @@ class LoopbackWorld:
         self.port = _free_port(hosts)
         self.dns_port = self.port
         self.connections = 0
+        self.proxied = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -269,6 +272,8 @@ class LoopbackWorld:
             servers.append(await asyncio.start_server(self._raw_handler(b), ADDR[b], p))
         for b in ("blockpage", "endless_headers", "huge_body", "never_answer"):
             servers.append(await asyncio.start_server(self._http_handler(b), ADDR[b], p))
+        servers.append(await asyncio.start_server(self._proxy_handler("socks5"), ADDR["socks5"], p))
+        servers.append(await asyncio.start_server(self._proxy_handler("http"), ADDR["http_connect"], p))
         quic = [await self._quic_server(ADDR["good"], p)]
         if self.ipv6:
             quic.append(await self._quic_server("::1", p))
@@ -385,6 +390,66 @@ class LoopbackWorld:
             await writer.drain()
             await asyncio.sleep(0.25)
         await reader.read(1)
+
+    @property
+    def socks5_url(self) -> str:
+        return f"socks5://{ADDR['socks5']}:{self.port}"
+
+    @property
+    def http_proxy_url(self) -> str:
+        return f"http://{ADDR['http_connect']}:{self.port}"
+
+    def _proxy_handler(self, kind: str):  # noqa: ANN202
+        """A SOCKS5 (no auth, CONNECT) or HTTP CONNECT proxy that resolves with the zone."""
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.proxied += 1
+            upstream = None
+            try:
+                if kind == "socks5":
+                    head = await reader.readexactly(2)
+                    await reader.readexactly(head[1])
+                    writer.write(b"\x05\x00")
+                    req = await reader.readexactly(4)
+                    if req[3] == 3:
+                        name = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+                    else:
+                        name = socket.inet_ntoa(await reader.readexactly(4))
+                    port = struct.unpack("!H", await reader.readexactly(2))[0]
+                else:
+                    line = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0].split()[1].decode()
+                    name, port = line.rsplit(":", 1)[0], int(line.rsplit(":", 1)[1])
+                ips = self.zone.a.get(name) or ([name] if name[0].isdigit() else [])
+                try:
+                    if not ips:
+                        raise OSError("no such host")
+                    upstream = await asyncio.open_connection(ips[0], port)
+                except OSError:
+                    writer.write(b"\x05\x04\x00\x01" + bytes(6) if kind == "socks5"
+                                 else b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+                    return
+                writer.write(b"\x05\x00\x00\x01" + bytes(6) if kind == "socks5"
+                             else b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await writer.drain()
+                ur, uw = upstream
+
+                async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                    try:
+                        while data := await src.read(65536):
+                            dst.write(data)
+                            await dst.drain()
+                    except (ConnectionError, OSError):
+                        pass
+                    finally:
+                        dst.close()
+
+                await asyncio.gather(pipe(reader, uw), pipe(ur, writer))
+            except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError, IndexError):
+                pass
+            finally:
+                writer.close()
+
+        return handler
 
     # Misbehaving plain HTTP servers.
     def _http_handler(self, behaviour: str):  # noqa: ANN202

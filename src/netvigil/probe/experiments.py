@@ -54,7 +54,7 @@ def envelope(settings: ProbeSettings, test: tuple[str, str], input_: str, trace:
     start = settings.scenario_time or _fmt(wall_start)
     import msgspec
 
-    keys = msgspec.to_builtins(test_keys(trace))
+    keys = msgspec.json.decode(msgspec.json.encode(test_keys(trace)))  # plain JSON types, as read back
     return Measurement(
         test_name=test[0], test_version=test[1], measurement_start_time=start, test_start_time=start,
         probe_cc=settings.probe_cc, probe_asn=settings.probe_asn,

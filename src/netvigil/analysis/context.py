@@ -28,9 +28,12 @@ class RoundContext:
 
     @staticmethod
     def _keys(m: Measurement) -> tuple[tuple, tuple]:
-        path = m.annotations.get("path", "direct") if isinstance(m.annotations, dict) else "direct"
+        """(network, round): a round is one probe run (annotations.run_id), ordered by time."""
+        ann = m.annotations if isinstance(m.annotations, dict) else {}
+        path = ann.get("path", "direct")
         network = (m.probe_cc, m.probe_asn, path)
-        return network, (m.test_start_time or m.measurement_start_time, m.report_id if not m.test_start_time else "")
+        run = ann.get("run_id") or m.report_id
+        return network, (m.test_start_time or m.measurement_start_time, str(run) if ann.get("run_id") else "")
 
     def push(self, m: Measurement, f: Finding, service: str | None, uid: str) -> list[Item]:
         network, rkey = self._keys(m)

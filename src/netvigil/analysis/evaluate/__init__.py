@@ -1,0 +1,1 @@
+"""`netvigil evaluate`: score verdicts and incidents against labelled sets."""

@@ -1,0 +1,175 @@
+"""`evaluate --lab DIR`: a lab run (measurements.jsonl + labels.jsonl + run.json, contracts.md).
+
+Scores every direct-path service verdict against the technique labelled for its network and
+window (no label = ok), VPN-path verdicts against `vpn.blocked`, incident onset and end in
+probe rounds against the labelled switch-on/off, measured throttling rates against the
+configured ones, and the false-positive rate of throttling on unthrottled rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from netvigil.analysis.evaluate.scoring import Binary, Confusion
+from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.rules import RuleSet, load_rules
+from netvigil.analysis.verdicts import verdict_stream
+from netvigil.errors import IngestError, UsageError
+from netvigil.ingest.ooni import IngestReport, read_measurements
+
+NETWORK_WIDE = {"outage", "outage.partial", "throttled.general"}
+
+
+def _ts(t: str) -> float:
+    return datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
+def klass(technique: str) -> str:
+    return technique.split(".")[0] if technique != "ok" else "ok"
+
+
+def read_labels(path: Path) -> list[dict]:
+    if not path.exists():
+        raise UsageError("no labels.jsonl in the lab run directory", where=str(path))
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            lab = json.loads(line)
+            _ts(lab["start"]), _ts(lab["end"])
+            lab["technique"], lab["asn"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IngestError(f"bad label: {exc}", where=f"{path}:{n}") from None
+        out.append(lab)
+    return out
+
+
+@dataclass
+class LabResult:
+    report: IngestReport
+    confusion: Confusion = field(default_factory=Confusion)
+    vpn: Binary = field(default_factory=Binary)  # predicted "vpn path fails" vs labelled vpn.blocked
+    throttle_fp: Binary = field(default_factory=Binary)
+    outage: Binary = field(default_factory=Binary)
+    onsets: list[dict] = field(default_factory=list)
+    rates: list[dict] = field(default_factory=list)
+    incidents: int = 0
+    events: int = 0
+    circumvention: list[dict] = field(default_factory=list)
+    cadence: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [self.report.summary()]
+        total = sum(self.confusion.pairs.values())
+        right = sum(n for (e, p), n in self.confusion.pairs.items() if e == p)
+        out.append(f"direct-path service verdicts: {right}/{total} technique correct")
+        for lab, b in self.confusion.per_label().items():
+            out.append("  " + b.line(lab))
+        out.append("confusion (rows expected, columns netvigil):")
+        out.extend("  " + line for line in self.confusion.table().splitlines())
+        out.append(self.outage.line("outage (class)"))
+        out.append(self.throttle_fp.line("throttling") + f" false-positive rate={self.throttle_fp.fpr:.4f}")
+        out.append(self.vpn.line("vpn path blocked"))
+        ok_on = sum(1 for o in self.onsets if o["onset_rounds"] is not None and abs(o["onset_rounds"]) <= 2)
+        ok_end = sum(1 for o in self.onsets if o["end_rounds"] is not None and abs(o["end_rounds"]) <= 2)
+        out.append(f"labelled events: {self.events}; incidents: {self.incidents}; onset within 2 rounds: {ok_on}/{len(self.onsets)}; "
+                   f"end within 2 rounds: {ok_end}/{len(self.onsets)}")
+        for o in self.onsets:
+            out.append(f"  {o['asn']} {o['service']} {o['technique']}: onset {o['onset_rounds']} rounds, end {o['end_rounds']} rounds, "
+                       f"incident technique {o['got']}")
+        for r in self.rates:
+            out.append(f"  throttling {r['asn']} {r['service']}: configured {r['configured_bps']:.0f} bit/s, measured "
+                       f"{r['measured_bps']:.0f} bit/s ({100 * r['error']:+.1f}%)")
+        for c in self.circumvention:
+            out.append(f"  circumvention {c['service']} {c['start']}: expected {c['expected']}, got {c['got']}")
+        return out
+
+
+def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
+    rules = rules or load_rules()
+    if not (directory / "measurements.jsonl").exists():
+        raise UsageError("no measurements.jsonl (not a lab run directory)", where=str(directory))
+    labels = read_labels(directory / "labels.jsonl")
+    cadence = 60.0
+    if (directory / "run.json").exists():
+        try:
+            cadence = float(json.loads((directory / "run.json").read_text()).get("cadence_minutes", 1)) * 60
+        except (ValueError, TypeError, AttributeError):
+            raise IngestError("bad run.json", where=str(directory / "run.json")) from None
+    report = IngestReport()
+    verdicts = [v for _, v in verdict_stream(read_measurements([directory / "measurements.jsonl"], report), rules)]
+    res = LabResult(report, cadence=cadence)
+    by_key: dict[tuple, list[dict]] = defaultdict(list)
+    vpn_blocked: dict[str, list[dict]] = defaultdict(list)
+    for lab in labels:
+        if lab["technique"] == "vpn.blocked":
+            vpn_blocked[lab["asn"]].append(lab)
+        else:
+            by_key[(lab["asn"], lab.get("service"))].append(lab)
+
+    def active(labs, t):
+        return [lab for lab in labs if _ts(lab["start"]) <= t < _ts(lab["end"])]
+
+    for v in verdicts:
+        t = _ts(v.measurement_start_time)
+        if v.path != "direct":
+            res.vpn.add(v.klass not in ("ok",), bool(active(vpn_blocked.get(v.probe_asn, []), t)))
+            continue
+        if v.service is None:
+            continue
+        labs = active(by_key.get((v.probe_asn, v.service), []), t)
+        expected = sorted({lab["technique"] for lab in labs}) or ["ok"]
+        got = v.technique or v.klass
+        primary = got if got in expected else expected[0]
+        res.confusion.add(primary, got)
+        res.outage.add(v.klass == "outage", klass(primary) == "outage")
+        if v.service != "control":
+            res.throttle_fp.add(v.klass == "throttled", klass(primary) == "throttled")
+    incidents = build_incidents(verdicts, rules.incidents, rules.version)
+    res.incidents = len(incidents)
+    _onsets(res, labels, incidents, verdicts, cadence)
+    return res
+
+
+def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: float) -> None:
+    events: dict[tuple, dict] = {}
+    for lab in labels:
+        if lab["technique"] == "vpn.blocked" or lab.get("service") in (None, "control"):
+            continue
+        svc = "*" if lab["technique"] in ("outage", "outage.partial") else lab["service"]
+        key = (lab["country"], lab["asn"], svc, lab["technique"], lab["start"], lab["end"])
+        events.setdefault(key, lab)
+    res.events = len({(k[0], k[2], k[4]) for k in events})
+    for (cc, asn, svc, tech, start, end), lab in sorted(events.items()):
+        spans = [(i, n) for i in incidents if i.country == cc and i.service == svc for n in i.networks if n.asn == asn]
+        best = None
+        for i, n in spans:
+            overlap = _ts(n.start) < _ts(end) and (n.end is None or _ts(n.end) > _ts(start))
+            if overlap and (best is None or abs(_ts(n.start) - _ts(start)) < abs(_ts(best[1].start) - _ts(start))):
+                best = (i, n)
+        row = {"asn": asn, "service": svc, "technique": tech, "onset_rounds": None, "end_rounds": None, "got": None}
+        if best is not None:
+            i, n = best
+            row["onset_rounds"] = round((_ts(n.start) - _ts(start)) / cadence, 2)
+            last = max((v.measurement_start_time for v in verdicts if v.probe_asn == asn), default=end)
+            if n.end is not None:
+                row["end_rounds"] = round((_ts(n.end) - _ts(end)) / cadence, 2)
+            elif _ts(end) > _ts(last):
+                row["end_rounds"] = 0.0  # still in force when the run ended
+            row["got"] = n.technique
+            if svc != "*":
+                res.circumvention.append({"service": svc, "start": start, "expected": "see vpn labels", "got": i.circumvention})
+        res.onsets.append(row)
+        if tech == "throttled.targeted" and lab.get("rate_bps"):
+            rates = [v.rate_bps for v in verdicts if v.probe_asn == asn and v.service == svc and v.rate_bps
+                     and v.klass == "throttled" and _ts(start) <= _ts(v.measurement_start_time) < _ts(end)]
+            if rates:
+                m = statistics.median(rates)
+                res.rates.append({"asn": asn, "service": svc, "configured_bps": float(lab["rate_bps"]), "measured_bps": m,
+                                  "error": (m - lab["rate_bps"]) / lab["rate_bps"]})

@@ -1,0 +1,134 @@
+"""OONI observation CSVs (one row per DNS/TCP/TLS/HTTP observation, as ooni/data and the
+OONI notebooks export them) -> per-measurement verdicts.
+
+Rows of one measurement are consecutive (as exported); a measurement's endpoint is its IP
+(or hostname); an endpoint fails when any of its rows carries a failure. The measurement is
+blocked when at least `open_share` of its endpoints fail, with the technique of the commonest
+failing step. Bad rows (missing columns, bad time) are reported with file:line and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from netvigil.analysis.rules import RuleSet, load_rules
+from netvigil.errors import IngestError, UsageError
+from netvigil.ingest.ooni import IngestReport
+from netvigil.model.records import Verdict
+
+MAX_OPEN = 5000  # measurements kept open while their rows are interleaved
+REQUIRED = ("measurement_uid", "probe_asn", "measurement_start_time")
+STEPS = (("dns", "dns_failure"), ("tcp", "tcp_failure"), ("tls", "tls_failure"), ("http", "http_failure"))
+SERVICE_BY_TEST = {"telegram": "telegram", "whatsapp": "whatsapp", "signal": "signal", "facebook_messenger": "messenger", "tor": "tor"}
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if not path.exists():
+        raise UsageError("no such file", where=str(path))
+    raw = path.open("rb")
+    if path.name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", errors="replace", newline="")
+    if path.name.endswith((".zst", ".zstd")):
+        import zstandard
+
+        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), encoding="utf-8", errors="replace", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def _time(text: str) -> str | None:
+    t = text.strip().replace("T", " ")[:19]
+    return t if len(t) == 19 and t[4] == "-" and t[13] == ":" else None
+
+
+def _asn(text: str) -> str:
+    t = text.strip().split(".")[0]
+    return t if t.upper().startswith("AS") else f"AS{t}"
+
+
+def read_observation_verdicts(path: str | Path, report: IngestReport | None = None, rules: RuleSet | None = None) -> Iterator[Verdict]:
+    path = Path(path)
+    rules = rules or load_rules()
+    report = report if report is not None else IngestReport()
+    report.files += 1
+    share = rules.incidents["open_share"]
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        try:
+            header = reader.fieldnames or []
+        except (OSError, EOFError, csv.Error) as exc:
+            raise IngestError(f"cannot read the header: {exc}", where=str(path)) from None
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise IngestError(f"not an OONI observation CSV: missing column(s) {', '.join(missing)}", where=f"{path}:1")
+        open_groups: dict[str, list[dict]] = {}  # insertion order = first seen
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row or any(row.get(c) is None for c in REQUIRED):
+                    report.bad(f"{path}:{line}", "wrong number of fields")
+                    continue
+                if _time(row["measurement_start_time"]) is None:
+                    report.bad(f"{path}:{line}", f"bad measurement_start_time {row['measurement_start_time'][:40]!r}")
+                    continue
+                uid = row["measurement_uid"]
+                rows = open_groups.get(uid)
+                if rows is None:
+                    if len(open_groups) >= MAX_OPEN:  # bounded memory: the oldest is complete
+                        old_uid = next(iter(open_groups))
+                        v = _verdict(open_groups.pop(old_uid), rules, share)
+                        report.read += 1
+                        yield v
+                    rows = open_groups[uid] = []
+                rows.append(row)
+        except (OSError, EOFError, csv.Error) as exc:
+            raise IngestError(f"corrupt or truncated after line {reader.line_num}: {exc}", where=str(path)) from None
+        for rows in open_groups.values():
+            report.read += 1
+            yield _verdict(rows, rules, share)
+
+
+def _failure_step(row: dict) -> tuple[str, str] | None:
+    for step, col in STEPS:
+        f = (row.get(col) or "").strip()
+        if f:
+            return step, f
+    fc = (row.get("failure_class") or "").strip()
+    if fc and fc != "ok":
+        step = "http" if fc == "https" else fc
+        return step, (row.get("failure_str") or "failure").strip() or "failure"
+    return None
+
+
+def _verdict(rows: list[dict], rules: RuleSet, share: float) -> Verdict:
+    r0 = rows[0]
+    endpoints: dict[str, list[tuple[str, str] | None]] = {}
+    for r in rows:
+        key = (r.get("ip") or r.get("hostname") or "").strip() or "?"
+        endpoints.setdefault(key, []).append(_failure_step(r))
+    failing = {k: next(f for f in fs if f) for k, fs in endpoints.items() if any(fs)}
+    frac = len(failing) / len(endpoints)
+    test = (r0.get("test_name") or "").strip()
+    host = (r0.get("input") or r0.get("hostname") or "").strip() or None
+    service = SERVICE_BY_TEST.get(test)
+    if service is None and host:
+        service = "telegram" if "telegram" in host else None
+    common = dict(
+        measurement_uid=r0["measurement_uid"], measurement_start_time=_time(r0["measurement_start_time"]) or "",
+        probe_cc=(r0.get("probe_cc") or "ZZ").strip(), probe_asn=_asn(r0["probe_asn"]), service=service, input=host,
+        rules_version=rules.version, probe_network_name=(r0.get("probe_as_org_name") or None),
+    )
+    if frac < share:
+        ids = ["csv.endpoints_ok"] + ([f"csv.failing_endpoints:{len(failing)}/{len(endpoints)}"] if failing else [])
+        return Verdict(domain=host, klass="ok", confidence=round(rules.confidence["ok"] * (1 - frac), 3), rule_ids=ids, **common)
+    steps = Counter()
+    for step, f in failing.values():
+        steps[rules.technique_for(step, f) or f"{step}.failure"] += 1
+    tech = steps.most_common(1)[0][0]
+    return Verdict(domain=host, klass=tech.split(".")[0], technique=tech,
+                   confidence=round(rules.confidence["failure_without_control"] * (0.7 + 0.3 * frac), 3),
+                   rule_ids=[f"csv.failing_endpoints:{len(failing)}/{len(endpoints)}"], **common)

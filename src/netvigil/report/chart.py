@@ -45,8 +45,10 @@ def network_names(incident: Incident) -> dict[str, str]:
     return {n.asn: (f"{n.network_name} ({n.asn})" if n.network_name else n.asn) for n in incident.networks}
 
 
-def incident_chart(incident: Incident, rows: list[AggregateRow]) -> alt.LayerChart:
-    names = network_names(incident)
+def incident_chart(incident: Incident, rows: list[AggregateRow],
+                   names: dict[str, str | None] | None = None) -> alt.LayerChart:
+    """`names`: ASN -> network name for networks not in the incident (e.g. from status rows)."""
+    names = {a: (f"{n} ({a})" if n else a) for a, n in (names or {}).items()} | network_names(incident)
     data = [
         {"time": r.bucket.replace(" ", "T"), "network": names.get(r.asn, r.asn),
          "failing": round(failing_share(r), 4), "measurements": r.total}
@@ -99,5 +101,10 @@ async def chart_for_incident(pump, incident: Incident, fmt: str) -> bytes:
     except Exception:
         rows = await pump.call("aggregates", country=incident.country, service=incident.service,
                                since=since, until=until, bucket="1h")
-    chart = incident_chart(incident, rows)
+    try:
+        status = await pump.call("status", country=incident.country)
+        names = {r.asn: r.network_name for r in status}
+    except Exception:
+        names = {}
+    chart = incident_chart(incident, rows, names)
     return await asyncio.get_running_loop().run_in_executor(None, render, chart, fmt)

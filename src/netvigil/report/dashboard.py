@@ -21,12 +21,18 @@ from netvigil.collector.pump import AnalysisUnavailable
 from netvigil.model.records import Incident, StatusRow
 from netvigil.report.dashboard_assets import CSS, JS
 from netvigil.report.text import country_name, incident_text, incident_title, service_name, technique_label
-from netvigil.report.timeline import timeline_svg
+from netvigil.report.timeline import bucket_delta, timeline_svg
 
 router = APIRouter(include_in_schema=False)
 
 FMT = "%Y-%m-%d %H:%M:%S"
 FAILING = ("dns", "tcp", "tls", "http", "quic", "throttled", "down", "outage")
+
+
+def align(t: datetime, step: timedelta) -> datetime:
+    """The end of the bucket holding t (buckets start at multiples of step since the epoch)."""
+    epoch = datetime(1970, 1, 1)
+    return epoch + ((t - epoch) // step + 1) * step
 
 
 def page(title: str, body: str, *, refresh: int = 5) -> HTMLResponse:
@@ -142,9 +148,9 @@ async def country(request: Request, cc: str, hours: int = 24):
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         timelines = ""
         if latest:
-            until = datetime.strptime(latest[:19], FMT) + timedelta(minutes=1)
-            since = until - timedelta(hours=hours)
             bucket = "10m" if hours <= 6 else ("30m" if hours <= 24 else "1h")
+            until = align(datetime.strptime(latest[:19], FMT), bucket_delta(bucket))
+            since = until - timedelta(hours=hours)
             try:
                 aggs = await nv.pump.call("aggregates", country=cc, since=since.strftime(FMT),
                                           until=until.strftime(FMT), bucket=bucket)
@@ -154,6 +160,8 @@ async def country(request: Request, cc: str, hours: int = 24):
                 bucket = "1h"
                 aggs = await nv.pump.call("aggregates", country=cc, since=since.strftime(FMT),
                                           until=until.strftime(FMT), bucket=bucket)
+            first = min((datetime.strptime(a.bucket[:19], FMT) for a in aggs), default=since)
+            since = max(since, first - bucket_delta(bucket))  # do not draw hours without data
             services = sorted({r.service for r in rows}, key=lambda s: (s == "control", s))
             timelines = "".join(
                 timeline_svg(svc, [a for a in aggs if a.service == svc],

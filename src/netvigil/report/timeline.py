@@ -69,9 +69,16 @@ def timeline_svg(service: str, rows: list[AggregateRow], incidents: list[Inciden
             parts.append(f"<rect x={x(t):.1f} y={y} width={max(cw - 0.5, 0.5):.1f} height={CELL_H - 2} "
                          f"fill='{COLOURS.get(cls, '#bdbdbd')}' class='tl-cell {cls}'><title>{escape(tip)}</title></rect>")
     base = 24 + CELL_H * max(1, len(asns))
-    for k in range(0, 7):  # time axis
-        t = since + (until - since) * k / 6
-        parts.append(f"<text x={x(t):.1f} y={base + 14} class=tl-axis text-anchor=middle>{t.strftime('%H:%M')}</text>")
+    span = until - since  # time axis: ~6 ticks on round times
+    tick = next((timedelta(minutes=m) for m in (10, 30, 60, 120, 180, 360, 720) if span / timedelta(minutes=m) <= 8),
+                timedelta(days=1))
+    epoch = datetime(1970, 1, 1)
+    t = epoch + -((epoch - since) // tick) * tick
+    while t <= until:
+        if LEFT + 15 <= x(t) <= WIDTH - 20:
+            parts.append(f"<text x={x(t):.1f} y={base + 14} class=tl-axis text-anchor=middle>"
+                         f"{t.strftime('%H:%M')}</text>")
+        t += tick
     for inc in incidents:
         for label, when in (("onset", inc.start), ("end", inc.end)):
             if not when:
@@ -80,7 +87,8 @@ def timeline_svg(service: str, rows: list[AggregateRow], incidents: list[Inciden
             if since <= t <= until:
                 parts.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base} class='tl-{label}' "
                              f"stroke='#b00020' stroke-width=2 stroke-dasharray='4 2'/>"
-                             f"<text x={x(t) + 3:.1f} y=14 class='tl-mark tl-{label}-label'>{label} "
-                             f"{when[11:16]}</text>")
+                             f"<text x={x(t) + (3 if x(t) < WIDTH - 90 else -3):.1f} y=14 "
+                             f"text-anchor={'start' if x(t) < WIDTH - 90 else 'end'} "
+                             f"class='tl-mark tl-{label}-label'>{label} {when[11:16]}</text>")
     parts.append("</svg>")
     return "".join(parts)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from netvigil.model.records import Verdict
 
 CENSORSHIP = {"dns", "tcp", "tls", "http", "quic", "throttled"}
+NOT_TARGETED = {"throttled.general"}  # a slow network is not a restriction of one service
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Round:
         ev = [v for v in self.verdicts if v.klass not in ("down", "unknown")]
         if not ev:
             return "none"
-        bad = sum(v.klass in CENSORSHIP for v in ev)
+        bad = sum(v.klass in CENSORSHIP and v.technique not in NOT_TARGETED for v in ev)
         out = sum(v.klass == "outage" for v in ev)
         if out / len(ev) >= open_share:
             return "outage"
@@ -39,7 +40,7 @@ class Round:
 
     def technique(self, state: str) -> str | None:
         want = CENSORSHIP if state == "blocked" else {"outage"}
-        c = Counter(v.technique or v.klass for v in self.verdicts if v.klass in want)
+        c = Counter(v.technique or v.klass for v in self.verdicts if v.klass in want and v.technique not in NOT_TARGETED)
         return c.most_common(1)[0][0] if c else None
 
 

@@ -68,7 +68,8 @@ class RoundContext:
         ctl_rates = [it[1].rate_bps for it in controls if it[1].klass == "ok" and it[1].rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline = self._baseline(network)
-        general = ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
+        general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
+                   and ctl_rate < th["throttle_abs_bps"])
         out: list[Item] = []
         for m, f, service, uid in items:
             if service == "control":
@@ -81,14 +82,16 @@ class RoundContext:
                 continue
             if ctl_failed and f.klass not in ("ok", "unknown"):
                 f = Finding("outage", "outage", conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
-            elif f.klass == "ok" and f.rate_bps is not None and ctl_rate:
+            elif f.rate_bps is not None and ctl_rate and f.klass not in ("dns", "tcp", "outage", "unknown"):
+                # the sample arrived: slowness is what users feel, other failures stay secondary
                 ratio = f.rate_bps / ctl_rate
+                was = [f"secondary:{f.technique}"] if f.technique else []
                 if general and f.rate_bps < th["throttle_abs_bps"]:
-                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline"],
+                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=ctl_rate / baseline)
                 elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"]:
                     c = min(0.95, conf["throttled"] + 0.2 * (1 - ratio / th["throttle_ratio"]))
-                    f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"],
+                    f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps,
                                 baseline_ratio=f.rate_bps / baseline if baseline else ratio)
             elif f.technique == "throttled.targeted" and ctl_failed:

@@ -80,35 +80,53 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                 tech = f"{step}.failure"
             r.finding = Finding(klass_of(tech), tech, conf["failure_without_control"], rule_ids=[f"{step}.failure:{o.failure}"], domain=dom)
         if step == "dns":
-            for o in obs:
-                if o.step != "dns" or not o.domain:
-                    continue
-                r = results.setdefault(o.domain, EndpointResult(o.domain))
-                if r.finding is not None:
-                    continue
-                bogons = [ip for ip in o.answers if rules.is_bogon(ip)]
-                fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints]
-                if bogons:
-                    r.finding = Finding("dns", "dns.bogon", conf["bogon"], bool(fps), ["dns.bogon_answer"] + [f"fp:{f.id}" for f in fps[:1]], domain=o.domain)
-                elif fps:
-                    r.finding = Finding("dns", "dns.blockpage", conf["fingerprint"], True, [f"fp:{fps[0].id}"], domain=o.domain)
-                elif _injected(o, obs):
-                    r.finding = Finding("dns", "dns.injected", conf["failure_without_control"], rule_ids=["dns.several_answers_first_unused"], domain=o.domain)
+            _dns_answers(obs, test_keys, results, rules)
+    _bogon_sinks(obs, results, rules)
     return results
 
 
-def _injected(q: Observation, obs: list[Observation]) -> bool:
-    """Several responses to one query, and the first answer is an address nobody could use."""
-    dups = [o for o in obs if o.step == "dns" and o.domain == q.domain and o.engine == q.engine and o.answers]
-    if len(dups) < 2 or q is not dups[0]:
-        return False
-    first = set(dups[0].answers)
-    later = {ip for o in dups[1:] for ip in o.answers}
-    if first & later:
-        return False
-    failed = {o.ip for o in obs if o.step in ("tcp", "tls") and o.failure}
-    worked = {o.ip for o in obs if o.step in ("tcp", "tls") and not o.failure}
-    return bool(first & failed or (later & worked and not first & worked))
+def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dict[str, EndpointResult], rules: RuleSet) -> None:
+    """Fingerprinted block-page IPs, and injection: a second, different reply to one query."""
+    conf = rules.confidence
+    late: dict[tuple, set[str]] = {}
+    for key in ("x_dns_late_replies", "x_dns_duplicate_responses"):
+        for q in test_keys.get(key) or []:
+            if isinstance(q, dict) and q.get("hostname"):
+                ips = {a.get("ipv4") or a.get("ipv6") for a in q.get("answers") or [] if isinstance(a, dict)} - {None}
+                late.setdefault((q["hostname"].lower(), q.get("query_type")), set()).update(ips)
+    for o in obs:
+        if o.step != "dns" or not o.domain or not o.answers:
+            continue
+        r = results.setdefault(o.domain, EndpointResult(o.domain))
+        if r.finding is not None:
+            continue
+        fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints]
+        if fps:
+            r.finding = Finding("dns", "dns.blockpage", conf["fingerprint"], True, [f"fp:{fps[0].id}"], domain=o.domain)
+            continue
+        for (host, _qtype), ips in late.items():
+            if host == o.domain and ips and not ips & set(o.answers):
+                r.finding = Finding("dns", "dns.injected", conf["bogon"], rule_ids=["dns.two_different_replies"], domain=o.domain)
+                break
+
+
+def _bogon_sinks(obs: list[Observation], results: dict[str, EndpointResult], rules: RuleSet) -> None:
+    """An answer that can never host a service (loopback, 0/8, link-local...) and then fails
+    to connect, or is never connected to, is a DNS sink. Private ranges are not sinks here:
+    lab and enterprise networks host services on them (web_connectivity uses its control)."""
+    conf = rules.confidence
+    tcp_ok = {o.ip for o in obs if o.step in ("tcp", "tls", "http") and not o.failure and o.ip}
+    for o in obs:
+        if o.step != "dns" or not o.domain:
+            continue
+        r = results.get(o.domain)
+        sinks = [ip for ip in o.answers if rules.is_sink(ip)]
+        if not sinks or r is None or any(ip in tcp_ok for ip in sinks):
+            continue
+        if r.finding is None or r.finding.klass == "tcp":
+            fp = rules.dns_fingerprints.get(sinks[0])
+            r.finding = Finding("dns", "dns.bogon", conf["bogon"], fp is not None,
+                                ["dns.bogon_answer"] + ([f"fp:{fp.id}"] if fp else []), domain=o.domain)
 
 
 def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Finding:

@@ -29,7 +29,7 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float]) -
     series: dict[tuple, list[Verdict]] = defaultdict(list)
     circ: dict[tuple, list[Verdict]] = defaultdict(list)
     for v in verdicts:
-        if not v.service or v.service == "control" and v.klass != "outage":
+        if not v.service:
             continue
         if v.path != "direct":
             circ[(v.probe_cc, v.probe_asn, v.service)].append(v)
@@ -38,7 +38,9 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float]) -
     spans: list[Span] = []
     for (cc, asn, service), vs in series.items():
         vs.sort(key=lambda v: v.measurement_start_time)
-        spans.extend(detect_spans(cc, asn, service, vs, params))
+        found = detect_spans(cc, asn, service, vs, params)
+        # control targets only ever tell of outages; they are never "censored" services
+        spans.extend(s for s in found if service != "control" or s.kind == "outage")
     return spans, circ
 
 

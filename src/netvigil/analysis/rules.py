@@ -54,6 +54,7 @@ class RuleSet:
     http_body: list[Fingerprint] = field(default_factory=list)
     http_headers: dict[str, list[Fingerprint]] = field(default_factory=dict)
     bogons: tuple = ()
+    sinks: tuple = ()
 
     def is_bogon(self, ip: str) -> bool:
         try:
@@ -61,6 +62,14 @@ class RuleSet:
         except ValueError:
             return False
         return any(addr.version == net.version and addr in net for net in self.bogons)
+
+    def is_sink(self, ip: str) -> bool:
+        """Bogons that can never host a service (not the private ranges)."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == net.version and addr in net for net in self.sinks)
 
     def technique_for(self, step: str, failure: str | None) -> str | None:
         """Map an OONI failure string at a step to a technique id (or None: not a block)."""
@@ -138,10 +147,13 @@ def load_rules(directory: str | None = None) -> RuleSet:
             rules.http_body.append(fp)
         elif fp.location.startswith("header."):
             rules.http_headers.setdefault(fp.location[7:].lower(), []).append(fp)
-    nets = []
+    nets, sinks = [], []
     for line in (base / "bogons.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            nets.append(ipaddress.ip_network(line))
-    rules.bogons = tuple(nets)
+        text = line.split("#", 1)[0].strip()
+        if text:
+            net = ipaddress.ip_network(text.split()[0])
+            nets.append(net)
+            if "private" not in text.split()[1:]:
+                sinks.append(net)
+    rules.bogons, rules.sinks = tuple(nets), tuple(sinks)
     return rules

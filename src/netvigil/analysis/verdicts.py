@@ -94,7 +94,7 @@ def to_verdict(m: Measurement, f: Finding, service: str | None, rules: RuleSet, 
         rule_ids=rule_ids,
         rules_version=rules.version,
         rate_bps=round(f.rate_bps, 1) if f.rate_bps is not None else None,
-        baseline_ratio=round(f.baseline_ratio, 3) if f.baseline_ratio is not None else None,
+        baseline_ratio=round(f.baseline_ratio, 6) if f.baseline_ratio is not None else None,
         path=path,
         probe_network_name=m.probe_network_name,
     )

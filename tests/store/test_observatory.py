@@ -1,0 +1,132 @@
+"""The Observatory facade on embedded chdb (and on a ClickHouse server when
+NETVIGIL_CLICKHOUSE_URL is set): idempotent add, one-by-one arrival, rebuild from the raw
+archive, reads, and incident change events."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+import pytest
+
+from netvigil.analysis.service import Observatory
+from netvigil.errors import UsageError
+from tests.analysis.factory import at, round_of
+
+
+def scenario(rounds: int = 16):
+    ms = []
+    for r in range(rounds):
+        on = 4 <= r < 10
+        ms += round_of(at(r), "AS12389", techniques={"twitter": "tls.reset_after_hello" if on else None})
+        ms += round_of(at(r), "AS8359", techniques={"twitter": "dns.nxdomain" if on else None})
+    return ms
+
+
+def _key(vs):
+    return sorted((v.measurement_uid, v.klass, v.technique, v.service) for v in vs)
+
+
+@pytest.fixture
+def obs(tmp_path):
+    o = Observatory(tmp_path / "obs")
+    yield o
+    o.close()
+
+
+def test_add_is_idempotent_and_assigns_uids(obs):
+    ms = scenario()
+    assert obs.add(ms) == len(ms)
+    assert obs.add(scenario()) == 0  # same content, same uids
+    assert all(m.measurement_uid for m in ms)
+    assert len(obs.verdicts(limit=None)) == len(ms)
+
+
+def test_one_by_one_arrival_equals_batch(tmp_path):
+    ms = scenario()
+    with Observatory(tmp_path / "a") as a:
+        a.add(ms)
+        batch = _key(a.verdicts(limit=None))
+    with Observatory(tmp_path / "b") as b:
+        for m in scenario():  # collector order: one at a time
+            b.add([m])
+        single = _key(b.verdicts(limit=None))
+    assert batch == single
+
+
+def test_refresh_reports_start_and_end_then_nothing(obs):
+    ms = scenario()
+    obs.add(ms[: len(ms) * 8 // 16])  # rounds 0..7: the block started at round 4
+    ev = obs.refresh()
+    assert [e.event for e in ev] == ["start"]
+    inc = ev[0].incident
+    assert inc.country == "RU" and inc.service == "twitter" and inc.end is None
+    assert {n.asn: n.technique for n in inc.networks} == {"AS12389": "tls.reset_after_hello", "AS8359": "dns.nxdomain"}
+    obs.add(ms)
+    ev = obs.refresh()
+    assert [e.event for e in ev] == ["end"] and ev[0].incident.end == at(10)
+    assert obs.refresh() == []
+    assert obs.incident(inc.id).end == at(10)
+    assert obs.incidents(ongoing=True) == [] and len(obs.incidents(country="RU", service="twitter")) == 1
+
+
+def test_status_aggregates_and_measurement(obs):
+    ms = scenario(8)
+    obs.add(ms)
+    obs.refresh()
+    st = {(s.asn, s.service): s for s in obs.status(country="RU")}
+    assert st[("AS12389", "twitter")].klass == "tls" and st[("AS12389", "twitter")].incident_id
+    assert st[("AS12389", "twitter")].since == at(4)
+    assert st[("AS12389", "control")].klass == "ok"
+    rows = obs.aggregates(country="RU", service="twitter", bucket="1h")
+    assert sum(r.total for r in rows) == 16
+    assert sum(r.counts.get("tls", 0) for r in rows) == 4
+    assert all(r.probes >= 1 for r in rows)
+    uid = ms[0].measurement_uid
+    raw = obs.measurement(uid)
+    assert raw["measurement_uid"] == uid and raw["test_keys"]["endpoints"]
+    assert obs.measurement("nope") is None
+    page = obs.verdicts(country="RU", service="twitter", limit=3, offset=2)
+    assert len(page) == 3
+    with pytest.raises(UsageError):
+        obs.aggregates(bucket="fortnight")
+
+
+def test_rebuild_from_raw_gives_identical_tables(tmp_path):
+    d = tmp_path / "obs"
+    with Observatory(d) as o:
+        o.add(scenario())
+        o.refresh()
+        before = (_key(o.verdicts(limit=None)), [msgspec.to_builtins(i) for i in o.incidents()])
+        assert o.rebuild() == len(scenario())
+        after = (_key(o.verdicts(limit=None)), [msgspec.to_builtins(i) for i in o.incidents()])
+    assert before == after
+    assert list((d / "raw").glob("*.jsonl.zst"))
+
+
+def test_two_stores_open_at_once_in_one_process(tmp_path):
+    """chdb allows one data directory per process: the second store shares the session."""
+    with Observatory(tmp_path / "x") as a, Observatory(tmp_path / "y") as b:
+        a.add(scenario(2))
+        assert b.verdicts() == []
+        assert len(a.verdicts(limit=None)) == 8
+    with Observatory(tmp_path / "y") as b2:  # reopened alone: its tables are derived again
+        assert b2.verdicts() == []
+    with Observatory(tmp_path / "x") as a2:
+        assert len(a2.verdicts(limit=None)) == 8
+
+
+@pytest.mark.skipif(not os.environ.get("NETVIGIL_CLICKHOUSE_URL"), reason="NETVIGIL_CLICKHOUSE_URL not set")
+def test_same_sql_same_results_on_server(tmp_path):
+    url = os.environ["NETVIGIL_CLICKHOUSE_URL"]
+    ms = scenario()
+    with Observatory(tmp_path / "chdb") as a:
+        a.add(ms)
+        a.refresh()
+        ra = (_key(a.verdicts(limit=None)), a.aggregates(bucket="1h"), [msgspec.to_builtins(i) for i in a.incidents()])
+    with Observatory(tmp_path / "srv", engine=url) as b:
+        b.rebuild()
+        b.add(scenario())
+        b.refresh()
+        rb = (_key(b.verdicts(limit=None)), b.aggregates(bucket="1h"), [msgspec.to_builtins(i) for i in b.incidents()])
+    assert ra == rb

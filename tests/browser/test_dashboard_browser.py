@@ -60,8 +60,7 @@ def write_log(data_dir: Path, measurements) -> None:
     log = MeasurementLog(data_dir / "log")
     lines = []
     for m in measurements:
-        uid, acc = intake.accept(intake.encode(m))
-        lines.append(intake.encode(acc))
+        lines.append(intake.accept(intake.encode(m)).line)
     log.append(lines).result(timeout=30)
     log.close()
 

@@ -147,3 +147,27 @@ def test_api_query_parameters_are_checked(client):
                 "/country/Russia"):
         r = client.get(url)
         assert 400 <= r.status_code < 500, (url, r.status_code, r.text)
+
+
+def test_submitted_envelope_mirrors_the_measurement_model():
+    """intake.Submitted keeps test_keys raw; its other fields must stay those of Measurement."""
+    import msgspec
+
+    from netvigil.collector.intake import Submitted
+    from netvigil.model.measurement import Measurement
+
+    model = [f.name for f in msgspec.structs.fields(Measurement) if f.name != "extra_fields"]
+    assert [f.name for f in msgspec.structs.fields(Submitted)] == model
+
+
+def test_unknown_envelope_keys_are_stored_as_submitted(client):
+    content = dict(VALID, input="https://keys.example/", backend_version="1.1.4", bucket_date="2022-02-26")
+    uid = client.post(f"/report/{client.report_id}", json={"format": "json", "content": content}).json()["measurement_uid"]
+    stored = json.loads(client.app.state.nv.collector.raw(uid))
+    assert stored["backend_version"] == "1.1.4" and stored["bucket_date"] == "2022-02-26"
+    assert stored["measurement_uid"] == uid and stored["report_id"] == client.report_id
+
+
+def test_test_keys_must_be_an_object(client):
+    r = client.post(f"/report/{client.report_id}", json={"format": "json", "content": dict(VALID, test_keys=[1])})
+    assert r.status_code == 400 and "test_keys" in r.json()["detail"]

@@ -22,7 +22,6 @@ import msgspec
 from netvigil.collector import intake
 from netvigil.collector.intake import Rejected
 from netvigil.collector.log import MeasurementLog, Position
-from netvigil.model.measurement import Measurement
 
 
 class MeasurementMeta(msgspec.Struct, array_like=True):
@@ -54,7 +53,7 @@ class _Peek(msgspec.Struct):
 _peek = msgspec.json.Decoder(_Peek)
 
 
-def _meta(m: Measurement | _Peek, pos: Position) -> MeasurementMeta:
+def _meta(m: intake.Submitted | _Peek, pos: Position) -> MeasurementMeta:
     inp = m.input if isinstance(m.input, str) or m.input is None else ",".join(m.input)
     ann = m.annotations or {}
     return MeasurementMeta(
@@ -165,7 +164,7 @@ class Collector:
 
         All-or-nothing for a batch: one invalid measurement rejects the batch (its line is named).
         """
-        accepted: list[tuple[str, Measurement]] = []
+        accepted: list[intake.Accepted] = []
         for i, raw in enumerate(raws):
             label = f"{where} line {i + 1}" if len(raws) > 1 else where
             try:
@@ -173,29 +172,30 @@ class Collector:
             except Rejected:
                 self.stats["rejected"] += 1
                 raise
-        uids = [uid for uid, _ in accepted]
-        new: list[tuple[str, Measurement]] = []
+        uids = [a.uid for a in accepted]
+        new: list[intake.Accepted] = []
         waits: list[asyncio.Future] = []
         seen: set[str] = set()
-        for uid, m in accepted:
+        for a in accepted:
+            uid = a.uid
             if uid in self.index or uid in seen:
                 self.stats["duplicates"] += 1
             elif uid in self._inflight:
                 self.stats["duplicates"] += 1
                 waits.append(self._inflight[uid])
             else:
-                new.append((uid, m))
+                new.append(a)
                 seen.add(uid)
         if new:
             loop = asyncio.get_running_loop()
             fut = loop.create_future()
-            for uid, _ in new:
-                self._inflight[uid] = fut
+            for a in new:
+                self._inflight[a.uid] = fut
             try:
-                positions = await asyncio.wrap_future(self.log.append([intake.encode(m) for _, m in new]))
-                for (uid, m), pos in zip(new, positions):
-                    self.index[uid] = _meta(m, pos)
-                    self.order.append(uid)
+                positions = await asyncio.wrap_future(self.log.append([a.line for a in new]))
+                for a, pos in zip(new, positions):
+                    self.index[a.uid] = _meta(a.envelope, pos)
+                    self.order.append(a.uid)
                 self.stats["accepted"] += len(new)
                 if report_id in self.reports:
                     self.reports[report_id]["count"] += len(new)
@@ -205,8 +205,8 @@ class Collector:
                 fut.exception()  # mark retrieved
                 raise
             finally:
-                for uid, _ in new:
-                    self._inflight.pop(uid, None)
+                for a in new:
+                    self._inflight.pop(a.uid, None)
         for w in waits:
             await asyncio.shield(w)
         return uids

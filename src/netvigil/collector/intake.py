@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 import msgspec
 
-from netvigil.model.measurement import SCRUBBED_IP, Measurement
+from netvigil.model.measurement import SCRUBBED_IP
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 CC_RE = re.compile(r"^[A-Z]{2}$")
@@ -46,9 +47,45 @@ class _ProbeIP(msgspec.Struct):
     probe_ip: str | None = None
 
 
+class Submitted(msgspec.Struct, omit_defaults=True):
+    """The df-000 envelope, typed and validated, with test_keys kept as raw JSON bytes.
+
+    The collector validates the envelope (what analysis indexes on) and stores test_keys
+    byte for byte: no decode/re-encode of the bulk of a measurement on the hot path. The
+    field list mirrors model.measurement.Measurement (a test keeps them in step).
+    """
+
+    test_name: str
+    measurement_start_time: str
+    probe_cc: str = "ZZ"
+    probe_asn: str = "AS0"
+    probe_network_name: str | None = None
+    probe_ip: str = SCRUBBED_IP
+    test_keys: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
+    input: str | list[str] | None = None
+    report_id: str = ""
+    test_version: str = "0.0.0"
+    test_start_time: str | None = None
+    test_runtime: float = 0.0
+    software_name: str = "netvigil"
+    software_version: str = ""
+    data_format_version: str = "0.2.0"
+    annotations: dict[str, Any] = {}
+    resolver_ip: str | None = None
+    resolver_asn: str | None = None
+    resolver_network_name: str | None = None
+    resolver_cc: str | None = None
+    test_helpers: dict[str, Any] | None = None
+    input_hashes: list[str] | None = None
+    options: list[str] | None = None
+    measurement_uid: str | None = None
+    extensions: dict[str, Any] | None = None
+    probe_city: str | None = None
+
+
 _envelope = msgspec.json.Decoder(_Envelope)
 _probe_ip = msgspec.json.Decoder(_ProbeIP)
-_measurement = msgspec.json.Decoder(Measurement)
+_measurement = msgspec.json.Decoder(Submitted)
 _sorted = msgspec.json.Encoder(order="sorted")
 _encoder = msgspec.json.Encoder()
 
@@ -74,13 +111,13 @@ def scrub_probe_ip(raw: bytes) -> bytes:
         ip = _probe_ip.decode(raw).probe_ip
     except (msgspec.MsgspecError, RecursionError):
         return raw  # decode_checked reports the real problem
-    if not ip or ip == SCRUBBED_IP or len(ip) > 64:
+    if not ip or ip == SCRUBBED_IP or len(ip) > 64 or raw.count(ip.encode()) == 0:
         return raw
     pattern = re.compile(rb"(?<![0-9A-Za-z.:])" + re.escape(ip.encode()) + rb"(?![0-9A-Za-z:])")
     return pattern.sub(SCRUBBED_IP.encode(), raw)
 
 
-def decode_checked(raw: bytes, where: str = "measurement") -> Measurement:
+def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
     """Validate types and the envelope fields analysis depends on."""
     try:
         m = _measurement.decode(raw)
@@ -99,12 +136,14 @@ def decode_checked(raw: bytes, where: str = "measurement") -> Measurement:
     for field, value, regex, expected in checks:
         if not regex.match(value):
             raise Rejected(f"{where}: field {field!r} is {value[:60]!r}, expected {expected}")
+    if not bytes(memoryview(m.test_keys)[:64]).lstrip().startswith(b"{"):
+        raise Rejected(f"{where}: field 'test_keys' must be a JSON object")
     if m.probe_ip != SCRUBBED_IP:
         m.probe_ip = SCRUBBED_IP
     return m
 
 
-def measurement_uid(m: Measurement) -> str:
+def measurement_uid(m: Submitted) -> str:
     """Content-derived uid in OONI's shape: YYYYMMDDhhmmss.ffffff_CC_testname_hash."""
     if m.measurement_uid and UID_RE.match(m.measurement_uid):
         return m.measurement_uid
@@ -116,15 +155,40 @@ def measurement_uid(m: Measurement) -> str:
     return f"{stamp}.{micro:06d}_{m.probe_cc}_{m.test_name.replace('_', '')}_{digest[5:21]}"
 
 
-def accept(raw: bytes, *, report_id: str | None = None, where: str = "measurement") -> tuple[str, Measurement]:
-    """Scrub, validate and name one measurement; returns (uid, measurement)."""
-    m = decode_checked(scrub_probe_ip(raw), where)
+class Accepted(msgspec.Struct):
+    uid: str
+    envelope: Submitted
+    line: bytes  # what the log stores: the submitted JSON, scrubbed, uid added, on one line
+
+
+def accept(raw: bytes, *, report_id: str | None = None, where: str = "measurement") -> Accepted:
+    """Scrub, validate and name one measurement.
+
+    The stored line is the submitted JSON itself (scrubbed), not a re-encoding, so keys this
+    version does not know survive; only `measurement_uid` is added (and `report_id` when the
+    probe left it out).
+    """
+    raw = scrub_probe_ip(raw).strip()
+    m = decode_checked(raw, where)
     uid = measurement_uid(m)
+    if b"\n" in raw or b"\r" in raw:  # literal newlines can only be whitespace in valid JSON
+        raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")
+    if m.measurement_uid == uid and (m.report_id or not report_id):
+        line = raw  # it already carries everything
+    elif m.measurement_uid is None and b'"measurement_uid"' not in raw and b'"report_id"' not in raw:
+        extra = {"measurement_uid": uid} | ({"report_id": report_id} if report_id else {})
+        line = _encoder.encode(extra)[:-1] + b"," + raw.lstrip()[1:]
+    else:  # rare: rewrite the object (still lossless for unknown keys)
+        obj = msgspec.json.decode(raw)
+        obj["measurement_uid"] = uid
+        if report_id and not obj.get("report_id"):
+            obj["report_id"] = report_id
+        line = _encoder.encode(obj)
     m.measurement_uid = uid
     if report_id and not m.report_id:
         m.report_id = report_id
-    return uid, m
+    return Accepted(uid, m, line)
 
 
-def encode(m: Measurement) -> bytes:
+def encode(m) -> bytes:
     return _encoder.encode(m)

@@ -20,10 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from netvigil.collector.log import MeasurementLog
-from netvigil.model.measurement import Measurement
+from netvigil.errors import MeasurementError
+from netvigil.model.measurement import Measurement, decode_measurement
 from netvigil.model.records import IncidentChange
 
 log = logging.getLogger("netvigil.pump")
@@ -84,15 +83,14 @@ class AnalysisPump:
         return await asyncio.get_running_loop().run_in_executor(self.exec, lambda: fn(*args, **kwargs))
 
     def _round(self) -> tuple[int, list[IncidentChange]]:
-        decoder = msgspec.json.Decoder(Measurement)
         stop = self.mlog.end()
         batch: list[Measurement] = []
         end = self.checkpoint
         for pos, line in self.mlog.scan(self.checkpoint, stop=stop, limit=self.batch):
             try:
-                batch.append(decoder.decode(line))
-            except msgspec.MsgspecError:
-                pass  # cannot happen for lines the collector wrote; never block the pump
+                batch.append(decode_measurement(line, where=f"log segment {pos.segment} offset {pos.offset}"))
+            except MeasurementError as exc:  # the collector validated it; never block the pump
+                log.error("%s", exc)
             end = (pos.segment, pos.offset + pos.length + 1)
         if batch:
             self.obs.add(batch)

@@ -93,10 +93,12 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
         if in_outage:
             anomalous = past_exit
         else:
-            mad = median(abs(h - b) for h in history) * 1.4826
-            scale = max(mad, rule.scale_floor * abs(b), 1e-9)
             entered = ratio <= rule.enter_ratio if drop else ratio >= rule.enter_ratio
-            anomalous = entered and worse / scale >= rule.robust_z
+            anomalous = False
+            if entered:  # the robust scale is only needed for candidates
+                mad = median(abs(h - b) for h in history) * 1.4826
+                scale = max(mad, rule.scale_floor * abs(b), 1e-9)
+                anomalous = worse / scale >= rule.robust_z
             if anomalous:
                 onset_baseline = b
                 settle(True)

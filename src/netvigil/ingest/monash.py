@@ -66,13 +66,13 @@ def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[S
 
 
 def _rows(reader, header: list[str], p: Path):
+    n = len(header)
     for row in reader:
-        line = reader.line_num
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise IngestError(f"{len(row)} fields, expected {len(header)}", where=f"{p}:{line}")
-        yield line, dict(zip(header, row))
+        if len(row) != n:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            raise IngestError(f"{len(row)} fields, expected {n}", where=f"{p}:{reader.line_num}")
+        yield reader.line_num, dict(zip(header, row))
 
 
 def _number(value: str, name: str, where: str) -> float:

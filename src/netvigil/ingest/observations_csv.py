@@ -34,9 +34,9 @@ def _open_text(path: Path) -> io.TextIOBase:
     if path.name.endswith(".gz"):
         return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", errors="replace", newline="")
     if path.name.endswith((".zst", ".zstd")):
-        import zstandard
+        from netvigil.ingest.ooni import ZstdFrames
 
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(io.BufferedReader(ZstdFrames(raw)), encoding="utf-8", errors="replace", newline="")
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 

@@ -47,15 +47,62 @@ class IngestReport:
         return f"{self.read} measurements read from {self.files} file(s), {self.skipped} bad record(s) skipped"
 
 
+class ZstdFrames(io.RawIOBase):
+    """Decompress concatenated zstd frames; a stream that ends inside a frame raises EOFError
+    (zstandard's stream_reader would silently stop there)."""
+
+    def __init__(self, raw):
+        import zstandard
+
+        self._raw, self._zstd = raw, zstandard
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._buf = b""
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._buf:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ends inside a frame")
+                return 0
+            while chunk:
+                self._in_frame = True
+                try:
+                    self._buf += self._d.decompress(chunk)
+                except self._zstd.ZstdError as exc:
+                    raise OSError(f"zstd: {exc}") from None
+                if self._d.eof:
+                    chunk = self._d.unused_data
+                    self._d = self._zstd.ZstdDecompressor().decompressobj()
+                    self._in_frame = False
+                else:
+                    chunk = b""
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_compressed(path: Path) -> io.BufferedIOBase:
+    """A binary reader of a plain, .gz or .zst file."""
+    return _open(path)
+
+
 def _open(path: Path) -> io.BufferedIOBase:
     name = path.name.lower()
     raw = path.open("rb")
     if name.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if name.endswith((".zst", ".zstd")):
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        return io.BufferedReader(ZstdFrames(raw))
     return raw
 
 

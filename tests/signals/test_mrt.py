@@ -99,3 +99,16 @@ def test_garbage_and_missing_files(tmp_path):
         read_mrt(empty)
     with pytest.raises(UsageError, match="no such file"):
         read_mrt(tmp_path / "absent.mrt")
+
+
+def test_only_unicast_reachability_counts(mrt_dir):
+    """quagga_bgp also carries L3VPN routes (SAFI 128, label + RD in the length): not Internet."""
+    for name in ("quagga_bgp", "openbgpd_bgp"):
+        for e in read_mrt(mrt_dir / name).events:
+            length = int(e.prefix.rsplit("/", 1)[1])
+            assert length <= (128 if ":" in e.prefix else 32), e
+
+
+def test_openbgpd_swapped_state_change_addresses_still_match_the_session(mrt_dir):
+    rp = replay(read_mrt(mrt_dir / "openbgpd_bgp"))
+    assert any(c.cause == "session_down" and c.peers_after == 0 for c in rp.changes)

@@ -47,7 +47,7 @@ class MrtDump(msgspec.Struct):
     path: str
     records: int
     events: list[RouteEvent]
-    session_downs: list[tuple[int, str]]  # (ts, peer)
+    session_downs: list[tuple[int, str, str]]  # (ts, peer, same peer with local/peer IPs swapped)
     skipped: dict[str, int]  # record subtype mrtparse cannot decode -> count
 
 
@@ -163,7 +163,8 @@ def _decode(d: dict, events: list, downs: list, peers: list) -> None:
         peer = f"AS{d.get('peer_as')} {d.get('peer_ip')}"
         if "old_state" in d:
             if _first(d["old_state"]) == "Established" and _first(d["new_state"]) != "Established":
-                downs.append((ts, peer))
+                # OpenBGPD writes state changes with peer and local addresses swapped
+                downs.append((ts, peer, f"AS{d.get('peer_as')} {d.get('local_ip')}"))
             return
         msg = d.get("bgp_message") or {}
         if _first(msg.get("type", {})) != "UPDATE":
@@ -173,9 +174,13 @@ def _decode(d: dict, events: list, downs: list, peers: list) -> None:
         announced = _prefixes(msg.get("nlri"))
         for a in attrs:
             kind = _first(a.get("type", {}))
+            if kind not in ("MP_REACH_NLRI", "MP_UNREACH_NLRI"):
+                continue
+            if _first(a["value"].get("safi", {})) != "UNICAST":
+                continue  # L3VPN, multicast, flowspec...: not Internet reachability
             if kind == "MP_REACH_NLRI":
                 announced += _prefixes(a["value"].get("nlri"))
-            elif kind == "MP_UNREACH_NLRI":
+            else:
                 withdrawn += _prefixes(a["value"].get("withdrawn_routes"))
         origin, path = _origin(attrs, d.get("peer_as"))
         events.extend(RouteEvent(ts, peer, pfx, "withdraw") for pfx in withdrawn)
@@ -193,7 +198,7 @@ def replay(dump: MrtDump, step: int = 60) -> Replay:
     visible: dict[str, set[str]] = {}  # origin AS -> prefixes some peer routes to it
     per_bucket: dict[str, dict[int, int]] = {}
     changes: list[VisibilityChange] = []
-    stream = [(e.ts, 0, e) for e in dump.events] + [(ts, 1, peer) for ts, peer in dump.session_downs]
+    stream = [(e.ts, 0, e) for e in dump.events] + [(d[0], 1, d[1:]) for d in dump.session_downs]
     stream.sort(key=lambda x: (x[0], x[1]))
 
     def update(ts: int, prefix: str, before: set) -> None:
@@ -208,9 +213,10 @@ def replay(dump: MrtDump, step: int = 60) -> Replay:
     for ts, order, item in stream:
         if order == 1:  # session down: everything that peer announced goes away
             for prefix, seen in table.items():
-                if item in seen:
+                gone = next((p for p in item if p in seen), None)
+                if gone is not None:
                     before = {o or "AS?" for o in seen.values()}
-                    origin = seen.pop(item)
+                    origin = seen.pop(gone)
                     changes.append(VisibilityChange(ts, prefix, origin, len(seen) + 1, len(seen),
                                                     "session_down"))
                     update(ts, prefix, before)

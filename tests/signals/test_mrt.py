@@ -112,3 +112,14 @@ def test_only_unicast_reachability_counts(mrt_dir):
 def test_openbgpd_swapped_state_change_addresses_still_match_the_session(mrt_dir):
     rp = replay(read_mrt(mrt_dir / "openbgpd_bgp"))
     assert any(c.cause == "session_down" and c.peers_after == 0 for c in rp.changes)
+
+
+def test_add_path_keeps_both_paths_of_one_peer(mrt_dir):
+    """BIRD's ADD-PATH dump announces 172.17.0.0/24 twice from one peer (path ids 1 and 2,
+    origins AS65534 and AS64512): both stay visible, and the peer counts once."""
+    dump = read_mrt(mrt_dir / "bird-mrtdump_rib")
+    paths = {(e.path_id, e.origin_as) for e in dump.events if e.prefix == "172.17.0.0/24"}
+    assert paths == {(1, "AS65534"), (2, "AS64512")}
+    rp = replay(dump)
+    assert {s.key for s in rp.series if s.values[-1] == 3} >= {"AS64512", "AS65534"}
+    assert all(c.peers_after <= 2 for c in rp.changes)

@@ -32,6 +32,7 @@ class RouteEvent(msgspec.Struct):
     kind: str  # announce | withdraw | rib
     origin_as: str | None = None
     as_path: list[str] = []
+    path_id: int | None = None  # ADD-PATH (RFC 7911): several paths from one peer
 
 
 class VisibilityChange(msgspec.Struct):
@@ -94,8 +95,8 @@ def _asn(x: str | None) -> str | None:
     return None if x is None else (x if x.startswith("AS") else f"AS{x}")
 
 
-def _prefixes(items) -> list[str]:
-    return [f"{r['prefix']}/{r['length']}" for r in items or [] if "prefix" in r]
+def _prefixes(items) -> list[tuple[str, int | None]]:
+    return [(f"{r['prefix']}/{r['length']}", r.get("path_id")) for r in items or [] if "prefix" in r]
 
 
 def read_mrt(path: Path | str) -> MrtDump:
@@ -154,7 +155,7 @@ def _decode(d: dict, events: list, downs: list, peers: list) -> None:
         for e in d.get("rib_entries", []):
             peer = peers[e["peer_index"]] if e["peer_index"] < len(peers) else f"peer#{e['peer_index']}"
             origin, path = _origin(e.get("path_attributes", []), peer.split()[0][2:])
-            events.append(RouteEvent(ts, peer, prefix, "rib", _asn(origin), path))
+            events.append(RouteEvent(ts, peer, prefix, "rib", _asn(origin), path, e.get("path_id")))
     elif mtype == "TABLE_DUMP":
         peer = f"AS{d['peer_as']} {d['peer_ip']}"
         origin, path = _origin(d.get("path_attributes", []), d["peer_as"])
@@ -183,8 +184,9 @@ def _decode(d: dict, events: list, downs: list, peers: list) -> None:
             else:
                 withdrawn += _prefixes(a["value"].get("withdrawn_routes"))
         origin, path = _origin(attrs, d.get("peer_as"))
-        events.extend(RouteEvent(ts, peer, pfx, "withdraw") for pfx in withdrawn)
-        events.extend(RouteEvent(ts, peer, pfx, "announce", _asn(origin), path) for pfx in announced)
+        events.extend(RouteEvent(ts, peer, pfx, "withdraw", path_id=pid) for pfx, pid in withdrawn)
+        events.extend(RouteEvent(ts, peer, pfx, "announce", _asn(origin), path, pid)
+                      for pfx, pid in announced)
 
 
 class Replay(msgspec.Struct):
@@ -194,7 +196,7 @@ class Replay(msgspec.Struct):
 
 def replay(dump: MrtDump, step: int = 60) -> Replay:
     """Replay events in time order: per-prefix peer counts and per-origin visible prefixes."""
-    table: dict[str, dict[str, str | None]] = {}  # prefix -> peer -> origin AS
+    table: dict[str, dict[tuple[str, int | None], str | None]] = {}  # prefix -> (peer, path id) -> origin
     visible: dict[str, set[str]] = {}  # origin AS -> prefixes some peer routes to it
     per_bucket: dict[str, dict[int, int]] = {}
     changes: list[VisibilityChange] = []
@@ -213,26 +215,33 @@ def replay(dump: MrtDump, step: int = 60) -> Replay:
     for ts, order, item in stream:
         if order == 1:  # session down: everything that peer announced goes away
             for prefix, seen in table.items():
-                gone = next((p for p in item if p in seen), None)
-                if gone is not None:
-                    before = {o or "AS?" for o in seen.values()}
-                    origin = seen.pop(gone)
-                    changes.append(VisibilityChange(ts, prefix, origin, len(seen) + 1, len(seen),
+                gone = [k for k in seen if k[0] in item]
+                if gone:
+                    before, n_before = {o or "AS?" for o in seen.values()}, _peers(seen)
+                    origin = seen[gone[0]]
+                    for k in gone:
+                        del seen[k]
+                    changes.append(VisibilityChange(ts, prefix, origin, n_before, _peers(seen),
                                                     "session_down"))
                     update(ts, prefix, before)
             continue
         e: RouteEvent = item
         seen = table.setdefault(e.prefix, {})
-        before_n, before = len(seen), {o or "AS?" for o in seen.values()}
-        origin = e.origin_as if e.kind != "withdraw" else seen.get(e.peer)
+        before_n, before = _peers(seen), {o or "AS?" for o in seen.values()}
+        key = (e.peer, e.path_id)
+        origin = e.origin_as if e.kind != "withdraw" else seen.get(key)
         if e.kind == "withdraw":
-            seen.pop(e.peer, None)
+            seen.pop(key, None)
         else:
-            seen[e.peer] = e.origin_as
-        if len(seen) != before_n or e.kind == "rib":
-            changes.append(VisibilityChange(ts, e.prefix, origin, before_n, len(seen), e.kind))
+            seen[key] = e.origin_as
+        if _peers(seen) != before_n or e.kind == "rib":
+            changes.append(VisibilityChange(ts, e.prefix, origin, before_n, _peers(seen), e.kind))
         update(ts, e.prefix, before)
     return Replay(changes=changes, series=_series(per_bucket, step, dump.path))
+
+
+def _peers(seen: dict) -> int:
+    return len({peer for peer, _ in seen})
 
 
 def _series(per_bucket: dict[str, dict[int, int]], step: int, source: str) -> list[Series]:

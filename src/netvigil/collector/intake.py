@@ -175,8 +175,10 @@ def accept(raw: bytes, *, report_id: str | None = None, where: str = "measuremen
         raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")
     if m.measurement_uid == uid and (m.report_id or not report_id):
         line = raw  # it already carries everything
-    elif m.measurement_uid is None and b'"measurement_uid"' not in raw and b'"report_id"' not in raw:
-        extra = {"measurement_uid": uid} | ({"report_id": report_id} if report_id else {})
+    elif m.measurement_uid is None and b'"measurement_uid"' not in raw:
+        extra = {"measurement_uid": uid}
+        if report_id and b'"report_id"' not in raw:
+            extra["report_id"] = report_id
         line = _encoder.encode(extra)[:-1] + b"," + raw.lstrip()[1:]
     else:  # rare: rewrite the object (still lossless for unknown keys)
         obj = msgspec.json.decode(raw)

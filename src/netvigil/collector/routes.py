@@ -15,7 +15,7 @@ import hmac
 
 import msgspec
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from netvigil import __version__
 from netvigil.collector.intake import REPORT_ID_RE, Rejected
@@ -130,7 +130,8 @@ async def submit_batch(request: Request):
         raise Rejected("batch is empty (send one JSON measurement per line)")
     check_probe(request, cost=float(len(lines)))
     uids = await nv.submit(lines, where="batch")
-    return {"count": len(uids), "measurement_uids": uids}
+    return Response(msgspec.json.encode({"count": len(uids), "measurement_uids": uids}),
+                    media_type="application/json")
 
 
 def rejected_handler(request: Request, exc: Rejected) -> JSONResponse:

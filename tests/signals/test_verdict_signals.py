@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netvigil.analysis.signals_types import utc_text
+from netvigil.analysis.signals_types import parse_utc, utc_text
 from netvigil.analysis.signals_verdicts import network_signals, outage_calls
 from netvigil.model.records import Verdict
 
@@ -60,3 +60,22 @@ def test_network_signals_counts():
     sig = network_signals(rounds("AS5", 3), STEP)[("RU", "AS5")]
     assert sig.volume == {T0: 4, T0 + STEP: 4, T0 + 2 * STEP: 4}
     assert sig.control == [(T0 + i * STEP, 2, 2) for i in range(3)]
+
+
+def test_the_same_calls_from_aggregates():
+    from collections import Counter
+
+    from netvigil.analysis.signals_verdicts import outage_calls_from_aggregates
+    from netvigil.model.records import AggregateRow
+
+    vs = rounds("AS1", 50, skip=set(range(30, 40)))
+    vs += rounds("AS2", 50, service_class=lambda i: "tls" if i >= 30 else "ok")
+    groups: dict = {}
+    for v in vs:
+        ts = parse_utc(v.measurement_start_time)
+        bucket = utc_text(ts - ts % STEP)
+        groups.setdefault((bucket, v.probe_asn, v.service), Counter())[v.klass] += 1
+    rows = [AggregateRow(bucket=b, country="RU", asn=asn, service=svc, total=sum(c.values()),
+                         counts=dict(c), techniques={}) for (b, asn, svc), c in groups.items()]
+    calls = {c.key: c.call for c in outage_calls_from_aggregates(rows, STEP, end=T0 + 49 * STEP)}
+    assert calls == {"RU/AS1": "outage", "RU/AS2": "censorship"}

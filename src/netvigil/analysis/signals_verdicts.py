@@ -16,7 +16,7 @@ import msgspec
 from netvigil.analysis.outage_signals import control_reachability_outages, fuse, volume_outages
 from netvigil.analysis.signals_rules import OutageRules, load_rules
 from netvigil.analysis.signals_types import CensorshipBucket, FusionCall, OutageInterval, parse_utc
-from netvigil.model.records import Verdict
+from netvigil.model.records import AggregateRow, Verdict
 
 CONTROL = "control"  # the catalogue's control service (contracts.md)
 OK_CLASSES = {"ok"}
@@ -64,6 +64,36 @@ def network_signals(verdicts: Iterable[Verdict], step: int) -> dict[tuple[str, s
     return out
 
 
+def network_signals_from_aggregates(rows: Iterable[AggregateRow], step: int) -> dict[tuple[str, str], NetworkSignals]:
+    """The same inputs from the store's aggregates (counts per country, ASN, service, bucket)."""
+    acc: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
+    for r in rows:
+        ts = parse_utc(r.bucket, where=f"aggregate {r.country}/{r.asn}/{r.service}")
+        row = acc[(r.country, r.asn)][ts - ts % step]
+        ok = sum(n for k, n in r.counts.items() if k in OK_CLASSES)
+        row[4] += r.total
+        if r.service == CONTROL:
+            row[2] += ok
+            row[3] += r.total
+        else:
+            judged = r.total - r.counts.get("unknown", 0)
+            row[0] += ok
+            row[1] += judged
+    return {net: NetworkSignals(
+        country=net[0], asn=net[1], step=step,
+        volume={b: r[4] for b, r in by_bucket.items()},
+        control=[(b, r[2], r[3]) for b, r in sorted(by_bucket.items()) if r[3]],
+        evidence=[CensorshipBucket(b, r[0], r[1], r[2], r[3]) for b, r in sorted(by_bucket.items())],
+    ) for net, by_bucket in acc.items()}
+
+
+def outage_calls_from_aggregates(rows: Iterable[AggregateRow], step: int, *, start: int | None = None,
+                                 end: int | None = None,
+                                 rules: OutageRules | None = None) -> list[FusionCall]:
+    """As outage_calls, from AggregateRow counts (step = the aggregates' bucket length)."""
+    return _calls(network_signals_from_aggregates(rows, step), step, start, end, rules)
+
+
 def outage_calls(verdicts: Iterable[Verdict], step: int, *, start: int | None = None,
                  end: int | None = None, rules: OutageRules | None = None) -> list[FusionCall]:
     """One FusionCall per network: outage / censorship / both / none, with reasons.
@@ -71,9 +101,14 @@ def outage_calls(verdicts: Iterable[Verdict], step: int, *, start: int | None = 
     `start`/`end` (epoch s) bound the period: buckets in it without any measurement from a
     network count as silence (a network that went quiet at the end is still seen).
     """
+    return _calls(network_signals(verdicts, step), step, start, end, rules)
+
+
+def _calls(signals: dict[tuple[str, str], NetworkSignals], step: int, start: int | None,
+           end: int | None, rules: OutageRules | None) -> list[FusionCall]:
     rules = rules or load_rules()
     calls = []
-    for (cc, asn), sig in sorted(network_signals(verdicts, step).items()):
+    for (cc, asn), sig in sorted(signals.items()):
         key = f"{cc}/{asn}"
         ivs = volume_outages(key, sig.volume, step, start=start, end=end, rules=rules, country=cc)
         ivs += control_reachability_outages(key, sig.control, step, rules=rules, country=cc)

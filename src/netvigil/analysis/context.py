@@ -25,6 +25,9 @@ class RoundContext:
         self.rounds: dict[tuple, tuple[tuple, list[Item]]] = {}  # network -> (round key, items)
         self.control_rates: dict[tuple, deque] = {}
         self.history = history
+        # time slot -> domain -> addresses where a TLS handshake for that name succeeded
+        # (from any network): tells a DNS redirect to a foreign host from on-path interception
+        self.good_ips: dict[str, dict[str, set[str]]] = {}
 
     @staticmethod
     def _keys(m: Measurement) -> tuple[tuple, tuple]:
@@ -35,7 +38,32 @@ class RoundContext:
         run = ann.get("run_id") or m.report_id
         return network, (m.test_start_time or m.measurement_start_time, str(run) if ann.get("run_id") else "")
 
+    def note_addresses(self, m: Measurement) -> None:
+        slot = m.measurement_start_time
+        per = self.good_ips.get(slot)
+        if per is None:
+            if len(self.good_ips) >= 8:
+                self.good_ips.pop(next(iter(self.good_ips)))
+            per = self.good_ips[slot] = {}
+        for h in (m.test_keys or {}).get("tls_handshakes") or []:
+            if isinstance(h, dict) and not h.get("failure") and h.get("server_name") and h.get("address"):
+                per.setdefault(h["server_name"], set()).add(str(h["address"]).rsplit(":", 1)[0].strip("[]"))
+
+    def _redirected(self, m: Measurement, f: Finding) -> Finding:
+        """Certificate failures on addresses no other vantage saw for those names: the
+        resolver sent us to a host that is not the service (a block-page server)."""
+        per = self.good_ips.get(m.measurement_start_time) or {}
+        bad = [(h.get("server_name"), str(h.get("address", "")).rsplit(":", 1)[0].strip("[]"))
+               for h in (m.test_keys or {}).get("tls_handshakes") or []
+               if isinstance(h, dict) and h.get("failure") in ("ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate")]
+        judged = [(name, ip) for name, ip in bad if per.get(name)]
+        if judged and all(ip not in per[name] for name, ip in judged):
+            return Finding("dns", "dns.blockpage", self.rules.confidence["inconsistent_dns"],
+                           rule_ids=["dns.redirect_vs_other_vantages", "secondary:tls.mitm"], domain=f.domain)
+        return f
+
     def push(self, m: Measurement, f: Finding, service: str | None, uid: str) -> list[Item]:
+        self.note_addresses(m)
         network, rkey = self._keys(m)
         out: list[Item] = []
         cur = self.rounds.get(network)
@@ -65,6 +93,9 @@ class RoundContext:
         th, conf = self.rules.thresholds, self.rules.confidence
         controls = [it for it in items if it[2] == "control"]
         ctl_failed = bool(controls) and all(it[1].klass not in ("ok", "throttled") for it in controls)
+        # some control endpoints still answer: packet loss, not a dead uplink
+        partial = ctl_failed and any((it[1].failed_share or 1.0) < 1.0 for it in controls)
+        outage_tech = "outage.partial" if partial else "outage"
         ctl_rates = [it[1].rate_bps for it in controls if it[1].klass == "ok" and it[1].rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline = self._baseline(network)
@@ -72,16 +103,19 @@ class RoundContext:
                    and ctl_rate < th["throttle_abs_bps"])
         out: list[Item] = []
         for m, f, service, uid in items:
+            if f.technique == "tls.mitm":
+                f = self._redirected(m, f)
             if service == "control":
                 if f.klass not in ("ok", "throttled"):
-                    f = Finding("outage", "outage", conf["outage"] * 0.7, rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
+                    tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
+                    f = Finding("outage", tech, conf["outage"] * 0.7, rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
                 elif general:
                     f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline"],
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
                 out.append((m, f, service, uid))
                 continue
             if ctl_failed and f.klass not in ("ok", "unknown"):
-                f = Finding("outage", "outage", conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
+                f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
             elif f.rate_bps is not None and ctl_rate and f.klass not in ("dns", "tcp", "outage", "unknown"):
                 # the sample arrived: slowness is what users feel, other failures stay secondary
                 ratio = f.rate_bps / ctl_rate

@@ -66,7 +66,12 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                 if o.rate_bps is not None and not o.failure:
                     r.rate_bps = o.rate_bps if r.rate_bps is None else min(r.rate_bps, o.rate_bps)
                 continue
-            if r.finding is not None or not o.failure:
+            if r.finding is not None:
+                continue
+            if step == "http" and not o.failure:
+                r.finding = _blockpage(o, rules, dom)
+                continue
+            if not o.failure:
                 continue
             if step == "dns" and o.failure == "dns_no_answer":
                 continue
@@ -85,6 +90,19 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
     return results
 
 
+def _blockpage(o: Observation, rules: RuleSet, dom: str) -> Finding | None:
+    """A known block page in a cleartext HTTP response (over verified TLS a page is the server's)."""
+    if not (o.url or "").startswith("http://") or not (o.body or o.headers):
+        return None
+    fps = rules.match_http(o.body, o.headers)
+    if any(f.scope == "fp" for f in fps):
+        return None
+    strong = [f for f in fps if f.scope not in ("fp", "vbw")]
+    if not strong:
+        return None
+    return Finding("http", "http.blockpage", rules.confidence["fingerprint"], True, [f"fp:{strong[0].id}"], domain=dom)
+
+
 def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dict[str, EndpointResult], rules: RuleSet) -> None:
     """Fingerprinted block-page IPs, and injection: a second, different reply to one query."""
     conf = rules.confidence
@@ -100,7 +118,7 @@ def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dic
         r = results.setdefault(o.domain, EndpointResult(o.domain))
         if r.finding is not None:
             continue
-        fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints]
+        fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints and not rules.is_sink(ip)]
         if fps:
             r.finding = Finding("dns", "dns.blockpage", conf["fingerprint"], True, [f"fp:{fps[0].id}"], domain=o.domain)
             continue
@@ -149,7 +167,7 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
         f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
         f.rule_ids + [f"service.failed_endpoints:{len(failed)}/{len(tried)}"], domain=lead.domain,
         rate_bps=f.rate_bps if f.rate_bps is not None else rate,
-        secondary=sorted(t for t in counts if t != tech),
+        secondary=sorted(t for t in counts if t != tech), failed_share=share,
     )
 
 

@@ -20,6 +20,7 @@ class Finding:
     rate_bps: float | None = None
     baseline_ratio: float | None = None
     secondary: list[str] = field(default_factory=list)  # weaker techniques also seen
+    failed_share: float | None = None  # share of the endpoints that failed (endpoint tests)
 
     @property
     def blocked(self) -> bool:

@@ -142,7 +142,12 @@ def load_rules(directory: str | None = None) -> RuleSet:
         raise ConfigError(f"missing key {exc}", where=str(path)) from None
     for fp in _read_fingerprints(base / "fingerprints_dns.csv"):
         rules.dns_fingerprints[fp.pattern] = fp
-    for fp in _read_fingerprints(base / "fingerprints_http.csv"):
+    http_files = [base / "fingerprints_http.csv"] + sorted(base.glob("fingerprints_*.csv"))
+    http_fps = [fp for f in dict.fromkeys(http_files) if f.name != "fingerprints_dns.csv" for fp in _read_fingerprints(f)]
+    for fp in http_fps:
+        if fp.location == "dns":
+            rules.dns_fingerprints[fp.pattern] = fp
+            continue
         if fp.location == "body":
             rules.http_body.append(fp)
         elif fp.location.startswith("header."):

@@ -103,6 +103,7 @@ class Observatory:
             if not (isinstance(m.annotations, dict) and "service" in m.annotations) or m.test_name == "web_connectivity":
                 out.append((m, to_verdict(m, f, service, self.rules, m.measurement_uid)))
                 continue
+            self._ctx.note_addresses(m)
             network, rkey = RoundContext._keys(m)
             cur = self._rounds.get(network)
             if cur is not None and cur[0] != rkey:

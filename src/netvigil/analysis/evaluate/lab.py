@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,7 +68,7 @@ class LabResult:
         out = [self.report.summary()]
         total = sum(self.confusion.pairs.values())
         right = sum(n for (e, p), n in self.confusion.pairs.items() if e == p)
-        out.append(f"direct-path service verdicts: {right}/{total} technique correct")
+        out.append(f"(network, service, round) units: {right}/{total} technique correct")
         for lab, b in self.confusion.per_label().items():
             out.append("  " + b.line(lab))
         out.append("confusion (rows expected, columns netvigil):")
@@ -116,21 +116,24 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
     def active(labs, t):
         return [lab for lab in labs if _ts(lab["start"]) <= t < _ts(lab["end"])]
 
+    rounds: dict[tuple, list] = defaultdict(list)  # one score per (network, service, round)
     for v in verdicts:
         t = _ts(v.measurement_start_time)
         if v.path != "direct":
             res.vpn.add(v.klass not in ("ok",), bool(active(vpn_blocked.get(v.probe_asn, []), t)))
             continue
-        if v.service is None:
-            continue
-        labs = active(by_key.get((v.probe_asn, v.service), []), t)
+        if v.service is not None:
+            rounds[(v.probe_asn, v.service, v.measurement_start_time)].append(v)
+    for (asn, service, when), vs in sorted(rounds.items()):
+        labs = active(by_key.get((asn, service), []), _ts(when))
         expected = sorted({lab["technique"] for lab in labs}) or ["ok"]
-        got = v.technique or v.klass
+        bad = Counter(v.technique or v.klass for v in vs if v.klass != "ok")
+        got = bad.most_common(1)[0][0] if bad else "ok"
         primary = got if got in expected else expected[0]
         res.confusion.add(primary, got)
-        res.outage.add(v.klass == "outage", klass(primary) == "outage")
-        if v.service != "control":
-            res.throttle_fp.add(v.klass == "throttled", klass(primary) == "throttled")
+        res.outage.add(klass(got) == "outage", klass(primary) == "outage")
+        if service != "control":
+            res.throttle_fp.add(klass(got) == "throttled", klass(primary) == "throttled")
     incidents = build_incidents(verdicts, rules.incidents, rules.version)
     res.incidents = len(incidents)
     _onsets(res, labels, incidents, verdicts, cadence)

@@ -59,6 +59,13 @@ def test_all_fine_is_none_and_nothing_is_unknown():
     assert fuse("AS64500", [], [], step=H).call == "unknown"
 
 
-def test_too_few_measurements_are_not_judged():
-    ev = [bucket(i, 0, 1, 1, 1) for i in range(10)]
+def test_buckets_without_a_control_are_not_judged():
+    ev = [bucket(i, 0, 3, 0, 0) for i in range(10)]  # service fails, no control measured
     assert fuse("AS64500", [], ev, step=H).call == "none"
+
+
+def test_one_probe_round_is_enough_and_the_buckets_are_listed():
+    ev = [bucket(0, 1, 1, 1, 1), bucket(1, 0, 1, 0, 1), bucket(2, 0, 1, 1, 1)]
+    call = fuse("AS64500", [], ev, step=H)
+    assert call.call == "both"
+    assert call.outage_bucket_starts == [T0 + H] and call.censored_bucket_starts == [T0 + 2 * H]

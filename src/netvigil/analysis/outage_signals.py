@@ -245,12 +245,16 @@ def fuse(key: str, intervals: Sequence[OutageInterval], evidence: Sequence[Censo
         reasons.append(f"{iv.signal} {iv.key}: {iv.depth:.0%} below baseline from {iv.onset}"
                        + (f" to {iv.end}" if iv.end else " (ongoing)") + f" [{iv.rule_id}]")
     control_down = censored = judged = 0
+    outage_at: list[int] = []
+    censored_at: list[int] = []
     for b in evidence:
         if b.control_total >= f.min_measurements:
             if 1 - b.control_ok / b.control_total >= f.control_failure_share:
                 control_down += 1
+                outage_at.append(b.ts)
                 continue
         if any(_overlaps(iv, b.ts, step) for iv in strong):
+            outage_at.append(b.ts)
             continue  # during an outage a failing service says nothing about censorship
         if b.service_total < f.min_measurements or b.control_total < f.min_measurements:
             continue
@@ -258,6 +262,7 @@ def fuse(key: str, intervals: Sequence[OutageInterval], evidence: Sequence[Censo
         fails = 1 - b.service_ok / b.service_total
         if fails >= f.service_failure_share and b.control_ok / b.control_total >= f.control_ok_share:
             censored += 1
+            censored_at.append(b.ts)
     if control_down:
         reasons.append(f"controls failed in {control_down} bucket(s) [{f.id}]")
     if censored:
@@ -280,4 +285,5 @@ def fuse(key: str, intervals: Sequence[OutageInterval], evidence: Sequence[Censo
         rule_ids.append(f.id)
     return FusionCall(key=key, call=call, reasons=reasons, outage_intervals=list(strong),
                       censorship_buckets=censored, rule_ids=sorted(set(rule_ids)),
-                      rules_version=rules.version)
+                      rules_version=rules.version, outage_bucket_starts=sorted(outage_at),
+                      censored_bucket_starts=sorted(censored_at))

@@ -106,6 +106,17 @@ def score(series: Sequence[Series], intervals: Iterable[OutageInterval],
                  detection_delays_min=onset_errors(all_ivs, windows, detected=True))
 
 
+def confusion(predicted: set, truth: set, universe: set) -> Score:
+    """Precision/recall of predicted vs true members of a finite universe of trials."""
+    tp, fp = len(predicted & truth), len(predicted - truth)
+    fn, tn = len(truth - predicted), len(universe - predicted - truth)
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = (2 * precision * recall / (precision + recall) if precision and recall
+          else (0.0 if precision is not None and recall is not None else None))
+    return Score(tp=tp, fp=fp, fn=fn, tn=tn, precision=precision, recall=recall, f1=f1)
+
+
 def onset_errors(intervals: Sequence[OutageInterval], windows: Sequence[Window], *,
                  detected: bool = False) -> list[float]:
     """Minutes from each window's documented start to the first call overlapping it

@@ -89,4 +89,6 @@ class FusionCall(msgspec.Struct):
     outage_intervals: list[OutageInterval] = []
     censorship_buckets: int = 0
     rule_ids: list[str] = []
+    outage_bucket_starts: list[int] = []  # buckets with measurements judged outage
+    censored_bucket_starts: list[int] = []  # buckets judged censorship
     rules_version: str = ""

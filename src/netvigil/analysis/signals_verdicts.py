@@ -19,7 +19,8 @@ from netvigil.analysis.signals_types import CensorshipBucket, FusionCall, Outage
 from netvigil.model.records import AggregateRow, Verdict
 
 CONTROL = "control"  # the catalogue's control service (contracts.md)
-OK_CLASSES = {"ok"}
+OK_CLASSES = {"ok"}  # a service counts as working only when ok (throttling is a technique)
+REACHABLE_CLASSES = {"ok", "throttled"}  # a control that is merely slow is still reachable
 
 
 class NetworkSignals(msgspec.Struct):
@@ -45,12 +46,11 @@ def network_signals(verdicts: Iterable[Verdict], step: int) -> dict[tuple[str, s
         net = (v.probe_cc, v.probe_asn)
         seen[net][b].add(v.measurement_uid)
         row = counts[net][b]
-        ok = v.klass in OK_CLASSES
         if v.service == CONTROL:
-            row[2] += ok
+            row[2] += v.klass in REACHABLE_CLASSES
             row[3] += 1
         elif v.klass != "unknown":
-            row[0] += ok
+            row[0] += v.klass in OK_CLASSES
             row[1] += 1
     out = {}
     for net, by_bucket in seen.items():
@@ -70,15 +70,13 @@ def network_signals_from_aggregates(rows: Iterable[AggregateRow], step: int) -> 
     for r in rows:
         ts = parse_utc(r.bucket, where=f"aggregate {r.country}/{r.asn}/{r.service}")
         row = acc[(r.country, r.asn)][ts - ts % step]
-        ok = sum(n for k, n in r.counts.items() if k in OK_CLASSES)
         row[4] += r.total
         if r.service == CONTROL:
-            row[2] += ok
+            row[2] += sum(n for k, n in r.counts.items() if k in REACHABLE_CLASSES)
             row[3] += r.total
         else:
-            judged = r.total - r.counts.get("unknown", 0)
-            row[0] += ok
-            row[1] += judged
+            row[0] += sum(n for k, n in r.counts.items() if k in OK_CLASSES)
+            row[1] += r.total - r.counts.get("unknown", 0)
     return {net: NetworkSignals(
         country=net[0], asn=net[1], step=step,
         volume={b: r[4] for b, r in by_bucket.items()},

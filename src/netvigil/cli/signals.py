@@ -14,13 +14,15 @@ FORMATS = ("table", "jsonl")
 
 
 def outages(
-    file: Path = typer.Argument(..., help="A Monash IP Observatory CSV or an MRT dump (BGP4MP / TABLE_DUMP[_V2], plain, .gz or .bz2)."),
+    file: Path = typer.Argument(..., help="A Monash IP Observatory CSV, an MRT dump (BGP4MP / TABLE_DUMP[_V2], plain, .gz or .bz2), or measurements (JSONL, e.g. a lab run's measurements.jsonl)."),
     region: list[str] = typer.Option([], "--region", "-r", help="Only regions (or origin ASes) whose name contains this; repeatable."),
     fmt: str = typer.Option("table", "--format", "-f", help="table (human) or jsonl (one outage interval per line)."),
     windows: Path | None = typer.Option(None, "--windows", help="Documented outage windows CSV (start_utc,end_utc[,country][,region]): print precision/recall of region-hour calls."),
     national: bool = typer.Option(True, "--national/--no-national", help="Also detect on the country-level mean of all regions (Monash connectivity files)."),
     changes: bool = typer.Option(True, "--changes/--no-changes", help="MRT: print every prefix visibility change."),
     rules_file: Path | None = typer.Option(None, "--rules", help="Outage rules TOML (default: the shipped rules/outage.toml)."),
+    step: int | None = typer.Option(None, "--step", help="Measurements: bucket length in seconds (default: run.json's cadence beside FILE, else 3600)."),
+    labels: Path | None = typer.Option(None, "--labels", help="Measurements: lab labels.jsonl to score outage and censorship calls per (network, bucket) (default: labels.jsonl beside FILE, if any)."),
 ) -> None:
     """Detect outages (onset, end, depth, score) per region or per origin AS in a real data file.
 
@@ -36,8 +38,18 @@ def outages(
     rules = load_rules(rules_file)
     if looks_like_mrt(file):
         _mrt(file, region, fmt, changes, rules)
+    elif _looks_like_json(file):
+        from netvigil.cli.signals_measurements import run_measurements
+
+        run_measurements(file, fmt, step, labels, rules)
     else:
         _monash(file, region, fmt, windows, national, rules)
+
+
+def _looks_like_json(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip()
+    return head.startswith(b"{") or path.suffix in (".jsonl", ".json", ".zst", ".gz")
 
 
 def _select(series, region: list[str]):

@@ -97,8 +97,8 @@ class TLSHandshake(msgspec.Struct, omit_defaults=True):
 class HTTPRequestPart(msgspec.Struct, omit_defaults=True):
     method: str
     url: str
-    headers_list: list[tuple[str, str]] = []
-    headers: dict[str, str] = {}
+    headers_list: list[tuple[str, str]] | None = []  # OONI writes null when there were none
+    headers: dict[str, str] | None = {}
     body: str | BinaryData | None = None
     body_is_truncated: bool = False
     tor: dict[str, Any] | None = None
@@ -107,8 +107,8 @@ class HTTPRequestPart(msgspec.Struct, omit_defaults=True):
 
 class HTTPResponsePart(msgspec.Struct, omit_defaults=True):
     code: int | None = None
-    headers_list: list[tuple[str, str]] = []
-    headers: dict[str, str] = {}
+    headers_list: list[tuple[str, str]] | None = []  # OONI writes null when there were none
+    headers: dict[str, str] | None = {}
     body: str | BinaryData | None = None
     body_is_truncated: bool = False
 
@@ -190,30 +190,96 @@ class Measurement(msgspec.Struct, omit_defaults=True):
     measurement_uid: str | None = None  # assigned by the collector, not by the probe
     extensions: dict[str, Any] | None = None
     probe_city: str | None = None
+    # Envelope keys this model does not name (e.g. an API's `id`, `bucket_date`) and keys
+    # whose value equals our default (so omit_defaults would drop them), exactly as read:
+    # encode_measurement writes them back, so an OONI measurement round-trips without loss.
+    extra_fields: dict[str, Any] = {}
 
 
 SCRUBBED_IP = "127.0.0.1"
 
-_decoder = msgspec.json.Decoder(Measurement)
+_raw_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+_FIELDS = frozenset(Measurement.__struct_fields__) - {"extra_fields"}
+_DEFAULTS = dict(zip(Measurement.__struct_fields__[-len(Measurement.__struct_defaults__):],
+                     Measurement.__struct_defaults__))
+
+
+def _extras(obj: dict) -> dict[str, Any]:
+    """Keys of `obj` that encoding the Struct would not write back as they are."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key not in _FIELDS:
+            if key != "extra_fields":
+                out[key] = value
+        elif key in _DEFAULTS and value == _DEFAULTS[key] and type(value) is type(_DEFAULTS[key]):
+            out[key] = value
+    return out
+
+
+_ABSENT = "__absent__"  # in extra_fields: keys we filled in that the original did not have
+# Envelope keys OONI always writes: written even when equal to our default.
+ALWAYS = ("probe_cc", "probe_asn", "probe_ip", "report_id", "test_version", "test_runtime",
+          "software_name", "software_version", "data_format_version", "annotations", "test_keys", "input")
+_NON_NULL = frozenset(k for k, v in _DEFAULTS.items() if v is not None) | {"test_name", "measurement_start_time"}
+
+
+def measurement_from_dict(obj: Any, *, where: str | None = None) -> Measurement:
+    """Validate a decoded JSON object; unknown and default-valued keys are kept.
+
+    Legacy OONI measurements (no measurement_start_time, or null where we expect a value,
+    as `"test_keys": null`) are accepted: the value we use is filled in and the original is
+    remembered, so encoding gives back exactly what was read.
+    """
+    if not isinstance(obj, dict):
+        raise MeasurementError(f"invalid measurement: expected a JSON object, got {type(obj).__name__}",
+                               where=where)
+    extras = _extras(obj)
+    absent = [k for k in ALWAYS if k not in obj]
+    if absent:
+        extras[_ABSENT] = absent
+    fixed = obj
+    nulls = [k for k in _NON_NULL if k in obj and obj[k] is None]
+    if nulls or "measurement_start_time" not in obj:
+        fixed = {k: v for k, v in obj.items() if k not in nulls}
+        extras.update({k: None for k in nulls})
+        if "measurement_start_time" not in fixed and isinstance(obj.get("test_start_time"), str):
+            fixed["measurement_start_time"] = obj["test_start_time"]
+            if "measurement_start_time" not in obj:
+                extras[_ABSENT] = [*extras.get(_ABSENT, []), "measurement_start_time"]
+    try:
+        m = msgspec.convert(fixed, Measurement)
+    except msgspec.ValidationError as exc:
+        raise MeasurementError(f"invalid measurement: {exc}", where=where) from None
+    if extras:
+        m.extra_fields = extras
+    return m
 
 
 def decode_measurement(data: bytes | str, *, where: str | None = None) -> Measurement:
     """Parse and validate one JSON measurement; errors name the field and the place."""
     try:
-        return _decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        raise MeasurementError(f"invalid measurement: {exc}", where=where) from None
+        obj = _raw_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise MeasurementError(f"not valid JSON: {exc}", where=where) from None
+    return measurement_from_dict(obj, where=where)
 
 
-def measurement_from_dict(obj: Any, *, where: str | None = None) -> Measurement:
-    try:
-        return msgspec.convert(obj, Measurement)
-    except msgspec.ValidationError as exc:
-        raise MeasurementError(f"invalid measurement: {exc}", where=where) from None
+def measurement_to_dict(m: Measurement) -> dict[str, Any]:
+    """The JSON object of a measurement, with its extra fields back in place."""
+    d = msgspec.to_builtins(m)
+    for key in ALWAYS:
+        if key not in d:
+            d[key] = msgspec.to_builtins(getattr(m, key))
+    extras = d.pop("extra_fields", None)
+    if extras:
+        absent = extras.get(_ABSENT, ())
+        d.update({k: v for k, v in extras.items() if k != _ABSENT})
+        for key in absent:
+            d.pop(key, None)
+    return d
 
 
 def encode_measurement(m: Measurement) -> bytes:
-    return _encoder.encode(m)
+    """JSON bytes: OONI's always-present envelope keys included, extra fields restored."""
+    return _encoder.encode(measurement_to_dict(m))

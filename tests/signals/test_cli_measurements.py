@@ -53,3 +53,11 @@ def test_no_measurements_is_one_line(tmp_path, capsys, content):
     assert main(["outages", str(f)]) == 1
     err = capsys.readouterr().err
     assert "no measurements to judge" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cadence_is_inferred_without_run_json():
+    from netvigil.cli.signals_measurements import _step_from_times
+
+    assert _step_from_times([0, 1800, 3600, 9000]) == 1800
+    assert _step_from_times([0, 5, 1800]) == 1800  # sub-minute jitter is not a cadence
+    assert _step_from_times([42]) == 3600

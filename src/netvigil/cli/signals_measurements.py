@@ -20,7 +20,9 @@ from netvigil.analysis.signals_types import parse_utc
 from netvigil.errors import IngestError, UsageError
 
 OUTAGE_TECHNIQUES = {"outage", "outage.partial"}
-NEITHER = {"throttled.general"}  # the whole ISP slow: degradation, neither outage nor censorship
+# Not scored: the whole ISP slow is degradation, neither outage nor censorship; a blocked
+# VPN is invisible on the direct path that fusion judges (circumvention is scored elsewhere).
+NEITHER = {"throttled.general", "vpn.blocked"}
 
 
 def _step_from_run(file: Path) -> int | None:
@@ -32,6 +34,12 @@ def _step_from_run(file: Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         raise IngestError("run.json is not a JSON object", where=str(run)) from None
     return int(float(minutes) * 60) if minutes else None
+
+
+def _step_from_times(times: list[int]) -> int:
+    """The probe cadence: the smallest gap between distinct start times (at least a minute)."""
+    gaps = [b - a for a, b in zip(times, times[1:]) if b - a >= 60]
+    return min(gaps) if gaps else 3600
 
 
 def load_lab_labels(path: Path, step: int) -> tuple[set, set]:
@@ -60,16 +68,16 @@ def run_measurements(file: Path, fmt: str, step: int | None, labels: Path | None
     from netvigil.analysis.verdicts import verdicts
     from netvigil.ingest.ooni import IngestReport, read_measurements
 
-    step = step or _step_from_run(file) or 3600
-    if step <= 0:
+    if step is not None and step <= 0:
         raise UsageError(f"--step must be positive, not {step}")
     report = IngestReport()
     vs = list(verdicts(read_measurements([file], report)))
     if not vs:
         raise IngestError("no measurements to judge" + (f" ({report.errors[0]})" if report.errors else ""),
                           where=str(file))
-    times = [parse_utc(v.measurement_start_time) for v in vs]
-    end = max(times)
+    times = sorted({parse_utc(v.measurement_start_time) for v in vs})
+    step = step or _step_from_run(file) or _step_from_times(times)
+    end = times[-1]
     calls = outage_calls(vs, step, end=end, rules=rules)
     out = sys.stdout
     if fmt == "jsonl":

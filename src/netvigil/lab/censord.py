@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.rcode
@@ -108,8 +109,6 @@ class Resolver(asyncio.DatagramProtocol):
             self.transport.sendto(real, addr)
 
     async def forward(self, q) -> bytes | None:
-        import dns.asyncquery
-
         try:
             r = await dns.asyncquery.udp(q, self.upstream, timeout=2.0)
         except Exception:  # noqa: BLE001 - upstream unreachable (outage): SERVFAIL

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 SAMPLE_PREFIX = "/netvigil-sample/"
 MAX_SAMPLE = 64 << 20
+WRITE = 4096
 CHUNK = bytes(range(256)) * 256  # 64 KiB of non-compressible-looking filler
 
 PageFn = Callable[[str, str], tuple[int, list[tuple[str, str]], bytes]]
@@ -83,9 +84,14 @@ async def _sample(writer, spec: str, method: str, close: bool) -> None:
     _respond(writer, 200, [("Content-Type", "application/octet-stream")], b"", n, close)
     if method == "HEAD":
         return
+    # 4 KiB writes: over TLS each write is its own record, so a throttled reader sees bytes
+    # arrive steadily (a 16 KiB record takes a second at 128 kbit/s: too coarse a clock)
     left = n
     while left > 0:
-        piece = CHUNK[: min(left, len(CHUNK))]
-        writer.write(piece)
-        left -= len(piece)
+        for _ in range(16):
+            piece = CHUNK[: min(left, WRITE)]
+            writer.write(piece)
+            left -= len(piece)
+            if not left:
+                break
         await writer.drain()

@@ -205,6 +205,19 @@ class Lab:
         return v, r.returncode, err[-1] if (r.returncode and err) else ""
 
 
+    def probe_round(self, when: str, vantages: list[Vantage], *, timeout: float = 3.0, parallel: int = 4,
+                    tag: str = "x") -> tuple[bytes, dict[str, str]]:
+        """Run the probe at every vantage at once; (JSONL bytes, {vantage: problem})."""
+        outs = [self.work / f"round-{tag}-{i}.jsonl" for i in range(len(vantages))]
+        limit = max(60.0, timeout * 20)
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            results = list(pool.map(lambda a: self.run_probe(a[0], when, a[1], timeout, limit),
+                                    zip(vantages, outs)))
+        problems = {v.name: msg for v, rc, msg in results if rc != 0}
+        data = b"".join(o.read_bytes() for o in outs if o.exists())
+        return data, problems
+
+
 class RunSummary(msgspec.Struct):
     scenario: str
     out_dir: str
@@ -240,21 +253,13 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
             when = clock.label(r)
             in_force = lab.apply(clock.time_of(r))
             wall_start = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            outs = [work / f"round-{r:03d}-{i}.jsonl" for i in range(len(vantages))]
-            limit = max(60.0, timeout * 20)
-            with ThreadPoolExecutor(max_workers=parallel) as pool:
-                results = list(pool.map(lambda a: lab.run_probe(a[0], when, a[1], timeout, limit),
-                                        zip(vantages, outs)))
-            problems = {v.name: msg for v, rc, msg in results if rc != 0}
+            data, problems = lab.probe_round(when, vantages, timeout=timeout, parallel=parallel, tag=f"{r:03d}")
             failures += len(problems)
             for v, msg in problems.items():
                 log(f"round {r} {when}: probe at {v} failed: {msg}")
+            n_meas += data.count(b"\n")
             with open(meas_path, "ab") as sink:
-                for o in outs:
-                    if o.exists():
-                        data = o.read_bytes()
-                        n_meas += data.count(b"\n")
-                        sink.write(data)
+                sink.write(data)
             clock_rows.append({"round": r, "scenario_time": when, "wallclock_start": wall_start,
                                "in_force": {k: v for k, v in in_force.items() if v}})
             if on_round:

@@ -334,3 +334,18 @@ def policy_domains(policy: Policy) -> list[str]:
     for s in policy.services:
         out += [e.domain for e in cat.service(s).endpoints if not e.is_ip]
     return list(dict.fromkeys(out))
+
+
+def combine(scenarios: list[Scenario], name: str = "combined") -> Scenario:
+    """One scenario with the ISPs of several (same clock), each ISP renamed after its
+    scenario and given its own ASN: one lab build exercises every technique at once."""
+    first = scenarios[0]
+    isps = []
+    for n, s in enumerate(scenarios):
+        for k, isp in enumerate(s.isps):
+            label = s.name if len(s.isps) == 1 else f"{s.name}-{k}"
+            isps.append(msgspec.structs.replace(isp, name=label, asn=f"AS{65001 + len(isps)}"))
+    services = tuple(dict.fromkeys(x for s in scenarios for x in s.services))
+    urls = tuple(dict.fromkeys(x for s in scenarios for x in s.urls))
+    return msgspec.structs.replace(first, name=name, description=f"{len(scenarios)} scenarios combined",
+                                   isps=tuple(isps), services=services, urls=urls, path="")

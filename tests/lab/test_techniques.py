@@ -1,0 +1,216 @@
+"""Every censorship technique of the lab, measured by the real probe inside a lab ISP:
+the failure string, the failed operation and the timing signature that real measurements
+of the technique show (issue 4), with the control vantage and the VPN path as witnesses."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import BEFORE, DURING
+from .measure import all_ok, endpoint, failures, pick, problems
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+from .conftest import TIMEOUT
+
+
+def steps(run, scenario, service, domain, when=DURING, path="direct"):
+    m = pick(run.ms, when=when, asn=run.asn[scenario], service=service, path=path)
+    return endpoint(m, domain)
+
+
+def a_records(qs):
+    return [a["ipv4"] for q in qs if q["query_type"] == "A" for a in q.get("answers") or []]
+
+
+def failed_read_after_hello(ev: list[dict]) -> dict:
+    """The handshake's failing read, checked to come after the ClientHello was written."""
+    writes = [e for e in ev if e["operation"] == "write" and (e.get("num_bytes") or 0) > 200]
+    reads = [e for e in ev if e["operation"] == "read" and e.get("failure")]
+    assert writes, f"no ClientHello write in {ev}"
+    assert reads, f"no failed read in {ev}"
+    assert reads[0]["t"] >= writes[0]["t"]
+    return reads[0]
+
+
+def test_probes_ran_everywhere(technique_run):
+    assert technique_run.problems[BEFORE] == {} and technique_run.problems[DURING] == {}
+
+
+@pytest.mark.parametrize("scenario,service", [
+    ("dns-nxdomain", "twitter"), ("dns-bogon", "twitter"), ("dns-injected", "twitter"),
+    ("dns-blockpage", "facebook"), ("ip-drop", "telegram"), ("ip-reject", "telegram"),
+    ("tls-reset", "facebook"), ("tls-fin", "facebook"), ("tls-drop", "facebook"), ("tls-mitm", "facebook"),
+    ("outage", "twitter")])
+def test_reachable_before_the_window(technique_run, scenario, service):
+    m = pick(technique_run.ms, when=BEFORE, asn=technique_run.asn[scenario], service=service)
+    assert problems(m) == []
+
+
+def test_dns_nxdomain(technique_run):
+    s = steps(technique_run, "dns-nxdomain", "twitter", "twitter.com")
+    assert "dns_nxdomain_error" in failures(s, "queries")
+    ctl = steps(technique_run, "dns-nxdomain", "control", "example.com")
+    assert a_records(ctl["queries"]) and None in failures(ctl, "tcp_connect")
+
+
+def test_dns_bogon(technique_run):
+    s = steps(technique_run, "dns-bogon", "twitter", "twitter.com")
+    assert a_records(s["queries"]) == ["127.0.0.1"]
+    assert failures(s, "tcp_connect") and set(f for f in failures(s, "tcp_connect")) == {"connection_refused"}
+    assert s["tcp_connect"][0]["ip"] == "127.0.0.1"
+
+
+def test_dns_blockpage(technique_run):
+    s = steps(technique_run, "dns-blockpage", "facebook", "facebook.com")
+    bp = technique_run.isp_net["dns-blockpage"].blockpage
+    assert a_records(s["queries"]) == [bp]
+    # the block-page host presents the censor's certificate for the service name
+    assert failures(s, "tls_handshakes") == ["ssl_unknown_authority"]
+
+
+def test_dns_injection_two_answers_first_forged(technique_run):
+    s = steps(technique_run, "dns-injected", "twitter", "twitter.com")
+    first = [q for q in s["queries"] if q["query_type"] == "A"]
+    late = [q for q in s["x_dns_late_replies"] if q["query_type"] == "A"]
+    assert a_records(first) == ["10.77.250.1"]
+    assert a_records(late) == ["10.77.128.1"]
+    assert late[0]["t"] > first[0]["t"]
+
+
+def test_ip_drop_times_out_on_connect(technique_run):
+    s = steps(technique_run, "ip-drop", "telegram", "telegram.org")
+    c = s["tcp_connect"][0]
+    assert c["status"]["failure"] == "generic_timeout_error"
+    assert c["t"] - c["t0"] >= TIMEOUT * 0.9
+    assert not s["tls_handshakes"]
+
+
+def test_ip_reject_refuses_connect(technique_run):
+    s = steps(technique_run, "ip-reject", "telegram", "telegram.org")
+    c = s["tcp_connect"][0]
+    assert c["status"]["failure"] == "connection_refused"
+    assert c["t"] - c["t0"] < TIMEOUT / 2
+
+
+def test_reset_after_client_hello(technique_run):
+    s = steps(technique_run, "tls-reset", "facebook", "facebook.com")
+    assert failures(s, "tcp_connect") == [None]
+    assert failures(s, "tls_handshakes") == ["connection_reset"]
+    read = failed_read_after_hello(s["network_events"])
+    assert read["failure"] == "connection_reset" and read["t"] - read["t0"] < TIMEOUT / 2
+
+
+def test_fin_after_client_hello(technique_run):
+    s = steps(technique_run, "tls-fin", "facebook", "facebook.com")
+    assert failures(s, "tcp_connect") == [None]
+    assert failures(s, "tls_handshakes") == ["eof_error"]
+    read = failed_read_after_hello(s["network_events"])
+    assert read["failure"] == "eof_error" and read["t"] - read["t0"] < TIMEOUT / 2
+
+
+def test_drop_after_client_hello(technique_run):
+    s = steps(technique_run, "tls-drop", "facebook", "facebook.com")
+    assert failures(s, "tcp_connect") == [None]
+    assert failures(s, "tls_handshakes") == ["generic_timeout_error"]
+    read = failed_read_after_hello(s["network_events"])
+    assert read["t"] - read["t0"] >= TIMEOUT * 0.9
+
+
+def test_tls_mitm_censor_certificate(technique_run):
+    s = steps(technique_run, "tls-mitm", "facebook", "facebook.com")
+    assert failures(s, "tcp_connect") == [None]
+    assert failures(s, "tls_handshakes") == ["ssl_unknown_authority"]
+    ctl = steps(technique_run, "tls-mitm", "control", "example.com")
+    assert set(failures(ctl, "tls_handshakes")) == {None}
+
+
+def test_http_blockpage_injected(technique_run):
+    asn = technique_run.asn["http-blockpage"]
+    during = pick(technique_run.ms, when=DURING, asn=asn, test_name="web")
+    before = pick(technique_run.ms, when=BEFORE, asn=asn, test_name="web")
+    def body(m):
+        reqs = [r for r in m["test_keys"]["requests"] if r["request"]["url"] == "http://meduza.io/"]
+        assert reqs, m["test_keys"]["requests"]
+        return str((reqs[0].get("response") or {}).get("body"))
+
+    assert "Доступ к сайту ограничен" in body(during)
+    assert "Доступ к сайту ограничен" not in body(before) and "meduza.io" in body(before)
+
+
+def test_quic_blocked_tls_still_works(technique_run):
+    s = steps(technique_run, "quic-drop", "twitter", "twitter.com")
+    assert failures(s, "quic_handshakes") == ["generic_timeout_error"]
+    assert set(failures(s, "tls_handshakes")) == {None}
+    before = steps(technique_run, "quic-drop", "twitter", "twitter.com", when=BEFORE)
+    assert failures(before, "quic_handshakes") == [None]
+
+
+def _rate(s) -> float:
+    t = [x for x in s["throughput"] if x.get("bits_per_second")]
+    assert t, f"no throughput sample: {s['throughput']}"
+    return t[0]["bits_per_second"]
+
+
+def test_targeted_throttling_128k(technique_run):
+    target = _rate(steps(technique_run, "throttle-128k", "twitter", "twitter.com"))
+    control = _rate(steps(technique_run, "throttle-128k", "control", "example.com"))
+    assert 0.8 * 128_000 <= target <= 1.2 * 128_000, target
+    assert control > 20 * target
+    before = _rate(steps(technique_run, "throttle-128k", "twitter", "twitter.com", when=BEFORE))
+    assert before > 20 * target
+
+
+def test_general_throttling_slows_controls_too(technique_run):
+    target = _rate(steps(technique_run, "throttle-general", "twitter", "twitter.com"))
+    control = _rate(steps(technique_run, "throttle-general", "control", "example.com"))
+    # the probe's samples share the 2 Mbit/s uplink: each is at most the line rate, and the
+    # service is no slower than the control (not targeted)
+    assert control <= 1.2 * 2_000_000, control
+    assert 0.33 <= target / control <= 3.0
+    before = _rate(steps(technique_run, "throttle-general", "control", "example.com", when=BEFORE))
+    assert before > 10 * 2_000_000
+
+
+def test_vpn_path_sees_the_service_during_a_block(technique_run):
+    asn = technique_run.asn["tls-reset"]
+    direct = pick(technique_run.ms, when=DURING, asn=asn, service="facebook")
+    via_vpn = pick(technique_run.ms, when=DURING, asn=asn, service="facebook", path="vpn")
+    assert not all_ok(direct) and all_ok(via_vpn)
+
+
+def test_vpn_blocked(technique_run):
+    asn = technique_run.asn["vpn-blocked"]
+    assert all_ok(pick(technique_run.ms, when=BEFORE, asn=asn, service="twitter", path="vpn"))
+    during = pick(technique_run.ms, when=DURING, asn=asn, service="twitter", path="vpn")
+    assert not any(c["status"]["success"] for c in during["test_keys"]["tcp_connect"])
+    # the direct path of the same subscriber line still works: only the VPN is blocked
+    assert all_ok(pick(technique_run.ms, when=DURING, asn=asn, service="twitter"))
+
+
+def test_control_vantage_sees_every_service_during_blocks(technique_run):
+    ctl = [m for m in technique_run.ms if m["measurement_start_time"] == DURING and m["probe_asn"] == "AS64500"
+           and m["test_name"] != "web"]
+    assert {m["annotations"]["service"] for m in ctl} >= {"twitter", "facebook", "telegram", "control"}
+    assert all(all_ok(m) for m in ctl)
+
+
+def test_outage_fails_everything_controls_included(technique_run):
+    asn = technique_run.asn["outage"]
+    for service in ("twitter", "control"):
+        m = pick(technique_run.ms, when=DURING, asn=asn, service=service)
+        tk = m["test_keys"]
+        assert not any(c["status"]["success"] for c in tk["tcp_connect"])
+        assert all(q.get("failure") for q in tk["queries"])
+
+
+def test_partial_loss(technique_run):
+    # 30% random drop each way: ~51% of echo round trips lost (200 pings: 0.3-0.7 is > 4 sigma)
+    assert 0.3 <= technique_run.ping_loss <= 0.7
+
+
+def test_nothing_routes_out_of_the_lab(technique_run):
+    assert technique_run.route_get
+    for key, (rc, out) in technique_run.route_get.items():
+        assert rc != 0 and "unreachable" in out.lower(), (key, out)
+    assert all(v == "" for v in technique_run.default_routes.values())
+    assert technique_run.root_links_before == technique_run.root_links_after

@@ -39,7 +39,7 @@ def _step_from_run(file: Path) -> int | None:
 def _step_from_times(times: list[int]) -> int:
     """The probe cadence: the smallest gap between distinct start times (at least a minute)."""
     gaps = [b - a for a, b in zip(times, times[1:]) if b - a >= 60]
-    return min(gaps) if gaps else 3600
+    return max(60, round(min(gaps) / 60) * 60) if gaps else 3600  # whole minutes
 
 
 def load_lab_labels(path: Path, step: int) -> tuple[set, set]:

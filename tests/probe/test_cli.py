@@ -104,8 +104,12 @@ def test_probe_urls_list_and_proxy(world, tmp_path):
     (["probe", "--no-controls"], ["nothing to measure"]),
     (["show", "/nonexistent/m.jsonl"], ["/nonexistent/m.jsonl"]),
 ])
-def test_bad_input_one_line(args, needles):
-    one_line_error(run(*args), *needles)
+def test_bad_input_one_line(args, needles, capsys):
+    from netvigil.cli import main
+
+    code = main(args)  # in-process: the same entry point as the `netvigil` script
+    out, err = capsys.readouterr()
+    one_line_error(subprocess.CompletedProcess(args, code, out, err), *needles)
 
 
 def test_bad_list_and_corrupt_measurements(tmp_path):

@@ -54,22 +54,27 @@ class RuleSet:
     http_body: list[Fingerprint] = field(default_factory=list)
     http_headers: dict[str, list[Fingerprint]] = field(default_factory=dict)
     bogons: tuple = ()
+    _contains: list | None = None
+    _other: list | None = None
+    _net_cache: dict = field(default_factory=dict)
     sinks: tuple = ()
 
     def is_bogon(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr.version == net.version and addr in net for net in self.bogons)
+        key = ("b", ip)
+        hit = self._net_cache.get(key)
+        if hit is None:
+            hit = self._net_cache[key] = _in_nets(ip, self.bogons)
+            if len(self._net_cache) > 100_000:
+                self._net_cache.clear()
+        return hit
 
     def is_sink(self, ip: str) -> bool:
         """Bogons that can never host a service (not the private ranges)."""
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr.version == net.version and addr in net for net in self.sinks)
+        key = ("s", ip)
+        hit = self._net_cache.get(key)
+        if hit is None:
+            hit = self._net_cache[key] = _in_nets(ip, self.sinks)
+        return hit
 
     def technique_for(self, step: str, failure: str | None) -> str | None:
         """Map an OONI failure string at a step to a technique id (or None: not a block)."""
@@ -89,8 +94,20 @@ class RuleSet:
             if value is not None:
                 found.extend(fp for fp in fps if fp.matches(value))
         if body:
-            found.extend(fp for fp in self.http_body if fp.matches(body))
+            if self._contains is None:
+                self._contains = [(fp.pattern, fp) for fp in self.http_body if fp.kind == "contains"]
+                self._other = [fp for fp in self.http_body if fp.kind != "contains"]
+            found.extend([fp for pat, fp in self._contains if pat in body])
+            found.extend(fp for fp in self._other if fp.matches(body))
         return found
+
+
+def _in_nets(ip: str, nets: tuple) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == net.version and addr in net for net in nets)
 
 
 def _read_fingerprints(path: Path) -> list[Fingerprint]:

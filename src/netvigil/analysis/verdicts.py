@@ -19,7 +19,7 @@ from netvigil.analysis.finding import Finding
 from netvigil.analysis.observations import observe
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.web_connectivity import analyse_web
-from netvigil.model.measurement import Measurement, encode_measurement
+from netvigil.model.measurement import Measurement
 from netvigil.model.records import Verdict
 
 # OONI test names that are about one service
@@ -36,10 +36,15 @@ WEB_TESTS = {"web_connectivity"}
 
 
 def measurement_uid(m: Measurement) -> str:
-    """OONI's uid when present; otherwise a content hash, so re-imports are idempotent."""
+    """OONI's uid when present; otherwise a hash of what identifies one run of one test on one
+    input (report, input, times, network, service), so re-imports are idempotent."""
     if m.measurement_uid:
         return m.measurement_uid
-    digest = hashlib.blake2b(encode_measurement(m), digest_size=10).hexdigest()
+    ann = m.annotations if isinstance(m.annotations, dict) else {}
+    key = "|".join(str(x) for x in (m.report_id, m.input, m.measurement_start_time, m.test_start_time, m.test_name,
+                                     m.probe_cc, m.probe_asn, m.test_runtime, ann.get("service"), ann.get("path"),
+                                     ann.get("run_id"), ann.get("wallclock_start")))
+    digest = hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
     ts = "".join(ch for ch in m.measurement_start_time if ch.isdigit())[:14]
     return f"{ts}.nv_{m.probe_cc}_{m.probe_asn.removeprefix('AS')}_{digest}"
 

@@ -82,7 +82,9 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
     for o in ctx.http:
         if urlsplit(o.url or "").scheme != "http" or not (o.body or o.headers):
             continue
-        fps = rules.match_http(o.body, o.headers)
+        # a page like the control's is not a block page: only different pages are scanned
+        body = o.body if _unlike_control(ctx, o) else None
+        fps = rules.match_http(body, o.headers)
         strong = [f for f in fps if f.scope not in ("fp", "vbw")]
         vague = [f for f in fps if f.scope == "vbw"]
         if any(f.scope == "fp" for f in fps):
@@ -112,6 +114,20 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
     if inconsistent is not None:
         return inconsistent
     return Finding("ok", None, conf["ok"], rule_ids=["web.consistent_with_control"], domain=domain)
+
+
+def _unlike_control(ctx: WebContext, o: Observation) -> bool:
+    ctl = ctx.ctl_http
+    if not ctx.ctl_http_ok:
+        return True
+    if ctl.get("status_code") and o.status_code and o.status_code != ctl["status_code"]:
+        return True
+    clen = ctl.get("body_length") or 0
+    if o.body_length is not None and clen > 0:
+        prop = min(o.body_length, clen) / max(o.body_length, clen, 1)
+        if prop < ctx.rules.thresholds["body_proportion_min"]:
+            return True
+    return _title(o.body) != (ctl.get("title") or "")
 
 
 def _local_dns(ctx: WebContext) -> list[Observation]:

@@ -1,0 +1,97 @@
+"""Verdict throughput on OONI web_connectivity measurements vs the I/O floor.
+
+The floor is what any pipeline must do: read the JSONL file and json.loads every line (as
+design.md section 12 measured OONI's pipeline against: 12.7-15.7x slower than that floor).
+Ours: read + validate (msgspec) + observations + verdicts, one process. Goal: within 3x.
+Also: peak memory when the input grows 10x (streaming: it must stay about flat).
+
+Input: every real and QA web_connectivity measurement in ../shared/data, repeated to N lines.
+Prints `RESULT name=value unit ratio=R baseline=...` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+N = 6000
+
+
+def sources() -> list[bytes]:
+    out = []
+    for p in sorted((DATA / "ooni-probe-cli-minipipeline").rglob("measurement.json")):
+        out.append(json.dumps(json.loads(p.read_text())).encode())
+    for p in sorted((DATA / "ooni-backend-fastpath-fixtures").glob("*.json")):
+        try:
+            m = json.loads(p.read_text())
+        except ValueError:
+            continue
+        if isinstance(m, dict) and m.get("test_name") == "web_connectivity" and m.get("measurement_start_time"):
+            out.append(json.dumps(m).encode())
+    for line in (DATA / "ooni-explorer-fixtures" / "raw_measurements.jsonl").read_bytes().splitlines():
+        m = json.loads(line)
+        if m.get("test_name") == "web_connectivity":
+            out.append(line)
+    return out
+
+
+def write_input(path: Path, n: int) -> int:
+    src = sources()
+    with path.open("wb") as fh:
+        for i in range(n):
+            fh.write(src[i % len(src)] + b"\n")
+    return len(src)
+
+
+def floor(path: Path) -> float:
+    t = time.perf_counter()
+    with path.open("rb") as fh:
+        for line in fh:
+            json.loads(line)
+    return time.perf_counter() - t
+
+
+def ours(path: Path) -> tuple[float, int]:
+    from netvigil.analysis.verdicts import verdicts
+    from netvigil.ingest.ooni import read_measurements
+
+    t = time.perf_counter()
+    n = sum(1 for _ in verdicts(read_measurements([path])))
+    return time.perf_counter() - t, n
+
+
+def peak_rss(path: Path) -> int:
+    code = ("import resource,sys;from netvigil.analysis.verdicts import verdicts;"
+            "from netvigil.ingest.ooni import read_measurements;"
+            "n=sum(1 for _ in verdicts(read_measurements([sys.argv[1]])));"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wc.jsonl"
+        distinct = write_input(path, N)
+        size = path.stat().st_size / 1e6
+        ours(path)  # warm-up: imports, rule loading
+        f = min(floor(path) for _ in range(3))
+        o, n = min(ours(path) for _ in range(3))
+        print(f"input: {N} web_connectivity measurements ({distinct} distinct, {size:.1f} MB)")
+        print(f"RESULT verdicts_per_second={n / o:.0f} /s ratio={o / f:.2f} baseline=json.loads floor {N / f:.0f} /s (goal: ratio <= 3)")
+        big = Path(tmp) / "wc10.jsonl"
+        write_input(big, N * 10)
+        r1, r10 = peak_rss(path), peak_rss(big)
+        print(f"RESULT peak_rss_10x_input={r10 / 1024:.0f} MB ratio={r10 / r1:.2f} baseline=peak_rss_1x {r1 / 1024:.0f} MB "
+              f"(streaming: ratio should stay near 1)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,10 @@ iptables rules (one atomic iptables-restore), the policy file the censor daemon 
 (DNS answers, SNI actions), the htb rate of the whole uplink, and the uplink's link state.
 
 Marks (recipes/2_sni): 2 = RST (REJECT tcp-reset), 3 = drop, 9 = inspected clean,
-0x10+n = throttle class 1:(10+n). CONNMARK carries a flow's mark to both directions.
+0x100 + 0x40*n + slot = throttle rate n. Throttling is per flow, as the field saw it (each
+connection to a target ran at ~128-150 kbit/s): this kernel has no fq/maxrate, so every rate
+gets SLOTS htb classes and the classifier deals new throttled flows round-robin onto them.
+CONNMARK carries a flow's mark to both directions; iptables CLASSIFY maps mark -> class.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ BOGON_IP = "127.0.0.1"
 FORGED_IP = "10.77.250.1"  # inside the lab prefix, routed nowhere
 SNI_MARKS = {"tls.reset_after_hello": 2, "tls.timeout_after_hello": 3}
 SNI_TECHNIQUES = set(SNI_MARKS) | {"tls.closed_after_hello", "throttled.targeted"}
+SLOTS = 32
+
+
+def throttle_base(n: int) -> int:
+    """First mark (= htb class minor) of throttle rate n."""
+    return 0x100 + 0x40 * n
 
 
 class IspState(msgspec.Struct):
@@ -47,9 +56,10 @@ def setup_tc(net: IspNet, isp: Isp) -> None:
         cmds += [f"qdisc add dev {dev} root handle 1: htb default 20",
                  f"class add dev {dev} parent 1: classid 1:20 htb rate {LINE_RATE} ceil {LINE_RATE} quantum 60000"]
         for n, rate in enumerate(throttle_rates(isp)):
-            cmds += [f"class add dev {dev} parent 1: classid 1:{10 + n} htb rate {rate}bit ceil {rate}bit "
-                     f"burst 2k cburst 2k",
-                     f"qdisc add dev {dev} parent 1:{10 + n} handle {10 + n}: pfifo limit 50"]
+            for minor in range(throttle_base(n), throttle_base(n) + SLOTS):
+                cmds += [f"class add dev {dev} parent 1: classid 1:{minor:x} htb rate {rate}bit ceil {rate}bit "
+                         f"burst 2k cburst 2k",
+                         f"qdisc add dev {dev} parent 1:{minor:x} handle {minor:x}: pfifo limit 50"]
     ns_exec(net.ns_mb, "tc", "-batch", "-", input="\n".join(cmds) + "\n")
 
 
@@ -83,8 +93,8 @@ def render(net: IspNet, isp: Isp, policies: list[Policy], plan: Plan) -> tuple[s
         elif tech == "tls.closed_after_hello":
             sni.update({d: {"action": "fin", "mark": 3} for d in domains})
         elif tech == "throttled.targeted":
-            mark = 0x10 + rates.index(p.rate_bps)
-            sni.update({d: {"action": f"throttle {p.rate_bps}", "mark": mark} for d in domains})
+            base = throttle_base(rates.index(p.rate_bps))
+            sni.update({d: {"action": f"throttle {p.rate_bps}", "mark": base, "slots": SLOTS} for d in domains})
         elif tech == "tcp.ip_blocked":
             for ip in ips:
                 if p.variant == "reject":
@@ -108,8 +118,8 @@ def render(net: IspNet, isp: Isp, policies: list[Policy], plan: Plan) -> tuple[s
         mangle.append("-A PREROUTING -i d+ -p tcp --dport 443 -m mark --mark 0 -m length --length 53: "
                       "-j NFQUEUE --queue-num 0 --queue-bypass")
     mangle.append("-A FORWARD -m mark ! --mark 0 -j CONNMARK --save-mark")
-    mangle += [f"-A POSTROUTING -m mark --mark {0x10 + n} -j CLASSIFY --set-class 1:{10 + n}"
-               for n in range(len(rates))]
+    mangle += [f"-A POSTROUTING -m mark --mark {m} -j CLASSIFY --set-class 1:{m:x}"
+               for n in range(len(rates)) for m in range(throttle_base(n), throttle_base(n) + SLOTS)]
     text = ("*mangle\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"))
             + "\n".join(mangle) + "\nCOMMIT\n"
             + "*nat\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"))

@@ -126,6 +126,7 @@ class SniClassifier:
         self.log = log
         self.bufs: dict[tuple, bytes] = {}
         self.raw: RawSender | None = None
+        self.slot = -1
 
     def __call__(self, pkt) -> None:
         try:
@@ -158,6 +159,9 @@ class SniClassifier:
                 self.raw = RawSender()
             self.raw.close_both_ends(p)
             pkt.set_mark(MARK_DROP)
+        elif "slots" in rule:  # throttling: one htb class per flow, dealt round-robin
+            self.slot += 1
+            pkt.set_mark(int(rule["mark"]) + self.slot % int(rule["slots"]))
         else:
             pkt.set_mark(int(rule["mark"]))
         pkt.accept()

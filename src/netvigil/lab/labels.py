@@ -23,16 +23,13 @@ class Label(msgspec.Struct, omit_defaults=True):
     service: str | None
     domain: str | None
     technique: str
-    start: str
-    end: str
+    label_class: str = msgspec.field(name="class")
+    start: str = ""
+    end: str = ""
     variant: str | None = None
     rate_bps: int | None = None
     loss: float | None = None
     path: str | None = None
-
-    @property
-    def label_class(self) -> str:
-        return TECHNIQUES[self.technique]
 
 
 def measured_domains(scenario: Scenario) -> list[tuple[str, str]]:
@@ -58,7 +55,7 @@ def build_labels(scenario: Scenario) -> list[Label]:
                 if end <= start:
                     continue
                 base = dict(scenario=scenario.name, country=isp.cc, asn=isp.asn, isp=isp.name,
-                            technique=p.technique, start=start.strftime(TIME_FMT), end=end.strftime(TIME_FMT),
+                            technique=p.technique, label_class=TECHNIQUES[p.technique], start=start.strftime(TIME_FMT), end=end.strftime(TIME_FMT),
                             variant=p.variant, rate_bps=p.rate_bps, loss=p.loss)
                 if p.technique == "vpn.blocked":
                     out.append(Label(service="vpn", domain=None, path="vpn", **base))

@@ -49,7 +49,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, event: str, timeout: float = 60) -> dict:
+    def wait(self, event: str, timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for ev, body, _ in self.alerts:

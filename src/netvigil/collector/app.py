@@ -54,6 +54,8 @@ class Observatory:
         self.metrics.commit_seconds.observe(time.perf_counter() - t0)
         self.metrics.accepted.inc(self.collector.stats["accepted"] - before[0])
         self.metrics.duplicates.inc(self.collector.stats["duplicates"] - before[1])
+        if self.collector.stats["accepted"] > before[0]:
+            self.pump.wake()  # new data: analyse now rather than at the next interval
         return uids
 
 
@@ -120,7 +122,7 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
             "status": "ok",
             "measurements": len(nv.collector.index),
             "replayed": nv.collector.replayed,
-            "analysis": nv.pump.error or "running",
+            "analysis": nv.pump.error or ("running" if nv.pump.obs is not None else "starting"),
             "analysed": nv.pump.analysed,
             "uptime_seconds": round(time.time() - nv.started, 1),
         }

@@ -76,7 +76,7 @@ class Settings:
     fsync: bool = True
     analysis: bool = True  # run the analysis pump (Observatory.add + refresh)
     analysis_interval: float = 1.0  # seconds between analysis rounds
-    analysis_batch: int = 20000
+    analysis_batch: int = 1000  # measurements per analysis round (API reads wait at most one round)
     engine: str = "chdb"
     webhook_retries: int = 5
     extra: dict = field(default_factory=dict)

@@ -23,7 +23,7 @@ from typing import Any
 from netvigil.collector.log import MeasurementLog
 from netvigil.errors import MeasurementError
 from netvigil.model.measurement import Measurement, decode_measurement
-from netvigil.model.records import IncidentChange
+from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.pump")
 
@@ -34,7 +34,7 @@ class AnalysisUnavailable(Exception):
 
 class AnalysisPump:
     def __init__(self, data_dir: Path, mlog: MeasurementLog, *, engine: str = "chdb",
-                 interval: float = 1.0, batch: int = 20000, enabled: bool = True,
+                 interval: float = 1.0, batch: int = 1000, enabled: bool = True,
                  on_changes: Callable[[list[IncidentChange]], None] | None = None):
         self.data_dir = Path(data_dir)
         self.mlog = mlog
@@ -52,6 +52,11 @@ class AnalysisPump:
         self.rounds = 0
         self.last_round_at: float | None = None
         self.last_round_seconds = 0.0
+        self.refresh_seconds = 0.0
+        self.status_view: dict[str, list[StatusRow]] | None = None
+        self.coalesce = min(0.1, interval)
+        self._refreshed_at = 0.0
+        self._stale = False
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
 
@@ -94,11 +99,46 @@ class AnalysisPump:
             end = (pos.segment, pos.offset + pos.length + 1)
         if batch:
             self.obs.add(batch)
-        changes = self.obs.refresh() if batch or self.rounds == 0 else []
+            self._stale = True
+        changes: list[IncidentChange] = []
+        # add() makes status current; refresh() (incidents, alerts) may cost more as data grows,
+        # so under load it runs at most every 2x its own duration, and at once when idle.
+        due = time.monotonic() - self._refreshed_at >= max(self.interval, 2 * self.refresh_seconds)
+        if (self._stale or self.rounds == 0) and (due or not batch):
+            t0 = time.monotonic()
+            changes = self.obs.refresh() or []
+            self.refresh_seconds = time.monotonic() - t0
+            self._refreshed_at = time.monotonic()
+            self._stale = False
+        touched = {m.probe_cc for m in batch} | {c.incident.country for c in changes}
+        if self.status_view is None:
+            self._set_status(self.obs.status(), None)
+        elif touched:
+            for cc in sorted(touched):
+                self._set_status(self.obs.status(country=cc), cc)
         if end != self.checkpoint:
             self.checkpoint = end
             self._save_checkpoint()
-        return len(batch), changes or []
+        return len(batch), changes
+
+    def _set_status(self, rows: list[StatusRow], country: str | None) -> None:
+        """The status read model: API reads of status never wait for the store thread."""
+        view = dict(self.status_view or {})
+        if country is None:
+            view = {}
+        else:
+            view.pop(country, None)
+        for r in rows:
+            view.setdefault(r.country, []).append(r)
+        self.status_view = view  # one assignment: readers see the old or the new view
+
+    def status(self, country: str | None = None, asn: str | None = None, service: str | None = None):
+        """Status rows from the read model (None until the first analysis round)."""
+        view = self.status_view
+        if view is None:
+            return None
+        groups = [view.get(country, [])] if country else list(view.values())
+        return [r for g in groups for r in g if (asn is None or r.asn == asn) and (service is None or r.service == service)]
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -136,11 +176,13 @@ class AnalysisPump:
             except Exception as exc:
                 self.error = f"analysis round failed: {type(exc).__name__}: {exc}"
                 log.exception("analysis round failed")
+            if not self._wake.is_set():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                except asyncio.TimeoutError:
+                    pass
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.sleep(self.coalesce)  # let a burst of submissions land in one round
 
     async def stop(self) -> None:
         if self._task:

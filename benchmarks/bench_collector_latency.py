@@ -1,0 +1,146 @@
+"""Arrival-to-status latency: from a measurement's 200 to its effect on GET /api/v1/status.
+
+`netvigil serve` (analysis on, chdb) in its own process. Background load: the real OONI
+corpus of bench_collector_ingest (re-dated) submitted in JSONL batches at a target rate.
+Every second a marker (a probe-recorded Twitter service measurement, tests/data/netvigil,
+re-stamped with a network of its own) is submitted; the time until /api/v1/status?asn=...
+shows it is its latency. Baseline, same run: the same marker on the idle server.
+Prints RESULT lines with p50/max latency per load and the ratio to idle.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import bench_collector_ingest as ingest  # noqa: E402
+import msgspec  # noqa: E402
+
+from netvigil.report.replay import Network, load_samples, restamp  # noqa: E402
+
+TOKEN = ingest.TOKEN
+PHASE_SECONDS = 10.0
+
+
+def post(port: int, path: str, body: bytes) -> dict:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    c.request("POST", path, body=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    r = c.getresponse()
+    data = r.read()
+    if r.status != 200:
+        raise SystemExit(f"{path}: HTTP {r.status} {data[:200]!r}")
+    return json.loads(data)
+
+
+def status_rows(port: int, asn: str) -> list:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    c.request("GET", f"/api/v1/status?asn={asn}")
+    r = c.getresponse()
+    data = r.read()
+    return json.loads(data).get("results", []) if r.status == 200 else []
+
+
+def marker_latency(port: int, samples, k: int, timeout: float = 120.0) -> float | None:
+    asn = f"AS{4200000000 + k}"
+    net = Network(asn, f"marker-{k}")
+    t = datetime.utcnow().replace(microsecond=0)
+    lines = [msgspec.json.encode(restamp(d, t, net, "ZZ", f"m{k}")) for d in samples["ok"]]
+    body = b"\n".join(lines)
+    t0 = time.monotonic()
+    post(port, "/api/v1/submit", body)
+    while time.monotonic() - t0 < timeout:
+        if status_rows(port, asn):
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+def background(port: int, work: list[bytes], rate: float, stop: threading.Event, sent: list[int]) -> None:
+    if rate <= 0:
+        return
+    per_batch = ingest.BATCH
+    interval = per_batch / rate
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    i, t_next = 0, time.monotonic()
+    while not stop.is_set() and i < len(work):
+        now = time.monotonic()
+        if now < t_next:
+            time.sleep(min(t_next - now, 0.05))
+            continue
+        c.request("POST", "/api/v1/submit", body=work[i], headers={"Authorization": f"Bearer {TOKEN}"})
+        r = c.getresponse()
+        r.read()
+        sent[0] += per_batch
+        i += 1
+        t_next += interval
+
+
+def phase(port: int, samples, work: list[bytes], rate: float, first_marker: int) -> tuple[list[float], int, float]:
+    stop, sent = threading.Event(), [0]
+    t = threading.Thread(target=background, args=(port, work, rate, stop, sent))
+    t0 = time.monotonic()
+    t.start()
+    lat, k = [], first_marker
+    while time.monotonic() - t0 < PHASE_SECONDS:
+        value = marker_latency(port, samples, k)
+        lat.append(value if value is not None else float("inf"))
+        k += 1
+        time.sleep(max(0.0, 1.0 - (value or 0)))
+    stop.set()
+    t.join()
+    return lat, sent[0], time.monotonic() - t0
+
+
+def main() -> None:
+    samples = load_samples(HERE.parent / "tests" / "data" / "netvigil")
+    items = ingest.corpus()
+    work = ingest.batches(items, 60_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = 8600 + (os.getpid() + 7) % 1000
+        proc = ingest.subprocess.Popen(
+            [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", os.path.join(tmp, "obs"),
+             "--probe-token", TOKEN], stderr=ingest.subprocess.DEVNULL)
+        try:
+            for _ in range(300):
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                    c.request("GET", "/api/v1/health")
+                    if json.loads(c.getresponse().read())["analysis"] == "running":
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            results = {}
+            offset = 0
+            for rate in (0, 200, 1000, 5000):
+                chunk = work[offset:]
+                lat, sent, secs = phase(port, samples, chunk, rate, first_marker=len(results) * 1000)
+                offset += sent // ingest.BATCH
+                results[rate] = (lat, sent / secs)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    idle = statistics.median(results[0][0])
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+    for rate, (lat, achieved) in results.items():
+        finite = [x for x in lat if x != float("inf")]
+        p50 = statistics.median(lat)
+        print(f"RESULT arrival_to_status_p50_at_{rate}_per_s={p50:.2f} s max={max(lat):.2f} s "
+              f"ratio={p50 / idle:.1f} baseline(idle)={idle:.2f} s offered={achieved:.0f}/s "
+              f"markers={len(lat)} seen={len(finite)} goal<5s")
+
+
+if __name__ == "__main__":
+    main()

@@ -210,9 +210,12 @@ class Lab:
         """Run the probe at every vantage at once; (JSONL bytes, {vantage: problem})."""
         outs = [self.work / f"round-{tag}-{i}.jsonl" for i in range(len(vantages))]
         limit = max(60.0, timeout * 20)
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
+        pool = ThreadPoolExecutor(max_workers=parallel)
+        try:
             results = list(pool.map(lambda a: self.run_probe(a[0], when, a[1], timeout, limit),
                                     zip(vantages, outs)))
+        finally:  # on Ctrl-C do not wait for running probes: the teardown kills them
+            pool.shutdown(wait=False, cancel_futures=True)
         problems = {v.name: msg for v, rc, msg in results if rc != 0}
         data = b"".join(o.read_bytes() for o in outs if o.exists())
         return data, problems

@@ -96,9 +96,10 @@ def incident_text(incident: Incident) -> str:
     techs = incident_techniques(incident)
     ongoing = incident.end is None
     if incident.kind == "outage":
+        affecting = "" if incident.service in ("*", "", "control") else f", affecting {svc} among other services"
         if ongoing:
             first = (f"Live metrics show a disruption to internet connectivity on {where} as of "
-                     f"{_clock(incident.start)} UTC, affecting {svc} among other services.")
+                     f"{_clock(incident.start)} UTC{affecting}.")
         else:
             first = (f"Live metrics showed a disruption to internet connectivity on {where} from "
                      f"{_clock(incident.start)} to {_clock(incident.end)} UTC.")
@@ -127,4 +128,6 @@ def incident_text(incident: Incident) -> str:
 def incident_title(incident: Incident) -> str:
     svc = service_name(incident.service)
     what = "Network outage" if incident.kind == "outage" else f"{svc} restricted"
+    if incident.kind != "outage" and any(t.startswith("throttled") for t in incident_techniques(incident)):
+        what = f"{svc} throttled" if all(t.startswith("throttled") for t in incident_techniques(incident)) else what
     return f"{what} in {country_name(incident.country)}, {_day(incident.start)}"

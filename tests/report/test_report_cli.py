@@ -1,0 +1,102 @@
+"""`netvigil report`, `subscribe` and `serve` from the command line, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netvigil.report.replay import load_samples, russia_2022
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "netvigil"
+
+
+def netvigil(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """An observatory data dir whose store holds the recorded Russia-2022 timeline."""
+    from netvigil.analysis.service import Observatory
+
+    d = tmp_path_factory.mktemp("obs")
+    obs = Observatory(d / "store")
+    try:
+        ms = russia_2022(load_samples(DATA))
+        for i in range(0, len(ms), 50):
+            obs.add(ms[i:i + 50])
+        obs.refresh()
+    finally:
+        obs.close()
+    return d
+
+
+def incident_id(data_dir: Path) -> str:
+    from netvigil.analysis.service import Observatory
+
+    obs = Observatory(data_dir / "store")
+    try:
+        return next(i.id for i in obs.incidents(country="RU") if i.service == "twitter")
+    finally:
+        obs.close()
+
+
+def test_report_writes_text_chart_and_json(data_dir, tmp_path):
+    iid = incident_id(data_dir)
+    r = netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Live metrics show that Twitter") and "Russia" in r.stdout
+    files = {p.suffix: p for p in (tmp_path / "out").iterdir()}
+    assert set(files) == {".txt", ".svg", ".png", ".json"}
+    assert files[".png"].read_bytes()[:4] == b"\x89PNG"
+    assert "onset 09:00 UTC" in files[".svg"].read_text()
+    body = json.loads(files[".json"].read_text())
+    assert body["id"] == iid and body["text"] == r.stdout.strip()
+
+
+def test_report_over_http_matches(data_dir, tmp_path):
+    from netvigil.report.serve import ObservatoryThread
+
+    iid = incident_id(data_dir)
+    with ObservatoryThread(data_dir) as obs:
+        import httpx, time
+
+        for _ in range(200):  # wait for the pump to open the store
+            if httpx.get(f"{obs.url}/api/v1/health").json()["analysis"] == "running":
+                break
+            time.sleep(0.05)
+        r = netvigil("report", iid, "--url", obs.url, "--out-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "Circumvention was possible using VPN services." in r.stdout
+
+
+def test_report_errors_are_one_line(data_dir, tmp_path):
+    for args, needle in ((["report", "nope", "--data-dir", str(data_dir)], "not found"),
+                         (["report", "x", "--data-dir", str(tmp_path / "missing")], "no observatory store"),
+                         (["report", "x", "--url", "http://127.0.0.1:9"], "cannot read incident")):
+        r = netvigil(*args)
+        assert r.returncode != 0 and needle in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_subscribe_add_list_remove(tmp_path):
+    r = netvigil("subscribe", "http://127.0.0.1:9000/hook", "--secret", "s", "--country", "ru",
+                 "--event", "start", "--event", "end", "--data-dir", str(tmp_path))
+    assert r.returncode == 0 and "subscribed" in r.stdout, r.stderr
+    listed = [json.loads(line) for line in netvigil("subscribe", "--list", "--data-dir", str(tmp_path)).stdout.splitlines()]
+    assert listed[0]["country"] == "RU" and listed[0]["events"] == ["start", "end"] and listed[0]["signed"]
+    assert netvigil("subscribe", "--remove", listed[0]["id"], "--data-dir", str(tmp_path)).returncode == 0
+    assert netvigil("subscribe", "--list", "--data-dir", str(tmp_path)).stdout == ""
+    bad = netvigil("subscribe", "http://x/h", "--event", "sometimes", "--data-dir", str(tmp_path))
+    assert bad.returncode == 2 and "unknown event" in bad.stderr
+
+
+def test_serve_help_has_an_example_and_bad_port_is_one_line():
+    for cmd in ("serve", "report", "subscribe"):
+        assert "Example:" in netvigil(cmd, "--help").stdout
+    r = netvigil("serve", "--port", "70000")
+    assert r.returncode == 2 and "out of range" in r.stderr and "Traceback" not in r.stderr

@@ -99,6 +99,8 @@ def detect_spans(cc: str, asn: str, service: str, verdicts: list[Verdict], param
                 pending = []
             continue
         want = "outage" if cur.kind == "outage" else "blocked"
+        if cur.kind == "censorship" and st == "outage":
+            continue  # the network is down: no evidence about the block either way
         if st == want:
             good_run = []
             _add(cur, rnd, st)

@@ -28,6 +28,9 @@ class RoundContext:
         # time slot -> domain -> addresses where a TLS handshake for that name succeeded
         # (from any network): tells a DNS redirect to a foreign host from on-path interception
         self.good_ips: dict[str, dict[str, set[str]]] = {}
+        # time slot -> network -> control-target rate: the reference when a network has no
+        # history of its own yet (another vantage measuring the same targets at the same time)
+        self.slot_rates: dict[str, dict[tuple, float]] = {}
 
     @staticmethod
     def _keys(m: Measurement) -> tuple[tuple, tuple]:
@@ -64,6 +67,7 @@ class RoundContext:
 
     def push(self, m: Measurement, f: Finding, service: str | None, uid: str) -> list[Item]:
         self.note_addresses(m)
+        self.note_rate(m, service, f)
         network, rkey = self._keys(m)
         out: list[Item] = []
         cur = self.rounds.get(network)
@@ -83,34 +87,53 @@ class RoundContext:
         self.rounds.clear()
         return out
 
-    def _baseline(self, network: tuple) -> float | None:
+    def _baseline(self, network: tuple, slot: str | None = None) -> tuple[float | None, str]:
         rates = self.control_rates.get(network)
-        if not rates or len(rates) < self.rules.thresholds["baseline_min"]:
-            return None
-        return statistics.median(rates)
+        if rates and len(rates) >= self.rules.thresholds["baseline_min"]:
+            return statistics.median(rates), "own_history"
+        others = [r for n, r in (self.slot_rates.get(slot or "") or {}).items() if n != network]
+        if others:
+            return statistics.median(others), "other_vantages_same_time"
+        return None, ""
+
+    def note_rate(self, m: Measurement, service: str | None, f: Finding) -> None:
+        if service != "control" or f.klass != "ok" or not f.rate_bps:
+            return
+        slot = m.measurement_start_time
+        per = self.slot_rates.get(slot)
+        if per is None:
+            if len(self.slot_rates) >= 8:
+                self.slot_rates.pop(next(iter(self.slot_rates)))
+            per = self.slot_rates[slot] = {}
+        per[self._keys(m)[0]] = f.rate_bps
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf = self.rules.thresholds, self.rules.confidence
         controls = [it for it in items if it[2] == "control"]
-        ctl_failed = bool(controls) and all(it[1].klass not in ("ok", "throttled") for it in controls)
+        # QUIC failing for the controls too says UDP/443 is unusable here, not that a service is blocked
+        quic_broken = any(it[1].klass == "quic" for it in controls)
+        ctl_failed = bool(controls) and all(it[1].klass not in ("ok", "throttled", "quic") for it in controls)
         # some control endpoints still answer: packet loss, not a dead uplink
         partial = ctl_failed and any((it[1].failed_share or 1.0) < 1.0 for it in controls)
         outage_tech = "outage.partial" if partial else "outage"
         ctl_rates = [it[1].rate_bps for it in controls if it[1].klass == "ok" and it[1].rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
-        baseline = self._baseline(network)
+        baseline, basis = self._baseline(network, items[0][0].measurement_start_time if items else None)
         general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
                    and ctl_rate < th["throttle_abs_bps"])
         out: list[Item] = []
         for m, f, service, uid in items:
             if f.technique == "tls.mitm":
                 f = self._redirected(m, f)
+            if f.klass == "quic" and quic_broken:
+                f = Finding("ok", None, conf["ok"] * 0.7, rule_ids=["context.quic_fails_for_controls_too", f"secondary:{f.technique}"],
+                            domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates)
             if service == "control":
                 if f.klass not in ("ok", "throttled"):
                     tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
                     f = Finding("outage", tech, conf["outage"] * 0.7, rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
                 elif general:
-                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline"],
+                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline", f"baseline:{basis}"],
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
                 out.append((m, f, service, uid))
                 continue
@@ -118,10 +141,16 @@ class RoundContext:
                 f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
             elif f.rate_bps is not None and ctl_rate and f.klass not in ("dns", "tcp", "outage", "unknown"):
                 # the sample arrived: slowness is what users feel, other failures stay secondary
-                ratio = f.rate_bps / ctl_rate
                 was = [f"secondary:{f.technique}"] if f.technique else []
+                # a shaper caps each flow: the fastest of the slow samples is its ceiling
+                # (slower ones shared a slot with another flow of the same round)
+                slow = [r for r in f.sample_rates if r < th["throttle_ratio"] * ctl_rate and r < th["throttle_abs_bps"]]
+                slow = [r for r in slow if r <= 2 * min(slow)] if slow else []
+                if slow:
+                    f.rate_bps = max(slow)
+                ratio = f.rate_bps / ctl_rate
                 if general and f.rate_bps < th["throttle_abs_bps"]:
-                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline"] + was,
+                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline", f"baseline:{basis}"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=ctl_rate / baseline)
                 elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"]:
                     c = min(0.95, conf["throttled"] + 0.2 * (1 - ratio / th["throttle_ratio"]))

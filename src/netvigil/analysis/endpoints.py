@@ -19,13 +19,14 @@ STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
 
 
 class EndpointResult:
-    __slots__ = ("domain", "finding", "rate_bps", "tried")
+    __slots__ = ("domain", "finding", "rate_bps", "tried", "samples")
 
     def __init__(self, domain: str):
         self.domain = domain
         self.finding: Finding | None = None
         self.rate_bps: float | None = None
         self.tried = 0
+        self.samples: list[Observation] = []
 
 
 def _slow_handshake(o: Observation, rules: RuleSet) -> float | None:
@@ -65,6 +66,7 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
             if step == "throughput":
                 if o.rate_bps is not None and not o.failure:
                     r.rate_bps = o.rate_bps if r.rate_bps is None else min(r.rate_bps, o.rate_bps)
+                    r.samples.append(o)
                 continue
             if r.finding is not None:
                 continue
@@ -152,12 +154,17 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
     conf = rules.confidence
     tried = [r for r in results.values() if r.tried]
     failed = [r for r in tried if r.finding is not None]
-    rates = [r.rate_bps for r in tried if r.rate_bps is not None]
-    rate = min(rates) if rates else None
+    rate = service_rate([o for r in tried for o in r.samples])
     if not tried:
         return Finding("unknown", None, 0.1, rule_ids=["service.no_observations"])
+    sample_rates = [o.rate_bps for r in tried for o in r.samples if o.rate_bps]
     if not failed:
-        return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate)
+        return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates)
+    if len(failed) == 1 and len(tried) >= 4 and failed[0].finding.rule_ids[0].endswith(":generic_timeout_error") \
+            and failed[0].finding.klass in ("tcp", "tls", "http", "quic"):
+        # one timeout among many working endpoints: a lost packet, not a policy
+        return Finding("ok", None, conf["ok"] * 0.8, rule_ids=["service.isolated_timeout", f"secondary:{failed[0].finding.technique}"],
+                       rate_bps=rate, sample_rates=sample_rates)
     counts = Counter(r.finding.technique for r in failed)
     tech, _ = counts.most_common(1)[0]
     lead = next(r for r in failed if r.finding.technique == tech)
@@ -167,8 +174,13 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
         f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
         f.rule_ids + [f"service.failed_endpoints:{len(failed)}/{len(tried)}"], domain=lead.domain,
         rate_bps=f.rate_bps if f.rate_bps is not None else rate,
-        secondary=sorted(t for t in counts if t != tech), failed_share=share,
+        secondary=sorted(t for t in counts if t != tech), failed_share=share, sample_rates=sample_rates,
     )
+
+
+def service_rate(samples: list[Observation]) -> float | None:
+    rates = [o.rate_bps for o in samples if o.rate_bps]
+    return min(rates) if rates else None
 
 
 def input_domain(m_input: Any) -> str | None:

@@ -21,6 +21,7 @@ class Finding:
     baseline_ratio: float | None = None
     secondary: list[str] = field(default_factory=list)  # weaker techniques also seen
     failed_share: float | None = None  # share of the endpoints that failed (endpoint tests)
+    sample_rates: list[float] = field(default_factory=list)  # every throughput sample's rate
 
     @property
     def blocked(self) -> bool:

@@ -32,6 +32,9 @@ class Observation(msgspec.Struct, omit_defaults=True):
     duration: float | None = None
     rate_bps: float | None = None
     transaction_id: int | None = None
+    t_first: float | None = None  # throughput: first and last response read (wire level)
+    t_last: float | None = None
+    wire_bytes: int | None = None
 
 
 def host_of(url: str | None) -> str | None:
@@ -88,6 +91,41 @@ def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
             s[1] = min(s[1], t0 if t0 is not None else t)
             s[2] = max(s[2], t)
     return {k: (int(v[0]), max(v[2] - v[1], 0.0)) for k, v in stats.items()}
+
+
+def _reads_by_tx(events: list) -> dict[int, list[tuple[float, int]]]:
+    out: dict[int, list[tuple[float, int]]] = {}
+    for ev in events:
+        if isinstance(ev, dict) and ev.get("operation") == "read" and ev.get("num_bytes") and ev.get("transaction_id") is not None:
+            out.setdefault(ev["transaction_id"], []).append((float(ev.get("t") or 0.0), int(ev["num_bytes"])))
+    return out
+
+
+def _body_reads(reads: list[tuple[float, int]] | None, since: float | None) -> list[tuple[float, int]]:
+    body = sorted(r for r in reads or [] if since is None or r[0] > since)
+    return body if len(body) >= 3 else []
+
+
+LONG_SAMPLE_S = 1.0  # samples shorter than this finished fast: their average rate is the rate
+TRANSIENT = 1 / 3  # share of a sample's duration discarded as start-up (request RTT, burst)
+
+
+def wire_rate(reads: list[tuple[float, int]] | None, since: float | None) -> float | None:
+    """Steady download rate from the socket reads of a sample (df-008 events). The first
+    third of the transfer is start-up (the request's round trip, a shaper's initial burst,
+    slow start) and is left out; TLS records make application-level counts coarse, wire
+    reads less so."""
+    body = _body_reads(reads, since)
+    if not body:
+        return None
+    t_start, t_end = body[0][0], body[-1][0]
+    cut = t_start + (t_end - t_start) * TRANSIENT
+    before = [t for t, _ in body if t <= cut]
+    after = [n for t, n in body if t > cut]
+    span = t_end - before[-1]
+    if span <= 0 or not after:
+        return None
+    return sum(after) * 8 / span
 
 
 def observe(test_keys: dict[str, Any]) -> list[Observation]:
@@ -159,12 +197,18 @@ def observe(test_keys: dict[str, Any]) -> list[Observation]:
                 headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
             )
         )
+    reads = _reads_by_tx(tk.get("network_events") or []) if tk.get("throughput") else {}
     for s in tk.get("throughput") or []:
         if not isinstance(s, dict):
             continue
         ip, port = split_address(s.get("address"))
         dur = (s.get("t") or 0.0) - (s.get("t0") or 0.0)
-        rate = s.get("bits_per_second")
+        body = _body_reads(reads.get(s.get("transaction_id")), s.get("t0"))
+        rate = None
+        if dur >= LONG_SAMPLE_S:  # slow or time-bounded: the steady-state rate; short: the average
+            rate = wire_rate(reads.get(s.get("transaction_id")), s.get("t0"))
+        if rate is None:
+            rate = s.get("bits_per_second")
         if rate is None and dur > 0:
             rate = (s.get("bytes") or 0) * 8 / dur
         rows.append(
@@ -172,6 +216,8 @@ def observe(test_keys: dict[str, Any]) -> list[Observation]:
                 step="throughput", url=s.get("url"), domain=s.get("server_name") or host_of(s.get("url")), ip=ip,
                 port=port, failure=s.get("failure"), bytes=s.get("bytes"), duration=dur, rate_bps=rate,
                 transaction_id=s.get("transaction_id"),
+                t_first=body[0][0] if body else None, t_last=body[-1][0] if body else None,
+                wire_bytes=sum(n for _, n in body[1:]) if body else None,
             )
         )
     return rows

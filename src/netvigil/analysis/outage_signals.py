@@ -2,8 +2,8 @@
 
 One robust detector serves every signal (connectivity index, probe volume, control
 reachability, route visibility, latency): each value is compared with the median of the
-signal's own recent *normal* values (median/MAD, so a diurnal dip or one bad bucket does not
-move it), entry needs both a large relative change and a large robust z, exit needs recovery
+signal's own recent *normal* values (median/MAD -- or sqrt(mean) for counts -- so a diurnal
+dip or one bad bucket does not move it), entry needs both a large relative change and a large robust z, exit needs recovery
 past a gentler ratio (hysteresis), and anomalous values never enter the baseline: a 4-day
 national shutdown or 72 nightly curfews stay outages instead of becoming the new normal.
 Thresholds live in rules/outage.toml (ids + version), recorded in every interval.
@@ -96,8 +96,11 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
             entered = ratio <= rule.enter_ratio if drop else ratio >= rule.enter_ratio
             anomalous = False
             if entered:  # the robust scale is only needed for candidates
-                mad = median(abs(h - b) for h in history) * 1.4826
-                scale = max(mad, rule.scale_floor * abs(b), 1e-9)
+                if rule.noise == "poisson":  # counts: the spread of a Poisson count is sqrt(mean)
+                    spread = math.sqrt(abs(b))
+                else:
+                    spread = median(abs(h - b) for h in history) * 1.4826
+                scale = max(spread, rule.scale_floor * abs(b), 1e-9)
                 anomalous = worse / scale >= rule.robust_z
             if anomalous:
                 onset_baseline = b

@@ -104,6 +104,7 @@ class Observatory:
                 out.append((m, to_verdict(m, f, service, self.rules, m.measurement_uid)))
                 continue
             self._ctx.note_addresses(m)
+            self._ctx.note_rate(m, service, f)
             network, rkey = RoundContext._keys(m)
             cur = self._rounds.get(network)
             if cur is not None and cur[0] != rkey:

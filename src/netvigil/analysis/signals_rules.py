@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +25,7 @@ class SignalRule:
     min_points: int
     merge_gap_points: int
     min_baseline_level: float
+    noise: str = "mad"  # "mad": robust spread of recent values; "poisson": sqrt(baseline), for counts
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class OutageRules:
 
 def _build(cls, table: dict, where: str):
     names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n not in table]
+    optional = {f.name for f in fields(cls) if f.default is not MISSING}
+    missing = [n for n in names if n not in table and n not in optional]
     if missing:
         raise ConfigError(f"missing key(s) {', '.join(missing)}", where=where)
     unknown = sorted(set(table) - set(names))
@@ -65,6 +67,8 @@ def _build(cls, table: dict, where: str):
         raise ConfigError(f"unknown key(s) {', '.join(unknown)}", where=where)
     values = {}
     for f in fields(cls):
+        if f.name not in table:
+            continue
         raw = table[f.name]
         kind = {"int": int, "float": float, "str": str}.get(str(f.type))
         try:
@@ -105,6 +109,8 @@ def _load(p: str) -> OutageRules:
         rule = _build(SignalRule, table, f"{p}: [signal.{name}]")
         if rule.polarity not in ("drop", "rise"):
             raise ConfigError("polarity must be 'drop' or 'rise'", where=f"{p}: [signal.{name}]")
+        if rule.noise not in ("mad", "poisson"):
+            raise ConfigError("noise must be 'mad' or 'poisson'", where=f"{p}: [signal.{name}]")
         worse = rule.enter_ratio < rule.exit_ratio if rule.polarity == "drop" else rule.enter_ratio > rule.exit_ratio
         if not worse:
             raise ConfigError("enter_ratio must be worse than exit_ratio", where=f"{p}: [signal.{name}]")

@@ -87,7 +87,7 @@ class LabResult:
             out.append(f"  throttling {r['asn']} {r['service']}: configured {r['configured_bps']:.0f} bit/s, measured "
                        f"{r['measured_bps']:.0f} bit/s ({100 * r['error']:+.1f}%)")
         for c in self.circumvention:
-            out.append(f"  circumvention {c['service']} {c['start']}: expected {c['expected']}, got {c['got']}")
+            out.append(f"  circumvention {c['asn']} {c['service']} from {c['start']}: {c['got']}")
         return out
 
 
@@ -140,38 +140,59 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
     return res
 
 
-def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: float) -> None:
-    events: dict[tuple, dict] = {}
+def _events(labels: list[dict]) -> list[dict]:
+    """Label windows of one (country, network, service) that touch or overlap are one event
+    (e.g. throttling that turned into resets); QUIC-only labels ride along with others."""
+    by: dict[tuple, list[dict]] = defaultdict(list)
     for lab in labels:
         if lab["technique"] == "vpn.blocked" or lab.get("service") in (None, "control"):
             continue
         svc = "*" if lab["technique"] in ("outage", "outage.partial") else lab["service"]
-        key = (lab["country"], lab["asn"], svc, lab["technique"], lab["start"], lab["end"])
-        events.setdefault(key, lab)
-    res.events = len({(k[0], k[2], k[4]) for k in events})
-    for (cc, asn, svc, tech, start, end), lab in sorted(events.items()):
+        by[(lab["country"], lab["asn"], svc)].append(lab)
+    events = []
+    for (cc, asn, svc), labs in by.items():
+        labs = sorted({(lab["start"], lab["end"], lab["technique"]): lab for lab in labs}.values(), key=lambda x: x["start"])
+        for lab in labs:
+            ev = events[-1] if events and events[-1]["key"] == (cc, asn, svc) else None
+            if ev is not None and _ts(lab["start"]) <= _ts(ev["end"]):
+                ev["end"] = max(ev["end"], lab["end"], key=_ts)
+                ev["techniques"].append(lab)
+            else:
+                events.append({"key": (cc, asn, svc), "start": lab["start"], "end": lab["end"], "techniques": [lab]})
+    return events
+
+
+def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: float) -> None:
+    events = _events(labels)
+    res.events = len(events)
+    last_seen: dict[str, str] = {}
+    for v in verdicts:
+        last_seen[v.probe_asn] = max(last_seen.get(v.probe_asn, ""), v.measurement_start_time)
+    for ev in events:
+        cc, asn, svc = ev["key"]
+        start, end = ev["start"], ev["end"]
+        main = [lab for lab in ev["techniques"] if lab["technique"] != "quic.blocked"] or ev["techniques"]
+        start = min((lab["start"] for lab in main), key=_ts)
         spans = [(i, n) for i in incidents if i.country == cc and i.service == svc for n in i.networks if n.asn == asn]
-        best = None
-        for i, n in spans:
-            overlap = _ts(n.start) < _ts(end) and (n.end is None or _ts(n.end) > _ts(start))
-            if overlap and (best is None or abs(_ts(n.start) - _ts(start)) < abs(_ts(best[1].start) - _ts(start))):
-                best = (i, n)
-        row = {"asn": asn, "service": svc, "technique": tech, "onset_rounds": None, "end_rounds": None, "got": None}
-        if best is not None:
-            i, n = best
+        overlapping = [(i, n) for i, n in spans if _ts(n.start) < _ts(end) and (n.end is None or _ts(n.end) > _ts(start))]
+        row = {"asn": asn, "service": svc, "technique": "+".join(dict.fromkeys(lab["technique"] for lab in main)),
+               "onset_rounds": None, "end_rounds": None, "got": None}
+        if overlapping:
+            i, n = min(overlapping, key=lambda x: abs(_ts(x[1].start) - _ts(start)))
             row["onset_rounds"] = round((_ts(n.start) - _ts(start)) / cadence, 2)
-            last = max((v.measurement_start_time for v in verdicts if v.probe_asn == asn), default=end)
             if n.end is not None:
                 row["end_rounds"] = round((_ts(n.end) - _ts(end)) / cadence, 2)
-            elif _ts(end) > _ts(last):
+            elif _ts(end) > _ts(last_seen.get(asn, end)):
                 row["end_rounds"] = 0.0  # still in force when the run ended
-            row["got"] = n.technique
+            row["got"] = "+".join(t["technique"] for t in n.techniques) or n.technique
             if svc != "*":
-                res.circumvention.append({"service": svc, "start": start, "expected": "see vpn labels", "got": i.circumvention})
+                res.circumvention.append({"service": svc, "asn": asn, "start": start, "got": i.circumvention})
         res.onsets.append(row)
-        if tech == "throttled.targeted" and lab.get("rate_bps"):
+        for lab in ev["techniques"]:
+            if lab["technique"] != "throttled.targeted" or not lab.get("rate_bps"):
+                continue
             rates = [v.rate_bps for v in verdicts if v.probe_asn == asn and v.service == svc and v.rate_bps
-                     and v.klass == "throttled" and _ts(start) <= _ts(v.measurement_start_time) < _ts(end)]
+                     and v.klass == "throttled" and _ts(lab["start"]) <= _ts(v.measurement_start_time) < _ts(lab["end"])]
             if rates:
                 m = statistics.median(rates)
                 res.rates.append({"asn": asn, "service": svc, "configured_bps": float(lab["rate_bps"]), "measured_bps": m,

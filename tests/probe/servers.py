@@ -153,13 +153,85 @@ def _response(code: int, body: bytes, ctype: str = "text/html") -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+class _Conn:
+    """Plain HTTP over a stream (the same interface as _TLSConn)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.buf = b""
+
+    async def recv(self) -> bytes:
+        return await self.reader.read(65536)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def read_request(self) -> tuple[str, str] | None:
+        while b"\r\n\r\n" not in self.buf:
+            data = await self.recv()
+            if not data or len(self.buf) > 65536:
+                return None
+            self.buf += data
+        head = self.buf.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        parts = head[0].split()
+        host = next((h.split(":", 1)[1].strip() for h in head[1:] if h.lower().startswith("host:")), "")
+        return (parts[1] if len(parts) > 1 else "/"), host
+
+
+class _TLSConn(_Conn):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ssl.SSLContext):
+        super().__init__(reader, writer)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=True)
+
+    async def handshake(self, delay: float) -> None:
+        first = True
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                out = self.outgoing.read()
+                if out:
+                    if first and delay:  # the ServerHello comes late, as over a long path
+                        await asyncio.sleep(delay)
+                    first = False
+                    self.writer.write(out)
+                    await self.writer.drain()
+                data = await self.reader.read(65536)
+                if not data:
+                    raise ConnectionError("EOF in handshake")
+                self.incoming.write(data)
+        self.writer.write(self.outgoing.read())
+
+    async def recv(self) -> bytes:
+        while True:
+            try:
+                return self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self.writer.write(self.outgoing.read())
+                data = await self.reader.read(65536)
+                if not data:
+                    return b""
+                self.incoming.write(data)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+
+    def write(self, data: bytes) -> None:
+        self.obj.write(data)
+        self.writer.write(self.outgoing.read())
+
+
 class LoopbackWorld:
     """All test servers; see the module docstring."""
 
     def __init__(self, *, delay: float = 0.0, throttle_bps: int = 400_000, ipv6: bool = True,
                  routes: dict[str, str] | None = None):
         """`routes` sends a domain to a behaviour's server, e.g. {"twitter.com": "rst_after_hello"}."""
-        self.delay = delay  # added before every HTTP response and every DNS answer
+        self.delay = delay  # added before every DNS answer, TLS handshake and HTTP response
         self.throttle_bps = throttle_bps
         self.ipv6 = ipv6 and socket.has_ipv6 and _v6_loopback()
         self.tmp = Path(tempfile.mkdtemp(prefix="netvigil-world-"))
@@ -299,27 +371,31 @@ class LoopbackWorld:
         path.write_bytes(b"".join(b.bytes() for b in blobs))
         return str(path)
 
-    # TLS with a certificate (asyncio does the handshake per connection), then HTTP.
+    # TLS with a certificate, then HTTP. The handshake runs over memory BIOs in the
+    # per-connection task (bytes that arrive early are never lost, the server flight can be
+    # delayed), never on the listening socket.
     def _tls_handler(self, behaviour: str, ctx: ssl.SSLContext | None):  # noqa: ANN202
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.connections += 1
+            conn: _Conn = _Conn(reader, writer)
             try:
                 if ctx is not None:
-                    await writer.start_tls(ctx)
-                req = await _read_request(reader)
+                    conn = _TLSConn(reader, writer, ctx)
+                    await conn.handshake(self.delay)
+                req = await conn.read_request()
                 if req is None:
                     return
                 path, host = req
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 if behaviour == "forged":
-                    writer.write(_response(200, BLOCKPAGE))
+                    conn.write(_response(200, BLOCKPAGE))
                 elif path.startswith("/netvigil-sample/"):
-                    await self._sample(writer, int(path.rsplit("/", 1)[1] or 0), behaviour == "throttled")
+                    await self._sample(conn, int(path.rsplit("/", 1)[1] or 0), behaviour == "throttled")
                 else:
                     body = f"<html><body><h1>{host.split(':')[0]}</h1>netvigil test page</body></html>"
-                    writer.write(_response(200, body.encode()))
-                await writer.drain()
+                    conn.write(_response(200, body.encode()))
+                await conn.drain()
             except (ConnectionError, ssl.SSLError, OSError, ValueError):
                 pass
             finally:
@@ -327,7 +403,7 @@ class LoopbackWorld:
 
         return handler
 
-    async def _sample(self, writer: asyncio.StreamWriter, n: int, throttled: bool) -> None:
+    async def _sample(self, writer: _Conn, n: int, throttled: bool) -> None:
         writer.write(_response(200, b"", "application/octet-stream").replace(
             b"Content-Length: 0", f"Content-Length: {n}".encode()))
         chunk = b"x" * 16384
@@ -483,6 +559,19 @@ class LoopbackWorld:
         return handler
 
 
+def serve_forever() -> None:
+    """`python tests/probe/servers.py [DELAY]`: run a world in its own process (benchmarks),
+    print one JSON line (resolver, ca_file, port, port_map), stop when stdin closes."""
+    import json
+    import sys
+
+    delay = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    with LoopbackWorld(delay=delay) as w:
+        print(json.dumps({"resolver": w.resolver, "ca_file": w.ca_file, "port": w.port,
+                          "port_map": w.port_map, "ipv6": w.ipv6}), flush=True)
+        sys.stdin.read()
+
+
 def _v6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -490,3 +579,7 @@ def _v6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+if __name__ == "__main__":
+    serve_forever()

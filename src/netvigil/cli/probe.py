@@ -35,7 +35,7 @@ def probe(
     scenario_time: str = typer.Option(None, "--scenario-time",
                                       help='Lab clock "YYYY-MM-DD HH:MM:SS" written as measurement_start_time.'),
     submit: str = typer.Option(None, "--submit", help="Collector URL to submit measurements to."),
-    sample_bytes: int = typer.Option(200_000, "--sample-bytes", help="Size of the throughput sample download."),
+    sample_bytes: int = typer.Option(100_000, "--sample-bytes", help="Size of the throughput sample download."),
     sample_seconds: float = typer.Option(3.0, "--sample-seconds", help="Time bound of the throughput sample."),
     dns_window: float = typer.Option(0.25, "--dns-window", help="Seconds to keep listening after the first DNS answer."),
     port_map: str = typer.Option(None, "--port-map", help="Test servers on other ports, e.g. 443=8443,80=8080."),

@@ -68,12 +68,14 @@ def envelope(settings: ProbeSettings, test: tuple[str, str], input_: str, trace:
 
 
 async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Service, *,
-                      listener: Listener | None = None, run_id: str | None = None) -> Measurement:
-    """All endpoints of `service` concurrently (TaskGroup, bounded by a semaphore)."""
+                      listener: Listener | None = None, run_id: str | None = None,
+                      sample_domains: set[str] | None = None) -> Measurement:
+    """All endpoints of `service` concurrently (TaskGroup, bounded by a semaphore).
+    `sample_domains` overrides where throughput samples are taken (default: catalogue)."""
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
     ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
-    sampled = {e.domain for e in service.sample_endpoints}
+    sampled = sample_domains if sample_domains is not None else {e.domain for e in service.sample_endpoints}
     async with asyncio.TaskGroup() as tg:
         for ep in service.endpoints:
             tg.create_task(measure(ctx, Target(domain=ep.domain, protocols=ep.protocols, port=ep.port,

@@ -72,47 +72,45 @@ def rounds_of(verdicts: Iterable[Verdict]) -> list[Round]:
 
 
 def detect_spans(cc: str, asn: str, service: str, verdicts: list[Verdict], params: dict[str, float]) -> list[Span]:
-    open_share = params["open_share"]
+    """Two independent machines over the same rounds: censorship spans (outage rounds carry
+    no evidence about a block: they neither open nor close one) and outage spans."""
+    rounds = [(r, r.state(params["open_share"])) for r in rounds_of(verdicts)]
+    name = next((v.probe_network_name for v in verdicts if v.probe_network_name), None)
+    spans = _machine(cc, asn, service, name, rounds, "censorship", "blocked", {"ok"}, params)
+    spans += _machine(cc, asn, service, name, rounds, "outage", "outage", {"ok", "blocked"}, params)
+    return sorted(spans, key=lambda s: s.start)
+
+
+def _machine(cc, asn, service, name, rounds, kind: str, bad: str, good: set[str], params) -> list[Span]:
     open_rounds, close_rounds = int(params["open_rounds"]), int(params["close_rounds"])
     spans: list[Span] = []
     cur: Span | None = None
-    pending: list[tuple[Round, str]] = []  # bad rounds not yet confirmed
-    good_run: list[Round] = []
-    for rnd in rounds_of(verdicts):
-        st = rnd.state(open_share)
-        if st == "none":
-            continue
+    pending: list = []
+    good_run: list = []
+    for rnd, st in rounds:
+        if st != bad and st not in good:
+            continue  # no evidence either way
         if cur is None:
-            if st in ("blocked", "outage"):
-                if pending and pending[-1][1] != st:
-                    pending = []
-                pending.append((rnd, st))
+            if st == bad:
+                pending.append(rnd)
                 if len(pending) >= open_rounds:
-                    first = pending[0][0]
-                    kind = "outage" if st == "outage" else "censorship"
-                    name = next((v.probe_network_name for v in first.verdicts if v.probe_network_name), None)
-                    cur = Span(cc, asn, service, kind, first.time, None, name)
-                    for r, s in pending:
-                        _add(cur, r, s)
+                    cur = Span(cc, asn, service, kind, pending[0].time, None, name)
+                    for r in pending:
+                        _add(cur, r, bad)
                     pending = []
             else:
                 pending = []
             continue
-        want = "outage" if cur.kind == "outage" else "blocked"
-        if cur.kind == "censorship" and st == "outage":
-            continue  # the network is down: no evidence about the block either way
-        if st == want:
+        if st == bad:
             good_run = []
-            _add(cur, rnd, st)
-        else:
-            good_run.append(rnd)
-            if len(good_run) >= close_rounds:
-                cur.end = good_run[0].time
-                _close_segment(cur, cur.end)
-                spans.append(cur)
-                cur, good_run = None, []
-                if st in ("blocked", "outage"):
-                    pending = [(rnd, st)]
+            _add(cur, rnd, bad)
+            continue
+        good_run.append(rnd)
+        if len(good_run) >= close_rounds:
+            cur.end = good_run[0].time
+            _close_segment(cur, cur.end)
+            spans.append(cur)
+            cur, good_run = None, []
     if cur is not None:
         spans.append(cur)
     return spans

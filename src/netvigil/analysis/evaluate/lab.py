@@ -93,7 +93,9 @@ class LabResult:
 
 def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
     rules = rules or load_rules()
-    if not (directory / "measurements.jsonl").exists():
+    found = [directory / n for n in ("measurements.jsonl", "measurements.jsonl.zst", "measurements.jsonl.gz")]
+    found = [p for p in found if p.exists()]
+    if not found:
         raise UsageError("no measurements.jsonl (not a lab run directory)", where=str(directory))
     labels = read_labels(directory / "labels.jsonl")
     cadence = 60.0
@@ -103,7 +105,7 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
         except (ValueError, TypeError, AttributeError):
             raise IngestError("bad run.json", where=str(directory / "run.json")) from None
     report = IngestReport()
-    verdicts = [v for _, v in verdict_stream(read_measurements([directory / "measurements.jsonl"], report), rules)]
+    verdicts = [v for _, v in verdict_stream(read_measurements(found[:1], report), rules)]
     res = LabResult(report, cadence=cadence)
     by_key: dict[tuple, list[dict]] = defaultdict(list)
     vpn_blocked: dict[str, list[dict]] = defaultdict(list)

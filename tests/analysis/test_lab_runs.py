@@ -1,0 +1,52 @@
+"""Real lab runs (tests/data/lab, produced by `netvigil lab run`) scored against the lab's
+own labels: technique per (network, service, round), onset/end in rounds, throttling rate,
+circumvention and outage calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netvigil.analysis.evaluate.lab import evaluate_lab
+
+LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
+RUNS = sorted(p.name for p in LAB.iterdir() if p.is_dir()) if LAB.exists() else []
+
+
+def correct(res) -> tuple[int, int]:
+    total = sum(res.confusion.pairs.values())
+    return sum(n for (e, p), n in res.confusion.pairs.items() if e == p), total
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_each_technique_identified(run):
+    res = evaluate_lab(LAB / run)
+    right, total = correct(res)
+    assert total > 0 and right / total >= 0.95, "\n".join(res.lines())
+    labelled = {e for (e, _p) in res.confusion.pairs if e != "ok"}
+    for tech in labelled:  # every labelled technique is found at least once
+        assert res.confusion.per_label()[tech].tp > 0, (tech, "\n".join(res.lines()))
+
+
+@pytest.mark.slow
+def test_russia_2022_incidents_onsets_rates_and_circumvention():
+    res = evaluate_lab(LAB / "russia-2022")
+    assert res.incidents == 3  # twitter, facebook, the unrelated outage: one per (country, service) event
+    assert all(o["onset_rounds"] is not None and abs(o["onset_rounds"]) <= 2 for o in res.onsets), res.onsets
+    assert all(o["end_rounds"] is not None and abs(o["end_rounds"]) <= 2 for o in res.onsets), res.onsets
+    assert len(res.rates) == 5 and all(abs(r["error"]) <= 0.2 for r in res.rates), res.rates
+    assert all(c["got"] == "works" for c in res.circumvention)  # the VPN exit sits outside every censor
+    assert res.outage.tp > 0 and res.outage.fp == 0
+    assert res.throttle_fp.fp == 0
+
+
+def test_vpn_blocked_run_says_circumvention_fails():
+    res = evaluate_lab(LAB / "vpn-blocked")
+    assert res.vpn.tp > 0 and res.vpn.fp == 0, "\n".join(res.lines())
+
+
+def test_general_slowness_is_not_targeted():
+    res = evaluate_lab(LAB / "throttle-general")
+    assert not any(p.startswith("throttled.targeted") for (_e, p) in res.confusion.pairs)
+    assert ("throttled.general", "throttled.general") in res.confusion.pairs

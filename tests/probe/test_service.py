@@ -40,6 +40,10 @@ def test_every_endpoint_and_address(world, twitter):
         assert all(h.get("failure") is None for h in tls)
         assert any(r["request"]["url"] == f"https://{d}/" and r["response"]["code"] == 200
                    for r in tk["requests"] if r["transaction_id"] in ids)
+    # cleartext HTTP on :80 where the catalogue asks for it (block pages are injected there)
+    plain = [r for r in tk["requests"] if r["request"]["url"] == "http://twitter.com/"]
+    assert plain and all(r["response"]["code"] == 200 and r["request"]["x_transport"] == "tcp" for r in plain)
+    assert not any(r["request"]["url"] == "http://api.twitter.com/" for r in tk["requests"])
     # every record belongs to an endpoint
     all_ids = {i for ids in tk["endpoints"].values() for i in ids}
     for key in ("queries", "tcp_connect", "tls_handshakes", "quic_handshakes", "requests", "throughput"):

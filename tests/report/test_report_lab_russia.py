@@ -1,0 +1,119 @@
+"""The lab's russia-2022 run through the observatory, as a live deployment would see it.
+
+tests/data/lab/russia-2022 is a real run of the lab (probes in five ISP namespaces, censors
+on their uplinks) with its ground-truth labels. Its measurements are submitted round by
+round over HTTP (OONI protocol, the probe's own client) to a real observatory on loopback
+whose analysis runs continuously; a webhook receiver records the signed alerts. The API,
+the dashboard and the alerts must name the providers, techniques and onsets of the labels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+import zstandard
+
+from netvigil.collector.client import submit_measurements
+from netvigil.model.measurement import decode_measurement
+from netvigil.report.alerts import Subscriptions
+from netvigil.report.serve import ObservatoryThread
+
+RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
+
+pytestmark = pytest.mark.slow
+
+
+def labelled() -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(service, asn) -> [(start, technique)] sorted, from labels.jsonl."""
+    out: dict = defaultdict(set)
+    for line in (RUN / "labels.jsonl").read_text().splitlines():
+        lab = json.loads(line)
+        out[(lab["service"], lab["asn"])].add((lab["start"], lab["technique"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory):
+    from test_report_live import SECRET, Receiver  # the loopback webhook receiver
+
+    raw = zstandard.ZstdDecompressor().decompress((RUN / "measurements.jsonl.zst").read_bytes(),
+                                                  max_output_size=1 << 30)
+    ms = sorted((decode_measurement(line) for line in raw.splitlines() if line.strip()),
+                key=lambda m: m.measurement_start_time)
+    data_dir = tmp_path_factory.mktemp("obs")
+    receiver = Receiver()
+    Subscriptions(data_dir / "subscriptions.json").add(receiver.url, secret=SECRET, country="RU")
+    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"lab"}) as obs:
+        for _, round_ms in itertools.groupby(ms, key=lambda m: m.measurement_start_time):
+            res = submit_measurements(obs.url, list(round_ms), token="lab")
+            assert res.rejected == 0 and res.queued == 0, res.errors
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            h = httpx.get(f"{obs.url}/api/v1/health").json()
+            if h["analysed"] >= len(ms) and not obs.app.state.nv.pump._stale:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # let the last alerts go out
+        incidents = httpx.get(f"{obs.url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
+        page = httpx.get(f"{obs.url}/country/RU").text
+        status = httpx.get(f"{obs.url}/api/v1/status", params={"country": "RU"}).json()["results"]
+        yield {"incidents": incidents, "page": page, "alerts": list(receiver.alerts), "status": status,
+               "count": len(ms), "health": h}
+    receiver.server.shutdown()
+
+
+def by_service(observed, service: str) -> dict:
+    return next(i for i in observed["incidents"] if i["service"] == service and i["kind"] == "censorship")
+
+
+@pytest.mark.parametrize("service", ["twitter", "facebook"])
+def test_providers_techniques_and_onsets_match_the_labels(observed, service):
+    truth = {asn: spans for (svc, asn), spans in labelled().items() if svc == service}
+    inc = by_service(observed, service)
+    got = {n["asn"]: n for n in inc["networks"]}
+    assert set(got) == set(truth)
+    for asn, spans in truth.items():
+        start, technique = spans[0]
+        assert got[asn]["start"] == start, (asn, got[asn]["start"], start)
+        assert got[asn]["techniques"][0]["technique"] == technique, (asn, got[asn]["techniques"])
+    assert inc["start"] == min(s[0][0] for s in truth.values())
+    assert inc["circumvention"] == "works"
+    assert inc["text"].startswith(f"Live metrics show that {'Twitter' if service == 'twitter' else 'Facebook'}")
+    assert f"as of {inc['start'][11:16]} UTC" in inc["text"]
+
+
+def test_twitter_change_from_throttling_to_resets_is_recorded(observed):
+    rostelecom = next(n for n in by_service(observed, "twitter")["networks"] if n["asn"] == "AS12389")
+    steps = [t["technique"] for t in rostelecom["techniques"]]
+    assert steps[0] == "throttled.targeted" and "tls.reset_after_hello" in steps
+
+
+def test_the_outage_is_an_outage_not_censorship(observed):
+    outage = [i for i in observed["incidents"] if i["kind"] == "outage"]
+    assert [n["asn"] for i in outage for n in i["networks"]] == ["AS3216"]  # Beeline, per the labels
+    assert outage[0]["start"] == labelled()[("control", "AS3216")][0][0]
+    assert outage[0]["end"] is not None and "outage" in outage[0]["text"]
+
+
+def test_alerts_for_start_and_end_arrive_signed(observed):
+    events = [(a[0], a[1]["incident"]["service"], a[1]["incident"]["kind"]) for a in observed["alerts"]]
+    assert all(a[2] for a in observed["alerts"]), "every alert carries a valid signature"
+    assert ("start", "twitter", "censorship") in events and ("start", "facebook", "censorship") in events
+    assert any(e == "start" and k == "outage" for e, _, k in events)
+    assert any(e == "end" and k == "outage" for e, _, k in events)
+
+
+def test_dashboard_grid_shows_each_provider_and_technique(observed):
+    page = observed["page"]
+    for name in ("Rostelecom", "MegaFon", "Beeline", "MTS", "ER-Telecom"):
+        assert name in page
+    cells = {(r["service"], r["asn"]): r for r in observed["status"]}
+    assert cells[("facebook", "AS8359")]["technique"] == "dns.blockpage"
+    assert cells[("facebook", "AS9049")]["technique"] == "tls.mitm"
+    assert "DNS block page" in page and "TLS MITM" in page

@@ -48,7 +48,7 @@ def test_mrt_prints_visibility_changes(shared_data, capsys):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"a,b\n1,2\n", "bad.csv:1: not a Monash IP Observatory CSV"),
+    (b"a,b\n1,2\n", "bad.csv:1: not a Monash IP Observatory CSV (columns 'a,b')"),
     (b"iso,id_1,name_1,time_e,time_e_str,lat,lon,connectivity\nIRN,1,A,1,x,1,1,oops\n",
      "bad.csv:2: connectivity is not a number"),
 ])

@@ -134,3 +134,17 @@ def test_an_inserted_collapse_is_found_at_its_start(seed, start, length, floor):
     assert iv.onset_ts == T0 + start * H
     expected_end = start + length
     assert iv.end_ts == (T0 + expected_end * H if expected_end < 150 else None)
+
+
+def test_wild_timestamps_are_refused_not_filled():
+    with pytest.raises(UsageError, match="would span"):
+        volume_outages("AS1", {0: 5, 4_000_000_000: 5}, 60)
+
+
+def test_volume_noise_is_poisson():
+    """Zero when about 4 are usual is 2 sqrt(4) below: called; zero when 2 are usual is not."""
+    for usual, called in ((4, True), (9, True), (2, False)):
+        counts = {T0 + i * H: usual for i in range(48)}
+        counts.update({T0 + i * H: 0 for i in range(48, 52)})
+        counts.update({T0 + i * H: usual for i in range(52, 60)})
+        assert bool(volume_outages("AS1", counts, H)) is called, usual

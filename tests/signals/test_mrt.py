@@ -123,3 +123,17 @@ def test_add_path_keeps_both_paths_of_one_peer(mrt_dir):
     rp = replay(dump)
     assert {s.key for s in rp.series if s.values[-1] == 3} >= {"AS64512", "AS65534"}
     assert all(c.peers_after <= 2 for c in rp.changes)
+
+
+def test_corrupt_timestamps_do_not_explode_memory(mrt_dir, tmp_path):
+    raw = bytearray((mrt_dir / "bird_bgp").read_bytes())
+    offsets, pos = [], 0
+    while pos + 12 <= len(raw):
+        offsets.append(pos)
+        pos += 12 + int.from_bytes(raw[pos + 8:pos + 12], "big")
+    for off in offsets[: len(offsets) // 2]:  # the first half of the records in 1970
+        raw[off:off + 4] = (1).to_bytes(4, "big")
+    bad = tmp_path / "t.mrt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(IngestError, match="span .* days"):
+        replay(read_mrt(bad))

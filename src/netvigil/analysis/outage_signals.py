@@ -29,6 +29,8 @@ from netvigil.analysis.signals_types import (
 )
 from netvigil.errors import UsageError
 
+MAX_BUCKETS = 1_000_000  # a filled series longer than this is a timestamp error, not data
+
 __all__ = [
     "detect_outages",
     "volume_outages",
@@ -181,6 +183,9 @@ def volume_outages(key: str, counts: dict[int, int] | Sequence[tuple[int, int]],
     lo = start if start is not None else min(items)
     hi = end if end is not None else max(items)
     lo -= lo % step
+    if (hi - lo) // step > MAX_BUCKETS:
+        raise UsageError(f"volume series {key!r} would span {(hi - lo) // step} buckets of {step} s",
+                         hint="check the timestamps or use a longer step")
     times = list(range(lo, hi + 1, step))
     values = [float(items.get(t, 0)) for t in times]
     return detect_outages(Series(key=key, signal="volume", times=times, values=values,

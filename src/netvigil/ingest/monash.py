@@ -50,8 +50,9 @@ def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[S
                 raise IngestError("empty file, expected a Monash IP Observatory CSV", where=f"{p}:1")
             kind = detect_kind([h.strip() for h in header])
             if kind is None:
-                raise IngestError("not a Monash IP Observatory CSV (unknown columns: "
-                                  + ",".join(header[:6]) + ")", where=f"{p}:1")
+                cols = ",".join(header[:6])
+                raise IngestError(f"not a Monash IP Observatory CSV (columns {cols[:80]!r})",
+                                  where=f"{p}:1")
             header = [h.strip() for h in header]
             rows = _rows(reader, header, p)
             if kind == "connectivity":
@@ -175,5 +176,8 @@ def _raw_rtt(rows, p: Path, rules: OutageRules) -> list[Series]:
     points = {}
     for key, by_hour in seen.items():
         lo, hi = min(by_hour), max(by_hour)
+        if (hi - lo) // HOUR > 24 * 366 * 5:
+            raise IngestError(f"observations of {key[1]} span more than 5 years: corrupt times?",
+                              where=str(p))
         points[key] = {t: float(len(by_hour.get(t, ()))) for t in range(lo, hi + 1, HOUR)}
     return _assemble(points, meta, "volume", HOUR, p)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.analysis.signals_types import Series
+from netvigil.analysis.signals_types import Series, utc_text
 from netvigil.errors import IngestError, UsageError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -244,11 +244,17 @@ def _peers(seen: dict) -> int:
     return len({peer for peer, _ in seen})
 
 
+MAX_BUCKETS = 200_000  # ~140 days of minutes: more means broken timestamps, not one dump
+
+
 def _series(per_bucket: dict[str, dict[int, int]], step: int, source: str) -> list[Series]:
     if not per_bucket:
         return []
     lo = min(min(c) for c in per_bucket.values())
     hi = max(max(c) for c in per_bucket.values())
+    if (hi - lo) // step > MAX_BUCKETS:
+        raise IngestError(f"record times span {(hi - lo) // 86400} days "
+                          f"({utc_text(lo)} .. {utc_text(hi)}): corrupt timestamps?", where=source)
     times = list(range(lo, hi + 1, step))
     out = []
     for asn, counts in sorted(per_bucket.items()):

@@ -143,7 +143,7 @@ class Lab:
                 "mitm_cert": str(self.certs["mitm_cert"]), "mitm_key": str(self.certs["mitm_key"]),
                 "policy": str(self.work / f"policy-{net.index}.json"), "queue": 0 if sni else None,
                 "log": str(self.work / f"{name}.events.log")}, name)))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
         for name, proc, ready in waits:
             while not ready.exists():
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -199,8 +199,11 @@ class Lab:
         cmd = self.probe_command(v, when, out, timeout)
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
+            out.with_suffix(".err").write_bytes(exc.stderr or b"")
             return v, -1, f"probe killed after {limit:.0f} s"
+        if r.stderr:
+            out.with_suffix(".err").write_text(r.stderr)
         err = r.stderr.strip().splitlines()
         return v, r.returncode, err[-1] if (r.returncode and err) else ""
 

@@ -12,6 +12,7 @@ Prints `RESULT name=value unit ratio=R baseline=...` lines.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,31 @@ def peak_rss(path: Path) -> int:
     return int(out.stdout.strip())
 
 
+OONIDATA_PY = Path(os.environ.get("OONIDATA_PYTHON", "/tmp/oonivenv/bin/python"))
+OONIDATA_CODE = """
+import sys, time, orjson
+from oonidata.dataclient import load_measurement
+t = time.perf_counter(); n = 0
+with open(sys.argv[1], 'rb') as fh:
+    for line in fh:
+        try:
+            load_measurement(orjson.loads(line))
+        except Exception:  # a few fixtures (test_keys null) are rejected by its models
+            pass
+        n += 1
+print(n / (time.perf_counter() - t))
+"""
+
+
+def oonidata_rate(path: Path) -> float | None:
+    """PyPI oonidata (if installed in a throwaway venv): parse into its typed models only; its
+    observation + analysis transforms live in oonipipeline, which is not on PyPI."""
+    if not OONIDATA_PY.exists():
+        return None
+    out = subprocess.run([str(OONIDATA_PY), "-c", OONIDATA_CODE, str(path)], capture_output=True, text=True)
+    return float(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wc.jsonl"
@@ -85,6 +111,12 @@ def main() -> int:
         o, n = min(ours(path) for _ in range(3))
         print(f"input: {N} web_connectivity measurements ({distinct} distinct, {size:.1f} MB)")
         print(f"RESULT verdicts_per_second={n / o:.0f} /s ratio={o / f:.2f} baseline=json.loads floor {N / f:.0f} /s (goal: ratio <= 3)")
+        od = oonidata_rate(path)
+        if od is not None:
+            print(f"RESULT oonidata_parse_only_per_second={od:.0f} /s ratio={(n / o) / od:.2f} baseline=netvigil verdicts/s "
+                  f"(oonidata 0.3.0 load_measurement: parsing alone, no observations or analysis)")
+        else:
+            print("oonidata not installed (python -m venv /tmp/oonivenv && /tmp/oonivenv/bin/pip install oonidata): skipped")
         big = Path(tmp) / "wc10.jsonl"
         write_input(big, N * 10)
         r1, r10 = peak_rss(path), peak_rss(big)

@@ -54,7 +54,7 @@ def where(*, country=None, asn=None, service=None, since=None, until=None, direc
     if asn:
         a = str(asn)
         conds.append(f"asn = {sql_str(a if a.upper().startswith('AS') else 'AS' + a)}")
-    if service:
+    if service and service != "*":  # "*": every service (outage incidents)
         conds.append(f"service = {sql_str(service)}")
     if since:
         conds.append(f"time >= toDateTime({sql_str(_time(str(since)))}, 'UTC')")

@@ -143,7 +143,7 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
     for idx in groups:
         if len(idx) < rule.min_points:
             continue
-        first, last = points[idx[0]], points[idx[-1]]
+        first = points[idx[0]]
         end_ts = points[idx[-1] + 1][0] if idx[-1] + 1 < len(points) else None
         rels = [max(0.0, points[i][3]) for i in idx]
         detected_ts = next((points[i][0] for i in idx if points[i][0] in entries), first[0])

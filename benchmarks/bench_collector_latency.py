@@ -2,8 +2,8 @@
 
 `netvigil serve` (analysis on, chdb) in its own process. Background load: the real OONI
 corpus of bench_collector_ingest (re-dated) submitted in JSONL batches at a target rate.
-Every second a marker (a probe-recorded Twitter service measurement, tests/data/netvigil,
-re-stamped with a network of its own) is submitted; the time until /api/v1/status?asn=...
+Every second a marker (one probe round of a recorded lab run, tests/data/lab/russia-2022:
+a network's service and control measurements, given a network of its own) is submitted; the time until /api/v1/status?asn=...
 shows it is its latency. Baseline, same run: the same marker on the idle server.
 Prints RESULT lines with p50/max latency per load and the ratio to idle.
 """
@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 import bench_collector_ingest as ingest  # noqa: E402
 import msgspec  # noqa: E402
 
-from netvigil.report.replay import Network, load_samples, restamp  # noqa: E402
+from netvigil.model.measurement import encode_measurement  # noqa: E402
+from netvigil.report.replay import load_run, rounds  # noqa: E402
 
 TOKEN = ingest.TOKEN
 PHASE_SECONDS = 10.0
@@ -54,9 +55,15 @@ def status_rows(port: int, asn: str) -> list:
 
 def marker_latency(port: int, samples, k: int, timeout: float = 120.0) -> float | None:
     asn = f"AS{4200000000 + k}"
-    net = Network(asn, f"marker-{k}")
-    t = datetime.utcnow().replace(microsecond=0)
-    lines = [msgspec.json.encode(restamp(d, t, net, "ZZ", f"m{k}")) for d in samples["ok"]]
+    stamp = datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S")
+    lines = []
+    for m in samples:
+        d = msgspec.json.decode(encode_measurement(m))
+        d.pop("measurement_uid", None)
+        d.update(probe_asn=asn, probe_network_name=f"marker-{k}", measurement_start_time=stamp,
+                 test_start_time=stamp, report_id=f"marker{k}")
+        d["annotations"] = dict(d.get("annotations") or {}, run_id=f"marker-{k}")
+        lines.append(msgspec.json.encode(d))
     body = b"\n".join(lines)
     t0 = time.monotonic()
     post(port, "/api/v1/submit", body)
@@ -104,7 +111,9 @@ def phase(port: int, samples, work: list[bytes], rate: float, first_marker: int)
 
 
 def main() -> None:
-    samples = load_samples(HERE.parent / "tests" / "data" / "netvigil")
+    first_round = next(rounds(load_run(HERE.parent / "tests" / "data" / "lab" / "russia-2022")))[1]
+    asn0 = first_round[0].probe_asn
+    samples = [m for m in first_round if m.probe_asn == asn0]
     items = ingest.corpus()
     work = ingest.batches(items, 60_000)
     with tempfile.TemporaryDirectory() as tmp:

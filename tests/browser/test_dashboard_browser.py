@@ -2,9 +2,9 @@
 
 The observatory server and Chromium both run inside a network namespace that has only
 `lo`, so neither can reach anything else; Chromium also gets host-resolver rules that map
-every name to NOTFOUND. Playwright talks to Chromium over a pipe. Data: the recorded
-Russia-2022 timeline, phase 1 in the log before start (replayed by the server), phase 2
-submitted while the page is open, to see the grid update live.
+every name to NOTFOUND. Playwright talks to Chromium over a pipe. Data: a recorded lab
+run of russia-2022 (tests/data/lab), rounds before 11:00 in the log before start (replayed
+by the server), the rest submitted while the page is open, to see the grid update live.
 Screenshots land in $NETVIGIL_SCREENSHOTS (default /tmp/netvigil-screenshots) for a human to look at.
 """
 
@@ -22,11 +22,12 @@ import pytest
 
 from netvigil.collector import intake
 from netvigil.collector.log import MeasurementLog
-from netvigil.report.replay import load_samples, russia_2022
+from netvigil.report.replay import load_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "netvigil"
+RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
+SPLIT = "2022-02-26 11:00:00"
 SHOTS = Path(os.environ.get("NETVIGIL_SCREENSHOTS", "/tmp/netvigil-screenshots"))
 SAFE_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
              "--disable-background-networking", "--disable-component-update", "--no-sandbox"]
@@ -69,10 +70,10 @@ def write_log(data_dir: Path, measurements) -> None:
 def server(netns, tmp_path_factory):
     ns, _ = netns
     data_dir = tmp_path_factory.mktemp("obs")
-    ms = russia_2022(load_samples(DATA))
-    write_log(data_dir, [m for m in ms if m.measurement_start_time < "2022-02-26 10:00:00"])
+    ms = load_run(RUN)
+    write_log(data_dir, [m for m in ms if m.measurement_start_time < SPLIT])
     phase2 = data_dir.parent / "phase2.jsonl"
-    phase2.write_bytes(b"".join(intake.encode(m) + b"\n" for m in ms if m.measurement_start_time >= "2022-02-26 10:00:00"))
+    phase2.write_bytes(b"".join(intake.encode(m) + b"\n" for m in ms if m.measurement_start_time >= SPLIT))
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "netvigil", "serve", "--port", str(PORT),
                              "--data-dir", str(data_dir), "--probe-token", "p"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -113,12 +114,14 @@ def test_country_page_grid_timeline_and_live_update(server, browser):
     page.goto(f"{server['url']}/country/RU")
     grid = page.locator("#grid")
     assert "Rostelecom" in grid.inner_text() and "MegaFon" in grid.inner_text()
-    cell = page.locator("td.cell[data-service=twitter][data-asn=AS8359]")
-    assert cell.get_attribute("data-class") == "tls" and "TLS reset" in cell.inner_text()
-    assert page.locator("td.cell[data-service=twitter][data-asn=AS12389]").inner_text() == "TLS timeout"
-    assert page.locator("td.cell[data-service=twitter][data-asn=AS31213]").get_attribute("data-class") == "ok"
+    fb = page.locator("td.cell[data-service=facebook][data-asn=AS8359]")
+    assert fb.get_attribute("data-class") == "dns" and fb.inner_text() == "DNS block page"
+    assert page.locator("td.cell[data-service=facebook][data-asn=AS9049]").inner_text() == "TLS MITM"
+    tw = page.locator("td.cell[data-service=twitter][data-asn=AS12389]")
+    assert tw.get_attribute("data-class") == "throttled" and tw.inner_text() == "throttled"
+    assert page.locator("td.cell[data-service=control][data-asn=AS12389]").get_attribute("data-class") == "ok"
     tl = page.locator("svg.timeline[data-service=twitter]")
-    assert tl.locator("rect.tls").count() > 0 and tl.locator("rect.ok").count() > 0
+    assert tl.locator("rect.throttled").count() > 0 and tl.locator("rect.ok").count() > 0
     assert "onset 09:00" in tl.locator(".tl-onset-label").first.text_content()
     box = tl.bounding_box()
     assert box and box["width"] > 500  # rendered, not collapsed
@@ -129,11 +132,13 @@ def test_country_page_grid_timeline_and_live_update(server, browser):
               f"ms=[msgspec.json.decode(l, type=M) for l in open('{server['phase2']}','rb')]; "
               f"r=s('{server['url']}', ms, token='p'); sys.exit(0 if r.submitted == len(ms) else 1)")
     subprocess.run(["ip", "netns", "exec", server["ns"], sys.executable, "-c", submit], check=True)
-    page.wait_for_function(
-        "document.querySelector('td.cell[data-service=twitter][data-asn=AS8359]').dataset.class === 'ok'",
-        timeout=60_000)
+    page.wait_for_function(  # Twitter on Rostelecom: throttled, then resets from 12:00
+        "document.querySelector('td.cell[data-service=twitter][data-asn=AS12389]').dataset.class === 'tls'",
+        timeout=120_000)
     assert int(page.evaluate("document.body.dataset.updates || '0'")) >= 1
-    assert "end 11:00" in page.locator("svg.timeline[data-service=twitter] .tl-end-label").first.text_content()
+    assert page.locator("td.cell[data-service=twitter][data-asn=AS12389]").inner_text() == "TLS reset"
+    marks = page.locator("svg.timeline[data-service=twitter] .tl-outage")
+    assert [marks.nth(i).text_content() for i in range(marks.count())] == ["outage 10:30", "restored 11:30"]
     page.screenshot(path=str(SHOTS / "country_after.png"), full_page=True)
     page.close()
 
@@ -143,11 +148,11 @@ def test_incident_page_shows_statement_networks_and_evidence(server, browser):
     page.goto(f"{server['url']}/")
     assert "Russia" in page.locator("#countries").inner_text()
     page.goto(f"{server['url']}/country/RU")
-    page.locator("ul.incidents a").first.click()
+    page.locator("ul.incidents a", has_text="Twitter").first.click()
     page.wait_for_selector("#statement")
     assert "Live metrics show that Twitter" in page.locator("#statement").inner_text()
     nets = page.locator("#networks").inner_text()
-    assert "tls.timeout_after_hello" in nets and "tls.reset_after_hello" in nets and "MTS" in nets
+    assert "throttled.targeted" in nets and "tls.reset_after_hello" in nets and "MTS" in nets and "Beeline" in nets
     assert "works" in (page.locator("#circumvention").get_attribute("class") or "")
     assert "censorship" in page.locator("#kind").inner_text()
     uids = page.locator("#evidence ul.uids a")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.report.replay import load_samples, russia_2022
+from netvigil.report.replay import load_run, rounds
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "netvigil"
+RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
 
 
 def netvigil(*args: str) -> subprocess.CompletedProcess:
@@ -20,15 +20,14 @@ def netvigil(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """An observatory data dir whose store holds the recorded Russia-2022 timeline."""
+    """An observatory data dir whose store holds a recorded lab run of russia-2022."""
     from netvigil.analysis.service import Observatory
 
     d = tmp_path_factory.mktemp("obs")
     obs = Observatory(d / "store")
     try:
-        ms = russia_2022(load_samples(DATA))
-        for i in range(0, len(ms), 50):
-            obs.add(ms[i:i + 50])
+        for _, batch in rounds(load_run(RUN)):
+            obs.add(batch)
         obs.refresh()
     finally:
         obs.close()
@@ -54,6 +53,7 @@ def test_report_writes_text_chart_and_json(data_dir, tmp_path):
     assert set(files) == {".txt", ".svg", ".png", ".json"}
     assert files[".png"].read_bytes()[:4] == b"\x89PNG"
     assert "onset 09:00 UTC" in files[".svg"].read_text()
+    assert "changed from targeted throttling to connection resets" in r.stdout
     body = json.loads(files[".json"].read_text())
     assert body["id"] == iid and body["text"] == r.stdout.strip()
 
@@ -71,7 +71,7 @@ def test_report_over_http_matches(data_dir, tmp_path):
             time.sleep(0.05)
         r = netvigil("report", iid, "--url", obs.url, "--out-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert "Circumvention was possible using VPN services." in r.stdout
+    assert "Circumvention is currently possible using VPN services." in r.stdout
 
 
 def test_report_errors_are_one_line(data_dir, tmp_path):
@@ -100,3 +100,31 @@ def test_serve_help_has_an_example_and_bad_port_is_one_line():
         assert "Example:" in netvigil(cmd, "--help").stdout
     r = netvigil("serve", "--port", "70000")
     assert r.returncode == 2 and "out of range" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
+    """`netvigil demo` and `analyse` open an Observatory on DATA_DIR itself: serve must show it."""
+    import time
+
+    import httpx
+
+    from netvigil.analysis.service import Observatory
+    from netvigil.report.serve import ObservatoryThread
+
+    obs = Observatory(tmp_path)
+    try:
+        for _, batch in rounds(load_run(RUN)):
+            obs.add(batch)
+        obs.refresh()
+    finally:
+        obs.close()
+    with ObservatoryThread(tmp_path) as srv:
+        for _ in range(300):
+            if httpx.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":
+                break
+            time.sleep(0.05)
+        incs = httpx.get(f"{srv.url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
+        uid = incs[0]["evidence"]["measurement_uids"][0]
+        raw = httpx.get(f"{srv.url}/api/v1/measurement/{uid}")
+    assert {i["service"] for i in incs} == {"twitter", "facebook", "*"}
+    assert raw.status_code == 200 and raw.json()["measurement_uid"] == uid

@@ -1,10 +1,10 @@
 """The observatory end to end on loopback: probes submit, analysis runs, API and alerts follow.
 
-Real measurements the probe recorded (tests/data/netvigil) are re-dated into a Russia-2022
-timeline (report/replay.py): Twitter restricted 09:00-11:00 on Rostelecom (TLS timeout after
-ClientHello) and MTS (reset after ClientHello), MegaFon fine, a VPN path working. They are
-submitted over HTTP in two phases, as live probes would, to a real server whose analysis
-pump runs on chdb; a webhook receiver on loopback records the signed alerts.
+A recorded run of the lab's russia-2022 scenario (tests/data/lab/russia-2022: Twitter
+throttled from 09:00 then reset from 12:00, Facebook blocked per ISP from 10:00, an outage
+on Beeline 10:30-11:30, VPN working) is submitted over HTTP in two phases, as live probes
+would (before 11:00, then the rest), to a real server whose analysis pump runs on chdb; a
+webhook receiver on loopback records the signed alerts.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import pytest
 
 from netvigil.collector.client import submit_measurements
 from netvigil.report.alerts import verify_signature
-from netvigil.report.replay import load_samples, russia_2022
+from netvigil.report.replay import load_run
 from netvigil.report.serve import ObservatoryThread
 
 SECRET = "webhook-secret"
-DATA = Path(__file__).resolve().parent.parent / "data" / "netvigil"
+RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
+SPLIT = "2022-02-26 11:00:00"
 
 
 class Receiver:
@@ -49,11 +50,11 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, event: str, timeout: float = 180) -> dict:
+    def wait(self, event: str, kind: str = "censorship", timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for ev, body, _ in self.alerts:
-                if ev == event:
+                if ev == event and body["incident"]["kind"] == kind:
                     return body
             time.sleep(0.1)
         raise AssertionError(f"no {event!r} alert; got {[a[0] for a in self.alerts]}")
@@ -73,9 +74,9 @@ def wait_for(predicate, timeout: float = 60):
 def live(tmp_path_factory):
     """Run both phases; yield the server URL, the receiver and what was seen after phase 1."""
     data_dir = tmp_path_factory.mktemp("observatory")
-    ms = russia_2022(load_samples(DATA))
-    phase1 = [m for m in ms if m.measurement_start_time < "2022-02-26 10:00:00"]
-    phase2 = [m for m in ms if m.measurement_start_time >= "2022-02-26 10:00:00"]
+    ms = load_run(RUN)
+    phase1 = [m for m in ms if m.measurement_start_time < SPLIT]
+    phase2 = [m for m in ms if m.measurement_start_time >= SPLIT]
     receiver = Receiver()
     from netvigil.report.alerts import Subscriptions
 
@@ -84,12 +85,16 @@ def live(tmp_path_factory):
         res = submit_measurements(obs.url, phase1, token="p")
         assert res.submitted == len(phase1)
         started = receiver.wait("start")
-        during = httpx.get(f"{obs.url}/api/v1/status", params={"country": "RU", "service": "twitter"}).json()
+        pump = obs.app.state.nv.pump
+        wait_for(lambda: pump.analysed >= len(phase1) and not pump._stale)
+        during = httpx.get(f"{obs.url}/api/v1/status", params={"country": "RU"}).json()
         res = submit_measurements(obs.url, phase2, token="p")
         assert res.submitted == len(phase2)
-        ended = receiver.wait("end")
+        outage_started = receiver.wait("start", "outage")
+        ended = receiver.wait("end", "outage")
+        wait_for(lambda: httpx.get(f"{obs.url}/api/v1/health").json()["analysed"] >= len(ms))
         yield {"url": obs.url, "receiver": receiver, "started": started, "during": during, "ended": ended,
-               "count": len(ms), "app": obs.app}
+               "outage_started": outage_started, "count": len(ms), "app": obs.app}
     receiver.server.shutdown()
 
 
@@ -98,34 +103,39 @@ def test_start_and_end_alerts_are_signed_and_say_what_happened(live):
     assert all(ok for _, _, ok in live["receiver"].alerts), "every alert carries a valid HMAC signature"
     assert started["incident"]["service"] == "twitter" and started["incident"]["country"] == "RU"
     assert started["incident"]["start"] == "2022-02-26 09:00:00"
-    assert "Russia as of 09:00 UTC" in started["text"]
-    assert ended["incident"]["end"] == "2022-02-26 11:00:00"
-    assert ended["incident"]["id"] == started["incident"]["id"]
-    assert "Circumvention" in ended["text"]
+    assert "throttled" in started["text"] and "Russia as of 09:00 UTC" in started["text"]
+    assert live["outage_started"]["incident"]["start"] == "2022-02-26 10:30:00"
+    assert ended["incident"]["id"] == live["outage_started"]["incident"]["id"]
+    assert ended["incident"]["end"] == "2022-02-26 11:30:00" and "outage" in ended["text"]
 
 
 def test_status_during_the_block_names_provider_and_technique(live):
-    cells = {r["asn"]: r for r in live["during"]["results"]}
-    assert cells["AS12389"]["class"] == "tls" and cells["AS12389"]["technique"] == "tls.timeout_after_hello"
-    assert cells["AS8359"]["technique"] == "tls.reset_after_hello"
-    assert cells["AS31213"]["class"] == "ok"
-    assert cells["AS12389"]["incident_id"]
+    cells = {(r["service"], r["asn"]): r for r in live["during"]["results"]}
+    assert cells[("twitter", "AS8359")]["technique"] == "throttled.targeted"
+    assert cells[("facebook", "AS8359")]["technique"] == "dns.blockpage"
+    assert cells[("facebook", "AS9049")]["technique"] == "tls.mitm"
+    assert cells[("facebook", "AS31133")]["technique"] == "tls.closed_after_hello"
+    assert cells[("control", "AS8359")]["class"] == "ok"
+    assert cells[("twitter", "AS8359")]["incident_id"]
 
 
 def test_incident_api_has_networks_evidence_and_text(live):
     url = live["url"]
     incs = httpx.get(f"{url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
-    inc = next(i for i in incs if i["service"] == "twitter")
+    inc = next(i for i in incs if i["service"] == "facebook")
     nets = {n["asn"]: n["technique"] for n in inc["networks"]}
-    assert nets == {"AS12389": "tls.timeout_after_hello", "AS8359": "tls.reset_after_hello"}
+    assert nets == {"AS12389": "tls.reset_after_hello", "AS31133": "tls.closed_after_hello",
+                    "AS3216": "tls.timeout_after_hello", "AS8359": "dns.blockpage", "AS9049": "tls.mitm"}
     assert inc["circumvention"] == "works" and inc["kind"] == "censorship"
     one = httpx.get(f"{url}/api/v1/incidents/{inc['id']}").json()
-    assert one["text"].startswith("Live metrics show that Twitter")
+    assert one["text"].startswith("Live metrics show that Facebook has been restricted on multiple providers "
+                                  "in Russia as of 10:00 UTC.")
+    assert one["text"].endswith("Circumvention is currently possible using VPN services.")
     uid = one["evidence"]["measurement_uids"][0]
     raw = httpx.get(f"{url}/api/v1/measurement/{uid}").json()
     assert raw["measurement_uid"] == uid and raw["probe_ip"] == "127.0.0.1"
     svg = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.svg")
-    assert svg.headers["content-type"].startswith("image/svg") and b"onset 09:00 UTC" in svg.content
+    assert svg.headers["content-type"].startswith("image/svg") and b"onset 10:00 UTC" in svg.content
     png = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.png").content
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert httpx.get(f"{url}/api/v1/incidents/nope").status_code == 404
@@ -140,8 +150,8 @@ def test_verdicts_paging_and_csv_export(live):
     csv_text = httpx.get(f"{url}/api/v1/verdicts", params={"country": "RU", "service": "twitter", "limit": 1000,
                                                             "format": "csv"}).text
     header, *rows = csv_text.strip().splitlines()
-    assert "class" in header.split(",") and "technique" in header.split(",")
-    assert any("tls.reset_after_hello" in r for r in rows)
+    assert "class" in header.split(",") and "rate_bps" in header.split(",")
+    assert any("throttled.targeted" in r for r in rows) and any("tls.reset_after_hello" in r for r in rows)
 
 
 def test_aggregates_and_measurement_listing(live):
@@ -149,8 +159,9 @@ def test_aggregates_and_measurement_listing(live):
     aggs = httpx.get(f"{url}/api/v1/aggregates", params={"country": "RU", "service": "twitter", "asn": "AS8359",
                                                          "bucket": "1h"}).json()["results"]
     by_hour = {a["bucket"][11:13]: a["counts"] for a in aggs}
-    assert by_hour["08"].get("ok") and not by_hour["08"].get("tls")
-    assert by_hour["09"].get("tls") and not by_hour["09"].get("ok")
+    assert by_hour["08"].get("ok") and not by_hour["08"].get("throttled")
+    assert by_hour["09"].get("throttled") and not by_hour["09"].get("ok")
+    assert by_hour["13"].get("tls")
     listing = httpx.get(f"{url}/api/v1/measurements", params={"probe_asn": "AS8359", "limit": 5}).json()
     assert listing["metadata"]["count"] == 5 and all(r["probe_asn"] == "AS8359" for r in listing["results"])
     total = httpx.get(f"{url}/api/v1/health").json()

@@ -69,3 +69,13 @@ def test_country_names(cc, name):
 def test_technique_labels_fall_back_to_the_id():
     assert technique_label("tls.reset_after_hello") == "TLS reset"
     assert technique_label("made.up") == "made.up"
+
+
+def test_a_change_of_technique_is_told():
+    def net(asn):
+        return NetworkSpan(asn, "throttled.targeted", "2022-02-26 09:00:00", techniques=[
+            {"technique": "throttled.targeted", "start": "2022-02-26 09:00:00", "end": "2022-02-26 12:00:00"},
+            {"technique": "tls.reset_after_hello", "start": "2022-02-26 12:00:00", "end": None}])
+    text = incident_text(incident(networks=[net("AS1"), net("AS2"), NetworkSpan("AS3", "dns.nxdomain", "2022-02-26 09:30:00")]))
+    assert ("On 2 of 3 providers it changed from targeted throttling to connection resets after the TLS "
+            "ClientHello (SNI filtering) at 12:00 UTC.") in text

@@ -71,7 +71,9 @@ def _fetch_incident(url: str, incident_id: str):
 def _local_incident(data_dir: Path, incident_id: str):
     from netvigil.report.chart import aggregates_for
 
-    store = Path(data_dir) / "store"
+    from netvigil.collector.pump import store_dir
+
+    store = store_dir(Path(data_dir))
     if not store.exists():
         raise UsageError(f"no observatory store in {data_dir}", hint="give --data-dir of a `netvigil serve`")
     try:

@@ -32,6 +32,16 @@ class AnalysisUnavailable(Exception):
     pass
 
 
+def store_dir(data_dir: Path) -> Path:
+    """Where the Observatory's store is: DATA_DIR/store, or DATA_DIR itself when an
+    Observatory was opened on it directly (`netvigil demo`, `analyse`), so `netvigil serve`
+    shows what those wrote."""
+    data_dir = Path(data_dir)
+    if not (data_dir / "store").exists() and ((data_dir / "chdb").exists() or (data_dir / "raw").exists()):
+        return data_dir
+    return data_dir / "store"
+
+
 class AnalysisPump:
     def __init__(self, data_dir: Path, mlog: MeasurementLog, *, engine: str = "chdb",
                  interval: float = 1.0, batch: int = 1000, enabled: bool = True,
@@ -78,7 +88,7 @@ class AnalysisPump:
     def _open(self) -> None:
         from netvigil.analysis.service import Observatory  # the analysis area's facade
 
-        self.obs = Observatory(self.data_dir / "store", engine=self.engine)
+        self.obs = Observatory(store_dir(self.data_dir), engine=self.engine)
 
     async def call(self, name: str, *args, **kwargs) -> Any:
         """Run one Observatory method on the store thread."""

@@ -181,14 +181,15 @@ def network_table(inc: Incident) -> str:
     rows = []
     for n in inc.networks:
         changes = " &rarr; ".join(
-            f"{escape(technique_label(t.get('technique')) or str(t.get('technique')))} "
+            f"<span title='{escape(technique_label(t.get('technique')))}'>{escape(str(t.get('technique')))}</span> "
             f"<small>({escape(str(t.get('start', ''))[11:16])}"
             f"{'&ndash;' + escape(str(t.get('end'))[11:16]) if t.get('end') else ''})</small>"
             for t in (n.techniques or []))
+        now = (n.techniques[-1].get("technique") if n.techniques else None) or n.technique or ""
         rows.append(f"<tr><td>{escape(n.network_name or '')}</td><td>{escape(n.asn)}</td>"
-                    f"<td class=tech>{escape(n.technique or '')}</td><td>{escape(n.start)}</td>"
+                    f"<td class=tech>{escape(str(now))}</td><td>{escape(n.start)}</td>"
                     f"<td>{escape(n.end or 'ongoing')}</td><td>{changes}</td></tr>")
-    return ("<table class=networks id=networks><thead><tr><th>provider</th><th>ASN</th><th>technique</th>"
+    return ("<table class=networks id=networks><thead><tr><th>provider</th><th>ASN</th><th>technique (latest)</th>"
             "<th>start</th><th>end</th><th>how it changed</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 

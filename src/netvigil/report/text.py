@@ -89,6 +89,26 @@ def incident_techniques(incident: Incident) -> list[str]:
     return techs
 
 
+def _main_change(incident: Incident) -> str:
+    """The most common change of technique across networks, as one sentence (or "")."""
+    from collections import Counter
+
+    seen: Counter = Counter()
+    when: dict[tuple[str, str], str] = {}
+    for n in incident.networks:
+        steps = [t for t in (n.techniques or []) if t.get("technique")]
+        for a, b in zip(steps, steps[1:]):
+            key = (a["technique"], b["technique"])
+            seen[key] += 1
+            when[key] = min(when.get(key, b.get("start") or "9"), b.get("start") or "9")
+    if not seen:
+        return ""
+    (old, new), k = seen.most_common(1)[0]
+    subject = f"On {k} of {len(incident.networks)} providers it" if len(incident.networks) > 1 else "It"
+    return (f"{subject} changed from {technique_phrase(old)} to {technique_phrase(new)} at "
+            f"{_clock(when[(old, new)])} UTC.")
+
+
 def incident_text(incident: Incident) -> str:
     """The public statement for one incident (ongoing or ended)."""
     svc = service_name(incident.service)
@@ -117,6 +137,9 @@ def incident_text(incident: Incident) -> str:
         phrases = [technique_phrase(t) for t in techs]
         joined = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
         parts.append(f"The restriction is implemented with {joined}.")
+    change = _main_change(incident)
+    if change:
+        parts.append(change)
     if incident.circumvention == "works":
         parts.append(("Circumvention is currently possible using VPN services." if ongoing
                       else "Circumvention was possible using VPN services."))

@@ -45,7 +45,7 @@ def timeline_svg(service: str, rows: list[AggregateRow], incidents: list[Inciden
     n = max(1, int((until - since) / step))
     cw = (WIDTH - LEFT) / n
     asns = sorted({r.asn for r in rows})
-    height = 28 + CELL_H * max(1, len(asns)) + 18
+    height = 28 + CELL_H * max(1, len(asns)) + 34
 
     def x(t: datetime) -> float:
         return LEFT + (t - since).total_seconds() / (until - since).total_seconds() * (WIDTH - LEFT)
@@ -80,15 +80,22 @@ def timeline_svg(service: str, rows: list[AggregateRow], incidents: list[Inciden
                          f"{t.strftime('%H:%M')}</text>")
         t += tick
     for inc in incidents:
-        for label, when in (("onset", inc.start), ("end", inc.end)):
+        outage = inc.kind == "outage"
+        if outage and not {n.asn for n in inc.networks} & set(asns):
+            continue
+        for kind, label, when in (("onset", "outage" if outage else "onset", inc.start),
+                                  ("end", "restored" if outage else "end", inc.end)):
             if not when:
                 continue
             t = datetime.strptime(when[:19], FMT)
             if since <= t <= until:
-                parts.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base} class='tl-{label}' "
-                             f"stroke='#b00020' stroke-width=2 stroke-dasharray='4 2'/>"
-                             f"<text x={x(t) + (3 if x(t) < WIDTH - 90 else -3):.1f} y=14 "
+                colour = "#37474f" if outage else "#b00020"
+                y_text = base + 30 if outage else 14  # outage marks under the axis: no overlap with onsets
+                parts.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base + (20 if outage else 0)} class='tl-{kind}' "
+                             f"stroke='{colour}' stroke-width=2 stroke-dasharray='4 2'/>"
+                             f"<text x={x(t) + (3 if x(t) < WIDTH - 90 else -3):.1f} y={y_text} "
                              f"text-anchor={'start' if x(t) < WIDTH - 90 else 'end'} "
-                             f"class='tl-mark tl-{label}-label'>{label} {when[11:16]}</text>")
+                             f"class='tl-mark tl-{kind}-label{' tl-outage' if outage else ''}'>"
+                             f"{label} {when[11:16]}</text>")
     parts.append("</svg>")
     return "".join(parts)

@@ -110,13 +110,16 @@ class RoundContext:
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf = self.rules.thresholds, self.rules.confidence
         controls = [it for it in items if it[2] == "control"]
-        # QUIC failing for the controls too says UDP/443 is unusable here, not that a service is blocked
-        quic_broken = any(it[1].klass == "quic" for it in controls)
-        ctl_failed = bool(controls) and all(it[1].klass not in ("ok", "throttled", "quic") for it in controls)
+        # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
+        # protocol is unusable on this network, not that a service is targeted
+        ctl_broken = {it[1].klass for it in controls if it[1].klass not in ("ok", "throttled", "outage", "unknown")}
+        # an outage: most control endpoints fail, and not only over QUIC
+        ctl_failed = bool(controls) and all(
+            it[1].klass not in ("ok", "throttled", "quic") and (it[1].failed_share or 1.0) >= 0.5 for it in controls)
         # some control endpoints still answer: packet loss, not a dead uplink
         partial = ctl_failed and any((it[1].failed_share or 1.0) < 1.0 for it in controls)
         outage_tech = "outage.partial" if partial else "outage"
-        ctl_rates = [it[1].rate_bps for it in controls if it[1].klass == "ok" and it[1].rate_bps]
+        ctl_rates = [it[1].rate_bps for it in controls if it[1].klass not in ("outage", "unknown") and it[1].rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline, basis = self._baseline(network, items[0][0].measurement_start_time if items else None)
         general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
@@ -125,11 +128,11 @@ class RoundContext:
         for m, f, service, uid in items:
             if f.technique == "tls.mitm":
                 f = self._redirected(m, f)
-            if f.klass == "quic" and quic_broken:
-                f = Finding("ok", None, conf["ok"] * 0.7, rule_ids=["context.quic_fails_for_controls_too", f"secondary:{f.technique}"],
+            if service != "control" and f.klass in ctl_broken and not ctl_failed:
+                f = Finding("ok", None, conf["ok"] * 0.7, rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
                             domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates)
             if service == "control":
-                if f.klass not in ("ok", "throttled"):
+                if f.klass not in ("ok", "throttled") and ctl_failed:
                     tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
                     f = Finding("outage", tech, conf["outage"] * 0.7, rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
                 elif general:

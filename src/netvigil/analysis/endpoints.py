@@ -131,8 +131,9 @@ def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dic
 
 
 def _bogon_sinks(obs: list[Observation], results: dict[str, EndpointResult], rules: RuleSet) -> None:
-    """An answer that can never host a service (loopback, 0/8, link-local...) and then fails
-    to connect, or is never connected to, is a DNS sink. Private ranges are not sinks here:
+    """An answer that can never host a service (loopback, 0/8, link-local...) to which the
+    connection then fails is a DNS sink (a name that merely resolves to 127.0.0.1, like
+    Signal's uptime.signal.org, and is never connected to, is not). Private ranges are not sinks here:
     lab and enterprise networks host services on them (web_connectivity uses its control)."""
     conf = rules.confidence
     tcp_ok = {o.ip for o in obs if o.step in ("tcp", "tls", "http") and not o.failure and o.ip}
@@ -143,7 +144,7 @@ def _bogon_sinks(obs: list[Observation], results: dict[str, EndpointResult], rul
         sinks = [ip for ip in o.answers if rules.is_sink(ip)]
         if not sinks or r is None or any(ip in tcp_ok for ip in sinks):
             continue
-        if r.finding is None or r.finding.klass == "tcp":
+        if r.finding is not None and r.finding.klass == "tcp":  # tried, and it did not connect
             fp = rules.dns_fingerprints.get(sinks[0])
             r.finding = Finding("dns", "dns.bogon", conf["bogon"], fp is not None,
                                 ["dns.bogon_answer"] + ([f"fp:{fp.id}"] if fp else []), domain=o.domain)

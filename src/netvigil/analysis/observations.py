@@ -128,10 +128,30 @@ def wire_rate(reads: list[tuple[float, int]] | None, since: float | None) -> flo
     return sum(after) * 8 / span
 
 
+NESTED = ("targets", "lookups")  # tor: {id: {target_address, tcp_connect...}}; dnscheck: {resolver: {...}}
+
+
 def observe(test_keys: dict[str, Any]) -> list[Observation]:
-    """Flatten the OONI lists of one measurement's test_keys into observation rows."""
-    rows: list[Observation] = []
+    """Flatten the OONI lists of one measurement's test_keys into observation rows
+    (including the per-target sub-results of tor and dnscheck)."""
     tk = test_keys if isinstance(test_keys, dict) else {}
+    rows = _observe(tk)
+    for key in NESTED:
+        sub = tk.get(key)
+        if isinstance(sub, dict):
+            for name, part in sub.items():
+                if isinstance(part, dict):
+                    for o in _observe(part):
+                        if o.domain is None and o.ip is None:
+                            o.domain = str(part.get("target_address") or name)
+                        rows.append(o)
+    if isinstance(tk.get("bootstrap"), dict):
+        rows.extend(_observe(tk["bootstrap"]))
+    return rows
+
+
+def _observe(tk: dict[str, Any]) -> list[Observation]:
+    rows: list[Observation] = []
     for q in tk.get("queries") or []:
         if not isinstance(q, dict):
             continue

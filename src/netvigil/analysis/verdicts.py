@@ -71,13 +71,28 @@ class ServiceNamer:
         return None
 
 
+# tests that only report whether a tunnel/bootstrap worked (no per-step data to judge)
+BOOTSTRAP_TESTS = {"vanilla_tor": "tor", "torsf": "tor", "openvpn": "vpn", "openvpn_client_test": "vpn",
+                   "riseupvpn": "vpn", "psiphon": "vpn"}
+
+
 def judge(m: Measurement, rules: RuleSet) -> Finding:
     """The finding for one measurement alone (before the round context)."""
     tk = m.test_keys if isinstance(m.test_keys, dict) else {}
     obs = observe(tk)
     if m.test_name in WEB_TESTS and "control" in tk:
         return analyse_web(obs, tk, m.input if isinstance(m.input, str) else None, rules)
-    return service_finding(endpoint_results(obs, tk, rules), rules)
+    found = service_finding(endpoint_results(obs, tk, rules), rules)
+    if m.test_name in BOOTSTRAP_TESTS and found.klass in ("ok", "unknown") and "success" in tk:
+        if tk.get("success") is True:
+            return Finding("ok", None, rules.confidence["ok"] * 0.8, rule_ids=[f"{m.test_name}.bootstrap_ok"])
+        if tk.get("success") is False or tk.get("failure"):
+            kind = BOOTSTRAP_TESTS[m.test_name]
+            # the tunnel did not come up; without per-step data the technique is unknown
+            return Finding(kind if kind == "vpn" else "unknown", "vpn.blocked" if kind == "vpn" else None,
+                           rules.confidence["failure_without_control"] * 0.8,
+                           rule_ids=[f"{m.test_name}.bootstrap_failed:{tk.get('failure') or 'no success'}"])
+    return found
 
 
 def to_verdict(m: Measurement, f: Finding, service: str | None, rules: RuleSet, uid: str) -> Verdict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 # The first column of design.md's technique table.
-CLASSES = ("ok", "dns", "tcp", "tls", "http", "quic", "throttled", "down", "outage", "unknown")
+CLASSES = ("ok", "dns", "tcp", "tls", "http", "quic", "throttled", "vpn", "down", "outage", "unknown")
 
 
 class Verdict(msgspec.Struct, omit_defaults=False):

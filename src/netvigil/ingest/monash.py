@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -76,6 +77,19 @@ def _rows(reader, header: list[str], p: Path):
         yield reader.line_num, dict(zip(header, row))
 
 
+@lru_cache(maxsize=65536)
+def _dmy(text: str) -> datetime:
+    return datetime.strptime(text, "%d-%b-%Y %H:%M:%S")
+
+
+@lru_cache(maxsize=65536)
+def _ymd_hour(text: str) -> datetime:
+    """'YYYY-MM-DD HH' -> that local hour (the source counts observations per local hour)."""
+    if len(text) != 13 or text[10] != " ":
+        raise ValueError(text)
+    return datetime.strptime(text, "%Y-%m-%d %H")
+
+
 def _number(value: str, name: str, where: str) -> float:
     try:
         x = float(value)
@@ -137,7 +151,7 @@ def _latency(rows, p: Path) -> list[Series]:
         region = r["adm1_name"].strip()
         offset = _number(r["timezone_offset"], "timezone_offset", where)
         try:
-            local = datetime.strptime(r["time_local"].strip(), "%d-%b-%Y %H:%M:%S")
+            local = _dmy(r["time_local"].strip())
         except ValueError:
             raise IngestError(f"time_local is not DD-Mon-YYYY HH:MM:SS: {r['time_local']!r}",
                               where=where) from None
@@ -161,11 +175,10 @@ def _raw_rtt(rows, p: Path, rules: OutageRules) -> list[Series]:
         region = f"{r['name_1'].strip()}/{r['name_2'].strip()}"
         _number(r["rtt"], "rtt", where)
         try:
-            local = datetime.strptime(r["time_local_str"].strip()[:19], "%Y-%m-%d %H:%M:%S")
+            local = _ymd_hour(r["time_local_str"].strip()[:13])
         except ValueError:
             raise IngestError(f"time_local_str is not YYYY-MM-DD HH:MM:SS: {r['time_local_str']!r}",
                               where=where) from None
-        local = local.replace(minute=0, second=0)  # the local hour, as the source counts it
         utc = local.replace(tzinfo=timezone.utc) - timedelta(hours=_offset(iso, rules, where))
         ts = int(utc.timestamp())
         key = (iso, region)

@@ -141,7 +141,8 @@ def test_probe_ip_is_scrubbed_everywhere(client):
 
 
 def test_api_query_parameters_are_checked(client):
-    for url in ("/api/v1/status?country=Russia", "/api/v1/verdicts?asn=foo", "/api/v1/verdicts?since=yesterday",
+    for url in ("/api/v1/status?country=Russia", "/api/v1/verdicts?asn=foo", "/api/v1/verdicts?since=yesterday", "/api/v1/aggregates?since=2022-02-30",
+                "/api/v1/verdicts?until=2022-01-01%2025:00",
                 "/api/v1/aggregates?bucket=7x", "/api/v1/verdicts?limit=0", "/api/v1/verdicts?format=xml",
                 "/api/v1/measurement/..%2F..%2Fetc", "/api/v1/measurements?probe_cc=123",
                 "/country/Russia"):

@@ -50,11 +50,11 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, event: str, kind: str = "censorship", timeout: float = 180) -> dict:
+    def wait(self, event: str, kind: str = "censorship", service: str | None = None, timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for ev, body, _ in self.alerts:
-                if ev == event and body["incident"]["kind"] == kind:
+            for ev, body, _ in list(self.alerts):
+                if ev == event and body["incident"]["kind"] == kind and service in (None, body["incident"]["service"]):
                     return body
             time.sleep(0.1)
         raise AssertionError(f"no {event!r} alert; got {[a[0] for a in self.alerts]}")
@@ -84,7 +84,7 @@ def live(tmp_path_factory):
     with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}) as obs:
         res = submit_measurements(obs.url, phase1, token="p")
         assert res.submitted == len(phase1)
-        started = receiver.wait("start")
+        started = receiver.wait("start", service="twitter")
         pump = obs.app.state.nv.pump
         wait_for(lambda: pump.analysed >= len(phase1) and not pump._stale)
         during = httpx.get(f"{obs.url}/api/v1/status", params={"country": "RU"}).json()

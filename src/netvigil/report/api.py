@@ -12,6 +12,7 @@ import csv
 import io
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -61,7 +62,12 @@ def norm_time(value: str | None, name: str) -> str | None:
     if not m:
         raise Rejected(f"query parameter {name!r} is {value[:30]!r}, expected 'YYYY-MM-DD[ HH:MM[:SS]]' UTC")
     day, hh, mm, ss = m.groups()
-    return f"{day} {hh or '00'}:{mm or '00'}:{ss or '00'}"
+    text = f"{day} {hh or '00'}:{mm or '00'}:{ss or '00'}"
+    try:
+        datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise Rejected(f"query parameter {name!r} is {value[:30]!r}, which is not a real date and time") from None
+    return text
 
 
 def builtins(obj: Any) -> Any:

@@ -119,3 +119,25 @@ def test_round_order_does_not_matter():
     va = sorted((v.service, v.klass) for v in verdicts(a, RULES))
     vb = sorted((v.service, v.klass) for v in verdicts(b, RULES))
     assert va == vb == [("control", "outage"), ("twitter", "outage")]
+
+
+def test_silence_is_an_outage():
+    """A network that stops sending measurements (its probes cannot reach the collector)."""
+    ms = []
+    svcs = ("twitter", "facebook", "telegram")
+    for r in range(30):
+        ms += round_of(at(r), "AS12389", services=svcs)
+        if not 12 <= r < 18:
+            ms += round_of(at(r), "AS8359", services=svcs)
+    incs = build_incidents(verdicts(ms, RULES), RULES.incidents, RULES.version)
+    assert [(i.kind, i.service, [n.asn for n in i.networks]) for i in incs] == [("outage", "*", ["AS8359"])]
+    assert incs[0].start == at(12) and incs[0].end == at(18)
+
+
+def test_irregular_volunteer_probes_are_not_silence():
+    rnd = random.Random(3)
+    ms, t = [], 0
+    for _ in range(40):
+        t += rnd.choice([1, 1, 2, 5, 9, 14])
+        ms += round_of(at(t), "AS12389", services=("twitter", "facebook", "telegram"))
+    assert not build_incidents(verdicts(ms, RULES), RULES.incidents, RULES.version)

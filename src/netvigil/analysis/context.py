@@ -48,7 +48,8 @@ class RoundContext:
             if len(self.good_ips) >= 8:
                 self.good_ips.pop(next(iter(self.good_ips)))
             per = self.good_ips[slot] = {}
-        for h in (m.test_keys or {}).get("tls_handshakes") or []:
+        hs = (m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None
+        for h in hs if isinstance(hs, list) else []:
             if isinstance(h, dict) and not h.get("failure") and h.get("server_name") and h.get("address"):
                 per.setdefault(h["server_name"], set()).add(str(h["address"]).rsplit(":", 1)[0].strip("[]"))
 
@@ -57,8 +58,9 @@ class RoundContext:
         resolver sent us to a host that is not the service (a block-page server)."""
         per = self.good_ips.get(m.measurement_start_time) or {}
         bad = [(h.get("server_name"), str(h.get("address", "")).rsplit(":", 1)[0].strip("[]"))
-               for h in (m.test_keys or {}).get("tls_handshakes") or []
-               if isinstance(h, dict) and h.get("failure") in ("ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate")]
+               for h in ((m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None) or []
+               if isinstance(h, dict)
+               and h.get("failure") in ("ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate")]
         judged = [(name, ip) for name, ip in bad if per.get(name)]
         if judged and all(ip not in per[name] for name, ip in judged):
             return Finding("dns", "dns.blockpage", self.rules.confidence["inconsistent_dns"],
@@ -115,7 +117,7 @@ class RoundContext:
         ctl_broken = {it[1].klass for it in controls if it[1].klass not in ("ok", "throttled", "outage", "unknown")}
         # an outage: most control endpoints fail, and not only over QUIC
         ctl_failed = bool(controls) and all(
-            it[1].klass not in ("ok", "throttled", "quic") and (it[1].failed_share or 1.0) >= 0.5 for it in controls)
+            it[1].klass not in ("ok", "throttled", "quic", "unknown") and (it[1].failed_share or 1.0) >= 0.5 for it in controls)
         # some control endpoints still answer: packet loss, not a dead uplink
         partial = ctl_failed and any((it[1].failed_share or 1.0) < 1.0 for it in controls)
         outage_tech = "outage.partial" if partial else "outage"

@@ -55,8 +55,47 @@ def _circumvention(span: Span, circ: dict) -> str:
     return "works" if any(v.klass == "ok" for v in last_round) else "blocked"
 
 
+def _cadence(times: list[float]) -> int | None:
+    """The probe cadence of a network when it is regular (most gaps near the median)."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
+    if len(gaps) < 7:
+        return None
+    g = gaps[len(gaps) // 2]
+    near = sum(0.5 * g <= x <= 1.5 * g for x in gaps)
+    return int(g) if g >= 60 and near >= 0.8 * len(gaps) else None
+
+
+def silence_spans(verdicts: list[Verdict]) -> list[Span]:
+    """Silence as a signal: a network that measured at a regular cadence and went quiet
+    (volume far below its own baseline, signals helper's detector) is in an outage, even
+    with no failing measurement to show for it. Irregular volunteer probes are skipped."""
+    from netvigil.analysis.outage_signals import volume_outages
+
+    by_net: dict[tuple, list[float]] = defaultdict(list)
+    for v in verdicts:
+        if v.path == "direct":
+            by_net[(v.probe_cc, v.probe_asn)].append(_ts(v.measurement_start_time))
+    if not by_net:
+        return []
+    end = max(max(ts) for ts in by_net.values())
+    out = []
+    for (cc, asn), ts in by_net.items():
+        step = _cadence(sorted(set(ts)))
+        if step is None:
+            continue
+        counts: dict[int, int] = defaultdict(int)
+        for t in ts:  # measurements per bucket
+            counts[int(t) - int(t) % step] += 1
+        for iv in volume_outages(f"{cc}/{asn}", counts, step, end=int(end) - int(end) % step, country=cc):
+            out.append(Span(cc, asn, "*", "outage", iv.onset, iv.end, None,
+                            [{"technique": "outage", "start": iv.onset, "end": iv.end, "rounds": iv.points}], []))
+    return out
+
+
 def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str) -> list[Incident]:
+    verdicts = list(verdicts)
     spans, circ = spans_from_verdicts(verdicts, params)
+    spans += silence_spans(verdicts)
     outage_spans = [s for s in spans if s.kind == "outage"]
     # one outage per network, whatever the services that showed it
     by_net: dict[tuple, list[Span]] = defaultdict(list)

@@ -77,7 +77,16 @@ BOOTSTRAP_TESTS = {"vanilla_tor": "tor", "torsf": "tor", "openvpn": "vpn", "open
 
 
 def judge(m: Measurement, rules: RuleSet) -> Finding:
-    """The finding for one measurement alone (before the round context)."""
+    """The finding for one measurement alone (before the round context). test_keys is
+    free-form in the data format: a structure of the wrong shape gives `unknown` with the
+    reason in rule_ids, never an exception."""
+    try:
+        return _judge(m, rules)
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+        return Finding("unknown", None, 0.0, rule_ids=[f"malformed_test_keys:{type(exc).__name__}: {str(exc)[:120]}"])
+
+
+def _judge(m: Measurement, rules: RuleSet) -> Finding:
     tk = m.test_keys if isinstance(m.test_keys, dict) else {}
     obs = observe(tk)
     if m.test_name in WEB_TESTS and "control" in tk:

@@ -55,3 +55,13 @@ def test_wrong_shapes_never_raise(which, key, value, every):
     assert len(vs) == len(ms)
     for v in vs:
         json.dumps(msgspec.to_builtins(v))  # the record stays serialisable
+
+
+@settings(max_examples=100, deadline=None)
+@given(which=st.integers(0, len(BASE) - 1), key=st.sampled_from(["service", "path", "run_id"]), value=JUNK)
+def test_wrong_annotation_shapes_never_raise(which, key, value):
+    raw = copy.deepcopy(BASE)
+    raw[which]["annotations"][key] = value
+    vs = list(verdicts([measurement_from_dict(r) for r in raw]))
+    assert len(vs) == len(raw)
+    assert all(v.service is None or isinstance(v.service, str) for v in vs)

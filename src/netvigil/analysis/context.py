@@ -36,7 +36,7 @@ class RoundContext:
     def _keys(m: Measurement) -> tuple[tuple, tuple]:
         """(network, round): a round is one probe run (annotations.run_id), ordered by time."""
         ann = m.annotations if isinstance(m.annotations, dict) else {}
-        path = ann.get("path", "direct")
+        path = ann.get("path") if isinstance(ann.get("path"), str) else "direct"
         network = (m.probe_cc, m.probe_asn, path)
         run = ann.get("run_id") or m.report_id
         return network, (m.test_start_time or m.measurement_start_time, str(run) if ann.get("run_id") else "")
@@ -50,7 +50,8 @@ class RoundContext:
             per = self.good_ips[slot] = {}
         hs = (m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None
         for h in hs if isinstance(hs, list) else []:
-            if isinstance(h, dict) and not h.get("failure") and h.get("server_name") and h.get("address"):
+            if isinstance(h, dict) and not h.get("failure") and isinstance(h.get("server_name"), str) \
+                    and isinstance(h.get("address"), str):
                 per.setdefault(h["server_name"], set()).add(str(h["address"]).rsplit(":", 1)[0].strip("[]"))
 
     def _redirected(self, m: Measurement, f: Finding) -> Finding:
@@ -59,7 +60,7 @@ class RoundContext:
         per = self.good_ips.get(m.measurement_start_time) or {}
         bad = [(h.get("server_name"), str(h.get("address", "")).rsplit(":", 1)[0].strip("[]"))
                for h in ((m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None) or []
-               if isinstance(h, dict)
+               if isinstance(h, dict) and isinstance(h.get("server_name"), str)
                and h.get("failure") in ("ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate")]
         judged = [(name, ip) for name, ip in bad if per.get(name)]
         if judged and all(ip not in per[name] for name, ip in judged):

@@ -37,6 +37,15 @@ class Observation(msgspec.Struct, omit_defaults=True):
     wire_bytes: int | None = None
 
 
+def _num(x: Any) -> float | None:
+    """A number from free-form test_keys (bools and strings are not numbers here)."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else None
+
+
+def _int(x: Any) -> int | None:
+    return int(x) if isinstance(x, int) and not isinstance(x, bool) else None
+
+
 def host_of(url: str | None) -> str | None:
     if not url:
         return None
@@ -80,9 +89,9 @@ def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
     for ev in events:
         if not isinstance(ev, dict) or ev.get("operation") != "read":
             continue
-        n = ev.get("num_bytes") or 0
-        t = ev.get("t") or 0.0
-        t0 = ev.get("t0")
+        n = _num(ev.get("num_bytes")) or 0
+        t = _num(ev.get("t")) or 0.0
+        t0 = _num(ev.get("t0"))
         for key in (("tx", ev.get("transaction_id")), ("addr", ev.get("address"))):
             if key[1] is None:
                 continue
@@ -96,8 +105,8 @@ def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
 def _reads_by_tx(events: list) -> dict[int, list[tuple[float, int]]]:
     out: dict[int, list[tuple[float, int]]] = {}
     for ev in events:
-        if isinstance(ev, dict) and ev.get("operation") == "read" and ev.get("num_bytes") and ev.get("transaction_id") is not None:
-            out.setdefault(ev["transaction_id"], []).append((float(ev.get("t") or 0.0), int(ev["num_bytes"])))
+        if isinstance(ev, dict) and ev.get("operation") == "read" and _num(ev.get("num_bytes")) and _int(ev.get("transaction_id")) is not None:
+            out.setdefault(ev["transaction_id"], []).append((_num(ev.get("t")) or 0.0, int(_num(ev["num_bytes"]))))
     return out
 
 
@@ -187,8 +196,8 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
         tx = h.get("transaction_id")
         nbytes, span = stats.get(("tx", tx), (None, None)) if tx is not None else (None, None)
         dur = None
-        if h.get("t") is not None and h.get("t0") is not None:
-            dur = max(h["t"] - h["t0"], 0.0)
+        if _num(h.get("t")) is not None and _num(h.get("t0")) is not None:
+            dur = max(_num(h["t"]) - _num(h["t0"]), 0.0)
         rows.append(
             Observation(
                 step="tls", ip=ip, port=port, domain=h.get("server_name"), server_name=h.get("server_name"),
@@ -212,7 +221,7 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
         rows.append(
             Observation(
                 step="http", url=url, domain=host_of(url), ip=ip, port=port, failure=r.get("failure"),
-                status_code=resp.get("code") if isinstance(resp, dict) else None, body=body,
+                status_code=_int(resp.get("code")) if isinstance(resp, dict) else None, body=body,
                 body_length=len(body.encode("utf-8", "replace")) if body is not None else None,
                 headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
             )
@@ -221,21 +230,22 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
     for s in tk.get("throughput") or []:
         if not isinstance(s, dict):
             continue
-        ip, port = split_address(s.get("address"))
-        dur = (s.get("t") or 0.0) - (s.get("t0") or 0.0)
-        body = _body_reads(reads.get(s.get("transaction_id")), s.get("t0"))
+        ip, port = split_address(s.get("address") if isinstance(s.get("address"), str) else None)
+        dur = (_num(s.get("t")) or 0.0) - (_num(s.get("t0")) or 0.0)
+        tx = _int(s.get("transaction_id"))
+        body = _body_reads(reads.get(tx), _num(s.get("t0")))
         rate = None
         if dur >= LONG_SAMPLE_S:  # slow or time-bounded: the steady-state rate; short: the average
-            rate = wire_rate(reads.get(s.get("transaction_id")), s.get("t0"))
+            rate = wire_rate(reads.get(tx), _num(s.get("t0")))
         if rate is None:
-            rate = s.get("bits_per_second")
+            rate = _num(s.get("bits_per_second"))
         if rate is None and dur > 0:
-            rate = (s.get("bytes") or 0) * 8 / dur
+            rate = (_num(s.get("bytes")) or 0) * 8 / dur
         rows.append(
             Observation(
                 step="throughput", url=s.get("url"), domain=s.get("server_name") or host_of(s.get("url")), ip=ip,
-                port=port, failure=s.get("failure"), bytes=s.get("bytes"), duration=dur, rate_bps=rate,
-                transaction_id=s.get("transaction_id"),
+                port=port, failure=s.get("failure") if isinstance(s.get("failure"), str) else None,
+                bytes=_int(s.get("bytes")), duration=dur, rate_bps=rate, transaction_id=tx,
                 t_first=body[0][0] if body else None, t_last=body[-1][0] if body else None,
                 wire_bytes=sum(n for _, n in body[1:]) if body else None,
             )

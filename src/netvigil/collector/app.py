@@ -23,6 +23,7 @@ from netvigil.collector import routes
 from netvigil.collector.core import Collector, Settings
 from netvigil.collector.intake import Rejected
 from netvigil.collector.pump import AnalysisPump, AnalysisUnavailable
+from netvigil.collector.pump_process import ProcessPump
 from netvigil.errors import ConfigError, NetvigilError
 from netvigil.report.alerts import Alerter, Subscriptions
 from netvigil.report.metrics import Metrics
@@ -40,7 +41,8 @@ class Observatory:
         self.collector = Collector(self.data_dir, settings)
         self.subscriptions = Subscriptions(self.data_dir / "subscriptions.json")
         self.alerter = Alerter(self.subscriptions, retries=settings.webhook_retries, metrics=self.metrics)
-        self.pump = AnalysisPump(
+        pump_class = ProcessPump if settings.analysis_process else AnalysisPump
+        self.pump = pump_class(
             self.data_dir, self.collector.log, engine=settings.engine, interval=settings.analysis_interval,
             batch=settings.analysis_batch, enabled=settings.analysis, on_changes=self.alerter.enqueue,
         )

@@ -75,6 +75,7 @@ class Settings:
     admin_token: str | None = None  # admin endpoints refuse every request when None
     fsync: bool = True
     analysis: bool = True  # run the analysis pump (Observatory.add + refresh)
+    analysis_process: bool = True  # analysis in its own process (False: a thread of this one)
     analysis_interval: float = 1.0  # seconds between analysis rounds
     analysis_batch: int = 1000  # measurements per analysis round (API reads wait at most one round)
     engine: str = "chdb"

@@ -159,31 +159,7 @@ class MeasurementLog:
     def scan(self, start: tuple[int, int] = (0, 0), *, stop: tuple[int, int] | None = None,
              limit: int | None = None) -> Iterator[tuple[Position, bytes]]:
         """Committed lines from `start` up to `stop` (default: the committed end now)."""
-        stop = stop or self.end()
-        count = 0
-        for seg in self.segments:
-            if seg < start[0] or seg > stop[0]:
-                continue
-            path = self.dir / _segment_name(seg)
-            begin = start[1] if seg == start[0] else 0
-            end = stop[1] if seg == stop[0] else path.stat().st_size
-            if end <= begin:
-                continue
-            with open(path, "rb") as f:
-                f.seek(begin)
-                offset, rest = begin, b""
-                while offset + len(rest) < end:
-                    chunk = f.read(min(8 << 20, end - offset - len(rest)))
-                    if not chunk:
-                        break
-                    lines = (rest + chunk).split(b"\n")
-                    rest = lines.pop()
-                    for line in lines:
-                        yield Position(seg, offset, len(line)), line
-                        offset += len(line) + 1
-                        count += 1
-                        if limit is not None and count >= limit:
-                            return
+        return scan(self.dir, start, stop or self.end(), limit=limit)
 
     def close(self) -> None:
         if self._closed:
@@ -192,3 +168,35 @@ class MeasurementLog:
         self._queue.put(None)
         self._thread.join(timeout=10)
         os.close(self._fd)
+
+
+def scan(directory: Path, start: tuple[int, int], stop: tuple[int, int], *,
+         limit: int | None = None) -> Iterator[tuple[Position, bytes]]:
+    """Lines of the log in `directory` from `start` up to `stop` (a committed end: the
+    writer's `end()`), read without opening the log for writing (the analysis process)."""
+    directory = Path(directory)
+    count = 0
+    segments = sorted(int(p.name[4:12]) for p in directory.glob("seg-*.jsonl"))
+    for seg in segments:
+        if seg < start[0] or seg > stop[0]:
+            continue
+        path = directory / _segment_name(seg)
+        begin = start[1] if seg == start[0] else 0
+        end = stop[1] if seg == stop[0] else path.stat().st_size
+        if end <= begin:
+            continue
+        with open(path, "rb") as f:
+            f.seek(begin)
+            offset, rest = begin, b""
+            while offset + len(rest) < end:
+                chunk = f.read(min(8 << 20, end - offset - len(rest)))
+                if not chunk:
+                    break
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    yield Position(seg, offset, len(line)), line
+                    offset += len(line) + 1
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return

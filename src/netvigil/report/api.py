@@ -192,7 +192,7 @@ async def incident(request: Request, incident_id: str):
 
     if not re.match(r"^[0-9A-Za-z._:-]{1,200}$", incident_id):
         raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
-    inc = await request.app.state.nv.pump.call("incident", incident_id)
+    inc = await request.app.state.nv.pump.call("incident", id=incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
     d = builtins(inc)
@@ -206,7 +206,7 @@ async def incident_chart(request: Request, incident_id: str, ext: str):
 
     if ext not in ("svg", "png"):
         raise Rejected(f"chart format {ext[:10]!r} is not supported (svg or png)", 404)
-    inc = await request.app.state.nv.pump.call("incident", incident_id)
+    inc = await request.app.state.nv.pump.call("incident", id=incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
     data = await chart_for_incident(request.app.state.nv.pump, inc, ext)
@@ -220,7 +220,7 @@ async def measurement(request: Request, measurement_uid: str):
         raise Rejected(f"measurement uid {measurement_uid[:40]!r} is malformed")
     raw = nv.collector.raw(measurement_uid)
     if raw is None and nv.pump.obs is not None:
-        found = await nv.pump.call("measurement", measurement_uid)
+        found = await nv.pump.call("measurement", uid=measurement_uid)
         raw = msgspec.json.encode(found) if found is not None else None
     if raw is None:
         raise Rejected(f"measurement {measurement_uid!r} not found", 404)

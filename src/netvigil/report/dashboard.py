@@ -214,7 +214,7 @@ CIRCUMVENTION = {"works": "Circumvention works: the service is reachable through
 async def incident_page(request: Request, incident_id: str):
     nv = request.app.state.nv
     try:
-        inc = await nv.pump.call("incident", incident_id)
+        inc = await nv.pump.call("incident", id=incident_id)
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, "incident", unavailable(exc))
     if inc is None:

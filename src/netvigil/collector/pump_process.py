@@ -1,0 +1,183 @@
+"""The analysis in its own process, so ingestion keeps a core to itself.
+
+Python runs one thread at a time per process: an Analyser on a thread of the web process
+takes CPU from request handling (measured in benchmarks/bench_collector_latency.py). Here it
+runs in a child process started with `spawn`, talking over one Pipe:
+  parent -> child  ("end", segment, offset)         committed log end (after each commit)
+                   ("call", id, name, kwargs)       an API read
+                   ("stop",)
+  child -> parent  ("ready",) | ("failed", reason)
+                   ("round", RoundResult, seconds)  status per country, changes, counters
+                   ("result", id, ok, value)        answer to a call
+The child reads the log files itself (only up to the committed end it was told) and exits
+when the pipe closes, so a killed service leaves no analysis process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from netvigil import errors
+from netvigil.collector.analyser import Analyser
+from netvigil.collector.pump import AnalysisUnavailable, PumpBase
+
+log = logging.getLogger("netvigil.pump")
+
+
+def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> None:
+    analyser = Analyser(data_dir, engine=engine, interval=interval, batch=batch)
+    try:
+        analyser.open()
+    except Exception as exc:
+        conn.send(("failed", f"analysis is not available: {type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready",))
+    stop_at: tuple[int, int] = (0, 0)
+    try:
+        while True:
+            backlog = analyser.pending(stop_at)
+            if conn.poll(0 if backlog else interval):
+                msg = conn.recv()
+                if msg[0] == "stop":
+                    break
+                if msg[0] == "end":
+                    stop_at = max(stop_at, (msg[1], msg[2]))
+                    time.sleep(min(0.1, interval))  # coalesce a burst of submissions into one round
+                    while conn.poll():  # take the newest end and answer waiting calls first
+                        msg = conn.recv()
+                        if msg[0] == "end":
+                            stop_at = max(stop_at, (msg[1], msg[2]))
+                        else:
+                            _handle(analyser, conn, msg)
+                else:
+                    _handle(analyser, conn, msg)
+                continue
+            if backlog:
+                t0 = time.monotonic()
+                try:
+                    res = analyser.round(stop_at)
+                except Exception as exc:
+                    log.exception("analysis round failed")
+                    conn.send(("error", f"analysis round failed: {type(exc).__name__}: {exc}"))
+                    time.sleep(interval)
+                    continue
+                conn.send(("round", res, time.monotonic() - t0))
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass  # the service went away
+    finally:
+        analyser.close()
+
+
+def _handle(analyser: Analyser, conn, msg) -> None:
+    if msg[0] == "stop":
+        raise KeyboardInterrupt
+    _, call_id, name, kwargs = msg
+    try:
+        conn.send(("result", call_id, True, analyser.call(name, kwargs)))
+    except errors.NetvigilError as exc:
+        conn.send(("result", call_id, False, (type(exc).__name__, exc.message, exc.where, exc.hint)))
+    except Exception as exc:
+        conn.send(("result", call_id, False, ("RuntimeError", f"{type(exc).__name__}: {exc}", None, None)))
+
+
+class ProcessPump(PumpBase):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.proc: multiprocessing.Process | None = None
+        self.conn = None
+        self._send_lock = threading.Lock()
+        self._calls: dict[int, Future] = {}
+        self._ids = itertools.count(1)
+        self._reader: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        self._loop = asyncio.get_running_loop()
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.conn = parent
+        self.proc = ctx.Process(target=_child, name="netvigil-analysis", daemon=True,
+                                args=(str(self.data_dir), self.engine, self.interval, self.batch, child))
+        self.proc.start()
+        child.close()
+        self._reader = threading.Thread(target=self._read, name="netvigil-analysis-reader", daemon=True)
+        self._reader.start()
+        self.wake()
+
+    def _send(self, msg) -> None:
+        with self._send_lock:
+            self.conn.send(msg)
+
+    def wake(self) -> None:
+        if self.conn is not None:
+            try:
+                self._send(("end", *self.mlog.end()))
+            except (OSError, ValueError):
+                pass
+
+    def _read(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = msg[0]
+            if kind == "ready":
+                self.ready, self.error = True, None
+            elif kind == "failed":
+                self.error = msg[1]
+            elif kind == "error":
+                self.error = msg[1]
+            elif kind == "round":
+                self._loop.call_soon_threadsafe(self._apply, msg[1], msg[2])
+            elif kind == "result":
+                fut = self._calls.pop(msg[1], None)
+                if fut is not None:
+                    fut.set_result((msg[2], msg[3]))
+        self.ready = False
+        if self.enabled and self.error is None:
+            self.error = "the analysis process stopped"
+        for fut in list(self._calls.values()):
+            fut.set_result((False, ("AnalysisUnavailable", self.error, None, None)))
+        self._calls.clear()
+
+    async def call(self, name: str, **kwargs) -> Any:
+        if not self.ready:
+            raise AnalysisUnavailable(self.error or "analysis is starting")
+        call_id = next(self._ids)
+        fut: Future = Future()
+        self._calls[call_id] = fut
+        self._send(("call", call_id, name, kwargs))
+        ok, value = await asyncio.wrap_future(fut)
+        if ok:
+            return value
+        cls, message, where, hint = value
+        if cls == "AnalysisUnavailable":
+            raise AnalysisUnavailable(message)
+        exc_type = getattr(errors, cls, None)
+        if isinstance(exc_type, type) and issubclass(exc_type, errors.NetvigilError):
+            raise exc_type(message, where=where, hint=hint)
+        raise RuntimeError(message)
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self._send(("stop",))
+        except (OSError, ValueError):
+            pass
+        await asyncio.get_running_loop().run_in_executor(None, self.proc.join, 20)
+        if self.proc.is_alive():
+            self.proc.kill()  # our own child, by its handle
+            self.proc.join(5)
+        self.conn.close()
+        self.ready = False

@@ -105,3 +105,21 @@ def test_binary_file_is_an_ingest_error(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00garbage" * 50)
     with pytest.raises(IngestError, match="not UTF-8"):
         read_monash(bad)
+
+
+def test_compressed_csv_reads_the_same_and_truncation_is_reported(monash, tmp_path):
+    import bz2
+    import gzip
+
+    original = (monash / "ven-2019-07-22_gif.csv").read_bytes()
+    plain = read_monash(monash / "ven-2019-07-22_gif.csv")
+    for name, data in (("v.csv.gz", gzip.compress(original)), ("v.csv.bz2", bz2.compress(original))):
+        f = tmp_path / name
+        f.write_bytes(data)
+        got = read_monash(f)
+        assert [(s.key, s.times, s.values) for s in got] == [(s.key, s.times, s.values) for s in plain]
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(original)[:5000])
+    with pytest.raises(IngestError, match="corrupt compressed file") as exc:
+        read_monash(cut)
+    assert str(cut) in str(exc.value)

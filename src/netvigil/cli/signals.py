@@ -47,9 +47,30 @@ def outages(
 
 
 def _looks_like_json(path: Path) -> bool:
+    """Measurements start with '{' or '[' once decompressed (gzip, bz2 or zstd)."""
+    import bz2
+    import gzip
+
     with open(path, "rb") as fh:
-        head = fh.read(64).lstrip()
-    return head.startswith(b"{") or path.suffix in (".jsonl", ".json", ".zst", ".gz")
+        magic = fh.read(4)
+    try:
+        if magic.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(64)
+        elif magic.startswith(b"BZh"):
+            with bz2.open(path, "rb") as fh:
+                head = fh.read(64)
+        elif magic == b"\x28\xb5\x2f\xfd":
+            import zstandard
+
+            with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as fh:
+                head = fh.read(64)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(64)
+    except (OSError, EOFError, ValueError):
+        return path.suffix in (".json", ".jsonl", ".zst")  # corrupt: let that reader say so
+    return head.lstrip()[:1] in (b"{", b"[")
 
 
 def _select(series, region: list[str]):

@@ -11,7 +11,10 @@ The kind is recognised from the header. Any bad row is an IngestError naming fil
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import zlib
 import math
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
@@ -40,7 +43,7 @@ def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[S
     p = Path(path)
     rules = rules or load_rules()
     try:
-        fh = p.open(encoding="utf-8", newline="")
+        fh = _open_text(p)
     except OSError as exc:
         raise UsageError(f"cannot read: {exc.strerror}", where=str(p)) from None
     with fh:
@@ -65,6 +68,19 @@ def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[S
             raise IngestError(f"not UTF-8 text ({exc.reason})", where=str(p)) from None
         except csv.Error as exc:
             raise IngestError(f"malformed CSV: {exc}", where=str(p)) from None
+        except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt .gz/.bz2
+            raise IngestError(f"corrupt compressed file ({exc})", where=str(p)) from None
+
+
+def _open_text(p: Path):
+    """Plain, .gz or .bz2 CSV (by magic bytes, not by name)."""
+    with p.open("rb") as raw:
+        head = raw.read(3)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.open(p, "rt", encoding="utf-8", newline="")
+    if head.startswith(b"BZh"):
+        return bz2.open(p, "rt", encoding="utf-8", newline="")
+    return p.open(encoding="utf-8", newline="")
 
 
 def _rows(reader, header: list[str], p: Path):

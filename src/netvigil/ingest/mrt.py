@@ -53,11 +53,12 @@ class MrtDump(msgspec.Struct):
 
 
 def looks_like_mrt(path: Path | str) -> bool:
-    """True for gzip/bz2 files and files whose first header has a known MRT type."""
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-    if head.startswith(GZIP_MAGIC) or head.startswith(BZ2_MAGIC):
-        return True
+    """True when the (possibly gzip/bz2-compressed) file starts with a known MRT type."""
+    try:
+        with _open(Path(path)) as fh:
+            head = fh.read(12)
+    except (OSError, EOFError):
+        return False  # a corrupt compressed file: let the CSV reader say what is wrong
     return len(head) == 12 and int.from_bytes(head[4:6], "big") in MRT_TYPES
 
 

@@ -130,3 +130,21 @@ def test_same_sql_same_results_on_server(tmp_path):
         b.refresh()
         rb = (_key(b.verdicts(limit=None)), b.aggregates(bucket="1h"), [msgspec.to_builtins(i) for i in b.incidents()])
     assert ra == rb
+
+
+def test_technique_change_is_a_change_event(obs):
+    """Throttling turned into resets: the incident changes, alerts say how."""
+    ms = []
+    for r in range(6):
+        ms += round_of(at(r), techniques={"twitter": "throttled.targeted" if r >= 2 else None}, rates={"twitter": 128_000 if r >= 2 else 50e6})
+    obs.add(ms)
+    assert [e.event for e in obs.refresh()] == ["start"]
+    more = []
+    for r in range(6, 10):
+        more += round_of(at(r), techniques={"twitter": "tls.reset_after_hello"})
+    obs.add(more)
+    ev = obs.refresh()
+    assert [e.event for e in ev] == ["change"]
+    assert "throttled.targeted -> tls.reset_after_hello" in ev[0].detail
+    net = ev[0].incident.networks[0]
+    assert [t["technique"] for t in net.techniques] == ["throttled.targeted", "tls.reset_after_hello"]

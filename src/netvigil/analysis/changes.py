@@ -58,10 +58,8 @@ class Span:
 
     @property
     def technique(self) -> str | None:
-        c = Counter()
-        for s in self.segments:
-            c[s["technique"]] += s.get("rounds", 1)
-        return c.most_common(1)[0][0] if c else None
+        """The technique now (the last segment); `segments` keeps how it changed."""
+        return self.segments[-1]["technique"] if self.segments else None
 
 
 def rounds_of(verdicts: Iterable[Verdict]) -> list[Round]:

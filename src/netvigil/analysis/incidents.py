@@ -148,12 +148,13 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
             networks.append(NetworkSpan(
                 asn=asn, technique=s.technique, start=s.start, end=s.end, network_name=s.network_name,
                 techniques=[{"technique": g["technique"], "start": g["start"], "end": g["end"]} for g in s.segments],
+                circumvention=_circumvention(s, circ) if kind == "censorship" else "unknown",
             ))
     verdicts = [v for s in group for v in s.verdicts]
     uids = sorted({v.measurement_uid for v in verdicts})
     probes = {(v.probe_asn, v.probe_network_name) for v in verdicts}
     if kind == "censorship":
-        states = [_circumvention(s, circ) for s in group]
+        states = [n.circumvention for n in networks]
         circumvention = "works" if "works" in states else ("blocked" if "blocked" in states else "unknown")
     else:
         circumvention = "unknown"

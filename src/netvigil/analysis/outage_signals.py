@@ -51,6 +51,35 @@ def _check(series: Series) -> None:
         raise UsageError(f"series {series.key!r}: times must be strictly increasing")
 
 
+class _Baseline:
+    """Recent normal values; with a season (e.g. a day), the same phase of recent seasons.
+
+    Probe volume follows the day: 03:00 is compared with recent 03:00s once enough of them
+    are known (`min_season_points`), before that with the recent values of any hour.
+    """
+
+    def __init__(self, rule: SignalRule):
+        self.rule = rule
+        self.recent: deque[float] = deque(maxlen=rule.baseline_points)
+        self.phases: dict[int, deque[float]] = {}
+
+    def ready(self) -> bool:
+        return len(self.recent) >= self.rule.min_baseline_points
+
+    def add(self, ts: int, v: float) -> None:
+        self.recent.append(v)
+        if self.rule.season_seconds:
+            phase = ts % self.rule.season_seconds
+            self.phases.setdefault(phase, deque(maxlen=self.rule.season_count)).append(v)
+
+    def values(self, ts: int) -> deque[float]:
+        if self.rule.season_seconds:
+            same = self.phases.get(ts % self.rule.season_seconds)
+            if same is not None and len(same) >= self.rule.min_season_points:
+                return same
+        return self.recent
+
+
 def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, float, float, bool]], set[int]]:
     """Per data point: (ts, value, baseline, relative worsening, anomalous).
 
@@ -59,7 +88,7 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
     of the baseline. If no entry follows, they were normal after all.
     """
     drop = rule.polarity == "drop"
-    history: deque[float] = deque(maxlen=rule.baseline_points)
+    base = _Baseline(rule)
     out: list[tuple[int, float, float, float, bool]] = []
     pending: list[int] = []  # indices in `out` of a possible descent
     in_outage = False
@@ -71,20 +100,21 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
             ts_j, v_j, b_j, rel_j, _ = out[j]
             out[j] = (ts_j, v_j, b_j, rel_j, anomalous)
             if not anomalous:
-                history.append(v_j)
+                base.add(ts_j, v_j)
         pending.clear()
 
     for ts, v in zip(series.times, series.values):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue  # no data is not a value: gaps are handled by the caller (volume fills 0)
-        if len(history) < rule.min_baseline_points:
-            history.append(v)
+        if not base.ready():
+            base.add(ts, v)
             out.append((ts, v, float("nan"), 0.0, False))
             continue
+        history = base.values(ts)
         b = onset_baseline if in_outage else median(history)
         if abs(b) < rule.min_baseline_level or b == 0:
             settle(False)
-            history.append(v)
+            base.add(ts, v)
             in_outage = False
             out.append((ts, v, b, 0.0, False))
             continue
@@ -116,7 +146,7 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
                 settle(False)
         in_outage = anomalous
         if not anomalous:
-            history.append(v)
+            base.add(ts, v)
         out.append((ts, v, b, rel, anomalous))
     settle(False)
     return out, entries

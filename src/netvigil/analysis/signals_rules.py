@@ -26,6 +26,9 @@ class SignalRule:
     merge_gap_points: int
     min_baseline_level: float
     noise: str = "mad"  # "mad": robust spread of recent values; "poisson": sqrt(baseline), for counts
+    season_seconds: int = 0  # compare with the same phase of recent seasons (86400: same hour of day)
+    season_count: int = 7  # how many past seasons (days) of that phase to keep
+    min_season_points: int = 3  # fewer known: fall back to the recent values of any phase
 
 
 @dataclass(frozen=True)

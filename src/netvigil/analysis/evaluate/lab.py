@@ -62,6 +62,7 @@ class LabResult:
     incidents: int = 0
     events: int = 0
     circumvention: list[dict] = field(default_factory=list)
+    vpn_isps: set = field(default_factory=set)
     cadence: float = 0.0
 
     def lines(self) -> list[str]:
@@ -86,8 +87,12 @@ class LabResult:
         for r in self.rates:
             out.append(f"  throttling {r['asn']} {r['service']}: configured {r['configured_bps']:.0f} bit/s, measured "
                        f"{r['measured_bps']:.0f} bit/s ({100 * r['error']:+.1f}%)")
+        circ = Binary()
         for c in self.circumvention:
-            out.append(f"  circumvention {c['asn']} {c['service']} from {c['start']}: {c['got']}")
+            if c["expected"] != "unknown":
+                circ.add(c["got"] == "works", c["expected"] == "works")
+            out.append(f"  circumvention {c['asn']} {c['service']} from {c['start']}: {c['got']} (expected {c['expected']})")
+        out.append(circ.line("circumvention works"))
         return out
 
 
@@ -99,14 +104,17 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
         raise UsageError("no measurements.jsonl (not a lab run directory)", where=str(directory))
     labels = read_labels(directory / "labels.jsonl")
     cadence = 60.0
+    vpn_isps: set = set()
     if (directory / "run.json").exists():
         try:
-            cadence = float(json.loads((directory / "run.json").read_text()).get("cadence_minutes", 1)) * 60
-        except (ValueError, TypeError, AttributeError):
+            run = json.loads((directory / "run.json").read_text())
+            cadence = float(run.get("cadence_minutes", 1)) * 60
+            vpn_isps = {i["asn"] for i in run.get("isps") or [] if isinstance(i, dict) and i.get("vpn")}
+        except (ValueError, TypeError, AttributeError, KeyError):
             raise IngestError("bad run.json", where=str(directory / "run.json")) from None
     report = IngestReport()
     verdicts = [v for _, v in verdict_stream(read_measurements(found[:1], report), rules)]
-    res = LabResult(report, cadence=cadence)
+    res = LabResult(report, cadence=cadence, vpn_isps=vpn_isps)
     by_key: dict[tuple, list[dict]] = defaultdict(list)
     vpn_blocked: dict[str, list[dict]] = defaultdict(list)
     for lab in labels:
@@ -188,7 +196,14 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
                 row["end_rounds"] = 0.0  # still in force when the run ended
             row["got"] = "+".join(t["technique"] for t in n.techniques) or n.technique
             if svc != "*":
-                res.circumvention.append({"service": svc, "asn": asn, "start": start, "got": i.circumvention})
+                # the incident reports the latest state: the VPN is blocked if a vpn.blocked label
+                # is in force at the span's last round, else it works where the ISP has a VPN path
+                last = n.end or last_seen.get(asn, end)
+                vpn_labs = [lab for lab in labels if lab["technique"] == "vpn.blocked" and lab["asn"] == asn]
+                at_last = [lab for lab in vpn_labs if _ts(lab["start"]) <= _ts(last) <= _ts(lab["end"])]
+                expected = "blocked" if at_last else ("works" if asn in res.vpn_isps else "unknown")
+                res.circumvention.append({"service": svc, "asn": asn, "start": start, "got": n.circumvention,
+                                          "expected": expected})
         res.onsets.append(row)
         for lab in ev["techniques"]:
             if lab["technique"] != "throttled.targeted" or not lab.get("rate_bps"):

@@ -40,6 +40,7 @@ class NetworkSpan(msgspec.Struct):
     end: str | None = None
     network_name: str | None = None
     techniques: list[dict] = []  # how it changed: [{"technique", "start", "end"}]
+    circumvention: str = "unknown"  # works | blocked | unknown, on this network
 
 
 class Evidence(msgspec.Struct):

@@ -53,3 +53,22 @@ def test_general_slowness_is_not_targeted():
     res = evaluate_lab(LAB / "throttle-general")
     assert not any(p.startswith("throttled.targeted") for (_e, p) in res.confusion.pairs)
     assert ("throttled.general", "throttled.general") in res.confusion.pairs
+
+
+def test_circumvention_works_then_the_vpn_is_blocked(tmp_path):
+    """Replayed into an Observatory as the collector would: the incident first says
+    circumvention works, then (VPN dropped from 11:00) changes to blocked."""
+    from netvigil.analysis.service import Observatory
+    from netvigil.ingest.ooni import read_measurements
+
+    ms = sorted(read_measurements([LAB / "vpn-then-blocked" / "measurements.jsonl.zst"]), key=lambda m: m.measurement_start_time)
+    before = [m for m in ms if m.measurement_start_time < "2022-03-01 11:00:00"]
+    after = [m for m in ms if m.measurement_start_time >= "2022-03-01 11:00:00"]
+    with Observatory(tmp_path / "obs") as obs:
+        obs.add(before)
+        ev = obs.refresh()
+        assert [(e.event, e.incident.circumvention) for e in ev] == [("start", "works")]
+        obs.add(after)
+        ev = obs.refresh()
+        assert [(e.event, e.incident.circumvention) for e in ev] == [("change", "blocked")]
+        assert "circumvention works -> blocked" in ev[0].detail

@@ -30,9 +30,14 @@ def _wait_for_namespaces(prefix_check, timeout=60.0) -> list[str]:
     return []
 
 
+def _default_sigint() -> None:
+    # a shell's background job inherits SIGINT ignored; the CLI must see Ctrl-C as a user would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(args, **kw):
     return subprocess.Popen([sys.executable, "-m", "netvigil", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kw)
 
 
 def test_failed_setup_leaves_nothing(lab_ready, tmp_path, monkeypatch):
@@ -108,3 +113,14 @@ def test_lab_run_writes_the_run_directory(lab_ready, tmp_path):
     assert all(m["probe_ip"] == "127.0.0.1" for m in ms)
     labels = [json.loads(x) for x in (out / "labels.jsonl").read_text().splitlines()]
     assert labels and all(x["technique"] == "tls.reset_after_hello" for x in labels)
+
+
+def test_lab_clean_leaves_a_live_run_alone(lab_ready, tmp_path):
+    from netvigil.lab.runner import Lab
+
+    with Lab(load_scenario("dns-bogon"), tmp_path / "work") as lab:
+        r = subprocess.run([sys.executable, "-m", "netvigil", "lab", "clean"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0
+        assert sorted(cleanup.lab_namespaces(lab.rid)) == sorted(lab.plan.namespaces)
+    assert cleanup.lab_namespaces(lab.rid) == []

@@ -73,8 +73,11 @@ def run_cmd(
 
 
 @lab_app.command("clean")
-def clean_cmd(quiet: bool = typer.Option(False, "--quiet", help="Print nothing.")) -> None:
-    """Remove every lab namespace (and its veths, rules, processes) left by a crashed run.
+def clean_cmd(quiet: bool = typer.Option(False, "--quiet", help="Print nothing."),
+              all_runs: bool = typer.Option(False, "--all", help="Also runs whose process is still alive.")) -> None:
+    """Remove the lab namespaces (and their veths, rules, processes) left by crashed runs.
+
+    A run whose process is alive is left alone unless --all is given.
 
     Example: netvigil lab clean
     """
@@ -82,8 +85,8 @@ def clean_cmd(quiet: bool = typer.Option(False, "--quiet", help="Print nothing."
     from netvigil.lab.runner import check_prerequisites
 
     check_prerequisites()
-    removed = clean_all()
-    left = lab_namespaces()
+    removed = clean_all(force=all_runs)
+    left = lab_namespaces() if all_runs else []
     if not quiet:
         typer.echo(f"removed {len(removed)} lab namespaces" + (f"; could not remove {left}" if left else ""))
     if left:

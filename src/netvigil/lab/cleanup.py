@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from netvigil.lab.plan import NS_PREFIX
 
@@ -48,9 +49,40 @@ def destroy(namespaces: list[str], grace: float = 1.0) -> list[str]:
     return [ns for ns in namespaces if not os.path.exists(f"/run/netns/{ns}")]
 
 
-def clean_all() -> list[str]:
-    """Remove every lab namespace left behind by any run (crash, SIGKILL)."""
-    return destroy(lab_namespaces())
+OWNERS = Path("/run/netvigil-lab")
+
+
+def claim(rid: str) -> None:
+    """Record that this process owns run `rid`, so `lab clean` leaves a live run alone."""
+    OWNERS.mkdir(parents=True, exist_ok=True)
+    (OWNERS / rid).write_text(str(os.getpid()))
+
+
+def release(rid: str) -> None:
+    (OWNERS / rid).unlink(missing_ok=True)
+
+
+def owner_alive(rid: str) -> bool:
+    try:
+        pid = int((OWNERS / rid).read_text())
+    except (OSError, ValueError):
+        return False
+    return pid != os.getpid() and Path(f"/proc/{pid}").exists() and _alive(pid)
+
+
+def clean_all(force: bool = False) -> list[str]:
+    """Remove the namespaces of every run whose owner is gone (crash, SIGKILL); with force,
+    of every run, live ones included."""
+    leftovers = [ns for ns in lab_namespaces() if force or not owner_alive(_rid(ns))]
+    removed = destroy(leftovers)
+    for rid in {_rid(ns) for ns in removed}:
+        if not lab_namespaces(rid):
+            release(rid)
+    return removed
+
+
+def _rid(ns: str) -> str:
+    return ns[len(NS_PREFIX):].split("-", 1)[0]
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -87,6 +87,7 @@ class Lab:
         check_prerequisites()
         self.work.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
+        cleanup.claim(self.rid)
         try:
             topology.build(self.plan)
             self.log(f"topology: {len(self.plan.namespaces)} namespaces in {time.monotonic() - t0:.2f} s")
@@ -109,6 +110,8 @@ class Lab:
             p.wait()
         self.procs.clear()
         left = cleanup.lab_namespaces(self.rid)
+        if not left:
+            cleanup.release(self.rid)
         if left:
             raise LabError(f"could not delete namespaces {left}", hint="run 'netvigil lab clean'")
         if removed:

@@ -379,9 +379,15 @@ class LoopbackWorld:
             self.connections += 1
             conn: _Conn = _Conn(reader, writer)
             try:
-                if ctx is not None:
+                first = await reader.read(65536)
+                if not first:
+                    return
+                if ctx is not None and first[0] == 0x16:  # a TLS record: :443; else plain HTTP (:80)
                     conn = _TLSConn(reader, writer, ctx)
+                    conn.incoming.write(first)
                     await conn.handshake(self.delay)
+                else:
+                    conn.buf = first
                 req = await conn.read_request()
                 if req is None:
                     return

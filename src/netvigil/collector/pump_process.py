@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -49,7 +50,6 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                     break
                 if msg[0] == "end":
                     stop_at = max(stop_at, (msg[1], msg[2]))
-                    time.sleep(min(0.1, interval))  # coalesce a burst of submissions into one round
                     while conn.poll():  # take the newest end and answer waiting calls first
                         msg = conn.recv()
                         if msg[0] == "end":
@@ -92,7 +92,9 @@ class ProcessPump(PumpBase):
         super().__init__(*args, **kwargs)
         self.proc: multiprocessing.Process | None = None
         self.conn = None
-        self._send_lock = threading.Lock()
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # sent by a thread: the loop never blocks on the pipe
+        self._woken = threading.Event()
+        self._closing = False
         self._calls: dict[int, Future] = {}
         self._ids = itertools.count(1)
         self._reader: threading.Thread | None = None
@@ -111,18 +113,41 @@ class ProcessPump(PumpBase):
         child.close()
         self._reader = threading.Thread(target=self._read, name="netvigil-analysis-reader", daemon=True)
         self._reader.start()
+        self._sender = threading.Thread(target=self._write, name="netvigil-analysis-sender", daemon=True)
+        self._sender.start()
         self.wake()
 
     def _send(self, msg) -> None:
-        with self._send_lock:
-            self.conn.send(msg)
+        self._outbox.put(msg)
+        self._woken.set()
 
     def wake(self) -> None:
-        if self.conn is not None:
+        """New data is committed: the sender tells the child the end (at most ~10 times a second)."""
+        self._woken.set()
+
+    def _write(self) -> None:
+        """Calls go out at once; the committed end at most every 0.1 s (a burst is one round)."""
+        last_end, last_at = None, 0.0
+        while not self._closing:
+            pending_end = self.mlog.end() != last_end
+            wait = max(0.0, 0.1 - (time.monotonic() - last_at)) if pending_end else 1.0
+            self._woken.wait(timeout=wait)
+            self._woken.clear()
             try:
-                self._send(("end", *self.mlog.end()))
+                while True:
+                    try:
+                        msg = self._outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    self.conn.send(msg)
+                    if msg[0] == "stop":
+                        return
+                end = self.mlog.end()
+                if end != last_end and time.monotonic() - last_at >= 0.1:
+                    self.conn.send(("end", *end))
+                    last_end, last_at = end, time.monotonic()
             except (OSError, ValueError):
-                pass
+                return
 
     def _read(self) -> None:
         while True:
@@ -171,13 +196,12 @@ class ProcessPump(PumpBase):
     async def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            self._send(("stop",))
-        except (OSError, ValueError):
-            pass
+        self._send(("stop",))
         await asyncio.get_running_loop().run_in_executor(None, self.proc.join, 20)
         if self.proc.is_alive():
             self.proc.kill()  # our own child, by its handle
             self.proc.join(5)
+        self._closing = True
+        self._woken.set()
         self.conn.close()
         self.ready = False

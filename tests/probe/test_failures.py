@@ -177,3 +177,12 @@ def test_injected_dns_answer_and_real_answer_both_recorded(world):
     assert late[0]["transaction_id"] == first["transaction_id"]
     # every returned address is tested
     assert {c["ip"] for c in tk["tcp_connect"]} == {ADDR["forged"], ADDR["good"]}
+
+
+def test_handshake_bytes_recorded(world):
+    ok = tls_of(web(world, f"https://{domain('good')}/"))
+    assert ok["x_bytes_written"] > 200 and ok["x_bytes_read"] > 500  # ClientHello; server flight
+    drip = tls_of(web(world, f"https://{domain('slow_drip')}/", timeout=1.0))
+    assert 0 < drip["x_bytes_read"] < ok["x_bytes_read"]  # a few hundred bytes before the timeout
+    rst = tls_of(web(world, f"https://{domain('rst_after_hello')}/"))
+    assert rst["x_bytes_read"] == 0 and rst["x_bytes_written"] > 200

@@ -89,6 +89,10 @@ class TLSHandshake(msgspec.Struct, omit_defaults=True):
     t0: float | None = None
     t: float | None = None
     transaction_id: int | None = None
+    # netvigil: bytes on the wire during the handshake (read rate = x_bytes_read / (t - t0);
+    # a throttled or dripping handshake reads few bytes slowly)
+    x_bytes_read: int | None = None
+    x_bytes_written: int | None = None
 
 
 # ---- df-001 HTTP ---------------------------------------------------------------------

@@ -100,6 +100,7 @@ async def tls_handshake(raw: Stream, trace: Trace, *, server_name: str, alpn: li
     sni = None if _is_ip(server_name) else server_name
     obj = ctx.wrap_bio(incoming, outgoing, server_side=False, server_hostname=server_name if sni else None)
     t0 = trace.now()
+    read0, written0 = raw.bytes_read, raw.bytes_written
     trace.event("tls_handshake_start", t0, address=raw.address, tid=raw.tid)
     trace.emit("started", "tls_handshake", address=raw.address, server_name=server_name)
     failure = None
@@ -136,7 +137,8 @@ async def tls_handshake(raw: Stream, trace: Trace, *, server_name: str, alpn: li
                 tls_version=_VERSIONS.get(obj.version() or "", obj.version() or "") if ok else "",
                 cipher_suite=(obj.cipher() or ("",))[0] if ok else "",
                 peer_certificates=chain, network="tcp", t0=t0, t=trace.now(),
-                transaction_id=raw.tid))
+                transaction_id=raw.tid, x_bytes_read=raw.bytes_read - read0,
+                x_bytes_written=raw.bytes_written - written0))
         trace.emit("failed" if failure else "complete", "tls_handshake", address=raw.address,
                    failure=failure)
     return TLSStream(raw, obj, incoming, outgoing)

@@ -14,8 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def service_certs(out: Path, domains: list[str]) -> dict[str, Path]:
-    """Lab CA + one leaf for every domain; the CA is what probes get with --ca-file."""
+def service_certs(out: Path, domains: list[str], quic_domains: list[str] = ()) -> dict[str, Path]:
+    """Lab CA + one leaf for every domain; the CA is what probes get with --ca-file.
+
+    QUIC gets one small certificate per name: the server may send only 3x what the client sent
+    before the address is validated, and the all-names leaf would overflow that (an extra
+    round of timeouts in every handshake)."""
     ca = trustme.CA(organization_name="netvigil lab CA")
     leaf = ca.issue_cert(*domains, common_name=domains[0])
     paths = {"ca": out / "lab-ca.pem", "cert": out / "services.pem", "key": out / "services.key"}
@@ -29,6 +33,10 @@ def service_certs(out: Path, domains: list[str]) -> dict[str, Path]:
     paths["mitm_cert"].write_bytes(b"".join(b.bytes() for b in forged.cert_chain_pems))
     forged.private_key_pem.write_to_path(str(paths["mitm_key"]))
     censor.cert_pem.write_to_path(str(out / "censor-ca.pem"))
+    for d in quic_domains:
+        one = ca.issue_cert(d)
+        one.private_key_pem.write_to_path(str(out / f"quic-{d}.key"))
+        (out / f"quic-{d}.pem").write_bytes(b"".join(b.bytes() for b in one.cert_chain_pems))
     return paths
 
 

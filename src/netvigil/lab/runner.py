@@ -91,7 +91,7 @@ class Lab:
         try:
             topology.build(self.plan)
             self.log(f"topology: {len(self.plan.namespaces)} namespaces in {time.monotonic() - t0:.2f} s")
-            self.certs = service_certs(self.work, sorted(self.plan.domain_ip))
+            self.certs = service_certs(self.work, sorted(self.plan.domain_ip), self._quic_domains())
             self._start_daemons()
             for net, isp in zip(self.plan.isps, self.scenario.isps):
                 censor.setup_tc(net, isp)
@@ -129,15 +129,21 @@ class Lab:
         self.procs.append(p)
         return p, ready
 
-    def _start_daemons(self) -> None:
+    def _quic_domains(self) -> list[str]:
         from netvigil.targets.catalogue import load_catalogue
 
-        cat = load_catalogue()
-        quic = sorted({self.plan.domain_ip[e.domain] for s in cat.services.values() for e in s.endpoints
+        return sorted({e.domain for s in load_catalogue().services.values() for e in s.endpoints
                        if "quic" in e.protocols and e.domain in self.plan.domain_ip})
-        waits = [("servicesd", *self._spawn(self.plan.ns_net, "netvigil.lab.servicesd", {
-            "dns": DNS_IP, "zone": self.plan.domain_ip, "cert": str(self.certs["cert"]),
-            "key": str(self.certs["key"]), "quic_ips": quic}, "servicesd"))]
+
+    def _start_daemons(self) -> None:
+        quic = {self.plan.domain_ip[d]: [str(self.work / f"quic-{d}.pem"), str(self.work / f"quic-{d}.key")]
+                for d in self._quic_domains()}
+        base = {"dns": DNS_IP, "zone": self.plan.domain_ip, "cert": str(self.certs["cert"]),
+                "key": str(self.certs["key"])}
+        waits = [("servicesd", *self._spawn(self.plan.ns_net, "netvigil.lab.servicesd",
+                                            {**base, "tcp": True, "quic": {}}, "servicesd")),
+                 ("servicesd-quic", *self._spawn(self.plan.ns_net, "netvigil.lab.servicesd",
+                                                 {**base, "tcp": False, "quic": quic}, "servicesd-quic"))]
         for net, isp in zip(self.plan.isps, self.scenario.isps):
             sni = any(p.technique in censor.SNI_TECHNIQUES for p in isp.policies)
             name = f"censord-{net.index}"

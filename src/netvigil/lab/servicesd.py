@@ -8,6 +8,9 @@
 - QUIC/HTTP3 on UDP :443 (aioquic), one socket per service address so replies leave from the
   address the client asked.
 
+The runner starts two of these: one for DNS/HTTP/HTTPS ("tcp": true) and one for QUIC only,
+so aioquic's CPU-heavy handshakes and the TLS server use both cores.
+
 Usage (by the runner): python -m netvigil.lab.servicesd CONFIG.json
 """
 
@@ -95,21 +98,22 @@ async def main(cfg_path: str) -> None:
     cfg = json.loads(Path(cfg_path).read_text())
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _l, _ctx: None)  # clients that vanish are normal here
-    await loop.create_datagram_endpoint(lambda: AuthDNS(cfg["zone"]), local_addr=(cfg["dns"], 53))
-    await asyncio.start_server(httpd.handle, "0.0.0.0", 80, backlog=512)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cfg["cert"], cfg["key"])
-    ctx.set_alpn_protocols(["http/1.1"])
-    await asyncio.start_server(httpd.handle, "0.0.0.0", 443, ssl=ctx, ssl_handshake_timeout=15, backlog=512)
-    if cfg.get("quic_ips"):
+    if cfg.get("tcp", True):
+        await loop.create_datagram_endpoint(lambda: AuthDNS(cfg["zone"]), local_addr=(cfg["dns"], 53))
+        await asyncio.start_server(httpd.handle, "0.0.0.0", 80, backlog=512)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cfg["cert"], cfg["key"])
+        ctx.set_alpn_protocols(["http/1.1"])
+        await asyncio.start_server(httpd.handle, "0.0.0.0", 443, ssl=ctx, ssl_handshake_timeout=15, backlog=512)
+    if cfg.get("quic"):
         from aioquic.asyncio import serve
         from aioquic.h3.connection import H3_ALPN
         from aioquic.quic.configuration import QuicConfiguration
 
-        qcfg = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
-        qcfg.load_cert_chain(cfg["cert"], cfg["key"])
         proto = _h3_protocol()
-        for ip in cfg["quic_ips"]:
+        for ip, (cert, key) in cfg["quic"].items():
+            qcfg = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
+            qcfg.load_cert_chain(cert, key)
             await serve(ip, 443, configuration=qcfg, create_protocol=proto)
     Path(cfg["ready"]).write_text(str(os.getpid()))
     await asyncio.Event().wait()

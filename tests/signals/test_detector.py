@@ -148,3 +148,38 @@ def test_volume_noise_is_poisson():
         counts.update({T0 + i * H: 0 for i in range(48, 52)})
         counts.update({T0 + i * H: usual for i in range(52, 60)})
         assert bool(volume_outages("AS1", counts, H)) is called, usual
+
+
+def _diurnal_counts(seed: int, days: int = 21):
+    """Crowd-sourced probe submissions: ~3 an hour at night, up to ~20 in the afternoon."""
+    rng = random.Random(seed)
+
+    def poisson(lam: float) -> int:
+        limit, k, p = math.exp(-lam), 0, 1.0
+        while True:
+            p *= rng.random()
+            if p < limit:
+                return k
+            k += 1
+
+    counts = {}
+    for i in range(24 * days):
+        hour = i % 24
+        lam = 3 + 17 * max(0.0, math.sin(math.pi * (hour - 6) / 16)) if 6 <= hour < 22 else 3
+        counts[T0 + i * H] = poisson(lam)
+    return counts
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_probe_volume_compares_each_hour_with_the_same_hour_of_previous_days(seed):
+    counts = _diurnal_counts(seed)
+    silent = range(24 * 15 + 10, 24 * 15 + 16)  # day 15, 10:00-16:00: nothing arrives
+    counts.update({T0 + i * H: 0 for i in silent})
+    seasonal = volume_outages("AS64500", counts, H, signal="probe_volume")
+    assert (T0 + silent[0] * H, T0 + (silent[-1] + 1) * H) in [(iv.onset_ts, iv.end_ts) for iv in seasonal]
+    # the rest: at most a couple of short Poisson dips in three weeks
+    others = [iv for iv in seasonal if iv.onset_ts != T0 + silent[0] * H]
+    assert len(others) <= 2 and all(iv.points <= 4 for iv in others)
+    # a plain recent baseline calls every night an outage: why probe volume has a season
+    plain = volume_outages("AS64500", counts, H, signal="volume")
+    assert len(plain) >= 15

@@ -14,6 +14,7 @@ into an outage / censorship / both call for one network, with reasons.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from statistics import median
@@ -88,11 +89,17 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
     of the baseline. If no entry follows, they were normal after all.
     """
     drop = rule.polarity == "drop"
+    warmup_end = None
+    if rule.season_seconds and series.times:
+        warmup = rule.min_season_points * rule.season_seconds
+        if series.times[-1] - series.times[0] >= 2 * warmup:
+            warmup_end = series.times[0] + warmup  # learn every phase first, judge after
+        else:
+            rule = dataclasses.replace(rule, season_seconds=0)  # too short for a season
     base = _Baseline(rule)
     out: list[tuple[int, float, float, float, bool]] = []
     pending: list[int] = []  # indices in `out` of a possible descent
     in_outage = False
-    onset_baseline = 0.0
     entries: set[int] = set()  # timestamps where an interval was entered (detection time)
 
     def settle(anomalous: bool) -> None:
@@ -106,12 +113,14 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
     for ts, v in zip(series.times, series.values):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue  # no data is not a value: gaps are handled by the caller (volume fills 0)
-        if not base.ready():
+        if not base.ready() or (warmup_end is not None and ts < warmup_end):
             base.add(ts, v)
             out.append((ts, v, float("nan"), 0.0, False))
             continue
         history = base.values(ts)
-        b = onset_baseline if in_outage else median(history)
+        # Anomalous values never enter the baseline, so during an outage it stays what it
+        # was at onset -- per phase when the signal has a season (03:00 vs earlier 03:00s).
+        b = median(history)
         if abs(b) < rule.min_baseline_level or b == 0:
             settle(False)
             base.add(ts, v)
@@ -135,7 +144,6 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
                 scale = max(spread, rule.scale_floor * abs(b), 1e-9)
                 anomalous = worse / scale >= rule.robust_z
             if anomalous:
-                onset_baseline = b
                 settle(True)
                 entries.add(ts)
             elif past_exit:
@@ -201,11 +209,13 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
 
 def volume_outages(key: str, counts: dict[int, int] | Sequence[tuple[int, int]], step: int, *,
                    start: int | None = None, end: int | None = None,
-                   rules: OutageRules | None = None, country: str | None = None) -> list[OutageInterval]:
+                   rules: OutageRules | None = None, country: str | None = None,
+                   signal: str = "volume") -> list[OutageInterval]:
     """Silence as a signal: measurement counts per bucket of one network vs its own baseline.
 
     `counts` maps bucket start (epoch s, multiple of `step`) to a count; buckets between
     `start` and `end` (default: first and last given) that are absent count as zero.
+    `signal="probe_volume"` for crowd-sourced submissions (compared hour-of-day by hour-of-day).
     """
     items = dict(counts)
     if not items:
@@ -218,7 +228,7 @@ def volume_outages(key: str, counts: dict[int, int] | Sequence[tuple[int, int]],
                          hint="check the timestamps or use a longer step")
     times = list(range(lo, hi + 1, step))
     values = [float(items.get(t, 0)) for t in times]
-    return detect_outages(Series(key=key, signal="volume", times=times, values=values,
+    return detect_outages(Series(key=key, signal=signal, times=times, values=values,
                                  step=step, country=country), rules)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-SIGNALS = ("connectivity", "volume", "control_share", "route_visibility", "latency")
+SIGNALS = ("connectivity", "volume", "probe_volume", "control_share", "route_visibility", "latency")
 
 
 def utc_text(ts: int | None) -> str | None:

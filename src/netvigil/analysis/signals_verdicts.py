@@ -108,7 +108,8 @@ def _calls(signals: dict[tuple[str, str], NetworkSignals], step: int, start: int
     calls = []
     for (cc, asn), sig in sorted(signals.items()):
         key = f"{cc}/{asn}"
-        ivs = volume_outages(key, sig.volume, step, start=start, end=end, rules=rules, country=cc)
+        ivs = volume_outages(key, sig.volume, step, start=start, end=end, rules=rules, country=cc,
+                             signal="probe_volume")
         ivs += control_reachability_outages(key, sig.control, step, rules=rules, country=cc)
         sig.intervals = ivs
         calls.append(fuse(key, ivs, sig.evidence, step=step, rules=rules))

@@ -148,3 +148,20 @@ def test_technique_change_is_a_change_event(obs):
     assert "throttled.targeted -> tls.reset_after_hello" in ev[0].detail
     net = ev[0].incident.networks[0]
     assert [t["technique"] for t in net.techniques] == ["throttled.targeted", "tls.reset_after_hello"]
+
+
+def test_refresh_recomputes_only_a_window(obs, monkeypatch):
+    """Old, finished incidents are final: later refreshes neither recompute nor re-announce them."""
+    import netvigil.analysis.service as svc
+
+    monkeypatch.setattr(svc, "REFRESH_WINDOW", 3600)  # one hour of 10-minute rounds
+    ms = []
+    for r in range(30):
+        ms += round_of(at(r), techniques={"twitter": "tls.reset_after_hello" if 3 <= r < 7 or 24 <= r < 28 else None})
+    obs.add(ms[:40])  # rounds 0..19: the first incident starts and ends
+    assert [e.event for e in obs.refresh()] == ["start", "end"]
+    first = obs.incidents()
+    obs.add(ms[40:])  # rounds 20..29: a second block, far outside the first one's window
+    assert [(e.event, e.at) for e in obs.refresh()] == [("start", at(24)), ("end", at(28))]
+    assert [i.id for i in obs.incidents()] == [first[0].id, obs.incidents()[1].id]
+    assert obs.incidents()[0] == first[0]

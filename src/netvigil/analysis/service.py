@@ -34,6 +34,15 @@ from netvigil.store.engine import open_engine, sql_str
 from netvigil.store.raw import RawArchive
 from netvigil.store.schema import create_tables, drop_tables
 
+REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
+
+
+def _shift(t: str, seconds: int) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 _BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
 
 
@@ -58,7 +67,7 @@ class Observatory:
         self._namer = ServiceNamer()
         self._ctx = RoundContext(self.rules)
         self._rounds: dict[tuple, tuple[tuple, list]] = {}
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, str] = {}  # country -> earliest measurement time added since the last refresh
         create_tables(self.db)
         if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.t('measurements')} LIMIT 1"):
             self.rebuild()  # tables lost (e.g. a shared embedded session): derive them again
@@ -99,7 +108,9 @@ class Observatory:
         for m in sorted(ms, key=lambda m: m.measurement_start_time):
             f = judge(m, self.rules)
             service = self._service(m, f.domain)
-            self._dirty.add(m.probe_cc)
+            t = m.measurement_start_time[:19]
+            if t < self._dirty.get(m.probe_cc, "9999"):
+                self._dirty[m.probe_cc] = t
             if not (isinstance(m.annotations, dict) and "service" in m.annotations) or m.test_name == "web_connectivity":
                 out.append((m, to_verdict(m, f, service, self.rules, m.measurement_uid)))
                 continue
@@ -139,7 +150,7 @@ class Observatory:
                     n += self._index(batch)
                     batch = []
             n += self._index(batch)
-            self._dirty = {r["cc"] for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
+            self._dirty = {r["cc"]: "1970-01-01 00:00:00" for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
             self.refresh()
             return n
 
@@ -151,15 +162,28 @@ class Observatory:
         return len(batch)
 
     def refresh(self) -> list[IncidentChange]:
+        """Recompute the incidents of the countries that received data. Only a window is
+        recomputed: from the earliest of (the last `REFRESH_WINDOW` of data, the start of any
+        incident still open or ended inside that stretch); older incidents are final."""
         with self._lock:
             changes: list[IncidentChange] = []
             for cc in sorted(self._dirty):
-                vs = self.verdicts(country=cc, limit=None, order="ASC")
+                latest = self.db.query(
+                    f"SELECT formatDateTime(max(time), '%Y-%m-%d %H:%i:%S') AS t FROM {self.t('verdicts')} WHERE cc = {sql_str(cc)}")
+                if not latest or not latest[0]["t"]:
+                    continue
+                horizon = _shift(latest[0]["t"], -REFRESH_WINDOW)
+                old_all = self.incidents(country=cc)
+                live = [i for i in old_all if i.end is None or i.end >= horizon]
+                since = min([horizon, self._dirty[cc]] + [i.start for i in live])
+                # an incident that overlaps `since` is recomputed whole
+                since = min([since] + [i.start for i in old_all if i.end is not None and i.end >= since])
+                vs = self.verdicts(country=cc, since=since, limit=None, order="ASC")
                 new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version)}
-                old = {i.id: i for i in self.incidents(country=cc)}
-                now = max((v.measurement_start_time for v in vs), default="")
-                changes.extend(queries.diff_incidents(old, new, now))
-                self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)}")
+                old = {i.id: i for i in old_all if i.start >= since}
+                changes.extend(queries.diff_incidents(old, new, latest[0]["t"]))
+                self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)} "
+                                f"AND start >= toDateTime({sql_str(since)}, 'UTC')")
                 self.db.insert("incidents", [queries.incident_row(i) for i in new.values()])
             self._dirty.clear()
             return changes

@@ -66,6 +66,11 @@ class RoundContext:
         if judged and all(ip not in per[name] for name, ip in judged):
             return Finding("dns", "dns.blockpage", self.rules.confidence["inconsistent_dns"],
                            rule_ids=["dns.redirect_vs_other_vantages", "secondary:tls.mitm"], domain=f.domain)
+        if judged and all(ip in per[name] for name, ip in judged):
+            # the same address presents a valid certificate to another vantage at the same
+            # time: the one we got was forged on the path (confirmed, as a fingerprint is)
+            f.confirmed = True
+            f.rule_ids = f.rule_ids + ["tls.valid_cert_elsewhere_same_address"]
         return f
 
     def push(self, m: Measurement, f: Finding, service: str | None, uid: str) -> list[Item]:

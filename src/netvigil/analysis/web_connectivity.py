@@ -180,7 +180,17 @@ def _finding_for(ctx: WebContext, step: str, o: Observation, rule: str, domain: 
         return Finding("throttled", "throttled.targeted", conf["throttled"] * 0.8,
                        rule_ids=["http.timeout_after_headers", rule], domain=o.domain or domain)
     c = conf["mitm"] if tech == "tls.mitm" else conf["failure_with_control_ok"]
-    return Finding(klass_of(tech), tech, c, rule_ids=[rule, f"{step}.failure:{o.failure}"], domain=o.domain or domain)
+    found = Finding(klass_of(tech), tech, c, rule_ids=[rule, f"{step}.failure:{o.failure}"], domain=o.domain or domain)
+    if tech == "tls.mitm" and _control_tls_ok(ctx, o):
+        found.confirmed = True  # the control completed a verified handshake with that address
+        found.rule_ids.append("tls.control_handshake_ok")
+    return found
+
+
+def _control_tls_ok(ctx: WebContext, o: Observation) -> bool:
+    key = f"[{o.ip}]:{o.port}" if o.ip and ":" in o.ip else f"{o.ip}:{o.port}"
+    th = (ctx.control.get("tls_handshake") or {}).get(key)
+    return isinstance(th, dict) and th.get("status") is True and not th.get("failure")
 
 
 def _web_path_failure(ctx: WebContext, domain: str | None) -> Finding | None:

@@ -65,7 +65,7 @@ def where(*, country=None, asn=None, service=None, since=None, until=None, direc
     return ("WHERE " + " AND ".join(conds)) if conds else ""
 
 
-def fold_aggregates(rows: list[dict]) -> list[AggregateRow]:
+def fold_aggregates(rows: list[dict], probes: dict[tuple, int] | None = None) -> list[AggregateRow]:
     out: dict[tuple, AggregateRow] = {}
     for r in rows:
         key = (r["bucket"], r["cc"], r["asn"], r["service"])
@@ -79,6 +79,9 @@ def fold_aggregates(rows: list[dict]) -> list[AggregateRow]:
         if r["technique"]:
             a.techniques[r["technique"]] = a.techniques.get(r["technique"], 0) + n
         a.probes = max(a.probes, int(r["probes"]))
+    for key, a in out.items():
+        if probes and key in probes:
+            a.probes = probes[key]
     return list(out.values())
 
 

@@ -206,7 +206,13 @@ class Observatory:
             FROM {self.t('verdicts')} FINAL {where}
             GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service"""
         )
-        return queries.fold_aggregates(rows)
+        # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
+        probes = self.db.query(
+            f"""SELECT formatDateTime(toStartOfInterval(time, {bucket_interval(bucket)}), '%Y-%m-%d %H:%i:%S') AS bucket,
+                   cc, asn, service, uniqExact(report_id) AS probes
+            FROM {self.t('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service"""
+        )
+        return queries.fold_aggregates(rows, {(r["bucket"], r["cc"], r["asn"], r["service"]): int(r["probes"]) for r in probes})
 
     def status(self, country=None, asn=None, service=None) -> list[StatusRow]:
         where = queries.where(country=country, asn=asn, service=service, direct=True)

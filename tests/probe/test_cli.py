@@ -160,3 +160,16 @@ def test_submit_to_a_real_collector(world, tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_blocked_run_has_clean_stderr():
+    """Blocked TLS and QUIC (timeouts, resets) are data: exit 0, no Python noise on stderr."""
+    from servers import LoopbackWorld
+
+    with LoopbackWorld(routes={"twitter.com": "drop_after_hello", "x.com": "rst_after_hello"}) as w:
+        r = run("probe", "-s", "twitter", "--no-controls", *w.cli_args(), "--timeout", "1", "--out", "-")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "exception" not in r.stderr.lower()
+    m = json.loads(r.stdout)
+    quic = {q["server_name"]: q["failure"] for q in m["test_keys"]["quic_handshakes"]}
+    assert quic == {"twitter.com": "generic_timeout_error", "x.com": "generic_timeout_error"}

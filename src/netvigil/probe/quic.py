@@ -71,8 +71,17 @@ async def quic_handshake(trace: Trace, ip: str, port: int, *, server_name: str, 
 
     holder: list = []
 
+    class Protocol(QuicConnectionProtocol):
+        async def wait_connected(self) -> None:
+            try:
+                await super().wait_connected()
+            finally:  # on our timeout, aioquic fails its shielded waiter later: retrieve that
+                waiter = self._connected_waiter
+                if waiter is not None:
+                    waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - keep the protocol for its state
-        proto = QuicConnectionProtocol(*args, **kwargs)
+        proto = Protocol(*args, **kwargs)
         holder.append(proto)
         return proto
 

@@ -141,3 +141,25 @@ def test_irregular_volunteer_probes_are_not_silence():
         t += rnd.choice([1, 1, 2, 5, 9, 14])
         ms += round_of(at(t), "AS12389", services=("twitter", "facebook", "telegram"))
     assert not build_incidents(verdicts(ms, RULES), RULES.incidents, RULES.version)
+
+
+def slow_handshake(when: str, read_bytes: int, seconds: float, asn: str = "AS12389"):
+    """Twitter's handshakes read a few bytes slowly, then time out (Russia 2022-02-26)."""
+    m = service("twitter", when, asn=asn, technique="tls.timeout_after_hello")
+    events = []
+    for h in m.test_keys["tls_handshakes"]:
+        h["t0"], h["t"] = 0.02, 0.02 + seconds
+        if read_bytes:
+            for k in range(4):  # the ServerHello trickles in
+                events.append({"operation": "read", "num_bytes": read_bytes // 4, "t0": 0.02 + seconds * k / 5,
+                               "t": 0.02 + seconds * (k + 1) / 5, "transaction_id": h["transaction_id"]})
+    m.test_keys["network_events"] = events
+    return [m, service("control", when, asn=asn)]
+
+
+def test_slow_then_timeout_handshake_is_throttling_and_silent_timeout_is_not():
+    slow = [v for v in verdicts(slow_handshake(at(0), 1600, 10.0), RULES) if v.service == "twitter"][0]
+    assert slow.technique == "throttled.targeted" and "tls.slow_then_timeout" in slow.rule_ids
+    assert 1000 < slow.rate_bps < 2000  # 1600 bytes over 8 s of reads
+    silent = [v for v in verdicts(slow_handshake(at(0), 0, 10.0), RULES) if v.service == "twitter"][0]
+    assert silent.technique == "tls.timeout_after_hello"

@@ -152,7 +152,8 @@ class RoundContext:
                 f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
             elif f.rate_bps is not None and ctl_rate and f.klass not in ("dns", "tcp", "outage", "unknown"):
                 # the sample arrived: slowness is what users feel, other failures stay secondary
-                was = [f"secondary:{f.technique}"] if f.technique else []
+                was = ([f"secondary:{f.technique}"] if f.technique and f.klass != "throttled" else
+                       [r for r in f.rule_ids if f.klass == "throttled"])
                 # a shaper caps each flow: the fastest of the slow samples is its ceiling
                 # (slower ones shared a slot with another flow of the same round)
                 slow = [r for r in f.sample_rates if r < th["throttle_ratio"] * ctl_rate and r < th["throttle_abs_bps"]]

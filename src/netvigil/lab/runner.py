@@ -221,7 +221,7 @@ class Lab:
                     tag: str = "x") -> tuple[bytes, dict[str, str]]:
         """Run the probe at every vantage at once; (JSONL bytes, {vantage: problem})."""
         outs = [self.work / f"round-{tag}-{i}.jsonl" for i in range(len(vantages))]
-        limit = max(60.0, timeout * 20)
+        limit = max(120.0, timeout * 30)  # a loaded machine can take long just to start Python
         pool = ThreadPoolExecutor(max_workers=parallel)
         try:
             results = list(pool.map(lambda a: self.run_probe(a[0], when, a[1], timeout, limit),

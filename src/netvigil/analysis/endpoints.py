@@ -96,11 +96,9 @@ def _blockpage(o: Observation, rules: RuleSet, dom: str) -> Finding | None:
     """A known block page in a cleartext HTTP response (over verified TLS a page is the server's)."""
     if not (o.url or "").startswith("http://") or not (o.body or o.headers):
         return None
-    fps = rules.match_http(o.body, o.headers)
-    if any(f.scope == "fp" for f in fps):
-        return None
-    strong = [f for f in fps if f.scope not in ("fp", "vbw")]
-    if not strong:
+    fps = rules.match_http(o.body, o.headers, false_positives=False)
+    strong = [f for f in fps if f.scope != "vbw"]
+    if not strong or rules.match_http(o.body, o.headers, false_positives=True):
         return None
     return Finding("http", "http.blockpage", rules.confidence["fingerprint"], True, [f"fp:{strong[0].id}"], domain=dom)
 

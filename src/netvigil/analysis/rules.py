@@ -85,21 +85,30 @@ class RuleSet:
             suffix = "reset_after_hello" if step == "tls" else "reset"
         return f"{step}.{suffix}" if suffix else None
 
-    def match_http(self, body: str | None, headers: dict[str, str]) -> list[Fingerprint]:
-        """Fingerprints matching an HTTP response (block pages and known false positives)."""
+    def match_http(self, body: str | None, headers: dict[str, str], *, false_positives: bool | None = None) -> list[Fingerprint]:
+        """Fingerprints matching an HTTP response. `false_positives`: None = all, True = only
+        the known false positives (scope `fp`), False = only block pages. Callers look for
+        false positives only once a block page matched (they are a third of the list)."""
         found = []
         lower = {k.lower(): v for k, v in headers.items()}
         for name, fps in self.http_headers.items():
             value = lower.get(name)
             if value is not None:
-                found.extend(fp for fp in fps if fp.matches(value))
+                found.extend(fp for fp in fps if fp.matches(value) and _wanted(fp, false_positives))
         if body:
             if self._contains is None:
-                self._contains = [(fp.pattern, fp) for fp in self.http_body if fp.kind == "contains"]
+                self._contains = {flag: [(fp.pattern, fp) for fp in self.http_body if fp.kind == "contains" and (fp.scope == "fp") == flag]
+                                  for flag in (True, False)}
                 self._other = [fp for fp in self.http_body if fp.kind != "contains"]
-            found.extend([fp for pat, fp in self._contains if pat in body])
-            found.extend(fp for fp in self._other if fp.matches(body))
+            for flag in (True, False):
+                if false_positives is None or false_positives == flag:
+                    found.extend([fp for pat, fp in self._contains[flag] if pat in body])
+            found.extend(fp for fp in self._other if _wanted(fp, false_positives) and fp.matches(body))
         return found
+
+
+def _wanted(fp: Fingerprint, false_positives: bool | None) -> bool:
+    return false_positives is None or (fp.scope == "fp") == false_positives
 
 
 def _in_nets(ip: str, nets: tuple) -> bool:

@@ -84,11 +84,11 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
             continue
         # a page like the control's is not a block page: only different pages are scanned
         body = o.body if _unlike_control(ctx, o) else None
-        fps = rules.match_http(body, o.headers)
-        strong = [f for f in fps if f.scope not in ("fp", "vbw")]
+        fps = rules.match_http(body, o.headers, false_positives=False)
+        strong = [f for f in fps if f.scope != "vbw"]
         vague = [f for f in fps if f.scope == "vbw"]
-        if any(f.scope == "fp" for f in fps):
-            continue
+        if fps and rules.match_http(body, o.headers, false_positives=True):
+            continue  # a known false positive (a CDN challenge page...)
         if strong:
             return Finding("http", "http.blockpage", conf["fingerprint"], True, [f"fp:{strong[0].id}"], domain=o.domain or domain)
         if vague and o is (ctx.http[0] if ctx.http else None) and _http_diff(ctx, domain) is not None:
@@ -234,8 +234,8 @@ def _http_diff(ctx: WebContext, domain: str | None) -> Finding | None:
     final = ctx.http[0] if ctx.http else None
     if final is None or final.failure or urlsplit(final.url or "").scheme != "http":
         return None  # over verified TLS a middlebox cannot alter the page
-    fps = ctx.rules.match_http(final.body, final.headers)
-    if any(f.scope == "fp" and f.confidence_no_fp >= 5 or f.scope == "fp" and "cloudflare" in f.id for f in fps):
+    fps = ctx.rules.match_http(final.body, final.headers, false_positives=True)
+    if any(f.confidence_no_fp >= 5 or "cloudflare" in f.id for f in fps):
         return None
     ctl = ctx.ctl_http
     reasons = []

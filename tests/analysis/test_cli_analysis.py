@@ -65,7 +65,8 @@ def test_one_line_errors(tmp_path):
                        (("analyse", "x", "--format", "xml"), "unknown format"),
                        (("evaluate",), "exactly one"),
                        (("evaluate", "--ooni-observations", str(tmp_path / "a.csv")), "--windows"),
-                       (("rebuild", "--store", str(tmp_path)), "no raw archive")]:
+                       (("rebuild", "--store", str(tmp_path)), "no observatory store"),
+                       (("incidents", "--store", str(tmp_path / "none")), "no observatory store")]:
         r = run(*args)
         assert r.returncode != 0
         assert text in r.stderr, (args, r.stderr)

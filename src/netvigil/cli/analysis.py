@@ -57,6 +57,12 @@ def _verdict_table(verdicts) -> int:
     return n
 
 
+def _existing_store(store: Path) -> None:
+    if not (store / "raw").is_dir():
+        raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
+                         hint="create one with 'netvigil analyse FILES --store DIR'")
+
+
 def _summary(report) -> None:
     typer.echo(report.summary(), err=True)
     for e in report.errors:
@@ -85,6 +91,8 @@ def analyse(
     if store is not None:
         from netvigil.analysis.service import Observatory
 
+        if not files:
+            _existing_store(store)
         with Observatory(store) as obs:
             if files:
                 batch, added = [], 0
@@ -130,6 +138,7 @@ def incidents(
     if store is not None:
         from netvigil.analysis.service import Observatory
 
+        _existing_store(store)
         with Observatory(store) as obs:
             obs.refresh()
             items = obs.incidents(country=country, ongoing=True if ongoing else None)
@@ -205,8 +214,7 @@ def rebuild(
 
     Example: netvigil rebuild --store ./observatory
     """
-    if not (store / "raw").is_dir():
-        raise UsageError("no raw archive here (expected DIR/raw/*.jsonl.zst)", where=str(store))
+    _existing_store(store)
     from netvigil.analysis.service import Observatory
 
     with Observatory(store) as obs:

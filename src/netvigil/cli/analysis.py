@@ -190,7 +190,8 @@ def evaluate(
             typer.echo(msgspec.json.encode({"confusion": [[e, p, n] for (e, p), n in res.confusion.pairs.items()],
                                             "onsets": res.onsets, "rates": res.rates, "incidents": res.incidents,
                                             "throttle_fpr": res.throttle_fp.fpr, "vpn": res.vpn.as_dict(),
-                                            "outage": res.outage.as_dict()}).decode())
+                                            "outage": res.outage.as_dict(), "circumvention": res.circumvention,
+                                            "events": res.events}).decode())
         else:
             typer.echo("\n".join(res.lines()))
     else:

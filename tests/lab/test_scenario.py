@@ -117,3 +117,18 @@ def test_labels_jsonl_fields(tmp_path):
     assert {"scenario", "country", "asn", "isp", "service", "domain", "technique", "class", "start",
             "end"} <= set(rows[0])
     assert rows[0]["class"] == "vpn" and rows[0]["start"] == "2022-03-01 09:00:00"
+
+
+def test_clock_maps_rounds_to_wall_time():
+    from netvigil.lab.clock import ScenarioClock
+
+    s = load_scenario("russia-2022")
+    clock = ScenarioClock(s, speed=1800.0, rounds=4)  # 30 scenario minutes = 1 wall second
+    assert clock.rounds == 4 and clock.label(3) == "2022-02-26 07:30:00"
+    slept: list[float] = []
+    clock.wall0 -= 0.25  # a quarter second already gone
+    clock.wait_for(2, sleep=slept.append)
+    assert len(slept) == 1 and 1.5 < slept[0] <= 1.75
+    clock.speed = 0
+    clock.wait_for(3, sleep=slept.append)
+    assert len(slept) == 1  # speed 0: back to back

@@ -82,15 +82,21 @@ def analyse(run_dir: Path, data_dir: Path, console: Console) -> list:
     return incidents
 
 
-def incident_table(incidents: list) -> Table:
-    t = Table(title="What the observatory found")
-    for col in ("service", "country", "kind", "start", "end", "networks (technique from-to)", "VPN"):
-        t.add_column(col)
+def _hm(t: str | None) -> str:
+    return t[11:16] if t else "ongoing"
+
+
+def incident_lines(incidents: list) -> list[str]:
+    """One line per incident, then one per network with how its technique changed."""
+    out = []
     for inc in incidents:
-        nets = "\n".join(f"{n.network_name or ''} {n.asn}: {n.technique} {n.start[11:16]}-"
-                         f"{(n.end or '')[11:16] or 'ongoing'}" for n in inc.networks)
-        t.add_row(inc.service, inc.country, inc.kind, inc.start, inc.end or "ongoing", nets, inc.circumvention)
-    return t
+        out.append(f"{inc.service} in {inc.country}: {inc.kind} from {inc.start} to {inc.end or 'ongoing'}"
+                   f" on {len(inc.networks)} network(s); circumvention (VPN): {inc.circumvention}")
+        for n in inc.networks:
+            steps = n.techniques or [{"technique": n.technique, "start": n.start, "end": n.end}]
+            chain = " -> ".join(f"{x.get('technique')} {_hm(x.get('start'))}-{_hm(x.get('end'))}" for x in steps)
+            out.append(f"    {n.network_name or ''} {n.asn}: {chain}")
+    return out
 
 
 def serve_dashboard(data_dir: Path, port: int, console: Console) -> None:
@@ -137,10 +143,12 @@ def run_demo(out: Path, *, serve: bool = True, port: int = 8470, rounds: int | N
                       f"{summary.wall_seconds:.0f} s -> {run_dir}")
     console.print(measurement_summary(run_dir))
     incidents = analyse(run_dir, data_dir, console)
-    console.print(incident_table(incidents))
+    console.print("[bold]What the observatory found[/]")
+    for line in incident_lines(incidents):
+        console.print(line, markup=False)
     for inc in incidents:
         if getattr(inc, "summary", None):
-            console.print(f"- {inc.summary}")
+            console.print(f"- {inc.summary}", markup=False)
     console.print(f"ground truth: {run_dir / 'labels.jsonl'}  (score it: netvigil evaluate --lab {run_dir})")
     if serve:
         serve_dashboard(data_dir, port, console)

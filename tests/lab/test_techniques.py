@@ -212,7 +212,7 @@ def test_outage_fails_everything_controls_included(technique_run):
 
 
 def test_partial_loss(technique_run):
-    # 30% random drop each way: ~51% of echo round trips lost (200 pings: 0.3-0.7 is > 4 sigma)
+    # 30% random drop each way: ~51% of round trips lost (200 queries: 0.3-0.7 is > 4 sigma)
     assert 0.3 <= technique_run.ping_loss <= 0.7
 
 

@@ -76,6 +76,7 @@ def build(plan: Plan) -> None:
     routers = [plan.ns_net] + [i.ns_mb for i in plan.isps]
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(ip_batch, cmds, ns) for ns, cmds in batches.items()]
-        futures += [pool.submit(ns_exec, ns, "sysctl", "-qw", "net.ipv4.ip_forward=1") for ns in routers]
+        futures += [pool.submit(ns_exec, ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
+                    for ns in routers]  # (no procps/sysctl needed)
         for f in futures:
             f.result()

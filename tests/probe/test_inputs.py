@@ -85,3 +85,14 @@ def test_trace_event_cap():
     for _ in range(5):
         trace.event("read", trace.now(), num_bytes=1)
     assert len(trace.network_events) == 3 and trace.dropped_events == 2
+
+
+def test_system_nameserver(tmp_path):
+    from netvigil.probe.dns import system_nameserver
+
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch lab\nnameserver not-an-ip\nnameserver fe80::1%eth0\nnameserver 10.0.0.1\n")
+    assert system_nameserver(str(conf)) == ("fe80::1", 53)
+    conf.write_text("options ndots:1\n")
+    assert system_nameserver(str(conf)) is None
+    assert system_nameserver(str(tmp_path / "missing")) is None

@@ -160,3 +160,22 @@ async def system_lookup(trace: Trace, domain: str, *, tid: int, timeout: float) 
     trace.emit("failed" if failure else "complete", "resolve", domain=domain, failure=failure,
                addresses=addrs)
     return addrs
+
+
+def system_nameserver(path: str = "/etc/resolv.conf") -> tuple[str, int] | None:
+    """The first `nameserver` of resolv.conf that is an IP address, on port 53."""
+    import ipaddress
+
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()  # noqa: SIM115
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                ipaddress.ip_address(parts[1].split("%")[0])
+            except ValueError:
+                continue
+            return parts[1].split("%")[0], 53
+    return None

@@ -36,15 +36,26 @@ class Target:
 
 
 async def resolve(ctx: Ctx, domain: str) -> list[str]:
+    """--resolver: A and AAAA over our UDP socket. Without it: getaddrinfo, and the same
+    UDP queries to the system's nameserver (resolv.conf) so an injected answer is seen."""
     s = ctx.settings
     tid = ctx.trace.new_id(domain)
+    udp_server = s.resolver or dnsstep.system_nameserver()
+    lookups = []
+    if udp_server is not None:
+        lookups += [dnsstep.udp_lookup(ctx.trace, domain, qtype, udp_server, tid=tid, timeout=s.timeout,
+                                       window=s.dns_window) for qtype in ("A", "AAAA")]
     if s.resolver is None:
-        return (await dnsstep.system_lookup(ctx.trace, domain, tid=tid, timeout=s.timeout))[: 2 * s.max_ips]
-    v4, v6 = await asyncio.gather(
-        dnsstep.udp_lookup(ctx.trace, domain, "A", s.resolver, tid=tid, timeout=s.timeout, window=s.dns_window),
-        dnsstep.udp_lookup(ctx.trace, domain, "AAAA", s.resolver, tid=tid, timeout=s.timeout,
-                           window=s.dns_window))
-    return v4[: s.max_ips] + v6[: s.max_ips]
+        lookups.append(dnsstep.system_lookup(ctx.trace, domain, tid=tid, timeout=s.timeout))
+    results = await asyncio.gather(*lookups)
+    addrs: list[str] = []
+    for found in results:
+        for ip in found:
+            if ip not in addrs:
+                addrs.append(ip)
+    v4 = [a for a in addrs if ":" not in a][: s.max_ips]
+    v6 = [a for a in addrs if ":" in a][: s.max_ips]
+    return v4 + v6
 
 
 async def _open(ctx: Ctx, domain: str, ip: str | None, port: int, tid: int):  # noqa: ANN202

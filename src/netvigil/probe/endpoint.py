@@ -140,6 +140,17 @@ async def measure(ctx: Ctx, target: Target) -> None:
             await chain(ctx, target, good[0], scheme="https", tls=True, http=False, sample=True)
 
 
+def warm_up(settings: ProbeSettings, quic: bool) -> None:
+    """Do the slow one-time work (TLS contexts with the trust store, the aioquic import)
+    before the clock runs: done inside a measurement it would block the event loop and
+    inflate the timings of every step in flight."""
+    client_context(settings.ca_file, True, ("http/1.1",))
+    client_context(settings.ca_file, True, ())
+    if quic:
+        import aioquic.asyncio.client  # noqa: F401
+        import aioquic.quic.configuration  # noqa: F401
+
+
 async def _quic(ctx: Ctx, target: Target, ip: str) -> None:
     from netvigil.probe.quic import quic_handshake
 

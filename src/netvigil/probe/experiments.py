@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from netvigil import __version__
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
 from netvigil.probe import failures
-from netvigil.probe.endpoint import Ctx, Target, measure
+from netvigil.probe.endpoint import Ctx, Target, measure, warm_up
 from netvigil.probe.settings import ProbeSettings
 from netvigil.probe.trace import Listener, Trace
 from netvigil.targets.catalogue import Catalogue, Service
@@ -72,6 +72,7 @@ async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Se
                       sample_domains: set[str] | None = None) -> Measurement:
     """All endpoints of `service` concurrently (TaskGroup, bounded by a semaphore).
     `sample_domains` overrides where throughput samples are taken (default: catalogue)."""
+    warm_up(settings, any("quic" in e.protocols for e in service.endpoints))
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
     ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
@@ -89,6 +90,7 @@ async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Se
 async def run_web(settings: ProbeSettings, url: str, *, listener: Listener | None = None,
                   service: str | None = None, run_id: str | None = None) -> Measurement:
     """One URL: DNS, then TCP/TLS/HTTP GET of its path to every address."""
+    warm_up(settings, False)
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
     ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))

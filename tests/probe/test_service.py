@@ -99,6 +99,11 @@ def test_throttled_sample_rate(world):
     assert len(rates) == 2
     for rate in rates:
         assert 0.8 * 400_000 <= rate <= 1.2 * 400_000, rate
+    for t in m.test_keys["throughput"]:
+        assert 0.8 * 400_000 <= t["x_tail_bits_per_second"] <= 1.2 * 400_000
+        progress = t["x_progress"]
+        assert 3 <= len(progress) <= 32 and progress[-1][1] == t["bytes"]
+        assert all(a[0] <= b[0] and a[1] < b[1] for a, b in zip(progress, progress[1:]))
     assert all(t["bytes"] < 1_000_000 for t in m.test_keys["throughput"])  # time-bounded
 
 

@@ -160,6 +160,10 @@ class ThroughputSample(msgspec.Struct, omit_defaults=True):
     bits_per_second: float | None = None
     failure: str | None = None
     transaction_id: int | None = None
+    # rate over the second half (by time) of the transfer: a shaper's initial burst left out
+    x_tail_bits_per_second: float | None = None
+    # [t, bytes so far] at up to 32 points: how the body arrived
+    x_progress: list[tuple[float, int]] | None = None
 
 
 # ---- df-000 envelope -----------------------------------------------------------------

@@ -119,6 +119,7 @@ async def sample_download(stream: ByteStream, trace: Trace, *, url: str, host: s
     got = 0
     first_t = last_t = None
     first_n = 0
+    progress: list[tuple[float, int]] = []
     failure = None
     try:
         await stream.write(conn.send(_request(host, path)) + conn.send(h11.EndOfMessage()), timeout)
@@ -148,6 +149,7 @@ async def sample_download(stream: ByteStream, trace: Trace, *, url: str, host: s
                         first_t, first_n = now, len(event.data)
                     last_t = now
                     got += len(event.data)
+                    progress.append((now, got))
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                     done = True
                     break
@@ -160,10 +162,31 @@ async def sample_download(stream: ByteStream, trace: Trace, *, url: str, host: s
         bps = round((got - first_n) * 8 / (last_t - first_t), 1)
     sample = ThroughputSample(url=url, address=stream.address, server_name=server_name, bytes=got,
                               expected_bytes=expected, t0=t0, t=trace.now(), bits_per_second=bps,
-                              failure=failure, transaction_id=stream.tid)
+                              failure=failure, transaction_id=stream.tid,
+                              x_tail_bits_per_second=_tail_rate(progress),
+                              x_progress=_decimate(progress, 32) or None)
     trace.throughput.append(sample)
     trace.emit("failed" if failure else "complete", "throughput", url=url, bytes=got, bps=bps)
     return sample
+
+
+def _tail_rate(progress: list[tuple[float, int]]) -> float | None:
+    """Rate over the second half (by time) of the transfer."""
+    if len(progress) < 3:
+        return None
+    t_mid = (progress[0][0] + progress[-1][0]) / 2
+    mid = max((p for p in progress if p[0] <= t_mid), key=lambda p: p[0])
+    span = progress[-1][0] - mid[0]
+    if span <= 0 or progress[-1][1] <= mid[1]:
+        return None
+    return round((progress[-1][1] - mid[1]) * 8 / span, 1)
+
+
+def _decimate(points: list[tuple[float, int]], n: int) -> list[tuple[float, int]]:
+    if len(points) <= n:
+        return points
+    step = (len(points) - 1) / (n - 1)
+    return [points[round(i * step)] for i in range(n)]
 
 
 def _clock():

@@ -72,3 +72,13 @@ def test_circumvention_works_then_the_vpn_is_blocked(tmp_path):
         ev = obs.refresh()
         assert [(e.event, e.incident.circumvention) for e in ev] == [("change", "blocked")]
         assert "circumvention works -> blocked" in ev[0].detail
+
+
+@pytest.mark.slow
+def test_no_false_throttling_or_blocking_over_200_quiet_lab_rounds():
+    res = evaluate_lab(LAB / "quiet-200")
+    assert res.report.read >= 780
+    assert res.throttle_fp.tn >= 390 and res.throttle_fp.fp == 0  # the service, on both vantages
+    assert res.incidents == 0
+    wrong = sum(n for (e, p), n in res.confusion.pairs.items() if e != p)
+    assert wrong <= 0.01 * sum(res.confusion.pairs.values())  # control-target noise only

@@ -171,6 +171,10 @@ class RoundContext:
                                 baseline_ratio=f.rate_bps / baseline if baseline else ratio)
             elif f.technique == "throttled.targeted" and ctl_failed:
                 f = Finding("outage", "outage.partial", conf["outage"] * 0.8, rule_ids=["context.controls_failed_too"], domain=f.domain)
+            if f.blocked and controls and not ctl_failed and "context.controls_ok" not in f.rule_ids:
+                # the same network reached the controls in the same round: a targeted failure
+                f.confidence = max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** 0.25)
+                f.rule_ids = f.rule_ids + ["context.controls_ok"]
             out.append((m, f, service, uid))
         if record and ctl_rate is not None and not general:
             self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ctl_rate)

@@ -51,6 +51,7 @@ ADDR = {
     "forged": "127.0.0.16",  # the injector's forged answer (serves a block page)
     "socks5": "127.0.0.20",  # SOCKS5 proxy (resolves names with the zone)
     "http_connect": "127.0.0.21",  # HTTP CONNECT proxy
+    "redirect": "127.0.0.22",  # plain HTTP 302 to http://blockpage.test/ (a redirect block page)
 }
 BLOCKPAGE = b"<html><head><title>Access denied</title></head><body>This site is blocked by order of the authority.</body></html>"
 SERVICE_DOMAINS = ("twitter.com", "www.twitter.com", "api.twitter.com", "mobile.twitter.com", "t.co",
@@ -342,7 +343,7 @@ class LoopbackWorld:
             servers.append(await asyncio.start_server(self._tls_handler("good", good), "::1", p))
         for b in ("rst_after_hello", "drop_after_hello", "fin_after_hello", "slow_drip", "garbage"):
             servers.append(await asyncio.start_server(self._raw_handler(b), ADDR[b], p))
-        for b in ("blockpage", "endless_headers", "huge_body", "never_answer"):
+        for b in ("blockpage", "endless_headers", "huge_body", "never_answer", "redirect"):
             servers.append(await asyncio.start_server(self._http_handler(b), ADDR[b], p))
         servers.append(await asyncio.start_server(self._proxy_handler("socks5"), ADDR["socks5"], p))
         servers.append(await asyncio.start_server(self._proxy_handler("http"), ADDR["http_connect"], p))
@@ -543,6 +544,9 @@ class LoopbackWorld:
                     return
                 if behaviour == "blockpage":
                     writer.write(_response(200, BLOCKPAGE))
+                elif behaviour == "redirect":
+                    writer.write(b"HTTP/1.1 302 Found\r\nLocation: http://blockpage.test/\r\n"
+                                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")
                 elif behaviour == "endless_headers":
                     writer.write(b"HTTP/1.1 200 OK\r\n")
                     for i in range(100_000):  # bounded: ~3 MB at most

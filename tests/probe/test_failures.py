@@ -186,3 +186,12 @@ def test_handshake_bytes_recorded(world):
     assert 0 < drip["x_bytes_read"] < ok["x_bytes_read"]  # a few hundred bytes before the timeout
     rst = tls_of(web(world, f"https://{domain('rst_after_hello')}/"))
     assert rst["x_bytes_read"] == 0 and rst["x_bytes_written"] > 200
+
+
+def test_redirect_to_a_block_page_is_followed(world):
+    tk = web(world, "http://redirect.test/")
+    urls = [(r["request"]["url"], r["response"].get("code")) for r in tk["requests"]]
+    assert urls == [("http://redirect.test/", 302), ("http://blockpage.test/", 200)]
+    assert "blocked" in tk["requests"][1]["response"]["body"]
+    assert {q["hostname"] for q in tk["queries"]} == {"redirect.test", "blockpage.test"}
+    assert set(tk["endpoints"]) == {"redirect.test", "blockpage.test"}

@@ -16,7 +16,9 @@ from netvigil.probe import failures
 from netvigil.probe.endpoint import Ctx, Target, measure, warm_up
 from netvigil.probe.settings import ProbeSettings
 from netvigil.probe.trace import Listener, Trace
-from netvigil.targets.catalogue import Catalogue, Service
+from netvigil.targets.catalogue import Catalogue, Service, _is_ip
+
+MAX_REDIRECTS = 5
 
 SERVICE_TEST = ("service", "0.1.0")
 WEB_TEST = ("web", "0.1.0")
@@ -94,22 +96,41 @@ async def run_web(settings: ProbeSettings, url: str, *, listener: Listener | Non
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
     ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    protos = ("dns", "tcp", "tls", "https") if parts.scheme == "https" else ("dns", "tcp", "http")
-    from netvigil.targets.catalogue import _is_ip
-
-    host = parts.hostname or ""
-    await measure(ctx, Target(domain=host, protocols=protos, port=parts.port, path=path,
-                              is_ip=_is_ip(host)))
+    current = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(current)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        protos = ("dns", "tcp", "tls", "https") if parts.scheme == "https" else ("dns", "tcp", "http")
+        host = parts.hostname or ""
+        seen = len(trace.requests)
+        await measure(ctx, Target(domain=host, protocols=protos, port=parts.port, path=path,
+                                  is_ip=_is_ip(host)))
+        current = _redirect(trace.requests[seen:], current)
+        if current is None:
+            break
     ann: dict = {}
     if service:
         ann["service"] = service
     if run_id:
         ann["run_id"] = run_id
     return envelope(settings, WEB_TEST, url, trace, wall, ann)
+
+
+def _redirect(requests: list, url: str) -> str | None:
+    """The http(s) URL a successful 3xx response points to (followed as OONI does)."""
+    from urllib.parse import urljoin
+
+    for tx in requests:
+        resp = tx.response
+        if tx.failure is None and resp is not None and resp.code in (301, 302, 303, 307, 308):
+            location = next((v for k, v in resp.headers_list or [] if k.lower() == "location"), None)
+            if location:
+                target = urljoin(url, location)
+                if urlsplit(target).scheme in ("http", "https") and urlsplit(target).hostname:
+                    return target
+    return None
 
 
 def new_run_id() -> str:

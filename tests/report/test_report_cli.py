@@ -53,7 +53,9 @@ def test_report_writes_text_chart_and_json(data_dir, tmp_path):
     assert set(files) == {".txt", ".svg", ".png", ".json"}
     assert files[".png"].read_bytes()[:4] == b"\x89PNG"
     assert "onset 09:00 UTC" in files[".svg"].read_text()
-    assert "changed from targeted throttling to connection resets" in r.stdout
+    assert "changed from targeted throttling (about " in r.stdout and "kbit/s) to connection resets" in r.stdout
+    rate = int(r.stdout.split("(about ")[1].split(" kbit/s")[0])
+    assert 104 <= rate <= 156, "the lab throttled at 130 kbit/s: the measured rate is within 20%"
     body = json.loads(files[".json"].read_text())
     assert body["id"] == iid and body["text"] == r.stdout.strip()
 

@@ -139,6 +139,11 @@ def test_incident_api_has_networks_evidence_and_text(live):
     png = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.png").content
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert httpx.get(f"{url}/api/v1/incidents/nope").status_code == 404
+    twitter = next(i for i in incs if i["service"] == "twitter")
+    told = httpx.get(f"{url}/api/v1/incidents/{twitter['id']}").json()
+    rates = [t["rate_bps"] for n in told["networks"] for t in n["techniques"] if t.get("rate_bps")]
+    assert rates and all(104_000 <= r <= 156_000 for r in rates)  # the lab's 130 kbit/s, within 20%
+    assert "kbit/s" in told["text"]
 
 
 def test_verdicts_paging_and_csv_export(live):

@@ -90,6 +90,10 @@ def _local_incident(data_dir: Path, incident_id: str):
         if inc is None:
             known = ", ".join(i.id for i in obs.incidents()[:10]) or "none"
             raise UsageError(f"incident {incident_id!r} not found (known: {known})")
+        from netvigil.report.enrich import verdict_query, with_rates
+
+        if inc.kind == "censorship":
+            inc = with_rates(inc, obs.verdicts(**verdict_query(inc)))
         return inc, aggregates_for(obs, inc)
     finally:
         obs.close()

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from netvigil.collector.intake import Rejected
 from netvigil.collector.routes import read_body, require_admin
+from netvigil.report.enrich import with_rates_from
 
 router = APIRouter(prefix="/api/v1")
 
@@ -195,6 +196,7 @@ async def incident(request: Request, incident_id: str):
     inc = await request.app.state.nv.pump.call("incident", id=incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
+    inc = await with_rates_from(request.app.state.nv.pump, inc)
     d = builtins(inc)
     d["text"] = incident_text(inc)
     return d

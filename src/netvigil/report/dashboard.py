@@ -20,6 +20,7 @@ from netvigil.collector.intake import Rejected
 from netvigil.collector.pump import AnalysisUnavailable
 from netvigil.model.records import Incident, StatusRow
 from netvigil.report.dashboard_assets import CSS, JS
+from netvigil.report.enrich import with_rates_from
 from netvigil.report.text import country_name, incident_text, incident_title, service_name, technique_label
 from netvigil.report.timeline import bucket_delta, timeline_svg
 
@@ -182,6 +183,7 @@ def network_table(inc: Incident) -> str:
     for n in inc.networks:
         changes = " &rarr; ".join(
             f"<span title='{escape(technique_label(t.get('technique')))}'>{escape(str(t.get('technique')))}</span> "
+            f"{'<small>~' + format(t['rate_bps'] / 1000, '.0f') + ' kbit/s</small> ' if t.get('rate_bps') else ''}"
             f"<small>({escape(str(t.get('start', ''))[11:16])}"
             f"{'&ndash;' + escape(str(t.get('end'))[11:16]) if t.get('end') else ''})</small>"
             for t in (n.techniques or []))
@@ -219,6 +221,7 @@ async def incident_page(request: Request, incident_id: str):
         return fragment_or_page(request, "incident", unavailable(exc))
     if inc is None:
         raise Rejected(f"incident {incident_id[:80]!r} not found", 404)
+    inc = await with_rates_from(nv.pump, inc)
     call = ("an outage (the network itself fails, control targets too)" if inc.kind == "outage"
             else "censorship (service-specific failures while control targets work)")
     body = (f"<p><a href='/country/{escape(inc.country)}'>&larr; {escape(country_name(inc.country))}</a></p>"

@@ -104,8 +104,11 @@ def _main_change(incident: Incident) -> str:
     if not seen:
         return ""
     (old, new), k = seen.most_common(1)[0]
+    rates = [t.get("rate_bps") for n in incident.networks for t in (n.techniques or [])
+             if t.get("technique") == old and t.get("rate_bps")]
+    was = technique_phrase(old) + (f" (about {sorted(rates)[len(rates) // 2] / 1000:.0f} kbit/s)" if rates else "")
     subject = f"On {k} of {len(incident.networks)} providers it" if len(incident.networks) > 1 else "It"
-    return (f"{subject} changed from {technique_phrase(old)} to {technique_phrase(new)} at "
+    return (f"{subject} changed from {was} to {technique_phrase(new)} at "
             f"{_clock(when[(old, new)])} UTC.")
 
 

@@ -138,6 +138,7 @@ class Alerter:
         self.queue: asyncio.Queue | None = None
         self.tasks: set[asyncio.Task] = set()
         self.sent: list[tuple[str, str, int]] = []  # (subscription id, event, HTTP status), recent
+        self.enrich = None  # async Incident -> Incident, set by the app
         self._worker: asyncio.Task | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -170,6 +171,11 @@ class Alerter:
             task.add_done_callback(self.tasks.discard)
 
     async def _deliver(self, sub: Subscription, change: IncidentChange) -> bool:
+        if self.enrich is not None:  # e.g. measured throttling rates for the statement
+            try:
+                change = msgspec.structs.replace(change, incident=await self.enrich(change.incident))
+            except Exception:
+                log.exception("could not enrich the alert for incident %s", change.incident.id)
         body = alert_payload(change)
         delay = self.backoff
         for attempt in range(self.retries + 1):

@@ -46,31 +46,32 @@ def network_names(incident: Incident) -> dict[str, str]:
 
 
 def incident_chart(incident: Incident, rows: list[AggregateRow],
-                   names: dict[str, str | None] | None = None) -> alt.LayerChart:
-    """`names`: ASN -> network name for networks not in the incident (e.g. from status rows)."""
+                   names: dict[str, str | None] | None = None) -> alt.FacetChart:
+    """One small panel per provider (identical curves would hide each other on one panel),
+    the onset (and end) drawn on every panel and named in the subtitle.
+    `names`: ASN -> network name for networks not in the incident (e.g. from status rows)."""
     names = {a: (f"{n} ({a})" if n else a) for a, n in (names or {}).items()} | network_names(incident)
+    onset = incident.start.replace(" ", "T")
+    end = incident.end.replace(" ", "T") if incident.end else None
     data = [
         {"time": r.bucket.replace(" ", "T"), "network": names.get(r.asn, r.asn),
-         "failing": round(failing_share(r), 4), "measurements": r.total}
+         "failing": round(failing_share(r), 4), "measurements": r.total, "onset": onset, "end": end}
         for r in rows if r.service == incident.service and r.country == incident.country
     ]
-    base = alt.Chart(alt.Data(values=data)).encode(
-        x=alt.X("time:T", title="time (UTC)", axis=alt.Axis(format="%d %b %H:%M")))
-    lines = base.mark_line(point=True, interpolate="step-after").encode(
-        y=alt.Y("failing:Q", title="share of measurements failing", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%")),
-        color=alt.Color("network:N", title="provider"),
+    x = alt.X("time:T", title="time (UTC)", axis=alt.Axis(format="%d %b %H:%M"))
+    lines = alt.Chart().mark_line(point=True, interpolate="step-after").encode(
+        x=x,
+        y=alt.Y("failing:Q", title="failing", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=2)),
+        color=alt.Color("network:N", legend=None),
         tooltip=["time:T", "network:N", alt.Tooltip("failing:Q", format=".0%"), "measurements:Q"],
     )
-    marks = [{"time": incident.start.replace(" ", "T"), "label": f"onset {incident.start[11:16]} UTC"}]
-    if incident.end:
-        marks.append({"time": incident.end.replace(" ", "T"), "label": f"end {incident.end[11:16]} UTC"})
-    rule_base = alt.Chart(alt.Data(values=marks)).encode(x="time:T")
-    rules = rule_base.mark_rule(color="#b00020", strokeDash=[4, 3], size=2)
-    labels = rule_base.mark_text(align="left", dx=4, color="#b00020", fontWeight="bold").encode(
-        text="label:N", y=alt.value(250))
-    return alt.layer(lines, rules, labels).properties(
-        title=incident_title(incident), width=640, height=260)
+    layers = [lines, alt.Chart().mark_rule(color="#b00020", strokeDash=[4, 3], size=2).encode(x="onset:T")]
+    if end:
+        layers.append(alt.Chart().mark_rule(color="#2e7d32", strokeDash=[4, 3], size=2).encode(x="end:T"))
+    subtitle = f"onset {incident.start[11:16]} UTC" + (f", end {incident.end[11:16]} UTC" if incident.end else "")
+    return alt.layer(*layers, data=alt.Data(values=data)).properties(width=600, height=46).facet(
+        row=alt.Row("network:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=11)),
+    ).properties(title=alt.TitleParams(incident_title(incident), subtitle=subtitle, subtitleColor="#b00020"))
 
 
 def render(chart: alt.TopLevelMixin, fmt: str) -> bytes:

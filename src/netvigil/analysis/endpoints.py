@@ -19,11 +19,14 @@ STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
 
 
 class EndpointResult:
-    __slots__ = ("domain", "finding", "rate_bps", "tried", "samples")
+    __slots__ = ("domain", "finding", "rate_bps", "tried", "samples", "quic_tried", "quic_finding")
 
     def __init__(self, domain: str):
         self.domain = domain
-        self.finding: Finding | None = None
+        self.finding: Finding | None = None  # the first step that failed (dns -> tcp -> tls -> http -> quic)
+        # QUIC is a separate path to the same endpoint: its failure is kept even when TCP failed too
+        self.quic_tried = 0
+        self.quic_finding: Finding | None = None
         self.rate_bps: float | None = None
         self.tried = 0
         self.samples: list[Observation] = []
@@ -68,6 +71,11 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                     r.rate_bps = o.rate_bps if r.rate_bps is None else min(r.rate_bps, o.rate_bps)
                     r.samples.append(o)
                 continue
+            if step == "quic":
+                r.quic_tried += 1
+                if o.failure and r.quic_finding is None:
+                    tech = rules.technique_for(step, o.failure) or "quic.failure"
+                    r.quic_finding = Finding("quic", tech, conf["failure_without_control"], rule_ids=[f"quic.failure:{o.failure}"], domain=dom)
             if r.finding is not None:
                 continue
             if step == "http" and not o.failure:
@@ -148,33 +156,71 @@ def _bogon_sinks(obs: list[Observation], results: dict[str, EndpointResult], rul
                                 ["dns.bogon_answer"] + ([f"fp:{fp.id}"] if fp else []), domain=o.domain)
 
 
+def _timeout(f: Finding) -> bool:
+    return bool(f.rule_ids) and f.rule_ids[0].endswith(":generic_timeout_error")
+
+
+def _specificity(f: Finding) -> int:
+    """How much a finding says about *how* the service is blocked: a fingerprint is proof; a
+    reset, a close, a bogon or a slow handshake is a signature; a timeout is what packet loss,
+    a transient or a dead route look like too."""
+    return 2 if f.confirmed else (0 if _timeout(f) else 1)
+
+
+def _isolated(failed: list[EndpointResult], tried: int) -> bool:
+    """One timeout among many endpoints that worked over the same path: a lost packet, not a policy."""
+    return len(failed) == 1 and tried >= 4 and _timeout(failed[0].finding)
+
+
 def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Finding:
-    """The service is blocked when any endpoint is; its technique is the commonest one."""
+    """The service is blocked when any endpoint is. TCP-path findings (dns, tcp, tls, http)
+    and QUIC findings are judged apart: QUIC failing while TCP/TLS work is `quic.blocked`, not a
+    TCP block. Among TCP-path findings the commonest technique wins, ties going to the more
+    specific evidence (a fingerprint beats a signature beats a timeout)."""
     conf = rules.confidence
     tried = [r for r in results.values() if r.tried]
-    failed = [r for r in tried if r.finding is not None]
     rate = service_rate([o for r in tried for o in r.samples])
     if not tried:
         return Finding("unknown", None, 0.1, rule_ids=["service.no_observations"])
     sample_rates = [o.rate_bps for r in tried for o in r.samples if o.rate_bps]
-    if not failed:
-        return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates)
-    if len(failed) == 1 and len(tried) >= 4 and failed[0].finding.rule_ids[0].endswith(":generic_timeout_error") \
-            and failed[0].finding.klass in ("tcp", "tls", "http", "quic"):
-        # one timeout among many working endpoints: a lost packet, not a policy
-        return Finding("ok", None, conf["ok"] * 0.8, rule_ids=["service.isolated_timeout", f"secondary:{failed[0].finding.technique}"],
-                       rate_bps=rate, sample_rates=sample_rates)
-    counts = Counter(r.finding.technique for r in failed)
-    tech, _ = counts.most_common(1)[0]
-    lead = next(r for r in failed if r.finding.technique == tech)
-    f = lead.finding
-    share = len(failed) / len(tried)
-    return Finding(
-        f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
-        f.rule_ids + [f"service.failed_endpoints:{len(failed)}/{len(tried)}"], domain=lead.domain,
-        rate_bps=f.rate_bps if f.rate_bps is not None else rate,
-        secondary=sorted(t for t in counts if t != tech), failed_share=share, sample_rates=sample_rates,
-    )
+    path = [r for r in tried if r.finding is not None and r.finding.klass != "quic"]
+    quic_tried = [r for r in tried if r.quic_tried]
+    quic = [r for r in quic_tried if r.quic_finding is not None]
+    noise: list[str] = []
+    if _isolated(path, len(tried)) and path[0].finding.klass in ("tcp", "tls", "http"):
+        noise.append(path[0].finding.technique)
+        path = []
+    if len(quic) == 1 and len(tried) >= 4 and _timeout(quic[0].quic_finding):
+        noise.append(quic[0].quic_finding.technique)
+        quic = []
+    quic_tech = sorted({r.quic_finding.technique for r in quic})
+    if path:
+        counts = Counter(r.finding.technique for r in path)
+        best = {t: max(_specificity(r.finding) for r in path if r.finding.technique == t) for t in counts}
+        tech = max(counts, key=lambda t: (best[t] == 2, counts[t], best[t]))
+        lead = next(r for r in path if r.finding.technique == tech)
+        f = lead.finding
+        share = len(path) / len(tried)
+        secondary = sorted(({t for t in counts if t != tech} | set(noise) | set(quic_tech)) - {tech})
+        return Finding(
+            f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
+            f.rule_ids + [f"service.failed_endpoints:{len(path)}/{len(tried)}"], domain=lead.domain,
+            rate_bps=f.rate_bps if f.rate_bps is not None else rate,
+            secondary=secondary, failed_share=share, sample_rates=sample_rates,
+        )
+    iso = ["service.isolated_timeout"] + [f"secondary:{t}" for t in noise] if noise else []
+    if quic:
+        f = quic[0].quic_finding
+        share = len(quic) / len(quic_tried)
+        return Finding(
+            "quic", f.technique, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), False,
+            f.rule_ids + [f"service.quic_failed_endpoints:{len(quic)}/{len(quic_tried)}", "service.tcp_tls_ok"] + iso,
+            domain=quic[0].domain, rate_bps=rate, secondary=sorted(set(noise) | set(quic_tech[1:])),
+            failed_share=share, sample_rates=sample_rates,
+        )
+    if noise:
+        return Finding("ok", None, conf["ok"] * 0.8, rule_ids=iso, rate_bps=rate, sample_rates=sample_rates)
+    return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates)
 
 
 def service_rate(samples: list[Observation]) -> float | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from netvigil.analysis.endpoints import EndpointResult, service_finding
 from netvigil.analysis.finding import Finding
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts import judge, verdicts
 from netvigil.ingest.ooni import read_measurements
 
 DATA = Path(__file__).resolve().parent / "data" / "ru2022_as12389_1030_1100.jsonl"
@@ -72,3 +72,22 @@ def test_tcp_blocking_on_most_endpoints_still_wins_over_quic():
     f = service_finding(eps, rules)
     assert f.technique == "tcp.ip_blocked"
     assert "quic.blocked" in f.secondary
+
+
+def test_same_address_failing_once_and_working_once_is_a_transient():
+    """quiet-200 (no policy at all), 07:05: abs.twimg.com's first TLS handshake succeeded and a
+    second one to the same address, same name, got EOF, on both vantages. A censor's policy is
+    deterministic per (name, address, port): that EOF is not evidence of blocking. (Both
+    endpoints' QUIC also timed out, for the same-round controls too: not a block either.)"""
+    lab = Path(__file__).resolve().parent.parent / "data" / "lab" / "quiet-200" / "measurements.jsonl.zst"
+    ms = [m for m in read_measurements([lab]) if m.measurement_start_time == "2022-03-01 07:05:00"
+          and (m.annotations or {}).get("service") in ("twitter", "control")]
+    rules = load_rules()
+    alone = [judge(m, rules) for m in ms if m.annotations["service"] == "twitter"]
+    assert len(alone) == 2
+    for f in alone:  # without the round's controls: the EOF is set aside, QUIC remains
+        assert f.technique == "quic.blocked", (f.technique, f.rule_ids)
+        assert "service.failure_and_success_same_address" in f.rule_ids
+        assert "secondary:tls.failure:eof_error" in f.rule_ids
+    vs = [v for v in verdicts(ms) if v.service == "twitter"]
+    assert len(vs) == 2 and all(v.klass == "ok" for v in vs), [(v.technique, v.rule_ids) for v in vs]

@@ -19,7 +19,7 @@ STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
 
 
 class EndpointResult:
-    __slots__ = ("domain", "finding", "rate_bps", "tried", "samples", "quic_tried", "quic_finding")
+    __slots__ = ("domain", "finding", "rate_bps", "tried", "samples", "quic_tried", "quic_finding", "inconsistent")
 
     def __init__(self, domain: str):
         self.domain = domain
@@ -27,6 +27,7 @@ class EndpointResult:
         # QUIC is a separate path to the same endpoint: its failure is kept even when TCP failed too
         self.quic_tried = 0
         self.quic_finding: Finding | None = None
+        self.inconsistent: list[str] = []  # failures of a step that also succeeded to the same address
         self.rate_bps: float | None = None
         self.tried = 0
         self.samples: list[Observation] = []
@@ -56,12 +57,19 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                     tx2domain[tx] = dom.lower()
     results: dict[str, EndpointResult] = {}
     conf = rules.confidence
+
+    def dom_of(o: Observation) -> str | None:
+        dom = (tx2domain.get(o.transaction_id) if o.transaction_id is not None else None) or o.server_name or o.domain
+        return dom or ip2domain.get(o.ip or "") or (f"{o.ip}:{o.port}" if o.ip else None)
+
+    # a censor's policy is deterministic per (name, address, port): when the same step to the
+    # same address both succeeded and failed in one measurement, the failure was a transient
+    worked = {(dom_of(o), o.step, o.ip, o.port) for o in obs if o.step in ("tcp", "tls") and not o.failure and o.ip}
     for step in STEP_ORDER + ("throughput",):
         for o in obs:
             if o.step != step:
                 continue
-            dom = (tx2domain.get(o.transaction_id) if o.transaction_id is not None else None) or o.server_name or o.domain
-            dom = dom or ip2domain.get(o.ip or "") or (f"{o.ip}:{o.port}" if o.ip else None)
+            dom = dom_of(o)
             if not dom:
                 continue
             r = results.setdefault(dom, EndpointResult(dom))
@@ -82,6 +90,9 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                 r.finding = _blockpage(o, rules, dom)
                 continue
             if not o.failure:
+                continue
+            if step in ("tcp", "tls") and o.ip and (dom, step, o.ip, o.port) in worked:
+                r.inconsistent.append(f"{step}.failure:{o.failure}")
                 continue
             if step == "dns" and o.failure == "dns_no_answer":
                 continue
@@ -209,6 +220,8 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
             secondary=secondary, failed_share=share, sample_rates=sample_rates,
         )
     iso = ["service.isolated_timeout"] + [f"secondary:{t}" for t in noise] if noise else []
+    flaky = [f"secondary:{x}" for r in tried for x in r.inconsistent]
+    iso = iso + (["service.failure_and_success_same_address"] + flaky if flaky else [])
     if quic:
         f = quic[0].quic_finding
         share = len(quic) / len(quic_tried)
@@ -218,7 +231,7 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
             domain=quic[0].domain, rate_bps=rate, secondary=sorted(set(noise) | set(quic_tech[1:])),
             failed_share=share, sample_rates=sample_rates,
         )
-    if noise:
+    if noise or flaky:
         return Finding("ok", None, conf["ok"] * 0.8, rule_ids=iso, rate_bps=rate, sample_rates=sample_rates)
     return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates)
 

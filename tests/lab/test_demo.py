@@ -29,6 +29,25 @@ def test_demo_without_prerequisites_replays(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     first = p.stderr.strip().splitlines()[0]
     assert first.startswith("netvigil demo: the lab needs root; replaying")
-    assert "What the observatory found" in p.stderr
+    text = " ".join(p.stderr.split())  # rich wraps long lines at the terminal width
+    assert "What the observatory found" in text
     assert "twitter" in p.stderr and "facebook" in p.stderr
+    assert "Live metrics show that Twitter" in text
+    assert "Circumvention is currently possible using VPN services" in text
+    assert "http://127.0.0.1:" in text
     assert (tmp_path / "run" / "measurements.jsonl").stat().st_size > 0
+
+
+def test_demo_live_in_the_lab(lab_ready, tmp_path):
+    """The README's main job as a new user runs it (as root), shortened to the first 8 rounds
+    (06:00-09:30 scenario time): Twitter's throttling from 09:00 is found on the lab's ISPs."""
+    p = subprocess.run([sys.executable, "-m", "netvigil", "demo", "--no-serve", "--rounds", "8",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = " ".join(p.stderr.split())
+    assert "lab run: 8 rounds" in text
+    assert "twitter in RU: censorship from 2022-02-26 09:00:00" in text
+    assert "throttled.targeted 09:00" in text
+    assert "Live metrics show that Twitter" in text
+    labels = (tmp_path / "run" / "labels.jsonl").read_text()
+    assert "throttled.targeted" in labels

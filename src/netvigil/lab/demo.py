@@ -86,11 +86,18 @@ def _hm(t: str | None) -> str:
     return t[11:16] if t else "ongoing"
 
 
+def incident_text(incident) -> str:
+    from netvigil.report.text import incident_text as statement
+
+    return statement(incident)
+
+
 def incident_lines(incidents: list) -> list[str]:
     """One line per incident, then one per network with how its technique changed."""
     out = []
     for inc in incidents:
-        out.append(f"{inc.service} in {inc.country}: {inc.kind} from {inc.start} to {inc.end or 'ongoing'}"
+        service = "all services" if inc.service in ("*", "") else inc.service
+        out.append(f"{service} in {inc.country}: {inc.kind} from {inc.start} to {inc.end or 'ongoing'}"
                    f" on {len(inc.networks)} network(s); circumvention (VPN): {inc.circumvention}")
         for n in inc.networks:
             steps = n.techniques or [{"technique": n.technique, "start": n.start, "end": n.end}]
@@ -146,9 +153,12 @@ def run_demo(out: Path, *, serve: bool = True, port: int = 8470, rounds: int | N
     console.print("[bold]What the observatory found[/]")
     for line in incident_lines(incidents):
         console.print(line, markup=False)
+    console.print("[bold]Incident statements[/]")
     for inc in incidents:
-        if getattr(inc, "summary", None):
-            console.print(f"- {inc.summary}", markup=False)
+        console.print(f"- {incident_text(inc)}  (netvigil report {inc.id} --data-dir {data_dir})", markup=False)
     console.print(f"ground truth: {run_dir / 'labels.jsonl'}  (score it: netvigil evaluate --lab {run_dir})")
     if serve:
         serve_dashboard(data_dir, port, console)
+    else:
+        console.print(f"dashboard: netvigil serve --data-dir {data_dir} --port {port}, "
+                      f"then open http://127.0.0.1:{port}/", markup=False)

@@ -90,16 +90,22 @@ _sorted = msgspec.json.Encoder(order="sorted")
 _encoder = msgspec.json.Encoder()
 
 
+def _decode(decoder: msgspec.json.Decoder, data: bytes, what: str, expected: str = ""):
+    """Decode or reject with a one-line reason naming `what` was wrong."""
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise Rejected(f"{what}: {exc}{expected}") from None
+    except msgspec.DecodeError as exc:
+        raise Rejected(f"{what}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(f"{what}: nested too deeply") from None
+
+
 def unwrap_submission(body: bytes) -> bytes:
     """The raw measurement bytes of an OONI submission body."""
-    try:
-        env = _envelope.decode(body)
-    except msgspec.ValidationError as exc:
-        raise Rejected(f"submission body: {exc} (expected {{\"format\": \"json\", \"content\": {{...}}}})") from None
-    except msgspec.DecodeError as exc:
-        raise Rejected(f"submission body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise Rejected("submission body is nested too deeply") from None
+    env = _decode(_envelope, body, "submission body",
+                  ' (expected {"format": "json", "content": {...}})')
     if env.format != "json":
         raise Rejected(f"format {env.format!r} is not supported (only \"json\")")
     return bytes(env.content)
@@ -119,14 +125,7 @@ def scrub_probe_ip(raw: bytes) -> bytes:
 
 def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
     """Validate types and the envelope fields analysis depends on."""
-    try:
-        m = _measurement.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise Rejected(f"{where}: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise Rejected(f"{where}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise Rejected(f"{where}: nested too deeply") from None
+    m = _decode(_measurement, raw, where)
     checks = (
         ("test_name", m.test_name, TEST_NAME_RE, "a lowercase test name like web_connectivity"),
         ("measurement_start_time", m.measurement_start_time, TIME_RE, "'YYYY-MM-DD HH:MM:SS' UTC"),

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(iproute2 iptables openvpn libnetfilter-queue-dev build-essential curl chromium chromium-driver)
+APT_PKGS=(iproute2 iptables openvpn libnetfilter-queue-dev build-essential curl chromium chromium-driver clickhouse-server)
 APT_BINS=(ip iptables openvpn curl chromium gcc)
 
 missing_apt() {

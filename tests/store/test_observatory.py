@@ -1,10 +1,8 @@
-"""The Observatory facade on embedded chdb (and on a ClickHouse server when
-NETVIGIL_CLICKHOUSE_URL is set): idempotent add, one-by-one arrival, rebuild from the raw
-archive, reads, and incident change events."""
+"""The Observatory facade on embedded chdb: idempotent add, one-by-one arrival, rebuild from
+the raw archive, reads, and incident change events. (The same on a ClickHouse server:
+test_server_parity.py.)"""
 
 from __future__ import annotations
-
-import os
 
 import msgspec
 import pytest
@@ -114,22 +112,6 @@ def test_two_stores_open_at_once_in_one_process(tmp_path):
         assert b2.verdicts() == []
     with Observatory(tmp_path / "x") as a2:
         assert len(a2.verdicts(limit=None)) == 8
-
-
-@pytest.mark.skipif(not os.environ.get("NETVIGIL_CLICKHOUSE_URL"), reason="NETVIGIL_CLICKHOUSE_URL not set")
-def test_same_sql_same_results_on_server(tmp_path):
-    url = os.environ["NETVIGIL_CLICKHOUSE_URL"]
-    ms = scenario()
-    with Observatory(tmp_path / "chdb") as a:
-        a.add(ms)
-        a.refresh()
-        ra = (_key(a.verdicts(limit=None)), a.aggregates(bucket="1h"), [msgspec.to_builtins(i) for i in a.incidents()])
-    with Observatory(tmp_path / "srv", engine=url) as b:
-        b.rebuild()
-        b.add(scenario())
-        b.refresh()
-        rb = (_key(b.verdicts(limit=None)), b.aggregates(bucket="1h"), [msgspec.to_builtins(i) for i in b.incidents()])
-    assert ra == rb
 
 
 def test_technique_change_is_a_change_event(obs):

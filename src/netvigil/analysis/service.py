@@ -30,7 +30,7 @@ from netvigil.analysis.endpoints import input_domain
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
-from netvigil.store.engine import open_engine, sql_str
+from netvigil.store.engine import open_engine, sql_str, time_bucket
 from netvigil.store.raw import RawArchive
 from netvigil.store.schema import create_tables, drop_tables
 
@@ -169,7 +169,7 @@ class Observatory:
             changes: list[IncidentChange] = []
             for cc in sorted(self._dirty):
                 latest = self.db.query(
-                    f"SELECT formatDateTime(max(time), '%Y-%m-%d %H:%i:%S') AS t FROM {self.t('verdicts')} WHERE cc = {sql_str(cc)}")
+                    f"SELECT toString(max(time)) AS t FROM {self.t('verdicts')} WHERE cc = {sql_str(cc)}")
                 if not latest or not latest[0]["t"]:
                     continue
                 horizon = _shift(latest[0]["t"], -REFRESH_WINDOW)
@@ -201,14 +201,14 @@ class Observatory:
     def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h") -> list[AggregateRow]:
         where = queries.where(country=country, asn=asn, service=service, since=since, until=until, direct=True)
         rows = self.db.query(
-            f"""SELECT formatDateTime(toStartOfInterval(time, {bucket_interval(bucket)}), '%Y-%m-%d %H:%i:%S') AS bucket,
+            f"""SELECT {time_bucket('time', bucket_interval(bucket))} AS bucket,
                    cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
             FROM {self.t('verdicts')} FINAL {where}
             GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service"""
         )
         # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
         probes = self.db.query(
-            f"""SELECT formatDateTime(toStartOfInterval(time, {bucket_interval(bucket)}), '%Y-%m-%d %H:%i:%S') AS bucket,
+            f"""SELECT {time_bucket('time', bucket_interval(bucket))} AS bucket,
                    cc, asn, service, uniqExact(report_id) AS probes
             FROM {self.t('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service"""
         )
@@ -219,7 +219,7 @@ class Observatory:
         where += (" AND " if where else "WHERE ") + "service != ''"
         rows = self.db.query(
             f"""SELECT cc, asn, service, argMax(class, time) AS class, argMax(technique, time) AS technique,
-                   formatDateTime(max(time), '%Y-%m-%d %H:%i:%S') AS last, count() AS n,
+                   toString(max(time)) AS last, count() AS n,
                    argMax(network_name, time) AS network_name
             FROM {self.t('verdicts')} FINAL {where} GROUP BY cc, asn, service ORDER BY cc, asn, service"""
         )

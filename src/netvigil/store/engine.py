@@ -1,10 +1,11 @@
 """Store engines: the same ClickHouse SQL on embedded chdb or on a ClickHouse server.
 
     engine = open_engine(data_dir / "chdb")                 # embedded (default)
-    engine = open_engine("http://localhost:8123", database="nv")  # server (clickhouse-connect)
+    engine = open_engine("http://localhost:8123", database="nv")  # server (HTTP, server.py)
 
-Interface: `execute(sql)`, `query(sql) -> list[dict]` (JSONEachRow), `insert(table, rows)`,
-`close()`. SQL is written once in schema.py/queries; both engines run it unchanged.
+Interface: `execute(sql)`, `query(sql) -> list[dict]` (JSONEachRow), `query_bytes(sql, fmt)`,
+`insert(table, rows)`, `close()`. SQL is written once in schema.py/queries; both engines run
+it unchanged (from chdb 26.x down to server 18.16: see `time_bucket` and server.py).
 
 chdb allows ONE data directory per process at a time (an embedded server), and a second
 Session on another directory fails while the first is open. So the embedded engine shares
@@ -17,6 +18,7 @@ first is closed.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +36,7 @@ class Engine(Protocol):
 
     def execute(self, sql: str) -> None: ...
     def query(self, sql: str) -> list[dict[str, Any]]: ...
+    def query_bytes(self, sql: str, fmt: str) -> bytes: ...
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None: ...
     def close(self) -> None: ...
 
@@ -108,6 +111,10 @@ class ChdbEngine:
         data = res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
         return [_dec.decode(line) for line in data.splitlines() if line.strip()]
 
+    def query_bytes(self, sql: str, fmt: str) -> bytes:
+        res = self._run(sql, fmt)
+        return res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
+
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -120,55 +127,12 @@ class ChdbEngine:
             _SharedSession.release()
 
 
-class ServerEngine:
-    """A ClickHouse server through clickhouse-connect (HTTP interface)."""
-
-    def __init__(self, url: str, database: str | None = None):
-        try:
-            import clickhouse_connect
-        except ImportError as exc:  # pragma: no cover
-            raise StoreError(f"clickhouse-connect is not installed: {exc}") from None
-        self.database = database or database_name(url)
-        try:
-            self._client = clickhouse_connect.get_client(dsn=url)
-        except Exception as exc:
-            raise StoreError(f"cannot connect to ClickHouse: {exc}", where=url) from None
-        self.url = url
-        self.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-
-    def execute(self, sql: str) -> None:
-        try:
-            self._client.command(sql)
-        except Exception as exc:
-            raise StoreError(f"query failed: {str(exc).splitlines()[0][:300]}", where=self.url) from None
-
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        try:
-            data = self._client.raw_query(sql, fmt="JSONEachRow")
-        except Exception as exc:
-            raise StoreError(f"query failed: {str(exc).splitlines()[0][:300]}", where=self.url) from None
-        return [_dec.decode(line) for line in bytes(data).splitlines() if line.strip()]
-
-    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        payload = b"\n".join(_json.encode(r) for r in rows)
-        try:
-            self._client.raw_insert(f"{self.database}.{table}", insert_block=payload, fmt="JSONEachRow")
-        except Exception as exc:
-            raise StoreError(f"insert failed: {str(exc).splitlines()[0][:300]}", where=self.url) from None
-
-    def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:
-            pass
-
-
 def open_engine(target: str | Path, database: str | None = None) -> Engine:
     """`target`: a directory (embedded chdb) or an http(s):// / clickhouse:// URL (server)."""
     text = str(target)
     if text.startswith(("http://", "https://", "clickhouse://")):
+        from netvigil.store.server import ServerEngine
+
         return ServerEngine(text, database)
     return ChdbEngine(Path(target), database)
 
@@ -178,3 +142,22 @@ def sql_str(value: str | None) -> str:
     if value is None:
         return "NULL"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_INTERVAL = re.compile(r"^INTERVAL\s+(\d+)\s+(minute|hour|day)$", re.I)
+
+
+def time_bucket(column: str, interval: str) -> str:
+    """SQL for the start of `column`'s time bucket, as 'YYYY-MM-DD hh:mm:ss' (UTC).
+
+    One text for every engine: toStartOfInterval is missing on 18.x servers and
+    formatDateTime's minute code differs (%M there, %i now), so buckets are whole multiples
+    of the interval since the epoch (what toStartOfInterval gives for minutes, days and the
+    hour counts that divide a day) and toString prints them."""
+    mt = _INTERVAL.match(interval.strip())
+    if not mt:
+        raise StoreError(f"bad time bucket interval {interval!r}")
+    step = int(mt.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[mt.group(2).lower()]
+    if step <= 0:
+        raise StoreError(f"bad time bucket interval {interval!r}")
+    return f"toString(toDateTime(intDiv(toUInt32({column}), {step}) * {step}, 'UTC'))"

@@ -2,14 +2,13 @@
 
 Shapes follow OONI's API where one exists (`/api/v1/measurement/{uid}` returns the stored
 measurement; lists answer {"metadata": {offset, limit, count, next_url}, "results": [...]}).
-Every list takes `format=json|csv` for export; CSV cells holding lists/objects are JSON.
+Every list takes `format=json|csv` for export (CSV cells holding lists/objects are JSON);
+verdicts, aggregates and incidents also `format=parquet` (typed columns: report/export.py).
 Query parameters are checked (country code, ASN, times) and a bad one is a 400 naming it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import time
 from datetime import datetime
@@ -22,6 +21,7 @@ from fastapi.responses import Response
 from netvigil.collector.intake import Rejected
 from netvigil.collector.routes import read_body, require_admin
 from netvigil.report.enrich import with_rates_from
+from netvigil.report.export import PARQUET_MEDIA_TYPE, to_csv, to_parquet
 
 router = APIRouter(prefix="/api/v1")
 
@@ -75,44 +75,30 @@ def builtins(obj: Any) -> Any:
     return msgspec.to_builtins(obj)
 
 
-def _cell(v: Any) -> Any:
-    if isinstance(v, (dict, list)):
-        return msgspec.json.encode(v).decode()
-    return "" if v is None else v
-
-
-def to_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    if not rows:
-        return ""
-    fields = list(rows[0].keys())
-    for r in rows[1:]:
-        for k in r:
-            if k not in fields:
-                fields.append(k)
-    w = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _cell(v) for k, v in r.items()})
-    return out.getvalue()
-
-
 def listing(request: Request, rows: list[dict], *, offset: int, limit: int, fmt: str,
             has_more: bool, name: str) -> Response:
-    if fmt == "csv":
-        return Response(to_csv(rows), media_type="text/csv",
-                        headers={"content-disposition": f'attachment; filename="{name}.csv"'})
+    """One page of a list: JSON with metadata, or an export file (CSV, Parquet) whose next
+    page, if any, is in the Link header (rel="next")."""
     next_url = None
     if has_more:
         next_url = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+    if fmt in ("csv", "parquet"):
+        headers = {"content-disposition": f'attachment; filename="{name}.{fmt}"'}
+        if next_url:
+            headers["link"] = f'<{next_url}>; rel="next"'
+        if fmt == "csv":
+            return Response(to_csv(rows), media_type="text/csv", headers=headers)
+        return Response(to_parquet(name, rows), media_type=PARQUET_MEDIA_TYPE, headers=headers)
     body = {"metadata": {"offset": offset, "limit": limit, "count": len(rows), "next_url": next_url},
             "results": rows}
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
-def check_format(fmt: str) -> str:
-    if fmt not in ("json", "csv"):
-        raise Rejected(f"query parameter 'format' is {fmt[:20]!r}, expected json or csv")
+def check_format(fmt: str, parquet: bool = False) -> str:
+    """json and csv everywhere; parquet for the lists with a typed record (export.KINDS)."""
+    allowed = ("json", "csv", "parquet") if parquet else ("json", "csv")
+    if fmt not in allowed:
+        raise Rejected(f"query parameter 'format' is {fmt[:20]!r}, expected {', '.join(allowed[:-1])} or {allowed[-1]}")
     return fmt
 
 
@@ -142,7 +128,7 @@ async def verdicts(request: Request, country: str | None = None, asn: str | None
                    limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
                    format: str = "json"):
     t0 = time.perf_counter()
-    fmt = check_format(format)
+    fmt = check_format(format, parquet=True)
     rows = await request.app.state.nv.pump.call(
         "verdicts", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service),
         since=norm_time(since, "since"), until=norm_time(until, "until"), limit=limit + 1, offset=offset)
@@ -157,7 +143,7 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
                      bucket: str = "1h", limit: int = Query(10000, ge=1, le=100000),
                      offset: int = Query(0, ge=0, le=10**9), format: str = "json"):
     t0 = time.perf_counter()
-    fmt = check_format(format)
+    fmt = check_format(format, parquet=True)
     if not BUCKET_RE.match(bucket):
         raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d")
     rows = await request.app.state.nv.pump.call(
@@ -175,7 +161,7 @@ async def incidents(request: Request, country: str | None = None, service: str |
                     offset: int = Query(0, ge=0, le=10**9), format: str = "json"):
     from netvigil.report.text import incident_text
 
-    fmt = check_format(format)
+    fmt = check_format(format, parquet=True)
     rows = await request.app.state.nv.pump.call(
         "incidents", country=norm_cc(country), service=norm_service(service), ongoing=ongoing)
     page = []

@@ -1,0 +1,97 @@
+"""`netvigil export`: verdicts, aggregates or incidents of a store as Parquet, CSV or JSONL.
+
+The same rows, filters and paging as the API's lists (`format=parquet|csv|json`), written by
+report/export.py, so a file from the CLI and a download from the API agree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from netvigil.errors import UsageError
+
+KIND_NAMES = ("verdicts", "aggregates", "incidents")
+FILE_FORMATS = ("parquet", "csv", "jsonl")
+
+
+def _check(kind: str, fmt: str) -> None:
+    if kind not in KIND_NAMES:
+        raise UsageError(f"unknown list {kind!r}", hint="use verdicts, aggregates or incidents")
+    if fmt not in FILE_FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint="use parquet, csv or jsonl")
+
+
+def _rows(obs, kind: str, *, country, asn, service, since, until, bucket, ongoing, limit, offset) -> list[dict]:
+    import msgspec
+
+    from netvigil.collector.intake import Rejected
+    from netvigil.report.api import norm_asn, norm_cc, norm_service, norm_time
+
+    try:
+        cc, a, svc = norm_cc(country), norm_asn(asn), norm_service(service)
+        lo, hi = norm_time(since, "since"), norm_time(until, "until")
+    except Rejected as exc:  # the API's checks: the same words, as a usage error
+        raise UsageError(str(exc).replace("query parameter ", "option --").replace("--'", "--").replace("' is", " is")) from None
+    if kind == "verdicts":
+        recs = obs.verdicts(country=cc, asn=a, service=svc, since=lo, until=hi, limit=limit, offset=offset)
+        return [msgspec.to_builtins(r) for r in recs]
+    if kind == "aggregates":
+        recs = obs.aggregates(country=cc, asn=a, service=svc, since=lo, until=hi, bucket=bucket)
+    else:
+        from netvigil.report.text import incident_text
+
+        if a or lo or hi:
+            raise UsageError("incidents are filtered by --country, --service and --ongoing only")
+        recs = obs.incidents(country=cc, service=svc, ongoing=True if ongoing else None)
+    recs = recs[offset:] if limit is None else recs[offset:offset + limit]
+    rows = [msgspec.to_builtins(r) for r in recs]
+    if kind == "incidents":
+        for row, inc in zip(rows, recs):
+            row["text"] = incident_text(inc)
+    return rows
+
+
+def export(
+    kind: str = typer.Argument(..., help="What to export: verdicts, aggregates or incidents."),
+    store: Path = typer.Option(..., "--store", help="Observatory data directory."),
+    fmt: str = typer.Option("parquet", "--format", "-f", help="parquet (typed columns), csv or jsonl."),
+    out: Path = typer.Option(..., "--out", "-o", help="File to write (replaced atomically)."),
+    country: str = typer.Option(None, "--country", help="Only this country (two-letter code)."),
+    asn: str = typer.Option(None, "--asn", help="Only this network, e.g. AS12389 (verdicts, aggregates)."),
+    service: str = typer.Option(None, "--service", help="Only this service, e.g. twitter."),
+    since: str = typer.Option(None, "--since", help="From this UTC time, 'YYYY-MM-DD[ HH:MM[:SS]]' (verdicts, aggregates)."),
+    until: str = typer.Option(None, "--until", help="Before this UTC time (verdicts, aggregates)."),
+    bucket: str = typer.Option("1h", "--bucket", help="Aggregate bucket: e.g. 10m, 1h, 1d."),
+    ongoing: bool = typer.Option(False, "--ongoing", help="Only incidents still in progress."),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many rows (default: all)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first (paging)."),
+) -> None:
+    """Export a store's verdicts, aggregates or incidents as Parquet, CSV or JSONL.
+
+    Example: netvigil export verdicts --store ./observatory --format parquet --out verdicts.parquet --country RU
+    """
+    _check(kind, fmt)
+    if not (store / "raw").is_dir():
+        raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
+                         hint="create one with 'netvigil analyse FILES --store DIR'")
+    from netvigil.analysis.service import Observatory
+    from netvigil.report.export import render
+
+    with Observatory(store) as obs:
+        rows = _rows(obs, kind, country=country, asn=asn, service=service, since=since, until=until,
+                     bucket=bucket, ongoing=ongoing, limit=limit, offset=offset)
+    data = render(kind, rows, fmt)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write: {exc.strerror}", where=str(out)) from None
+    typer.echo(f"{len(rows)} {kind} row(s) written to {out} ({fmt}, {len(data)} bytes)", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

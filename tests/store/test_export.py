@@ -1,0 +1,163 @@
+"""Parquet (and CSV/JSONL) exports from the API and the CLI, read back with pyarrow and
+compared with the JSON export of the same list, filters and page.
+
+The store holds the recorded lab run russia-2022 (tests/data/lab)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from netvigil.analysis.service import Observatory
+from netvigil.collector.app import create_app
+from netvigil.ingest.ooni import read_measurements
+from netvigil.report.export import PARQUET_MEDIA_TYPE, from_parquet_rows
+
+LAB_RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022" / "measurements.jsonl.zst"
+NETVIGIL = str(Path(sys.executable).parent / "netvigil")
+UTC_TS = pa.timestamp("ms", tz="UTC")  # Parquet keeps seconds as milliseconds
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export-store")
+    with Observatory(d) as obs:
+        obs.add(list(read_measurements([LAB_RUN])))
+        obs.refresh()
+    return d
+
+
+@pytest.fixture(scope="module")
+def cli_store(store, tmp_path_factory):
+    """A copy for the CLI (its raw archive: the tables are derived again on opening), since
+    the served store's embedded database is held by the running app."""
+    d = tmp_path_factory.mktemp("export-cli") / "store"
+    shutil.copytree(store / "raw", d / "raw")
+    return d
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed command in its own process (one embedded database per process)."""
+    return subprocess.run([NETVIGIL, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def client(store):
+    app = create_app(store, analysis_interval=0.2)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        deadline = time.monotonic() + 60
+        while app.state.nv.pump.obs is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.nv.pump.obs is not None, app.state.nv.pump.error
+        yield c
+
+
+def get_json(client, path, **params) -> dict:
+    r = client.get(path, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def get_parquet(client, path, **params) -> tuple[pa.Table, list[dict], dict]:
+    r = client.get(path, params={**params, "format": "parquet"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == PARQUET_MEDIA_TYPE
+    assert r.headers["content-disposition"].endswith('.parquet"')
+    return pq.read_table(io.BytesIO(r.content)), from_parquet_rows(r.content), r.headers
+
+
+@pytest.mark.parametrize("path,params", [
+    ("/api/v1/verdicts", {"country": "RU", "service": "twitter", "limit": 50, "offset": 10}),
+    ("/api/v1/verdicts", {"asn": "AS8359", "since": "2022-02-26 10:00", "until": "2022-02-26 12:00", "limit": 1000}),
+    ("/api/v1/aggregates", {"country": "RU", "bucket": "1h"}),
+    ("/api/v1/aggregates", {"service": "facebook", "bucket": "10m", "limit": 7, "offset": 3}),
+    ("/api/v1/incidents", {"country": "RU"}),
+])
+def test_parquet_equals_json_export(client, path, params):
+    want = get_json(client, path, **params)
+    table, rows, headers = get_parquet(client, path, **params)
+    assert want["results"], "the filter must select something for the comparison to mean anything"
+    assert rows == want["results"]
+    assert ("link" in headers) == (want["metadata"]["next_url"] is not None)
+
+
+def test_parquet_types(client):
+    v, rows, _ = get_parquet(client, "/api/v1/verdicts", country="RU", limit=100)
+    assert v.schema.field("measurement_start_time").type == UTC_TS
+    assert v.schema.field("rule_ids").type == pa.list_(pa.string())
+    assert v.schema.field("confidence").type == pa.float64() and v.schema.field("confirmed").type == pa.bool_()
+    assert any(r["rule_ids"] for r in rows)
+    a, _, _ = get_parquet(client, "/api/v1/aggregates", country="RU")
+    assert a.schema.field("bucket").type == UTC_TS
+    assert pa.types.is_map(a.schema.field("counts").type) and a.schema.field("total").type == pa.int64()
+    i, irows, _ = get_parquet(client, "/api/v1/incidents")
+    net = i.schema.field("networks").type.value_type
+    assert net.field("start").type == UTC_TS and net.field("techniques").type.value_type.field("end").type == UTC_TS
+    assert {r["service"] for r in irows} >= {"twitter", "facebook"} and all(r["text"] for r in irows)
+
+
+def test_paging_link_walks_every_page(client):
+    everything = get_json(client, "/api/v1/verdicts", country="RU", limit=10000)["results"]
+    got, params = [], {"country": "RU", "limit": 100}
+    for _ in range(20):
+        _, rows, headers = get_parquet(client, "/api/v1/verdicts", **params)
+        got += rows
+        if "link" not in headers:
+            break
+        nxt = headers["link"].split(";")[0].strip("<>")
+        params = dict(p.split("=", 1) for p in nxt.split("?", 1)[1].split("&"))
+        params.pop("format")
+    assert len(everything) > 200 and got == everything
+
+
+@pytest.mark.parametrize("path,fmt", [("/api/v1/verdicts", "xml"), ("/api/v1/incidents", "PARQUET"),
+                                      ("/api/v1/status", "parquet"), ("/api/v1/measurements", "parquet")])
+def test_bad_format_is_a_400_naming_it(client, path, fmt):
+    r = client.get(path, params={"format": fmt})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert "'format'" in detail and fmt in detail and "\n" not in detail
+
+
+def test_cli_export_each_format_matches_the_api(client, cli_store, tmp_path):
+    want = get_json(client, "/api/v1/verdicts", country="RU", service="facebook", limit=10000)["results"]
+    for fmt in ("parquet", "csv", "jsonl"):
+        out = tmp_path / f"v.{fmt}"
+        r = cli("export", "verdicts", "--store", str(cli_store), "--format", fmt, "--out", str(out),
+                "--country", "RU", "--service", "facebook")
+        assert r.returncode == 0, r.stderr
+        assert f"{len(want)} verdicts row(s) written" in r.stderr
+        if fmt == "parquet":
+            assert from_parquet_rows(out.read_bytes()) == want
+        elif fmt == "jsonl":
+            assert [json.loads(line) for line in out.read_text().splitlines()] == want
+        else:
+            lines = out.read_text().splitlines()
+            assert lines[0].startswith("measurement_uid,") and len(lines) == len(want) + 1
+    inc = tmp_path / "i.parquet"
+    r = cli("export", "incidents", "--store", str(cli_store), "--out", str(inc), "--limit", "1", "--offset", "1")
+    assert r.returncode == 0, r.stderr
+    assert from_parquet_rows(inc.read_bytes()) == get_json(client, "/api/v1/incidents", limit=1, offset=1)["results"]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["verdicts", "--format", "xml"], "unknown format 'xml'"),
+    (["tables", "--format", "csv"], "unknown list 'tables'"),
+    (["verdicts", "--since", "yesterday"], "option --since is 'yesterday'"),
+    (["aggregates", "--bucket", "1w"], "bad bucket '1w'"),
+])
+def test_cli_export_bad_arguments_are_one_line(cli_store, tmp_path, args, words):
+    r = cli("export", *args[:1], "--store", str(cli_store), "--out", str(tmp_path / "x"), *args[1:])
+    err = r.stderr.strip()
+    assert r.returncode == 2 and words in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()

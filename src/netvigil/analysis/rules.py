@@ -16,6 +16,11 @@ from pathlib import Path
 
 from netvigil.errors import ConfigError
 
+try:  # one automaton for ~1,300 literals instead of one scan per literal
+    import ahocorasick_rs
+except ImportError:  # pragma: no cover - a listed dependency; the plain scan gives the same answers
+    ahocorasick_rs = None
+
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 
 
@@ -42,6 +47,74 @@ class Fingerprint:
         return bool(self.regex and self.regex.search(value))
 
 
+class LiteralSet:
+    """Which of many literal patterns occur in a text, found in one pass: an Aho-Corasick
+    automaton over the UTF-8 bytes (UTF-8 is self-synchronising, so a byte match of the
+    encodings is exactly a `str` substring match; lone surrogates pass through). The answer is
+    the indexes of the patterns found, in pattern order, as `[i for i, p in ... if p in text]`."""
+
+    def __init__(self, patterns: list[str]):
+        self.patterns = list(patterns)
+        self.always = [i for i, p in enumerate(self.patterns) if not p]  # "" is in every text
+        by_text: dict[str, list[int]] = {}
+        for i, p in enumerate(self.patterns):
+            if p:
+                by_text.setdefault(p, []).append(i)
+        self._ids = list(by_text.values())  # automaton pattern number -> pattern indexes
+        self._ac = None
+        if ahocorasick_rs is not None and by_text:
+            self._ac = ahocorasick_rs.BytesAhoCorasick([_utf8(p) for p in by_text],
+                                                       implementation=ahocorasick_rs.Implementation.DFA)
+
+    def hits(self, text: str) -> list[int]:
+        if self._ac is None:
+            return [i for i, p in enumerate(self.patterns) if p in text]
+        seen = {j for j, _, _ in self._ac.find_matches_as_indexes(_utf8(text), overlapping=True)}
+        if not seen:
+            return list(self.always)
+        ids = self._ids
+        return sorted([i for j in seen for i in ids[j]] + self.always)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+class FingerprintMatcher:
+    """The fingerprints of one location (the body, or one header), matched all at once:
+    literals (`contains`) through a LiteralSet, `full` by dict, `prefix` after one C-level
+    `startswith(tuple)` test, `regexp` one by one. `match` gives the fingerprints that match,
+    in list order, as `[fp for fp in fps if fp.matches(value)]` does."""
+
+    def __init__(self, fps: list[Fingerprint]):
+        self.fps = list(fps)
+        contains = [i for i, fp in enumerate(self.fps) if fp.kind == "contains"]
+        self._contains_ids = contains
+        self._literals = LiteralSet([self.fps[i].pattern for i in contains])
+        self._full: dict[str, list[int]] = {}
+        for i, fp in enumerate(self.fps):
+            if fp.kind == "full":
+                self._full.setdefault(fp.pattern, []).append(i)
+        self._prefix = [i for i, fp in enumerate(self.fps) if fp.kind == "prefix"]
+        self._prefixes = tuple(self.fps[i].pattern for i in self._prefix)
+        self._other = [i for i, fp in enumerate(self.fps) if fp.kind not in ("contains", "full", "prefix")]
+        self._last: tuple[str, list[Fingerprint]] | None = None  # (text, result): bodies are matched twice
+
+    def match(self, value: str) -> list[Fingerprint]:
+        last = self._last
+        if last is not None and last[0] is value:
+            return last[1]
+        fps = self.fps
+        ids = [self._contains_ids[k] for k in self._literals.hits(value)] if self._contains_ids else []
+        ids.extend(self._full.get(value, ()))
+        if self._prefixes and value.startswith(self._prefixes):
+            ids.extend(i for i in self._prefix if value.startswith(fps[i].pattern))
+        ids.extend(i for i in self._other if fps[i].matches(value))
+        found = [fps[i] for i in sorted(ids)]
+        self._last = (value, found)
+        return found
+
+
 @dataclass
 class RuleSet:
     version: str
@@ -54,8 +127,8 @@ class RuleSet:
     http_body: list[Fingerprint] = field(default_factory=list)
     http_headers: dict[str, list[Fingerprint]] = field(default_factory=dict)
     bogons: tuple = ()
-    _contains: list | None = None
-    _other: list | None = None
+    _body: FingerprintMatcher | None = None
+    _headers: dict[str, FingerprintMatcher] = field(default_factory=dict)
     _net_cache: dict = field(default_factory=dict)
     sinks: tuple = ()
 
@@ -87,23 +160,26 @@ class RuleSet:
 
     def match_http(self, body: str | None, headers: dict[str, str], *, false_positives: bool | None = None) -> list[Fingerprint]:
         """Fingerprints matching an HTTP response. `false_positives`: None = all, True = only
-        the known false positives (scope `fp`), False = only block pages. Callers look for
-        false positives only once a block page matched (they are a third of the list)."""
-        found = []
-        lower = {k.lower(): v for k, v in headers.items()}
-        for name, fps in self.http_headers.items():
-            value = lower.get(name)
-            if value is not None:
-                found.extend(fp for fp in fps if fp.matches(value) and _wanted(fp, false_positives))
+        the known false positives (scope `fp`), False = only block pages. Order: header
+        matches (by header, then list order), body literals (false positives first), other
+        body fingerprints; callers report the first."""
+        if self._body is None:
+            self._body = FingerprintMatcher(self.http_body)
+            self._headers = {name: FingerprintMatcher(fps) for name, fps in self.http_headers.items()}
+        found: list[Fingerprint] = []
+        if headers:
+            lower = {k.lower(): v for k, v in headers.items()}
+            for name, matcher in self._headers.items():
+                value = lower.get(name)
+                if value is not None:
+                    found.extend(fp for fp in matcher.match(value) if _wanted(fp, false_positives))
         if body:
-            if self._contains is None:
-                self._contains = {flag: [(fp.pattern, fp) for fp in self.http_body if fp.kind == "contains" and (fp.scope == "fp") == flag]
-                                  for flag in (True, False)}
-                self._other = [fp for fp in self.http_body if fp.kind != "contains"]
-            for flag in (True, False):
-                if false_positives is None or false_positives == flag:
-                    found.extend([fp for pat, fp in self._contains[flag] if pat in body])
-            found.extend(fp for fp in self._other if _wanted(fp, false_positives) and fp.matches(body))
+            hits = self._body.match(body)
+            if hits:
+                for flag in (True, False):
+                    if false_positives is None or false_positives == flag:
+                        found.extend(fp for fp in hits if fp.kind == "contains" and (fp.scope == "fp") == flag)
+                found.extend(fp for fp in hits if fp.kind != "contains" and _wanted(fp, false_positives))
         return found
 
 

@@ -114,3 +114,50 @@ def test_server_engine_reads_writes_and_deletes(clickhouse_url):
     finally:
         e.execute(f"DROP DATABASE IF EXISTS {e.database}")
         e.close()
+
+
+def _no_uids(incident: dict) -> dict:
+    ev = dict(incident["evidence"])
+    ev["measurement_uids"] = len(ev["measurement_uids"])
+    return {**incident, "evidence": ev}
+
+
+@pytest.mark.slow
+def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url):
+    """`netvigil serve --clickhouse-url`: probes submit the lab run over HTTP, the analysis
+    process writes to the server; the API's incidents equal those of a chdb Observatory
+    (but for the sample uids in the evidence: the collector assigns its own uids)."""
+    import time
+
+    import httpx
+
+    from netvigil.collector.client import submit_measurements
+    from netvigil.report.replay import load_run
+    from netvigil.report.serve import ObservatoryThread
+
+    ms = load_run(LAB_RUN.parent)
+    with Observatory(tmp_path / "chdb") as o:
+        o.add([msgspec.structs.replace(m) for m in ms])
+        o.refresh()
+        want = [_no_uids(i) for i in msgspec.to_builtins(o.incidents())]
+    url = server_db(clickhouse_url)
+    try:
+        with ObservatoryThread(tmp_path / "served", engine=url, analysis_interval=0.2, probe_tokens={"p"}) as srv:
+            assert submit_measurements(srv.url, ms, token="p").submitted == len(ms)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                health = httpx.get(f"{srv.url}/api/v1/health").json()
+                if health["analysed"] >= len(ms) or health["analysis"] != "running" and health["analysed"]:
+                    break
+                time.sleep(0.1)
+            assert health["analysis"] == "running" and health["analysed"] == len(ms), health
+            got = []
+            while time.monotonic() < deadline and got != want:  # the last refresh may be a round behind
+                got = [_no_uids({k: v for k, v in i.items() if k != "text"})
+                       for i in httpx.get(f"{srv.url}/api/v1/incidents").json()["results"]]
+                time.sleep(0.2)
+            parquet = httpx.get(f"{srv.url}/api/v1/incidents", params={"format": "parquet"})
+    finally:
+        drop(url)
+    assert want and got == want
+    assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"

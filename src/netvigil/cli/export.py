@@ -24,28 +24,33 @@ def _check(kind: str, fmt: str) -> None:
         raise UsageError(f"unknown format {fmt!r}", hint="use parquet, csv or jsonl")
 
 
-def _rows(obs, kind: str, *, country, asn, service, since, until, bucket, ongoing, limit, offset) -> list[dict]:
-    import msgspec
-
+def _filters(country, asn, service, since, until, bucket) -> dict:
+    """The API's checks on the filters (same words), before the store is opened."""
+    from netvigil.analysis.service import bucket_interval
     from netvigil.collector.intake import Rejected
     from netvigil.report.api import norm_asn, norm_cc, norm_service, norm_time
 
     try:
-        cc, a, svc = norm_cc(country), norm_asn(asn), norm_service(service)
-        lo, hi = norm_time(since, "since"), norm_time(until, "until")
-    except Rejected as exc:  # the API's checks: the same words, as a usage error
+        f = {"country": norm_cc(country), "asn": norm_asn(asn), "service": norm_service(service),
+             "since": norm_time(since, "since"), "until": norm_time(until, "until")}
+    except Rejected as exc:
         raise UsageError(str(exc).replace("query parameter ", "option --").replace("--'", "--").replace("' is", " is")) from None
+    bucket_interval(bucket)
+    return f
+
+
+def _rows(obs, kind: str, f: dict, *, bucket, ongoing, limit, offset) -> list[dict]:
+    import msgspec
+
     if kind == "verdicts":
-        recs = obs.verdicts(country=cc, asn=a, service=svc, since=lo, until=hi, limit=limit, offset=offset)
+        recs = obs.verdicts(**f, limit=limit, offset=offset)
         return [msgspec.to_builtins(r) for r in recs]
     if kind == "aggregates":
-        recs = obs.aggregates(country=cc, asn=a, service=svc, since=lo, until=hi, bucket=bucket)
+        recs = obs.aggregates(**f, bucket=bucket)
     else:
         from netvigil.report.text import incident_text
 
-        if a or lo or hi:
-            raise UsageError("incidents are filtered by --country, --service and --ongoing only")
-        recs = obs.incidents(country=cc, service=svc, ongoing=True if ongoing else None)
+        recs = obs.incidents(country=f["country"], service=f["service"], ongoing=True if ongoing else None)
     recs = recs[offset:] if limit is None else recs[offset:offset + limit]
     rows = [msgspec.to_builtins(r) for r in recs]
     if kind == "incidents":
@@ -74,6 +79,9 @@ def export(
     Example: netvigil export verdicts --store ./observatory --format parquet --out verdicts.parquet --country RU
     """
     _check(kind, fmt)
+    f = _filters(country, asn, service, since, until, bucket)
+    if kind == "incidents" and (f["asn"] or f["since"] or f["until"]):
+        raise UsageError("incidents are filtered by --country, --service and --ongoing only")
     if not (store / "raw").is_dir():
         raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
                          hint="create one with 'netvigil analyse FILES --store DIR'")
@@ -81,8 +89,7 @@ def export(
     from netvigil.report.export import render
 
     with Observatory(store) as obs:
-        rows = _rows(obs, kind, country=country, asn=asn, service=service, since=since, until=until,
-                     bucket=bucket, ongoing=ongoing, limit=limit, offset=offset)
+        rows = _rows(obs, kind, f, bucket=bucket, ongoing=ongoing, limit=limit, offset=offset)
     data = render(kind, rows, fmt)
     tmp = out.with_name(out.name + ".tmp")
     try:

@@ -38,11 +38,16 @@ USERS = """<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
+    <profile>default</profile><quota>default</quota></default>
+    <netvigil><password>{password}</password><networks><ip>127.0.0.1</ip></networks>
+    <profile>default</profile><quota>default</quota></netvigil></users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
     <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 """
+
+
+USER, PASSWORD = "netvigil", "s3cret-pw"  # a second user, to test authentication
 
 
 def server_binary() -> str | None:
@@ -72,7 +77,7 @@ class TempClickHouse:
             http, tcp = _free_port(), _free_port()
             for sub in ("log", "data", "tmp", "user_files", "format_schemas"):
                 (self.dir / sub).mkdir(parents=True, exist_ok=True)
-            (self.dir / "users.xml").write_text(USERS)
+            (self.dir / "users.xml").write_text(USERS.format(password=PASSWORD))
             (self.dir / "config.xml").write_text(CONFIG.format(d=self.dir, http=http, tcp=tcp))
             out = open(self.dir / "stdout.log", "wb")
             self.proc = subprocess.Popen([self.binary, f"--config-file={self.dir / 'config.xml'}"],

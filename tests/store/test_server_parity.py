@@ -161,3 +161,25 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
         drop(url)
     assert want and got == want
     assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
+
+
+def test_user_and_password_in_the_url(clickhouse_url):
+    """Basic auth from the URL (every server version reads it); a wrong password is one line."""
+    import os
+
+    from tests.store.chserver import PASSWORD, USER
+
+    if os.environ.get("NETVIGIL_CLICKHOUSE_URL"):
+        pytest.skip("the test user exists only on the temporary server")
+    hostport = clickhouse_url.split("//", 1)[1].rstrip("/")
+    e = ServerEngine(f"http://{USER}:{PASSWORD}@{hostport}/?database=nv_test_auth")
+    try:
+        # (18.16 has no currentUser(): the running query names its user)
+        rows = e.query("SELECT DISTINCT user AS u FROM system.processes WHERE query LIKE '%nv-auth-check%'")
+        assert rows == [{"u": USER}]
+    finally:
+        e.execute("DROP DATABASE IF EXISTS nv_test_auth")
+        e.close()
+    with pytest.raises(StoreError) as err:
+        ServerEngine(f"http://{USER}:wrong@{hostport}/")
+    assert "\n" not in str(err.value) and "wrong" not in str(err.value) and hostport in str(err.value)

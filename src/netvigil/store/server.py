@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import msgspec
@@ -64,11 +64,8 @@ class ServerEngine:
         self.where = f"{parts.scheme}://{host}:{port}"
         opts = dict(parse_qsl(parts.query))
         self.database = database or opts.get("database") or database_name(url)
-        headers = {}
-        if parts.username:
-            headers["X-ClickHouse-User"] = parts.username
-            headers["X-ClickHouse-Key"] = parts.password or ""
-        self._http = httpx.Client(headers=headers, timeout=timeout)
+        auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        self._http = httpx.Client(auth=auth, timeout=timeout)  # basic auth: every version reads it
         self._settings: dict[str, str] = {}
         try:
             self.version = self._post("SELECT version()").decode().strip()

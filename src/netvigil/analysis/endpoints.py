@@ -16,6 +16,7 @@ from netvigil.analysis.observations import Observation, host_of
 from netvigil.analysis.rules import RuleSet
 
 STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
+STEPS = STEP_ORDER + ("throughput",)
 
 
 class EndpointResult:
@@ -65,14 +66,19 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
     # a censor's policy is deterministic per (name, address, port): when the same step to the
     # same address both succeeded and failed in one measurement, the failure was a transient
     worked = {(dom_of(o), o.step, o.ip, o.port) for o in obs if o.step in ("tcp", "tls") and not o.failure and o.ip}
-    for step in STEP_ORDER + ("throughput",):
-        for o in obs:
-            if o.step != step:
-                continue
+    by_step: dict[str, list[Observation]] = {step: [] for step in STEPS}
+    for o in obs:
+        rows = by_step.get(o.step)
+        if rows is not None:
+            rows.append(o)
+    for step in STEPS:
+        for o in by_step[step]:
             dom = dom_of(o)
             if not dom:
                 continue
-            r = results.setdefault(dom, EndpointResult(dom))
+            r = results.get(dom)
+            if r is None:
+                r = results[dom] = EndpointResult(dom)
             r.tried += 1
             if step == "throughput":
                 if o.rate_bps is not None and not o.failure:
@@ -134,7 +140,9 @@ def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dic
     for o in obs:
         if o.step != "dns" or not o.domain or not o.answers:
             continue
-        r = results.setdefault(o.domain, EndpointResult(o.domain))
+        r = results.get(o.domain)
+        if r is None:
+            r = results[o.domain] = EndpointResult(o.domain)
         if r.finding is not None:
             continue
         fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints and not rules.is_sink(ip)]

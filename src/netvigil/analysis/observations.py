@@ -46,7 +46,21 @@ def _int(x: Any) -> int | None:
     return int(x) if isinstance(x, int) and not isinstance(x, bool) else None
 
 
+_HOSTS: dict[str, str | None] = {}  # url -> host: inputs and request URLs repeat across measurements
+
+
 def host_of(url: str | None) -> str | None:
+    if type(url) is str:
+        host = _HOSTS.get(url, _HOSTS)
+        if host is _HOSTS:
+            if len(_HOSTS) >= 50_000:
+                _HOSTS.clear()
+            host = _HOSTS[url] = _host_of(url)
+        return host
+    return _host_of(url)
+
+
+def _host_of(url: str | None) -> str | None:
     if not url:
         return None
     try:
@@ -81,6 +95,10 @@ def _body_text(body: Any) -> str | None:
     if isinstance(body, dict):  # {"format": "base64", "data": ...}: binary, not fingerprintable as text
         return None
     return None
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
 
 
 def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
@@ -222,7 +240,7 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
             Observation(
                 step="http", url=url, domain=host_of(url), ip=ip, port=port, failure=r.get("failure"),
                 status_code=_int(resp.get("code")) if isinstance(resp, dict) else None, body=body,
-                body_length=len(body.encode("utf-8", "replace")) if body is not None else None,
+                body_length=_utf8_len(body) if body is not None else None,
                 headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
             )
         )

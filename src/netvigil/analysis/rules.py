@@ -82,22 +82,38 @@ def _utf8(text: str) -> bytes:
 
 class FingerprintMatcher:
     """The fingerprints of one location (the body, or one header), matched all at once:
-    literals (`contains`) through a LiteralSet, `full` by dict, `prefix` after one C-level
-    `startswith(tuple)` test, `regexp` one by one. `match` gives the fingerprints that match,
-    in list order, as `[fp for fp in fps if fp.matches(value)]` does."""
+    literals (`contains`) through one LiteralSet, `full` by dict, `prefix` after one C-level
+    `startswith(tuple)` test, `regexp` only when the literal every match of it starts with
+    is in the text (found by the same LiteralSet). `match` gives the fingerprints that match,
+    in list order, exactly as `[fp for fp in fps if fp.matches(value)]` does."""
 
     def __init__(self, fps: list[Fingerprint]):
         self.fps = list(fps)
-        contains = [i for i, fp in enumerate(self.fps) if fp.kind == "contains"]
-        self._contains_ids = contains
-        self._literals = LiteralSet([self.fps[i].pattern for i in contains])
+        literals: list[str] = []
+        self._owner: list[tuple[bool, int]] = []  # literal -> (is a regexp's prefix, fingerprint index)
+        self._regex_always: list[int] = []  # regexps without a required literal: always searched
         self._full: dict[str, list[int]] = {}
+        self._prefix: list[int] = []
+        self._other: list[int] = []  # unknown kinds: Fingerprint.matches decides
         for i, fp in enumerate(self.fps):
-            if fp.kind == "full":
+            if fp.kind == "contains":
+                literals.append(fp.pattern)
+                self._owner.append((False, i))
+            elif fp.kind == "full":
                 self._full.setdefault(fp.pattern, []).append(i)
-        self._prefix = [i for i, fp in enumerate(self.fps) if fp.kind == "prefix"]
+            elif fp.kind == "prefix":
+                self._prefix.append(i)
+            elif fp.kind == "regexp" and fp.regex is not None:
+                lead = required_prefix(fp.regex)
+                if lead:
+                    literals.append(lead)
+                    self._owner.append((True, i))
+                else:
+                    self._regex_always.append(i)
+            else:
+                self._other.append(i)
+        self._literals = LiteralSet(literals) if literals else None
         self._prefixes = tuple(self.fps[i].pattern for i in self._prefix)
-        self._other = [i for i, fp in enumerate(self.fps) if fp.kind not in ("contains", "full", "prefix")]
         self._last: tuple[str, list[Fingerprint]] | None = None  # (text, result): bodies are matched twice
 
     def match(self, value: str) -> list[Fingerprint]:
@@ -105,14 +121,44 @@ class FingerprintMatcher:
         if last is not None and last[0] is value:
             return last[1]
         fps = self.fps
-        ids = [self._contains_ids[k] for k in self._literals.hits(value)] if self._contains_ids else []
-        ids.extend(self._full.get(value, ()))
+        ids: list[int] = []
+        if self._literals is not None:
+            owner = self._owner
+            for k in self._literals.hits(value):
+                is_regex, i = owner[k]
+                if not is_regex or fps[i].regex.search(value):
+                    ids.append(i)
+        for i in self._regex_always:
+            if fps[i].regex.search(value):
+                ids.append(i)
+        full = self._full.get(value)
+        if full:
+            ids.extend(full)
         if self._prefixes and value.startswith(self._prefixes):
             ids.extend(i for i in self._prefix if value.startswith(fps[i].pattern))
-        ids.extend(i for i in self._other if fps[i].matches(value))
-        found = [fps[i] for i in sorted(ids)]
+        if self._other:
+            ids.extend(i for i in self._other if fps[i].matches(value))
+        found = [fps[i] for i in sorted(ids)] if ids else []
         self._last = (value, found)
         return found
+
+
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def required_prefix(regex: re.Pattern) -> str:
+    """A literal that every match of `regex` begins with ("" when none is certain): the
+    pattern's leading plain characters, without the last one if a quantifier follows it.
+    Patterns with flags or alternation give ""."""
+    pattern = regex.pattern
+    if not isinstance(pattern, str) or "|" in pattern or regex.flags & ~(re.UNICODE | re.DEBUG) != 0:
+        return ""
+    n = 0
+    while n < len(pattern) and pattern[n] not in _META:
+        n += 1
+    if n < len(pattern) and pattern[n] in "*+?{":
+        n -= 1
+    return pattern[:max(n, 0)]
 
 
 @dataclass

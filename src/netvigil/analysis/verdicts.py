@@ -41,11 +41,11 @@ def measurement_uid(m: Measurement) -> str:
     if m.measurement_uid:
         return m.measurement_uid
     ann = m.annotations if isinstance(m.annotations, dict) else {}
-    key = "|".join(str(x) for x in (m.report_id, m.input, m.measurement_start_time, m.test_start_time, m.test_name,
-                                     m.probe_cc, m.probe_asn, m.test_runtime, ann.get("service"), ann.get("path"),
-                                     ann.get("run_id"), ann.get("wallclock_start")))
+    key = "|".join(map(str, (m.report_id, m.input, m.measurement_start_time, m.test_start_time, m.test_name,
+                             m.probe_cc, m.probe_asn, m.test_runtime, ann.get("service"), ann.get("path"),
+                             ann.get("run_id"), ann.get("wallclock_start"))))
     digest = hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
-    ts = "".join(ch for ch in m.measurement_start_time if ch.isdigit())[:14]
+    ts = "".join(filter(str.isdigit, m.measurement_start_time))[:14]
     return f"{ts}.nv_{m.probe_cc}_{m.probe_asn.removeprefix('AS')}_{digest}"
 
 
@@ -59,6 +59,7 @@ class ServiceNamer:
             self.catalogue = load_catalogue()
         except Exception:  # the catalogue is optional for analysis of OONI data
             self.catalogue = None
+        self._by_domain: dict[str, str | None] = {}  # the catalogue is fixed once loaded
 
     def __call__(self, m: Measurement, domain: str | None) -> str | None:
         ann = m.annotations.get("service") if isinstance(m.annotations, dict) else None
@@ -67,7 +68,15 @@ class ServiceNamer:
         if m.test_name in TEST_SERVICE:
             return TEST_SERVICE[m.test_name]
         if domain and self.catalogue is not None:
-            return self.catalogue.service_for_domain(domain)
+            if type(domain) is not str:
+                return self.catalogue.service_for_domain(domain)
+            cache = self._by_domain
+            service = cache.get(domain, cache)
+            if service is cache:
+                if len(cache) >= 50_000:
+                    cache.clear()
+                service = cache[domain] = self.catalogue.service_for_domain(domain)
+            return service
         return None
 
 

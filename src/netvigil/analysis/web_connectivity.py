@@ -39,10 +39,15 @@ class WebContext:
     def __init__(self, obs: list[Observation], control: dict[str, Any] | None, rules: RuleSet):
         self.rules = rules
         self.control = control if isinstance(control, dict) else {}
-        self.dns = [o for o in obs if o.step == "dns"]
-        self.tcp = [o for o in obs if o.step == "tcp"]
-        self.tls = [o for o in obs if o.step == "tls"]
-        self.http = [o for o in obs if o.step == "http"]
+        self.dns: list[Observation] = []
+        self.tcp: list[Observation] = []
+        self.tls: list[Observation] = []
+        self.http: list[Observation] = []
+        by_step = {"dns": self.dns, "tcp": self.tcp, "tls": self.tls, "http": self.http}
+        for o in obs:
+            rows = by_step.get(o.step)
+            if rows is not None:
+                rows.append(o)
         self.ip2domain: dict[str, str] = {}
         for o in self.dns:
             for ip in o.answers:

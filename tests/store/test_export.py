@@ -161,3 +161,18 @@ def test_cli_export_bad_arguments_are_one_line(cli_store, tmp_path, args, words)
     err = r.stderr.strip()
     assert r.returncode == 2 and words in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_parquet_of_odd_rows():
+    """Times with a T and Z, missing optional values, an object where text is expected; a time
+    that is not one is an error naming the row and column."""
+    from netvigil.errors import UsageError
+    from netvigil.report.export import to_parquet
+
+    base = {"measurement_uid": "u1", "measurement_start_time": "2022-02-26T09:00:00Z", "probe_cc": "RU",
+            "probe_asn": "AS1", "service": None, "input": {"odd": 1}, "domain": None, "class": "ok"}
+    back = from_parquet_rows(to_parquet("verdicts", [base]))
+    assert back[0]["measurement_start_time"] == "2022-02-26 09:00:00"
+    assert back[0]["input"] == '{"odd":1}' and back[0]["service"] is None and back[0]["rule_ids"] is None
+    with pytest.raises(UsageError, match=r"verdicts\[1\]\.measurement_start_time: 'soon' is not a UTC time"):
+        to_parquet("verdicts", [base, {**base, "measurement_start_time": "soon"}])

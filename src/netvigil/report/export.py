@@ -128,15 +128,36 @@ def _convert(value: Any, typ, where: str) -> Any:
     return value
 
 
+def _column(kind: str, name: str, typ, rows: list[dict]):
+    """One column as an arrow array: times parsed by arrow (vectorised), plain values taken as
+    they are, nested values (maps, structs) converted row by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = [r.get(name) for r in rows]
+    if pa.types.is_timestamp(typ):
+        text = pc.utf8_slice_codeunits(pc.replace_substring(pa.array(values, pa.string()), "T", " "), 0, 19)
+        try:
+            return pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="s").cast(typ)
+        except pa.ArrowInvalid:  # name the bad value
+            return pa.array([_convert(v, typ, f"{kind}[{i}].{name}") for i, v in enumerate(values)], typ)
+    plain = (pa.types.is_string(typ) or pa.types.is_boolean(typ) or pa.types.is_integer(typ)
+             or pa.types.is_floating(typ) or (pa.types.is_list(typ) and pa.types.is_string(typ.value_type)))
+    if plain:
+        try:
+            return pa.array(values, typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass  # e.g. an object in a text column: its JSON, below
+    return pa.array([_convert(v, typ, f"{kind}[{i}].{name}") for i, v in enumerate(values)], typ)
+
+
 def to_parquet(kind: str, rows: list[dict]) -> bytes:
     """Parquet bytes of `rows` (msgspec.to_builtins of the kind's records, plus EXTRA columns)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = arrow_schema(kind)
-    cols = {f.name: [_convert(r.get(f.name), f.type, f"{kind}[{i}].{f.name}") for i, r in enumerate(rows)]
-            for f in schema}
-    table = pa.Table.from_pydict(cols, schema=schema)
+    table = pa.Table.from_arrays([_column(kind, f.name, f.type, rows) for f in schema], schema=schema)
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

@@ -183,3 +183,27 @@ def test_user_and_password_in_the_url(clickhouse_url):
     with pytest.raises(StoreError) as err:
         ServerEngine(f"http://{USER}:wrong@{hostport}/")
     assert "\n" not in str(err.value) and "wrong" not in str(err.value) and hostport in str(err.value)
+
+
+def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
+    """`netvigil export --clickhouse-url`: the tables are read from the server."""
+    import json
+    import subprocess
+    import sys
+
+    url = server_db(clickhouse_url)
+    try:
+        with Observatory(tmp_path / "srv", engine=url) as o:
+            o.add(list(read_measurements([LAB_RUN])))
+            o.refresh()
+            want = msgspec.to_builtins(o.incidents())
+        out = tmp_path / "incidents.jsonl"
+        r = subprocess.run([str(Path(sys.executable).parent / "netvigil"), "export", "incidents", "--store",
+                            str(tmp_path / "srv"), "--clickhouse-url", url, "--format", "jsonl", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        drop(url)
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert want and [{k: v for k, v in g.items() if k != "text"} for g in got] == want
+    assert not (tmp_path / "srv" / "chdb").exists()  # nothing was read from an embedded store

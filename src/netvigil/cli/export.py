@@ -1,4 +1,4 @@
-"""`netvigil export`: verdicts, aggregates or incidents of a store as Parquet, CSV or JSONL.
+"""`netvigil export`: verdicts, aggregates, incidents or status of a store as Parquet, CSV or JSONL.
 
 The same rows, filters and paging as the API's lists (`format=parquet|csv|json`), written by
 report/export.py, so a file from the CLI and a download from the API agree.
@@ -13,13 +13,13 @@ import typer
 
 from netvigil.errors import UsageError
 
-KIND_NAMES = ("verdicts", "aggregates", "incidents")
+KIND_NAMES = ("verdicts", "aggregates", "incidents", "status")
 FILE_FORMATS = ("parquet", "csv", "jsonl")
 
 
 def _check(kind: str, fmt: str) -> None:
     if kind not in KIND_NAMES:
-        raise UsageError(f"unknown list {kind!r}", hint="use verdicts, aggregates or incidents")
+        raise UsageError(f"unknown list {kind!r}", hint="use verdicts, aggregates, incidents or status")
     if fmt not in FILE_FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint="use parquet, csv or jsonl")
 
@@ -47,6 +47,8 @@ def _rows(obs, kind: str, f: dict, *, bucket, ongoing, limit, offset) -> list[di
         return [msgspec.to_builtins(r) for r in recs]
     if kind == "aggregates":
         recs = obs.aggregates(**f, bucket=bucket)
+    elif kind == "status":
+        recs = obs.status(country=f["country"], asn=f["asn"], service=f["service"])
     else:
         from netvigil.report.text import incident_text
 
@@ -60,8 +62,8 @@ def _rows(obs, kind: str, f: dict, *, bucket, ongoing, limit, offset) -> list[di
 
 
 def export(
-    kind: str = typer.Argument(..., help="What to export: verdicts, aggregates or incidents."),
-    store: Path = typer.Option(..., "--store", help="Observatory data directory."),
+    kind: str = typer.Argument(..., help="What to export: verdicts, aggregates, incidents or status."),
+    store: Path = typer.Option(..., "--store", help="Observatory store directory (for 'netvigil serve': DATA_DIR/store)."),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet (typed columns), csv or jsonl."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (replaced atomically)."),
     country: str = typer.Option(None, "--country", help="Only this country (two-letter code)."),
@@ -73,8 +75,9 @@ def export(
     ongoing: bool = typer.Option(False, "--ongoing", help="Only incidents still in progress."),
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many rows (default: all)."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first (paging)."),
+    clickhouse_url: str = typer.Option(None, "--clickhouse-url", help="The store's tables are on this ClickHouse server."),
 ) -> None:
-    """Export a store's verdicts, aggregates or incidents as Parquet, CSV or JSONL.
+    """Export a store's verdicts, aggregates, incidents or status as Parquet, CSV or JSONL.
 
     Example: netvigil export verdicts --store ./observatory --format parquet --out verdicts.parquet --country RU
     """
@@ -82,13 +85,15 @@ def export(
     f = _filters(country, asn, service, since, until, bucket)
     if kind == "incidents" and (f["asn"] or f["since"] or f["until"]):
         raise UsageError("incidents are filtered by --country, --service and --ongoing only")
+    if kind == "status" and (f["since"] or f["until"]):
+        raise UsageError("status is the latest state: it takes --country, --asn and --service only")
     if not (store / "raw").is_dir():
         raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
                          hint="create one with 'netvigil analyse FILES --store DIR'")
     from netvigil.analysis.service import Observatory
     from netvigil.report.export import render
 
-    with Observatory(store) as obs:
+    with Observatory(store, engine=clickhouse_url or "chdb") as obs:
         rows = _rows(obs, kind, f, bucket=bucket, ongoing=ongoing, limit=limit, offset=offset)
     data = render(kind, rows, fmt)
     tmp = out.with_name(out.name + ".tmp")

@@ -3,7 +3,7 @@
 Shapes follow OONI's API where one exists (`/api/v1/measurement/{uid}` returns the stored
 measurement; lists answer {"metadata": {offset, limit, count, next_url}, "results": [...]}).
 Every list takes `format=json|csv` for export (CSV cells holding lists/objects are JSON);
-verdicts, aggregates and incidents also `format=parquet` (typed columns: report/export.py).
+status, verdicts, aggregates and incidents also `format=parquet` (typed columns: report/export.py).
 Query parameters are checked (country code, ASN, times) and a bad one is a 400 naming it.
 """
 
@@ -117,8 +117,12 @@ async def status(request: Request, country: str | None = None, asn: str | None =
         rows = await pump.call("status", **args)
     out = [builtins(r) for r in rows]
     timed(request, "status", t0)
-    if check_format(format) == "csv":
+    fmt = check_format(format, parquet=True)
+    if fmt == "csv":
         return Response(to_csv(out), media_type="text/csv")
+    if fmt == "parquet":
+        return Response(to_parquet("status", out), media_type=PARQUET_MEDIA_TYPE,
+                        headers={"content-disposition": 'attachment; filename="status.parquet"'})
     return Response(msgspec.json.encode({"results": out, "count": len(out)}), media_type="application/json")
 
 

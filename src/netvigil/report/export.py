@@ -1,4 +1,4 @@
-"""Exports of the API's lists (verdicts, aggregates, incidents) as JSONL, CSV or Parquet.
+"""Exports of the API's lists (verdicts, aggregates, incidents, status) as JSONL, CSV or Parquet.
 
 Parquet is written with pyarrow from the records (model/records.py), with a schema derived
 from their msgspec types, so it keeps the types a user of OONI data expects: times are
@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 
 from netvigil.errors import UsageError
-from netvigil.model.records import AggregateRow, Incident, Verdict
+from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
 
-KINDS = {"verdicts": Verdict, "aggregates": AggregateRow, "incidents": Incident}
+KINDS = {"verdicts": Verdict, "aggregates": AggregateRow, "incidents": Incident, "status": StatusRow}
 FORMATS = ("json", "csv", "parquet")
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 # string fields that hold a UTC time "YYYY-MM-DD HH:MM:SS"

@@ -10,22 +10,34 @@ Outages are grouped per (country, network set) with service "*".
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from netvigil.analysis.changes import Span, detect_spans
+from netvigil.errors import UsageError
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
 
 MAX_SAMPLE_UIDS = 20
+SILENCE_HORIZON = 7 * 86400  # seconds after a network's last measurement its silence is followed
+
+log = logging.getLogger("netvigil.incidents")
 
 
+@lru_cache(maxsize=1 << 16)
 def _ts(text: str) -> float:
+    # a round's verdicts share one time: the cache makes this one parse per round, not per verdict
     return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
 
 
-def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float]) -> tuple[list[Span], dict]:
-    """Direct-path verdicts -> spans per (cc, asn, service); other paths are kept aside."""
+def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],
+                        cache: dict | None = None) -> tuple[list[Span], dict]:
+    """Direct-path verdicts -> spans per (cc, asn, service); other paths are kept aside.
+    `cache` (kept by the caller between calls): a series whose verdicts are the very same
+    objects as last time gets last time's spans (the live refresh recomputes only the series
+    that received data)."""
     series: dict[tuple, list[Verdict]] = defaultdict(list)
     circ: dict[tuple, list[Verdict]] = defaultdict(list)
     for v in verdicts:
@@ -36,11 +48,21 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float]) -
             continue
         series[(v.probe_cc, v.probe_asn, v.service)].append(v)
     spans: list[Span] = []
-    for (cc, asn, service), vs in series.items():
+    fresh_cache = {}
+    for key, vs in series.items():
+        cc, asn, service = key
         vs.sort(key=lambda v: v.measurement_start_time)
-        found = detect_spans(cc, asn, service, vs, params)
-        # control targets only ever tell of outages; they are never "censored" services
-        spans.extend(s for s in found if service != "control" or s.kind == "outage")
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None and len(hit[0]) == len(vs) and all(a is b for a, b in zip(hit[0], vs)):
+            found = hit[1]
+        else:
+            # control targets only ever tell of outages; they are never "censored" services
+            found = [s for s in detect_spans(cc, asn, service, vs, params) if service != "control" or s.kind == "outage"]
+        fresh_cache[key] = (vs, found)
+        spans.extend(found)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh_cache)
     return spans, circ
 
 
@@ -86,15 +108,24 @@ def silence_spans(verdicts: list[Verdict]) -> list[Span]:
         counts: dict[int, int] = defaultdict(int)
         for t in ts:  # measurements per bucket
             counts[int(t) - int(t) % step] += 1
-        for iv in volume_outages(f"{cc}/{asn}", counts, step, end=int(end) - int(end) % step, country=cc):
+        # a network quiet for longer than the horizon is past it (the outage stays open): late
+        # data of a probe that stopped years ago would otherwise be a series of millions of buckets
+        net_end = min(end, max(ts) + SILENCE_HORIZON)
+        try:
+            found = volume_outages(f"{cc}/{asn}", counts, step, end=int(net_end) - int(net_end) % step, country=cc)
+        except UsageError as exc:  # a series the detector refuses (timestamps): skip it, not the refresh
+            log.warning("silence of %s/%s not evaluated: %s", cc, asn, exc)
+            continue
+        for iv in found:
             out.append(Span(cc, asn, "*", "outage", iv.onset, iv.end, None,
                             [{"technique": "outage", "start": iv.onset, "end": iv.end, "rounds": iv.points}], []))
     return out
 
 
-def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str) -> list[Incident]:
+def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str,
+                    cache: dict | None = None) -> list[Incident]:
     verdicts = list(verdicts)
-    spans, circ = spans_from_verdicts(verdicts, params)
+    spans, circ = spans_from_verdicts(verdicts, params, cache)
     spans += silence_spans(verdicts)
     outage_spans = [s for s in spans if s.kind == "outage"]
     # one outage per network, whatever the services that showed it

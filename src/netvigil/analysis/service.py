@@ -26,6 +26,7 @@ from netvigil.analysis.context import RoundContext
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts import ServiceNamer, judge, measurement_uid, to_verdict
+from netvigil.analysis.window import LiveState
 from netvigil.analysis.endpoints import input_domain
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement
@@ -68,7 +69,9 @@ class Observatory:
         self._ctx = RoundContext(self.rules)
         self._rounds: dict[tuple, tuple[tuple, list]] = {}
         self._dirty: dict[str, str] = {}  # country -> earliest measurement time added since the last refresh
+        self._span_cache: dict[str, dict] = {}  # country -> spans per series, reused while its verdicts are unchanged
         create_tables(self.db)
+        self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)
         if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.t('measurements')} LIMIT 1"):
             self.rebuild()  # tables lost (e.g. a shared embedded session): derive them again
 
@@ -83,13 +86,19 @@ class Observatory:
                 if m.measurement_uid not in seen:
                     seen.add(m.measurement_uid)
                     fresh.append(m)
-            known = self._known_uids([m.measurement_uid for m in fresh])
-            fresh = [m for m in fresh if m.measurement_uid not in known]
+            # recent uids are held in memory; only older measurements are looked up in the store
+            new = {m.measurement_uid: self.live.unknown_here(m.measurement_uid, m.measurement_start_time) for m in fresh}
+            known = self._known_uids([u for u, n in new.items() if n is None])
+            fresh = [m for m in fresh if new[m.measurement_uid] is not False and m.measurement_uid not in known]
             if not fresh:
                 return 0
             self.raw.append(fresh)
             self.db.insert("measurements", [queries.measurement_row(m, self._service(m, None)) for m in fresh])
-            self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in self._judge(fresh)])
+            judged = self._judge(fresh)
+            self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in judged])
+            uids = {m.measurement_uid for m in fresh}
+            self.live.uids.update(uids)
+            self.live.note([v for _, v in judged], uids)
             return len(fresh)
 
     def _service(self, m: Measurement, domain: str | None) -> str | None:
@@ -141,6 +150,7 @@ class Observatory:
             drop_tables(self.db)
             create_tables(self.db)
             self._rounds.clear()
+            self._span_cache.clear()
             self._ctx = RoundContext(self.rules)
             n = 0
             batch: list[Measurement] = []
@@ -150,6 +160,7 @@ class Observatory:
                     n += self._index(batch)
                     batch = []
             n += self._index(batch)
+            self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)  # derived from what was just written
             self._dirty = {r["cc"]: "1970-01-01 00:00:00" for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
             self.refresh()
             return n
@@ -168,25 +179,46 @@ class Observatory:
         with self._lock:
             changes: list[IncidentChange] = []
             for cc in sorted(self._dirty):
-                latest = self.db.query(
-                    f"SELECT toString(max(time)) AS t FROM {self.t('verdicts')} WHERE cc = {sql_str(cc)}")
-                if not latest or not latest[0]["t"]:
+                latest = self.live.latest_time(cc)
+                if not latest:
                     continue
-                horizon = _shift(latest[0]["t"], -REFRESH_WINDOW)
-                old_all = self.incidents(country=cc)
+                horizon = _shift(latest, -REFRESH_WINDOW)
+                held = self.live.country_incidents(cc)
+                old_all = list(held.values())
                 live = [i for i in old_all if i.end is None or i.end >= horizon]
                 since = min([horizon, self._dirty[cc]] + [i.start for i in live])
                 # an incident that overlaps `since` is recomputed whole
                 since = min([since] + [i.start for i in old_all if i.end is not None and i.end >= since])
-                vs = self.verdicts(country=cc, since=since, limit=None, order="ASC")
-                new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version)}
+                vs = self.live.verdicts(cc, since)
+                new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version,
+                                                        cache=self._span_cache.setdefault(cc, {}))}
                 old = {i.id: i for i in old_all if i.start >= since}
-                changes.extend(queries.diff_incidents(old, new, latest[0]["t"]))
-                self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)} "
-                                f"AND start >= toDateTime({sql_str(since)}, 'UTC')")
-                self.db.insert("incidents", [queries.incident_row(i) for i in new.values()])
+                changes.extend(queries.diff_incidents(old, new, latest))
+                self._write_incidents(cc, held, old, new)
+                self.live.windows[cc].prune(since)
             self._dirty.clear()
             return changes
+
+    def _write_incidents(self, cc: str, held: dict[str, Incident], old: dict[str, Incident],
+                         new: dict[str, Incident]) -> None:
+        """Only what changed: a recomputed incident equal to the stored one is not written
+        again, and a DELETE (a mutation) runs only for incidents that are gone."""
+        enc = msgspec.json.encode
+        changed = [i for iid, i in new.items() if iid not in old or enc(old[iid]) != enc(i)]
+        gone = [iid for iid in old if iid not in new]
+        if gone:
+            self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)} "
+                            f"AND id IN ({','.join(sql_str(i) for i in gone)})")
+        if changed:
+            self.db.insert("incidents", [queries.incident_row(i) for i in changed])
+        for iid in gone:
+            held.pop(iid, None)
+        for i in changed:
+            held[i.id] = i
+        if changed or gone:  # keep the store's order: start, id
+            items = sorted(held.values(), key=lambda i: (i.start, i.id))
+            held.clear()
+            held.update((i.id, i) for i in items)
 
     # ---- reading ------------------------------------------------------------------------
     def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,
@@ -215,16 +247,14 @@ class Observatory:
         return queries.fold_aggregates(rows, {(r["bucket"], r["cc"], r["asn"], r["service"]): int(r["probes"]) for r in probes})
 
     def status(self, country=None, asn=None, service=None) -> list[StatusRow]:
-        where = queries.where(country=country, asn=asn, service=service, direct=True)
-        where += (" AND " if where else "WHERE ") + "service != ''"
-        rows = self.db.query(
-            f"""SELECT cc, asn, service, argMax(class, time) AS class, argMax(technique, time) AS technique,
-                   toString(max(time)) AS last, count() AS n,
-                   argMax(network_name, time) AS network_name
-            FROM {self.t('verdicts')} FINAL {where} GROUP BY cc, asn, service ORDER BY cc, asn, service"""
-        )
-        ongoing = [i for i in self.incidents(country=country, ongoing=True)]
-        return queries.status_rows(rows, ongoing)
+        """The latest direct verdict per (country, network, service), from memory (window.py)."""
+        with self._lock:
+            rows = self.live.status_rows(country, asn, service)
+            if country:
+                ongoing = [i for i in self.live.country_incidents(country).values() if i.end is None]
+            else:
+                ongoing = self.incidents(ongoing=True)
+            return queries.status_rows(rows, ongoing)
 
     def incidents(self, *, country=None, service=None, ongoing: bool | None = None) -> list[Incident]:
         conds = []

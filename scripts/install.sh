@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(iproute2 iptables openvpn libnetfilter-queue-dev build-essential curl chromium chromium-driver clickhouse-server)
-APT_BINS=(ip iptables openvpn curl chromium gcc)
+APT_BINS=(ip iptables openvpn curl chromium gcc clickhouse-server)
 
 missing_apt() {
   for b in "${APT_BINS[@]}"; do command -v "$b" >/dev/null 2>&1 || return 0; done

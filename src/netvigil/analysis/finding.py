@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)  # thousands per second: no per-instance dict
 class Finding:
     klass: str  # ok | dns | tcp | tls | http | quic | throttled | down | outage | unknown
     technique: str | None = None

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 
-class Observation(msgspec.Struct, omit_defaults=True):
+class Observation(msgspec.Struct, omit_defaults=True, gc=False):
     step: str  # dns | tcp | tls | http | quic | throughput
     domain: str | None = None
     ip: str | None = None
@@ -104,18 +104,22 @@ def _utf8_len(text: str) -> int:
 def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
     """Bytes read and time span per transaction id (and per address) from df-008 events."""
     stats: dict[Any, list[float]] = {}
-    for ev in events:
-        if not isinstance(ev, dict) or ev.get("operation") != "read":
-            continue
-        n = _num(ev.get("num_bytes")) or 0
-        t = _num(ev.get("t")) or 0.0
-        t0 = _num(ev.get("t0"))
+    for ev in [ev for ev in events if isinstance(ev, dict) and ev.get("operation") == "read"]:
+        n, t, t0 = ev.get("num_bytes"), ev.get("t"), ev.get("t0")
+        # _num(x), without the call for the usual plain float
+        n = (n if type(n) is float and n == n else _num(n)) or 0
+        t = (t if type(t) is float and t == t else _num(t)) or 0.0
+        t0 = t0 if type(t0) is float and t0 == t0 else _num(t0)
+        start = t0 if t0 is not None else t
         for key in (("tx", ev.get("transaction_id")), ("addr", ev.get("address"))):
             if key[1] is None:
                 continue
-            s = stats.setdefault(key, [0, t0 if t0 is not None else t, t])
+            s = stats.get(key)
+            if s is None:
+                stats[key] = [n, start, t]  # as [0, start, t] then += n, min, max would leave it
+                continue
             s[0] += n
-            s[1] = min(s[1], t0 if t0 is not None else t)
+            s[1] = min(s[1], start)
             s[2] = max(s[2], t)
     return {k: (int(v[0]), max(v[2] - v[1], 0.0)) for k, v in stats.items()}
 
@@ -182,12 +186,7 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
     for q in tk.get("queries") or []:
         if not isinstance(q, dict):
             continue
-        answers = []
-        for a in q.get("answers") or []:
-            if isinstance(a, dict):
-                ip = a.get("ipv4") or a.get("ipv6")
-                if ip:
-                    answers.append(ip)
+        answers = [ip for a in q.get("answers") or [] if isinstance(a, dict) for ip in (a.get("ipv4") or a.get("ipv6"),) if ip]
         rows.append(
             Observation(
                 step="dns",

@@ -64,7 +64,7 @@ class LiteralSet:
         self._ac = None
         if ahocorasick_rs is not None and by_text:
             self._ac = ahocorasick_rs.BytesAhoCorasick([_utf8(p) for p in by_text],
-                                                       implementation=ahocorasick_rs.Implementation.DFA)
+                                                       implementation=ahocorasick_rs.Implementation.ContiguousNFA)
 
     def hits(self, text: str) -> list[int]:
         if self._ac is None:
@@ -175,24 +175,27 @@ class RuleSet:
     bogons: tuple = ()
     _body: FingerprintMatcher | None = None
     _headers: dict[str, FingerprintMatcher] = field(default_factory=dict)
-    _net_cache: dict = field(default_factory=dict)
+    _net_cache: dict = field(default_factory=dict)  # ip -> is a bogon
+    _sink_cache: dict = field(default_factory=dict)  # ip -> is a sink
     sinks: tuple = ()
 
     def is_bogon(self, ip: str) -> bool:
-        key = ("b", ip)
-        hit = self._net_cache.get(key)
+        cache = self._net_cache
+        hit = cache.get(ip)
         if hit is None:
-            hit = self._net_cache[key] = _in_nets(ip, self.bogons)
-            if len(self._net_cache) > 100_000:
-                self._net_cache.clear()
+            hit = cache[ip] = _in_nets(ip, self.bogons)
+            if len(cache) > 100_000:
+                cache.clear()
         return hit
 
     def is_sink(self, ip: str) -> bool:
         """Bogons that can never host a service (not the private ranges)."""
-        key = ("s", ip)
-        hit = self._net_cache.get(key)
+        cache = self._sink_cache
+        hit = cache.get(ip)
         if hit is None:
-            hit = self._net_cache[key] = _in_nets(ip, self.sinks)
+            hit = cache[ip] = _in_nets(ip, self.sinks)
+            if len(cache) > 100_000:
+                cache.clear()
         return hit
 
     def technique_for(self, step: str, failure: str | None) -> str | None:

@@ -35,6 +35,9 @@ TEST_SERVICE = {
 WEB_TESTS = {"web_connectivity"}
 
 
+_NOT_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}  # ASCII: deletes all but 0-9
+
+
 def measurement_uid(m: Measurement) -> str:
     """OONI's uid when present; otherwise a hash of what identifies one run of one test on one
     input (report, input, times, network, service), so re-imports are idempotent."""
@@ -45,7 +48,8 @@ def measurement_uid(m: Measurement) -> str:
                              m.probe_cc, m.probe_asn, m.test_runtime, ann.get("service"), ann.get("path"),
                              ann.get("run_id"), ann.get("wallclock_start"))))
     digest = hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
-    ts = "".join(filter(str.isdigit, m.measurement_start_time))[:14]
+    t = m.measurement_start_time
+    ts = (t.translate(_NOT_DIGITS) if t.isascii() else "".join(filter(str.isdigit, t)))[:14]
     return f"{ts}.nv_{m.probe_cc}_{m.probe_asn.removeprefix('AS')}_{digest}"
 
 

@@ -48,6 +48,7 @@ class WebContext:
             rows = by_step.get(o.step)
             if rows is not None:
                 rows.append(o)
+        self.local_dns: list[Observation] | None = None  # see _local_dns
         self.ip2domain: dict[str, str] = {}
         for o in self.dns:
             for ip in o.answers:
@@ -136,7 +137,9 @@ def _unlike_control(ctx: WebContext, o: Observation) -> bool:
 
 
 def _local_dns(ctx: WebContext) -> list[Observation]:
-    return [o for o in ctx.dns if o.engine in LOCAL_ENGINES]
+    if ctx.local_dns is None:  # asked for up to four times per measurement
+        ctx.local_dns = [o for o in ctx.dns if o.engine in LOCAL_ENGINES]
+    return ctx.local_dns
 
 
 def _ghost(ctx: WebContext, domain: str | None) -> Finding | None:

@@ -73,7 +73,7 @@ class ServiceNamer:
             return TEST_SERVICE[m.test_name]
         if domain and self.catalogue is not None:
             if type(domain) is not str:
-                return self.catalogue.service_for_domain(domain)
+                return None  # a name from free-form test_keys that is not text (a number...)
             cache = self._by_domain
             service = cache.get(domain, cache)
             if service is cache:

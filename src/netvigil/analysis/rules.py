@@ -212,9 +212,9 @@ class RuleSet:
         the known false positives (scope `fp`), False = only block pages. Order: header
         matches (by header, then list order), body literals (false positives first), other
         body fingerprints; callers report the first."""
-        if self._body is None:
-            self._body = FingerprintMatcher(self.http_body)
+        if self._body is None:  # built on first use; _body last, so another thread sees both or neither
             self._headers = {name: FingerprintMatcher(fps) for name, fps in self.http_headers.items()}
+            self._body = FingerprintMatcher(self.http_body)
         found: list[Fingerprint] = []
         if headers:
             lower = {k.lower(): v for k, v in headers.items()}

@@ -103,3 +103,28 @@ def test_match_http_is_the_plain_scan(data):
     body = "".join(parts)
     flag = data.draw(st.sampled_from([None, True, False]))
     assert rules.match_http(body, {}, false_positives=flag) == _naive_http(rules, body, {}, flag)
+
+
+def test_required_prefix_is_certain():
+    import re
+
+    from netvigil.analysis.rules import required_prefix
+
+    cases = {"URL .* Sp.*er Gate": "URL ", "ab*c": "a", "abc?": "ab", "ab{2}": "a", "a|bc": "", "(?i)abc": "",
+             r"\.com": "", "x.y": "x", "{abc}": "", "plain": "plain", "ab+": "a", "[ab]c": "", "ab(c)": "ab"}
+    for pattern, lead in cases.items():
+        assert required_prefix(re.compile(pattern)) == lead, pattern
+    assert required_prefix(re.compile("abc", re.IGNORECASE)) == ""
+
+
+def test_regexp_fingerprints_behind_their_prefix_match_as_before():
+    import re
+
+    pats = ["URL .* Sp.*er Gate", "ab*c", "a|zz", "(?i)block", "You don.t have", "x+y", "^<html>", "end$", "Gate"]
+    fps = [Fingerprint(f"r{i}", "nat", "body", "regexp", p, 0, (), re.compile(p)) for i, p in enumerate(pats)]
+    fps.append(_fp(99, "contains", "Gate"))
+    m = FingerprintMatcher(fps)
+    texts = ["URL x Spider Gate", "URL  Sper Gate!", "ac", "abbbc", "zz", "BLOCK", "You don't have", "xxy", "y",
+             "<html>end", "a", "", "u URL Spxer Gat", "You don’t have"]
+    for text in texts:
+        assert m.match(text) == [fp for fp in fps if fp.matches(text)], text

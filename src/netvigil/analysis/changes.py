@@ -11,6 +11,8 @@ technique per round is the commonest; changes of technique inside a span are rec
 
 from __future__ import annotations
 
+import bisect
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,8 +27,28 @@ NOT_TARGETED = {"throttled.general"}  # a slow network is not a restriction of o
 class Round:
     time: str
     verdicts: list[Verdict]
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def state(self, open_share: float) -> str:
+        """(Memoised: a round's verdicts do not change; a changed round is a new Round.)"""
+        key = ("state", open_share)
+        if key not in self._memo:
+            self._memo[key] = self._state(open_share)
+        return self._memo[key]
+
+    def technique(self, state: str) -> str | None:
+        key = ("technique", state)
+        if key not in self._memo:
+            self._memo[key] = self._technique(state)
+        return self._memo[key]
+
+    def evidence(self) -> list[Verdict]:
+        """The verdicts a span of this round keeps: censorship and outage ones."""
+        if "evidence" not in self._memo:
+            self._memo["evidence"] = [v for v in self.verdicts if v.klass in CENSORSHIP or v.klass == "outage"]
+        return self._memo["evidence"]
+
+    def _state(self, open_share: float) -> str:
         ev = [v for v in self.verdicts if v.klass not in ("down", "unknown")]
         if not ev:
             return "none"
@@ -38,7 +60,7 @@ class Round:
             return "blocked"
         return "ok"
 
-    def technique(self, state: str) -> str | None:
+    def _technique(self, state: str) -> str | None:
         want = CENSORSHIP if state == "blocked" else {"outage"}
         c = Counter(v.technique or v.klass for v in self.verdicts if v.klass in want and v.technique not in NOT_TARGETED)
         return c.most_common(1)[0][0] if c else None
@@ -62,17 +84,78 @@ class Span:
         return self.segments[-1]["technique"] if self.segments else None
 
 
-def rounds_of(verdicts: Iterable[Verdict]) -> list[Round]:
-    by_time: dict[str, list[Verdict]] = {}
-    for v in verdicts:
-        by_time.setdefault(v.measurement_start_time[:19], []).append(v)
-    return [Round(t, vs) for t, vs in sorted(by_time.items())]
+def rounds_of(verdicts: Iterable[Verdict], memo: dict | None = None) -> list[Round]:
+    """Verdicts grouped by time. `memo` (kept by the caller between calls; the verdicts then
+    come sorted by time): the rounds of the part of the series that is the very same objects
+    as last time are last time's Rounds (state and technique already worked out), so a
+    series that grew at its end costs only its new rounds."""
+    if memo is None:
+        by_time: dict[str, list[Verdict]] = {}
+        for v in verdicts:
+            by_time.setdefault(v.measurement_start_time[:19], []).append(v)
+        return [Round(t, vs) for t, vs in sorted(by_time.items())]
+    vs = verdicts if isinstance(verdicts, list) else list(verdicts)
+    old_rounds, old_ends = memo.get("rounds", []), memo.get("ends", [])
+    d, k = align(memo.get("vs", []), vs)
+    if d == 0:
+        first = 0
+    else:  # the rounds before `d` (the window's start moved on) are gone
+        j = bisect.bisect_left(old_ends, d)
+        # (when the window starts inside a round, nothing is reused)
+        first = j + 1 if j < len(old_ends) and old_ends[j] == d else len(old_rounds)
+    keep = bisect.bisect_left(old_ends, d + k, first) if first < len(old_rounds) else first
+    # kept: complete rounds inside the common part (the verdict after each is another round)
+    rounds = old_rounds[first:keep]
+    ends = old_ends[first:keep] if d == 0 else [e - d for e in old_ends[first:keep]]
+    i = ends[-1] if ends else 0
+    while i < len(vs):
+        t = vs[i].measurement_start_time[:19]
+        j = i + 1
+        while j < len(vs) and vs[j].measurement_start_time[:19] == t:
+            j += 1
+        rounds.append(Round(t, vs[i:j]))
+        ends.append(j)
+        i = j
+    memo.update(vs=vs, rounds=rounds, ends=ends)
+    return rounds  # (held by the memo: not to be changed)
 
 
-def detect_spans(cc: str, asn: str, service: str, verdicts: list[Verdict], params: dict[str, float]) -> list[Span]:
+def align(old: list, new: list) -> tuple[int, int]:
+    """(d, k): `new` starts at old[d] (the front of a time-ordered list may have been cut),
+    and old[d:d+k] is new[:k] object for object."""
+    if not old or not new:
+        return 0, 0
+    d = 0
+    if new[0] is not old[0]:
+        t = new[0].measurement_start_time
+        d = bisect.bisect_left(old, t, key=lambda v: v.measurement_start_time)
+        while d < len(old) and old[d] is not new[0] and old[d].measurement_start_time == t:
+            d += 1
+        if d >= len(old) or old[d] is not new[0]:
+            return len(old), 0
+    return d, common_prefix(old[d:], new)
+
+
+def common_prefix(a: list, b: list) -> int:
+    """Length of the longest common prefix of two lists, by identity (C-speed comparisons)."""
+    n = min(len(a), len(b))
+    if n and a[n - 1] is b[n - 1] and all(map(operator.is_, a[:n], b[:n])):
+        return n
+    lo, hi = 0, n  # a[:lo] is b[:lo]; the answer is at most hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if all(map(operator.is_, a[lo:mid], b[lo:mid])):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def detect_spans(cc: str, asn: str, service: str, verdicts: list[Verdict], params: dict[str, float],
+                 memo: dict | None = None) -> list[Span]:
     """Two independent machines over the same rounds: censorship spans (outage rounds carry
     no evidence about a block: they neither open nor close one) and outage spans."""
-    rounds = [(r, r.state(params["open_share"])) for r in rounds_of(verdicts)]
+    rounds = [(r, r.state(params["open_share"])) for r in rounds_of(verdicts, memo)]
     name = next((v.probe_network_name for v in verdicts if v.probe_network_name), None)
     spans = _machine(cc, asn, service, name, rounds, "censorship", "blocked", {"ok"}, params)
     spans += _machine(cc, asn, service, name, rounds, "outage", "outage", {"ok", "blocked"}, params)
@@ -116,7 +199,7 @@ def _machine(cc, asn, service, name, rounds, kind: str, bad: str, good: set[str]
 
 def _add(span: Span, rnd: Round, st: str) -> None:
     tech = rnd.technique(st) or span.kind
-    span.verdicts.extend(v for v in rnd.verdicts if v.klass in CENSORSHIP or v.klass == "outage")
+    span.verdicts.extend(rnd.evidence())
     if span.segments and span.segments[-1]["technique"] == tech and span.segments[-1]["end"] is None:
         span.segments[-1]["rounds"] += 1
         span.segments[-1]["last"] = rnd.time

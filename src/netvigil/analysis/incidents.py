@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from netvigil.analysis.changes import Span, detect_spans
+from netvigil.analysis.changes import Span, align, common_prefix, detect_spans
 from netvigil.errors import UsageError
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
 
@@ -53,12 +53,13 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],
         cc, asn, service = key
         vs.sort(key=lambda v: v.measurement_start_time)
         hit = cache.get(key) if cache is not None else None
-        if hit is not None and len(hit[0]) == len(vs) and all(a is b for a, b in zip(hit[0], vs)):
+        memo = hit[2] if hit is not None else {}
+        if hit is not None and len(hit[0]) == len(vs) and common_prefix(hit[0], vs) == len(vs):
             found = hit[1]
-        else:
+        else:  # (unchanged rounds of the series come from `memo`)
             # control targets only ever tell of outages; they are never "censored" services
-            found = [s for s in detect_spans(cc, asn, service, vs, params) if service != "control" or s.kind == "outage"]
-        fresh_cache[key] = (vs, found)
+            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == "outage"]
+        fresh_cache[key] = (vs, found, memo)
         spans.extend(found)
     if cache is not None:
         cache.clear()
@@ -87,16 +88,42 @@ def _cadence(times: list[float]) -> int | None:
     return int(g) if g >= 60 and near >= 0.8 * len(gaps) else None
 
 
-def silence_spans(verdicts: list[Verdict]) -> list[Span]:
+def _times_by_network(direct: list[Verdict], memo: dict | None) -> dict[tuple, list[float]]:
+    """Measurement times per (cc, asn), in verdict order. `memo` (kept by the caller, verdicts
+    in time order): only what was cut from the front, changed at the end or added is redone."""
+    if memo is None or not memo.get("vs"):
+        by_net: dict[tuple, list[float]] = defaultdict(list)
+        seq = []
+        for v in direct:
+            key = (v.probe_cc, v.probe_asn)
+            by_net[key].append(_ts(v.measurement_start_time))
+            seq.append(key)
+    else:
+        old, by_net, seq = memo["vs"], memo["by_net"], memo["seq"]
+        d, k = align(old, direct)
+        for cut, front in ((Counter(seq[:d]), True), (Counter(seq[d + k:]), False)):
+            for key, n in cut.items():
+                by_net[key] = by_net[key][n:] if front else by_net[key][:len(by_net[key]) - n]
+        seq = seq[d:d + k]
+        for v in direct[k:]:
+            key = (v.probe_cc, v.probe_asn)
+            by_net[key].append(_ts(v.measurement_start_time))
+            seq.append(key)
+        for key in [key for key, ts in by_net.items() if not ts]:
+            del by_net[key]
+    if memo is not None:
+        memo.update(vs=direct, by_net=by_net, seq=seq)
+    # in order of first appearance, as a build from scratch has it (ties keep that order later)
+    return {key: list(by_net[key]) for key in dict.fromkeys(seq)}
+
+
+def silence_spans(verdicts: list[Verdict], memo: dict | None = None) -> list[Span]:
     """Silence as a signal: a network that measured at a regular cadence and went quiet
     (volume far below its own baseline, signals helper's detector) is in an outage, even
     with no failing measurement to show for it. Irregular volunteer probes are skipped."""
     from netvigil.analysis.outage_signals import volume_outages
 
-    by_net: dict[tuple, list[float]] = defaultdict(list)
-    for v in verdicts:
-        if v.path == "direct":
-            by_net[(v.probe_cc, v.probe_asn)].append(_ts(v.measurement_start_time))
+    by_net = _times_by_network([v for v in verdicts if v.path == "direct"], memo)
     if not by_net:
         return []
     end = max(max(ts) for ts in by_net.values())
@@ -125,8 +152,9 @@ def silence_spans(verdicts: list[Verdict]) -> list[Span]:
 def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str,
                     cache: dict | None = None) -> list[Incident]:
     verdicts = list(verdicts)
-    spans, circ = spans_from_verdicts(verdicts, params, cache)
-    spans += silence_spans(verdicts)
+    series_cache = cache.setdefault("series", {}) if cache is not None else None
+    spans, circ = spans_from_verdicts(verdicts, params, series_cache)
+    spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None)
     outage_spans = [s for s in spans if s.kind == "outage"]
     # one outage per network, whatever the services that showed it
     by_net: dict[tuple, list[Span]] = defaultdict(list)

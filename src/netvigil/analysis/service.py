@@ -177,40 +177,47 @@ class Observatory:
         recomputed: from the earliest of (the last `REFRESH_WINDOW` of data, the start of any
         incident still open or ended inside that stretch); older incidents are final."""
         with self._lock:
-            changes: list[IncidentChange] = []
-            for cc in sorted(self._dirty):
-                latest = self.live.latest_time(cc)
-                if not latest:
-                    continue
-                horizon = _shift(latest, -REFRESH_WINDOW)
-                held = self.live.country_incidents(cc)
-                old_all = list(held.values())
-                live = [i for i in old_all if i.end is None or i.end >= horizon]
-                since = min([horizon, self._dirty[cc]] + [i.start for i in live])
-                # an incident that overlaps `since` is recomputed whole
-                since = min([since] + [i.start for i in old_all if i.end is not None and i.end >= since])
-                vs = self.live.verdicts(cc, since)
-                new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version,
-                                                        cache=self._span_cache.setdefault(cc, {}))}
-                old = {i.id: i for i in old_all if i.start >= since}
-                changes.extend(queries.diff_incidents(old, new, latest))
-                self._write_incidents(cc, held, old, new)
-                self.live.windows[cc].prune(since)
-            self._dirty.clear()
-            return changes
+            try:
+                return self._refresh()
+            except Exception:
+                self.live.drop()  # held incidents may be ahead of the store now: re-read them
+                raise
 
-    def _write_incidents(self, cc: str, held: dict[str, Incident], old: dict[str, Incident],
-                         new: dict[str, Incident]) -> None:
-        """Only what changed: a recomputed incident equal to the stored one is not written
-        again, and a DELETE (a mutation) runs only for incidents that are gone."""
-        enc = msgspec.json.encode
-        changed = [i for iid, i in new.items() if iid not in old or enc(old[iid]) != enc(i)]
+    def _refresh(self) -> list[IncidentChange]:
+        changes: list[IncidentChange] = []
+        rows: list[dict] = []
+        for cc in sorted(self._dirty):
+            latest = self.live.latest_time(cc)
+            if not latest:
+                continue
+            horizon = _shift(latest, -REFRESH_WINDOW)
+            held = self.live.country_incidents(cc)
+            old_all = list(held.values())
+            live = [i for i in old_all if i.end is None or i.end >= horizon]
+            since = min([horizon, self._dirty[cc]] + [i.start for i in live])
+            # an incident that overlaps `since` is recomputed whole
+            since = min([since] + [i.start for i in old_all if i.end is not None and i.end >= since])
+            vs = self.live.verdicts(cc, since)
+            new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version,
+                                                    cache=self._span_cache.setdefault(cc, {}))}
+            old = {i.id: i for i in old_all if i.start >= since}
+            changes.extend(queries.diff_incidents(old, new, latest))
+            rows += self._update_incidents(cc, held, old, new)
+            self.live.windows[cc].prune(since)
+        if rows:
+            self.db.insert("incidents", rows)  # one insert (one part) for all countries
+        self._dirty.clear()
+        return changes
+
+    def _update_incidents(self, cc: str, held: dict[str, Incident], old: dict[str, Incident],
+                          new: dict[str, Incident]) -> list[dict]:
+        """The rows to write: only what changed (a recomputed incident equal to the stored one
+        is not written again); a DELETE (a mutation) runs only for incidents that are gone."""
+        changed = [i for iid, i in new.items() if iid not in old or old[iid] != i]
         gone = [iid for iid in old if iid not in new]
         if gone:
             self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)} "
                             f"AND id IN ({','.join(sql_str(i) for i in gone)})")
-        if changed:
-            self.db.insert("incidents", [queries.incident_row(i) for i in changed])
         for iid in gone:
             held.pop(iid, None)
         for i in changed:
@@ -219,6 +226,7 @@ class Observatory:
             items = sorted(held.values(), key=lambda i: (i.start, i.id))
             held.clear()
             held.update((i.id, i) for i in items)
+        return [queries.incident_row(i) for i in changed]
 
     # ---- reading ------------------------------------------------------------------------
     def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,

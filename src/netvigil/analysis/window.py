@@ -82,7 +82,12 @@ class LiveState:
         self.incidents: dict[str, dict[str, Incident]] = {}
         self.status: dict[tuple, list] | None = None  # key -> [time, uid, class, technique, network_name, n]
         rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.t('measurements')}")
-        if rows and int(rows[0]["n"]):
+        # an empty store: everything it will hold passes through `note`, nothing is loaded
+        self.born_empty = not (rows and int(rows[0]["n"]))
+        self.lost: set[str] = set()  # countries whose held state was dropped: the store answers
+        if self.born_empty:
+            self.status = {}
+        if not self.born_empty:
             from netvigil.analysis.service import _shift
 
             self.uid_floor = _shift(rows[0]["t"], -window_seconds)
@@ -113,6 +118,10 @@ class LiveState:
                 self.status = None
                 continue
             w = self.windows.get(cc)
+            if w is None and self.born_empty and cc not in self.lost:
+                w = self.windows[cc] = CountryWindow("")
+                self.latest[cc] = t
+                self.incidents.setdefault(cc, {})
             if w is not None:
                 w.put(v)
             if cc in self.latest and t > self.latest[cc]:
@@ -129,8 +138,18 @@ class LiveState:
                     cur[5] += 1
 
     def forget(self, cc: str) -> None:
+        self.lost.add(cc)
         self.windows.pop(cc, None)
         self.latest.pop(cc, None)
+
+    def drop(self) -> None:
+        """After a failed write: nothing held can be trusted to match the store."""
+        self.lost.update(self.windows)
+        self.lost.update(self.incidents)
+        self.windows.clear()
+        self.latest.clear()
+        self.incidents.clear()
+        self.born_empty = False
 
     # ---- refresh inputs -------------------------------------------------------------------
     def latest_time(self, cc: str) -> str | None:

@@ -205,7 +205,8 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
         rows.append(
             Observation(step="tcp", ip=c.get("ip"), port=c.get("port"), failure=failure, transaction_id=c.get("transaction_id"))
         )
-    stats = _read_stats(tk.get("network_events") or [])
+    events = tk.get("network_events") or []
+    stats = _read_stats(events) if events else {}
     for h in tk.get("tls_handshakes") or []:
         if not isinstance(h, dict):
             continue
@@ -243,8 +244,9 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
                 headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
             )
         )
-    reads = _reads_by_tx(tk.get("network_events") or []) if tk.get("throughput") else {}
-    for s in tk.get("throughput") or []:
+    samples = tk.get("throughput")
+    reads = _reads_by_tx(events) if samples else {}
+    for s in samples or []:
         if not isinstance(s, dict):
             continue
         ip, port = split_address(s.get("address") if isinstance(s.get("address"), str) else None)

@@ -95,7 +95,7 @@ def judge(m: Measurement, rules: RuleSet) -> Finding:
     reason in rule_ids, never an exception."""
     try:
         return _judge(m, rules)
-    except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError) as exc:
         return Finding("unknown", None, 0.0, rule_ids=[f"malformed_test_keys:{type(exc).__name__}: {str(exc)[:120]}"])
 
 

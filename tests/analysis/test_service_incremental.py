@@ -91,6 +91,17 @@ def test_resubmission_is_refused_from_memory_and_after_a_restart(tmp_path):
         assert len(again.verdicts(limit=None)) == len(old) + len(new)
 
 
+def test_held_uids_stay_within_the_window_and_older_ones_are_still_refused(tmp_path):
+    days = [round_of(at(144 * d), "AS2") for d in range(10)]  # one round a day for ten days
+    with Observatory(tmp_path / "obs") as obs:
+        for r in days:
+            assert obs.add(_copy(r)) == len(r)
+        assert len(obs.live.uid_days) <= 5  # the window (3 days) and a little
+        assert obs.live.uid_floor > days[5][0].measurement_start_time
+        assert sum(obs.add(_copy(r)) for r in days) == 0  # old ones answered by the store
+        assert len(obs.verdicts(limit=None)) == sum(map(len, days))
+
+
 def test_an_unchanged_incident_is_not_written_again(tmp_path):
     with Observatory(tmp_path / "obs") as obs:
         for r in range(8):

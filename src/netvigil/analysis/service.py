@@ -97,7 +97,8 @@ class Observatory:
             judged = self._judge(fresh)
             self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in judged])
             uids = {m.measurement_uid for m in fresh}
-            self.live.uids.update(uids)
+            for m in fresh:
+                self.live.remember(m.measurement_uid, m.measurement_start_time)
             self.live.note([v for _, v in judged], uids)
             return len(fresh)
 

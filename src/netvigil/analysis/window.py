@@ -4,7 +4,7 @@ country per refresh, a GROUP BY ... FINAL per status read, one uid query per bat
 
 Held here, all derived from the store and (re)loaded from it on demand, so a restart or a
 request for older data than is held falls back to the store:
-- `uids`: the measurement uids from `uid_floor` on (dedup of a batch without a query; a
+- `uid_days`: the measurement uids from `uid_floor` on (dedup of a batch without a query; a
   measurement older than the floor is looked up in the store);
 - per country, the verdicts of its refresh window as the store returns them (one per uid,
   the last judgement wins, as ReplacingMergeTree keeps the last insert), from `since` on;
@@ -87,23 +87,40 @@ class LiveState:
         self.lost: set[str] = set()  # countries whose held state was dropped: the store answers
         if self.born_empty:
             self.status = {}
+        self.uid_days: dict[str, set[str]] = {}  # day -> uids of that day's measurements
+        self.uid_floor, self.newest = "", ""
         if not self.born_empty:
-            from netvigil.analysis.service import _shift
-
             self.uid_floor = _shift(rows[0]["t"], -window_seconds)
-            rows = self.query(f"SELECT uid FROM {self.t('measurements')} "
+            rows = self.query(f"SELECT uid, toString(time) AS t FROM {self.t('measurements')} "
                               f"WHERE time >= toDateTime('{self.uid_floor}', 'UTC')")
-            self.uids: set[str] = {r["uid"] for r in rows}
-        else:
-            self.uid_floor, self.uids = "", set()
+            for r in rows:
+                self.remember(r["uid"], r["t"])
 
     # ---- dedup ----------------------------------------------------------------------------
     def unknown_here(self, uid: str, time: str) -> bool | None:
         """False when `uid` is known; True when it is surely new; None: ask the store."""
-        if uid in self.uids:
+        if any(uid in day for day in self.uid_days.values()):
             return False
         t = queries._time(time)
         return True if _TIME.match(t) and t >= self.uid_floor else None
+
+    def remember(self, uid: str, time: str) -> None:
+        """A measurement now in the store. Days older than the window before the newest
+        measurement are let go (memory stays bounded; the floor rises: the store answers)."""
+        t = queries._time(time)
+        if not _TIME.match(t) or t < self.uid_floor:
+            return  # answered by the store
+        day = self.uid_days.get(t[:10])
+        if day is None:
+            day = self.uid_days[t[:10]] = set()
+        day.add(uid)
+        if t > self.newest:
+            self.newest = t
+            if len(self.uid_days) > self.window_seconds // 86400 + 2:
+                first = _shift(t, -self.window_seconds)[:10]
+                for d in [d for d in self.uid_days if d < first]:
+                    del self.uid_days[d]
+                self.uid_floor = max(self.uid_floor, first + " 00:00:00")
 
     # ---- verdicts as they are written -----------------------------------------------------
     def note(self, verdicts: list[Verdict], fresh: set[str]) -> None:
@@ -203,6 +220,12 @@ class LiveState:
             out.append({"cc": cc, "asn": a, "service": svc, "class": klass, "technique": tech, "last": t, "n": n,
                         "network_name": name})
         return out
+
+
+def _shift(t: str, seconds: int) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _lit(text: str) -> str:

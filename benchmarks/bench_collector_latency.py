@@ -98,8 +98,10 @@ def background(port: int, work: list[bytes], rate: float, seconds: float, sent: 
         t_next += interval
 
 
-def phase(port: int, samples, work: list[bytes], rate: float, first_marker: int) -> tuple[list[float], float, float]:
-    """Load for PHASE_SECONDS with a marker each second; latencies, achieved rate, drain time."""
+def phase(port: int, samples, work: list[bytes], rate: float, first_marker: int) -> tuple[list[float], float, float, float]:
+    """Load for PHASE_SECONDS with a marker each second; latencies, achieved rate, drain time,
+    analysis throughput (measurements analysed per second from the phase's start to drained)."""
+    analysed0 = health(port)["analysed"]
     sent = [0]
     t = threading.Thread(target=background, args=(port, work, rate, PHASE_SECONDS, sent))
     t0 = time.monotonic()
@@ -128,7 +130,8 @@ def phase(port: int, samples, work: list[bytes], rate: float, first_marker: int)
     while h["analysed"] < h["measurements"] and time.monotonic() - t_end < 240:
         time.sleep(0.5)
         h = health(port)
-    return [seen.get(a, float("inf")) for a in markers], achieved, time.monotonic() - t_end
+    analysed_rate = (h["analysed"] - analysed0) / (time.monotonic() - t0)
+    return [seen.get(a, float("inf")) for a in markers], achieved, time.monotonic() - t_end, analysed_rate
 
 
 def main() -> None:
@@ -156,21 +159,19 @@ def main() -> None:
             offset = 0
             for rate in (0, 200, 1000, 5000):
                 n = int(rate * PHASE_SECONDS / ingest.BATCH) + 1
-                lat, achieved, drain = phase(port, samples, work[offset:offset + n], rate,
-                                             first_marker=len(results) * 1000)
+                results[rate] = phase(port, samples, work[offset:offset + n], rate, first_marker=len(results) * 1000)
                 offset += n
-                results[rate] = (lat, achieved, drain)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     idle = statistics.median(results[0][0])
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
-    for rate, (lat, achieved, drain) in results.items():
+    for rate, (lat, achieved, drain, analysed_rate) in results.items():
         finite = [x for x in lat if x != float("inf")]
         p50 = statistics.median(lat)
         print(f"RESULT arrival_to_status_p50_at_{rate}_per_s={p50:.2f} s max={max(lat):.2f} s "
               f"ratio={p50 / idle:.1f} baseline(idle)={idle:.2f} s accepted={achieved:.0f}/s "
-              f"markers={len(lat)} seen={len(finite)} backlog_drained_in={drain:.0f} s goal<5s")
+              f"markers={len(lat)} seen={len(finite)} backlog_drained_in={drain:.0f} s analysed={analysed_rate:.0f}/s goal<5s")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,20 @@ def test_status_from_memory_is_what_the_store_says(tmp_path, lab_rounds):
     assert any(s.incident_id for s in live)  # the ongoing incident is joined in
 
 
+def test_verdicts_written_by_another_hand_are_in_the_status(tmp_path):
+    """A store whose tables were filled directly (bench_api_status, a rebuild elsewhere) is not
+    an empty one: its status comes from the store."""
+    from netvigil.analysis import queries
+    from netvigil.analysis.verdicts import verdicts
+
+    vs = list(verdicts(round_of(at(0), "AS7")))
+    with Observatory(tmp_path / "obs") as obs:
+        obs.db.insert("verdicts", [queries.verdict_row(v, "r1") for v in vs])
+    with Observatory(tmp_path / "obs") as obs:
+        assert not obs.live.born_empty
+        assert {(s.asn, s.service) for s in obs.status()} == {("AS7", "twitter"), ("AS7", "control")}
+
+
 def test_resubmission_is_refused_from_memory_and_after_a_restart(tmp_path):
     old = round_of(at(0), "AS1")  # 2022: far older than the data below, outside the held uids
     new = [m for r in range(4) for m in round_of(at(600 + r), "AS2")]

@@ -82,14 +82,15 @@ class LiveState:
         self.incidents: dict[str, dict[str, Incident]] = {}
         self.status: dict[tuple, list] | None = None  # key -> [time, uid, class, technique, network_name, n]
         rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.t('measurements')}")
+        derived = [self.query(f"SELECT count() AS n FROM {self.t(name)}") for name in ("verdicts", "incidents")]
         # an empty store: everything it will hold passes through `note`, nothing is loaded
-        self.born_empty = not (rows and int(rows[0]["n"]))
+        self.born_empty = not any(r and int(r[0]["n"]) for r in [rows, *derived])
         self.lost: set[str] = set()  # countries whose held state was dropped: the store answers
         if self.born_empty:
             self.status = {}
         self.uid_days: dict[str, set[str]] = {}  # day -> uids of that day's measurements
         self.uid_floor, self.newest = "", ""
-        if not self.born_empty:
+        if rows and int(rows[0]["n"]):
             self.uid_floor = _shift(rows[0]["t"], -window_seconds)
             rows = self.query(f"SELECT uid, toString(time) AS t FROM {self.t('measurements')} "
                               f"WHERE time >= toDateTime('{self.uid_floor}', 'UTC')")

@@ -16,6 +16,7 @@ when the pipe closes, so a killed service leaves no analysis process behind.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -32,13 +33,22 @@ from netvigil.collector.pump import AnalysisUnavailable, PumpBase
 log = logging.getLogger("netvigil.pump")
 
 
+# The analysis decodes thousands of measurement trees a second (acyclic: refcounting frees
+# them) while it holds the refresh window. At the default threshold (700 allocations) the
+# cyclic collector walks that window over and over: a 1.35x slower drain on the benchmark
+# corpus (benchmarks/bench_collector_latency.py). Collect rarely instead.
+GC_THRESHOLD = (100_000, 50, 100)
+
+
 def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> None:
+    gc.set_threshold(*GC_THRESHOLD)
     analyser = Analyser(data_dir, engine=engine, interval=interval, batch=batch)
     try:
         analyser.open()
     except Exception as exc:
         conn.send(("failed", f"analysis is not available: {type(exc).__name__}: {exc}"))
         return
+    gc.freeze()  # what opening loaded (rules, the held window) is never collected
     conn.send(("ready",))
     stop_at: tuple[int, int] = (0, 0)
     try:

@@ -150,15 +150,27 @@ def test_api_query_parameters_are_checked(client):
         assert 400 <= r.status_code < 500, (url, r.status_code, r.text)
 
 
-def test_submitted_envelope_mirrors_the_measurement_model():
-    """intake.Submitted keeps test_keys raw; its other fields must stay those of Measurement."""
+def test_submitted_envelope_is_the_measurement_model_with_raw_test_keys():
+    """intake.Submitted is derived from Measurement: same fields and defaults (uids depend on
+    them), test_keys kept raw, extra_fields left out; it decodes what Measurement decodes."""
     import msgspec
 
     from netvigil.collector.intake import Submitted
     from netvigil.model.measurement import Measurement
 
-    model = [f.name for f in msgspec.structs.fields(Measurement) if f.name != "extra_fields"]
-    assert [f.name for f in msgspec.structs.fields(Submitted)] == model
+    model = {f.name: f for f in msgspec.structs.fields(Measurement) if f.name != "extra_fields"}
+    derived = {f.name: f for f in msgspec.structs.fields(Submitted)}
+    assert list(derived) == list(model)
+    for name, f in derived.items():
+        if name == "test_keys":
+            assert f.type is msgspec.Raw
+        else:
+            assert (f.type, f.default, f.required) == (model[name].type, model[name].default, model[name].required), name
+    raw = msgspec.json.encode(VALID)
+    sub = msgspec.json.decode(raw, type=Submitted)
+    full = msgspec.json.decode(raw, type=Measurement)
+    assert msgspec.json.decode(bytes(sub.test_keys)) == full.test_keys
+    assert (sub.probe_cc, sub.probe_asn, sub.measurement_start_time) == (full.probe_cc, full.probe_asn, full.measurement_start_time)
 
 
 def test_unknown_envelope_keys_are_stored_as_submitted(client):

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
 
 import msgspec
 
-from netvigil.model.measurement import SCRUBBED_IP
+from netvigil.model.measurement import SCRUBBED_IP, Measurement
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 CC_RE = re.compile(r"^[A-Z]{2}$")
@@ -47,40 +46,30 @@ class _ProbeIP(msgspec.Struct):
     probe_ip: str | None = None
 
 
-class Submitted(msgspec.Struct, omit_defaults=True):
+def _submitted_struct() -> type:
     """The df-000 envelope, typed and validated, with test_keys kept as raw JSON bytes.
 
     The collector validates the envelope (what analysis indexes on) and stores test_keys
     byte for byte: no decode/re-encode of the bulk of a measurement on the hot path. The
-    field list mirrors model.measurement.Measurement (a test keeps them in step).
+    fields are Measurement's own (same names, order and defaults, so uids do not change),
+    but for test_keys (raw) and extra_fields (the submitted bytes are kept instead).
     """
+    fields = []
+    for f in msgspec.structs.fields(Measurement):
+        if f.name == "extra_fields":
+            continue
+        if f.name == "test_keys":
+            fields.append((f.name, msgspec.Raw, msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))))
+        elif f.required:
+            fields.append((f.name, f.type))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            fields.append((f.name, f.type, msgspec.field(default_factory=f.default_factory)))
+        else:
+            fields.append((f.name, f.type, f.default))
+    return msgspec.defstruct("Submitted", fields, omit_defaults=True, module=__name__)
 
-    test_name: str
-    measurement_start_time: str
-    probe_cc: str = "ZZ"
-    probe_asn: str = "AS0"
-    probe_network_name: str | None = None
-    probe_ip: str = SCRUBBED_IP
-    test_keys: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
-    input: str | list[str] | None = None
-    report_id: str = ""
-    test_version: str = "0.0.0"
-    test_start_time: str | None = None
-    test_runtime: float = 0.0
-    software_name: str = "netvigil"
-    software_version: str = ""
-    data_format_version: str = "0.2.0"
-    annotations: dict[str, Any] = {}
-    resolver_ip: str | None = None
-    resolver_asn: str | None = None
-    resolver_network_name: str | None = None
-    resolver_cc: str | None = None
-    test_helpers: dict[str, Any] | None = None
-    input_hashes: list[str] | None = None
-    options: list[str] | None = None
-    measurement_uid: str | None = None
-    extensions: dict[str, Any] | None = None
-    probe_city: str | None = None
+
+Submitted = _submitted_struct()
 
 
 _envelope = msgspec.json.Decoder(_Envelope)

@@ -3,7 +3,7 @@
     engine = open_engine(data_dir / "chdb")                 # embedded (default)
     engine = open_engine("http://localhost:8123", database="nv")  # server (HTTP, server.py)
 
-Interface: `execute(sql)`, `query(sql) -> list[dict]` (JSONEachRow), `query_bytes(sql, fmt)`,
+Interface: `execute(sql)`, `query(sql) -> list[dict]` (JSONEachRow),
 `insert(table, rows)`, `close()`. SQL is written once in schema.py/queries; both engines run
 it unchanged (from chdb 26.x down to server 18.16: see `time_bucket` and server.py).
 
@@ -36,7 +36,6 @@ class Engine(Protocol):
 
     def execute(self, sql: str) -> None: ...
     def query(self, sql: str) -> list[dict[str, Any]]: ...
-    def query_bytes(self, sql: str, fmt: str) -> bytes: ...
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None: ...
     def close(self) -> None: ...
 
@@ -110,10 +109,6 @@ class ChdbEngine:
         res = self._run(sql, "JSONEachRow")
         data = res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
         return [_dec.decode(line) for line in data.splitlines() if line.strip()]
-
-    def query_bytes(self, sql: str, fmt: str) -> bytes:
-        res = self._run(sql, fmt)
-        return res.bytes() if hasattr(res, "bytes") else bytes(str(res), "utf-8")
 
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -116,10 +116,6 @@ class ServerEngine:
     def query(self, sql: str) -> list[dict[str, Any]]:
         return self._rows(self._post(sql.rstrip().rstrip(";") + "\nFORMAT JSONEachRow"))
 
-    def query_bytes(self, sql: str, fmt: str) -> bytes:
-        """The result in a ClickHouse output format (CSVWithNames, Parquet on 19.x+...)."""
-        return self._post(sql.rstrip().rstrip(";") + f"\nFORMAT {fmt}")
-
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return

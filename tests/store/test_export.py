@@ -131,6 +131,13 @@ def test_bad_format_is_a_400_naming_it(client, path, fmt):
     assert "'format'" in detail and fmt in detail and "\n" not in detail
 
 
+@pytest.mark.parametrize("bucket", ["0m", "000h", "5x"])
+def test_bad_bucket_is_a_400_naming_it(client, bucket):
+    r = client.get("/api/v1/aggregates", params={"bucket": bucket})
+    assert r.status_code == 400
+    assert "'bucket'" in r.json()["detail"] and bucket in r.json()["detail"]
+
+
 def test_cli_export_each_format_matches_the_api(client, cli_store, tmp_path):
     want = get_json(client, "/api/v1/verdicts", country="RU", service="facebook", limit=10000)["results"]
     for fmt in ("parquet", "csv", "jsonl"):
@@ -157,6 +164,7 @@ def test_cli_export_each_format_matches_the_api(client, cli_store, tmp_path):
     (["tables", "--format", "csv"], "unknown list 'tables'"),
     (["verdicts", "--since", "yesterday"], "option --since is 'yesterday'"),
     (["aggregates", "--bucket", "1w"], "bad bucket '1w'"),
+    (["aggregates", "--bucket", "0m"], "bad bucket '0m'"),
 ])
 def test_cli_export_bad_arguments_are_one_line(cli_store, tmp_path, args, words):
     r = cli("export", *args[:1], "--store", str(cli_store), "--out", str(tmp_path / "x"), *args[1:])

@@ -47,12 +47,15 @@ def _shift(t: str, seconds: int) -> str:
 _BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
 
 
-def bucket_interval(bucket: str) -> str:
+_UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def bucket_seconds(bucket: str) -> int:
+    """The length of a time bucket written like 10m, 1h or 1d."""
     mt = _BUCKET.match(bucket.strip().lower())
-    if not mt:
+    if not mt or int(mt.group(1)) == 0:
         raise UsageError(f"bad bucket {bucket!r}", hint="use e.g. 10m, 1h or 1d")
-    n, unit = int(mt.group(1)), mt.group(2)
-    return f"INTERVAL {n} {dict(m='minute', min='minute', h='hour', d='day')[unit]}"
+    return int(mt.group(1)) * _UNIT_SECONDS[mt.group(2)]
 
 
 class Observatory:
@@ -241,15 +244,16 @@ class Observatory:
 
     def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h") -> list[AggregateRow]:
         where = queries.where(country=country, asn=asn, service=service, since=since, until=until, direct=True)
+        start = time_bucket("time", bucket_seconds(bucket))
         rows = self.db.query(
-            f"""SELECT {time_bucket('time', bucket_interval(bucket))} AS bucket,
+            f"""SELECT {start} AS bucket,
                    cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
             FROM {self.t('verdicts')} FINAL {where}
             GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service"""
         )
         # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
         probes = self.db.query(
-            f"""SELECT {time_bucket('time', bucket_interval(bucket))} AS bucket,
+            f"""SELECT {start} AS bucket,
                    cc, asn, service, uniqExact(report_id) AS probes
             FROM {self.t('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service"""
         )

@@ -26,7 +26,7 @@ def _check(kind: str, fmt: str) -> None:
 
 def _filters(country, asn, service, since, until, bucket) -> dict:
     """The API's checks on the filters (same words), before the store is opened."""
-    from netvigil.analysis.service import bucket_interval
+    from netvigil.analysis.service import bucket_seconds
     from netvigil.collector.intake import Rejected
     from netvigil.report.api import norm_asn, norm_cc, norm_service, norm_time
 
@@ -35,7 +35,7 @@ def _filters(country, asn, service, since, until, bucket) -> dict:
              "since": norm_time(since, "since"), "until": norm_time(until, "until")}
     except Rejected as exc:
         raise UsageError(str(exc).replace("query parameter ", "option --").replace("--'", "--").replace("' is", " is")) from None
-    bucket_interval(bucket)
+    bucket_seconds(bucket)
     return f
 
 

@@ -148,7 +148,7 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
                      offset: int = Query(0, ge=0, le=10**9), format: str = "json"):
     t0 = time.perf_counter()
     fmt = check_format(format, parquet=True)
-    if not BUCKET_RE.match(bucket):
+    if not BUCKET_RE.match(bucket) or int(bucket[:-1]) == 0:
         raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d")
     rows = await request.app.state.nv.pump.call(
         "aggregates", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service),

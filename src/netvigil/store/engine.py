@@ -18,7 +18,6 @@ first is closed.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -139,20 +138,13 @@ def sql_str(value: str | None) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-_INTERVAL = re.compile(r"^INTERVAL\s+(\d+)\s+(minute|hour|day)$", re.I)
-
-
-def time_bucket(column: str, interval: str) -> str:
-    """SQL for the start of `column`'s time bucket, as 'YYYY-MM-DD hh:mm:ss' (UTC).
+def time_bucket(column: str, seconds: int) -> str:
+    """SQL for the start of `column`'s time bucket of `seconds`, as 'YYYY-MM-DD hh:mm:ss' (UTC).
 
     One text for every engine: toStartOfInterval is missing on 18.x servers and
     formatDateTime's minute code differs (%M there, %i now), so buckets are whole multiples
     of the interval since the epoch (what toStartOfInterval gives for minutes, days and the
     hour counts that divide a day) and toString prints them."""
-    mt = _INTERVAL.match(interval.strip())
-    if not mt:
-        raise StoreError(f"bad time bucket interval {interval!r}")
-    step = int(mt.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[mt.group(2).lower()]
-    if step <= 0:
-        raise StoreError(f"bad time bucket interval {interval!r}")
-    return f"toString(toDateTime(intDiv(toUInt32({column}), {step}) * {step}, 'UTC'))"
+    if seconds <= 0:
+        raise StoreError(f"bad time bucket of {seconds} s")
+    return f"toString(toDateTime(intDiv(toUInt32({column}), {int(seconds)}) * {int(seconds)}, 'UTC'))"

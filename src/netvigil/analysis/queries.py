@@ -15,6 +15,19 @@ def _time(t: str) -> str:
     return t[:19].replace("T", " ")
 
 
+def shift_time(t: str, seconds: int) -> str:
+    """'YYYY-MM-DD hh:mm:ss' moved by `seconds`."""
+    from datetime import datetime, timedelta
+
+    return (datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def as_asn(asn) -> str:
+    """'AS1234' from 'AS1234', 'as1234' kept as given, or 1234."""
+    a = str(asn)
+    return a if a.upper().startswith("AS") else "AS" + a
+
+
 def measurement_row(m: Measurement, service: str | None) -> dict:
     ann = m.annotations if isinstance(m.annotations, dict) else {}
     inp = m.input if isinstance(m.input, str) else (m.input[0] if m.input else "")
@@ -52,8 +65,7 @@ def where(*, country=None, asn=None, service=None, since=None, until=None, direc
     if country:
         conds.append(f"cc = {sql_str(country)}")
     if asn:
-        a = str(asn)
-        conds.append(f"asn = {sql_str(a if a.upper().startswith('AS') else 'AS' + a)}")
+        conds.append(f"asn = {sql_str(as_asn(asn))}")
     if service and service != "*":  # "*": every service (outage incidents)
         conds.append(f"service = {sql_str(service)}")
     if since:

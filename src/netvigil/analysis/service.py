@@ -38,12 +38,6 @@ from netvigil.store.schema import create_tables, drop_tables
 REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
 
 
-def _shift(t: str, seconds: int) -> str:
-    from datetime import datetime, timedelta
-
-    return (datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
-
-
 _BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
 
 
@@ -194,7 +188,7 @@ class Observatory:
             latest = self.live.latest_time(cc)
             if not latest:
                 continue
-            horizon = _shift(latest, -REFRESH_WINDOW)
+            horizon = queries.shift_time(latest, -REFRESH_WINDOW)
             held = self.live.country_incidents(cc)
             old_all = list(held.values())
             live = [i for i in old_all if i.end is None or i.end >= horizon]

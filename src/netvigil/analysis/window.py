@@ -24,6 +24,7 @@ import msgspec
 
 from netvigil.analysis import queries
 from netvigil.model.records import Incident, Verdict
+from netvigil.store.engine import sql_str
 
 # a time the store keeps as written (DateTime('UTC') range); others fall back to store reads
 _TIME = re.compile(r"^(19[7-9]\d|20\d\d)-\d\d-\d\d \d\d:\d\d:\d\d$")
@@ -91,7 +92,7 @@ class LiveState:
         self.uid_days: dict[str, set[str]] = {}  # day -> uids of that day's measurements
         self.uid_floor, self.newest = "", ""
         if rows and int(rows[0]["n"]):
-            self.uid_floor = _shift(rows[0]["t"], -window_seconds)
+            self.uid_floor = queries.shift_time(rows[0]["t"], -window_seconds)
             rows = self.query(f"SELECT uid, toString(time) AS t FROM {self.t('measurements')} "
                               f"WHERE time >= toDateTime('{self.uid_floor}', 'UTC')")
             for r in rows:
@@ -118,7 +119,7 @@ class LiveState:
         if t > self.newest:
             self.newest = t
             if len(self.uid_days) > self.window_seconds // 86400 + 2:
-                first = _shift(t, -self.window_seconds)[:10]
+                first = queries.shift_time(t, -self.window_seconds)[:10]
                 for d in [d for d in self.uid_days if d < first]:
                     del self.uid_days[d]
                 self.uid_floor = max(self.uid_floor, first + " 00:00:00")
@@ -173,7 +174,7 @@ class LiveState:
     def latest_time(self, cc: str) -> str | None:
         if cc not in self.latest:
             rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.t('verdicts')} "
-                              f"WHERE cc = '{_lit(cc)}'")
+                              f"WHERE cc = {sql_str(cc)}")
             if not rows or not int(rows[0]["n"]):
                 return None
             self.latest[cc] = rows[0]["t"]
@@ -182,8 +183,8 @@ class LiveState:
     def verdicts(self, cc: str, since: str) -> list[Verdict]:
         w = self.windows.get(cc)
         if w is None or since < w.since:
-            rows = self.query(f"SELECT * FROM {self.t('verdicts')} FINAL WHERE cc = '{_lit(cc)}' "
-                              f"AND time >= toDateTime('{_lit(since)}', 'UTC') ORDER BY time ASC, uid")
+            rows = self.query(f"SELECT * FROM {self.t('verdicts')} FINAL WHERE cc = {sql_str(cc)} "
+                              f"AND time >= toDateTime({sql_str(since)}, 'UTC') ORDER BY time ASC, uid")
             w = self.windows[cc] = CountryWindow(since)
             for r in rows:
                 w.put(queries.verdict_from_row(r))
@@ -191,7 +192,7 @@ class LiveState:
 
     def country_incidents(self, cc: str) -> dict[str, Incident]:
         if cc not in self.incidents:
-            rows = self.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE country = '{_lit(cc)}' "
+            rows = self.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE country = {sql_str(cc)} "
                               f"ORDER BY start, id")
             self.incidents[cc] = {i.id: i for i in (msgspec.json.decode(r["body"], type=Incident) for r in rows)}
         return self.incidents[cc]
@@ -210,8 +211,7 @@ class LiveState:
                 x = [x[k] for k in sorted(x)] if isinstance(x, dict) else list(x)
                 self.status[(r["cc"], r["asn"], r["service"])] = [r["t"], *x, int(r["n"])]
         if asn:
-            a = str(asn)
-            asn = a if a.upper().startswith("AS") else "AS" + a
+            asn = queries.as_asn(asn)
         out = []
         for key in sorted(self.status):
             cc, a, svc = key
@@ -222,12 +222,3 @@ class LiveState:
                         "network_name": name})
         return out
 
-
-def _shift(t: str, seconds: int) -> str:
-    from datetime import datetime, timedelta
-
-    return (datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _lit(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")

@@ -16,10 +16,7 @@ from pathlib import Path
 
 from netvigil.errors import ConfigError
 
-try:  # one automaton for ~1,300 literals instead of one scan per literal
-    import ahocorasick_rs
-except ImportError:  # pragma: no cover - a listed dependency; the plain scan gives the same answers
-    ahocorasick_rs = None
+import ahocorasick_rs  # one automaton for ~1,300 literals instead of one scan per literal
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 
@@ -61,14 +58,14 @@ class LiteralSet:
             if p:
                 by_text.setdefault(p, []).append(i)
         self._ids = list(by_text.values())  # automaton pattern number -> pattern indexes
-        self._ac = None
-        if ahocorasick_rs is not None and by_text:
+        self._ac = None  # no automaton when every pattern is ""
+        if by_text:
             self._ac = ahocorasick_rs.BytesAhoCorasick([_utf8(p) for p in by_text],
                                                        implementation=ahocorasick_rs.Implementation.ContiguousNFA)
 
     def hits(self, text: str) -> list[int]:
         if self._ac is None:
-            return [i for i, p in enumerate(self.patterns) if p in text]
+            return list(self.always)
         seen = {j for j, _, _ in self._ac.find_matches_as_indexes(_utf8(text), overlapping=True)}
         if not seen:
             return list(self.always)
@@ -180,23 +177,11 @@ class RuleSet:
     sinks: tuple = ()
 
     def is_bogon(self, ip: str) -> bool:
-        cache = self._net_cache
-        hit = cache.get(ip)
-        if hit is None:
-            hit = cache[ip] = _in_nets(ip, self.bogons)
-            if len(cache) > 100_000:
-                cache.clear()
-        return hit
+        return _cached_in_nets(self._net_cache, ip, self.bogons)
 
     def is_sink(self, ip: str) -> bool:
         """Bogons that can never host a service (not the private ranges)."""
-        cache = self._sink_cache
-        hit = cache.get(ip)
-        if hit is None:
-            hit = cache[ip] = _in_nets(ip, self.sinks)
-            if len(cache) > 100_000:
-                cache.clear()
-        return hit
+        return _cached_in_nets(self._sink_cache, ip, self.sinks)
 
     def technique_for(self, step: str, failure: str | None) -> str | None:
         """Map an OONI failure string at a step to a technique id (or None: not a block)."""
@@ -234,6 +219,15 @@ class RuleSet:
 
 def _wanted(fp: Fingerprint, false_positives: bool | None) -> bool:
     return false_positives is None or (fp.scope == "fp") == false_positives
+
+
+def _cached_in_nets(cache: dict, ip: str, nets: tuple) -> bool:
+    hit = cache.get(ip)
+    if hit is None:
+        hit = cache[ip] = _in_nets(ip, nets)
+        if len(cache) > 100_000:
+            cache.clear()
+    return hit
 
 
 def _in_nets(ip: str, nets: tuple) -> bool:

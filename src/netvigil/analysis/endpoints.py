@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from netvigil.analysis.finding import Finding, klass_of
-from netvigil.analysis.observations import Observation, host_of
+from netvigil.analysis.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
 
 STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
@@ -66,11 +66,7 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
     # a censor's policy is deterministic per (name, address, port): when the same step to the
     # same address both succeeded and failed in one measurement, the failure was a transient
     worked = {(dom_of(o), o.step, o.ip, o.port) for o in obs if o.step in ("tcp", "tls") and not o.failure and o.ip}
-    by_step: dict[str, list[Observation]] = {step: [] for step in STEPS}
-    for o in obs:
-        rows = by_step.get(o.step)
-        if rows is not None:
-            rows.append(o)
+    by_step = group_by_step(obs, STEPS)
     for step in STEPS:
         for o in by_step[step]:
             dom = dom_of(o)

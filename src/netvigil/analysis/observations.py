@@ -46,6 +46,16 @@ def _int(x: Any) -> int | None:
     return int(x) if isinstance(x, int) and not isinstance(x, bool) else None
 
 
+def group_by_step(obs: list[Observation], steps: tuple[str, ...]) -> dict[str, list[Observation]]:
+    """The observations of each of `steps`, in observation order (one pass, not one per step)."""
+    groups: dict[str, list[Observation]] = {step: [] for step in steps}
+    for o in obs:
+        rows = groups.get(o.step)
+        if rows is not None:
+            rows.append(o)
+    return groups
+
+
 _HOSTS: dict[str, str | None] = {}  # url -> host: inputs and request URLs repeat across measurements
 
 

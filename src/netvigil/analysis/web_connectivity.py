@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from netvigil.analysis.finding import Finding, klass_of
-from netvigil.analysis.observations import Observation, host_of
+from netvigil.analysis.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
 
 LOCAL_ENGINES = {"udp", "getaddrinfo", "system", "tcp", "dot", None}
@@ -39,15 +39,8 @@ class WebContext:
     def __init__(self, obs: list[Observation], control: dict[str, Any] | None, rules: RuleSet):
         self.rules = rules
         self.control = control if isinstance(control, dict) else {}
-        self.dns: list[Observation] = []
-        self.tcp: list[Observation] = []
-        self.tls: list[Observation] = []
-        self.http: list[Observation] = []
-        by_step = {"dns": self.dns, "tcp": self.tcp, "tls": self.tls, "http": self.http}
-        for o in obs:
-            rows = by_step.get(o.step)
-            if rows is not None:
-                rows.append(o)
+        by_step = group_by_step(obs, ("dns", "tcp", "tls", "http"))
+        self.dns, self.tcp, self.tls, self.http = by_step["dns"], by_step["tcp"], by_step["tls"], by_step["http"]
         self.local_dns: list[Observation] | None = None  # see _local_dns
         self.ip2domain: dict[str, str] = {}
         for o in self.dns:

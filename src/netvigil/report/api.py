@@ -83,15 +83,20 @@ def listing(request: Request, rows: list[dict], *, offset: int, limit: int, fmt:
     if has_more:
         next_url = str(request.url.include_query_params(offset=offset + limit, limit=limit))
     if fmt in ("csv", "parquet"):
-        headers = {"content-disposition": f'attachment; filename="{name}.{fmt}"'}
-        if next_url:
-            headers["link"] = f'<{next_url}>; rel="next"'
-        if fmt == "csv":
-            return Response(to_csv(rows), media_type="text/csv", headers=headers)
-        return Response(to_parquet(name, rows), media_type=PARQUET_MEDIA_TYPE, headers=headers)
+        return export_file(rows, fmt, name, next_url)
     body = {"metadata": {"offset": offset, "limit": limit, "count": len(rows), "next_url": next_url},
             "results": rows}
     return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+def export_file(rows: list[dict], fmt: str, name: str, next_url: str | None = None) -> Response:
+    """`rows` as a CSV or Parquet download; the next page, if any, in the Link header."""
+    headers = {"content-disposition": f'attachment; filename="{name}.{fmt}"'}
+    if next_url:
+        headers["link"] = f'<{next_url}>; rel="next"'
+    if fmt == "csv":
+        return Response(to_csv(rows), media_type="text/csv", headers=headers)
+    return Response(to_parquet(name, rows), media_type=PARQUET_MEDIA_TYPE, headers=headers)
 
 
 def check_format(fmt: str, parquet: bool = False) -> str:
@@ -118,11 +123,8 @@ async def status(request: Request, country: str | None = None, asn: str | None =
     out = [builtins(r) for r in rows]
     timed(request, "status", t0)
     fmt = check_format(format, parquet=True)
-    if fmt == "csv":
-        return Response(to_csv(out), media_type="text/csv")
-    if fmt == "parquet":
-        return Response(to_parquet("status", out), media_type=PARQUET_MEDIA_TYPE,
-                        headers={"content-disposition": 'attachment; filename="status.parquet"'})
+    if fmt in ("csv", "parquet"):
+        return export_file(out, fmt, "status")
     return Response(msgspec.json.encode({"results": out, "count": len(out)}), media_type="application/json")
 
 

@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import timezone
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,11 +23,33 @@ from fastapi.testclient import TestClient
 from netvigil.analysis.service import Observatory
 from netvigil.collector.app import create_app
 from netvigil.ingest.ooni import read_measurements
-from netvigil.report.export import PARQUET_MEDIA_TYPE, from_parquet_rows
+from netvigil.report.export import PARQUET_MEDIA_TYPE
 
 LAB_RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022" / "measurements.jsonl.zst"
 NETVIGIL = str(Path(sys.executable).parent / "netvigil")
 UTC_TS = pa.timestamp("ms", tz="UTC")  # Parquet keeps seconds as milliseconds
+
+
+def from_parquet_rows(data: bytes) -> list[dict]:
+    """Read Parquet back into JSON-shaped rows (times as 'YYYY-MM-DD HH:MM:SS', maps as dicts):
+    what the JSON export gives, for round-trip checks."""
+
+    def back(v: Any, typ) -> Any:
+        if v is None:
+            return None
+        if pa.types.is_timestamp(typ):
+            return v.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        if pa.types.is_map(typ):
+            return {k: back(x, typ.item_type) for k, x in v}
+        if pa.types.is_list(typ):
+            return [back(x, typ.value_type) for x in v]
+        if pa.types.is_struct(typ):
+            return {typ.field(i).name: back(v.get(typ.field(i).name), typ.field(i).type) for i in range(typ.num_fields)}
+        return v
+
+    table = pq.read_table(io.BytesIO(data))
+    types = {f.name: f.type for f in table.schema}
+    return [{k: back(v, types[k]) for k, v in r.items()} for r in table.to_pylist()]
 
 
 @pytest.fixture(scope="module")

@@ -20,19 +20,11 @@ from netvigil.errors import UsageError
 from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
 
 KINDS = {"verdicts": Verdict, "aggregates": AggregateRow, "incidents": Incident, "status": StatusRow}
-FORMATS = ("json", "csv", "parquet")
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 # string fields that hold a UTC time "YYYY-MM-DD HH:MM:SS"
 TIME_FIELDS = frozenset({"measurement_start_time", "bucket", "start", "end", "since", "last_measurement", "at"})
 # extra columns the API adds to a kind's records
 EXTRA = {"incidents": {"text": str}}
-
-
-def check_format(fmt: str, kinds_with_parquet: bool = True) -> str:
-    allowed = FORMATS if kinds_with_parquet else FORMATS[:2]
-    if fmt not in allowed:
-        raise UsageError(f"format is {fmt[:20]!r}, expected {', '.join(allowed[:-1])} or {allowed[-1]}")
-    return fmt
 
 
 # ---- CSV and JSONL ---------------------------------------------------------------------
@@ -161,30 +153,6 @@ def to_parquet(kind: str, rows: list[dict]) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
-
-
-def from_parquet_rows(data: bytes) -> list[dict]:
-    """Read Parquet back into JSON-shaped rows (times as 'YYYY-MM-DD HH:MM:SS', maps as dicts):
-    what the JSON export gives, for round-trip checks."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    def back(v: Any, typ) -> Any:
-        if v is None:
-            return None
-        if pa.types.is_timestamp(typ):
-            return v.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        if pa.types.is_map(typ):
-            return {k: back(x, typ.item_type) for k, x in v}
-        if pa.types.is_list(typ):
-            return [back(x, typ.value_type) for x in v]
-        if pa.types.is_struct(typ):
-            return {typ.field(i).name: back(v.get(typ.field(i).name), typ.field(i).type) for i in range(typ.num_fields)}
-        return v
-
-    table = pq.read_table(io.BytesIO(data))
-    types = {f.name: f.type for f in table.schema}
-    return [{k: back(v, types[k]) for k, v in r.items()} for r in table.to_pylist()]
 
 
 def render(kind: str, rows: list[dict], fmt: str) -> bytes:

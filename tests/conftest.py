@@ -7,8 +7,10 @@ its set-up cannot pass green.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         missing_or_fail(f"{SHARED_DATA} (the shared data folder beside the repo)")
     return SHARED_DATA
+
+
+@contextlib.contextmanager
+def ready_client(app):
+    """A TestClient of a netvigil app once its analysis has opened the store (bounded wait)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        deadline = time.monotonic() + 60
+        while app.state.nv.pump.obs is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.nv.pump.obs is not None, app.state.nv.pump.error
+        yield c

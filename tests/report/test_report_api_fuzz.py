@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netvigil.collector.app import create_app
+from tests.conftest import ready_client
 
 PATHS = ["/api/v1/status", "/api/v1/verdicts", "/api/v1/aggregates", "/api/v1/incidents", "/api/v1/measurements"]
 PARAMS = ["country", "asn", "service", "since", "until", "bucket", "limit", "offset", "format", "ongoing",
           "probe_cc", "probe_asn", "test_name"]
-values = st.one_of(st.text(max_size=40), st.sampled_from(["RU", "AS12389", "twitter", "2022-02-26", "1h", "-1",
+values = st.one_of(st.text(max_size=40), st.sampled_from(["RU", "AS12389", "twitter", "2022-02-26", "1h", "0m", "-1",
                                                           "0", "99999999999", "csv", "true", "2022-02-26 09:00",
                                                           "'; DROP TABLE verdicts; --", "%00", "..", "1e9"]))
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    app = create_app(tmp_path_factory.mktemp("api"), analysis_interval=0.1)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        deadline = time.monotonic() + 60
-        while app.state.nv.pump.obs is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert app.state.nv.pump.obs is not None, app.state.nv.pump.error
+    with ready_client(create_app(tmp_path_factory.mktemp("api"), analysis_interval=0.1)) as c:
         yield c
 
 

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
 
 from netvigil.analysis.service import Observatory
 from netvigil.collector.app import create_app
 from netvigil.ingest.ooni import read_measurements
 from netvigil.report.export import PARQUET_MEDIA_TYPE
+from tests.conftest import ready_client
 
 LAB_RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022" / "measurements.jsonl.zst"
 NETVIGIL = str(Path(sys.executable).parent / "netvigil")
@@ -77,12 +76,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def client(store):
-    app = create_app(store, analysis_interval=0.2)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        deadline = time.monotonic() + 60
-        while app.state.nv.pump.obs is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert app.state.nv.pump.obs is not None, app.state.nv.pump.error
+    with ready_client(create_app(store, analysis_interval=0.2)) as c:
         yield c
 
 

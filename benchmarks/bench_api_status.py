@@ -12,16 +12,17 @@ Prints RESULT lines: p50 / p99 per query and the ratio of p99 to the baseline's 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from bench_collector_ingest import start_server  # noqa: E402
 
 COUNTRIES = ["RU", "IR", "CN", "TR", "BY", "KZ", "VE", "EG", "PK", "MM"]
 SERVICES = ["twitter", "facebook", "instagram", "whatsapp", "messenger", "telegram", "youtube", "signal", "tor",
@@ -81,19 +82,9 @@ def main() -> None:
         rows = fill(data / "store")
         fill_s = time.monotonic() - t0
         port = 8600 + (os.getpid() + 13) % 1000
-        proc = subprocess.Popen([sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", str(data)],
-                                stderr=subprocess.DEVNULL)
+        proc = start_server(data, port, analysis=True, wait=120)
         try:
-            conn = None
-            for _ in range(600):
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-                    conn.request("GET", "/api/v1/health")
-                    if json.loads(conn.getresponse().read())["analysis"] == "running":
-                        break
-                except OSError:
-                    pass
-                time.sleep(0.1)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             queries = {
                 "health(baseline)": lambda i: "/api/v1/health",
                 "status_country": lambda i: f"/api/v1/status?country={COUNTRIES[i % len(COUNTRIES)]}",

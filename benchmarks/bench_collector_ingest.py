@@ -52,17 +52,24 @@ def batches(items: list[dict], n: int) -> list[bytes]:
     return out
 
 
-def start_server(data_dir: str, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", data_dir,
-                             "--no-analysis", "--probe-token", TOKEN], stderr=subprocess.DEVNULL)
-    for _ in range(300):
+def start_server(data_dir: str, port: int, *, analysis: bool = False, wait: float = 60.0) -> subprocess.Popen:
+    """`netvigil serve` in its own process, returned once it answers (and, with `analysis`,
+    once its analysis runs)."""
+    args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", str(data_dir),
+            "--probe-token", TOKEN]
+    proc = subprocess.Popen(args if analysis else [*args, "--no-analysis"], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             c.request("GET", "/api/v1/health")
-            if c.getresponse().status == 200:
+            r = c.getresponse()
+            if r.status == 200 and (not analysis or json.loads(r.read())["analysis"] == "running"):
                 return proc
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
+    proc.terminate()
     raise SystemExit("server did not start")
 
 

@@ -142,19 +142,8 @@ def main() -> None:
     work = ingest.batches(items, 70_000)
     with tempfile.TemporaryDirectory() as tmp:
         port = 8600 + (os.getpid() + 7) % 1000
-        proc = ingest.subprocess.Popen(
-            [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", os.path.join(tmp, "obs"),
-             "--probe-token", TOKEN], stderr=ingest.subprocess.DEVNULL)
+        proc = ingest.start_server(os.path.join(tmp, "obs"), port, analysis=True)
         try:
-            for _ in range(300):
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    c.request("GET", "/api/v1/health")
-                    if json.loads(c.getresponse().read())["analysis"] == "running":
-                        break
-                except OSError:
-                    pass
-                time.sleep(0.1)
             results = {}
             offset = 0
             for rate in (0, 200, 1000, 5000):

@@ -21,17 +21,19 @@ def netvigil(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     """An observatory data dir whose store holds a recorded lab run of russia-2022."""
+    d = tmp_path_factory.mktemp("obs")
+    fill_with_run(d / "store")
+    return d
+
+
+def fill_with_run(store: Path) -> None:
+    """An Observatory store at `store` holding the recorded russia-2022 run, round by round."""
     from netvigil.analysis.service import Observatory
 
-    d = tmp_path_factory.mktemp("obs")
-    obs = Observatory(d / "store")
-    try:
+    with Observatory(store) as obs:
         for _, batch in rounds(load_run(RUN)):
             obs.add(batch)
         obs.refresh()
-    finally:
-        obs.close()
-    return d
 
 
 def incident_id(data_dir: Path) -> str:
@@ -110,16 +112,9 @@ def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
 
     import httpx
 
-    from netvigil.analysis.service import Observatory
     from netvigil.report.serve import ObservatoryThread
 
-    obs = Observatory(tmp_path)
-    try:
-        for _, batch in rounds(load_run(RUN)):
-            obs.add(batch)
-        obs.refresh()
-    finally:
-        obs.close()
+    fill_with_run(tmp_path)
     with ObservatoryThread(tmp_path) as srv:
         for _ in range(300):
             if httpx.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":

@@ -147,3 +147,53 @@ def test_refresh_recomputes_only_a_window(obs, monkeypatch):
     assert [(e.event, e.at) for e in obs.refresh()] == [("start", at(24)), ("end", at(28))]
     assert [i.id for i in obs.incidents()] == [first[0].id, obs.incidents()[1].id]
     assert obs.incidents()[0] == first[0]
+
+
+def test_raw_archive_keeps_the_line_as_received(tmp_path):
+    """add_lines archives the received JSON itself (plain OONI JSONL, unknown keys kept);
+    the API's raw measurement is that object."""
+    import zstandard
+
+    from netvigil.model.measurement import decode_measurement, encode_measurement
+
+    m = scenario(1)[0]
+    obj = msgspec.json.decode(encode_measurement(m))
+    obj.update(measurement_uid="20220226090000.000001_RU_nvservice_0123456789abcdef", x_future_key={"kept": [1, 2]})
+    line = msgspec.json.encode(obj)
+    with Observatory(tmp_path / "obs") as o:
+        assert o.add_lines([(decode_measurement(line), line)]) == 1
+        assert o.add_lines([(decode_measurement(line), line)]) == 0
+        (archived,) = (tmp_path / "obs" / "raw").glob("*.jsonl.zst")
+        with archived.open("rb") as fh:
+            stored = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True).read()
+        assert stored == line + b"\n"
+        assert o.measurement(obj["measurement_uid"]) == obj
+
+
+def test_rebuild_reads_the_older_archive_form(tmp_path):
+    """Archives written before the line was kept hold the Struct's own encoding."""
+    from netvigil.store.raw import RawArchive, day_of
+
+    ms = scenario(2)
+    for m in ms:
+        m.extra_fields = {"bucket_date": "2022-02-26"}  # a key the Struct does not name
+    with Observatory(tmp_path / "new") as o:
+        o.add(ms)
+        want = _key(o.verdicts(limit=None))
+    old = RawArchive(tmp_path / "old" / "raw")
+    old.append((day_of(m), msgspec.json.encode(m)) for m in ms)  # the older form: an extra_fields key
+    assert b'"extra_fields"' in msgspec.json.encode(ms[0])
+    with Observatory(tmp_path / "old") as o:  # no tables yet: derived from the archive
+        assert _key(o.verdicts(limit=None)) == want
+        assert o.measurement(ms[0].measurement_uid)["bucket_date"] == "2022-02-26"
+
+
+def test_corrupt_archive_line_is_a_store_error(tmp_path):
+    from netvigil.errors import StoreError
+    from netvigil.store.raw import RawArchive
+
+    raw = RawArchive(tmp_path / "raw")
+    raw.append([("2022-02-26", b'{"test_name": "web_connectivity", "measurement_start_time": 5}')])
+    with pytest.raises(StoreError, match="corrupt") as exc:
+        list(raw.read_all())
+    assert exc.value.where.endswith("2022-02-26.jsonl.zst")

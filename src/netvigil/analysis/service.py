@@ -17,7 +17,7 @@ import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -29,13 +29,26 @@ from netvigil.analysis.verdicts import ServiceNamer, judge, measurement_uid, to_
 from netvigil.analysis.window import LiveState
 from netvigil.analysis.endpoints import input_domain
 from netvigil.errors import UsageError
-from netvigil.model.measurement import Measurement
+from netvigil.analysis.finding import Finding
+from netvigil.model.measurement import Measurement, encode_measurement, measurement_to_dict
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import open_engine, sql_str, time_bucket
-from netvigil.store.raw import RawArchive
+from netvigil.store.raw import RawArchive, day_of
 from netvigil.store.schema import create_tables, drop_tables
 
 REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
+
+
+# the test_keys the round context reads (context.py: addresses of good TLS handshakes)
+CONTEXT_KEYS = ("tls_handshakes",)
+
+
+class _Prepared(NamedTuple):
+    m: Measurement  # the envelope; test_keys cut to CONTEXT_KEYS
+    f: Finding
+    service: str | None
+    row: dict  # the measurements table row
+    day: str  # the raw archive's file
 
 
 _BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
@@ -73,31 +86,49 @@ class Observatory:
             self.rebuild()  # tables lost (e.g. a shared embedded session): derive them again
 
     # ---- writing ------------------------------------------------------------------------
-    def add(self, measurements: list[Measurement]) -> int:
+    def add(self, measurements: Iterable[Measurement]) -> int:
+        return self.add_lines((m, None) for m in measurements)
+
+    def add_lines(self, pairs: Iterable[tuple[Measurement, bytes | None]]) -> int:
+        """Add (measurement, its JSON line as received) pairs; the line is what the raw
+        archive keeps (None: encode the measurement). Each measurement is judged as it comes
+        and its tree let go, so a batch never holds a thousand 20 KB trees: judged while
+        still in cache, a measurement costs about half (benchmarks/bench_collector_latency.py)."""
         with self._lock:
-            fresh: list[Measurement] = []
-            seen: set[str] = set()
-            for m in measurements:
+            fresh: dict[str, tuple[_Prepared, bytes, bool | None]] = {}
+            for m, line in pairs:
                 if not m.measurement_uid:
                     m.measurement_uid = measurement_uid(m)
-                if m.measurement_uid not in seen:
-                    seen.add(m.measurement_uid)
-                    fresh.append(m)
-            # recent uids are held in memory; only older measurements are looked up in the store
-            new = {m.measurement_uid: self.live.unknown_here(m.measurement_uid, m.measurement_start_time) for m in fresh}
-            known = self._known_uids([u for u, n in new.items() if n is None])
-            fresh = [m for m in fresh if new[m.measurement_uid] is not False and m.measurement_uid not in known]
-            if not fresh:
+                    line = None  # the received line lacks the uid
+                uid = m.measurement_uid
+                if uid in fresh:
+                    continue
+                # recent uids are held in memory; only older measurements are looked up in the store
+                new = self.live.unknown_here(uid, m.measurement_start_time)
+                if new is False:
+                    continue
+                fresh[uid] = (self._prepare(m), encode_measurement(m) if line is None else line, new)
+            known = self._known_uids([u for u, (_, _, new) in fresh.items() if new is None])
+            items = [p for u, (p, _, _) in fresh.items() if u not in known]
+            if not items:
                 return 0
-            self.raw.append(fresh)
-            self.db.insert("measurements", [queries.measurement_row(m, self._service(m, None)) for m in fresh])
-            judged = self._judge(fresh)
+            self.raw.append((p.day, line) for u, (p, line, _) in fresh.items() if u not in known)
+            self.db.insert("measurements", [p.row for p in items])
+            judged = self._judge(items)
             self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in judged])
-            uids = {m.measurement_uid for m in fresh}
-            for m in fresh:
-                self.live.remember(m.measurement_uid, m.measurement_start_time)
-            self.live.note([v for _, v in judged], uids)
-            return len(fresh)
+            for p in items:
+                self.live.remember(p.m.measurement_uid, p.m.measurement_start_time)
+            self.live.note([v for _, v in judged], set(fresh) - known)
+            return len(items)
+
+    def _prepare(self, m: Measurement) -> "_Prepared":
+        """What is kept of a measurement once judged alone: its finding, service, index row,
+        and the envelope with only the test_keys the round context reads."""
+        f = judge(m, self.rules)
+        tk = m.test_keys if isinstance(m.test_keys, dict) else {}
+        slim = msgspec.structs.replace(m, test_keys={k: tk[k] for k in CONTEXT_KEYS if k in tk})
+        return _Prepared(slim, f, self._service(m, f.domain), queries.measurement_row(m, self._service(m, None)),
+                         day_of(m))
 
     def _service(self, m: Measurement, domain: str | None) -> str | None:
         return self._namer(m, domain or input_domain(m.input))
@@ -110,11 +141,9 @@ class Observatory:
             known.update(r["uid"] for r in rows)
         return known
 
-    def _judge(self, ms: list[Measurement]) -> list[tuple[Measurement, Verdict]]:
+    def _judge(self, items: list["_Prepared"]) -> list[tuple[Measurement, Verdict]]:
         out = []
-        for m in sorted(ms, key=lambda m: m.measurement_start_time):
-            f = judge(m, self.rules)
-            service = self._service(m, f.domain)
+        for m, f, service, _, _ in sorted(items, key=lambda p: p.m.measurement_start_time):
             t = m.measurement_start_time[:19]
             if t < self._dirty.get(m.probe_cc, "9999"):
                 self._dirty[m.probe_cc] = t
@@ -127,8 +156,8 @@ class Observatory:
             cur = self._rounds.get(network)
             if cur is not None and cur[0] != rkey:
                 if rkey < cur[0]:  # a late measurement of an older round: judged alone with history
-                    items = self._ctx._resolve(network, [(m, f, service, m.measurement_uid)], record=False)
-                    out.extend((mm, to_verdict(mm, ff, ss, self.rules, uu)) for mm, ff, ss, uu in items)
+                    late = self._ctx._resolve(network, [(m, f, service, m.measurement_uid)], record=False)
+                    out.extend((mm, to_verdict(mm, ff, ss, self.rules, uu)) for mm, ff, ss, uu in late)
                     continue
                 self._ctx._resolve(network, cur[1], record=True)  # finalise: feeds the baseline
                 cur = None
@@ -151,9 +180,9 @@ class Observatory:
             self._span_cache.clear()
             self._ctx = RoundContext(self.rules)
             n = 0
-            batch: list[Measurement] = []
+            batch: list[_Prepared] = []
             for m in self.raw.read_all():
-                batch.append(m)
+                batch.append(self._prepare(m))
                 if len(batch) >= 5000:
                     n += self._index(batch)
                     batch = []
@@ -163,10 +192,10 @@ class Observatory:
             self.refresh()
             return n
 
-    def _index(self, batch: list[Measurement]) -> int:
+    def _index(self, batch: list["_Prepared"]) -> int:
         if not batch:
             return 0
-        self.db.insert("measurements", [queries.measurement_row(m, self._service(m, None)) for m in batch])
+        self.db.insert("measurements", [p.row for p in batch])
         self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in self._judge(batch)])
         return len(batch)
 
@@ -286,7 +315,7 @@ class Observatory:
         if not rows:
             return None
         m = self.raw.find(rows[0]["day"], uid)
-        return msgspec.to_builtins(m) if m is not None else None
+        return measurement_to_dict(m) if m is not None else None
 
     def close(self) -> None:
         self.db.close()

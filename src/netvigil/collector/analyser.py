@@ -21,7 +21,7 @@ import msgspec
 
 from netvigil.collector import log as mlog
 from netvigil.errors import MeasurementError
-from netvigil.model.measurement import Measurement, decode_measurement
+from netvigil.model.measurement import decode_measurement
 from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.analyser")
@@ -90,16 +90,27 @@ class Analyser:
 
     def round(self, stop: tuple[int, int]) -> RoundResult:
         """One round over the log up to `stop`, the writer's committed end."""
-        batch: list[Measurement] = []
         end = self.checkpoint
-        for pos, line in mlog.scan(self.log_dir, self.checkpoint, stop, limit=self.batch):
-            try:
-                batch.append(decode_measurement(line, where=f"log segment {pos.segment} offset {pos.offset}"))
-            except MeasurementError as exc:  # the collector validated it; never block the pump
-                log.error("%s", exc)
-            end = (pos.segment, pos.offset + pos.length + 1)
+        countries: set[str] = set()
+        read = 0
+
+        def decoded():  # lazily: add_lines judges each measurement as it is decoded
+            nonlocal end, read
+            for pos, line in mlog.scan(self.log_dir, self.checkpoint, stop, limit=self.batch):
+                end = (pos.segment, pos.offset + pos.length + 1)
+                try:
+                    m = decode_measurement(line, where=f"log segment {pos.segment} offset {pos.offset}")
+                except MeasurementError as exc:  # the collector validated it; never block the pump
+                    log.error("%s", exc)
+                    continue
+                countries.add(m.probe_cc)
+                read += 1
+                yield m, line
+
+        if stop > self.checkpoint:
+            self.obs.add_lines(decoded())
+        batch = read > 0
         if batch:
-            self.obs.add(batch)
             self.stale = True
         changes: list[IncidentChange] = []
         # add() makes status current; refresh() (incidents, alerts) may cost more as data grows,
@@ -117,10 +128,10 @@ class Analyser:
             for r in self.obs.status():
                 status.setdefault(r.country, []).append(r)
         else:
-            for cc in sorted({m.probe_cc for m in batch} | {c.incident.country for c in changes}):
+            for cc in sorted(countries | {c.incident.country for c in changes}):
                 status[cc] = self.obs.status(country=cc)
         if end != self.checkpoint:
             self.checkpoint = end
             self._save_checkpoint()
         self.rounds += 1
-        return RoundResult(len(batch), changes, status, full, self.stale)
+        return RoundResult(read, changes, status, full, self.stale)

@@ -1,7 +1,11 @@
 """The raw archive: every measurement as zstd-compressed JSONL, one file per day.
 
-The source of truth. Appends write a new zstd frame (frames concatenate), so a crash can at
-worst lose the frame being written, never earlier ones. Every table is derived from here.
+The source of truth. Each line is the measurement's OONI JSON as it was received (scrubbed,
+`measurement_uid` added), not a re-encoding: the archive is plain OONI JSONL, and storing it
+costs no encode. Archives written before that hold our Struct's own encoding (an
+`extra_fields` key); both read back the same. Appends write a new zstd frame (frames
+concatenate), so a crash can at worst lose the frame being written, never earlier ones.
+Every table is derived from here.
 """
 
 from __future__ import annotations
@@ -14,11 +18,22 @@ from pathlib import Path
 import msgspec
 import zstandard
 
-from netvigil.errors import StoreError
-from netvigil.model.measurement import Measurement
+from netvigil.errors import MeasurementError, StoreError
+from netvigil.model.measurement import Measurement, measurement_from_dict
 
-_enc = msgspec.json.Encoder()
-_dec = msgspec.json.Decoder(Measurement)
+_dec = msgspec.json.Decoder()
+
+
+def day_of(m: Measurement) -> str:
+    day = m.measurement_start_time[:10]
+    return day if len(day) == 10 and day[4] == "-" else "unknown"
+
+
+def _measurement(line: bytes) -> Measurement:
+    obj = _dec.decode(line)
+    if isinstance(obj, dict) and isinstance(obj.get("extra_fields"), dict):  # the older form
+        return msgspec.convert(obj, Measurement)
+    return measurement_from_dict(obj)
 
 
 class RawArchive:
@@ -26,18 +41,14 @@ class RawArchive:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def day_of(m: Measurement) -> str:
-        day = m.measurement_start_time[:10]
-        return day if len(day) == 10 and day[4] == "-" else "unknown"
-
     def path_for(self, day: str) -> Path:
         return self.dir / f"{day}.jsonl.zst"
 
-    def append(self, measurements: Iterable[Measurement]) -> None:
+    def append(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        """Append (day, JSON line) entries; durable (fsynced) when this returns."""
         by_day: dict[str, list[bytes]] = defaultdict(list)
-        for m in measurements:
-            by_day[self.day_of(m)].append(_enc.encode(m))
+        for day, line in entries:
+            by_day[day].append(line)
         cctx = zstandard.ZstdCompressor(level=3)
         for day, lines in by_day.items():
             frame = cctx.compress(b"\n".join(lines) + b"\n")
@@ -52,7 +63,7 @@ class RawArchive:
     def days(self) -> list[str]:
         return sorted(p.name.split(".")[0] for p in self.dir.glob("*.jsonl.zst"))
 
-    def read_day(self, day: str) -> Iterator[Measurement]:
+    def _lines(self, day: str) -> Iterator[bytes]:
         path = self.path_for(day)
         if not path.exists():
             return
@@ -66,20 +77,31 @@ class RawArchive:
                         break
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if line.strip():
-                            yield _dec.decode(line)
+                    yield from (line for line in lines if line.strip())
                 if buf.strip():
-                    yield _dec.decode(buf)
-        except (zstandard.ZstdError, msgspec.DecodeError) as exc:
+                    yield buf
+        except zstandard.ZstdError as exc:
             raise StoreError(f"raw archive file is corrupt: {exc}", where=str(path)) from None
+
+    def _decode(self, day: str, line: bytes) -> Measurement:
+        try:
+            return _measurement(line)
+        except (msgspec.MsgspecError, MeasurementError) as exc:
+            raise StoreError(f"raw archive file is corrupt: {exc}", where=str(self.path_for(day))) from None
+
+    def read_day(self, day: str) -> Iterator[Measurement]:
+        for line in self._lines(day):
+            yield self._decode(day, line)
 
     def read_all(self) -> Iterator[Measurement]:
         for day in self.days():
             yield from self.read_day(day)
 
     def find(self, day: str, uid: str) -> Measurement | None:
-        for m in self.read_day(day):
-            if m.measurement_uid == uid:
-                return m
+        key = uid.encode()
+        for line in self._lines(day):
+            if key in line:  # only lines that mention the uid are decoded
+                m = self._decode(day, line)
+                if m.measurement_uid == uid:
+                    return m
         return None

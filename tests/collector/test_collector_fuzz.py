@@ -140,6 +140,26 @@ def test_probe_ip_is_scrubbed_everywhere(client):
     assert json.loads(stored)["test_keys"]["client_resolver"] == "127.0.0.1"
 
 
+def test_probe_ip_scrub_keeps_longer_addresses_and_catches_escaped_forms():
+    from netvigil.collector.intake import accept
+
+    ip = "10.1.2.3"
+    keep = [f"a{ip}", f"{ip}5", f".{ip}", f"1{ip}", f"{ip}.7", f"{ip}x"]  # other addresses and names
+    gone = [ip, f"[{ip}]:443", f"{ip}:80", f"x {ip}/", f"::ffff:{ip}", f"{ip}."]
+    content = dict(VALID, probe_ip=ip, test_keys=dict(VALID["test_keys"], keep=keep, gone=gone))
+    line = accept(json.dumps(content).encode()).line
+    tk = json.loads(line)["test_keys"]
+    assert tk["keep"] == keep
+    assert tk["gone"] == ["127.0.0.1", "[127.0.0.1]:443", "127.0.0.1:80", "x 127.0.0.1/", "::ffff:127.0.0.1", "127.0.0.1."]
+    v6 = "2001:db8::1"
+    content = dict(VALID, probe_ip=v6, test_keys=dict(VALID["test_keys"], a=[v6, f"[{v6}]:443", f"{v6}:5", f"{v6}0"]))
+    tk = json.loads(accept(json.dumps(content).encode()).line)["test_keys"]
+    assert tk["a"] == ["127.0.0.1", "[127.0.0.1]:443", f"{v6}:5", f"{v6}0"]
+    escaped = json.dumps(dict(VALID, probe_ip="1.2.3.4")).encode().replace(b'"1.2.3.4"', b'"\\u0031.2.3.4"')
+    stored = accept(escaped).line
+    assert json.loads(stored)["probe_ip"] == "127.0.0.1" and b"0031" not in stored
+
+
 def test_api_query_parameters_are_checked(client):
     for url in ("/api/v1/status?country=Russia", "/api/v1/verdicts?asn=foo", "/api/v1/verdicts?since=yesterday", "/api/v1/aggregates?since=2022-02-30",
                 "/api/v1/verdicts?until=2022-01-01%2025:00",

@@ -42,10 +42,6 @@ class _Envelope(msgspec.Struct):
     format: str = "json"
 
 
-class _ProbeIP(msgspec.Struct):
-    probe_ip: str | None = None
-
-
 def _submitted_struct() -> type:
     """The df-000 envelope, typed and validated, with test_keys kept as raw JSON bytes.
 
@@ -73,7 +69,8 @@ Submitted = _submitted_struct()
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
-_probe_ip = msgspec.json.Decoder(_ProbeIP)
+# bytes that, next to an address, make it part of a longer address or name
+_ADDRESS_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.:")
 _measurement = msgspec.json.Decoder(Submitted)
 _sorted = msgspec.json.Encoder(order="sorted")
 _encoder = msgspec.json.Encoder()
@@ -100,16 +97,26 @@ def unwrap_submission(body: bytes) -> bytes:
     return bytes(env.content)
 
 
-def scrub_probe_ip(raw: bytes) -> bytes:
-    """Replace the probe's own IP everywhere in the measurement."""
-    try:
-        ip = _probe_ip.decode(raw).probe_ip
-    except (msgspec.MsgspecError, RecursionError):
-        return raw  # decode_checked reports the real problem
-    if not ip or ip == SCRUBBED_IP or len(ip) > 64 or raw.count(ip.encode()) == 0:
+def scrub_probe_ip(raw: bytes, ip: str | None) -> bytes:
+    """Replace the probe's own IP `ip` everywhere in the measurement (not where it is only
+    part of a longer address or name)."""
+    if not ip or ip == SCRUBBED_IP or len(ip) > 64:
         return raw
-    pattern = re.compile(rb"(?<![0-9A-Za-z.:])" + re.escape(ip.encode()) + rb"(?![0-9A-Za-z:])")
-    return pattern.sub(SCRUBBED_IP.encode(), raw)
+    needle = ip.encode()
+    v6 = b":" in needle
+    # not inside a longer address or name; an IPv4 address followed by a port is scrubbed
+    after = rb"(?![0-9A-Za-z:])" if v6 else rb"(?![0-9A-Za-z]|\.[0-9])"
+    before = _ADDRESS_BYTES if v6 else _ADDRESS_BYTES - {ord(":")}
+    hits = [mt.start() for mt in re.finditer(re.escape(needle) + after, raw)
+            if mt.start() == 0 or raw[mt.start() - 1] not in before]  # (a lookbehind is 100x slower)
+    if not hits:
+        return raw
+    parts, pos = [], 0
+    for start in hits:
+        parts += (raw[pos:start], SCRUBBED_IP.encode())
+        pos = start + len(needle)
+    parts.append(raw[pos:])
+    return b"".join(parts)
 
 
 def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
@@ -126,8 +133,6 @@ def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
             raise Rejected(f"{where}: field {field!r} is {value[:60]!r}, expected {expected}")
     if not bytes(memoryview(m.test_keys)[:64]).lstrip().startswith(b"{"):
         raise Rejected(f"{where}: field 'test_keys' must be a JSON object")
-    if m.probe_ip != SCRUBBED_IP:
-        m.probe_ip = SCRUBBED_IP
     return m
 
 
@@ -156,8 +161,16 @@ def accept(raw: bytes, *, report_id: str | None = None, where: str = "measuremen
     version does not know survive; only `measurement_uid` is added (and `report_id` when the
     probe left it out).
     """
-    raw = scrub_probe_ip(raw).strip()
+    raw = raw.strip()
     m = decode_checked(raw, where)
+    if m.probe_ip != SCRUBBED_IP:  # the probe's own address: scrubbed everywhere, then read again
+        raw = scrub_probe_ip(raw, m.probe_ip)
+        m = decode_checked(raw, where)
+        if m.probe_ip != SCRUBBED_IP:  # not written plainly (escaped, or not an address): set it
+            obj = msgspec.json.decode(raw)
+            obj["probe_ip"] = SCRUBBED_IP
+            raw = _encoder.encode(obj)
+            m.probe_ip = SCRUBBED_IP
     uid = measurement_uid(m)
     if b"\n" in raw or b"\r" in raw:  # literal newlines can only be whitespace in valid JSON
         raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")

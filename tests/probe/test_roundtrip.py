@@ -17,6 +17,7 @@ from netvigil.model.measurement import (
     TCPConnect,
     TLSHandshake,
     ThroughputSample,
+    decode_known_fields,
     decode_measurement,
     encode_measurement,
 )
@@ -78,6 +79,19 @@ def test_our_measurements_validate(path):
         msgspec.convert(tk["network_events"], list[NetworkEvent])
         msgspec.convert(tk["throughput"], list[ThroughputSample])
         assert json.loads(encode_measurement(m)) == obj
+
+
+def test_decode_known_fields_matches_the_lossless_decode_but_extras():
+    """The analysis' one-pass decode: the same Struct as decode_measurement but for the
+    extra fields, legacy forms (nulls, no measurement_start_time) included."""
+    for name, text in OONI:
+        full = decode_measurement(text, where=name)
+        fast = decode_known_fields(text.encode(), where=name)
+        assert msgspec.structs.replace(fast, extra_fields={}) == msgspec.structs.replace(full, extra_fields={}), name
+    legacy = b'{"test_name": "web_connectivity", "test_start_time": "2016-01-01 00:00:00", "test_keys": null}'
+    assert decode_known_fields(legacy).measurement_start_time == "2016-01-01 00:00:00"
+    with pytest.raises(MeasurementError, match="x:1: .*probe_cc"):
+        decode_known_fields(b'{"test_name": "x", "measurement_start_time": "2024-01-01 00:00:00", "probe_cc": 5}', where="x:1")
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -21,7 +21,7 @@ import msgspec
 
 from netvigil.collector import log as mlog
 from netvigil.errors import MeasurementError
-from netvigil.model.measurement import decode_measurement
+from netvigil.model.measurement import decode_known_fields
 from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.analyser")
@@ -99,7 +99,7 @@ class Analyser:
             for pos, line in mlog.scan(self.log_dir, self.checkpoint, stop, limit=self.batch):
                 end = (pos.segment, pos.offset + pos.length + 1)
                 try:
-                    m = decode_measurement(line, where=f"log segment {pos.segment} offset {pos.offset}")
+                    m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
                 except MeasurementError as exc:  # the collector validated it; never block the pump
                     log.error("%s", exc)
                     continue

@@ -185,18 +185,15 @@ def scan(directory: Path, start: tuple[int, int], stop: tuple[int, int], *,
         end = stop[1] if seg == stop[0] else path.stat().st_size
         if end <= begin:
             continue
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=1 << 20) as f:  # line by line: a batch reads what it uses
             f.seek(begin)
-            offset, rest = begin, b""
-            while offset + len(rest) < end:
-                chunk = f.read(min(8 << 20, end - offset - len(rest)))
-                if not chunk:
-                    break
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    yield Position(seg, offset, len(line)), line
-                    offset += len(line) + 1
-                    count += 1
-                    if limit is not None and count >= limit:
-                        return
+            offset = begin
+            while offset < end:
+                line = f.readline()
+                if not line.endswith(b"\n") or offset + len(line) > end:
+                    break  # past the committed end
+                yield Position(seg, offset, len(line) - 1), line[:-1]
+                offset += len(line)
+                count += 1
+                if limit is not None and count >= limit:
+                    return

@@ -273,6 +273,19 @@ def decode_measurement(data: bytes | str, *, where: str | None = None) -> Measur
     return measurement_from_dict(obj, where=where)
 
 
+_typed_decoder = msgspec.json.Decoder(Measurement)
+
+
+def decode_known_fields(data: bytes, *, where: str | None = None) -> Measurement:
+    """One typed pass, for a caller that keeps the JSON line itself (the analysis reading the
+    collector's log): keys the Struct does not name may not be kept. Legacy forms (nulls, no
+    measurement_start_time) and wrong types take decode_measurement's way."""
+    try:
+        return _typed_decoder.decode(data)
+    except msgspec.DecodeError:
+        return decode_measurement(data, where=where)
+
+
 def measurement_to_dict(m: Measurement) -> dict[str, Any]:
     """The JSON object of a measurement, with its extra fields back in place."""
     d = msgspec.to_builtins(m)

@@ -2,7 +2,8 @@
 
 `netvigil serve` (analysis on, chdb) in its own process. Background load: the real OONI
 corpus of bench_collector_ingest (re-dated) submitted in JSONL batches at a target rate.
-Every second a marker (one probe round of a recorded lab run, tests/data/lab/russia-2022:
+Each load lasts 10 s, the 5,000/s one 30 s (a backlog that grows shows as latency growing
+over the phase). Every second a marker (one probe round of a recorded lab run, tests/data/lab/russia-2022:
 a network's service and control measurements, given a network of its own) is submitted; the time until /api/v1/status?asn=...
 shows it is its latency. Baseline, same run: the same marker on the idle server.
 Prints RESULT lines with p50/max latency per load and the ratio to idle.
@@ -32,7 +33,25 @@ from netvigil.model.measurement import encode_measurement  # noqa: E402
 from netvigil.report.replay import load_run, rounds  # noqa: E402
 
 TOKEN = ingest.TOKEN
-PHASE_SECONDS = 10.0
+PHASE_SECONDS = {0: 10.0, 200: 10.0, 1000: 10.0, 5000: 30.0}
+
+
+class Work:
+    """JSONL batches of distinct measurements, made as they are sent: each corpus item is
+    encoded once with a placeholder time, and every copy gets a time of its own (a new uid)."""
+
+    def __init__(self, items: list[dict]):
+        self.templates = [json.dumps(dict(m, measurement_start_time="@TIME@"), separators=(",", ":")).encode()
+                          for m in items]
+        self.i = 0
+
+    def batch(self) -> bytes:
+        lines = []
+        for _ in range(ingest.BATCH):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_600_000_000 + self.i)).encode()
+            lines.append(self.templates[self.i % len(self.templates)].replace(b"@TIME@", stamp))
+            self.i += 1
+        return b"\n".join(lines) + b"\n"
 
 
 def post(port: int, path: str, body: bytes) -> dict:
@@ -77,39 +96,38 @@ def health(port: int) -> dict:
     return json.loads(c.getresponse().read())
 
 
-def background(port: int, work: list[bytes], rate: float, seconds: float, sent: list[int]) -> None:
+def background(port: int, work: Work, rate: float, seconds: float, sent: list[int]) -> None:
     """Offer `rate` measurements/s in JSONL batches for `seconds`."""
     if rate <= 0:
         return
     interval = ingest.BATCH / rate
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    i, t0 = 0, time.monotonic()
+    t0 = time.monotonic()
     t_next = t0
-    while time.monotonic() - t0 < seconds and i < len(work):
+    while time.monotonic() - t0 < seconds:
         now = time.monotonic()
         if now < t_next:
             time.sleep(min(t_next - now, 0.05))
             continue
-        c.request("POST", "/api/v1/submit", body=work[i], headers={"Authorization": f"Bearer {TOKEN}"})
+        c.request("POST", "/api/v1/submit", body=work.batch(), headers={"Authorization": f"Bearer {TOKEN}"})
         r = c.getresponse()
         r.read()
         sent[0] += ingest.BATCH
-        i += 1
         t_next += interval
 
 
-def phase(port: int, samples, work: list[bytes], rate: float, first_marker: int) -> tuple[list[float], float, float, float]:
-    """Load for PHASE_SECONDS with a marker each second; latencies, achieved rate, drain time,
+def phase(port: int, samples, work: Work, rate: float, first_marker: int) -> tuple[list[float], float, float, float]:
+    """Load for PHASE_SECONDS[rate] with a marker each second; latencies, achieved rate, drain time,
     analysis throughput (measurements analysed per second from the phase's start to drained)."""
     analysed0 = health(port)["analysed"]
     sent = [0]
-    t = threading.Thread(target=background, args=(port, work, rate, PHASE_SECONDS, sent))
+    t = threading.Thread(target=background, args=(port, work, rate, PHASE_SECONDS[rate], sent))
     t0 = time.monotonic()
     t.start()
     markers: dict[str, float] = {}
     seen: dict[str, float] = {}
     k = first_marker
-    while time.monotonic() - t0 < PHASE_SECONDS:
+    while time.monotonic() - t0 < PHASE_SECONDS[rate]:
         markers[submit_marker(port, samples, k)] = time.monotonic()
         k += 1
         deadline = time.monotonic() + 1.0
@@ -139,17 +157,14 @@ def main() -> None:
     asn0 = first_round[0].probe_asn
     samples = [m for m in first_round if m.probe_asn == asn0]
     items = ingest.corpus()
-    work = ingest.batches(items, 70_000)
+    work = Work(items)
     with tempfile.TemporaryDirectory() as tmp:
         port = 8600 + (os.getpid() + 7) % 1000
         proc = ingest.start_server(os.path.join(tmp, "obs"), port, analysis=True)
         try:
             results = {}
-            offset = 0
-            for rate in (0, 200, 1000, 5000):
-                n = int(rate * PHASE_SECONDS / ingest.BATCH) + 1
-                results[rate] = phase(port, samples, work[offset:offset + n], rate, first_marker=len(results) * 1000)
-                offset += n
+            for rate in PHASE_SECONDS:
+                results[rate] = phase(port, samples, work, rate, first_marker=len(results) * 1000)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -161,6 +176,10 @@ def main() -> None:
         print(f"RESULT arrival_to_status_p50_at_{rate}_per_s={p50:.2f} s max={max(lat):.2f} s "
               f"ratio={p50 / idle:.1f} baseline(idle)={idle:.2f} s accepted={achieved:.0f}/s "
               f"markers={len(lat)} seen={len(finite)} backlog_drained_in={drain:.0f} s analysed={analysed_rate:.0f}/s goal<5s")
+        third = len(lat) // 3
+        if third >= 3:  # a backlog that keeps growing shows as a later third slower than the first
+            print(f"  p50 by third of the phase: {statistics.median(lat[:third]):.2f} s, "
+                  f"{statistics.median(lat[third:2 * third]):.2f} s, {statistics.median(lat[2 * third:]):.2f} s")
 
 
 if __name__ == "__main__":

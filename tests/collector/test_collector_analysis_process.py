@@ -1,4 +1,5 @@
-"""The analysis process: it follows what arrives, and dies with the service (no orphan)."""
+"""The analysis process: it follows what arrives, and dies with the service, its judge worker
+too (no orphan)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ def test_analysis_process_exits_when_the_service_is_killed(tmp_path):
             raise AssertionError("analysis did not start")
         kids = [p for p in children(proc.pid) if alive(p)]
         assert kids, "the analysis runs in a child process"
+        if (os.cpu_count() or 1) >= 2:  # and judges in a grandchild (judge_worker.py)
+            deadline = time.monotonic() + 30
+            while not [g for k in kids for g in children(k)] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            workers = [g for k in kids for g in children(k) if alive(g)]
+            assert workers, "the judge worker runs beside the analysis"
+            kids += workers
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 30

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -25,11 +25,10 @@ from netvigil.analysis import queries
 from netvigil.analysis.context import RoundContext
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import ServiceNamer, judge, measurement_uid, to_verdict
+from netvigil.analysis.verdicts import Judge, Judged, measurement_uid, needs_context, to_verdict
 from netvigil.analysis.window import LiveState
 from netvigil.analysis.endpoints import input_domain
 from netvigil.errors import UsageError
-from netvigil.analysis.finding import Finding
 from netvigil.model.measurement import Measurement, encode_measurement, measurement_to_dict
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import open_engine, sql_str, time_bucket
@@ -37,18 +36,6 @@ from netvigil.store.raw import RawArchive, day_of
 from netvigil.store.schema import create_tables, drop_tables
 
 REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
-
-
-# the test_keys the round context reads (context.py: addresses of good TLS handshakes)
-CONTEXT_KEYS = ("tls_handshakes",)
-
-
-class _Prepared(NamedTuple):
-    m: Measurement  # the envelope; test_keys cut to CONTEXT_KEYS
-    f: Finding
-    service: str | None
-    row: dict  # the measurements table row
-    day: str  # the raw archive's file
 
 
 _BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
@@ -75,7 +62,7 @@ class Observatory:
         self.db = open_engine(target)
         self.t = lambda name: f"{self.db.database}.{name}"
         self._lock = threading.RLock()
-        self._namer = ServiceNamer()
+        self.judge = Judge(self.rules)
         self._ctx = RoundContext(self.rules)
         self._rounds: dict[tuple, tuple[tuple, list]] = {}
         self._dirty: dict[str, str] = {}  # country -> earliest measurement time added since the last refresh
@@ -94,44 +81,38 @@ class Observatory:
         archive keeps (None: encode the measurement). Each measurement is judged as it comes
         and its tree let go, so a batch never holds a thousand 20 KB trees: judged while
         still in cache, a measurement costs about half (benchmarks/bench_collector_latency.py)."""
+        return self.add_judged(self._judged(pairs))
+
+    def _judged(self, pairs: Iterable[tuple[Measurement, bytes | None]]) -> Iterator[tuple[Judged, bytes]]:
+        for m, line in pairs:
+            if not m.measurement_uid:
+                m.measurement_uid = measurement_uid(m)
+                line = None  # the received line lacks the uid
+            yield self.judge(m), encode_measurement(m) if line is None else line
+
+    def add_judged(self, items: Iterable[tuple[Judged, bytes]]) -> int:
+        """Add measurements already judged alone (Judge, maybe in another process) with their
+        JSON lines; idempotent by measurement_uid."""
         with self._lock:
-            fresh: dict[str, tuple[_Prepared, bytes, bool | None]] = {}
-            for m, line in pairs:
-                if not m.measurement_uid:
-                    m.measurement_uid = measurement_uid(m)
-                    line = None  # the received line lacks the uid
-                uid = m.measurement_uid
+            fresh: dict[str, tuple[Judged, bytes, bool | None]] = {}
+            for j, line in items:
+                uid = j.m.measurement_uid
                 if uid in fresh:
                     continue
                 # recent uids are held in memory; only older measurements are looked up in the store
-                new = self.live.unknown_here(uid, m.measurement_start_time)
-                if new is False:
-                    continue
-                fresh[uid] = (self._prepare(m), encode_measurement(m) if line is None else line, new)
+                new = self.live.unknown_here(uid, j.m.measurement_start_time)
+                if new is not False:
+                    fresh[uid] = (j, line, new)
             known = self._known_uids([u for u, (_, _, new) in fresh.items() if new is None])
-            items = [p for u, (p, _, _) in fresh.items() if u not in known]
+            items = [(j, line) for u, (j, line, _) in fresh.items() if u not in known]
             if not items:
                 return 0
-            self.raw.append((p.day, line) for u, (p, line, _) in fresh.items() if u not in known)
-            self.db.insert("measurements", [p.row for p in items])
-            judged = self._judge(items)
-            self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in judged])
-            for p in items:
-                self.live.remember(p.m.measurement_uid, p.m.measurement_start_time)
-            self.live.note([v for _, v in judged], set(fresh) - known)
+            self.raw.append((day_of(j.m), line) for j, line in items)
+            verdicts = self._index([j for j, _ in items])
+            for j, _ in items:
+                self.live.remember(j.m.measurement_uid, j.m.measurement_start_time)
+            self.live.note(verdicts, set(fresh) - known)
             return len(items)
-
-    def _prepare(self, m: Measurement) -> "_Prepared":
-        """What is kept of a measurement once judged alone: its finding, service, index row,
-        and the envelope with only the test_keys the round context reads."""
-        f = judge(m, self.rules)
-        tk = m.test_keys if isinstance(m.test_keys, dict) else {}
-        slim = msgspec.structs.replace(m, test_keys={k: tk[k] for k in CONTEXT_KEYS if k in tk})
-        return _Prepared(slim, f, self._service(m, f.domain), queries.measurement_row(m, self._service(m, None)),
-                         day_of(m))
-
-    def _service(self, m: Measurement, domain: str | None) -> str | None:
-        return self._namer(m, domain or input_domain(m.input))
 
     def _known_uids(self, uids: list[str]) -> set[str]:
         known: set[str] = set()
@@ -141,13 +122,16 @@ class Observatory:
             known.update(r["uid"] for r in rows)
         return known
 
-    def _judge(self, items: list["_Prepared"]) -> list[tuple[Measurement, Verdict]]:
+    def _judge(self, items: list[Judged]) -> list[tuple[Measurement, Verdict]]:
+        """Verdicts in time order: our probe's rounds are judged with their context (a round's
+        earlier members are judged again as its controls arrive)."""
         out = []
-        for m, f, service, _, _ in sorted(items, key=lambda p: p.m.measurement_start_time):
+        for j in sorted(items, key=lambda j: j.m.measurement_start_time):
+            m, f, service = j.m, j.f, j.service
             t = m.measurement_start_time[:19]
             if t < self._dirty.get(m.probe_cc, "9999"):
                 self._dirty[m.probe_cc] = t
-            if not (isinstance(m.annotations, dict) and "service" in m.annotations) or m.test_name == "web_connectivity":
+            if not needs_context(m):
                 out.append((m, to_verdict(m, f, service, self.rules, m.measurement_uid)))
                 continue
             self._ctx.note_addresses(m)
@@ -180,24 +164,28 @@ class Observatory:
             self._span_cache.clear()
             self._ctx = RoundContext(self.rules)
             n = 0
-            batch: list[_Prepared] = []
+            batch: list[Judged] = []
             for m in self.raw.read_all():
-                batch.append(self._prepare(m))
+                batch.append(self.judge(m))
                 if len(batch) >= 5000:
-                    n += self._index(batch)
+                    n += len(batch)
+                    self._index(batch)
                     batch = []
-            n += self._index(batch)
+            n += len(batch)
+            self._index(batch)
             self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)  # derived from what was just written
             self._dirty = {r["cc"]: "1970-01-01 00:00:00" for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
             self.refresh()
             return n
 
-    def _index(self, batch: list["_Prepared"]) -> int:
+    def _index(self, batch: list[Judged]) -> list[Verdict]:
+        """Write the index rows and verdicts of measurements new to the store."""
         if not batch:
-            return 0
-        self.db.insert("measurements", [p.row for p in batch])
-        self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in self._judge(batch)])
-        return len(batch)
+            return []
+        self.db.insert("measurements", [queries.measurement_row(j.m, j.row_service) for j in batch])
+        judged = self._judge(batch)
+        self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in judged])
+        return [v for _, v in judged]
 
     def refresh(self) -> list[IncidentChange]:
         """Recompute the incidents of the countries that received data. Only a window is

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 
+import msgspec
+
 from netvigil.analysis.context import RoundContext
 from netvigil.analysis.endpoints import endpoint_results, input_domain, service_finding
 from netvigil.analysis.finding import Finding
@@ -140,6 +142,43 @@ def to_verdict(m: Measurement, f: Finding, service: str | None, rules: RuleSet, 
         path=path,
         probe_network_name=m.probe_network_name,
     )
+
+
+def needs_context(m: Measurement) -> bool:
+    """Judged with its round (context.py): our probe's service tests; OONI's are judged alone."""
+    return isinstance(m.annotations, dict) and "service" in m.annotations and m.test_name not in WEB_TESTS
+
+
+# the test_keys the round context reads (context.py: addresses of good TLS handshakes)
+CONTEXT_KEYS = ("tls_handshakes",)
+
+
+class Judged(msgspec.Struct, array_like=True):
+    """A measurement judged alone: what the store and the round context need of it once its
+    tree is let go (a few hundred bytes, cheap to pass between processes)."""
+
+    m: Measurement  # the envelope; test_keys only CONTEXT_KEYS, and only when needs_context
+    f: Finding
+    service: str | None  # the verdict's
+    row_service: str | None  # the measurements table's (named from the input alone)
+
+
+class Judge:
+    """judge() plus service naming: a measurement -> Judged."""
+
+    def __init__(self, rules: RuleSet):
+        self.rules = rules
+        self.namer = ServiceNamer()
+
+    def service(self, m: Measurement, domain: str | None) -> str | None:
+        return self.namer(m, domain or input_domain(m.input))
+
+    def __call__(self, m: Measurement) -> Judged:
+        f = judge(m, self.rules)
+        tk = m.test_keys if needs_context(m) and isinstance(m.test_keys, dict) else {}
+        slim = msgspec.structs.replace(m, test_keys={k: tk[k] for k in CONTEXT_KEYS if k in tk}, test_helpers=None,
+                                       extensions=None, options=None, input_hashes=None, extra_fields={})
+        return Judged(slim, f, self.service(m, f.domain), self.service(m, None))
 
 
 def verdict_stream(measurements: Iterable[Measurement], rules: RuleSet | None = None) -> Iterator[tuple[Measurement, Verdict]]:

@@ -19,7 +19,9 @@ from typing import Any
 
 import msgspec
 
+from netvigil.analysis.verdicts import Judged
 from netvigil.collector import log as mlog
+from netvigil.collector.judge_worker import JudgeWorker, WorkerGone
 from netvigil.errors import MeasurementError
 from netvigil.model.measurement import decode_known_fields
 from netvigil.model.records import IncidentChange, StatusRow
@@ -47,8 +49,14 @@ class RoundResult(msgspec.Struct):
 
 
 class Analyser:
-    def __init__(self, data_dir: Path, *, engine: str = "chdb", interval: float = 1.0, batch: int = 1000):
+    """`judge_worker`: decode and judge in a second process (judge_worker.py) while this one
+    stores; for a machine with a core to spare."""
+
+    def __init__(self, data_dir: Path, *, engine: str = "chdb", interval: float = 1.0, batch: int = 1000,
+                 judge_worker: bool = False):
         self.data_dir = Path(data_dir)
+        self.use_worker = judge_worker
+        self.worker: JudgeWorker | None = None
         self.log_dir = self.data_dir / "log"
         self.engine, self.interval, self.batch = engine, interval, batch
         self.ckpt_path = self.data_dir / "collector" / "analysed.json"
@@ -63,8 +71,13 @@ class Analyser:
         from netvigil.analysis.service import Observatory  # the analysis area's facade
 
         self.obs = Observatory(store_dir(self.data_dir), engine=self.engine)
+        if self.use_worker:
+            self.worker = JudgeWorker(self.log_dir, self.obs.rules.version)
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
         if self.obs is not None:
             self.obs.close()
             self.obs = None
@@ -88,6 +101,38 @@ class Analyser:
     def pending(self, stop: tuple[int, int]) -> bool:
         return stop > self.checkpoint or self.stale or self.rounds == 0
 
+    def prefetch(self, stop: tuple[int, int]) -> None:
+        """Have the worker judge what is committed up to `stop` before the round asks."""
+        if self.worker is not None and self.worker.ready and self.worker.inflight is None and stop > self.checkpoint:
+            try:
+                self.worker.request(self.checkpoint, stop, self.batch)
+            except WorkerGone as exc:
+                self._worker_gone(exc)
+
+    def _worker_gone(self, exc: WorkerGone) -> None:
+        log.error("%s; judging in the analysis process from now on", exc)
+        self.worker.close()
+        self.worker = None
+
+    def _from_worker(self, stop: tuple[int, int]) -> list[tuple[mlog.Position, bytes, Judged | None]] | None:
+        """The next batch's lines, judged by the worker; the batch after it is asked for at
+        once (judged while this one is stored). None: judge here (no worker, starting, gone)."""
+        if self.worker is None:
+            return None
+        try:
+            batch = self.worker.take(self.checkpoint, stop, self.batch)
+            if batch is None:
+                return None
+            if batch.end < stop:
+                self.worker.request(batch.end, stop, self.batch)
+            scanned = list(mlog.scan(self.log_dir, batch.start, batch.end))
+            if len(scanned) != len(batch.judged):
+                raise WorkerGone(f"the judge worker read {len(batch.judged)} lines, the log has {len(scanned)}")
+            return [(pos, batch.lines.get(i, line), j) for i, ((pos, line), j) in enumerate(zip(scanned, batch.judged))]
+        except WorkerGone as exc:
+            self._worker_gone(exc)
+            return None
+
     def round(self, stop: tuple[int, int]) -> RoundResult:
         """One round over the log up to `stop`, the writer's committed end."""
         end = self.checkpoint
@@ -107,8 +152,21 @@ class Analyser:
                 read += 1
                 yield m, line
 
+        def judged(lines):  # the worker's judgements
+            nonlocal end, read
+            for pos, line, j in lines:
+                end = (pos.segment, pos.offset + pos.length + 1)
+                if j is not None:
+                    countries.add(j.m.probe_cc)
+                    read += 1
+                    yield j, line
+
         if stop > self.checkpoint:
-            self.obs.add_lines(decoded())
+            lines = self._from_worker(stop)
+            if lines is not None:
+                self.obs.add_judged(judged(lines))
+            else:
+                self.obs.add_lines(decoded())
         batch = read > 0
         if batch:
             self.stale = True

@@ -77,7 +77,7 @@ class Settings:
     analysis: bool = True  # run the analysis pump (Observatory.add + refresh)
     analysis_process: bool = True  # analysis in its own process (False: a thread of this one)
     analysis_interval: float = 1.0  # seconds between analysis rounds
-    analysis_batch: int = 1000  # measurements per analysis round (API reads wait at most one round)
+    analysis_batch: int = 2500  # measurements per analysis round (API reads wait at most one round)
     engine: str = "chdb"
     webhook_retries: int = 5
     extra: dict = field(default_factory=dict)

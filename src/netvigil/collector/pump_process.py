@@ -20,6 +20,7 @@ import gc
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -39,10 +40,17 @@ log = logging.getLogger("netvigil.pump")
 # corpus (benchmarks/bench_collector_latency.py). Collect rarely instead.
 GC_THRESHOLD = (100_000, 50, 100)
 
+# Under load a round starts at most this often once the analysis has caught up: a chdb insert
+# costs ~11 ms of CPU whatever its size (measured), so at 5,000 measurements/s rounds of
+# 0.1 s spent a quarter of a core on that alone. Idle, a measurement is analysed at once.
+ROUND_GAP = 0.25
+
 
 def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> None:
     gc.set_threshold(*GC_THRESHOLD)
-    analyser = Analyser(data_dir, engine=engine, interval=interval, batch=batch)
+    # a second core judges while this process stores (judge_worker.py)
+    analyser = Analyser(data_dir, engine=engine, interval=interval, batch=batch,
+                        judge_worker=(os.cpu_count() or 1) >= 2)
     try:
         analyser.open()
     except Exception as exc:
@@ -51,10 +59,11 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
     gc.freeze()  # what opening loaded (rules, the held window) is never collected
     conn.send(("ready",))
     stop_at: tuple[int, int] = (0, 0)
+    next_round = 0.0  # monotonic time the next round may start
     try:
         while True:
             backlog = analyser.pending(stop_at)
-            if conn.poll(0 if backlog else interval):
+            if conn.poll(max(0.0, next_round - time.monotonic()) if backlog else interval):
                 msg = conn.recv()
                 if msg[0] == "stop":
                     break
@@ -66,6 +75,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                             stop_at = max(stop_at, (msg[1], msg[2]))
                         else:
                             _handle(analyser, conn, msg)
+                    analyser.prefetch(stop_at)  # judged in the worker while the gap runs out
                 else:
                     _handle(analyser, conn, msg)
                 continue
@@ -79,6 +89,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                     time.sleep(interval)
                     continue
                 conn.send(("round", res, time.monotonic() - t0))
+                next_round = t0 + ROUND_GAP if analyser.checkpoint >= stop_at else 0.0
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the service went away
     finally:

@@ -1,0 +1,183 @@
+"""A second process that judges measurements while the analysis stores the previous batch.
+
+Decoding and judging are two thirds of the analysis' work per measurement, and one core does
+not keep up with 5,000 measurements/s (benchmarks/bench_collector_latency.py). This worker
+reads the same committed log lines as the analysis, decodes and judges each one alone
+(analysis.verdicts.Judge: no store, no round context) and answers with a small `Judged` per
+line; the analysis stores batch k while the worker judges batch k+1.
+
+It runs as `python -m netvigil.collector.judge_worker LOG_DIR` and exits when its stdin
+closes, so it never outlives the analysis. Frames in both directions: a 4-byte big-endian
+length, then msgpack.
+  in:  Request(start, stop, limit)
+  out: Ready(rules_version) once, then one Batch per Request
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from netvigil.analysis.verdicts import Judged, measurement_uid
+from netvigil.collector import log as mlog
+from netvigil.errors import MeasurementError
+from netvigil.model.measurement import decode_known_fields, encode_measurement
+
+log = logging.getLogger("netvigil.judge_worker")
+
+
+class Request(msgspec.Struct, array_like=True):
+    start: tuple[int, int]
+    stop: tuple[int, int]
+    limit: int
+
+
+class Ready(msgspec.Struct, array_like=True, tag="ready"):
+    rules_version: str
+
+
+class Batch(msgspec.Struct, array_like=True, tag="batch"):
+    start: tuple[int, int]
+    end: tuple[int, int]  # after the last line read
+    judged: list[Judged | None]  # one per line; None: not a measurement (logged by the worker)
+    lines: dict[int, bytes] = {}  # index -> the line to archive, when it differs from the log's (uid added)
+
+
+_enc = msgspec.msgpack.Encoder()
+_requests = msgspec.msgpack.Decoder(Request)
+_answers = msgspec.msgpack.Decoder(Ready | Batch)
+
+
+def _write(out: BinaryIO, msg: msgspec.Struct) -> None:
+    data = _enc.encode(msg)
+    out.write(len(data).to_bytes(4, "big") + data)
+    out.flush()
+
+
+def _read(inp: BinaryIO) -> bytes | None:
+    head = inp.read(4)
+    if len(head) < 4:
+        return None
+    n = int.from_bytes(head, "big")
+    data = inp.read(n)
+    if len(data) < n:
+        return None
+    return data
+
+
+def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
+    judged: list[Judged | None] = []
+    lines: dict[int, bytes] = {}
+    end = req.start
+    for pos, line in mlog.scan(log_dir, req.start, req.stop, limit=req.limit):
+        end = (pos.segment, pos.offset + pos.length + 1)
+        try:
+            m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
+        except MeasurementError as exc:  # the collector validated it; never block the pump
+            log.error("%s", exc)
+            judged.append(None)
+            continue
+        if not m.measurement_uid:
+            m.measurement_uid = measurement_uid(m)
+            lines[len(judged)] = encode_measurement(m)
+        judged.append(judge(m))
+    return Batch(req.start, end, judged, lines)
+
+
+def main(argv: list[str]) -> int:
+    from netvigil.analysis.rules import load_rules
+    from netvigil.analysis.verdicts import Judge
+    from netvigil.collector.pump_process import GC_THRESHOLD
+
+    logging.basicConfig(level=logging.WARNING, format="netvigil judge worker: %(message)s")
+    gc.set_threshold(*GC_THRESHOLD)
+    log_dir = Path(argv[0])
+    judge = Judge(load_rules())
+    gc.freeze()
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        _write(out, Ready(judge.rules.version))
+        while (data := _read(inp)) is not None:
+            _write(out, judge_batch(judge, log_dir, _requests.decode(data)))
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass  # the analysis went away
+    return 0
+
+
+class WorkerGone(Exception):
+    pass
+
+
+class JudgeWorker:
+    """The analysis' side: starts the worker, asks for batches, keeps one in flight."""
+
+    def __init__(self, log_dir: Path, rules_version: str):
+        self.rules_version = rules_version
+        self.proc = subprocess.Popen([sys.executable, "-m", "netvigil.collector.judge_worker", str(log_dir)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.ready = False
+        self.inflight: tuple[int, int] | None = None
+
+    def _answer(self) -> Ready | Batch:
+        try:
+            data = _read(self.proc.stdout)
+            if data is None:
+                raise WorkerGone(f"the judge worker exited (code {self.proc.poll()})")
+            return _answers.decode(data)
+        except (OSError, ValueError, msgspec.DecodeError) as exc:
+            raise WorkerGone(f"the judge worker failed: {exc}") from None
+
+    def _started(self) -> bool:
+        """Ready yet? Never waits: until then the analysis judges in its own process."""
+        if not self.ready and select.select([self.proc.stdout], [], [], 0)[0]:
+            ready = self._answer()
+            if not isinstance(ready, Ready) or ready.rules_version != self.rules_version:
+                raise WorkerGone(f"the judge worker has other rules ({getattr(ready, 'rules_version', '?')})")
+            self.ready = True
+        return self.ready
+
+    def request(self, start: tuple[int, int], stop: tuple[int, int], limit: int) -> None:
+        try:
+            _write(self.proc.stdin, Request(start, stop, limit))
+        except (OSError, ValueError) as exc:
+            raise WorkerGone(f"the judge worker failed: {exc}") from None
+        self.inflight = start
+
+    def take(self, start: tuple[int, int], stop: tuple[int, int], limit: int) -> Batch | None:
+        """The batch that starts at `start`: the one in flight if it does, else asked for now.
+        None while the worker is starting."""
+        if not self._started():
+            return None
+        if self.inflight is not None and self.inflight != start:
+            self._answer()  # judged ahead from elsewhere (the checkpoint moved): dropped
+            self.inflight = None
+        if self.inflight is None:
+            self.request(start, stop, limit)
+        batch = self._answer()
+        self.inflight = None
+        if not isinstance(batch, Batch) or batch.start != start:
+            raise WorkerGone("the judge worker answered out of turn")
+        return batch
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # our own child, by its handle
+            self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

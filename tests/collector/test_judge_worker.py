@@ -1,0 +1,101 @@
+"""The judge worker: the analysis with a second process judging gives exactly what the
+analysis alone gives, and falls back to judging alone when the worker dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from netvigil.collector.analyser import Analyser
+from netvigil.collector.intake import accept
+from netvigil.collector.log import MeasurementLog
+from netvigil.model.measurement import encode_measurement
+from netvigil.report.replay import load_run
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def feed(log_dir: Path) -> list[bytes]:
+    """The recorded russia-2022 run and OONI measurements as the collector logs them, plus a
+    line without a uid and one that is not a measurement (neither comes from the collector)."""
+    lines = [accept(encode_measurement(m)).line for m in load_run(DATA / "lab" / "russia-2022")]
+    for p in sorted((DATA / "ooni" / "fastpath").glob("*.json")):
+        try:
+            lines.append(accept(p.read_bytes()).line)
+        except Exception:
+            continue  # a legacy measurement the collector refuses
+    no_uid = json.loads(lines[-1])
+    no_uid.pop("measurement_uid")
+    no_uid["measurement_start_time"] = "2022-02-27 00:00:00"
+    lines.insert(len(lines) // 2, msgspec.json.encode(no_uid))
+    lines.insert(10, b'["not", "a", "measurement"]')
+    mlog = MeasurementLog(log_dir)
+    for i in range(0, len(lines), 50):
+        mlog.append(lines[i:i + 50]).result()
+    mlog.close()
+    return lines
+
+
+def run(data_dir: Path, *, worker: bool, kill_after: int | None = None) -> tuple[list, list, list, bool]:
+    an = Analyser(data_dir, batch=37, judge_worker=worker)  # small batches: many rounds, prefetches
+    an.open()
+    try:
+        if worker:
+            deadline = time.monotonic() + 60
+            while not an.worker._started() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert an.worker.ready
+        used = False
+        end = max((int(p.name[4:12]), p.stat().st_size) for p in (data_dir / "log").glob("seg-*.jsonl"))
+        for k in range(10_000):
+            if an.checkpoint >= end:
+                break
+            if an.worker is not None:
+                used = True
+                if k == kill_after:
+                    os.kill(an.worker.proc.pid, signal.SIGKILL)
+                    an.worker.proc.wait()
+                an.prefetch(end)
+            an.round(end)
+        an.round(end)  # the last refresh
+        obs = an.obs
+        return (obs.verdicts(limit=None, order="ASC"), obs.incidents(), obs.status(), used)
+    finally:
+        an.close()
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    d = tmp_path_factory.mktemp("alone")
+    feed(d / "log")
+    return run(d, worker=False)
+
+
+def test_worker_judges_exactly_as_the_analysis_alone(tmp_path, alone):
+    feed(tmp_path / "log")
+    *got, used = run(tmp_path, worker=True)
+    assert used
+    assert got == list(alone[:3])
+    assert len(got[0]) > 300 and got[1], "the run has verdicts and incidents"
+
+
+def test_a_dead_worker_leaves_the_analysis_judging_alone(tmp_path, alone, caplog):
+    feed(tmp_path / "log")
+    *got, used = run(tmp_path, worker=True, kill_after=3)
+    assert used and "judging in the analysis process from now on" in caplog.text
+    assert got == list(alone[:3])
+
+
+def test_worker_exits_with_the_analysis(tmp_path):
+    feed(tmp_path / "log")
+    an = Analyser(tmp_path, judge_worker=True)
+    an.open()
+    proc = an.worker.proc
+    an.close()
+    assert proc.poll() is not None

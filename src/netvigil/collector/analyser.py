@@ -171,9 +171,10 @@ class Analyser:
         if batch:
             self.stale = True
         changes: list[IncidentChange] = []
-        # add() makes status current; refresh() (incidents, alerts) may cost more as data grows,
-        # so under load it runs at most every 2x its own duration, and at once when idle.
-        due = time.monotonic() - self._refreshed_at >= max(self.interval, 2 * self.refresh_seconds)
+        # add() makes status current; refresh() (incidents, alerts) costs more as the window
+        # fills, so under load it runs at most every 4x its own duration (a fifth of the time
+        # at most, the rest keeps status current), and at once when idle.
+        due = time.monotonic() - self._refreshed_at >= max(self.interval, 4 * self.refresh_seconds)
         if (self.stale or self.rounds == 0) and (due or not batch):
             t0 = time.monotonic()
             changes = self.obs.refresh() or []

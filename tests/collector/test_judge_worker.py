@@ -35,11 +35,19 @@ def feed(log_dir: Path) -> list[bytes]:
     no_uid["measurement_start_time"] = "2022-02-27 00:00:00"
     lines.insert(len(lines) // 2, msgspec.json.encode(no_uid))
     lines.insert(10, b'["not", "a", "measurement"]')
+    lines.insert(20, lines[15])  # the same measurement twice: only its first line is archived
     mlog = MeasurementLog(log_dir)
     for i in range(0, len(lines), 50):
         mlog.append(lines[i:i + 50]).result()
     mlog.close()
     return lines
+
+
+def archived_uids(data_dir: Path) -> list[str]:
+    from netvigil.collector.analyser import store_dir
+    from netvigil.store.raw import RawArchive
+
+    return sorted(m.measurement_uid for m in RawArchive(store_dir(data_dir) / "raw").read_all())
 
 
 def run(data_dir: Path, *, worker: bool, kill_after: int | None = None) -> tuple[list, list, list, bool]:
@@ -65,7 +73,7 @@ def run(data_dir: Path, *, worker: bool, kill_after: int | None = None) -> tuple
             an.round(end)
         an.round(end)  # the last refresh
         obs = an.obs
-        return (obs.verdicts(limit=None, order="ASC"), obs.incidents(), obs.status(), used)
+        return (obs.verdicts(limit=None, order="ASC"), obs.incidents(), obs.status(), archived_uids(data_dir), used)
     finally:
         an.close()
 
@@ -81,15 +89,25 @@ def test_worker_judges_exactly_as_the_analysis_alone(tmp_path, alone):
     feed(tmp_path / "log")
     *got, used = run(tmp_path, worker=True)
     assert used
-    assert got == list(alone[:3])
+    assert got == list(alone[:4])
     assert len(got[0]) > 300 and got[1], "the run has verdicts and incidents"
+    assert len(got[3]) == len(set(got[3])) == len(got[0]), "each measurement archived once"
+
+
+def test_replaying_the_log_with_the_worker_adds_nothing(tmp_path, alone):
+    """After a crash the analysis re-reads from an older checkpoint: all known, none archived twice."""
+    feed(tmp_path / "log")
+    run(tmp_path, worker=True)
+    (tmp_path / "collector" / "analysed.json").unlink()
+    *got, used = run(tmp_path, worker=True)
+    assert used and got == list(alone[:4])
 
 
 def test_a_dead_worker_leaves_the_analysis_judging_alone(tmp_path, alone, caplog):
     feed(tmp_path / "log")
     *got, used = run(tmp_path, worker=True, kill_after=3)
     assert used and "judging in the analysis process from now on" in caplog.text
-    assert got == list(alone[:3])
+    assert got == list(alone[:4])
 
 
 def test_worker_exits_with_the_analysis(tmp_path):

@@ -197,3 +197,21 @@ def test_corrupt_archive_line_is_a_store_error(tmp_path):
     with pytest.raises(StoreError, match="corrupt") as exc:
         list(raw.read_all())
     assert exc.value.where.endswith("2022-02-26.jsonl.zst")
+
+
+def test_frame_writer_keeps_interleaved_days_apart(tmp_path):
+    """Lines of several days arrive mixed; each day's frame holds its own, in order."""
+    from netvigil.store.raw import FrameWriter, RawArchive
+
+    fw = FrameWriter()
+    sent: dict[str, list[bytes]] = {}
+    for i in range(300):
+        day = f"2022-02-2{i % 3}"
+        line = msgspec.json.encode({"test_name": "x", "measurement_start_time": f"{day} 00:00:00", "n": i, "pad": "y" * (i % 50)})
+        fw.add(day, line)
+        sent.setdefault(day, []).append(line)
+    raw = RawArchive(tmp_path / "raw")
+    raw.append_frames(fw.frames())
+    assert raw.days() == sorted(sent)
+    for day, lines in sent.items():
+        assert [msgspec.json.decode(line)["n"] for line in lines] == [m.extra_fields["n"] for m in raw.read_day(day)]

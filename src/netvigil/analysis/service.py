@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement, encode_measurement, measurement_to_dict
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import open_engine, sql_str, time_bucket
-from netvigil.store.raw import RawArchive, day_of
+from netvigil.store.raw import FrameWriter, RawArchive, day_of
 from netvigil.store.schema import create_tables, drop_tables
 
 REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
@@ -81,21 +81,31 @@ class Observatory:
         archive keeps (None: encode the measurement). Each measurement is judged as it comes
         and its tree let go, so a batch never holds a thousand 20 KB trees: judged while
         still in cache, a measurement costs about half (benchmarks/bench_collector_latency.py)."""
-        return self.add_judged(self._judged(pairs))
+        frames = FrameWriter()
+        return self.add_judged(self._judged(pairs, frames), frames=frames.frames)
 
-    def _judged(self, pairs: Iterable[tuple[Measurement, bytes | None]]) -> Iterator[tuple[Judged, bytes]]:
+    def _judged(self, pairs: Iterable[tuple[Measurement, bytes | None]], frames: FrameWriter) -> Iterator[tuple[Judged, bytes]]:
         for m, line in pairs:
             if not m.measurement_uid:
                 m.measurement_uid = measurement_uid(m)
                 line = None  # the received line lacks the uid
-            yield self.judge(m), encode_measurement(m) if line is None else line
+            line = encode_measurement(m) if line is None else line
+            frames.add(day_of(m), line)
+            yield self.judge(m), line
 
-    def add_judged(self, items: Iterable[tuple[Judged, bytes]]) -> int:
-        """Add measurements already judged alone (Judge, maybe in another process) with their
-        JSON lines; idempotent by measurement_uid."""
+    def add_judged(self, items: Iterable[tuple[Judged, bytes | None]], *,
+                   frames: Callable[[], dict[str, bytes]] | None = None,
+                   lines: Callable[[], dict[str, bytes]] | None = None) -> int:
+        """Add measurements already judged alone (Judge, maybe in another process);
+        idempotent by measurement_uid. The raw archive gets `frames()` (day -> zstd frame of
+        every item's line in order, compressed while the lines were in cache: FrameWriter)
+        when every item is new; otherwise the new items' lines, from the items or `lines()`
+        (uid -> line)."""
         with self._lock:
-            fresh: dict[str, tuple[Judged, bytes, bool | None]] = {}
+            fresh: dict[str, tuple[Judged, bytes | None, bool | None]] = {}
+            total = 0
             for j, line in items:
+                total += 1
                 uid = j.m.measurement_uid
                 if uid in fresh:
                     continue
@@ -107,7 +117,12 @@ class Observatory:
             items = [(j, line) for u, (j, line, _) in fresh.items() if u not in known]
             if not items:
                 return 0
-            self.raw.append((day_of(j.m), line) for j, line in items)
+            if frames is not None and len(items) == total:
+                self.raw.append_frames(frames())
+            else:  # some were known already: archive only the new ones
+                given = lines() if lines is not None else {}
+                self.raw.append((day_of(j.m), line if line is not None else given[j.m.measurement_uid])
+                                for j, line in items)
             verdicts = self._index([j for j, _ in items])
             for j, _ in items:
                 self.live.remember(j.m.measurement_uid, j.m.measurement_start_time)

@@ -19,9 +19,8 @@ from typing import Any
 
 import msgspec
 
-from netvigil.analysis.verdicts import Judged
 from netvigil.collector import log as mlog
-from netvigil.collector.judge_worker import JudgeWorker, WorkerGone
+from netvigil.collector.judge_worker import Batch, JudgeWorker, WorkerGone
 from netvigil.errors import MeasurementError
 from netvigil.model.measurement import decode_known_fields
 from netvigil.model.records import IncidentChange, StatusRow
@@ -114,24 +113,28 @@ class Analyser:
         self.worker.close()
         self.worker = None
 
-    def _from_worker(self, stop: tuple[int, int]) -> list[tuple[mlog.Position, bytes, Judged | None]] | None:
-        """The next batch's lines, judged by the worker; the batch after it is asked for at
-        once (judged while this one is stored). None: judge here (no worker, starting, gone)."""
+    def _from_worker(self, stop: tuple[int, int]) -> Batch | None:
+        """The next batch, judged by the worker; the batch after it is asked for at once
+        (judged while this one is stored). None: judge here (no worker, starting, gone)."""
         if self.worker is None:
             return None
         try:
             batch = self.worker.take(self.checkpoint, stop, self.batch)
-            if batch is None:
-                return None
-            if batch.end < stop:
+            if batch is not None and batch.end < stop:
                 self.worker.request(batch.end, stop, self.batch)
-            scanned = list(mlog.scan(self.log_dir, batch.start, batch.end))
-            if len(scanned) != len(batch.judged):
-                raise WorkerGone(f"the judge worker read {len(batch.judged)} lines, the log has {len(scanned)}")
-            return [(pos, batch.lines.get(i, line), j) for i, ((pos, line), j) in enumerate(zip(scanned, batch.judged))]
+            return batch
         except WorkerGone as exc:
             self._worker_gone(exc)
             return None
+
+    def _lines(self, batch: Batch) -> dict[str, bytes]:
+        """uid -> line of a worker's batch, read again (only when some were known already)."""
+        scanned = list(mlog.scan(self.log_dir, batch.start, batch.end))
+        if len(scanned) != len(batch.judged):
+            raise MeasurementError(f"the log has {len(scanned)} lines where the judge worker read {len(batch.judged)}",
+                                   where=f"log segment {batch.start[0]} offset {batch.start[1]}")
+        return {j.m.measurement_uid: batch.lines.get(i, line)
+                for i, ((_, line), j) in enumerate(zip(scanned, batch.judged)) if j is not None}
 
     def round(self, stop: tuple[int, int]) -> RoundResult:
         """One round over the log up to `stop`, the writer's committed end."""
@@ -152,19 +155,14 @@ class Analyser:
                 read += 1
                 yield m, line
 
-        def judged(lines):  # the worker's judgements
-            nonlocal end, read
-            for pos, line, j in lines:
-                end = (pos.segment, pos.offset + pos.length + 1)
-                if j is not None:
-                    countries.add(j.m.probe_cc)
-                    read += 1
-                    yield j, line
-
         if stop > self.checkpoint:
-            lines = self._from_worker(stop)
-            if lines is not None:
-                self.obs.add_judged(judged(lines))
+            worked = self._from_worker(stop)
+            if worked is not None:
+                judged = [j for j in worked.judged if j is not None]
+                countries.update(j.m.probe_cc for j in judged)
+                read, end = len(judged), worked.end
+                self.obs.add_judged([(j, None) for j in judged], frames=lambda: worked.frames,
+                                    lines=lambda: self._lines(worked))
             else:
                 self.obs.add_lines(decoded())
         batch = read > 0

@@ -4,7 +4,8 @@ Decoding and judging are two thirds of the analysis' work per measurement, and o
 not keep up with 5,000 measurements/s (benchmarks/bench_collector_latency.py). This worker
 reads the same committed log lines as the analysis, decodes and judges each one alone
 (analysis.verdicts.Judge: no store, no round context) and answers with a small `Judged` per
-line; the analysis stores batch k while the worker judges batch k+1.
+line, and the raw archive's frames of the batch (compressed while each line is in cache);
+the analysis stores batch k while the worker judges batch k+1.
 
 It runs as `python -m netvigil.collector.judge_worker LOG_DIR` and exits when its stdin
 closes, so it never outlives the analysis. Frames in both directions: a 4-byte big-endian
@@ -29,6 +30,7 @@ from netvigil.analysis.verdicts import Judged, measurement_uid
 from netvigil.collector import log as mlog
 from netvigil.errors import MeasurementError
 from netvigil.model.measurement import decode_known_fields, encode_measurement
+from netvigil.store.raw import FrameWriter, day_of
 
 log = logging.getLogger("netvigil.judge_worker")
 
@@ -48,6 +50,7 @@ class Batch(msgspec.Struct, array_like=True, tag="batch"):
     end: tuple[int, int]  # after the last line read
     judged: list[Judged | None]  # one per line; None: not a measurement (logged by the worker)
     lines: dict[int, bytes] = {}  # index -> the line to archive, when it differs from the log's (uid added)
+    frames: dict[str, bytes] = {}  # day -> the raw archive's zstd frame of the measurements' lines
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -75,6 +78,7 @@ def _read(inp: BinaryIO) -> bytes | None:
 def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
     judged: list[Judged | None] = []
     lines: dict[int, bytes] = {}
+    frames = FrameWriter()  # compressed here, while each line is in cache
     end = req.start
     for pos, line in mlog.scan(log_dir, req.start, req.stop, limit=req.limit):
         end = (pos.segment, pos.offset + pos.length + 1)
@@ -86,9 +90,10 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
             continue
         if not m.measurement_uid:
             m.measurement_uid = measurement_uid(m)
-            lines[len(judged)] = encode_measurement(m)
+            line = lines[len(judged)] = encode_measurement(m)
+        frames.add(day_of(m), line)
         judged.append(judge(m))
-    return Batch(req.start, end, judged, lines)
+    return Batch(req.start, end, judged, lines, frames.frames())
 
 
 def main(argv: list[str]) -> int:

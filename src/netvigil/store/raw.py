@@ -22,6 +22,7 @@ from netvigil.errors import MeasurementError, StoreError
 from netvigil.model.measurement import Measurement, measurement_from_dict
 
 _dec = msgspec.json.Decoder()
+LEVEL = 3  # zstd level of every frame
 
 
 def day_of(m: Measurement) -> str:
@@ -34,6 +35,22 @@ def _measurement(line: bytes) -> Measurement:
     if isinstance(obj, dict) and isinstance(obj.get("extra_fields"), dict):  # the older form
         return msgspec.convert(obj, Measurement)
     return measurement_from_dict(obj)
+
+
+class FrameWriter:
+    """Compresses lines into one frame per day as they come (while they are in cache)."""
+
+    def __init__(self):
+        self.parts: dict[str, tuple[object, list[bytes]]] = {}
+
+    def add(self, day: str, line: bytes) -> None:
+        part = self.parts.get(day)
+        if part is None:  # a compressor per day: one compressor runs one stream at a time
+            part = self.parts[day] = (zstandard.ZstdCompressor(level=LEVEL).compressobj(), [])
+        part[1].append(part[0].compress(line + b"\n"))
+
+    def frames(self) -> dict[str, bytes]:
+        return {day: b"".join(chunks) + cobj.flush() for day, (cobj, chunks) in self.parts.items()}
 
 
 class RawArchive:
@@ -49,9 +66,13 @@ class RawArchive:
         by_day: dict[str, list[bytes]] = defaultdict(list)
         for day, line in entries:
             by_day[day].append(line)
-        cctx = zstandard.ZstdCompressor(level=3)
-        for day, lines in by_day.items():
-            frame = cctx.compress(b"\n".join(lines) + b"\n")
+        cctx = zstandard.ZstdCompressor(level=LEVEL)
+        self.append_frames({day: cctx.compress(b"\n".join(lines) + b"\n") for day, lines in by_day.items()})
+
+    def append_frames(self, frames: dict[str, bytes]) -> None:
+        """Append zstd frames of JSON lines (each ending in a newline), one per day, made by
+        whoever had the lines in hand (FrameWriter); durable when this returns."""
+        for day, frame in frames.items():
             try:
                 with self.path_for(day).open("ab") as fh:
                     fh.write(frame)

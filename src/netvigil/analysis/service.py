@@ -27,7 +27,6 @@ from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts import Judge, Judged, measurement_uid, needs_context, to_verdict
 from netvigil.analysis.window import LiveState
-from netvigil.analysis.endpoints import input_domain
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement, encode_measurement, measurement_to_dict
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict

@@ -165,15 +165,15 @@ class Analyser:
                                     lines=lambda: self._lines(worked))
             else:
                 self.obs.add_lines(decoded())
-        batch = read > 0
-        if batch:
+        added = read > 0
+        if added:
             self.stale = True
         changes: list[IncidentChange] = []
         # add() makes status current; refresh() (incidents, alerts) costs more as the window
         # fills, so under load it runs at most every 4x its own duration (a fifth of the time
         # at most, the rest keeps status current), and at once when idle.
         due = time.monotonic() - self._refreshed_at >= max(self.interval, 4 * self.refresh_seconds)
-        if (self.stale or self.rounds == 0) and (due or not batch):
+        if (self.stale or self.rounds == 0) and (due or not added):
             t0 = time.monotonic()
             changes = self.obs.refresh() or []
             self.refresh_seconds = time.monotonic() - t0

@@ -45,7 +45,8 @@ def _time(text: str) -> str | None:
     return t if len(t) == 19 and t[4] == "-" and t[13] == ":" else None
 
 
-def _asn(text: str) -> str:
+def asn_label(text: str) -> str:
+    """'AS1234' from a CSV cell: '1234', '1234.0' (a float column) or 'AS1234'."""
     t = text.strip().split(".")[0]
     return t if t.upper().startswith("AS") else f"AS{t}"
 
@@ -119,7 +120,7 @@ def _verdict(rows: list[dict], rules: RuleSet, share: float) -> Verdict:
         service = "telegram" if "telegram" in host else None
     common = dict(
         measurement_uid=r0["measurement_uid"], measurement_start_time=_time(r0["measurement_start_time"]) or "",
-        probe_cc=(r0.get("probe_cc") or "ZZ").strip(), probe_asn=_asn(r0["probe_asn"]), service=service, input=host,
+        probe_cc=(r0.get("probe_cc") or "ZZ").strip(), probe_asn=asn_label(r0["probe_asn"]), service=service, input=host,
         rules_version=rules.version, probe_network_name=(r0.get("probe_as_org_name") or None),
     )
     if frac < share:

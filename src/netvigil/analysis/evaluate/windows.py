@@ -20,7 +20,7 @@ from netvigil.analysis.evaluate.scoring import Binary
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.errors import IngestError, UsageError
-from netvigil.ingest.observations_csv import read_observation_verdicts
+from netvigil.ingest.observations_csv import asn_label, read_observation_verdicts
 from netvigil.ingest.ooni import IngestReport
 
 
@@ -50,7 +50,7 @@ def read_windows(path: Path) -> tuple[set, bool]:
             if end <= start:
                 raise IngestError("end_utc is not after start_utc", where=where)
             asn = (row.get("probe_asn") or "").strip()
-            asn = (asn if asn.upper().startswith("AS") else f"AS{asn}") if asn else None
+            asn = asn_label(asn) if asn else None
             if per_network is None:
                 per_network = asn is not None
             elif per_network != (asn is not None):

@@ -40,9 +40,10 @@ log = logging.getLogger("netvigil.pump")
 # corpus (benchmarks/bench_collector_latency.py). Collect rarely instead.
 GC_THRESHOLD = (100_000, 50, 100)
 
-# Under load a round starts at most this often once the analysis has caught up: a chdb insert
-# costs ~11 ms of CPU whatever its size (measured), so at 5,000 measurements/s rounds of
-# 0.1 s spent a quarter of a core on that alone. Idle, a measurement is analysed at once.
+# Once the analysis has caught up, the next round waits as long as this one took (up to
+# ROUND_GAP): a chdb insert costs ~11 ms of CPU whatever its size (measured), so at 5,000
+# measurements/s rounds of 0.1 s spent a quarter of a core on that alone. Under light load
+# rounds are short and so are the waits; idle, a measurement is analysed at once.
 ROUND_GAP = 0.25
 
 
@@ -89,7 +90,8 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                     time.sleep(interval)
                     continue
                 conn.send(("round", res, time.monotonic() - t0))
-                next_round = t0 + ROUND_GAP if analyser.checkpoint >= stop_at else 0.0
+                took = time.monotonic() - t0
+                next_round = t0 + min(ROUND_GAP, 2 * took) if analyser.checkpoint >= stop_at else 0.0
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the service went away
     finally:

@@ -25,10 +25,10 @@ from netvigil.analysis import queries
 from netvigil.analysis.context import RoundContext
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import Judge, Judged, measurement_uid, needs_context, to_verdict
+from netvigil.analysis.verdicts import Judge, Judged, line_with_uid, needs_context, to_verdict
 from netvigil.analysis.window import LiveState
 from netvigil.errors import UsageError
-from netvigil.model.measurement import Measurement, encode_measurement, measurement_to_dict
+from netvigil.model.measurement import Measurement, measurement_to_dict
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import open_engine, sql_str, time_bucket
 from netvigil.store.raw import FrameWriter, RawArchive, day_of
@@ -85,10 +85,7 @@ class Observatory:
 
     def _judged(self, pairs: Iterable[tuple[Measurement, bytes | None]], frames: FrameWriter) -> Iterator[tuple[Judged, bytes]]:
         for m, line in pairs:
-            if not m.measurement_uid:
-                m.measurement_uid = measurement_uid(m)
-                line = None  # the received line lacks the uid
-            line = encode_measurement(m) if line is None else line
+            line = line_with_uid(m, line)
             frames.add(day_of(m), line)
             yield self.judge(m), line
 

@@ -21,7 +21,7 @@ from netvigil.analysis.finding import Finding
 from netvigil.analysis.observations import observe
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.web_connectivity import analyse_web
-from netvigil.model.measurement import Measurement
+from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.model.records import Verdict
 
 # OONI test names that are about one service
@@ -153,6 +153,15 @@ def needs_context(m: Measurement) -> bool:
 CONTEXT_KEYS = ("tls_handshakes",)
 
 
+def line_with_uid(m: Measurement, line: bytes | None) -> bytes:
+    """The JSON line the raw archive keeps for `m`: `line` as received, unless `m` had no uid
+    (it gets one here, and is encoded again so the line carries it) or no line is given."""
+    if not m.measurement_uid:
+        m.measurement_uid = measurement_uid(m)
+        line = None
+    return encode_measurement(m) if line is None else line
+
+
 class Judged(msgspec.Struct, array_like=True):
     """A measurement judged alone: what the store and the round context need of it once its
     tree is let go (a few hundred bytes, cheap to pass between processes)."""
@@ -184,13 +193,13 @@ class Judge:
 def verdict_stream(measurements: Iterable[Measurement], rules: RuleSet | None = None) -> Iterator[tuple[Measurement, Verdict]]:
     """(measurement, verdict) pairs; bounded memory (one round per network is buffered)."""
     rules = rules or load_rules()
-    namer = ServiceNamer()
+    naming = Judge(rules)
     ctx = RoundContext(rules)
     for m in measurements:
         f = judge(m, rules)
-        service = namer(m, f.domain or input_domain(m.input))
+        service = naming.service(m, f.domain)
         uid = measurement_uid(m)
-        if m.test_name in WEB_TESTS or not isinstance(m.annotations, dict) or "service" not in m.annotations:
+        if not needs_context(m):
             yield m, to_verdict(m, f, service, rules, uid)
             continue
         for mm, ff, ss, uu in ctx.push(m, f, service, uid):

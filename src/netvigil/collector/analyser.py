@@ -20,9 +20,8 @@ from typing import Any
 import msgspec
 
 from netvigil.collector import log as mlog
-from netvigil.collector.judge_worker import Batch, JudgeWorker, WorkerGone
+from netvigil.collector.judge_worker import Batch, JudgeWorker, WorkerGone, read_measurements
 from netvigil.errors import MeasurementError
-from netvigil.model.measurement import decode_known_fields
 from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.analyser")
@@ -144,12 +143,9 @@ class Analyser:
 
         def decoded():  # lazily: add_lines judges each measurement as it is decoded
             nonlocal end, read
-            for pos, line in mlog.scan(self.log_dir, self.checkpoint, stop, limit=self.batch):
+            for pos, m, line in read_measurements(self.log_dir, self.checkpoint, stop, self.batch):
                 end = (pos.segment, pos.offset + pos.length + 1)
-                try:
-                    m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
-                except MeasurementError as exc:  # the collector validated it; never block the pump
-                    log.error("%s", exc)
+                if m is None:
                     continue
                 countries.add(m.probe_cc)
                 read += 1

@@ -22,14 +22,14 @@ import select
 import subprocess
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import msgspec
 
-from netvigil.analysis.verdicts import Judged, measurement_uid
+from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.errors import MeasurementError
-from netvigil.model.measurement import decode_known_fields, encode_measurement
+from netvigil.model.measurement import Measurement, decode_known_fields
 from netvigil.store.raw import FrameWriter, day_of
 
 log = logging.getLogger("netvigil.judge_worker")
@@ -75,23 +75,33 @@ def _read(inp: BinaryIO) -> bytes | None:
     return data
 
 
+def read_measurements(log_dir: Path, start: tuple[int, int], stop: tuple[int, int],
+                      limit: int) -> Iterator[tuple[mlog.Position, Measurement | None, bytes]]:
+    """(position, measurement, line) of the committed log lines from `start`; the measurement
+    is None (and logged) for a line that does not decode."""
+    for pos, line in mlog.scan(log_dir, start, stop, limit=limit):
+        try:
+            m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
+        except MeasurementError as exc:  # the collector validated it; never block the pump
+            log.error("%s", exc)
+            m = None
+        yield pos, m, line
+
+
 def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
     judged: list[Judged | None] = []
     lines: dict[int, bytes] = {}
     frames = FrameWriter()  # compressed here, while each line is in cache
     end = req.start
-    for pos, line in mlog.scan(log_dir, req.start, req.stop, limit=req.limit):
+    for pos, m, line in read_measurements(log_dir, req.start, req.stop, req.limit):
         end = (pos.segment, pos.offset + pos.length + 1)
-        try:
-            m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
-        except MeasurementError as exc:  # the collector validated it; never block the pump
-            log.error("%s", exc)
+        if m is None:
             judged.append(None)
             continue
-        if not m.measurement_uid:
-            m.measurement_uid = measurement_uid(m)
-            line = lines[len(judged)] = encode_measurement(m)
-        frames.add(day_of(m), line)
+        archived = line_with_uid(m, line)
+        if archived is not line:
+            lines[len(judged)] = archived
+        frames.add(day_of(m), archived)
         judged.append(judge(m))
     return Batch(req.start, end, judged, lines, frames.frames())
 

@@ -89,8 +89,8 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                     conn.send(("error", f"analysis round failed: {type(exc).__name__}: {exc}"))
                     time.sleep(interval)
                     continue
-                conn.send(("round", res, time.monotonic() - t0))
                 took = time.monotonic() - t0
+                conn.send(("round", res, took))
                 next_round = t0 + min(ROUND_GAP, 2 * took) if analyser.checkpoint >= stop_at else 0.0
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the service went away

@@ -11,7 +11,6 @@ Every table is derived from here.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -63,11 +62,10 @@ class RawArchive:
 
     def append(self, entries: Iterable[tuple[str, bytes]]) -> None:
         """Append (day, JSON line) entries; durable (fsynced) when this returns."""
-        by_day: dict[str, list[bytes]] = defaultdict(list)
+        frames = FrameWriter()
         for day, line in entries:
-            by_day[day].append(line)
-        cctx = zstandard.ZstdCompressor(level=LEVEL)
-        self.append_frames({day: cctx.compress(b"\n".join(lines) + b"\n") for day, lines in by_day.items()})
+            frames.add(day, line)
+        self.append_frames(frames.frames())
 
     def append_frames(self, frames: dict[str, bytes]) -> None:
         """Append zstd frames of JSON lines (each ending in a newline), one per day, made by

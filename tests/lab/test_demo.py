@@ -38,6 +38,7 @@ def test_demo_without_prerequisites_replays(tmp_path):
     assert (tmp_path / "run" / "measurements.jsonl").stat().st_size > 0
 
 
+@pytest.mark.lab
 def test_demo_live_in_the_lab(lab_ready, tmp_path):
     """The README's main job as a new user runs it (as root), shortened to the first 8 rounds
     (06:00-09:30 scenario time): Twitter's throttling from 09:00 is found on the lab's ISPs."""

@@ -6,12 +6,16 @@ announced. TABLE_DUMP / TABLE_DUMP_V2 RIBs give the routes held at dump time. Re
 them yields, per prefix, how many peers see it, and per origin AS, how many of its prefixes
 are visible: the routing signal of an outage (IODA's BGP signal, at our scale).
 Corrupt or truncated files raise IngestError naming the file, record number and byte offset.
+A hostile record is bounded before mrtparse sees it: its declared length is capped
+(MAX_RECORD_BYTES) and each record may take a bounded number of parse steps (mrtparse's
+AIGP decoder loops forever, allocating, on a negative attribute length).
 """
 
 from __future__ import annotations
 
 import bz2
 import gzip
+import threading
 from pathlib import Path
 
 import msgspec
@@ -23,6 +27,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 BZ2_MAGIC = b"BZh"
 # MRT types (RFC 6396, 8050): TABLE_DUMP, TABLE_DUMP_V2, BGP4MP, BGP4MP_ET, and older ones.
 MRT_TYPES = {5, 11, 12, 13, 16, 17, 32, 33, 48, 49}
+# A BGP message is at most 65,535 bytes (RFC 8654); a TABLE_DUMP_V2 RIB record holds one
+# prefix's routes from every peer: a few hundred KB on the largest route collectors.
+MAX_RECORD_BYTES = 4 << 20
+# parse steps (mrtparse buffer reads) per record byte: a well-formed read consumes >= 1 byte
+# per step but for a few zero-length fields
+STEPS_PER_BYTE = 2
+STEPS_SLACK = 1_000
 
 
 class RouteEvent(msgspec.Struct):
@@ -100,9 +111,66 @@ def _prefixes(items) -> list[tuple[str, int | None]]:
     return [(f"{r['prefix']}/{r['length']}", r.get("path_id")) for r in items or [] if "prefix" in r]
 
 
+class RecordTooLarge(Exception):
+    pass
+
+
+class RecordBudgetExceeded(Exception):
+    pass
+
+
+class _CappedReader:
+    """The file as mrtparse reads it: the 12-byte header, then a body of the length it
+    declares, refused above MAX_RECORD_BYTES before it is read; it also sets the parse-step
+    budget of the record that follows."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > MAX_RECORD_BYTES:
+            raise RecordTooLarge(f"declares {n} bytes (at most {MAX_RECORD_BYTES} are read)")
+        _budget.left = STEPS_PER_BYTE * n + STEPS_SLACK
+        return self.fh.read(n)
+
+    def close(self) -> None:
+        pass  # the owner closes the file
+
+
+_budget = threading.local()  # parse steps left for the record being read (None: unbounded)
+_guard_lock = threading.Lock()
+_guarded = False
+
+
+def _guard_mrtparse() -> None:
+    """Count mrtparse's buffer reads (every decoder step calls chk_buf) against the record's
+    budget, and refuse a negative length (it moves the read position backwards: the loop)."""
+    global _guarded
+    with _guard_lock:
+        if _guarded:
+            return
+        from mrtparse import base
+
+        check = base._Base.chk_buf
+
+        def chk_buf(self, n):
+            left = getattr(_budget, "left", None)
+            if left is not None:
+                if left <= 0:
+                    raise RecordBudgetExceeded("too many parse steps for its length (a decoder loop)")
+                _budget.left = left - 1
+                if n < 0:
+                    raise base.MrtFormatError(f"negative field length {n}")
+            return check(self, n)
+
+        base._Base.chk_buf = chk_buf
+        _guarded = True
+
+
 def read_mrt(path: Path | str) -> MrtDump:
     import mrtparse
 
+    _guard_mrtparse()
     p = Path(path)
     if not p.is_file():
         raise UsageError("no such file", where=str(p))
@@ -112,16 +180,24 @@ def read_mrt(path: Path | str) -> MrtDump:
     peers: list[str] = []  # TABLE_DUMP_V2 peer index
     n = 0
     with _open(p) as fh:
-        reader = mrtparse.Reader(fh)
+        reader = mrtparse.Reader(_CappedReader(fh))
         while True:
             offset = fh.tell()
             try:
+                _budget.left = STEPS_SLACK
                 entry = next(reader)
             except StopIteration:
                 break
+            except RecordTooLarge as exc:
+                raise IngestError(f"MRT record too large: {exc}", where=f"{p}: record {n + 1} at byte {offset}") from None
+            except RecordBudgetExceeded as exc:
+                raise IngestError(f"not a readable MRT record: {exc}",
+                                  where=f"{p}: record {n + 1} at byte {offset}") from None
             except Exception as exc:  # mrtparse raises assorted errors on garbage
                 raise IngestError(f"not a readable MRT record ({type(exc).__name__}: {exc})",
                                   where=f"{p}: record {n + 1} at byte {offset}") from None
+            finally:
+                _budget.left = None
             n += 1
             d = entry.data
             if entry.err is not None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs netvigil and its test prerequisites, then runs the whole test suite.
+# Installs netvigil and its test prerequisites, runs the whole test suite, then checks the
+# built wheel in a fresh virtualenv (scripts/wheel_smoke.sh).
 # This is the README's test command; .ci/run runs exactly this.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k probe
 set -uo pipefail
@@ -11,6 +12,11 @@ if [ "$(id -u)" = 0 ]; then .venv/bin/netvigil lab clean --quiet >/dev/null 2>&1
 rc=$?
 if [ "$rc" = 5 ]; then
   echo "netvigil: pytest collected no tests" >&2
-  exit 1
+  rc=1
+fi
+echo "netvigil: checking the built wheel in a fresh virtualenv (scripts/wheel_smoke.sh)"
+if ! scripts/wheel_smoke.sh; then
+  echo "netvigil: the wheel smoke test failed" >&2
+  [ "$rc" = 0 ] && rc=1
 fi
 exit "$rc"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds the sdist and wheel, installs the wheel into a fresh virtualenv in a temp dir and
+# runs what a new user runs: netvigil --version, the replay demo, and netvigil serve on
+# 127.0.0.1 until /api/v1/health answers. Catches package data left out of the wheel and
+# dependencies missing from pyproject.toml (the editable .venv hides both).
+# Dependencies are pinned by requirements.lock and come from uv's cache when it has them.
+# Usage: scripts/wheel_smoke.sh   (scripts/test.sh runs it after pytest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+UV=.venv/bin/uv
+PY=${PYTHON:-python3}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/netvigil-wheel.XXXXXX")
+serve_pid=
+cleanup() {
+  if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+say() { echo "wheel smoke: $*"; }
+# Offline first (uv's cache), then the index: the same command works on a machine without
+# internet and on a fresh CI runner.
+uv_retry() { "$UV" "$@" --offline -q 2>/dev/null || "$UV" "$@" -q; }
+
+say "building sdist and wheel (the wheel is built from the sdist)"
+uv_retry build --out-dir "$tmp/dist"
+wheel=$(ls "$tmp"/dist/netvigil-*.whl)
+.venv/bin/python scripts/check_wheel.py "$wheel"
+
+say "installing $(basename "$wheel") into a fresh venv ($tmp/venv), pins from requirements.lock"
+"$PY" -m venv "$tmp/venv"
+uv_retry pip install -p "$tmp/venv/bin/python" -c requirements.lock "$wheel"
+nv="$tmp/venv/bin/netvigil"
+
+# Run from an empty directory so nothing of the checkout can be picked up.
+mkdir "$tmp/run"
+cd "$tmp/run"
+if "$tmp/venv/bin/python" -c "import netvigil, sys; sys.exit(not netvigil.__file__.startswith('$REPO'))"; then
+  echo "wheel smoke: netvigil was imported from the checkout, not the installed wheel" >&2
+  exit 1
+fi
+say "$("$nv" --version)"
+
+say "netvigil demo --replay --no-serve (the bundled recorded russia-2022 run)"
+"$nv" demo --replay --no-serve --out demo >demo.log 2>&1 || { cat demo.log >&2; say "FAILED: demo" >&2; exit 1; }
+grep -q "ground truth:" demo.log || { cat demo.log >&2; say "FAILED: the demo printed no result" >&2; exit 1; }
+say "demo ok: $(grep -c 'netvigil report' demo.log) incident(s) reported"
+
+port=$("$tmp/venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+say "netvigil serve on 127.0.0.1:$port with the demo's store"
+"$nv" serve --host 127.0.0.1 --port "$port" --data-dir demo/observatory >serve.log 2>&1 &
+serve_pid=$!
+health="http://127.0.0.1:$port/api/v1/health"
+"$tmp/venv/bin/python" - "$health" "$serve_pid" <<'EOF' || { cat serve.log >&2; say "FAILED: serve" >&2; exit 1; }
+import os, sys, time, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit("netvigil serve exited before answering")
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200:
+                with urllib.request.urlopen(url.rsplit("/api/", 1)[0] + "/", timeout=5) as page:
+                    sys.exit(0 if page.status == 200 else f"dashboard answered {page.status}")
+    except OSError:
+        pass
+    time.sleep(0.25)
+sys.exit("netvigil serve did not answer /api/v1/health within 60 s")
+EOF
+say "serve ok: /api/v1/health and the dashboard answered"
+say "passed"

@@ -1,0 +1,193 @@
+"""One HTTP exchange with the helper over TLS/TCP (h11) or QUIC (HTTP/3), failures as data.
+
+The client's transfers, echo and control calls are all one request and one response; this
+module does that exchange once for both transports and records what a throughput test
+needs: when the request left, when each body byte arrived, and which step failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import h11
+
+from netvigil.helper.protocol import ALPN_H3, ALPN_HTTP1, BAD_RESPONSE, Sampler
+from netvigil.probe import failures
+
+CHUNK = 64 * 1024
+MAX_HEAD_BYTES = 16 * 1024
+USER_AGENT = "netvigil-helper-client"
+
+
+@dataclass
+class Exchange:
+    """What happened: status and body (kept up to `keep`), sampled arrival, failure and step."""
+
+    status: int | None = None
+    body: bytearray = field(default_factory=bytearray)
+    body_bytes: int = 0
+    sent_bytes: int = 0
+    sampler: Sampler | None = None
+    t_connect: float = 0.0
+    t_start: float = 0.0
+    t_end: float = 0.0
+    failure: str | None = None
+    failed_operation: str | None = None
+
+
+@lru_cache(maxsize=2)
+def _tls_context() -> ssl.SSLContext:
+    """No verification: the helper answers any SNI with its own certificate on purpose."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols([ALPN_HTTP1])
+    return ctx
+
+
+def _server_name(sni: str | None) -> str | None:
+    import ipaddress
+
+    if not sni:
+        return None
+    try:
+        ipaddress.ip_address(sni)
+    except ValueError:
+        return sni
+    return None
+
+
+def _body_chunks(body: bytes | int):
+    """The request body: given bytes, or `n` bytes of filler generated chunk by chunk."""
+    if isinstance(body, bytes):
+        if body:
+            yield body
+        return
+    filler = b"\x5a" * CHUNK
+    left = body
+    while left > 0:
+        yield filler[:min(left, CHUNK)]
+        left -= CHUNK
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, (h11.ProtocolError, UnicodeError, ValueError)):
+        return BAD_RESPONSE
+    return failures.classify(exc)
+
+
+async def tcp_exchange(host: str, port: int, sni: str | None, method: str, target: str,
+                       body: bytes | int, *, timeout: float, keep: int,
+                       sample: bool = False) -> Exchange:
+    """Connect, TLS with `sni`, one HTTP/1.1 request; never raises on network failure."""
+    ex = Exchange(sampler=None)
+    op = "connect"
+    writer = None
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            op = "tls_handshake"
+            await writer.start_tls(_tls_context(), server_hostname=_server_name(sni))
+            ex.t_connect = loop.time() - t0
+            op = "write"
+            size = body if isinstance(body, int) else len(body)
+            conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+            headers = [("Host", sni or host), ("User-Agent", USER_AGENT), ("Connection", "close")]
+            if method == "POST":
+                headers.append(("Content-Length", str(size)))
+            ex.t_start = time.monotonic()
+            if sample:
+                ex.sampler = Sampler(ex.t_start)
+            writer.write(conn.send(h11.Request(method=method, target=target, headers=headers)))
+            for chunk in _body_chunks(body):
+                writer.write(conn.send(h11.Data(data=chunk)))
+                await writer.drain()
+                ex.sent_bytes += len(chunk)
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            op = "read"
+            await _read_response(reader, conn, ex, keep)
+    except (OSError, TimeoutError, ssl.SSLError, EOFError, h11.ProtocolError,
+            failures.StepFailure, UnicodeError, ValueError) as exc:
+        ex.failure, ex.failed_operation = _classify(exc), op
+    finally:
+        ex.t_end = ex.t_end or time.monotonic()
+        if writer is not None:
+            writer.transport.abort()
+    return ex
+
+
+async def _read_response(reader: asyncio.StreamReader, conn: h11.Connection, ex: Exchange,
+                         keep: int) -> None:
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(CHUNK)
+            if not data and conn.their_state is not h11.DONE:
+                raise failures.StepFailure(failures.EOF_ERROR, "EOF before the response ended")
+            conn.receive_data(data)
+        elif isinstance(event, h11.Response):
+            ex.status = event.status_code
+        elif isinstance(event, h11.Data):
+            _on_body(ex, event.data, keep)
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            ex.t_end = time.monotonic()
+            return
+
+
+def _on_body(ex: Exchange, data: bytes, keep: int) -> None:
+    now = time.monotonic()
+    ex.body_bytes += len(data)
+    room = keep - len(ex.body)
+    if room > 0:
+        ex.body += data[:room]
+    if ex.sampler is not None:
+        ex.sampler.add(now, len(data))
+    ex.t_end = now
+
+
+async def quic_exchange(host: str, port: int, sni: str | None, method: str, target: str,
+                        body: bytes | int, *, timeout: float, keep: int,
+                        sample: bool = False) -> Exchange:
+    """The same exchange over QUIC with HTTP/3; never raises on network failure."""
+    from aioquic.asyncio.client import connect
+    from aioquic.quic.configuration import QuicConfiguration
+
+    from netvigil.helper.h3client import H3Client, close_failure
+
+    ex = Exchange()
+    config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN_H3],
+                               server_name=_server_name(sni), verify_mode=ssl.CERT_NONE,
+                               idle_timeout=max(timeout, 1.0))
+    holder: list[H3Client] = []
+
+    def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - keep the protocol for its state
+        proto = H3Client(*args, **kwargs)
+        holder.append(proto)
+        return proto
+
+    op = "quic_handshake"
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(host, port, configuration=config, create_protocol=factory,
+                               wait_connected=True) as client:
+                ex.t_connect = loop.time() - t0
+                op = "write"
+                await client.request(ex, method, sni or host, target, body, keep, sample)
+    except ConnectionError:
+        ex.failure = close_failure(holder[0] if holder else None, handshake=op == "quic_handshake")
+        ex.failed_operation = op if op == "quic_handshake" else "read"
+    except (OSError, TimeoutError, failures.StepFailure, ValueError) as exc:
+        ex.failure = _classify(exc)
+        ex.failed_operation = op if op == "quic_handshake" else (holder[0].step if holder else op)
+    finally:
+        ex.t_end = ex.t_end or time.monotonic()
+    return ex

@@ -1,0 +1,127 @@
+"""The client side of one HTTP/3 request to the helper (aioquic), with sampled arrival.
+
+Uploads are fed to the QUIC stream as acknowledgements free its buffer, so a throttled
+path sees the same paced flow as over TCP instead of one 8 MB burst into memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.h3.connection import H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.events import ConnectionTerminated, QuicEvent
+
+from netvigil.helper.exchange import USER_AGENT, Exchange, _body_chunks, _on_body
+from netvigil.helper.protocol import BAD_RESPONSE, Sampler
+from netvigil.probe import failures
+from netvigil.probe.quic import _close_failure
+
+SEND_WINDOW = 256 * 1024
+
+
+def close_failure(proto: QuicConnectionProtocol | None, *, handshake: bool) -> str:
+    """OONI failure for a closed QUIC connection (a clean close mid-transfer is an EOF)."""
+    if proto is None:
+        return failures.EOF_ERROR
+    event = getattr(proto._quic, "_close_event", None)
+    if not handshake and (event is None or event.error_code == 0):
+        return failures.EOF_ERROR
+    return _close_failure(proto)
+
+
+class H3Client(QuicConnectionProtocol):
+    """One request per connection; `step` says whether we were writing or reading."""
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self.step = "quic_handshake"
+        self._stream: int | None = None
+        self._ex: Exchange | None = None
+        self._keep = 0
+        self._done = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._terminated = False
+
+    async def wait_connected(self) -> None:
+        try:
+            await super().wait_connected()
+        finally:  # on our timeout, aioquic fails its shielded waiter later: retrieve that
+            waiter = self._connected_waiter
+            if waiter is not None:
+                waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def datagram_received(self, data, addr) -> None:  # noqa: ANN001 - aioquic's signature
+        super().datagram_received(data, addr)
+        self._progress.set()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        # not super(): its stream readers would take the HTTP/3 streams
+        if isinstance(event, ConnectionTerminated):
+            self._terminated = True
+            self._done.set()
+            self._progress.set()
+            return
+        for h3_event in self.h3.handle_event(event):
+            self._on_h3(h3_event)
+
+    def _on_h3(self, event) -> None:  # noqa: ANN001
+        ex = self._ex
+        if ex is None or getattr(event, "stream_id", None) != self._stream:
+            return
+        if isinstance(event, HeadersReceived):
+            status = dict(event.headers).get(b":status", b"")
+            try:
+                ex.status = int(status)
+            except ValueError:
+                ex.status = -1
+        elif isinstance(event, DataReceived) and event.data:
+            _on_body(ex, event.data, self._keep)
+        if getattr(event, "stream_ended", False):
+            ex.t_end = time.monotonic()
+            self._done.set()
+
+    def _buffered(self) -> int:
+        stream = self._quic._streams.get(self._stream)
+        return len(stream.sender._buffer) if stream is not None else 0
+
+    async def request(self, ex: Exchange, method: str, authority: str, target: str,
+                      body: bytes | int, keep: int, sample: bool) -> None:
+        self._ex, self._keep = ex, keep
+        self.step = "write"
+        self._stream = self._quic.get_next_available_stream_id()
+        size = body if isinstance(body, int) else len(body)
+        headers = [(b":method", method.encode()), (b":scheme", b"https"),
+                   (b":authority", authority.encode()), (b":path", target.encode()),
+                   (b"user-agent", USER_AGENT.encode())]
+        if method == "POST":
+            headers.append((b"content-length", str(size).encode()))
+        ex.t_start = time.monotonic()
+        if sample:
+            ex.sampler = Sampler(ex.t_start)
+        self.h3.send_headers(self._stream, headers, end_stream=size == 0)
+        self.transmit()
+        if size:
+            await self._send_body(ex, body)
+        self.step = "read"
+        await self._done.wait()
+        if self._terminated and ex.t_end == 0.0:
+            raise ConnectionError("QUIC connection closed before the response ended")
+        if ex.status is None:
+            raise failures.StepFailure(BAD_RESPONSE, "no HTTP/3 response headers")
+
+    async def _send_body(self, ex: Exchange, body: bytes | int) -> None:
+        chunks = list(_body_chunks(body)) if isinstance(body, bytes) else _body_chunks(body)
+        for chunk in chunks:
+            while self._buffered() > SEND_WINDOW and not self._terminated:
+                self._progress.clear()
+                await self._progress.wait()
+            if self._terminated:
+                raise ConnectionError("QUIC connection closed during the upload")
+            last = ex.sent_bytes + len(chunk) >= (body if isinstance(body, int) else len(body))
+            self.h3.send_data(self._stream, chunk, end_stream=last)
+            ex.sent_bytes += len(chunk)
+            self.transmit()

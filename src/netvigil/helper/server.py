@@ -1,0 +1,140 @@
+"""The helper process: TLS over TCP and QUIC over UDP on one port, sharing one admission.
+
+`Helper` is started and stopped by `netvigil helper`, by `netvigil serve --helper-listen`
+and by tests and benchmarks in their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from pathlib import Path
+
+from netvigil.errors import UsageError
+from netvigil.helper.certs import CertificateFiles
+from netvigil.helper.client import HelperAddress
+from netvigil.helper.limits import Admission, Limits
+from netvigil.helper.tcp import TCPHelper, server_context
+
+log = logging.getLogger("netvigil.helper")
+
+
+class Helper:
+    def __init__(self, host: str, port: int, *, limits: Limits | None = None,
+                 cert: Path | None = None, key: Path | None = None):
+        self.host, self.port = host, port
+        self.limits = limits or Limits()
+        self.certs = CertificateFiles(cert, key)
+        self.admission = Admission(self.limits)
+        self.stats: dict[str, int] = {}
+        self._tcp: asyncio.Server | None = None
+        self._quic = None
+        self._control = None
+
+    @property
+    def address(self) -> HelperAddress:
+        return HelperAddress(self.host, self.port)
+
+    def _control_handler(self):  # noqa: ANN202
+        try:
+            from netvigil.helper.control import ControlService
+        except ImportError:  # the OONI control arrives with its own module
+            return None
+        self._control = ControlService(self.limits)
+        return self._control.answer
+
+    async def start(self) -> None:
+        """Bind TCP then UDP on the same port (port 0: a free port both can use)."""
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_handler(loop.get_exception_handler()))
+        ctx = server_context(str(self.certs.cert), str(self.certs.key))
+        tcp = TCPHelper(ctx, self.admission, self._control_handler(), self.stats)
+        for _attempt in range(20):
+            try:
+                self._tcp = await asyncio.start_server(tcp.handle, self.host, self.port,
+                                                       backlog=1024, reuse_address=True)
+            except OSError as exc:
+                raise UsageError(f"cannot listen on TCP {self.host}:{self.port}: {exc.strerror}",
+                                 hint="choose another --listen port") from None
+            port = self._tcp.sockets[0].getsockname()[1]
+            try:
+                await self._start_quic(tcp.control, port)
+            except OSError as exc:
+                self._tcp.close()
+                if self.port == 0 and exc.errno == errno.EADDRINUSE:
+                    continue
+                raise UsageError(f"cannot listen on UDP {self.host}:{port}: {exc.strerror}",
+                                 hint="choose another --listen port") from None
+            self.port = port
+            return
+        raise UsageError("no free port for both TCP and UDP", where=self.host)
+
+    async def _start_quic(self, control, port: int) -> None:  # noqa: ANN001
+        from aioquic.asyncio import serve
+        from aioquic.quic.configuration import QuicConfiguration
+
+        from netvigil.helper.h3server import H3Helper
+
+        config = QuicConfiguration(is_client=False, alpn_protocols=["h3"],
+                                   idle_timeout=self.limits.idle_timeout_s)
+        config.load_cert_chain(str(self.certs.cert), str(self.certs.key))
+        admission, stats = self.admission, self.stats
+
+        def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            proto = H3Helper(*args, **kwargs)
+            proto.admission, proto.control, proto.stats = admission, control, stats
+            return proto
+
+        self._quic = await serve(self.host, port, configuration=config, create_protocol=factory)
+
+    async def stop(self) -> None:
+        if self._quic is not None:
+            self._quic.close()
+            self._quic = None
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
+        if self._control is not None:
+            await self._control.close()
+        self.certs.close()
+
+    async def __aenter__(self) -> Helper:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve_forever(helper: Helper) -> None:
+    await helper.start()
+    log.info("helper listening on %s (TCP and UDP)", helper.address)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await helper.stop()
+
+
+def _quiet_handler(previous):  # noqa: ANN001, ANN202
+    """Broken handshakes from peers are routine for a public helper, not errors to print."""
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or "SSL" in str(context.get("message", "")):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    return handler
+
+
+def bind_check(host: str) -> None:
+    """A clear error for a --listen host that is not an address of this machine."""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot resolve listen host: {exc.strerror}", where=host) from None

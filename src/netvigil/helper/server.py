@@ -23,8 +23,11 @@ log = logging.getLogger("netvigil.helper")
 
 class Helper:
     def __init__(self, host: str, port: int, *, limits: Limits | None = None,
-                 cert: Path | None = None, key: Path | None = None):
+                 cert: Path | None = None, key: Path | None = None,
+                 resolver: tuple[str, int] | None = None):
+        """`resolver` (ip, port): the DNS server the control uses instead of the system's."""
         self.host, self.port = host, port
+        self.resolver = resolver
         self.limits = limits or Limits()
         self.certs = CertificateFiles(cert, key)
         self.admission = Admission(self.limits)
@@ -38,11 +41,9 @@ class Helper:
         return HelperAddress(self.host, self.port)
 
     def _control_handler(self):  # noqa: ANN202
-        try:
-            from netvigil.helper.control import ControlService
-        except ImportError:  # the OONI control arrives with its own module
-            return None
-        self._control = ControlService(self.limits)
+        from netvigil.helper.control import ControlService
+
+        self._control = ControlService(self.limits, self.resolver)
         return self._control.answer
 
     async def start(self) -> None:

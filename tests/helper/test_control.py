@@ -1,0 +1,149 @@
+"""The OONI web connectivity control protocol, answered by a real helper on loopback.
+
+Targets are a loopback web server and a loopback DNS server (allowed with
+allow_private_targets, as in a lab); without that flag the same requests are refused.
+The request shapes, and the response shapes we compare with, are OONI's own (th_pairs.jsonl).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import dns.message
+import dns.rcode
+import dns.rrset
+import msgspec
+import pytest
+
+from netvigil.helper import client
+from netvigil.helper.control import ControlRequest, _h3_endpoint
+from netvigil.helper.limits import Limits
+from netvigil.helper.server import Helper
+from tests.conftest import TEST_DATA
+
+PAIRS = [json.loads(line) for line in
+         (TEST_DATA / "third_party" / "ooni-th-examples" / "th_pairs.jsonl").read_text().splitlines()]
+OONI = next(p for p in PAIRS if p["source"] == "generated/successWithHTTP/measurement.json")
+PAGE = b"<html><head><title>Loopback Page</title></head><body>hello</body></html>"
+
+
+class _DNS(asyncio.DatagramProtocol):
+    def connection_made(self, transport) -> None:  # noqa: ANN001
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:  # noqa: ANN001
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        q = query.question[0]
+        if q.name.to_text() == "site.test.":
+            if q.rdtype == 1:
+                reply.answer.append(dns.rrset.from_text(q.name, 60, "IN", "A", "127.0.0.1"))
+        else:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+async def _web(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    if head.startswith(b"GET /old"):
+        writer.write(b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n")
+    else:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nAlt-Svc: h3=\":443\"; ma=60\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(PAGE), PAGE))
+    await writer.drain()
+    writer.close()
+
+
+@pytest.fixture
+async def world():
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_DNS, local_addr=("127.0.0.1", 0))
+    web = await asyncio.start_server(_web, "127.0.0.1", 0)
+    yield transport.get_extra_info("sockname"), web.sockets[0].getsockname()[1]
+    web.close()
+    transport.close()
+
+
+def _request(url: str, endpoints: list[str]) -> dict:
+    """OONI's own request (headers, field names), pointed at loopback."""
+    return {**OONI["request"], "http_request": url, "tcp_connect": endpoints}
+
+
+def _shape(value):  # noqa: ANN001, ANN202
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
+
+
+def test_every_ooni_request_decodes():
+    for pair in PAIRS:
+        req = msgspec.json.decode(json.dumps(pair["request"]), type=ControlRequest)
+        assert req.http_request == pair["request"]["http_request"]
+        assert req.tcp_connect == pair["request"]["tcp_connect"]  # null in some: Go's nil slice
+
+
+async def test_control_answers_in_ooni_shape(world):
+    dns_addr, port = world
+    async with Helper("127.0.0.1", 0, limits=Limits(allow_private_targets=True),
+                      resolver=dns_addr) as helper:
+        answer = await client.control(helper.address, _request(
+            f"http://site.test:{port}/old", [f"127.0.0.1:{port}"]))
+    ooni = OONI["control"]
+    assert set(answer) == set(ooni)
+    endpoint = f"127.0.0.1:{port}"
+    assert answer["tcp_connect"] == {endpoint: {"status": True, "failure": None}}
+    assert answer["tls_handshake"] == {}  # not port 443: no TLS, as oohelperd
+    assert _shape(answer["tcp_connect"][endpoint]) == _shape(next(iter(ooni["tcp_connect"].values())))
+    http = answer["http_request"]
+    assert set(http) == set(ooni["http_request"])
+    assert (http["status_code"], http["title"], http["body_length"], http["failure"]) == (
+        200, "Loopback Page", len(PAGE), None)
+    assert http["headers"]["Content-Type"] == "text/html"
+    assert http["discovered_h3_endpoint"] == ""  # the first response (302) had no Alt-Svc
+    assert answer["dns"] == {"failure": None, "addrs": ["127.0.0.1"]}
+    info = answer["ip_info"]["127.0.0.1"]
+    assert set(info) == set(next(iter(ooni["ip_info"].values())))
+    assert info["flags"] == 1 | 2 | 4  # resolved by probe and by us, and a bogon
+
+
+async def test_private_targets_refused_by_default(world):
+    dns_addr, port = world
+    async with Helper("127.0.0.1", 0, resolver=dns_addr) as helper:
+        answer = await client.control(helper.address, _request(
+            f"http://site.test:{port}/", [f"127.0.0.1:{port}", f"10.0.0.1:{port}"]))
+    assert answer["tcp_connect"] == {}  # never connected to
+    assert answer["http_request"]["failure"] == "unknown_error"
+    assert answer["http_request"]["status_code"] == -1
+    assert answer["ip_info"]["10.0.0.1"]["flags"] == 1 | 4
+
+
+async def test_dns_and_connect_failures(world, unused_tcp_port):
+    dns_addr, _ = world
+    async with Helper("127.0.0.1", 0, limits=Limits(allow_private_targets=True),
+                      resolver=dns_addr) as helper:
+        answer = await client.control(helper.address, _request(
+            f"http://gone.test:{unused_tcp_port}/", [f"127.0.0.1:{unused_tcp_port}"]))
+    assert answer["dns"] == {"failure": "dns_name_error", "addrs": []}
+    assert answer["http_request"]["failure"] == "dns_lookup_error"
+    assert answer["tcp_connect"][f"127.0.0.1:{unused_tcp_port}"] == {
+        "status": False, "failure": "connection_refused"}
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b'{"http_request": "ftp://x/"}',
+                                  b'{"http_request": 5}', b'{"http_request": "http://x:99999/"}'])
+async def test_bad_requests_are_400(helper, body):
+    status, answer = await helper._control.answer(body)
+    assert status == 400 and b"bad control request" in answer
+
+
+async def test_oversized_request_is_refused(helper):
+    big = {"http_request": "http://x.test/", "tcp_connect": ["127.0.0.1:1"] * 20_000}
+    assert await client.control(helper.address, big) == {"control_failure": client.BAD_RESPONSE}
+
+
+def test_h3_discovery_as_oohelperd():
+    assert _h3_endpoint('h3=":443"; ma=60', "www.example.com") == "www.example.com:443"
+    assert _h3_endpoint('h2=":443", h3="alt.example.com:8443"', "x") == "alt.example.com:8443"
+    assert _h3_endpoint("clear", "x") == ""
+    assert _h3_endpoint('h3-29=":443"', "x") == ""

@@ -164,20 +164,30 @@ def evaluate(
     lab: Path = typer.Option(None, "--lab", help="A lab run directory (measurements.jsonl, labels.jsonl, run.json)."),
     ooni_observations: Path = typer.Option(None, "--ooni-observations", help="OONI observation CSV (.csv or .csv.gz)."),
     windows: Path = typer.Option(None, "--windows", help="Windows CSV: start_utc,end_utc[,probe_asn]."),
+    ooni_fastpath: Path = typer.Option(None, "--ooni-fastpath", help="OONI fastpath table CSV or measurement_meta JSONL (.gz), or a directory of them: agreement with OONI's anomaly/confirmed flags."),
+    acsac: Path = typer.Option(None, "--acsac", help="ACSAC 2024 censorship-event-detection data directory (ooni/, censoredplanet/): Russia 2022 onsets."),
+    ooni_im: list[Path] = typer.Option(None, "--ooni-im", help="OONI telegram/whatsapp measurement files or directories (repeat the option): judged against im_expected.toml."),
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Score verdicts against labelled sets and print precision, recall, F1 and confusion.
 
     Example: netvigil evaluate --ooni-observations 2023-KE-telegram.csv.gz --windows windows.csv
+
+    Independent data: --ooni-fastpath fastpath_sample.csv, --acsac acsac-censorship-event-detection/,
+    --ooni-im whatsapp.json --ooni-im measurement_meta.jsonl.gz (docs/evaluation.md).
     """
     import msgspec
 
-    chosen = [x for x in (ooni_qa, lab, ooni_observations) if x is not None]
+    chosen = [x for x in (ooni_qa, lab, ooni_observations, ooni_fastpath, acsac, ooni_im or None) if x is not None]
     if len(chosen) != 1:
-        raise UsageError("give exactly one of --ooni-qa DIR, --lab DIR, --ooni-observations FILE")
+        raise UsageError("give exactly one of --ooni-qa DIR, --lab DIR, --ooni-observations FILE, "
+                         "--ooni-fastpath PATH, --acsac DIR, --ooni-im PATH")
     if fmt not in ("text", "json"):
         raise UsageError(f"unknown format {fmt!r}", hint="use text or json")
-    if ooni_qa is not None:
+    if ooni_fastpath is not None or acsac is not None or ooni_im:
+        res = _independent(ooni_fastpath, acsac, ooni_im)
+        typer.echo(msgspec.json.encode(res.as_dict()).decode() if fmt == "json" else "\n".join(res.lines()))
+    elif ooni_qa is not None:
         from netvigil.analysis.evaluate.qa import evaluate_qa, to_json
 
         res = evaluate_qa(ooni_qa)
@@ -206,6 +216,21 @@ def evaluate(
                                             "by_network": {k: b.as_dict() for k, b in res.by_network.items()}}).decode())
         else:
             typer.echo("\n".join(res.lines()))
+
+
+def _independent(ooni_fastpath: Path | None, acsac: Path | None, ooni_im: list[Path] | None):
+    """The evaluations on independent data (each result has lines() and as_dict())."""
+    if ooni_fastpath is not None:
+        from netvigil.analysis.evaluate.fastpath import evaluate_fastpath
+
+        return evaluate_fastpath(ooni_fastpath)
+    if acsac is not None:
+        from netvigil.analysis.evaluate.acsac import evaluate_acsac
+
+        return evaluate_acsac(acsac)
+    from netvigil.analysis.evaluate.im import evaluate_im
+
+    return evaluate_im(list(ooni_im or []))
 
 
 def rebuild(

@@ -5,12 +5,13 @@ design.md section 12 measured OONI's pipeline against: 12.7-15.7x slower than th
 Ours: read + validate (msgspec) + observations + verdicts, one process. Goal: within 3x.
 Also: peak memory when the input grows 10x (streaming: it must stay about flat).
 
-Input: every real and QA web_connectivity measurement in ../shared/data, repeated to N lines.
+Input: every real and QA web_connectivity measurement in tests/data/third_party and tests/data/ooni, repeated to N lines.
 Prints `RESULT name=value unit ratio=R baseline=...` lines.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data" / "third_party"
 N = 6000
 
 
@@ -28,14 +29,14 @@ def sources() -> list[bytes]:
     out = []
     for p in sorted((DATA / "ooni-probe-cli-minipipeline").rglob("measurement.json")):
         out.append(json.dumps(json.loads(p.read_text())).encode())
-    for p in sorted((DATA / "ooni-backend-fastpath-fixtures").glob("*.json")):
+    for p in sorted((REPO / "tests" / "data" / "ooni" / "fastpath").glob("*.json")):
         try:
             m = json.loads(p.read_text())
         except ValueError:
             continue
         if isinstance(m, dict) and m.get("test_name") == "web_connectivity" and m.get("measurement_start_time"):
             out.append(json.dumps(m).encode())
-    for line in (DATA / "ooni-explorer-fixtures" / "raw_measurements.jsonl").read_bytes().splitlines():
+    for line in gzip.decompress((DATA / "ooni-explorer-fixtures" / "raw_measurements.jsonl.gz").read_bytes()).splitlines():
         m = json.loads(line)
         if m.get("test_name") == "web_connectivity":
             out.append(line)

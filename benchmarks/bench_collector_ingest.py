@@ -1,6 +1,6 @@
 """Sustained ingestion on loopback with durability on, against appending the same bytes.
 
-Corpus: the 78 real OONI measurements in shared/data (explorer fixtures + probe-cli QA
+Corpus: the 78 real OONI measurements in tests/data/third_party (explorer fixtures + probe-cli QA
 measurements, ~18 KB on average), re-dated so that each copy is a distinct measurement.
 Target: `netvigil serve --no-analysis` in its own process (fsync before every 200, group
 commit), fed by one client process with several keep-alive connections sending JSONL
@@ -13,6 +13,7 @@ Prints RESULT lines (measurements/s and the ratio to the baseline).
 from __future__ import annotations
 
 import glob
+import gzip
 import http.client
 import json
 import os
@@ -24,15 +25,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data" / "third_party"
 TOKEN = "bench"
 BATCH = 250
 SECONDS = 8.0
 
 
 def corpus() -> list[dict]:
-    items = [json.loads(line) for line in (SHARED / "ooni-explorer-fixtures" / "raw_measurements.jsonl").open() if line.strip()]
-    for f in sorted(glob.glob(str(SHARED / "ooni-probe-cli-minipipeline" / "generated" / "*" / "measurement.json"))):
+    with gzip.open(DATA / "ooni-explorer-fixtures" / "raw_measurements.jsonl.gz", "rt") as fh:
+        items = [json.loads(line) for line in fh if line.strip()]
+    for f in sorted(glob.glob(str(DATA / "ooni-probe-cli-minipipeline" / "generated" / "*" / "measurement.json"))):
         items.append(json.load(open(f)))
     for m in items:
         m.pop("measurement_uid", None)
@@ -55,9 +57,9 @@ def batches(items: list[dict], n: int) -> list[bytes]:
 def start_server(data_dir: str, port: int, *, analysis: bool = False, wait: float = 60.0) -> subprocess.Popen:
     """`netvigil serve` in its own process, returned once it answers (and, with `analysis`,
     once its analysis runs)."""
-    args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", str(data_dir),
-            "--probe-token", TOKEN]
-    proc = subprocess.Popen(args if analysis else [*args, "--no-analysis"], stderr=subprocess.DEVNULL)
+    args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(args if analysis else [*args, "--no-analysis"], stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN})
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data" / "third_party"
 sys.path.insert(0, str(REPO / "src"))
 
 from netvigil.analysis.outage_signals import detect_outages, national_series  # noqa: E402

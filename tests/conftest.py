@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 TEST_DATA = Path(__file__).resolve().parent / "data"
+THIRD_PARTY = TEST_DATA / "third_party"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -59,11 +59,15 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data: real third-party data (see its PROVENANCE.md)."""
-    if not SHARED_DATA.exists():
-        missing_or_fail(f"{SHARED_DATA} (the shared data folder beside the repo)")
-    return SHARED_DATA
+def third_party() -> Path:
+    """tests/data/third_party: real third-party data, trimmed (source, commit, licence in its PROVENANCE.md)."""
+    return THIRD_PARTY
+
+
+@pytest.fixture(scope="session")
+def shared_data(third_party: Path) -> Path:
+    """The former name of `third_party` (the data once lived outside the repository)."""
+    return third_party
 
 
 @contextlib.contextmanager

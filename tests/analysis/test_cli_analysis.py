@@ -53,8 +53,8 @@ def test_incidents_jsonl_and_store_round_trip(tmp_path):
     assert r.returncode == 0 and "24 measurement(s), 1 incident(s)" in r.stdout
 
 
-def test_evaluate_qa_prints_scores(shared_data):
-    r = run("evaluate", "--ooni-qa", str(shared_data / "ooni-probe-cli-minipipeline" / "generated"))
+def test_evaluate_qa_prints_scores(third_party):
+    r = run("evaluate", "--ooni-qa", str(third_party / "ooni-probe-cli-minipipeline" / "generated"))
     assert r.returncode == 0, r.stderr
     assert "netvigil: 50/50 class correct" in r.stdout and "OONI classic analysis" in r.stdout
 

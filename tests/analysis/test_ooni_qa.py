@@ -8,8 +8,8 @@ from netvigil.analysis.evaluate.qa import evaluate_qa, load_labels
 
 
 @pytest.fixture(scope="module")
-def qa(shared_data):
-    return evaluate_qa(shared_data / "ooni-probe-cli-minipipeline" / "generated")
+def qa(third_party):
+    return evaluate_qa(third_party / "ooni-probe-cli-minipipeline" / "generated")
 
 
 def test_at_least_48_of_50_classes_right(qa):

@@ -54,12 +54,12 @@ def test_bad_windows_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_kenya_2023_telegram_per_network_hour(shared_data):
+def test_kenya_2023_telegram_per_network_hour(third_party):
     """Real OONI rows. The per-network windows file is coarse (see docs/evaluation.md):
     AS12455 stayed blocked around the clock from 2023-11-09 19:36 to 11-24, and several
     networks blocked an hour before the nominal window starts (04:xx and 10:xx UTC) while
     measuring clean inside early-November windows. We assert what the data supports."""
-    d = shared_data / "ooni-notebooks-kenya-telegram"
+    d = third_party / "ooni-notebooks-kenya-telegram"
     res = evaluate_windows(d / "2023-KE-telegram.csv.gz", d / "kcse_blocking_windows_by_network_2023.csv")
     assert res.report.read == 2344 and res.report.skipped == 0
     assert res.score.recall >= 0.7

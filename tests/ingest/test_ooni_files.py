@@ -15,9 +15,9 @@ from netvigil.ingest.observations_csv import read_observation_verdicts
 
 
 @pytest.fixture
-def lines(shared_data):
-    path = shared_data / "ooni-explorer-fixtures" / "raw_measurements.jsonl"
-    return path.read_bytes().splitlines()
+def lines(third_party):
+    path = third_party / "ooni-explorer-fixtures" / "raw_measurements.jsonl.gz"
+    return gzip.decompress(path.read_bytes()).splitlines()
 
 
 def test_all_formats_read_the_same(tmp_path, lines):

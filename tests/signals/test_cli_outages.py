@@ -15,8 +15,8 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
-def monash(shared_data: Path) -> Path:
-    return shared_data / "monash-ip-observatory"
+def monash(third_party: Path) -> Path:
+    return third_party / "monash-ip-observatory"
 
 
 def test_iran_table_with_scores(monash, capsys):
@@ -39,8 +39,8 @@ def test_region_filter_and_jsonl(monash, capsys):
     assert rows[0]["onset"].startswith("2019-07-22") and rows[0]["rule_id"]
 
 
-def test_mrt_prints_visibility_changes(shared_data, capsys):
-    rc = main(["outages", str(shared_data / "mrtparse-samples" / "bird_bgp")])
+def test_mrt_prints_visibility_changes(third_party, capsys):
+    rc = main(["outages", str(third_party / "mrtparse-samples" / "bird_bgp")])
     out = capsys.readouterr().out
     assert rc == 0
     assert "peers 1 -> 0  (session_down)" in out
@@ -70,9 +70,9 @@ def test_usage_errors(monash, capsys):
     assert "no such file" in err and "Traceback" not in err
 
 
-def test_truncated_mrt_from_the_real_command(shared_data, tmp_path):
+def test_truncated_mrt_from_the_real_command(third_party, tmp_path):
     bad = tmp_path / "cut.mrt"
-    bad.write_bytes((shared_data / "mrtparse-samples" / "quagga_bgp").read_bytes()[:100])
+    bad.write_bytes((third_party / "mrtparse-samples" / "quagga_bgp").read_bytes()[:100])
     exe = Path(sys.executable).parent / "netvigil"
     proc = subprocess.run([str(exe), "outages", str(bad)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1

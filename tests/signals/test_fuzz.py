@@ -23,8 +23,8 @@ SAMPLES = ["bird_bgp", "quagga_bgp", "openbgpd_bgp", "quagga_rib", "openbgpd_rib
 
 
 @pytest.fixture(scope="module")
-def originals(shared_data: Path) -> dict[str, bytes]:
-    d = shared_data / "mrtparse-samples"
+def originals(third_party: Path) -> dict[str, bytes]:
+    d = third_party / "mrtparse-samples"
     return {name: (d / name).read_bytes() for name in SAMPLES}
 
 

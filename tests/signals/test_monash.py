@@ -17,8 +17,8 @@ H = 3600
 
 
 @pytest.fixture(scope="module")
-def monash(shared_data: Path) -> Path:
-    return shared_data / "monash-ip-observatory"
+def monash(third_party: Path) -> Path:
+    return third_party / "monash-ip-observatory"
 
 
 def run(path: Path):

@@ -18,8 +18,8 @@ SAMPLES = ["bird-mrtdump_bgp", "bird-mrtdump_rib", "bird6-mrtdump_bgp", "bird6-m
 
 
 @pytest.fixture(scope="module")
-def mrt_dir(shared_data: Path) -> Path:
-    return shared_data / "mrtparse-samples"
+def mrt_dir(third_party: Path) -> Path:
+    return third_party / "mrtparse-samples"
 
 
 @pytest.mark.parametrize("name", SAMPLES)

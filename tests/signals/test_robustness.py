@@ -20,10 +20,10 @@ CASES = [("irn-2019-11-11_gif.csv", "iran_2019_windows.csv", "2019-11-16 16:45")
 
 
 @pytest.fixture(scope="module")
-def loaded(shared_data):
+def loaded(third_party):
     out = {}
     for csv_name, win, documented in CASES:
-        series = read_monash(shared_data / "monash-ip-observatory" / csv_name)
+        series = read_monash(third_party / "monash-ip-observatory" / csv_name)
         out[csv_name] = (series, national_series(series, "national"),
                          load_windows(DATA / win), parse_utc(documented))
     return out

@@ -37,9 +37,9 @@ def drop(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def workload(shared_data):
+def workload(third_party):
     lab = sorted(read_measurements([LAB_RUN]), key=lambda m: m.measurement_start_time)
-    qa_dir = shared_data / "ooni-probe-cli-minipipeline" / "generated"
+    qa_dir = third_party / "ooni-probe-cli-minipipeline" / "generated"
     qa = [decode_measurement((d / "measurement.json").read_bytes(), where=str(d))
           for d in sorted(qa_dir.iterdir()) if (d / "measurement.json").exists()]
     assert len(lab) > 300 and len(qa) == 50

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from netvigil.collector.connections import ConnectionLimits, guarded_protocol
 from netvigil.errors import UsageError
 
 
@@ -29,22 +30,34 @@ def _check_port(host: str, port: int) -> None:
                              hint="choose another --port or --host") from None
 
 
-def _server(data_dir: Path, host: str, port: int, log_level: str, **settings) -> uvicorn.Server:
+def _server(data_dir: Path, host: str, port: int, log_level: str, limits: ConnectionLimits | None = None,
+            **settings) -> uvicorn.Server:
+    """uvicorn over the app, with the connection guard of collector/connections.py.
+
+    X-Forwarded-For is believed only from `limits.trusted_proxies` (uvicorn's default would
+    believe any loopback peer); otherwise the socket peer is the client.
+    """
     from netvigil.collector.app import create_app
 
+    limits = limits or ConnectionLimits()
     app = create_app(Path(data_dir), **settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=5, limit_concurrency=4096, backlog=4096)
+    protocol = guarded_protocol(limits)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http=protocol,
+                            timeout_graceful_shutdown=5, limit_concurrency=limits.max_connections,
+                            backlog=min(limits.max_connections, 4096),
+                            proxy_headers=bool(limits.trusted_proxies),
+                            forwarded_allow_ips=list(limits.trusted_proxies))
     server = uvicorn.Server(config)
     server.app = app  # type: ignore[attr-defined]
+    app.state.nv.connections = protocol.guard  # type: ignore[attr-defined]
     return server
 
 
 def run_observatory(data_dir: Path, host: str = "127.0.0.1", port: int = 8470, *,
-                    log_level: str = "warning", **settings) -> None:
+                    log_level: str = "warning", limits: ConnectionLimits | None = None, **settings) -> None:
     """Serve collector + API + dashboard until interrupted."""
     _check_port(host, port)
-    _server(data_dir, host, port, log_level, **settings).run()
+    _server(data_dir, host, port, log_level, limits, **settings).run()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,10 +70,10 @@ class ObservatoryThread:
     """The observatory app on a loopback port in a background thread."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int | None = None,
-                 log_level: str = "warning", **settings):
+                 log_level: str = "warning", limits: ConnectionLimits | None = None, **settings):
         self.host = host
         self.port = port or free_port(host)
-        self.server = _server(data_dir, host, self.port, log_level, **settings)
+        self.server = _server(data_dir, host, self.port, log_level, limits, **settings)
         self.app = self.server.app  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.run, name="netvigil-observatory", daemon=True)
 

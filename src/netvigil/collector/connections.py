@@ -1,0 +1,174 @@
+"""Bounded cost per connection: header and body deadlines and a per-address connection cap.
+
+uvicorn's h11 protocol closes idle keep-alive connections but never times out a request whose
+headers or body arrive slowly (slowloris), and it counts every open connection against one
+server-wide `limit_concurrency`, past which it answers 503 to everybody. So one client could
+hold every slot. `guarded_protocol(limits)` returns a subclass of uvicorn's H11Protocol that:
+- refuses a connection (429 + Retry-After, then close) when its address already holds
+  `per_address` connections; trusted reverse proxies are exempt (they carry many clients);
+- cuts off (408, then close) a connection whose request headers are not complete
+  `header_timeout` seconds after it opened (or, on a kept-alive connection, after the first
+  byte of the next request: an idle one is closed by uvicorn's keep-alive timeout), or whose
+  body is not complete `body_timeout` seconds after its headers (unless we paused reading).
+One sweep a second over the live connections enforces both deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from netvigil.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Per-connection limits of the HTTP server (`netvigil serve` options of the same names)."""
+
+    header_timeout: float = 10.0  # seconds to send the request line and headers
+    body_timeout: float = 120.0  # seconds to send the body once the headers are in (8 MB at 70 KB/s)
+    per_address: int = 64  # open connections per client address
+    max_connections: int = 4096  # all clients together (uvicorn answers 503 past it)
+    trusted_proxies: tuple[str, ...] = ()  # reverse proxies whose X-Forwarded-For is believed
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "body_timeout", "per_address", "max_connections"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}", where="server limits")
+
+
+def _raw_response(status: int, reason: str, message: str, retry_after: int | None = None) -> bytes:
+    body = (message + "\n").encode()
+    head = [f"HTTP/1.1 {status} {reason}", "content-type: text/plain; charset=utf-8",
+            f"content-length: {len(body)}", "connection: close"]
+    if retry_after is not None:
+        head.append(f"retry-after: {retry_after}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class ConnectionGuard:
+    """The server's live connections, counted by address, swept for missed deadlines."""
+
+    def __init__(self, limits: ConnectionLimits):
+        self.limits = limits
+        self.by_address: dict[str, int] = {}
+        self.live: set[GuardedH11Protocol] = set()
+        self.refused = 0  # connections over the per-address cap
+        self.timed_out = 0  # connections cut off for slow headers or body
+        self._sweep: asyncio.TimerHandle | None = None
+        self.interval = min(1.0, limits.header_timeout / 4, limits.body_timeout / 4)
+
+    def admit(self, conn: GuardedH11Protocol, address: str | None) -> bool:
+        if address is not None and address not in self.limits.trusted_proxies:
+            n = self.by_address.get(address, 0)
+            if n >= self.limits.per_address:
+                self.refused += 1
+                return False
+            self.by_address[address] = n + 1
+        self.live.add(conn)
+        if self._sweep is None:
+            self._sweep = conn.loop.call_later(self.interval, self.sweep, conn.loop)
+        return True
+
+    def release(self, conn: GuardedH11Protocol, address: str | None) -> None:
+        if conn not in self.live:
+            return
+        self.live.discard(conn)
+        if address is not None and address in self.by_address:
+            n = self.by_address[address] - 1
+            if n > 0:
+                self.by_address[address] = n
+            else:
+                del self.by_address[address]
+
+    def sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = time.monotonic()
+        for conn in [c for c in self.live if c.late(now)]:
+            self.timed_out += 1
+            conn.cut_off()
+        self._sweep = loop.call_later(self.interval, self.sweep, loop) if self.live else None
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the guard's cap and deadlines (see the module docstring)."""
+
+    guard: ConnectionGuard  # set on the subclass made by guarded_protocol()
+
+    _address: str | None = None
+    _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        peer = transport.get_extra_info("peername")
+        self._address = peer[0] if isinstance(peer, tuple) and peer else None
+        if not self.guard.admit(self, self._address):
+            self._refused = True
+            limit = self.guard.limits.per_address
+            transport.write(_raw_response(
+                429, "Too Many Requests",
+                f"too many connections from {self._address} (limit {limit} per address); "
+                "close idle ones and retry", retry_after=1))
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._waiting_since: float | None = time.monotonic()  # for a request's headers
+        self._seen_cycle = None
+        self._body_since = 0.0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        self.guard.release(self, self._address)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now  # the first byte of the next request on a kept-alive connection
+        super().data_received(data)
+        self._note_request(now)
+
+    def on_response_complete(self) -> None:
+        self._waiting_since = None  # idle: uvicorn's keep-alive timeout applies until the next byte
+        super().on_response_complete()
+        self._note_request(time.monotonic())
+
+    def _note_request(self, now: float) -> None:
+        if self.cycle is not None and self.cycle is not self._seen_cycle:
+            self._seen_cycle = self.cycle  # headers complete: a new request began
+            self._body_since = now
+
+    def late(self, now: float) -> bool:
+        """True when the client missed its header or body deadline."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self._note_request(now)
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            since = self._waiting_since
+            return since is not None and now - since > self.guard.limits.header_timeout
+        if cycle.more_body and not self.flow.read_paused:
+            return now - self._body_since > self.guard.limits.body_timeout
+        return False  # the app is working on the request
+
+    def cut_off(self) -> None:
+        limits = self.guard.limits
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            what = f"request headers not complete within {limits.header_timeout:g} s"
+        else:
+            what = f"request body not complete within {limits.body_timeout:g} s of its headers"
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(_raw_response(408, "Request Timeout", what + "; send requests faster"))
+        # a client that does not read could keep a closing transport open forever: abort then
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
+    """A protocol class for uvicorn.Config(http=...) with its own guard (one per server)."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": ConnectionGuard(limits)})

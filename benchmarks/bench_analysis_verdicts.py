@@ -1,7 +1,7 @@
 """Verdict throughput on OONI web_connectivity measurements vs the I/O floor.
 
 The floor is what any pipeline must do: read the JSONL file and json.loads every line (as
-design.md section 12 measured OONI's pipeline against: 12.7-15.7x slower than that floor).
+docs/design.md section 12 measured OONI's pipeline against: 12.7-15.7x slower than that floor).
 Ours: read + validate (msgspec) + observations + verdicts, one process. Goal: within 3x.
 Also: peak memory when the input grows 10x (streaming: it must stay about flat).
 

@@ -3,7 +3,7 @@
 1. Monash files: read + detect (every region and the national series) vs csv.reader over
    the same files (the I/O floor).
 2. The detector on a long hourly series vs ruptures' Pelt (the change-point alternative
-   design.md names) on the same series.
+   docs/design.md names) on the same series.
 3. MRT: read_mrt + replay vs bare mrtparse iteration over the same samples.
 Prints `RESULT name=value unit ratio=R baseline=...` lines (benchmarks/run.py).
 """

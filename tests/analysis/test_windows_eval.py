@@ -1,4 +1,4 @@
-"""`evaluate --ooni-observations FILE --windows WINDOWS.csv` (design.md section 7):
+"""`evaluate --ooni-observations FILE --windows WINDOWS.csv` (docs/design.md section 7):
 scoring rules on a small hand-made pair, then the real Kenya 2023 Telegram data."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The lab cleans up after itself: on a failed set-up, on Ctrl-C/SIGTERM, and after a crash
-(`netvigil lab clean`); `lab run` writes the run directory of contracts.md."""
+(`netvigil lab clean`); `lab run` writes the run directory of docs/design.md section 15."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Score outage calls against documented windows, per (region, bucket).
 
 A windows CSV has `start_utc,end_utc` (UTC "YYYY-MM-DD HH:MM[:SS]") and optionally
-`country` and `region` (other columns, e.g. note and source, are ignored), as design.md's
+`country` and `region` (other columns, e.g. note and source, are ignored), as docs/design.md's
 windows CSV. A row without region applies to every region of its country (a national event);
 without country, to every series. Each data bucket of each series is one trial: called when
 it lies in one of the series' outage intervals, true when it overlaps a window.

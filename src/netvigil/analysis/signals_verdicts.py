@@ -18,7 +18,7 @@ from netvigil.analysis.signals_rules import OutageRules, load_rules
 from netvigil.analysis.signals_types import CensorshipBucket, FusionCall, OutageInterval, parse_utc
 from netvigil.model.records import AggregateRow, Verdict
 
-CONTROL = "control"  # the catalogue's control service (contracts.md)
+CONTROL = "control"  # the catalogue's control service (docs/design.md section 15)
 OK_CLASSES = {"ok"}  # a service counts as working only when ok (throttling is a technique)
 REACHABLE_CLASSES = {"ok", "throttled"}  # a control that is merely slow is still reachable
 

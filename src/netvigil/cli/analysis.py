@@ -72,7 +72,7 @@ def _summary(report) -> None:
 def analyse(
     files: list[Path] = typer.Argument(None, help="Measurement files (JSON, JSONL, .gz, .zst) or directories."),
     store: Path = typer.Option(None, "--store", help="Observatory data directory: read its verdicts (with FILES: import them first)."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or jsonl (one verdict per line, design.md section 3)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or jsonl (one verdict per line, docs/design.md section 3)."),
     out: str = typer.Option("-", "--out", "-o", help="Output file ('-' for stdout)."),
     country: str = typer.Option(None, "--country", help="Only this country (with --store)."),
     limit: int = typer.Option(1000, "--limit", help="At most this many verdicts (with --store)."),

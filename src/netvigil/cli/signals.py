@@ -26,7 +26,7 @@ def outages(
 ) -> None:
     """Detect outages (onset, end, depth, score) per region or per origin AS in a real data file.
 
-    Example: netvigil outages ../shared/data/monash-ip-observatory/irn-2019-11-11_gif.csv --windows tests/signals/data/iran_2019_windows.csv
+    Example: netvigil outages tests/data/third_party/monash-ip-observatory/irn-2019-11-11_gif.csv --windows tests/signals/data/iran_2019_windows.csv
     """
     from netvigil.analysis.signals_rules import load_rules
     from netvigil.ingest.mrt import looks_like_mrt

@@ -1,6 +1,6 @@
 """Read the Monash IP Observatory's open series into typed time series (one per region).
 
-Three file shapes exist (see shared/data/monash-ip-observatory/UPSTREAM-README.md):
+Three file shapes exist (see tests/data/third_party/monash-ip-observatory/UPSTREAM-README.md):
 - connectivity index per county/state per hour (Iran 2019, Venezuela 2019): `time_e` is an
   epoch "but in local time", so we subtract the country's UTC offset (rules/outage.toml);
 - latency index per adm1 region every 3 hours (Ukraine/Russia 2021-22), with its own offset;

@@ -1,6 +1,6 @@
 """A small HTTP/1.1 responder shared by the lab's service hosts and censors' block pages.
 
-`GET /netvigil-sample/<N>` returns exactly N bytes (the probe's throughput sample, contracts.md);
+`GET /netvigil-sample/<N>` returns exactly N bytes (the probe's throughput sample, docs/design.md section 15);
 any other path returns a page from `page(host, path)`. Requests are bounded in size and time so
 a misbehaving client cannot hold a server.
 """

@@ -1,4 +1,4 @@
-"""Ground truth: for every (ISP, endpoint, window) the technique in force (contracts.md).
+"""Ground truth: for every (ISP, endpoint, window) the technique in force (docs/design.md section 15).
 
 Times are in the scenario clock ("YYYY-MM-DD HH:MM:SS" UTC), the clock the probes write as
 measurement_start_time. Network-wide techniques (outage, outage.partial, throttled.general)

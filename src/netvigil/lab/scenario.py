@@ -19,7 +19,7 @@ from netvigil.errors import ConfigError, UsageError
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TIME_FMT = "%Y-%m-%d %H:%M:%S"
 
-# technique id -> label class (design.md section 3 plus the lab's own ids, contracts.md)
+# technique id -> label class (docs/design.md section 3 plus the lab's own ids, docs/design.md section 15)
 TECHNIQUES: dict[str, str] = {
     "dns.nxdomain": "dns",
     "dns.bogon": "dns",

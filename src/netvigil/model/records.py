@@ -1,4 +1,4 @@
-"""Analysis outputs: verdicts and incidents (design.md section 3).
+"""Analysis outputs: verdicts and incidents (docs/design.md section 3).
 
 These are the stable, documented machine-readable records written by
 `netvigil analyse --format jsonl` and `netvigil incidents --format jsonl`, served by the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-# The first column of design.md's technique table.
+# The first column of docs/design.md's technique table.
 CLASSES = ("ok", "dns", "tcp", "tls", "http", "quic", "throttled", "vpn", "down", "outage", "unknown")
 
 

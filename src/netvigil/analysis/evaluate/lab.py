@@ -1,4 +1,4 @@
-"""`evaluate --lab DIR`: a lab run (measurements.jsonl + labels.jsonl + run.json, contracts.md).
+"""`evaluate --lab DIR`: a lab run (measurements.jsonl + labels.jsonl + run.json, docs/design.md section 15).
 
 Scores every direct-path service verdict against the technique labelled for its network and
 window (no label = ok), VPN-path verdicts against `vpn.blocked`, incident onset and end in

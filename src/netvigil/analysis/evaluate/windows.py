@@ -1,4 +1,4 @@
-"""`evaluate --ooni-observations FILE --windows WINDOWS.csv` (design.md section 7).
+"""`evaluate --ooni-observations FILE --windows WINDOWS.csv` (docs/design.md section 7).
 
 WINDOWS.csv has `start_utc,end_utc` and optionally `probe_asn`. Rows without `probe_asn`:
 country-level truth, scored per (country, hour), an hour blocked when any network is. Rows

@@ -75,8 +75,9 @@ def server(netns, tmp_path_factory):
     phase2 = data_dir.parent / "phase2.jsonl"
     phase2.write_bytes(b"".join(intake.encode(m) + b"\n" for m in ms if m.measurement_start_time >= SPLIT))
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "netvigil", "serve", "--port", str(PORT),
-                             "--data-dir", str(data_dir), "--probe-token", "p"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--data-dir", str(data_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "NETVIGIL_PROBE_TOKENS": "p"})
     url = f"http://127.0.0.1:{PORT}"
     probe = f"import httpx,sys; sys.exit(0 if httpx.get('{url}/api/v1/incidents').status_code == 200 and httpx.get('{url}/api/v1/incidents').json()['results'] else 1)"
     deadline = time.monotonic() + 60

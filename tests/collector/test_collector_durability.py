@@ -28,8 +28,8 @@ TOKEN = "probe-token-durability"
 def start_server(data_dir, port) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--no-analysis", "--probe-token", TOKEN],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--no-analysis"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

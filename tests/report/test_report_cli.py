@@ -88,8 +88,10 @@ def test_report_errors_are_one_line(data_dir, tmp_path):
 
 
 def test_subscribe_add_list_remove(tmp_path):
-    r = netvigil("subscribe", "http://127.0.0.1:9000/hook", "--secret", "s", "--country", "ru",
-                 "--event", "start", "--event", "end", "--data-dir", str(tmp_path))
+    (tmp_path / "hook.secret").write_text("s\n")
+    r = netvigil("subscribe", "http://127.0.0.1:9000/hook", "--secret-file", str(tmp_path / "hook.secret"),
+                 "--country", "ru", "--event", "start", "--event", "end", "--data-dir", str(tmp_path),
+                 "--allow-private-webhooks")
     assert r.returncode == 0 and "subscribed" in r.stdout, r.stderr
     listed = [json.loads(line) for line in netvigil("subscribe", "--list", "--data-dir", str(tmp_path)).stdout.splitlines()]
     assert listed[0]["country"] == "RU" and listed[0]["events"] == ["start", "end"] and listed[0]["signed"]

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from netvigil.collector.client import submit_measurements
-from netvigil.report.alerts import verify_signature
+from netvigil.report.webhook_sign import DeliveryRejected, DeliveryVerifier
 from netvigil.report.replay import load_run
 from netvigil.report.serve import ObservatoryThread
 
@@ -33,12 +33,16 @@ class Receiver:
 
     def __init__(self):
         self.alerts: list[tuple[str, dict, bool]] = []
+        self.verifier = DeliveryVerifier(SECRET)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
-                ok = verify_signature(SECRET, body, self.headers.get("x-netvigil-signature", ""))
+                try:
+                    ok = bool(outer.verifier.verify(self.headers, body))
+                except DeliveryRejected:
+                    ok = False
                 outer.alerts.append((self.headers["x-netvigil-event"], json.loads(body), ok))
                 self.send_response(204)
                 self.end_headers()
@@ -80,8 +84,8 @@ def live(tmp_path_factory):
     receiver = Receiver()
     from netvigil.report.alerts import Subscriptions
 
-    Subscriptions(data_dir / "subscriptions.json").add(receiver.url, secret=SECRET, country="RU")
-    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}) as obs:
+    Subscriptions(data_dir / "subscriptions.json", allow_private=True).add(receiver.url, secret=SECRET, country="RU")
+    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}, allow_private_webhooks=True) as obs:
         res = submit_measurements(obs.url, phase1, token="p")
         assert res.submitted == len(phase1)
         started = receiver.wait("start", service="twitter")

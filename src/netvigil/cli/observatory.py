@@ -18,29 +18,95 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Log, store and subscriptions."),
     clickhouse_url: str = typer.Option(None, "--clickhouse-url", help="Use a ClickHouse server instead of chdb."),
-    admin_token: str = typer.Option(None, "--admin-token", envvar="NETVIGIL_ADMIN_TOKEN",
-                                    help="Token for admin endpoints (disabled without one)."),
-    probe_token: list[str] = typer.Option([], "--probe-token", envvar="NETVIGIL_PROBE_TOKENS",
-                                          help="Token of a trusted probe (repeatable; no rate limit)."),
+    admin_token_file: Path = typer.Option(
+        None, "--admin-token-file",
+        help="File holding the token for admin endpoints (or set NETVIGIL_ADMIN_TOKEN; disabled without one)."),
+    probe_tokens_file: Path = typer.Option(
+        None, "--probe-tokens-file",
+        help="File with trusted probes' tokens, one a line (or NETVIGIL_PROBE_TOKENS=T1,T2; no rate limit)."),
     require_probe_token: bool = typer.Option(False, "--require-probe-token",
                                              help="Accept submissions only from trusted probes."),
     rate: float = typer.Option(50.0, "--rate", help="Measurements/s allowed per untrusted probe address."),
     no_analysis: bool = typer.Option(False, "--no-analysis", help="Collect only; do not run the analysis."),
+    public_url: str = typer.Option(
+        None, "--public-url",
+        help="Base of absolute links (next_url, alert links), e.g. https://obs.example.org (default http://HOST:PORT)."),
+    allow_private_webhooks: bool = typer.Option(
+        False, "--allow-private-webhooks",
+        help="Let webhooks go to loopback and private addresses (a lab; refused by default: SSRF)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", help="Seconds a client has to send request headers."),
+    body_timeout: float = typer.Option(120.0, "--body-timeout", help="Seconds a client has to send a body after its headers."),
+    max_per_address: int = typer.Option(64, "--max-connections-per-address", help="Open connections per client address."),
+    max_connections: int = typer.Option(4096, "--max-connections", help="Open connections in all (503 past it)."),
+    trusted_proxy: list[str] = typer.Option(
+        [], "--trusted-proxy", help="Address of a reverse proxy whose X-Forwarded-For is believed (repeatable)."),
+    max_batch_bytes: int = typer.Option(8 << 20, "--max-batch-bytes", help="Largest JSONL batch body (413 past it)."),
+    burst: float = typer.Option(None, "--burst", help="Measurements an untrusted address may send at once (default: 10 x --rate)."),
+    max_open_reports: int = typer.Option(128, "--max-open-reports", help="Open reports per untrusted address."),
+    report_idle_hours: float = typer.Option(12.0, "--report-idle-hours", help="A report without submissions expires after this."),
+    admin_token: str = typer.Option(None, "--admin-token", hidden=True),
+    probe_token: list[str] = typer.Option([], "--probe-token", hidden=True),
 ) -> None:
     """Run the observatory: collector + API + live dashboard.
 
-    Example: netvigil serve --port 8470 --data-dir ./obs
+    Secrets never go on the command line, which every user sees in `ps`.
+    The admin token comes from --admin-token-file or NETVIGIL_ADMIN_TOKEN.
+    Probe tokens come from --probe-tokens-file or NETVIGIL_PROBE_TOKENS.
+
+    Example: netvigil serve --port 8470 --data-dir ./obs --admin-token-file ./admin.token
+
+    Behind a reverse proxy on the same host (docs/security.md):
+    netvigil serve --trusted-proxy 127.0.0.1 --public-url https://obs.example.org
     """
+    from netvigil.cli.secret_args import refuse_in_argv, secret_from, token_list
+    from netvigil.collector.connections import ConnectionLimits
     from netvigil.report.serve import _check_port, run_observatory
 
+    if admin_token is not None:
+        raise refuse_in_argv("--admin-token", "--admin-token-file", "NETVIGIL_ADMIN_TOKEN")
+    if probe_token:
+        raise refuse_in_argv("--probe-token", "--probe-tokens-file", "NETVIGIL_PROBE_TOKENS")
     _check_port(host, port)
-    if rate <= 0:
-        raise UsageError(f"--rate must be positive, got {rate}")
-    tokens = [t for item in probe_token for t in item.split(",") if t.strip()]
+    for name, value in (("--rate", rate), ("--burst", burst if burst is not None else 1), ("--max-batch-bytes",
+                        max_batch_bytes), ("--max-open-reports", max_open_reports),
+                        ("--report-idle-hours", report_idle_hours)):
+        if value <= 0:
+            raise UsageError(f"{name} must be positive, got {value}")
+    limits = ConnectionLimits.from_options(header_timeout, body_timeout, max_per_address, max_connections,
+                                           trusted_proxy)
+    token = secret_from(admin_token_file, "NETVIGIL_ADMIN_TOKEN", "--admin-token-file", min_length=16)
+    tokens = token_list(probe_tokens_file, "NETVIGIL_PROBE_TOKENS", "--probe-tokens-file")
+    base = check_public_url(public_url) if public_url else default_public_url(host, port)
     typer.echo(f"netvigil observatory on http://{host}:{port}/ (data in {data_dir})", err=True)
-    run_observatory(data_dir, host, port, engine=clickhouse_url or "chdb", admin_token=admin_token,
+    run_observatory(data_dir, host, port, engine=clickhouse_url or "chdb", admin_token=token,
                     probe_tokens=frozenset(tokens), require_probe_token=require_probe_token,
-                    rate_per_second=rate, rate_burst=max(rate * 10, 10), analysis=not no_analysis)
+                    rate_per_second=rate, rate_burst=burst or max(rate * 10, 10), analysis=not no_analysis,
+                    public_url=base, allow_private_webhooks=allow_private_webhooks, limits=limits,
+                    max_batch_bytes=max_batch_bytes, max_open_reports=max_open_reports,
+                    report_idle_hours=report_idle_hours)
+
+
+def check_public_url(url: str) -> str:
+    """--public-url: an http(s) URL with a host and no query; kept without its trailing slash."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise UsageError(f"--public-url {url!r} is malformed: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(f"--public-url must be like https://obs.example.org[/prefix], got {url!r}")
+    return url.rstrip("/")
+
+
+def default_public_url(host: str, port: int) -> str | None:
+    """http://HOST:PORT as served; None (relative links) when listening on every address."""
+    if host in ("0.0.0.0", "::", ""):
+        typer.echo("note: links in the API and alerts are relative; give --public-url for absolute ones",
+                   err=True)
+        return None
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _fetch_incident(url: str, incident_id: str):
@@ -132,26 +198,37 @@ def report(
 
 
 def subscribe(
-    url: str = typer.Argument(None, help="Webhook URL that receives signed JSON alerts."),
-    secret: str = typer.Option(None, "--secret", help="HMAC-SHA256 key for X-Netvigil-Signature."),
+    url: str = typer.Argument(None, help="Webhook URL (a public address) that receives signed JSON alerts."),
+    secret_file: Path = typer.Option(
+        None, "--secret-file",
+        help="File holding the HMAC-SHA256 key (or NETVIGIL_WEBHOOK_SECRET; default: generated and printed once)."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Observatory data directory."),
     event: list[str] = typer.Option([], "--event", help="start, change or end (repeatable; default all)."),
     country: str = typer.Option(None, "--country", help="Only incidents in this country (e.g. RU)."),
     service: str = typer.Option(None, "--service", help="Only incidents of this service (e.g. twitter)."),
-    list_: bool = typer.Option(False, "--list", help="List subscriptions instead of adding one."),
+    list_: bool = typer.Option(False, "--list", help="List subscriptions (passwords masked, secrets never shown)."),
     remove: str = typer.Option(None, "--remove", help="Remove the subscription with this id."),
+    allow_private_webhooks: bool = typer.Option(
+        False, "--allow-private-webhooks", help="Accept a loopback or private target (a lab; the server must allow it too)."),
+    secret: str = typer.Option(None, "--secret", hidden=True),
 ) -> None:
     """Subscribe a webhook to incident start, change and end alerts.
 
-    Example: netvigil subscribe http://127.0.0.1:9000/hook --secret s3cret --data-dir ./obs
+    Deliveries are signed over a delivery id, a timestamp and the body (docs/api.md, Alerts).
+    Without --secret-file or NETVIGIL_WEBHOOK_SECRET a secret is generated and printed once.
+    The target must resolve to public addresses, checked now and at every delivery.
+
+    Example: netvigil subscribe https://hooks.example.org/netvigil --secret-file ./hook.secret --data-dir ./obs
     """
+    from netvigil.cli.secret_args import refuse_in_argv, secret_from
     from netvigil.report.alerts import Subscriptions
 
-    subs = Subscriptions(Path(data_dir) / "subscriptions.json")
+    if secret is not None:
+        raise refuse_in_argv("--secret", "--secret-file", "NETVIGIL_WEBHOOK_SECRET")
+    subs = Subscriptions(Path(data_dir) / "subscriptions.json", allow_private=allow_private_webhooks)
     if list_:
         for s in subs.all():
-            typer.echo(json.dumps({"id": s.id, "url": s.url, "events": s.events, "country": s.country,
-                                   "service": s.service, "signed": bool(s.secret)}))
+            typer.echo(json.dumps(s.public()))
         return
     if remove:
         if not subs.remove(remove):
@@ -160,11 +237,11 @@ def subscribe(
         return
     if not url:
         raise UsageError("give a webhook URL (or --list / --remove ID)")
-    if country and (len(country) != 2 or not country.isalpha()):
-        raise UsageError(f"--country must be a two-letter code like RU, got {country!r}")
-    sub = subs.add(url, secret=secret, events=event or None, country=country, service=service)
-    typer.echo(f"subscribed {sub.id}: {sub.url} ({', '.join(sub.events)}"
-               f"{', signed' if secret else ', unsigned'})")
+    given = secret_from(secret_file, "NETVIGIL_WEBHOOK_SECRET", "--secret-file")
+    sub = subs.add(url, secret=given, events=event or None, country=country, service=service)
+    typer.echo(f"subscribed {sub.id}: {sub.public()['url']} ({', '.join(sub.events)}, signed)")
+    if given is None:
+        typer.echo(f"secret (shown once, give it to the receiver): {sub.secret}")
 
 
 def register(app: typer.Typer) -> None:

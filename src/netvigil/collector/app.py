@@ -39,8 +39,10 @@ class Observatory:
         self.settings = settings
         self.metrics = Metrics()
         self.collector = Collector(self.data_dir, settings)
-        self.subscriptions = Subscriptions(self.data_dir / "subscriptions.json")
-        self.alerter = Alerter(self.subscriptions, retries=settings.webhook_retries, metrics=self.metrics)
+        self.subscriptions = Subscriptions(self.data_dir / "subscriptions.json",
+                                           allow_private=settings.allow_private_webhooks)
+        self.alerter = Alerter(self.subscriptions, retries=settings.webhook_retries, metrics=self.metrics,
+                               allow_private=settings.allow_private_webhooks, public_url=settings.public_url)
         pump_class = ProcessPump if settings.analysis_process else AnalysisPump
         self.pump = pump_class(
             self.data_dir, self.collector.log, engine=settings.engine, interval=settings.analysis_interval,

@@ -80,6 +80,8 @@ class Settings:
     analysis_batch: int = 2500  # measurements per analysis round (API reads wait at most one round)
     engine: str = "chdb"
     webhook_retries: int = 5
+    allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (labs, tests)
+    public_url: str | None = None  # base of absolute links (next_url, alerts); never the Host header
     extra: dict = field(default_factory=dict)
 
 

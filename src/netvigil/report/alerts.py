@@ -1,31 +1,35 @@
 """Signed webhook alerts on incident start, change and end.
 
-Subscriptions live in DATA_DIR/subscriptions.json (written by `netvigil subscribe` or the
-admin API; re-read when the file changes, so the CLI works beside a running server).
-Each delivery is a JSON POST with headers
-  X-Netvigil-Event: start|change|end
-  X-Netvigil-Signature: t=UNIX_TIME,v1=HEX(HMAC-SHA256(secret, "UNIX_TIME." + body))
-so a receiver can check origin and freshness (`verify_signature`). Failed deliveries are
-retried with exponential backoff, a bounded number of times.
+Subscriptions live in DATA_DIR/subscriptions.json, mode 0600 since it holds the secrets
+(written by `netvigil subscribe` or the admin API; re-read when the file changes, so the CLI
+works beside a running server). A target must be a public address when it is added and again
+at every delivery (webhook_target.py); the connection goes to the address that was checked.
+Each delivery is a JSON POST signed over a delivery id, a timestamp and the body
+(webhook_sign.py, whose DeliveryVerifier is what a receiver uses). Failed deliveries are
+retried with exponential backoff, a bounded number of times, under the same delivery id.
+Listings and logs show URLs through mask_url, never a password.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from netvigil.errors import UsageError
 from netvigil.model.records import IncidentChange
+from netvigil.report.webhook_sign import signed_headers
+from netvigil.report.webhook_target import (Resolver, TargetRefused, TargetUnresolved, mask_url,
+                                            resolve_target, resolve_target_async)
 
 log = logging.getLogger("netvigil.alerts")
 
@@ -35,7 +39,7 @@ EVENTS = ("start", "change", "end")
 class Subscription(msgspec.Struct):
     id: str
     url: str
-    secret: str | None = None
+    secret: str | None = None  # None only in files written before signing was mandatory
     events: list[str] = msgspec.field(default_factory=lambda: list(EVENTS))
     country: str | None = None
     service: str | None = None
@@ -47,30 +51,36 @@ class Subscription(msgspec.Struct):
                 and (self.country is None or self.country.upper() == inc.country.upper())
                 and (self.service is None or self.service == inc.service))
 
+    def public(self) -> dict:
+        """What a listing shows: the URL masked, whether deliveries are signed, never the secret."""
+        return {"id": self.id, "url": mask_url(self.url), "events": self.events, "country": self.country,
+                "service": self.service, "created": self.created, "signed": bool(self.secret)}
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    ts = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={ts},v1={mac}"
 
-
-def verify_signature(secret: str, body: bytes, header: str, *, tolerance: float = 300.0) -> bool:
-    """For receivers: the signature is valid and not older than `tolerance` seconds."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        ts = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    if abs(time.time() - ts) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, body, ts), header)
+MAX_SUBSCRIPTIONS = 1000
 
 
 class Subscriptions:
-    def __init__(self, path: Path):
+    """The subscriptions file: read when it changes, written whole, owner-only (0600)."""
+
+    def __init__(self, path: Path, *, allow_private: bool = False):
         self.path = Path(path)
+        self.allow_private = allow_private  # accept private/loopback targets (labs, tests)
         self._mtime: float | None = None
         self._items: list[Subscription] = []
+        self._tighten()
+
+    def _tighten(self) -> None:
+        """A file from an older version may be readable by others: make it owner-only."""
+        try:
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(self.path, 0o600)
+                log.warning("%s was mode %o; it holds webhook secrets, now 0600", self.path, mode)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("%s: cannot make it owner-only: %s", self.path, exc)
 
     def all(self) -> list[Subscription]:
         try:
@@ -79,6 +89,7 @@ class Subscriptions:
             self._items, self._mtime = [], None
             return []
         if mtime != self._mtime:
+            self._tighten()
             try:
                 self._items = msgspec.json.decode(self.path.read_bytes(), type=list[Subscription])
             except (msgspec.MsgspecError, OSError) as exc:
@@ -89,22 +100,41 @@ class Subscriptions:
 
     def _save(self, items: list[Subscription]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(items)))
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # O_CREAT keeps the mode of a leftover file
+            data = msgspec.json.format(msgspec.json.encode(items))
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, self.path)
 
     def add(self, url: str, *, secret: str | None = None, events: list[str] | None = None,
             country: str | None = None, service: str | None = None) -> Subscription:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"webhook URL must start with http:// or https://, got {url!r}")
-        events = events or list(EVENTS)
+        """Check and store a subscription; without a secret one is generated. The returned
+        Subscription holds the secret: show it to its owner once, never list it."""
+        events = list(dict.fromkeys(events or EVENTS))
         bad = [e for e in events if e not in EVENTS]
         if bad:
-            raise UsageError(f"unknown event(s) {', '.join(bad)}; choose from {', '.join(EVENTS)}")
-        sub = Subscription(id=secrets.token_hex(6), url=url, secret=secret, events=events,
-                           country=country.upper() if country else None, service=service,
+            raise UsageError(f"unknown event(s) {', '.join(bad)[:100]}; choose from {', '.join(EVENTS)}")
+        if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
+            raise UsageError(f"country must be a two-letter code like RU, got {country[:20]!r}")
+        if service is not None and not (0 < len(service) <= 64 and service.isascii()
+                                        and all(c.isalnum() or c in "_.-" for c in service)):
+            raise UsageError(f"service must be a catalogue name like twitter, got {service[:20]!r}")
+        if secret is not None and not (0 < len(secret) <= 512 and secret.isascii() and secret.isprintable()):
+            raise UsageError("webhook secret must be 1-512 printable ASCII characters")
+        resolve_target(url, allow_private=self.allow_private)  # last: it may ask a DNS server
+        items = self.all()
+        if len(items) >= MAX_SUBSCRIPTIONS:
+            raise UsageError(f"there are already {len(items)} subscriptions (the limit); remove some first")
+        sub = Subscription(id=secrets.token_hex(6), url=url, secret=secret or secrets.token_urlsafe(32),
+                           events=events, country=country.upper() if country else None, service=service,
                            created=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
-        self._save(self.all() + [sub])
+        self._save(items + [sub])
         return sub
 
     def remove(self, sub_id: str) -> bool:
@@ -116,7 +146,8 @@ class Subscriptions:
         return True
 
 
-def alert_payload(change: IncidentChange) -> bytes:
+def alert_payload(change: IncidentChange, public_url: str | None = None) -> bytes:
+    """The JSON body; `url` (the incident's page) only when the public URL is configured."""
     from netvigil.report.text import incident_text
 
     body = {
@@ -126,15 +157,21 @@ def alert_payload(change: IncidentChange) -> bytes:
         "text": incident_text(change.incident),
         "incident": msgspec.to_builtins(change.incident),
     }
+    if public_url:
+        body["url"] = f"{public_url.rstrip('/')}/incident/{quote(change.incident.id, safe='')}"
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
 class Alerter:
     def __init__(self, subscriptions: Subscriptions, *, retries: int = 5, backoff: float = 0.5,
-                 timeout: float = 5.0, metrics=None):
+                 timeout: float = 5.0, metrics=None, allow_private: bool = False,
+                 public_url: str | None = None, resolver: Resolver | None = None):
         self.subs = subscriptions
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.metrics = metrics
+        self.allow_private = allow_private
+        self.public_url = public_url
+        self.resolver = resolver  # None: the system's (getaddrinfo); tests give their own
         self.queue: asyncio.Queue | None = None
         self.tasks: set[asyncio.Task] = set()
         self.sent: list[tuple[str, str, int]] = []  # (subscription id, event, HTTP status), recent
@@ -144,7 +181,9 @@ class Alerter:
 
     def start(self) -> None:
         self.queue = asyncio.Queue(maxsize=10_000)
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        # No redirects (a 3xx could point inside), no proxy from the environment (the
+        # connection must go to the address that was checked).
+        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
     def enqueue(self, changes: list[IncidentChange]) -> None:
@@ -176,31 +215,58 @@ class Alerter:
                 change = msgspec.structs.replace(change, incident=await self.enrich(change.incident))
             except Exception:
                 log.exception("could not enrich the alert for incident %s", change.incident.id)
-        body = alert_payload(change)
+        body = alert_payload(change, self.public_url)
+        delivery_id = secrets.token_hex(16)  # one per delivery, kept across its retries
+        where = f"webhook {mask_url(sub.url)} (subscription {sub.id})"
         delay = self.backoff
         for attempt in range(self.retries + 1):
-            headers = {"content-type": "application/json", "x-netvigil-event": change.event,
-                       "x-netvigil-delivery": f"{sub.id}-{change.incident.id}-{change.event}-{change.at}"}
-            if sub.secret:
-                headers["x-netvigil-signature"] = sign(sub.secret, body)
-            try:
-                resp = await self._client.post(sub.url, content=body, headers=headers)
-                if resp.status_code < 300:
-                    self.sent.append((sub.id, change.event, resp.status_code))
-                    del self.sent[:-1000]
-                    self._count("delivered")
-                    return True
-                if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                    break  # the receiver refuses it; retrying will not help
-            except httpx.HTTPError:
-                pass
+            status = await self._attempt(sub, change, body, delivery_id, where)
+            if status == "delivered":
+                return True
+            if status == "final":
+                break
             if attempt < self.retries:
                 self._count("retried")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        log.warning("webhook %s: giving up on %s alert for incident %s", sub.url, change.event, change.incident.id)
+        log.warning("%s: giving up on %s alert for incident %s", where, change.event, change.incident.id)
         self._count("failed")
         return False
+
+    async def _attempt(self, sub: Subscription, change: IncidentChange, body: bytes, delivery_id: str,
+                       where: str) -> str:
+        """One POST to the address checked for this attempt: delivered, retry or final."""
+        try:
+            target = await resolve_target_async(sub.url, allow_private=self.allow_private,
+                                                resolver=self.resolver, timeout=self.timeout)
+        except TargetUnresolved as exc:
+            log.info("%s: %s", where, exc)
+            return "retry"
+        except TargetRefused as exc:
+            log.warning("%s: refused: %s", where, exc)
+            self._count("refused")
+            return "final"
+        headers = {"content-type": "application/json", "host": target.host_header(),
+                   "x-netvigil-event": change.event}
+        if sub.secret:
+            headers.update(signed_headers(sub.secret, delivery_id, body))
+        else:
+            headers["x-netvigil-delivery"] = delivery_id
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        try:
+            resp = await self._client.post(target.request_url(), content=body, headers=headers,
+                                           auth=target.credentials(), extensions=extensions)
+        except httpx.HTTPError as exc:
+            log.info("%s: %s", where, type(exc).__name__)
+            return "retry"
+        if resp.status_code < 300:
+            self.sent.append((sub.id, change.event, resp.status_code))
+            del self.sent[:-1000]
+            self._count("delivered")
+            return "delivered"
+        if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+            return "final"  # the receiver refuses it; retrying will not help
+        return "retry"
 
     async def stop(self) -> None:
         if self._worker:

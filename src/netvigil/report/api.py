@@ -79,14 +79,20 @@ def listing(request: Request, rows: list[dict], *, offset: int, limit: int, fmt:
             has_more: bool, name: str) -> Response:
     """One page of a list: JSON with metadata, or an export file (CSV, Parquet) whose next
     page, if any, is in the Link header (rel="next")."""
-    next_url = None
-    if has_more:
-        next_url = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+    next_url = page_url(request, offset=offset + limit, limit=limit) if has_more else None
     if fmt in ("csv", "parquet"):
         return export_file(rows, fmt, name, next_url)
     body = {"metadata": {"offset": offset, "limit": limit, "count": len(rows), "next_url": next_url},
             "results": rows}
     return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+def page_url(request: Request, **params) -> str:
+    """This request's URL with `params` set: absolute from the configured public URL, else
+    relative; never from the Host header, which the client chooses."""
+    url = request.url.include_query_params(**params)
+    base = request.app.state.nv.settings.public_url or ""
+    return f"{base.rstrip('/')}{url.path}?{url.query}"
 
 
 def export_file(rows: list[dict], fmt: str, name: str, next_url: str | None = None) -> Response:
@@ -266,9 +272,9 @@ class _NewSubscription(msgspec.Struct):
 
 @router.get("/admin/subscriptions", tags=["admin"], summary="List webhook subscriptions (admin token)")
 async def list_subscriptions(request: Request):
+    """URLs with passwords masked; secrets are never listed."""
     require_admin(request)
-    subs = request.app.state.nv.subscriptions.all()
-    return [{**builtins(s), "secret": "***" if s.secret else None} for s in subs]
+    return [s.public() for s in request.app.state.nv.subscriptions.all()]
 
 
 @router.post("/admin/subscriptions", tags=["admin"], summary="Add a webhook subscription (admin token)")
@@ -281,12 +287,17 @@ async def add_subscription(request: Request):
         raise Rejected(f"subscription: {exc}") from None
     from netvigil.errors import UsageError
 
-    try:
-        sub = request.app.state.nv.subscriptions.add(new.url, secret=new.secret, events=new.events,
-                                                     country=new.country, service=new.service)
+    from starlette.concurrency import run_in_threadpool
+
+    try:  # resolves the host (blocking) to check it is public
+        sub = await run_in_threadpool(request.app.state.nv.subscriptions.add, new.url, secret=new.secret,
+                                      events=new.events, country=new.country, service=new.service)
     except UsageError as exc:
         raise Rejected(str(exc)) from None
-    return {"id": sub.id, "url": sub.url, "events": sub.events}
+    out = sub.public()
+    if new.secret is None:
+        out["secret"] = sub.secret  # generated: shown this once, never listed
+    return out
 
 
 @router.delete("/admin/subscriptions/{sub_id}", tags=["admin"], summary="Remove a subscription (admin token)")

@@ -1,0 +1,206 @@
+"""Offline IP -> (ASN, country, network name): where a probe is, from its public address.
+
+Two sources, the first that knows wins:
+1. prefix tables (TSV: prefix, asn, cc, name; longest prefix wins). The observatory builds
+   one from a RouteViews/RIPE RIS RIB dump with our MRT reader (`python -m
+   netvigil.targets.geo build RIB.bz2 OUT.tsv`, see docs/helper.md); the lab ships one for
+   its private addresses, so lab runs take the same path as the world. Tables are named by
+   NETVIGIL_GEO_TABLES (paths separated by ':') or passed in.
+2. geoip2fast's bundled MaxMind GeoLite2 country + AS-name data (IPv4): a country and a
+   network name, but no AS number (that file has none), so AS0 unless a table knows it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+import msgspec
+
+from netvigil.errors import ConfigError
+
+UNKNOWN_CC = "ZZ"
+MAX_TABLE_LINES = 5_000_000  # a full-table RIB has ~1.2M prefixes; a hostile file stops here
+ENV = "NETVIGIL_GEO_TABLES"
+
+
+class Location(msgspec.Struct, frozen=True):
+    asn: int
+    cc: str
+    network_name: str
+    source: str  # "table:<file name>", "geoip2fast" or "none"
+
+    @property
+    def probe_asn(self) -> str:
+        return f"AS{self.asn}"
+
+
+_Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class GeoTable:
+    """Prefixes -> (asn, cc, name); lookups try each prefix length, longest first."""
+
+    def __init__(self, name: str, rows: dict[_Net, tuple[int, str, str]]):
+        self.name = name
+        self._by_len: dict[tuple[int, int], dict[int, tuple[int, str, str]]] = {}
+        for net, value in rows.items():
+            self._by_len.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = value
+        self._lengths = sorted(self._by_len, key=lambda k: -k[1])
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_len.values())
+
+    def lookup(self, ip: str) -> tuple[int, str, str] | None:
+        addr = ipaddress.ip_address(ip)
+        bits = 32 if addr.version == 4 else 128
+        value = int(addr)
+        for version, length in self._lengths:
+            if version != addr.version:
+                continue
+            masked = value >> (bits - length) << (bits - length) if length else 0
+            hit = self._by_len[(version, length)].get(masked)
+            if hit is not None:
+                return hit
+        return None
+
+    @classmethod
+    def load(cls, path: Path | str) -> GeoTable:
+        """Read a TSV table; a ConfigError names the file and line of a bad row."""
+        p = Path(path)
+        rows: dict[_Net, tuple[int, str, str]] = {}
+        try:
+            fh = p.open(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read geo table: {exc.strerror}", where=str(p)) from None
+        with fh:
+            for n, line in enumerate(fh, 1):
+                if n > MAX_TABLE_LINES:
+                    raise ConfigError(f"more than {MAX_TABLE_LINES} lines", where=str(p))
+                line = line.rstrip("\n")
+                if not line.strip() or line.startswith("#"):
+                    continue
+                cells = line.split("\t")
+                try:
+                    net = ipaddress.ip_network(cells[0].strip(), strict=False)
+                    asn = int(cells[1].strip().upper().removeprefix("AS")) if len(cells) > 1 else 0
+                    cc = (cells[2].strip().upper() if len(cells) > 2 else "") or ""
+                    if cc and (len(cc) != 2 or not cc.isalpha()):
+                        raise ValueError(f"country {cc!r} is not two letters")
+                    if not 0 <= asn < 2**32:
+                        raise ValueError(f"AS number {asn} out of range")
+                except (ValueError, IndexError) as exc:
+                    raise ConfigError(f"bad geo table row ({exc}); expected prefix<TAB>asn<TAB>cc<TAB>name",
+                                      where=f"{p}:{n}") from None
+                rows[net] = (asn, cc, cells[3].strip() if len(cells) > 3 else "")
+        return cls(p.name, rows)
+
+    @classmethod
+    def from_mrt(cls, path: Path | str) -> GeoTable:
+        """Prefix -> origin AS from an MRT RIB (the origin most peers see wins)."""
+        from netvigil.ingest.mrt import read_mrt
+
+        origins: dict[str, Counter] = {}
+        for event in read_mrt(path).events:
+            if event.kind in ("rib", "announce") and event.origin_as:
+                origins.setdefault(event.prefix, Counter())[event.origin_as] += 1
+        rows: dict[_Net, tuple[int, str, str]] = {}
+        for prefix, counts in origins.items():
+            origin = counts.most_common(1)[0][0]
+            try:
+                rows[ipaddress.ip_network(prefix, strict=False)] = (int(origin.removeprefix("AS")), "", "")
+            except ValueError:
+                continue  # an AS_SET origin ("{1,2}") names no single AS
+        return cls(Path(path).name, rows)
+
+    def write(self, path: Path | str) -> None:
+        with Path(path).open("w", encoding="utf-8") as fh:
+            fh.write("# prefix\tasn\tcc\tname (netvigil geo table)\n")
+            for (version, length), entries in sorted(self._by_len.items()):
+                for value, (asn, cc, name) in sorted(entries.items()):
+                    net = (ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network)((value, length))
+                    fh.write(f"{net}\t{asn}\t{cc}\t{name}\n")
+
+
+@lru_cache(maxsize=1)
+def _geoip():  # noqa: ANN202
+    from geoip2fast import GeoIP2Fast
+
+    return GeoIP2Fast(geoip2fast_data_file="geoip2fast-asn.dat.gz", verbose=False)
+
+
+class Locator:
+    def __init__(self, tables: list[GeoTable] | None = None, *, use_geoip: bool = True):
+        self.tables = tables or []
+        self.use_geoip = use_geoip
+
+    def locate(self, ip: str) -> Location:
+        """The location of `ip`; AS0/ZZ for what no source knows (never raises on an IP)."""
+        asn, cc, name, source = 0, "", "", "none"
+        for table in self.tables:
+            hit = table.lookup(ip)
+            if hit is not None:
+                (asn, cc, name), source = hit, f"table:{table.name}"
+                break
+        if (not cc or not name) and self.use_geoip and ipaddress.ip_address(ip).version == 4:
+            geo = _geoip().lookup(ip)
+            if not geo.is_private:
+                cc = cc or (geo.country_code if len(geo.country_code or "") == 2 else "")
+                name = name or (geo.asn_name or "")
+                source = source if source != "none" else "geoip2fast"
+        return Location(asn=asn, cc=cc or UNKNOWN_CC, network_name=name, source=source)
+
+
+def env_tables() -> list[GeoTable]:
+    return [GeoTable.load(p) for p in os.environ.get(ENV, "").split(":") if p]
+
+
+@lru_cache(maxsize=1)
+def default_locator() -> Locator:
+    return Locator(env_tables())
+
+
+def locate(ip: str) -> Location:
+    """With the tables named by NETVIGIL_GEO_TABLES, then geoip2fast."""
+    return default_locator().locate(ip)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m netvigil.targets.geo build RIB OUT | lookup IP [TABLE...]"""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m netvigil.targets.geo",
+        description="Build or query a netvigil IP-to-ASN table. Example: python -m "
+                    "netvigil.targets.geo build rib.20261206.0000.bz2 asn.tsv")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    build = sub.add_parser("build", help="prefix -> origin AS table from an MRT RIB dump")
+    build.add_argument("rib")
+    build.add_argument("out")
+    look = sub.add_parser("lookup", help="locate one address")
+    look.add_argument("ip")
+    look.add_argument("tables", nargs="*")
+    args = parser.parse_args(argv)
+    from netvigil.errors import NetvigilError
+
+    try:
+        if args.cmd == "build":
+            table = GeoTable.from_mrt(args.rib)
+            table.write(args.out)
+            print(f"{len(table)} prefixes -> {args.out}")
+        else:
+            ipaddress.ip_address(args.ip)
+            tables = [GeoTable.load(t) for t in args.tables] + env_tables()
+            print(msgspec.json.encode(Locator(tables).locate(args.ip)).decode())
+    except (NetvigilError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

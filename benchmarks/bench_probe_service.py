@@ -2,7 +2,7 @@
 
 Servers (tests/probe/servers.py, in their own process) answer DNS, the TLS handshake and
 HTTP each after DELAY seconds. Baseline: each twitter endpoint measured alone (its whole
-chain DNS+TCP+TLS+HTTP, QUIC and sample where the catalogue says); the slowest of them is
+chain DNS+TCP+TLS+HTTP, QUIC and its catalogue object where it has one); the slowest of them is
 the floor a concurrent service test could reach. Target: all nine endpoints in one service
 measurement. Goal: ratio <= 1.5. Also prints the bytes on the wire of one service test.
 """
@@ -49,19 +49,22 @@ def main() -> None:
     from netvigil.targets import load_catalogue
     from netvigil.targets.catalogue import Service
 
-    cat = load_catalogue()
+    sys.path.insert(0, str(ROOT / "tests/probe"))
+    from servers import with_objects  # the test catalogue: twitter with two static objects
+
+    cat = with_objects(load_catalogue())
     twitter = cat.service("twitter")
     proc, info = start_world(DELAY)
     try:
         s = settings(info)
         singles: list[float] = []
-        sampled = {e.domain for e in twitter.sample_endpoints}
         for ep in twitter.endpoints:
-            alone = Service(name="twitter", display_name="Twitter", endpoints=(ep,), suffixes=twitter.suffixes)
+            alone = Service(name="twitter", display_name="Twitter", endpoints=(ep,), suffixes=twitter.suffixes,
+                            objects=tuple(o for o in twitter.objects if o.host == ep.domain))
             times = []
             for _ in range(REPEAT):
                 t0 = time.perf_counter()
-                asyncio.run(run_service(s, cat, alone, sample_domains=sampled))
+                asyncio.run(run_service(s, cat, alone))
                 times.append(time.perf_counter() - t0)
             singles.append(statistics.median(times))
         slowest = max(singles)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
 import struct
@@ -53,6 +54,23 @@ ADDR = {
     "http_connect": "127.0.0.21",  # HTTP CONNECT proxy
     "redirect": "127.0.0.22",  # plain HTTP 302 to http://blockpage.test/ (a redirect block page)
 }
+OBJECT_PATH = re.compile(r"/static/object-(\d{1,8})\.bin")  # a real-looking static object of N bytes
+
+
+def with_objects(catalogue, nbytes: int = 100_000):  # noqa: ANN001, ANN201
+    """The catalogue with one static object on twitter.com and one on abs.twimg.com (the
+    packaged catalogue names none: a real object must be checked from an uncensored network)."""
+    import msgspec
+
+    from netvigil.targets.catalogue import ServiceObject
+
+    tw = catalogue.service("twitter")
+    objs = tuple(ServiceObject(url=f"https://{d}/static/object-{nbytes}.bin", bytes=nbytes)
+                 for d in ("twitter.com", "abs.twimg.com"))
+    services = {**catalogue.services, "twitter": msgspec.structs.replace(tw, objects=objs)}
+    return msgspec.structs.replace(catalogue, services=services)
+
+
 BLOCKPAGE = b"<html><head><title>Access denied</title></head><body>This site is blocked by order of the authority.</body></html>"
 SERVICE_DOMAINS = ("twitter.com", "www.twitter.com", "api.twitter.com", "mobile.twitter.com", "t.co",
                    "abs.twimg.com", "pbs.twimg.com", "video.twimg.com", "x.com",
@@ -397,8 +415,8 @@ class LoopbackWorld:
                     await asyncio.sleep(self.delay)
                 if behaviour == "forged":
                     conn.write(_response(200, BLOCKPAGE))
-                elif path.startswith("/netvigil-sample/"):
-                    await self._sample(conn, int(path.rsplit("/", 1)[1] or 0), behaviour == "throttled")
+                elif OBJECT_PATH.fullmatch(path):  # a static object of known size (catalogue objects)
+                    await self._sample(conn, int(OBJECT_PATH.fullmatch(path).group(1)), behaviour == "throttled")
                 else:
                     body = f"<html><body><h1>{host.split(':')[0]}</h1>netvigil test page</body></html>"
                     conn.write(_response(200, body.encode()))

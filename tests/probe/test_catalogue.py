@@ -56,10 +56,27 @@ def test_unknown_service_lists_known():
     assert "\n" not in str(exc.value)
 
 
-def test_sample_endpoints():
-    cat = load_catalogue()
-    assert [e.domain for e in cat.service("twitter").sample_endpoints] == ["twitter.com", "abs.twimg.com"]
-    assert all(cat.service(n).sample_endpoints for n in cat.services)
+def test_controls_ask_only_what_real_hosts_offer():
+    """No QUIC and no object on the control hosts (the real example.com serves neither):
+    throughput and QUIC controls come from the test helper."""
+    ctl = load_catalogue().service("control")
+    assert not ctl.objects and all("quic" not in e.protocols for e in ctl.endpoints)
+
+
+def test_objects(tmp_path):
+    good = tmp_path / "ok.toml"
+    good.write_text('version = "1"\n[services.x]\ndisplay_name = "X"\n'
+                    'endpoints = [{ domain = "x.org", protocols = ["dns", "tcp", "tls", "https"] }]\n'
+                    'objects = [{ url = "https://x.org/a/logo.png?v=2", bytes = 5000 }, { url = "https://x.org/b.js" }]\n')
+    svc = load_catalogue(good).service("x")
+    assert svc.objects_by_domain() == {"x.org": (("/a/logo.png?v=2", 5000), ("/b.js", None))}
+    for obj, needle in (('{ url = "https://elsewhere.org/a.png" }', "not an https URL on one of its TLS endpoints"),
+                        ('{ url = "http://x.org/a.png" }', "not an https URL"),
+                        ('{ url = "https://x.org/a.png", bytes = 0 }', "bytes must be > 0")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(good.read_text().rsplit("objects", 1)[0] + f"objects = [{obj}]\n")
+        with pytest.raises(ConfigError, match=needle):
+            load_catalogue(bad)
 
 
 def test_broken_catalogue(tmp_path):

@@ -20,6 +20,7 @@ from netvigil.analysis.endpoints import endpoint_results, input_domain, service_
 from netvigil.analysis.finding import Finding
 from netvigil.analysis.observations import observe
 from netvigil.analysis.rules import RuleSet, load_rules
+from netvigil.analysis.throughput import helper_evidence
 from netvigil.analysis.web_connectivity import analyse_web
 from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.model.records import Verdict
@@ -106,7 +107,7 @@ def _judge(m: Measurement, rules: RuleSet) -> Finding:
     obs = observe(tk)
     if m.test_name in WEB_TESTS and "control" in tk:
         return analyse_web(obs, tk, m.input if isinstance(m.input, str) else None, rules)
-    found = service_finding(endpoint_results(obs, tk, rules), rules)
+    found = helper_evidence(tk, service_finding(endpoint_results(obs, tk, rules), rules), rules)
     if m.test_name in BOOTSTRAP_TESTS and found.klass in ("ok", "unknown") and "success" in tk:
         if tk.get("success") is True:
             return Finding("ok", None, rules.confidence["ok"] * 0.8, rule_ids=[f"{m.test_name}.bootstrap_ok"])

@@ -35,7 +35,9 @@ def probe(
     scenario_time: str = typer.Option(None, "--scenario-time",
                                       help='Lab clock "YYYY-MM-DD HH:MM:SS" written as measurement_start_time.'),
     submit: str = typer.Option(None, "--submit", help="Collector URL to submit measurements to."),
-    sample_bytes: int = typer.Option(100_000, "--sample-bytes", help="Size of the throughput sample download."),
+    helper: list[str] = typer.Option([], "--helper", help="Test helper HOST:PORT (netvigil helper) for the SNI-keyed "
+                                     "throughput and QUIC test; repeatable, tried in order."),
+    sample_bytes: int = typer.Option(64_000, "--sample-bytes", help="Most bytes read of a catalogue object."),
     sample_seconds: float = typer.Option(3.0, "--sample-seconds", help="Time bound of the throughput sample."),
     dns_window: float = typer.Option(0.25, "--dns-window", help="Seconds to keep listening after the first DNS answer."),
     port_map: str = typer.Option(None, "--port-map", help="Test servers on other ports, e.g. 443=8443,80=8080."),
@@ -44,10 +46,10 @@ def probe(
 ) -> None:
     """Measure services and URLs from this network; write OONI-format measurements (JSONL).
 
-    Example: netvigil probe --service twitter --resolver 127.0.0.1:5353 --ca-file lab-ca.pem --out -
+    Example: netvigil probe --service twitter --helper helper.example.org:443 --out m.jsonl
     """
     from netvigil.probe.proxy import parse_proxy
-    from netvigil.probe.settings import ProbeSettings, parse_port_map, parse_resolver
+    from netvigil.probe.settings import ProbeSettings, parse_helper, parse_port_map, parse_resolver
     from netvigil.targets import load_catalogue, load_test_list
     from netvigil.targets.testlists import check_url
 
@@ -77,6 +79,7 @@ def probe(
         resolver=parse_resolver(resolver) if resolver else None,
         ca_file=str(ca_file) if ca_file else None, proxy=proxy_url, timeout=timeout,
         dns_window=dns_window, sample_bytes=sample_bytes, sample_seconds=sample_seconds,
+        helpers=tuple(parse_helper(h) for h in helper),
         probe_asn=probe_asn, probe_cc=probe_cc, probe_network_name=probe_network_name,
         path=path or ("proxy" if proxy_url else "direct"), scenario_time=scenario_time,
         port_map=parse_port_map(port_map) if port_map else {})

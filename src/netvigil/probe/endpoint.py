@@ -1,5 +1,7 @@
 """One endpoint, every step: resolve, then for every address TCP -> TLS -> HTTP, QUIC,
-and the throughput sample. Network errors never escape: they are recorded as data."""
+and the throughput sample of each catalogue object on that host (a real object of the
+service: nothing here asks a server for something only our lab serves). Network errors never
+escape: they are recorded as data."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ class Target:
     protocols: tuple[str, ...]
     port: int | None = None
     path: str = "/"
-    sample: bool = False
+    objects: tuple[tuple[str, int | None], ...] = ()  # (path, expected bytes) of catalogue objects
     is_ip: bool = False
 
 
@@ -66,7 +68,7 @@ async def _open(ctx: Ctx, domain: str, ip: str | None, port: int, tid: int):  # 
 
 
 async def chain(ctx: Ctx, target: Target, ip: str | None, *, scheme: str, tls: bool, http: bool,
-                sample: bool = False) -> bool:
+                obj: tuple[str, int | None] | None = None) -> bool:
     """TCP (-> TLS) (-> HTTP GET) to one address; True when every step succeeded."""
     s, trace, domain = ctx.settings, ctx.trace, target.domain
     port = target.port or (443 if scheme == "https" else 80)
@@ -81,11 +83,11 @@ async def chain(ctx: Ctx, target: Target, ip: str | None, *, scheme: str, tls: b
                 ctx_ssl = client_context(s.ca_file, True, tuple(alpn))
                 stream = await tls_handshake(raw, trace, server_name=domain, alpn=alpn, ctx=ctx_ssl,
                                              timeout=s.timeout)
-            if sample:
-                path = f"/netvigil-sample/{s.sample_bytes}"
+            if obj is not None:
+                path, expected = obj
                 await sample_download(stream, trace, url=f"{scheme}://{domain}{path}", host=domain,
-                                      path=path, expected=s.sample_bytes, seconds=s.sample_seconds,
-                                      timeout=s.timeout, server_name=domain)
+                                      path=path, expected=expected, seconds=s.sample_seconds,
+                                      timeout=s.timeout, server_name=domain, cap=s.sample_bytes)
             elif http:
                 host = domain if port in (80, 443) else f"{domain}:{port}"
                 tx = await http_get(stream, trace, url=f"{scheme}://{host}{target.path}", host=host,
@@ -134,10 +136,10 @@ async def measure(ctx: Ctx, target: Target) -> None:
                 tg.create_task(chain(ctx, target, ip, scheme="http", tls=False, http=True))
             if "quic" in protos and ip is not None and s.proxy is None:
                 tg.create_task(_quic(ctx, target, ip))
-    if target.sample and tls:
-        good = [ip for ip in ips if ip in ok_ips]
-        if good:
-            await chain(ctx, target, good[0], scheme="https", tls=True, http=False, sample=True)
+    good = [ip for ip in ips if ip in ok_ips]
+    if target.objects and tls and good:
+        for obj in target.objects:
+            await chain(ctx, target, good[0], scheme="https", tls=True, http=False, obj=obj)
 
 
 def warm_up(settings: ProbeSettings, quic: bool) -> None:

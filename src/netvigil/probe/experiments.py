@@ -19,6 +19,7 @@ from netvigil.probe.trace import Listener, Trace
 from netvigil.targets.catalogue import Catalogue, Service, _is_ip
 
 MAX_REDIRECTS = 5
+CONTROL_SERVICE = "control"
 
 SERVICE_TEST = ("service", "0.1.0")
 WEB_TEST = ("web", "0.1.0")
@@ -48,6 +49,8 @@ def test_keys(trace: Trace) -> dict:
     }
     if trace.dropped_events:
         keys["x_dropped_network_events"] = trace.dropped_events
+    if trace.sni_throughput is not None:
+        keys["x_sni_throughput"] = trace.sni_throughput
     return keys
 
 
@@ -71,22 +74,43 @@ def envelope(settings: ProbeSettings, test: tuple[str, str], input_: str, trace:
 
 async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Service, *,
                       listener: Listener | None = None, run_id: str | None = None,
-                      sample_domains: set[str] | None = None) -> Measurement:
-    """All endpoints of `service` concurrently (TaskGroup, bounded by a semaphore).
-    `sample_domains` overrides where throughput samples are taken (default: catalogue)."""
+                      objects: bool = True) -> Measurement:
+    """All endpoints of `service` concurrently (TaskGroup, bounded by a semaphore), the
+    catalogue's objects of the service fetched as throughput samples (unless `objects` is
+    False), and the SNI-keyed throughput test when settings name a helper."""
     warm_up(settings, any("quic" in e.protocols for e in service.endpoints))
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
     ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
-    sampled = sample_domains if sample_domains is not None else {e.domain for e in service.sample_endpoints}
+    by_domain = service.objects_by_domain() if objects else {}
     async with asyncio.TaskGroup() as tg:
         for ep in service.endpoints:
             tg.create_task(measure(ctx, Target(domain=ep.domain, protocols=ep.protocols, port=ep.port,
-                                               sample=ep.domain in sampled, is_ip=ep.is_ip)))
+                                               objects=by_domain.get(ep.domain, ()), is_ip=ep.is_ip)))
+        target_sni = helper_sni(service)
+        if settings.helpers and settings.proxy is None and target_sni is not None:
+            tg.create_task(_sni_test(trace, settings, catalogue, service, target_sni))
     ann = {"service": service.name, "catalogue_version": catalogue.version}
     if run_id:
         ann["run_id"] = run_id
     return envelope(settings, SERVICE_TEST, service.input_url, trace, wall, ann)
+
+
+def helper_sni(service: Service) -> str | None:
+    """The name a censor would key on: the service's first web host name (None: no TLS host)."""
+    host = urlsplit(service.input_url).hostname
+    return host if host and urlsplit(service.input_url).scheme == "https" and not _is_ip(host) else None
+
+
+async def _sni_test(trace: Trace, settings: ProbeSettings, catalogue: Catalogue, service: Service,
+                    target_sni: str) -> None:
+    from netvigil.probe.sni_test import sni_throughput
+
+    control_sni = settings.control_sni or helper_sni(catalogue.service(CONTROL_SERVICE)) or "example.com"
+    if service.name == CONTROL_SERVICE:
+        target_sni = control_sni
+    quic = any("quic" in e.protocols for e in service.endpoints)
+    trace.sni_throughput = await sni_throughput(trace, settings, target_sni, control_sni, quic=quic)
 
 
 async def run_web(settings: ProbeSettings, url: str, *, listener: Listener | None = None,

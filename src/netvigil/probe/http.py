@@ -104,9 +104,11 @@ async def http_get(stream: ByteStream, trace: Trace, *, url: str, host: str, pat
 
 
 async def sample_download(stream: ByteStream, trace: Trace, *, url: str, host: str, path: str,
-                          expected: int, seconds: float, timeout: float,
-                          server_name: str | None = None) -> ThroughputSample:
-    """Time-bounded GET of a known-size object; the rate is computed from what arrived.
+                          expected: int | None, seconds: float, timeout: float,
+                          server_name: str | None = None, cap: int | None = None) -> ThroughputSample:
+    """GET of a catalogue object, bounded in time and in bytes (`cap`: mobile users pay for
+    bytes); the rate is computed from what arrived. A status other than 200 is a failure
+    (the object moved: no rate, never a slow one).
 
     The rate counts the bytes after the first body read over the time from that read to the
     last one, so connection set-up and the server's think time do not dilute it.
@@ -150,6 +152,9 @@ async def sample_download(stream: ByteStream, trace: Trace, *, url: str, host: s
                     last_t = now
                     got += len(event.data)
                     progress.append((now, got))
+                    if cap is not None and got >= cap:
+                        done = True
+                        break
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                     done = True
                     break

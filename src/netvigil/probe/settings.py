@@ -16,8 +16,13 @@ class ProbeSettings(msgspec.Struct, kw_only=True):
     proxy: ProxyURL | None = None
     timeout: float = 10.0  # per step
     dns_window: float = 0.25  # keep listening this long after the first DNS answer
-    sample_bytes: int = 100_000
+    sample_bytes: int = 64_000  # most bytes read of a catalogue object (its throughput sample)
     sample_seconds: float = 3.0
+    helpers: tuple[str, ...] = ()  # test helpers HOST:PORT, tried in order (netvigil helper)
+    helper_rounds: int = 2  # SNI-keyed throughput: rounds of (download, upload) x (target, control)
+    helper_bytes: int = 24_000  # per transfer: 2 rounds x 4 flows stay under 300 KB with handshakes
+    helper_seconds: float = 4.0  # time bound of one helper transfer
+    control_sni: str | None = None  # default: the catalogue's first control domain
     parallelism: int = 16  # concurrent connections per run
     max_ips: int = 4  # per address family and endpoint
     probe_asn: str = "AS0"
@@ -43,6 +48,20 @@ def parse_port_map(text: str) -> dict[int, int]:
             raise UsageError(f"bad --port-map item {item!r}", hint="expected 443=8443,80=8080") from None
         out[a] = b
     return out
+
+
+def parse_helper(text: str) -> str:
+    """HOST:PORT or [V6]:PORT of a test helper (the port is required), normalised."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = text.rpartition(":")
+    ok = bool(host) and port.isdigit() and 0 < int(port) < 65536 and " " not in host and "/" not in host
+    if not ok:
+        raise UsageError(f"bad --helper {text!r}", hint="expected HOST:PORT, e.g. 127.0.0.1:4443")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_resolver(text: str) -> tuple[str, int]:

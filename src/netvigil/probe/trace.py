@@ -34,6 +34,7 @@ class Trace:
         self.requests: list = []
         self.throughput: list = []
         self.endpoints: dict[str, list[int]] = {}
+        self.sni_throughput = None  # model.sni_throughput.SNIThroughput when a helper was given
 
     def now(self) -> float:
         return round(time.monotonic() - self.zero, 6)

@@ -10,6 +10,7 @@ import ipaddress
 import tomllib
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -26,7 +27,6 @@ class Endpoint(msgspec.Struct, frozen=True):
     protocols: tuple[str, ...]
     role: str = "web"
     port: int | None = None  # only for IP:port endpoints; names use 80/443
-    sample: bool = False  # take a throughput sample here
 
     @property
     def is_ip(self) -> bool:
@@ -42,11 +42,36 @@ class Endpoint(msgspec.Struct, frozen=True):
         return f"{self.domain}:{self.port}" if self.port else self.domain
 
 
+class ServiceObject(msgspec.Struct, frozen=True):
+    """A real, stable static object the service serves (an https URL on one of its endpoints),
+    with its size when known: fetching it is a throughput sample that needs no server of ours."""
+
+    url: str
+    bytes: int | None = None
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+    @property
+    def path(self) -> str:
+        parts = urlsplit(self.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
 class Service(msgspec.Struct, frozen=True):
     name: str
     display_name: str
     endpoints: tuple[Endpoint, ...]
     suffixes: tuple[str, ...] = ()
+    objects: tuple[ServiceObject, ...] = ()
+
+    def objects_by_domain(self) -> dict[str, tuple[tuple[str, int | None], ...]]:
+        """host -> ((path, expected bytes), ...) of the catalogue objects on that host."""
+        out: dict[str, list[tuple[str, int | None]]] = {}
+        for o in self.objects:
+            out.setdefault(o.host, []).append((o.path, o.bytes))
+        return {k: tuple(v) for k, v in out.items()}
 
     @property
     def domains(self) -> list[str]:
@@ -62,19 +87,12 @@ class Service(msgspec.Struct, frozen=True):
         first = self.endpoints[0]
         return f"tcp://{first.address}" if first.is_ip else f"https://{first.domain}/"
 
-    @property
-    def sample_endpoints(self) -> list[Endpoint]:
-        """Endpoints that get a throughput sample (flagged, else the first web endpoint)."""
-        flagged = [e for e in self.endpoints if e.sample]
-        if flagged:
-            return flagged
-        return [e for e in self.endpoints if e.role == "web" and "https" in e.protocols][:1]
-
 
 class _ServiceFile(msgspec.Struct):
     display_name: str
     endpoints: list[Endpoint]
     suffixes: list[str] = []
+    objects: list[ServiceObject] = []
 
 
 class _CatalogueFile(msgspec.Struct):
@@ -134,6 +152,13 @@ def _validate(cat: _CatalogueFile, where: str) -> None:
                 raise ConfigError(f"endpoint {ep.domain!r} is in both {seen[ep.domain]!r} and {name!r}",
                                   where=where)
             seen[ep.domain] = name
+        hosts = {e.domain for e in svc.endpoints if "https" in e.protocols or "tls" in e.protocols}
+        for obj in svc.objects:
+            if urlsplit(obj.url).scheme != "https" or obj.host not in hosts:
+                raise ConfigError(f"service {name!r} object {obj.url!r}: not an https URL on one of its TLS endpoints",
+                                  where=where, hint=f"use a host of {sorted(hosts)}")
+            if obj.bytes is not None and obj.bytes <= 0:
+                raise ConfigError(f"service {name!r} object {obj.url!r}: bytes must be > 0", where=where)
 
 
 @lru_cache(maxsize=8)
@@ -151,7 +176,7 @@ def _load(path: str) -> Catalogue:
     _validate(data, path)
     services = {
         name: Service(name=name, display_name=s.display_name, endpoints=tuple(s.endpoints),
-                      suffixes=tuple(s.suffixes))
+                      suffixes=tuple(s.suffixes), objects=tuple(s.objects))
         for name, s in data.services.items()
     }
     return Catalogue(version=data.version, services=services, path=path)

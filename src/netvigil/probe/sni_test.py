@@ -1,0 +1,96 @@
+"""SNI-keyed throughput: the same flows to our test helper with the service's SNI and with a
+control SNI, at the same time, in a few rounds; download and upload.
+
+Why: a throttler that keys on the ClientHello (Russia 2021, both directions, ~128-150 kbit/s
+per flow) slows any flow that names the target, whatever the address. Real services serve no
+object of known size on request, so the flow goes to a server we run (netvigil helper) that
+accepts any SNI. Both roles of a round run concurrently, as Wehe's simultaneous replays do, so
+a network that gets slower during the test slows both alike. The probe only records what
+arrived and when (test_keys.x_sni_throughput); the statistics are the analysis's
+(analysis/throughput.py), so they can be recomputed when the rules change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from netvigil.model.sni_throughput import HelperTransfer, SNIThroughput
+from netvigil.probe import failures
+from netvigil.probe.settings import ProbeSettings
+from netvigil.probe.trace import Trace
+
+MAX_POINTS = 48
+QUIC_BYTES = 2_000  # the QUIC check is about the handshake: a small body proves the flow works
+
+
+def _decimate(points: list[tuple[float, int]], n: int = MAX_POINTS) -> list[tuple[float, int]]:
+    if len(points) <= n:
+        return [(round(float(t), 6), int(b)) for t, b in points]
+    step = (len(points) - 1) / (n - 1)
+    return [(round(float(points[round(i * step)][0]), 6), int(points[round(i * step)][1])) for i in range(n)]
+
+
+async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: str, nbytes: int,  # noqa: ANN001
+               timeout: float, transport: str = "tcp") -> HelperTransfer:
+    """One transfer through the helper client; a client error becomes a failure string."""
+    from netvigil.helper import client
+
+    t0 = trace.now()
+    trace.emit("started", "sni_throughput", sni=sni, direction=direction, transport=transport)
+    fn = client.download if direction == "download" else client.upload
+    try:
+        tr = await fn(helper, sni, nbytes, timeout=timeout, transport=transport)
+        got, samples = int(tr.bytes), _decimate(list(tr.samples or []))
+        failure, op = tr.failure, tr.failed_operation
+    except Exception as exc:  # noqa: BLE001 - a broken helper is data, never a crash
+        got, samples, failure, op = 0, [], failures.classify(exc), None
+    out = HelperTransfer(round=rnd, role=role, sni=sni, direction=direction, transport=transport,
+                         expected_bytes=nbytes, bytes=got, t0=t0, t=trace.now(), samples=samples,
+                         failure=failure, failed_operation=op)
+    trace.emit("failed" if failure else "complete", "sni_throughput", sni=sni, direction=direction,
+               transport=transport, bytes=got, failure=failure)
+    return out
+
+
+def _unreachable(transfers: list[HelperTransfer]) -> bool:
+    """No control flow got past connect: the helper is down or unreachable from here."""
+    ctl = [t for t in transfers if t.role == "control"]
+    return bool(ctl) and all(t.failure and t.failed_operation in (None, "connect") for t in ctl)
+
+
+async def sni_throughput(trace: Trace, settings: ProbeSettings, target_sni: str, control_sni: str, *,
+                         quic: bool) -> SNIThroughput:
+    """Run the test against the first helper that answers (settings.helpers, in order).
+
+    target_sni == control_sni (the control service) measures the network's own rate only."""
+    from netvigil.helper.client import HelperAddress
+
+    roles = [("control", control_sni)] if target_sni == control_sni else [("target", target_sni), ("control", control_sni)]
+    tried: list[str] = []
+    result = SNIThroughput(helper=None, target_sni=target_sni, control_sni=control_sni)
+    for text in settings.helpers:
+        helper = HelperAddress.parse(text)
+        transfers: list[HelperTransfer] = []
+        quic_results: list[HelperTransfer] = []
+        for rnd in range(settings.helper_rounds):
+            order = roles if rnd % 2 == 0 else roles[::-1]  # alternate who starts first
+            jobs = [_one(trace, helper, rnd, role, sni, d, settings.helper_bytes, settings.helper_seconds)
+                    for d in ("download", "upload") for role, sni in order]
+            if rnd == 0 and quic:
+                jobs += [_one(trace, helper, rnd, role, sni, "download", QUIC_BYTES, settings.helper_seconds,
+                              transport="quic") for role, sni in order]
+            done = await asyncio.gather(*jobs)
+            transfers += [t for t in done if t.transport == "tcp"]
+            quic_results += [t for t in done if t.transport == "quic"]
+            if rnd == 0 and _unreachable(transfers):
+                break
+        if _unreachable(transfers):
+            tried.append(text)
+            result.failure = next(t.failure for t in transfers if t.role == "control")
+            continue
+        return SNIThroughput(helper=text, target_sni=target_sni, control_sni=control_sni,
+                             rounds=settings.helper_rounds, transfers=transfers, quic=quic_results,
+                             helpers_tried=tried)
+    result.helpers_tried = tried
+    result.failure = f"helper_unreachable: {result.failure}" if tried else "no_helper"
+    return result

@@ -1,0 +1,151 @@
+"""The SNI-keyed throughput test against a real `netvigil helper` on loopback: what the
+probe records (test_keys.x_sni_throughput), helpers tried in order, and helpers that are down
+or lie giving a measurement failure, never a throttled verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import tempfile
+from pathlib import Path
+
+import pytest
+from servers import LoopbackWorld  # noqa: F401 - the world fixture's servers
+
+from netvigil.analysis.rules import load_rules
+from netvigil.analysis.verdicts import judge
+from netvigil.helper.limits import Limits
+from netvigil.helper.server import Helper
+from netvigil.model.measurement import Measurement
+from netvigil.probe.experiments import run_service
+from netvigil.probe.settings import parse_helper
+from netvigil.targets import load_catalogue
+
+CAT = load_catalogue()
+RULES = load_rules()
+
+
+def closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connection refused
+    return port
+
+
+async def _with_helper(world, name: str, extra: tuple[str, ...] = (), **kw) -> tuple[Measurement, int]:
+    async with Helper("127.0.0.1", 0, limits=Limits()) as h:
+        helpers = (*extra, f"127.0.0.1:{h.port}")
+        m = await run_service(world.settings(helpers=helpers, **kw), CAT, CAT.service(name))
+        return m, h.port
+
+
+@pytest.fixture(scope="module")
+def twitter(world) -> tuple[Measurement, int]:
+    return asyncio.run(_with_helper(world, "twitter"))
+
+
+def test_flows_with_both_snis_in_rounds(twitter):
+    m, port = twitter
+    x = m.test_keys["x_sni_throughput"]
+    assert x["helper"] == f"127.0.0.1:{port}" and x["target_sni"] == "twitter.com" and x["control_sni"] == "example.com"
+    assert x["rounds"] == 2 and x["failure"] is None
+    flows = {(t["round"], t["role"], t["direction"]) for t in x["transfers"]}
+    assert flows == {(r, role, d) for r in (0, 1) for role in ("target", "control") for d in ("download", "upload")}
+    for t in x["transfers"]:
+        assert t["transport"] == "tcp" and t.get("failure") is None
+        assert t["bytes"] == t["expected_bytes"] == 24_000 and t["samples"][-1][1] == 24_000
+        assert t["sni"] == ("twitter.com" if t["role"] == "target" else "example.com")
+        assert 0 <= t["t0"] <= t["t"] <= m.test_runtime + 1e-6
+    # twitter's endpoints list QUIC: the same check over QUIC to the helper with both SNIs
+    assert sorted((q["role"], q["transport"], q.get("failure")) for q in x["quic"]) == [
+        ("control", "quic", None), ("target", "quic", None)]
+
+
+def test_unthrottled_gives_a_rate_and_no_verdict(twitter):
+    f = judge(twitter[0], RULES)
+    assert f.klass == "ok" and "helper.rate_measured" in f.rule_ids and f.rate_bps > 0
+
+
+def test_control_service_measures_the_network_only(world):
+    m, _ = asyncio.run(_with_helper(world, "control"))
+    x = m.test_keys["x_sni_throughput"]
+    assert x["target_sni"] == x["control_sni"] == "example.com"
+    assert {t["role"] for t in x["transfers"]} == {"control"} and len(x["transfers"]) == 4
+    assert x["quic"] == []  # the control service names no QUIC endpoint
+
+
+def test_helpers_tried_in_order(world):
+    dead = f"127.0.0.1:{closed_port()}"
+    m, port = asyncio.run(_with_helper(world, "twitter", extra=(dead,)))
+    x = m.test_keys["x_sni_throughput"]
+    assert x["helpers_tried"] == [dead] and x["helper"] == f"127.0.0.1:{port}" and len(x["transfers"]) == 8
+
+
+def test_helper_down_is_a_failure_not_a_verdict(world):
+    dead = f"127.0.0.1:{closed_port()}"
+    m = asyncio.run(run_service(world.settings(helpers=(dead,)), CAT, CAT.service("twitter")))
+    x = m.test_keys["x_sni_throughput"]
+    assert x["helper"] is None and x["failure"] == "helper_unreachable: connection_refused"
+    f = judge(m, RULES)
+    assert f.klass == "ok" and "helper.failed:helper_unreachable: connection_refused" in f.rule_ids
+
+
+async def _lying_helper(behaviour: str):
+    """A TLS server on loopback that answers any request wrongly."""
+    from netvigil.helper.certs import self_signed
+
+    cert, key = self_signed(Path(tempfile.mkdtemp(prefix="netvigil-liar-")))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            if behaviour == "short":  # promises the bytes, sends a few slowly, then closes
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 24000\r\n\r\n")
+                for _ in range(5):
+                    writer.write(b"x" * 100)
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+            else:
+                writer.write(b"\x00garbage\xff" * 64)
+                await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+
+
+@pytest.mark.parametrize("behaviour", ["short", "garbage"])
+def test_lying_helper_is_a_failure_not_a_verdict(world, behaviour):
+    async def go() -> Measurement:
+        server = await _lying_helper(behaviour)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            return await run_service(world.settings(helpers=(f"127.0.0.1:{port}",), helper_seconds=2.0), CAT,
+                                     CAT.service("twitter"))
+
+    m = asyncio.run(go())
+    x = m.test_keys["x_sni_throughput"]
+    assert all(t.get("failure") for t in x["transfers"])
+    f = judge(m, RULES)
+    assert f.klass != "throttled" and any(r.startswith("helper.failed:") for r in f.rule_ids)
+
+
+@pytest.mark.parametrize("text, want", [("127.0.0.1:4443", "127.0.0.1:4443"), ("helper.example.org:443", "helper.example.org:443"),
+                                        ("[::1]:4443", "[::1]:4443")])
+def test_parse_helper(text, want):
+    assert parse_helper(text) == want
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "host:", ":443", "host:99999", "host:http", "a b:1"])
+def test_parse_helper_rejects(text):
+    from netvigil.errors import UsageError
+
+    with pytest.raises(UsageError, match="bad --helper"):
+        parse_helper(text)

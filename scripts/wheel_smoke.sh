@@ -49,28 +49,41 @@ grep -q "ground truth:" demo.log || { cat demo.log >&2; say "FAILED: the demo pr
 say "demo ok: $(grep -c 'netvigil report' demo.log) incident(s) reported"
 
 port=$("$tmp/venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-say "netvigil serve on 127.0.0.1:$port with the demo's store"
-"$nv" serve --host 127.0.0.1 --port "$port" --data-dir demo/observatory >serve.log 2>&1 &
+say "netvigil serve on 127.0.0.1:$port (fresh data dir), then one bundled measurement submitted"
+"$nv" serve --host 127.0.0.1 --port "$port" --data-dir serve-data >serve.log 2>&1 &
 serve_pid=$!
-health="http://127.0.0.1:$port/api/v1/health"
-"$tmp/venv/bin/python" - "$health" "$serve_pid" <<'EOF' || { cat serve.log >&2; say "FAILED: serve" >&2; exit 1; }
-import os, sys, time, urllib.request
-url, pid = sys.argv[1], int(sys.argv[2])
+"$tmp/venv/bin/python" - "http://127.0.0.1:$port" "$serve_pid" <<'EOF' || { cat serve.log >&2; say "FAILED: serve" >&2; exit 1; }
+import json, os, sys, time, urllib.request
+from importlib.resources import files
+
+import zstandard
+
+base, pid = sys.argv[1], int(sys.argv[2])
 deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
+while True:
+    if time.monotonic() > deadline:
+        sys.exit("netvigil serve did not answer /api/v1/health within 60 s")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         sys.exit("netvigil serve exited before answering")
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(base + "/api/v1/health", timeout=2) as r:
             if r.status == 200:
-                with urllib.request.urlopen(url.rsplit("/api/", 1)[0] + "/", timeout=5) as page:
-                    sys.exit(0 if page.status == 200 else f"dashboard answered {page.status}")
+                break
     except OSError:
-        pass
-    time.sleep(0.25)
-sys.exit("netvigil serve did not answer /api/v1/health within 60 s")
+        time.sleep(0.25)
+with urllib.request.urlopen(base + "/", timeout=10) as page:
+    assert page.status == 200, f"dashboard answered {page.status}"
+recorded = files("netvigil") / "data" / "recorded" / "russia-2022" / "measurements.jsonl.zst"
+with recorded.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as fh:
+    line = fh.read(1 << 20).split(b"\n", 1)[0]
+req = urllib.request.Request(base + "/api/v1/submit", data=line + b"\n", method="POST",
+                             headers={"Content-Type": "application/x-ndjson"})
+with urllib.request.urlopen(req, timeout=30) as r:
+    uids = json.load(r).get("measurement_uids")
+if not (isinstance(uids, list) and len(uids) == 1):
+    sys.exit(f"submission answered {uids!r}, expected one measurement_uid")
 EOF
-say "serve ok: /api/v1/health and the dashboard answered"
+say "serve ok: /api/v1/health, the dashboard and a submission answered"
 say "passed"

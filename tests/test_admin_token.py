@@ -1,0 +1,145 @@
+"""Secrets never on a command line; links never built from the Host header.
+
+`ps` (/proc/PID/cmdline) shows every process's arguments to every local user, so the admin
+token, probe tokens and webhook secrets come from files or the environment. A client
+chooses the Host header it sends, so next_url and alert links come from --public-url (or the
+address served), never from it. Servers run on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from netvigil.collector.app import create_app
+from netvigil.collector.client import submit_measurements
+from netvigil.report.replay import load_run
+from netvigil.report.serve import free_port
+
+RUN = Path(__file__).resolve().parent / "data" / "lab" / "russia-2022"
+TOKEN = "admin-3f9c2b7e1d4a6058"
+PROBE = "probe-token-7c1e"
+
+
+def netvigil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("NETVIGIL_")}
+
+
+@pytest.mark.parametrize("args, good", [
+    (["serve", "--admin-token", TOKEN], ("--admin-token-file", "NETVIGIL_ADMIN_TOKEN")),
+    (["serve", "--probe-token", PROBE], ("--probe-tokens-file", "NETVIGIL_PROBE_TOKENS")),
+    (["subscribe", "https://hooks.example.org/x", "--secret", "s3cret"], ("--secret-file", "NETVIGIL_WEBHOOK_SECRET")),
+])
+def test_a_secret_on_the_command_line_is_refused_with_the_two_ways(args, good, tmp_path):
+    r = netvigil(*args, "--data-dir", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "visible to every user in `ps`" in r.stderr and all(g in r.stderr for g in good), r.stderr
+    assert not (tmp_path / "subscriptions.json").exists()
+
+
+def test_bad_token_files_are_one_line_errors(tmp_path):
+    short, empty = tmp_path / "short", tmp_path / "empty"
+    short.write_text("abc\n")
+    empty.write_text("\n")
+    short.chmod(0o600)
+    empty.chmod(0o600)
+    for path, needle in ((short, "at least 16"), (empty, "is empty"), (tmp_path / "missing", "no such file"),
+                         (tmp_path, "not a regular file")):
+        r = netvigil("serve", "--admin-token-file", str(path), "--port", str(free_port()), "--data-dir", str(tmp_path))
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def start(args: list[str], port: int, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--no-analysis", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def test_tokens_from_files_work_and_never_show_in_ps(tmp_path):
+    (tmp_path / "admin.token").write_text(TOKEN + "\n")
+    (tmp_path / "probes").write_text(f"# trusted probes\n{PROBE}\n")
+    os.chmod(tmp_path / "admin.token", 0o600)
+    os.chmod(tmp_path / "probes", 0o600)
+    port = free_port()
+    proc = start(["--data-dir", str(tmp_path / "obs"), "--admin-token-file", str(tmp_path / "admin.token"),
+                  "--probe-tokens-file", str(tmp_path / "probes"), "--require-probe-token"], port, clean_env())
+    try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert b"admin.token" in cmdline and TOKEN.encode() not in cmdline and PROBE.encode() not in cmdline
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/api/v1/admin/stats", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert httpx.get(f"{url}/api/v1/admin/stats", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        ms = load_run(RUN)[:3]
+        assert submit_measurements(url, ms, token=PROBE).submitted == 3
+        # the default public URL is the address served: a forged Host header is not reflected
+        page = httpx.get(f"{url}/api/v1/measurements", params={"limit": 1}, headers={"Host": "evil.example"}).json()
+        assert page["metadata"]["next_url"].startswith(f"http://127.0.0.1:{port}/api/v1/measurements?")
+    finally:
+        stop(proc)
+
+
+def test_the_admin_token_from_the_environment(tmp_path):
+    port = free_port()
+    proc = start(["--data-dir", str(tmp_path)], port, {**clean_env(), "NETVIGIL_ADMIN_TOKEN": TOKEN})
+    try:
+        assert TOKEN.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/admin/subscriptions", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200 and r.json() == []
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("public_url, prefix", [
+    ("https://obs.example.org/netvigil", "https://obs.example.org/netvigil/api/v1/measurements?"),
+    (None, "/api/v1/measurements?"),  # not configured: a relative link
+])
+def test_next_url_never_reflects_the_host_header(tmp_path, public_url, prefix):
+    app = create_app(tmp_path, analysis=False, probe_tokens={PROBE}, public_url=public_url)
+    with TestClient(app) as c:
+        from netvigil.collector import intake
+
+        body = b"".join(intake.encode(m) + b"\n" for m in load_run(RUN)[:3])
+        assert c.post("/api/v1/submit", content=body, headers={"Authorization": f"Bearer {PROBE}"}).status_code == 200
+        for host in ("evil.example", "evil.example:8470", "127.0.0.1"):
+            r = c.get("/api/v1/measurements", params={"limit": 1, "offset": 0}, headers={"Host": host})
+            next_url = r.json()["metadata"]["next_url"]
+            assert next_url.startswith(prefix) and "evil" not in next_url and "offset=1" in next_url, next_url
+            csv = c.get("/api/v1/measurements", params={"limit": 1, "format": "csv"}, headers={"Host": host})
+            assert csv.headers["link"].startswith(f"<{prefix}") and "evil" not in csv.headers["link"]
+
+
+def test_public_url_is_checked():
+    r = netvigil("serve", "--public-url", "javascript:alert(1)", "--port", str(free_port()))
+    assert r.returncode == 2 and "--public-url" in r.stderr and "Traceback" not in r.stderr

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 from pathlib import Path
 
 from netvigil.errors import UsageError
@@ -50,7 +51,11 @@ class Helper:
         """Bind TCP then UDP on the same port (port 0: a free port both can use)."""
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(_quiet_handler(loop.get_exception_handler()))
-        ctx = server_context(str(self.certs.cert), str(self.certs.key))
+        try:
+            ctx = server_context(str(self.certs.cert), str(self.certs.key))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot use the certificate and key: {exc}", where=str(self.certs.cert),
+                             hint="give a PEM certificate and its private key") from None
         tcp = TCPHelper(ctx, self.admission, self._control_handler(), self.stats)
         for _attempt in range(20):
             try:
@@ -109,8 +114,9 @@ class Helper:
         await self.stop()
 
 
-async def serve_forever(helper: Helper) -> None:
-    await helper.start()
+async def serve_forever(helper: Helper, *, started: bool = False) -> None:
+    if not started:
+        await helper.start()
     log.info("helper listening on %s (TCP and UDP)", helper.address)
     try:
         await asyncio.Event().wait()

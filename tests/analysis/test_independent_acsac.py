@@ -65,7 +65,7 @@ def test_bad_files_say_what_and_where(tmp_path):
     bad = tmp_path / "censoredplanet" / "http" / "http-data-ru.csv"
     bad.parent.mkdir(parents=True)
     bad.write_text(",date,measurements,ok,anomalies,ratio\n0,2022-01-01,lots,1,1,0.1\n")
-    with pytest.raises(IngestError, match=r"http-data-ru.csv:2: column 'measurements' is 'lots'"):
+    with pytest.raises(IngestError, match=r"http-data-ru.csv:2: column 'measurements' is 'lots', not a count"):
         read_series(tmp_path)
     bad.write_text(",date,measurements,ok,anomalies,ratio\n0,2022-01-02,9,8,1,0.1\n1,2022-01-01,9,8,1,0.1\n")
     with pytest.raises(IngestError, match=r":3: dates are not increasing"):
@@ -76,3 +76,12 @@ def test_rule_and_events_are_versioned_data():
     rules = load_daily_rules()
     assert rules.version and rules.rule.polarity == "rise"
     assert [e.onset for e in rules.events] == ["2022-02-25", "2022-02-26", "2022-03-04"]
+
+
+@pytest.mark.parametrize("value", ["-5", "inf", "nan", ""])
+def test_a_count_must_be_a_finite_non_negative_number(tmp_path, value):
+    p = tmp_path / "censoredplanet" / "https" / "https-data-ru.csv"
+    p.parent.mkdir(parents=True)
+    p.write_text(f",date,measurements,ok,anomalies,ratio\n0,2022-01-01,10,9,{value},0.1\n")
+    with pytest.raises(IngestError, match=r"https-data-ru.csv:2: column 'anomalies' is .*not a count"):
+        read_series(tmp_path)

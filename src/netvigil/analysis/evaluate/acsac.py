@@ -13,6 +13,7 @@ not one service: the comparison says when the country-wide signal moved, not whi
 from __future__ import annotations
 
 import csv
+import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -67,31 +68,38 @@ def load_daily_rules(path: Path = RULES) -> DailyRules:
 
 
 def _float(row: dict, key: str, where: str) -> float:
+    """A count: a finite number, not negative."""
     try:
-        return float(row[key])
+        v = float(row[key])
     except (KeyError, TypeError, ValueError):
-        raise IngestError(f"column {key!r} is {row.get(key)!r}, not a number", where=where) from None
+        v = math.nan
+    if not math.isfinite(v) or v < 0:
+        raise IngestError(f"column {key!r} is {row.get(key)!r}, not a count", where=where)
+    return v
 
 
 def _read(path: Path, key: str, share) -> Series:
     """One daily share series from a CSV; `share(row, where)` gives the value (None: no data)."""
     times: list[int] = []
     values: list[float] = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.DictReader(fh)
-        if "date" not in (reader.fieldnames or []):
-            raise IngestError("no 'date' column", where=f"{path}:1")
-        for n, row in enumerate(reader):
-            where = f"{path}:{reader.line_num}"
-            if n >= MAX_ROWS:
-                raise IngestError(f"more than {MAX_ROWS} rows", where=where)
-            ts = parse_utc(row.get("date") or "", where=where)
-            if times and ts <= times[-1]:
-                raise IngestError("dates are not increasing", where=where)
-            v = share(row, where)
-            if v is not None:
-                times.append(ts)
-                values.append(v)
+        try:
+            if "date" not in (reader.fieldnames or []):
+                raise IngestError("no 'date' column", where=f"{path}:1")
+            for n, row in enumerate(reader):
+                where = f"{path}:{reader.line_num}"
+                if n >= MAX_ROWS:
+                    raise IngestError(f"more than {MAX_ROWS} rows", where=where)
+                ts = parse_utc(row.get("date") or "", where=where)
+                if times and ts <= times[-1]:
+                    raise IngestError("dates are not increasing", where=where)
+                v = share(row, where)
+                if v is not None:
+                    times.append(ts)
+                    values.append(v)
+        except csv.Error as exc:
+            raise IngestError(f"unreadable CSV: {exc}", where=f"{path}:{reader.line_num}") from None
     return Series(key=key, signal="anomaly_share", times=times, values=values, step=DAY, source=str(path))
 
 

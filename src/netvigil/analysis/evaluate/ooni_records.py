@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +95,18 @@ def _csv_rows(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
         need = {"measurement_uid", "test_name", "anomaly", "confirmed", "msm_failure"}
         if not need <= set(reader.fieldnames or []):
             raise UsageError(f"not a fastpath table CSV: needs columns {', '.join(sorted(need))}", where=f"{path}:1")
-        for n, row in enumerate(reader):
+        n = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a broken file: what was read is kept, the rest is named
+                report.bad(f"{path}:{reader.line_num}", f"unreadable CSV ({exc}); the rest is not read")
+                return
             where = f"{path}:{reader.line_num}"
-            if n >= MAX_ROWS:
+            n += 1
+            if n > MAX_ROWS:
                 report.bad(where, f"more than {MAX_ROWS} rows; the rest is not read")
                 return
             try:
@@ -109,8 +119,8 @@ def _csv_rows(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
                     scores=_scores(row.get("scores"), where),
                     blocking_type=_text(row.get("blocking_type")) or None, where=where)
                 report.read += 1
-            except (MeasurementError, csv.Error) as exc:
-                report.bad(where, str(exc.message if isinstance(exc, MeasurementError) else exc))
+            except MeasurementError as exc:
+                report.bad(where, exc.message)
 
 
 def _meta_lines(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
@@ -139,7 +149,7 @@ def _meta_lines(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
                     scores=_scores(obj.get("scores"), where),
                     blocking_type=None, where=where, measurement=m)
                 report.read += 1
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 report.bad(where, f"not valid JSON: {exc}")
             except MeasurementError as exc:
                 report.bad(where, exc.message)
@@ -156,7 +166,16 @@ def read_ooni_records(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
                          hint="give the fastpath table CSV or a measurement_meta JSONL")
     for f in chosen:
         report.files += 1
-        yield from (_csv_rows(f, report) if ".csv" in f.name else _meta_lines(f, report))
+        yield from _guarded(f, _csv_rows(f, report) if ".csv" in f.name else _meta_lines(f, report), report)
+
+
+def _guarded(path: Path, items: Iterator, report: IngestReport) -> Iterator:
+    """`items`, ending with a named error instead of a traceback when the file itself is broken
+    (truncated gzip, unreadable): what was read before is kept."""
+    try:
+        yield from items
+    except (OSError, EOFError, zlib.error) as exc:
+        report.bad(str(path), f"unreadable file ({exc}); the rest is not read")
 
 
 MAX_FILE = 64 * 1024 * 1024  # a whole-file JSON measurement larger than this is not read
@@ -175,32 +194,39 @@ def read_raw_measurements(paths: list[Path], report: IngestReport) -> Iterator[t
         raise UsageError("no .json or .jsonl files", where=", ".join(map(str, paths)))
     for f in files:
         report.files += 1
-        if f.name.endswith(".json"):
-            if f.stat().st_size > MAX_FILE:
-                report.bad(str(f), f"larger than {MAX_FILE} bytes")
-                continue
-            lines = [(1, f.read_text(encoding="utf-8", errors="replace"))]
-        else:
-            with _open_text(f) as fh:
-                lines = list(enumerate(fh, start=1))
-        for lineno, text in lines:
-            where = f"{f}:{lineno}"
-            if not text.strip():
-                continue
-            if len(text) > MAX_LINE:
-                report.bad(where, f"record longer than {MAX_LINE} bytes")
-                continue
-            try:
-                obj = json.loads(text)
-                if isinstance(obj, dict) and "raw_measurement" in obj:
-                    raw = obj["raw_measurement"]
-                    obj = json.loads(raw) if isinstance(raw, str) else raw
-                m = measurement_from_dict(obj, where=where)
-            except ValueError as exc:
-                report.bad(where, f"not valid JSON: {exc}")
-                continue
-            except MeasurementError as exc:
-                report.bad(where, exc.message)
-                continue
-            report.read += 1
-            yield m, where
+        yield from _guarded(f, _measurement_lines(f, report), report)
+
+
+def _measurement_lines(f: Path, report: IngestReport) -> Iterator[tuple[Measurement, str]]:
+    if f.name.endswith(".json"):
+        if f.stat().st_size > MAX_FILE:
+            report.bad(str(f), f"larger than {MAX_FILE} bytes")
+            return
+        yield from _measurements([(1, f.read_text(encoding="utf-8", errors="replace"))], f, report)
+    else:
+        with _open_text(f) as fh:
+            yield from _measurements(enumerate(fh, start=1), f, report)
+
+
+def _measurements(lines, f: Path, report: IngestReport) -> Iterator[tuple[Measurement, str]]:
+    for lineno, text in lines:
+        where = f"{f}:{lineno}"
+        if not text.strip():
+            continue
+        if len(text) > MAX_LINE:
+            report.bad(where, f"record longer than {MAX_LINE} bytes")
+            continue
+        try:
+            obj = json.loads(text)
+            if isinstance(obj, dict) and "raw_measurement" in obj:
+                raw = obj["raw_measurement"]
+                obj = json.loads(raw) if isinstance(raw, str) else raw
+            m = measurement_from_dict(obj, where=where)
+        except (ValueError, RecursionError) as exc:
+            report.bad(where, f"not valid JSON: {exc}")
+            continue
+        except MeasurementError as exc:
+            report.bad(where, exc.message)
+            continue
+        report.read += 1
+        yield m, where

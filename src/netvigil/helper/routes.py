@@ -42,6 +42,8 @@ def _error(status: int, message: str) -> Route:
 def route(method: str, target: str, content_length: int | None, limits: Limits) -> Route:
     """What this request asks for, or the HTTP error that says why it cannot have it."""
     parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/"):
+        return _error(400, "this helper is not a proxy: ask for a path")
     path = parts.path
     if path == DOWNLOAD_PATH and method == "GET":
         values = parse_qs(parts.query).get("bytes", [])

@@ -13,7 +13,7 @@ Two kinds of record (ooni_records.py):
 from __future__ import annotations
 
 import csv
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from netvigil.analysis.changes import CENSORSHIP
 from netvigil.analysis.evaluate.ooni_records import OONIRecord, read_ooni_records
 from netvigil.analysis.evaluate.scoring import Binary, Confusion
 from netvigil.analysis.rules import RULES_DIR, RuleSet, load_rules
-from netvigil.analysis.verdicts import verdict_stream
+from netvigil.analysis.verdicts import measurement_uid, verdict_stream
 from netvigil.ingest.ooni import IngestReport
 
 # what a matched fingerprint means to netvigil, by its scope in the rule data
@@ -131,9 +131,11 @@ def evaluate_fastpath(path: Path, rules: RuleSet | None = None) -> FastpathResul
             bt = rec.blocking_type or (analysis.get("blocking_type") if isinstance(analysis, dict) else None)
             res.blocking_types[bt if isinstance(bt, str) and bt not in ("", "NULL") else "none given"] += 1
         res.fingerprints.add(flag, fingerprint_call(rec.fingerprints, scopes))
-    by_measurement = {id(r.measurement): r for r in with_raw}
-    for m, v in verdict_stream((r.measurement for r in with_raw), rules):
-        rec = by_measurement[id(m)]
+    pending: dict[str, deque[OONIRecord]] = defaultdict(deque)  # verdict uid -> its records, in order
+    for r in with_raw:
+        pending[measurement_uid(r.measurement)].append(r)
+    for _, v in verdict_stream((r.measurement for r in with_raw), rules):
+        rec = pending[v.measurement_uid].popleft()
         flag = rec.ooni_class
         res.judged.add(flag, v.klass)
         res.blocked.add(v.klass in CENSORSHIP, flag in ("anomaly", "confirmed"))

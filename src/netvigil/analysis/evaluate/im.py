@@ -79,18 +79,21 @@ def evaluate_im(paths: list[Path], rules: RuleSet | None = None, expected: dict 
     res = IMResult(IngestReport())
     found = [(m, w) for m, w in read_raw_measurements(paths, res.report) if m.test_name in IM_TESTS]
     seen = set()
-    where = {id(m): w for m, w in found}
+    where: dict[str, str] = {}
+    for m, w in found:
+        where.setdefault(m.report_id, w)
     for m, v in verdict_stream((m for m, _ in found), rules):
         e = expected.get(m.report_id)
         if m.report_id in seen:
             continue  # the same measurement in two of the files given
-        if e is None:
-            res.unlabelled.append(where[id(m)])
-            continue
         seen.add(m.report_id)
+        if e is None:
+            res.unlabelled.append(where.get(m.report_id, m.report_id))
+            continue
         tech = e.get("technique")
-        res.rows.append({"report_id": m.report_id, "test_name": m.test_name, "where": e.get("where", where[id(m)]),
-                         "expected": e["expected"], "technique_expected": tech, "class": v.klass,
+        res.rows.append({"report_id": m.report_id, "test_name": m.test_name,
+                         "where": e.get("where", where.get(m.report_id, "")), "expected": e["expected"],
+                         "technique_expected": tech, "class": v.klass,
                          "technique": v.technique, "ok": v.klass == e["expected"] and (not tech or v.technique == tech),
                          "ooni_says": e.get("ooni_says", ""), "why": e["why"], "rule_ids": v.rule_ids})
     res.missing = sorted(set(expected) - seen)

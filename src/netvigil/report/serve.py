@@ -73,6 +73,7 @@ class ObservatoryThread:
                  log_level: str = "warning", limits: ConnectionLimits | None = None, **settings):
         self.host = host
         self.port = port or free_port(host)
+        settings.setdefault("public_url", self.url)  # absolute links as served, as `netvigil serve` does
         self.server = _server(data_dir, host, self.port, log_level, limits, **settings)
         self.app = self.server.app  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.run, name="netvigil-observatory", daemon=True)

@@ -19,6 +19,7 @@ from netvigil.helper.protocol import ALPN_H3, ALPN_HTTP1, BAD_RESPONSE, Sampler
 from netvigil.probe import failures
 
 CHUNK = 64 * 1024
+RECORD = 4096
 MAX_HEAD_BYTES = 16 * 1024
 USER_AGENT = "netvigil-helper-client"
 
@@ -67,11 +68,11 @@ def _body_chunks(body: bytes | int):
         if body:
             yield body
         return
-    filler = b"\x5a" * CHUNK
+    filler = b"\x5a" * RECORD  # one TLS record per write: the helper times each as it lands
     left = body
     while left > 0:
-        yield filler[:min(left, CHUNK)]
-        left -= CHUNK
+        yield filler[:min(left, RECORD)]
+        left -= RECORD
 
 
 def _classify(exc: BaseException) -> str:

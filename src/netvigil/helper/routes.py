@@ -70,11 +70,17 @@ def route(method: str, target: str, content_length: int | None, limits: Limits) 
     return _error(404, "no such path")
 
 
+RECORD = 4096
+"""Bytes per write: over TLS each write is its own record, and a receiver sees a record only
+whole: at 128 kbit/s a 16 KiB record takes a second, too coarse a clock for a rate."""
+
+
 def download_chunks(n: int):
-    """`n` payload bytes in CHUNK-sized pieces."""
-    while n > 0:
-        piece = _PAYLOAD if n >= CHUNK else _PAYLOAD[:n]
-        n -= len(piece)
+    """`n` payload bytes in RECORD-sized pieces."""
+    sent = 0
+    while sent < n:
+        piece = _PAYLOAD[sent % CHUNK : sent % CHUNK + min(RECORD, n - sent)]
+        sent += len(piece)
         yield piece
 
 

@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(iproute2 iptables openvpn libnetfilter-queue-dev build-essential curl chromium chromium-driver clickhouse-server)
-APT_BINS=(ip iptables openvpn curl chromium gcc clickhouse-server)
+APT_PKGS=(iproute2 iptables openvpn libnetfilter-queue-dev build-essential curl chromium chromium-driver clickhouse-server systemd)
+APT_BINS=(ip iptables openvpn curl chromium gcc clickhouse-server systemd-analyze)
 
 missing_apt() {
   for b in "${APT_BINS[@]}"; do command -v "$b" >/dev/null 2>&1 || return 0; done

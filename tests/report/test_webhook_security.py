@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netvigil.collector.app import create_app
 from netvigil.model.records import Incident, IncidentChange, NetworkSpan
@@ -138,6 +141,25 @@ def test_numeric_spellings_are_read_as_the_address_they_are():
     assert refusal(ipaddress.ip_address("192.0.0.9")) is not None  # Python 3.11 calls it global
     assert refusal(ipaddress.ip_address("1.1.1.1")) is None  # classified only, never contacted
     assert refusal(ipaddress.ip_address("2606:4700:4700::1111")) is None
+
+
+@settings(max_examples=1500, derandomize=True, database=None, deadline=None)
+@given(st.text(alphabet="0123456789abcdefxX.", max_size=20))
+def test_numeric_hosts_are_read_as_the_c_library_reads_them(text):
+    """Whatever inet_aton (so getaddrinfo) takes for an IPv4 address, we read the same way;
+    we take nothing it does not, except a trailing dot (a name to it; the same address to us)."""
+    try:
+        libc = ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        libc = None
+    try:
+        ours = numeric_host(text)
+    except TargetRefused:
+        ours = None
+    if libc is not None:
+        assert ours == libc
+    elif not text.endswith("."):
+        assert not isinstance(ours, ipaddress.IPv4Address)
 
 
 def test_a_name_resolving_to_loopback_is_refused_and_allowed_only_by_the_operator(tmp_path):

@@ -19,7 +19,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Awaitable, Callable
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from netvigil.errors import UsageError
 
@@ -69,8 +69,6 @@ class Target:
         parts = urlsplit(self.url)
         if parts.username is None and parts.password is None:
             return None
-        from urllib.parse import unquote
-
         return unquote(parts.username or ""), unquote(parts.password or "")
 
 

@@ -21,9 +21,11 @@ from fastapi.responses import JSONResponse, Response
 from netvigil import __version__
 from netvigil.collector import routes
 from netvigil.collector.core import Collector, Settings
+from netvigil.collector.connections import ConnectionGuard
 from netvigil.collector.intake import Rejected
 from netvigil.collector.pump import AnalysisPump, AnalysisUnavailable
 from netvigil.collector.pump_process import ProcessPump
+from netvigil.collector.quota import Inflight
 from netvigil.errors import ConfigError, NetvigilError
 from netvigil.report.alerts import Alerter, Subscriptions
 from netvigil.report.metrics import Metrics
@@ -39,6 +41,8 @@ class Observatory:
         self.settings = settings
         self.metrics = Metrics()
         self.collector = Collector(self.data_dir, settings)
+        self.uploads = Inflight(settings.max_batch_uploads)  # batch uploads in progress per client
+        self.connections: ConnectionGuard | None = None  # set by report/serve.py when served by uvicorn
         self.subscriptions = Subscriptions(self.data_dir / "subscriptions.json",
                                            allow_private=settings.allow_private_webhooks)
         self.alerter = Alerter(self.subscriptions, retries=settings.webhook_retries, metrics=self.metrics,

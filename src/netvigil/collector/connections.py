@@ -16,12 +16,13 @@ One sweep a second over the live connections enforces both deadlines.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from netvigil.errors import ConfigError
+from netvigil.errors import ConfigError, UsageError
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,25 @@ class ConnectionLimits:
         for name in ("header_timeout", "body_timeout", "per_address", "max_connections"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}", where="server limits")
+
+    @classmethod
+    def from_options(cls, header_timeout: float, body_timeout: float, per_address: int, max_connections: int,
+                     trusted_proxies: list[str]) -> ConnectionLimits:
+        """From `netvigil serve` options: errors name the option."""
+        options = {"--header-timeout": header_timeout, "--body-timeout": body_timeout,
+                   "--max-connections-per-address": per_address, "--max-connections": max_connections}
+        for option, value in options.items():
+            if not value > 0:
+                raise UsageError(f"{option} must be positive, got {value}")
+        proxies = []
+        for text in trusted_proxies:
+            for item in filter(None, (t.strip() for t in text.split(","))):
+                try:
+                    proxies.append(str(ipaddress.ip_address(item)))
+                except ValueError:
+                    raise UsageError(f"--trusted-proxy {item!r} is not an IP address",
+                                     hint="give the proxy's address as this server sees it, e.g. 127.0.0.1") from None
+        return cls(header_timeout, body_timeout, per_address, max_connections, tuple(proxies))
 
 
 def _raw_response(status: int, reason: str, message: str, retry_after: int | None = None) -> bytes:

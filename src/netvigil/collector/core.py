@@ -13,7 +13,6 @@ import asyncio
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,8 @@ import msgspec
 from netvigil.collector import intake
 from netvigil.collector.intake import Rejected
 from netvigil.collector.log import MeasurementLog, Position
+from netvigil.collector.quota import RateLimiter
+from netvigil.collector.reports import Reports
 
 
 class MeasurementMeta(msgspec.Struct, array_like=True):
@@ -67,7 +68,7 @@ class Settings:
     """Collector settings; every one can be given to create_app(**settings)."""
 
     max_body_bytes: int = 4 << 20  # one measurement submission
-    max_batch_bytes: int = 64 << 20  # one JSONL batch upload
+    max_batch_bytes: int = 8 << 20  # one JSONL batch upload
     rate_per_second: float = 50.0  # per untrusted probe (by client address)
     rate_burst: float = 500.0
     probe_tokens: frozenset[str] = frozenset()  # trusted probes: no rate limit
@@ -82,25 +83,11 @@ class Settings:
     webhook_retries: int = 5
     allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (labs, tests)
     public_url: str | None = None  # base of absolute links (next_url, alerts); never the Host header
+    max_report_meta_bytes: int = 4 << 10  # POST /report metadata body
+    max_open_reports: int = 128  # open reports per untrusted client address
+    report_idle_hours: float = 12.0  # a report without submissions for this long expires
+    max_batch_uploads: int = 2  # batch uploads in progress per untrusted client address
     extra: dict = field(default_factory=dict)
-
-
-class RateLimiter:
-    """Token bucket per key (client address or probe token)."""
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 100_000):
-        self.rate, self.burst, self.max_keys = rate, burst, max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def allow(self, key: str, cost: float = 1.0) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        ok = tokens >= cost
-        self._buckets[key] = (tokens - cost if ok else tokens, now)
-        if len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return ok
 
 
 class Collector:
@@ -109,7 +96,7 @@ class Collector:
         self.log = MeasurementLog(Path(data_dir) / "log", fsync=settings.fsync)
         self.index: dict[str, MeasurementMeta] = {}
         self.order: list[str] = []  # uids in arrival order (for listing)
-        self.reports: dict[str, dict] = {}
+        self.reports = Reports(settings.max_open_reports, settings.report_idle_hours * 3600)
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self._inflight: dict[str, asyncio.Future] = {}
         self._lock = threading.Lock()
@@ -131,17 +118,15 @@ class Collector:
 
     # ---- reports (OONI protocol) -----------------------------------------------------
 
-    def open_report(self, meta: dict) -> str:
+    def open_report(self, meta: dict, client: str | None = None) -> str:
+        """A new open report; CLIENT (address of an untrusted probe) is capped in open reports."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         test = str(meta.get("test_name") or "unknown").replace("_", "")[:40]
         cc = str(meta.get("probe_cc") or "ZZ")[:2]
         asn = str(meta.get("probe_asn") or "AS0")[:12]
         report_id = f"{stamp}_{test}_{cc}_{asn[2:] or '0'}_n1_{secrets.token_hex(8)}"
         report_id = "".join(c for c in report_id if c.isalnum() or c in "._-")
-        self.reports[report_id] = {"open": True, "meta": meta, "count": 0}
-        if len(self.reports) > 200_000:  # bounded: forget the oldest closed reports
-            for rid in [r for r, v in self.reports.items() if not v["open"]][:50_000]:
-                del self.reports[rid]
+        self.reports.add(report_id, meta, client)
         return report_id
 
     def check_report(self, report_id: str) -> None:
@@ -152,12 +137,10 @@ class Collector:
             raise Rejected(f"report {report_id!r} is unknown (open one with POST /report first)", 404)
         if not report["open"]:
             raise Rejected(f"report {report_id!r} is closed", 409)
+        self.reports.touch(report_id)
 
     def close_report(self, report_id: str) -> int:
-        if report_id not in self.reports:
-            raise Rejected(f"report {report_id!r} is unknown", 404)
-        self.reports[report_id]["open"] = False
-        return self.reports[report_id]["count"]
+        return self.reports.close(report_id)
 
     # ---- submissions -----------------------------------------------------------------
 
@@ -167,14 +150,19 @@ class Collector:
 
         All-or-nothing for a batch: one invalid measurement rejects the batch (its line is named).
         """
-        accepted: list[intake.Accepted] = []
-        for i, raw in enumerate(raws):
-            label = f"{where} line {i + 1}" if len(raws) > 1 else where
-            try:
-                accepted.append(intake.accept(raw, report_id=report_id, where=label))
-            except Rejected:
-                self.stats["rejected"] += 1
-                raise
+        def accept_all() -> list[intake.Accepted]:
+            accepted: list[intake.Accepted] = []
+            for i, raw in enumerate(raws):
+                label = f"{where} line {i + 1}" if len(raws) > 1 else where
+                try:
+                    accepted.append(intake.accept(raw, report_id=report_id, where=label))
+                except Rejected:
+                    self.stats["rejected"] += 1
+                    raise
+            return accepted
+
+        # a big batch is decoded on a thread so that the event loop keeps serving other clients
+        accepted = await asyncio.to_thread(accept_all) if len(raws) > 32 else accept_all()
         uids = [a.uid for a in accepted]
         new: list[intake.Accepted] = []
         waits: list[asyncio.Future] = []

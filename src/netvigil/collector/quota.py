@@ -106,13 +106,19 @@ def declared_length(headers, limit: int, what: str = "request body") -> int | No
 def charge(limiter: RateLimiter, key: str, cost: float, what: str) -> None:
     """Take `cost` tokens from KEY's bucket or raise: 413 if it can never pass, 429 with Retry-After if later."""
     if cost > limiter.burst:
-        limiter.drain(key)
-        raise Rejected(f"{what} of {cost:g} measurements is over the limit of {limiter.burst:g} per request "
-                       f"for probes without a token; split it into batches of at most {limiter.burst:g} lines", 413)
+        over_burst(limiter, key, what)
     wait = limiter.wait(key, cost)
     if wait:
         raise OverQuota(f"rate limit exceeded for {key} ({limiter.rate:g} measurements/s, "
                         f"burst {limiter.burst:g}): {what} of {cost:g} measurements", wait)
+
+
+def over_burst(limiter: RateLimiter, key: str, what: str) -> None:
+    """A request bigger than the whole bucket: 413 naming the limit (a 429 could never pass)."""
+    limiter.drain(key)  # reading it cost us: the next request waits for the bucket to refill
+    raise Rejected(f"{what} of more than {limiter.burst:g} measurements is over the limit of {limiter.burst:g} "
+                   f"per request for probes without a token; split it into batches of at most "
+                   f"{limiter.burst:g} lines", 413)
 
 
 def admit(limiter: RateLimiter, key: str) -> None:

@@ -7,18 +7,24 @@ POST /api/v1/submit              JSONL batch (one measurement per line) -> {"mea
 
 Bodies are read with a size cap (413 past it), decoded with msgspec, and every problem is a
 4xx whose `detail` names it. A 200 is sent only after the measurement is fsynced.
+The token and the client's rate-limit bucket are checked from the headers before any body is
+read (collector/quota.py); a 429 carries Retry-After.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import re
 
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from netvigil import __version__
 from netvigil.collector.intake import REPORT_ID_RE, Rejected
+from netvigil.collector.quota import admit, charge, declared_length, over_burst
 
 router = APIRouter()
 
@@ -47,43 +53,64 @@ def require_admin(request: Request) -> None:
         raise Rejected("admin endpoint: invalid token", 403)
 
 
-def check_probe(request: Request, cost: float = 1.0) -> None:
-    """Trusted probes (valid token) pass; others need no token unless required, and are rate limited."""
+def client_address(request: Request) -> str:
+    """The client: the socket peer, or the X-Forwarded-For client of a trusted proxy (see serve.py)."""
+    return request.client.host if request.client else "unknown"
+
+
+def check_probe(request: Request, cost: float = 1.0) -> str | None:
+    """Trusted probes (valid token) pass and get None; others need no token unless required,
+    and are charged COST measurements on their address's bucket (its key is returned)."""
     nv = request.app.state.nv
     s = nv.settings
     token = bearer(request)
     if token_in(token, s.probe_tokens):
-        return
+        return None
     if s.require_probe_token:
         what = "invalid probe token" if token else "missing probe token (send 'Authorization: Bearer TOKEN')"
         raise Rejected(f"this collector accepts only trusted probes: {what}", 401 if not token else 403)
-    key = request.client.host if request.client else "unknown"
-    if not nv.collector.limiter.allow(key, cost):
-        raise Rejected(f"rate limit exceeded for {key} ({s.rate_per_second:g}/s); retry later", 429)
+    key = client_address(request)
+    if cost:
+        charge(nv.collector.limiter, key, cost, "request")
+    return key
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise Rejected(f"request body of {int(declared)} bytes is over the limit of {limit} bytes", 413)
-        except ValueError:
-            raise Rejected("Content-Length header is not a number", 400) from None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(f"request body is over the limit of {limit} bytes", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
+    """The body, refused with a 413 naming LIMIT as soon as it is known to be over it."""
+    declared_length(request.headers, limit, what)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Rejected(f"{what} is over the limit of {limit} bytes", 413)
+    except ClientDisconnect:
+        raise Rejected(f"{what}: the client went away before sending all of it", 400) from None
+    return bytes(body)
+
+
+def _lines(body: bytes) -> list[bytes]:
+    return [line for line in body.split(b"\n") if line.strip()]
+
+
+_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s]", re.MULTILINE)
+
+
+def _more_lines_than(body: bytes, limit: float) -> bool:
+    """True if BODY holds more than LIMIT non-blank lines; stops counting there (no split of a huge body)."""
+    if body.count(b"\n") < limit:
+        return False
+    for n, _ in enumerate(_LINE.finditer(body), 1):
+        if n > limit:
+            return True
+    return False
 
 
 @router.post("/report", tags=["collector"], summary="Open a report (OONI collector protocol)")
 async def open_report(request: Request):
     """Answers `report_id`; submit measurements to `/report/{report_id}`."""
-    check_probe(request, cost=0.0)
-    body = await read_body(request, 64 << 10)
+    client = check_probe(request, cost=0.0)
+    body = await read_body(request, request.app.state.nv.settings.max_report_meta_bytes, "report metadata")
     try:
         meta = msgspec.json.decode(body) if body.strip() else {}
     except msgspec.DecodeError as exc:
@@ -95,7 +122,7 @@ async def open_report(request: Request):
     fmt = meta.get("format", "json")
     if fmt != "json":
         raise Rejected(f"format {fmt!r} is not supported (only \"json\")")
-    report_id = request.app.state.nv.collector.open_report(meta)
+    report_id = request.app.state.nv.collector.open_report(meta, client)
     return {"backend_version": BACKEND_VERSION, "report_id": report_id, "supported_formats": ["json"]}
 
 
@@ -124,12 +151,24 @@ async def close_report(report_id: str, request: Request):
 async def submit_batch(request: Request):
     """One measurement per line (OONI JSONL). All or nothing: a bad line rejects the batch and is named."""
     nv = request.app.state.nv
-    body = await read_body(request, nv.settings.max_batch_bytes)
-    lines = [line for line in body.split(b"\n") if line.strip()]
-    if not lines:
-        raise Rejected("batch is empty (send one JSON measurement per line)")
-    check_probe(request, cost=float(len(lines)))
-    uids = await nv.submit(lines, where="batch")
+    key = check_probe(request, cost=0.0)  # token first, then the bucket: before reading the body
+    if key is not None:
+        admit(nv.collector.limiter, key)
+        nv.uploads.enter(key)
+    try:
+        body = await read_body(request, nv.settings.max_batch_bytes, "batch")
+        if key is not None and await asyncio.to_thread(_more_lines_than, body, nv.collector.limiter.burst):
+            over_burst(nv.collector.limiter, key, "batch")
+        lines = await asyncio.to_thread(_lines, body) if len(body) > (64 << 10) else _lines(body)
+        del body
+        if not lines:
+            raise Rejected("batch is empty (send one JSON measurement per line)")
+        if key is not None:
+            charge(nv.collector.limiter, key, float(len(lines)), "batch")
+        uids = await nv.submit(lines, where="batch")
+    finally:
+        if key is not None:
+            nv.uploads.leave(key)
     return Response(msgspec.json.encode({"count": len(uids), "measurement_uids": uids}),
                     media_type="application/json")
 
@@ -138,4 +177,19 @@ def rejected_handler(request: Request, exc: Rejected) -> JSONResponse:
     metrics = getattr(request.app.state.nv, "metrics", None)
     if metrics is not None:
         metrics.rejected.labels(str(exc.status)).inc()
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if _large_unread_body(request, exc.status):
+        headers["Connection"] = "close"  # rather than receive (and drop) the rest of a big refused body
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers or None)
+
+
+def _large_unread_body(request: Request, status: int) -> bool:
+    if status == 413:
+        return True
+    if status not in (401, 403, 408, 429) or getattr(request, "_stream_consumed", False):
+        return False
+    length = request.headers.get("content-length", "")
+    return "transfer-encoding" in request.headers or (length.isdigit() and int(length) > (64 << 10))

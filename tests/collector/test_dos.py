@@ -1,0 +1,289 @@
+"""One client cannot take the service down: real sockets on loopback against `netvigil serve`'s server.
+
+Each attack comes from its own loopback address (127.0.0.0/8 is all ours), so the
+per-address limits of one test never touch another's, and the client that must still be
+served comes from yet another address. No wall-clock assertions: statuses and who was served.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import msgspec
+import pytest
+
+from netvigil.collector.connections import ConnectionLimits
+from netvigil.collector.reports import Reports
+from netvigil.errors import ConfigError
+from netvigil.report.serve import ObservatoryThread
+
+LIMITS = ConnectionLimits(header_timeout=1.0, body_timeout=1.0, per_address=16, max_connections=96)
+SETTINGS = dict(analysis_process=False, fsync=False, max_batch_bytes=256 << 10, rate_per_second=5.0,
+                rate_burst=20.0, max_open_reports=5)
+M = {"test_name": "netvigil_service", "measurement_start_time": "2022-02-26 09:00:00", "probe_cc": "RU",
+     "probe_asn": "AS12389", "test_keys": {}}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ObservatoryThread(tmp_path_factory.mktemp("dos"), limits=LIMITS, **SETTINGS) as obs:
+        conn = client(obs, "127.0.0.1")
+        for _ in range(600):  # the analysis thread starts (chdb): status answers 200 once it runs
+            if get(conn, "/api/v1/status")[0] == 200:
+                break
+            time.sleep(0.1)
+        yield obs
+
+
+def client(obs, source: str) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(obs.host, obs.port, timeout=20, source_address=(source, 0))
+
+
+def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+    conn.request("GET", path)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def post(conn, path: str, body: bytes, headers: dict | None = None):
+    conn.request("POST", path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    return r.status, r.getheader("Retry-After"), r.read()
+
+
+def raw_socket(obs, source: str) -> socket.socket:
+    s = socket.create_connection((obs.host, obs.port), timeout=20, source_address=(source, 0))
+    return s
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    data = b""
+    try:
+        while len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+def batch(n: int, tag: str) -> bytes:
+    return b"\n".join(msgspec.json.encode(dict(M, input=f"https://{tag}.example/{i}")) for i in range(n))
+
+
+def test_slowloris_leaves_other_clients_served(server):
+    """300 half-open connections from one address: past the cap they are refused at once,
+    the rest cut off at the header deadline, and another client's status requests all pass
+    (before: every slot held, then 503 for everybody)."""
+    attack = []
+    for _ in range(300):
+        try:
+            s = raw_socket(server, "127.0.0.2")
+            s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nX-a: ")  # headers never finished
+            attack.append(s)
+        except OSError:  # refused and reset by the server: also what we want
+            pass
+    other = client(server, "127.0.0.3")
+    statuses = [get(other, "/api/v1/status")[0] for _ in range(20)]
+    answers = [read_until_closed(s) for s in attack]
+    for s in attack:
+        s.close()
+    assert statuses == [200] * 20
+    refused = [a for a in answers if a.startswith(b"HTTP/1.1 429")]
+    timed_out = [a for a in answers if a.startswith(b"HTTP/1.1 408")]
+    assert len(timed_out) <= LIMITS.per_address  # the rest were refused (429, or reset with our bytes unread)
+    assert len(timed_out) + len(refused) + answers.count(b"") == len(answers)
+    assert b"limit 16 per address" in refused[0] and b"retry-after: 1" in refused[0]
+    assert timed_out and b"request headers not complete within 1 s" in timed_out[0]
+    assert not [a for a in answers if a.startswith(b"HTTP/1.1 2")]  # no half request was served
+
+
+def test_dribbled_headers_are_cut_off_although_bytes_keep_coming(server):
+    s = raw_socket(server, "127.0.0.4")
+    request = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200 + b"\r\n\r\n"
+    answer, sent = b"", 0
+    for sent in range(1, len(request) + 1):  # one byte every 50 ms: 12 s for all, the deadline is 1 s
+        try:
+            s.sendall(request[sent - 1:sent])
+        except OSError:
+            break
+        if select.select([s], [], [], 0.05)[0]:
+            answer = read_until_closed(s)
+            break
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"headers not complete" in answer
+    assert sent < len(request)  # cut off before the headers were complete
+
+
+def test_slow_body_is_cut_off(server):
+    s = raw_socket(server, "127.0.0.5")
+    s.sendall(b"POST /api/v1/submit HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+    answer = b""
+    for _ in range(200):  # one byte every 50 ms: 10 s for the body, the deadline is 1 s
+        try:
+            s.sendall(b" ")
+        except OSError:
+            break
+        if select.select([s], [], [], 0.05)[0]:
+            answer = read_until_closed(s)
+            break
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"body not complete within 1 s" in answer
+
+
+def test_big_batches_refused_with_413_while_health_answers(server):
+    """Three uploads declaring 60 MB in parallel get a 413 naming the limit from their headers
+    alone; a chunked one is cut at the limit; /api/v1/health answers all along."""
+    results: list[tuple] = []
+
+    def upload(source: str, chunked: bool) -> None:
+        s = raw_socket(server, source)
+        if chunked:
+            s.sendall(b"POST /api/v1/submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"{}\n" * 20000
+            try:
+                for _ in range(20):  # 1.2 MB in all, the limit is 256 KB
+                    s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:
+                pass
+        else:
+            s.sendall(b"POST /api/v1/submit HTTP/1.1\r\nHost: x\r\nContent-Length: 60000000\r\n\r\n" + b"{}\n" * 1000)
+        try:
+            results.append((chunked, read_until_closed(s)))
+        except OSError as exc:  # closed with our unsent chunks unread: a reset may overtake the 413
+            results.append((chunked, repr(exc).encode()))
+        s.close()
+
+    threads = [threading.Thread(target=upload, args=(f"127.0.0.{6 + i}", i == 3)) for i in range(4)]
+    for t in threads:
+        t.start()
+    health = client(server, "127.0.0.10")
+    statuses = [get(health, "/api/v1/health")[0] for _ in range(10)]
+    for t in threads:
+        t.join(timeout=30)
+    assert statuses == [200] * 10
+    assert len(results) == 4
+    assert sum(1 for chunked, _ in results if not chunked) == 3
+    for chunked, answer in results:
+        if chunked and not answer.startswith(b"HTTP/1.1"):
+            continue
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        detail = json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"]
+        assert f"over the limit of {256 << 10} bytes" in detail
+        if not chunked:
+            assert "60000000 bytes" in detail
+
+
+def test_batch_larger_than_the_burst_is_413_naming_it(server):
+    """Before: a 429 that no retry could ever pass."""
+    conn = client(server, "127.0.0.11")
+    status, retry, body = post(conn, "/api/v1/submit", batch(21, "burst"))
+    assert status == 413 and retry is None
+    detail = json.loads(body)["detail"]
+    assert "more than 20 measurements" in detail and "limit of 20" in detail and "at most 20 lines" in detail
+    # the refused upload cost the client its bucket: the next request waits
+    status, retry, _ = post(conn, "/api/v1/submit", batch(1, "after"))
+    assert status == 429 and int(retry) >= 1
+
+
+def test_over_quota_gets_429_with_a_retry_after_that_works(server):
+    conn = client(server, "127.0.0.12")
+    assert post(conn, "/api/v1/submit", batch(15, "q1"))[0] == 200
+    status, retry, body = post(conn, "/api/v1/submit", batch(15, "q2"))
+    assert status == 429 and "rate limit exceeded for 127.0.0.12" in json.loads(body)["detail"]
+    # 5 tokens left at 5/s: 10 more take 2 s
+    assert retry is not None and 1 <= int(retry) <= 3
+    time.sleep(int(retry))
+    assert post(conn, "/api/v1/submit", batch(15, "q2"))[0] == 200
+    # single submissions are charged too, before their body is read
+    rid = json.loads(post(conn, "/report", b"{}")[2])["report_id"]
+    time.sleep(1)
+    answers = [post(conn, f"/report/{rid}", msgspec.json.encode({"format": "json", "content": dict(M, input=str(i))}))
+               for i in range(30)]
+    assert answers[0][0] == 200
+    refused = [a for a in answers if a[0] == 429]
+    assert refused and int(refused[0][1]) >= 1 and {a[0] for a in answers} == {200, 429}
+
+
+def test_report_open_flood_is_capped(server):
+    conn = client(server, "127.0.0.13")
+    status, _, body = post(conn, "/report", json.dumps({"test_name": "x", "pad": "a" * (63 << 10)}).encode())
+    assert status == 413 and "report metadata of" in json.loads(body)["detail"]
+    assert "limit of 4096 bytes" in json.loads(body)["detail"]
+    ids = [json.loads(post(conn, "/report", b'{"test_name": "web_connectivity"}')[2])["report_id"] for _ in range(5)]
+    status, retry, body = post(conn, "/report", b"{}")
+    assert status == 429 and "5 open reports (limit 5)" in json.loads(body)["detail"] and int(retry) >= 1
+    other = client(server, "127.0.0.14")  # another address is not affected
+    assert post(other, "/report", b"{}")[0] == 200
+    assert post(conn, f"/report/{ids[0]}/close", b"")[0] == 200
+    assert post(conn, "/report", b"{}")[0] == 200
+
+
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(server, tmp_path):
+    conn = client(server, "127.0.0.15")
+    codes = [post(conn, "/report", b"{}", {"X-Forwarded-For": f"198.51.100.{i}"})[0] for i in range(6)]
+    assert codes == [200] * 5 + [429]  # one client whatever it claims to forward
+    proxied = ConnectionLimits(per_address=2, trusted_proxies=("127.0.0.16",))
+    with ObservatoryThread(tmp_path, analysis=False, fsync=False, max_open_reports=1, limits=proxied) as obs:
+        conns = [client(obs, "127.0.0.16") for _ in range(4)]  # the proxy is not capped per address
+        codes = [post(c, "/report", b"{}", {"X-Forwarded-For": f"198.51.100.{i}"})[0] for i, c in enumerate(conns)]
+        assert codes == [200] * 4
+        status, _, body = post(conns[0], "/report", b"{}", {"X-Forwarded-For": "203.0.113.9, 198.51.100.0"})
+        assert status == 429 and "198.51.100.0 has 1 open reports" in json.loads(body)["detail"]
+        direct = [client(obs, "127.0.0.17") for _ in range(3)]
+        answers = []
+        for c in direct:
+            try:
+                answers.append(get(c, "/api/v1/health")[0])
+            except (ConnectionError, http.client.HTTPException):
+                answers.append("closed")
+        assert answers[:2] == [200, 200] and answers[2] != 200
+
+
+def test_reports_expire_when_idle_and_the_oldest_goes_past_the_total():
+    now = [0.0]
+    book = Reports(per_client=2, idle_seconds=3600, max_reports=3, clock=lambda: now[0])
+    book.add("a", {}, "198.51.100.1")
+    now[0] = 1800
+    book.add("b", {}, "198.51.100.1")
+    with pytest.raises(Exception) as refused:
+        book.add("c", {}, "198.51.100.1")
+    assert refused.value.status == 429 and refused.value.retry_after == 1800  # when "a" expires
+    now[0] = 3601
+    book.add("c", {}, "198.51.100.1")  # "a" expired, its slot is free
+    assert "a" not in book and book.expired == 1
+    book.touch("b")
+    book.add("d", {}, None)
+    book.add("e", {}, None)  # past 3 in all: the least recently used ("c") is forgotten
+    assert list(book) == ["b", "d", "e"]
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ConfigError, match="header_timeout must be positive"):
+        ConnectionLimits(header_timeout=0)
+
+
+def test_serve_options_are_checked_and_documented():
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "netvigil", "serve", *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "COLUMNS": "200"})
+
+    r = run("--trusted-proxy", "nginx.internal")
+    assert r.returncode == 2 and "--trusted-proxy 'nginx.internal' is not an IP address" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("--header-timeout", "0")
+    assert r.returncode == 2 and "--header-timeout must be positive" in r.stderr
+    r = run("--help")
+    for option in ("--header-timeout", "--body-timeout", "--max-connections-per-address", "--trusted-proxy",
+                   "--max-batch-bytes", "--burst", "--max-open-reports", "--report-idle-hours"):
+        assert option in r.stdout

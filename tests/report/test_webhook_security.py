@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import socket
+import ssl
 import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+import trustme
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -200,6 +202,45 @@ def test_delivery_connects_to_the_checked_address_keeping_the_name(tmp_path, rec
     (headers, body, verdict), = receiver.requests
     assert headers["host"] == f"hook.test:{receiver.port}" and verdict == "ok"
     assert json.loads(body)["url"] == "https://obs.example.org/incident/RU-twitter-20220226T0900"
+
+
+@pytest.mark.parametrize("cert_name, delivered", [("hook.test", True), ("other.test", False)])
+def test_https_delivery_to_the_checked_address_verifies_the_name(tmp_path, cert_name, delivered):
+    """Connecting to the checked address keeps TLS honest: the SNI is the name, and the
+    certificate must be valid for the name (a test CA; the receiver is on 127.0.0.1)."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(cert_name).configure_cert(server_ctx)
+    snis: list[str | None] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: snis.append(name)
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            hits.append(self.headers["host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        sub = Subscription(id="t", url=f"https://hook.test:{port}/hook", secret=SECRET)
+        alerter = Alerter(Subscriptions(tmp_path / "s.json"), retries=0, allow_private=True,
+                          resolver=resolver_to("127.0.0.1"), verify=client_ctx)
+        assert deliver(alerter, sub) is delivered
+        assert snis[:1] == ["hook.test"]
+        assert hits == ([f"hook.test:{port}"] if delivered else [])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_redirects_are_not_followed(tmp_path):

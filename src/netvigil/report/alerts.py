@@ -165,13 +165,14 @@ def alert_payload(change: IncidentChange, public_url: str | None = None) -> byte
 class Alerter:
     def __init__(self, subscriptions: Subscriptions, *, retries: int = 5, backoff: float = 0.5,
                  timeout: float = 5.0, metrics=None, allow_private: bool = False,
-                 public_url: str | None = None, resolver: Resolver | None = None):
+                 public_url: str | None = None, resolver: Resolver | None = None, verify=True):
         self.subs = subscriptions
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.metrics = metrics
         self.allow_private = allow_private
         self.public_url = public_url
         self.resolver = resolver  # None: the system's (getaddrinfo); tests give their own
+        self.verify = verify  # TLS trust: True (system CAs) or an ssl.SSLContext (a test CA)
         self.queue: asyncio.Queue | None = None
         self.tasks: set[asyncio.Task] = set()
         self.sent: list[tuple[str, str, int]] = []  # (subscription id, event, HTTP status), recent
@@ -183,7 +184,8 @@ class Alerter:
         self.queue = asyncio.Queue(maxsize=10_000)
         # No redirects (a 3xx could point inside), no proxy from the environment (the
         # connection must go to the address that was checked).
-        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False,
+                                         verify=self.verify)
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
     def enqueue(self, changes: list[IncidentChange]) -> None:

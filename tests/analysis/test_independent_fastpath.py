@@ -90,3 +90,16 @@ def test_cli_prints_the_table_and_json(table):
     r = subprocess.run([sys.executable, "-m", "netvigil", "evaluate", "--ooni-fastpath", str(table), "--acsac", "x"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "exactly one" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fastpath_fixtures_with_the_scores_oonis_own_tests_assert(third_party):
+    res = evaluate_fastpath(third_party / "ooni-backend-fastpath-fixtures" / "fastpath_scored.jsonl.gz")
+    assert len(res.rows) == 32 and res.report.skipped == 0
+    # both IR DNS block pages OONI confirms, netvigil confirms; it confirms nothing else
+    assert (res.confirmed.tp, res.confirmed.fp, res.confirmed.fn) == (2, 0, 0)
+    by = {r["uid"]: (r["ooni"], r["class"], r["technique"]) for r in res.rows}
+    assert by["web_connectivity_ir_fp.json"] == ("confirmed", "dns", "dns.bogon")
+    # documented disagreement classes: services with their own CA, OONI's helper down
+    assert by["signal_2627.json"] == ("failure", "tls", "tls.mitm")
+    assert by["riseupvpn.json"] == ("ok", "tls", "tls.mitm")
+    assert by["http_header_field_manipulation_3.json"] == ("failure", "http", "http.failure")

@@ -141,7 +141,8 @@ def _meta_lines(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
                 raw = json.loads(raw) if isinstance(raw, str) else raw
                 m = measurement_from_dict(raw, where=where) if isinstance(raw, dict) else None
                 yield OONIRecord(
-                    uid=_text(obj.get("measurement_uid")), test_name=_text(obj.get("test_name")),
+                    uid=_text(obj.get("measurement_uid")) or _text(obj.get("fixture")) or _text(obj.get("report_id")),
+                    test_name=_text(obj.get("test_name")),
                     probe_cc=_text(obj.get("probe_cc")), input=_text(obj.get("input")),
                     anomaly=_flag(obj.get("anomaly"), where, "anomaly"),
                     confirmed=_flag(obj.get("confirmed"), where, "confirmed"),

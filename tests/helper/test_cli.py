@@ -54,3 +54,27 @@ def test_bad_certificate_is_one_line(tmp_path, capsys, unused_tcp_port):
 def test_help_has_an_example(capsys):
     assert main(["helper", "--help"]) == 0
     assert "Example: netvigil helper --listen" in capsys.readouterr().out
+
+
+async def test_serve_runs_the_helper_beside_the_observatory(tmp_path, unused_tcp_port):
+    from netvigil.report.serve import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([*NETVIGIL, "serve", "--port", str(port), "--data-dir", str(tmp_path / "obs"),
+                             "--no-analysis", "--helper-listen", f"127.0.0.1:{unused_tcp_port}"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stderr.readline() for _ in range(2)]
+        assert any(f"netvigil helper on 127.0.0.1:{unused_tcp_port}" in line for line in lines), lines
+        address = HelperAddress("127.0.0.1", unused_tcp_port)
+        t = await client.upload(address, "twitter.com", 10_000)
+        assert (t.failure, t.bytes) == (None, 10_000)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_serve_with_a_bad_helper_address_is_one_line(tmp_path, capsys):
+    assert main(["serve", "--data-dir", str(tmp_path), "--helper-listen", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "is not HOST:PORT" in err and "Traceback" not in err

@@ -44,6 +44,8 @@ def serve(
     burst: float = typer.Option(None, "--burst", help="Measurements an untrusted address may send at once (default: 10 x --rate)."),
     max_open_reports: int = typer.Option(128, "--max-open-reports", help="Open reports per untrusted address."),
     report_idle_hours: float = typer.Option(12.0, "--report-idle-hours", help="A report without submissions expires after this."),
+    helper_listen: str = typer.Option(None, "--helper-listen",
+                                      help="Also run the test helper on HOST:PORT (TCP and UDP), as `netvigil helper`."),
     admin_token: str = typer.Option(None, "--admin-token", hidden=True),
     probe_token: list[str] = typer.Option([], "--probe-token", hidden=True),
 ) -> None:
@@ -77,13 +79,29 @@ def serve(
     token = secret_from(admin_token_file, "NETVIGIL_ADMIN_TOKEN", "--admin-token-file", min_length=16)
     tokens = token_list(probe_tokens_file, "NETVIGIL_PROBE_TOKENS", "--probe-tokens-file")
     base = check_public_url(public_url) if public_url else default_public_url(host, port)
+    helper = _start_helper(helper_listen) if helper_listen else None
     typer.echo(f"netvigil observatory on http://{host}:{port}/ (data in {data_dir})", err=True)
-    run_observatory(data_dir, host, port, engine=clickhouse_url or "chdb", admin_token=token,
-                    probe_tokens=frozenset(tokens), require_probe_token=require_probe_token,
-                    rate_per_second=rate, rate_burst=burst or max(rate * 10, 10), analysis=not no_analysis,
-                    public_url=base, allow_private_webhooks=allow_private_webhooks, limits=limits,
-                    max_batch_bytes=max_batch_bytes, max_open_reports=max_open_reports,
-                    report_idle_hours=report_idle_hours)
+    try:
+        run_observatory(data_dir, host, port, engine=clickhouse_url or "chdb", admin_token=token,
+                        probe_tokens=frozenset(tokens), require_probe_token=require_probe_token,
+                        rate_per_second=rate, rate_burst=burst or max(rate * 10, 10), analysis=not no_analysis,
+                        public_url=base, allow_private_webhooks=allow_private_webhooks, limits=limits,
+                        max_batch_bytes=max_batch_bytes, max_open_reports=max_open_reports,
+                        report_idle_hours=report_idle_hours)
+    finally:
+        if helper is not None:
+            helper.stop()
+
+
+def _start_helper(listen: str):  # noqa: ANN202
+    """The test helper beside the observatory (docs/helper.md), with `netvigil helper`'s defaults."""
+    from netvigil.cli.helper import helper_options
+    from netvigil.helper.server import HelperThread
+
+    address, limits = helper_options(listen, 32, 8 << 20, False)
+    helper = HelperThread(address.host, address.port, limits=limits).start()
+    typer.echo(f"netvigil helper on {helper.helper.address} (TLS/TCP and QUIC/UDP, any SNI)", err=True)
+    return helper
 
 
 def check_public_url(url: str) -> str:

@@ -11,6 +11,7 @@ import errno
 import logging
 import socket
 import ssl
+import threading
 from pathlib import Path
 
 from netvigil.errors import UsageError
@@ -145,3 +146,40 @@ def bind_check(host: str) -> None:
         socket.getaddrinfo(host, None)
     except socket.gaierror as exc:
         raise UsageError(f"cannot resolve listen host: {exc.strerror}", where=host) from None
+
+
+class HelperThread:
+    """A helper in a daemon thread with its own event loop (`netvigil serve --helper-listen`)."""
+
+    def __init__(self, host: str, port: int, **kwargs):  # noqa: ANN003 - Helper's keywords
+        self.helper = Helper(host, port, **kwargs)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="netvigil-helper", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.helper.start())
+        except BaseException as exc:  # noqa: BLE001 - handed to start() in the caller's thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self.helper.stop())
+        self._loop.close()
+
+    def start(self, timeout: float = 20.0) -> HelperThread:
+        """Returns once both sockets are bound; raises the helper's own error otherwise."""
+        self._thread.start()
+        self._ready.wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and self._error is None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)

@@ -103,3 +103,10 @@ def test_fastpath_fixtures_with_the_scores_oonis_own_tests_assert(third_party):
     assert by["signal_2627.json"] == ("failure", "tls", "tls.mitm")
     assert by["riseupvpn.json"] == ("ok", "tls", "tls.mitm")
     assert by["http_header_field_manipulation_3.json"] == ("failure", "http", "http.failure")
+
+
+def test_a_directory_reads_its_fastpath_records_and_notes_the_other_files(third_party):
+    res = evaluate_fastpath(third_party)
+    assert res.report.read == 1081 + 28 + 32 and len(res.rows) == 28 + 32
+    assert (res.confirmed.tp, res.confirmed.fp, res.confirmed.fn) == (3, 0, 0)
+    assert any("not a fastpath table CSV" in e for e in res.report.errors)

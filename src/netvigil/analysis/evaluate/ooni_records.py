@@ -88,13 +88,19 @@ def _open_text(path: Path) -> io.TextIOBase:
     return path.open(encoding="utf-8", errors="replace", newline="")
 
 
-def _csv_rows(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
+def _csv_rows(path: Path, report: IngestReport, strict: bool = True) -> Iterator[OONIRecord]:
+    """Fastpath table rows; a CSV of another kind is an error when named (`strict`), and is
+    passed over with a note when it was only found in a directory."""
     csv.field_size_limit(MAX_LINE)
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
         need = {"measurement_uid", "test_name", "anomaly", "confirmed", "msm_failure"}
         if not need <= set(reader.fieldnames or []):
-            raise UsageError(f"not a fastpath table CSV: needs columns {', '.join(sorted(need))}", where=f"{path}:1")
+            what = f"not a fastpath table CSV: needs columns {', '.join(sorted(need))}"
+            if strict:
+                raise UsageError(what, where=f"{path}:1")
+            report.bad(f"{path}:1", what)
+            return
         n = 0
         while True:
             try:
@@ -137,6 +143,8 @@ def _meta_lines(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise MeasurementError("not a JSON object", where=where)
+                if "anomaly" not in obj:
+                    raise MeasurementError("no 'anomaly' flag: not a fastpath or measurement_meta record", where=where)
                 raw = obj.get("raw_measurement")
                 raw = json.loads(raw) if isinstance(raw, str) else raw
                 m = measurement_from_dict(raw, where=where) if isinstance(raw, dict) else None
@@ -167,7 +175,8 @@ def read_ooni_records(path: Path, report: IngestReport) -> Iterator[OONIRecord]:
                          hint="give the fastpath table CSV or a measurement_meta JSONL")
     for f in chosen:
         report.files += 1
-        yield from _guarded(f, _csv_rows(f, report) if ".csv" in f.name else _meta_lines(f, report), report)
+        rows = _csv_rows(f, report, strict=not path.is_dir()) if ".csv" in f.name else _meta_lines(f, report)
+        yield from _guarded(f, rows, report)
 
 
 def _guarded(path: Path, items: Iterator, report: IngestReport) -> Iterator:

@@ -114,3 +114,45 @@ async def test_plain_tcp_server_is_a_tls_failure():
     server.close()
     assert t.failed_operation == "tls_handshake"
     assert t.failure.startswith("ssl_") or t.failure in ("eof_error", "connection_reset")
+
+
+async def test_fuzzed_answers_are_failures_never_rates(tmp_path):
+    """Whatever bytes come back (derandomised hypothesis), a download of 5,000 bytes either
+    failed or got exactly the 5,000 bytes a well-formed answer carries."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    answers: list[bytes] = []
+
+    @settings(max_examples=60, derandomize=True, deadline=None)
+    @given(st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda status, n, body: _reply(status, body, length=n),
+                  st.sampled_from(["200 OK", "206 Partial", "302 Found", "200 x"]),
+                  st.integers(min_value=0, max_value=6000), st.binary(max_size=6000))))
+    def collect(answer: bytes) -> None:
+        answers.append(answer)
+
+    collect()
+    cert, key = self_signed(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    queue = list(answers)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(queue.pop(0))
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        writer.transport.abort()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+    address = HelperAddress("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        for _ in answers:
+            t = await client.download(address, "fuzz.test", 5000, timeout=2.0)
+            assert t.failure is not None or (t.bytes == 5000 and t.samples[-1][1] == 5000)
+    finally:
+        server.close()

@@ -180,6 +180,8 @@ class H3Helper(QuicConnectionProtocol):
         except TimeoutError:
             self.stats["timeouts"] = self.stats.get("timeouts", 0) + 1
             self.close()
+        except (AssertionError, ValueError, RuntimeError):  # the peer reset or stopped the stream
+            self.stats["errors"] = self.stats.get("errors", 0) + 1
         finally:
             req = self.requests.pop(sid, None)
             if req is not None:

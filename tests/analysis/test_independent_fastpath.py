@@ -105,8 +105,16 @@ def test_fastpath_fixtures_with_the_scores_oonis_own_tests_assert(third_party):
     assert by["http_header_field_manipulation_3.json"] == ("failure", "http", "http.failure")
 
 
-def test_a_directory_reads_its_fastpath_records_and_notes_the_other_files(third_party):
-    res = evaluate_fastpath(third_party)
+def test_a_directory_reads_its_fastpath_records_and_notes_the_other_files(third_party, tmp_path, meta, table):
+    import shutil
+
+    shutil.copy(meta, tmp_path / meta.name)
+    shutil.copy(table, tmp_path / table.name)
+    shutil.copy(third_party / "ooni-backend-fastpath-fixtures" / "fastpath_scored.jsonl.gz", tmp_path)
+    (tmp_path / "windows.csv").write_text("start_utc,end_utc\n2023-11-01 05:00,2023-11-01 08:00\n")
+    (tmp_path / "measurements.jsonl").write_text('{"test_name": "web_connectivity", "test_keys": {}}\n')
+    res = evaluate_fastpath(tmp_path)
     assert res.report.read == 1081 + 28 + 32 and len(res.rows) == 28 + 32
     assert (res.confirmed.tp, res.confirmed.fp, res.confirmed.fn) == (3, 0, 0)
-    assert any("not a fastpath table CSV" in e for e in res.report.errors)
+    assert any("windows.csv:1: not a fastpath table CSV" in e for e in res.report.errors)
+    assert any("measurements.jsonl:1: no 'anomaly' flag" in e for e in res.report.errors)

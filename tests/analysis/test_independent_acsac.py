@@ -85,3 +85,14 @@ def test_a_count_must_be_a_finite_non_negative_number(tmp_path, value):
     p.write_text(f",date,measurements,ok,anomalies,ratio\n0,2022-01-01,10,9,{value},0.1\n")
     with pytest.raises(IngestError, match=r"https-data-ru.csv:2: column 'anomalies' is .*not a count"):
         read_series(tmp_path)
+
+
+def test_cli_prints_the_onsets(acsac):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "netvigil", "evaluate", "--acsac", str(acsac)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("ru-2022-facebook-blocked") and "ooni: dns " in x)
+    assert "2022-03-05" in line and "+1 d" in line

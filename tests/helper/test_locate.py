@@ -76,3 +76,28 @@ async def test_helper_down_leaves_the_location_unknown(helper):
     await helper.stop()
     settings = await locate_settings(ProbeSettings(timeout=1.0), [address])
     assert (settings.probe_asn, settings.probe_cc) == ("AS0", "ZZ")
+
+
+async def test_probe_cli_locates_itself_and_keeps_no_address(tmp_path):
+    """`netvigil probe --helper` with no --probe-asn: located from the echo (over IPv6
+    loopback, so the echoed address differs from the scrubbed 127.0.0.1) and never written."""
+    import asyncio
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from netvigil.helper.server import Helper
+
+    table = tmp_path / "lab.tsv"
+    table.write_text("::1/128\t64501\tRU\tLoopback Telecom\n")
+    async with Helper("::1", 0) as helper:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "netvigil", "probe", "http://127.0.0.1:9/", "--helper", str(helper.address),
+            "--timeout", "2", "-q", "--out", "-", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "NETVIGIL_GEO_TABLES": str(table)})
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    m = json.loads(out.decode().splitlines()[0])
+    assert (m["probe_asn"], m["probe_cc"], m["probe_network_name"]) == ("AS64501", "RU", "Loopback Telecom")
+    assert m["probe_ip"] == "127.0.0.1" and '"::1"' not in out.decode()  # the echoed address

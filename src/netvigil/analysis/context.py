@@ -5,24 +5,50 @@
 - controls slow compared with the network's own baseline -> `throttled.general`.
 A round is the set of measurements one probe run wrote (same network, path and start time).
 Only the current round per network is buffered, and a short history of control rates.
+
+RoundContext is the one round sequencer (verdicts.VerdictEngine drives it for `analyse`,
+`serve`, `rebuild` and the judge worker's results): `push` returns the items of a round it
+closed, final; `pending` the open rounds touched since its last call, judged with what has
+arrived so far (what a live store shows until the round closes); `flush_all` closes every
+round. Findings are never edited: a round judged twice gives the same items twice.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import deque
+from dataclasses import replace
+from typing import NamedTuple
 
 from netvigil.analysis.finding import Finding
 from netvigil.analysis.rules import RuleSet
 from netvigil.model.measurement import Measurement
 
-Item = tuple[Measurement, Finding, "str | None", str]
+
+class Item(NamedTuple):
+    """One measurement in its round: its finding alone, its service and uid."""
+
+    m: Measurement
+    finding: Finding
+    service: str | None
+    uid: str
+
+
+class _Round:
+    __slots__ = ("key", "items", "slots")
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.items: list[Item] = []
+        self.slots: set[str] = set()  # measurement times of its items (other vantages' evidence is per time)
 
 
 class RoundContext:
     def __init__(self, rules: RuleSet, history: int = 50):
         self.rules = rules
-        self.rounds: dict[tuple, tuple[tuple, list[Item]]] = {}  # network -> (round key, items)
+        self.rounds: dict[tuple, _Round] = {}  # network -> its open round
+        self._touched: set[tuple] = set()  # networks pushed to since the last `pending`
+        self._touched_slots: set[str] = set()
         self.control_rates: dict[tuple, deque] = {}
         self.history = history
         # time slot -> domain -> addresses where a TLS handshake for that name succeeded
@@ -33,7 +59,7 @@ class RoundContext:
         self.slot_rates: dict[str, dict[tuple, float]] = {}
 
     @staticmethod
-    def _keys(m: Measurement) -> tuple[tuple, tuple]:
+    def keys(m: Measurement) -> tuple[tuple, tuple]:
         """(network, round): a round is one probe run (annotations.run_id), ordered by time."""
         ann = m.annotations if isinstance(m.annotations, dict) else {}
         path = ann.get("path") if isinstance(ann.get("path"), str) else "direct"
@@ -69,30 +95,51 @@ class RoundContext:
         if judged and all(ip in per[name] for name, ip in judged):
             # the same address presents a valid certificate to another vantage at the same
             # time: the one we got was forged on the path (confirmed, as a fingerprint is)
-            f.confirmed = True
-            f.rule_ids = f.rule_ids + ["tls.valid_cert_elsewhere_same_address"]
+            return replace(f, confirmed=True, rule_ids=f.rule_ids + ["tls.valid_cert_elsewhere_same_address"])
         return f
 
-    def push(self, m: Measurement, f: Finding, service: str | None, uid: str) -> list[Item]:
+    def push(self, item: Item) -> list[Item]:
+        """Add one measurement; returns the items now final: the network's previous round
+        when this one starts another, or the item itself, judged alone with the history,
+        when it belongs to a round older than the open one (it arrived late)."""
+        m = item.m
         self.note_addresses(m)
-        self.note_rate(m, service, f)
-        network, rkey = self._keys(m)
+        self.note_rate(m, item.service, item.finding)
+        network, rkey = self.keys(m)
         out: list[Item] = []
         cur = self.rounds.get(network)
-        if cur is not None and cur[0] != rkey:
-            out = self._resolve(network, cur[1])
+        if cur is not None and cur.key != rkey:
+            if rkey < cur.key:
+                return self._resolve(network, [item], record=False)
+            out = self._resolve(network, cur.items)
             cur = None
         if cur is None:
-            cur = (rkey, [])
-            self.rounds[network] = cur
-        cur[1].append((m, f, service, uid))
+            cur = self.rounds[network] = _Round(rkey)
+        cur.items.append(item)
+        cur.slots.add(m.measurement_start_time)
+        self._touched.add(network)
+        self._touched_slots.add(m.measurement_start_time)
+        return out
+
+    def pending(self) -> list[Item]:
+        """The open rounds that may have changed since the last call (pushed to, or sharing a
+        time with a measurement pushed since), judged with what has arrived: provisional."""
+        out: list[Item] = []
+        slots = self._touched_slots
+        for network, cur in self.rounds.items():
+            if network in self._touched or not slots.isdisjoint(cur.slots):
+                out.extend(self._resolve(network, cur.items, record=False))
+        self._touched.clear()
+        self._touched_slots.clear()
         return out
 
     def flush_all(self) -> list[Item]:
         out: list[Item] = []
-        for network, (_, items) in list(self.rounds.items()):
-            out.extend(self._resolve(network, items))
+        for network, cur in list(self.rounds.items()):
+            out.extend(self._resolve(network, cur.items))
         self.rounds.clear()
+        self._touched.clear()
+        self._touched_slots.clear()
         return out
 
     def _baseline(self, network: tuple, slot: str | None = None) -> tuple[float | None, str]:
@@ -113,23 +160,23 @@ class RoundContext:
             if len(self.slot_rates) >= 8:
                 self.slot_rates.pop(next(iter(self.slot_rates)))
             per = self.slot_rates[slot] = {}
-        per[self._keys(m)[0]] = f.rate_bps
+        per[self.keys(m)[0]] = f.rate_bps
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf = self.rules.thresholds, self.rules.confidence
-        controls = [it for it in items if it[2] == "control"]
+        controls = [it.finding for it in items if it.service == "control"]
         # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
         # protocol is unusable on this network, not that a service is targeted
-        ctl_broken = {it[1].klass for it in controls if it[1].klass not in ("ok", "throttled", "outage", "unknown")}
+        ctl_broken = {c.klass for c in controls if c.klass not in ("ok", "throttled", "outage", "unknown")}
         # an outage: most control endpoints fail, and not only over QUIC
         ctl_failed = bool(controls) and all(
-            it[1].klass not in ("ok", "throttled", "quic", "unknown") and (it[1].failed_share or 1.0) >= 0.5 for it in controls)
+            c.klass not in ("ok", "throttled", "quic", "unknown") and (c.failed_share or 1.0) >= 0.5 for c in controls)
         # some control endpoints still answer: packet loss, not a dead uplink
-        partial = ctl_failed and any((it[1].failed_share or 1.0) < 1.0 for it in controls)
+        partial = ctl_failed and any((c.failed_share or 1.0) < 1.0 for c in controls)
         outage_tech = "outage.partial" if partial else "outage"
-        ctl_rates = [it[1].rate_bps for it in controls if it[1].klass not in ("outage", "unknown") and it[1].rate_bps]
+        ctl_rates = [c.rate_bps for c in controls if c.klass not in ("outage", "unknown") and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
-        baseline, basis = self._baseline(network, items[0][0].measurement_start_time if items else None)
+        baseline, basis = self._baseline(network, items[0].m.measurement_start_time if items else None)
         general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
                    and ctl_rate < th["throttle_abs_bps"])
         out: list[Item] = []
@@ -146,7 +193,7 @@ class RoundContext:
                 elif general:
                     f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline", f"baseline:{basis}"],
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
-                out.append((m, f, service, uid))
+                out.append(Item(m, f, service, uid))
                 continue
             if ctl_failed and f.klass not in ("ok", "unknown"):
                 f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
@@ -159,7 +206,7 @@ class RoundContext:
                 slow = [r for r in f.sample_rates if r < th["throttle_ratio"] * ctl_rate and r < th["throttle_abs_bps"]]
                 slow = [r for r in slow if r <= 2 * min(slow)] if slow else []
                 if slow:
-                    f.rate_bps = max(slow)
+                    f = replace(f, rate_bps=max(slow))
                 ratio = f.rate_bps / ctl_rate
                 if general and f.rate_bps < th["throttle_abs_bps"]:
                     f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline", f"baseline:{basis}"] + was,
@@ -173,9 +220,9 @@ class RoundContext:
                 f = Finding("outage", "outage.partial", conf["outage"] * 0.8, rule_ids=["context.controls_failed_too"], domain=f.domain)
             if f.blocked and controls and not ctl_failed and "context.controls_ok" not in f.rule_ids:
                 # the same network reached the controls in the same round: a targeted failure
-                f.confidence = max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** 0.25)
-                f.rule_ids = f.rule_ids + ["context.controls_ok"]
-            out.append((m, f, service, uid))
+                f = replace(f, confidence=max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** 0.25),
+                            rule_ids=f.rule_ids + ["context.controls_ok"])
+            out.append(Item(m, f, service, uid))
         if record and ctl_rate is not None and not general:
             self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ctl_rate)
         return out

@@ -2,6 +2,8 @@
 
 Analysers return Findings; verdicts.py turns them into the public Verdict records.
 `rule_ids` name the rules (and fingerprints) that fired, most important first.
+A Finding is immutable (frozen; a changed one is `dataclasses.replace(f, ...)`, and its lists
+are never edited in place): the round context may judge the same finding more than once.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(slots=True)  # thousands per second: no per-instance dict
+@dataclass(slots=True, frozen=True)  # thousands per second: no per-instance dict
 class Finding:
     klass: str  # ok | dns | tcp | tls | http | quic | throttled | down | outage | unknown
     technique: str | None = None

@@ -50,13 +50,17 @@ def verdict_row(v: Verdict, report_id: str) -> dict:
     }
 
 
+def _float(x) -> float | None:
+    return None if x is None else float(x)  # (the store's JSON writes 4024460274.0 as 4024460274)
+
+
 def verdict_from_row(r: dict) -> Verdict:
     return Verdict(
         measurement_uid=r["uid"], measurement_start_time=r["time"], probe_cc=r["cc"], probe_asn=r["asn"],
         service=r["service"] or None, input=r["input"] or None, domain=r["domain"] or None, klass=r["class"],
         technique=r["technique"] or None, confidence=round(float(r["confidence"]), 3), confirmed=bool(r["confirmed"]),
-        rule_ids=list(r["rule_ids"]), rules_version=r["rules_version"], rate_bps=r["rate_bps"],
-        baseline_ratio=r["baseline_ratio"], path=r["path"], probe_network_name=r["network_name"] or None,
+        rule_ids=list(r["rule_ids"]), rules_version=r["rules_version"], rate_bps=_float(r["rate_bps"]),
+        baseline_ratio=_float(r["baseline_ratio"]), path=r["path"], probe_network_name=r["network_name"] or None,
     )
 
 

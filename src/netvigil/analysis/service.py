@@ -4,9 +4,10 @@
     obs.add(measurements); changes = obs.refresh(); obs.status(country="RU"); obs.close()
 
 `add` archives raw measurements (zstd JSONL by day: the source of truth), writes index rows
-and verdicts; it is idempotent by measurement_uid (assigned when missing). Measurements of a
-probe round may arrive one by one (the collector), so the verdicts of a network's current
-round are re-judged as its controls arrive, and finalised when the next round starts.
+and verdicts; it is idempotent by measurement_uid (assigned when missing). Verdicts come from
+the same VerdictEngine as `netvigil analyse` (verdicts.py): measurements of a probe round may
+arrive one by one (the collector), so after each batch the open rounds it touched are written
+with their provisional verdicts, and each round's final verdicts when it closes.
 `refresh` recomputes incidents for the countries that received data and returns the
 start/change/end events for alerts.
 """
@@ -22,10 +23,9 @@ from typing import Any
 import msgspec
 
 from netvigil.analysis import queries
-from netvigil.analysis.context import RoundContext
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import Judge, Judged, line_with_uid, needs_context, to_verdict
+from netvigil.analysis.verdicts import Judge, Judged, VerdictEngine, line_with_uid
 from netvigil.analysis.window import LiveState
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement, measurement_to_dict
@@ -62,8 +62,7 @@ class Observatory:
         self.t = lambda name: f"{self.db.database}.{name}"
         self._lock = threading.RLock()
         self.judge = Judge(self.rules)
-        self._ctx = RoundContext(self.rules)
-        self._rounds: dict[tuple, tuple[tuple, list]] = {}
+        self.engine = VerdictEngine(self.rules)
         self._dirty: dict[str, str] = {}  # country -> earliest measurement time added since the last refresh
         self._span_cache: dict[str, dict] = {}  # country -> spans per series, reused while its verdicts are unchanged
         create_tables(self.db)
@@ -134,35 +133,16 @@ class Observatory:
         return known
 
     def _judge(self, items: list[Judged]) -> list[tuple[Measurement, Verdict]]:
-        """Verdicts in time order: our probe's rounds are judged with their context (a round's
-        earlier members are judged again as its controls arrive)."""
+        """Verdicts in time order: those final now, then the provisional verdicts of the open
+        rounds this batch changed (a uid's later verdict replaces its earlier one)."""
         out = []
         for j in sorted(items, key=lambda j: j.m.measurement_start_time):
-            m, f, service = j.m, j.f, j.service
+            m = j.m
             t = m.measurement_start_time[:19]
             if t < self._dirty.get(m.probe_cc, "9999"):
                 self._dirty[m.probe_cc] = t
-            if not needs_context(m):
-                out.append((m, to_verdict(m, f, service, self.rules, m.measurement_uid)))
-                continue
-            self._ctx.note_addresses(m)
-            self._ctx.note_rate(m, service, f)
-            network, rkey = RoundContext._keys(m)
-            cur = self._rounds.get(network)
-            if cur is not None and cur[0] != rkey:
-                if rkey < cur[0]:  # a late measurement of an older round: judged alone with history
-                    late = self._ctx._resolve(network, [(m, f, service, m.measurement_uid)], record=False)
-                    out.extend((mm, to_verdict(mm, ff, ss, self.rules, uu)) for mm, ff, ss, uu in late)
-                    continue
-                self._ctx._resolve(network, cur[1], record=True)  # finalise: feeds the baseline
-                cur = None
-            if cur is None:
-                cur = (rkey, [])
-                self._rounds[network] = cur
-            cur[1].append((m, f, service, m.measurement_uid))
-            # (re-)judge the whole current round: earlier members may change now controls arrived
-            for mm, ff, ss, uu in self._ctx._resolve(network, cur[1], record=False):
-                out.append((mm, to_verdict(mm, ff, ss, self.rules, uu)))
+            out.extend(self.engine.push(j))
+        out.extend(self.engine.pending())
         return out
 
     # ---- derived state ------------------------------------------------------------------
@@ -171,9 +151,8 @@ class Observatory:
         with self._lock:
             drop_tables(self.db)
             create_tables(self.db)
-            self._rounds.clear()
             self._span_cache.clear()
-            self._ctx = RoundContext(self.rules)
+            self.engine = VerdictEngine(self.rules)
             n = 0
             batch: list[Judged] = []
             for m in self.raw.read_all():

@@ -6,16 +6,21 @@ Dispatch by test type (web_connectivity has a per-measurement control; every oth
 judged per endpoint), then the round context (context.py) compares each service with the
 control targets measured on the same network in the same round: outage vs censorship,
 targeted vs general throttling.
+
+One engine for every path: `Judge` judges a measurement alone (in the analysis or in the judge
+worker's process), `VerdictEngine` puts judged measurements through the round context and
+gives verdicts. `verdict_stream` (`analyse`, `incidents`, `evaluate`) and the observatory
+(`serve`, `rebuild`, `analyse --store`) both drive a VerdictEngine, so they give the same
+verdicts for the same measurements in the same order.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from netvigil.analysis.context import RoundContext
+from netvigil.analysis.context import Item, RoundContext
 from netvigil.analysis.endpoints import endpoint_results, input_domain, service_finding
 from netvigil.analysis.finding import Finding
 from netvigil.analysis.observations import observe
@@ -24,6 +29,7 @@ from netvigil.analysis.throughput import helper_evidence
 from netvigil.analysis.web_connectivity import analyse_web
 from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.model.records import Verdict
+from netvigil.model.uid import measurement_uid
 
 # OONI test names that are about one service
 TEST_SERVICE = {
@@ -36,24 +42,6 @@ TEST_SERVICE = {
     "torsf": "tor",
 }
 WEB_TESTS = {"web_connectivity"}
-
-
-_NOT_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}  # ASCII: deletes all but 0-9
-
-
-def measurement_uid(m: Measurement) -> str:
-    """OONI's uid when present; otherwise a hash of what identifies one run of one test on one
-    input (report, input, times, network, service), so re-imports are idempotent."""
-    if m.measurement_uid:
-        return m.measurement_uid
-    ann = m.annotations if isinstance(m.annotations, dict) else {}
-    key = "|".join(map(str, (m.report_id, m.input, m.measurement_start_time, m.test_start_time, m.test_name,
-                             m.probe_cc, m.probe_asn, m.test_runtime, ann.get("service"), ann.get("path"),
-                             ann.get("run_id"), ann.get("wallclock_start"))))
-    digest = hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
-    t = m.measurement_start_time
-    ts = (t.translate(_NOT_DIGITS) if t.isascii() else "".join(filter(str.isdigit, t)))[:14]
-    return f"{ts}.nv_{m.probe_cc}_{m.probe_asn.removeprefix('AS')}_{digest}"
 
 
 class ServiceNamer:
@@ -183,7 +171,13 @@ class Judge:
     def service(self, m: Measurement, domain: str | None) -> str | None:
         return self.namer(m, domain or input_domain(m.input))
 
+    def whole(self, m: Measurement) -> Judged:
+        """`m` judged, kept whole (for a caller that holds the measurement anyway)."""
+        f = judge(m, self.rules)
+        return Judged(m, f, self.service(m, f.domain), None)
+
     def __call__(self, m: Measurement) -> Judged:
+        """`m` judged, with only what the store and the round context need of it."""
         f = judge(m, self.rules)
         tk = m.test_keys if needs_context(m) and isinstance(m.test_keys, dict) else {}
         slim = msgspec.structs.replace(m, test_keys={k: tk[k] for k in CONTEXT_KEYS if k in tk}, test_helpers=None,
@@ -191,22 +185,44 @@ class Judge:
         return Judged(slim, f, self.service(m, f.domain), self.service(m, None))
 
 
+class VerdictEngine:
+    """The one round sequencer: judged measurements in, verdicts out.
+
+    `push` gives the verdicts that are final once this measurement is in (its own when it
+    needs no round context; else those of a round it closed); `pending` the provisional
+    verdicts of open rounds that changed (a live store shows them until the round closes);
+    `flush` closes every round. Fed the same measurements in the same order, `push`+`flush`
+    and `push`+`pending` end with the same verdict for every measurement."""
+
+    def __init__(self, rules: RuleSet):
+        self.rules = rules
+        self.rounds = RoundContext(rules)
+
+    def _verdicts(self, items: list[Item]) -> list[tuple[Measurement, Verdict]]:
+        return [(it.m, to_verdict(it.m, it.finding, it.service, self.rules, it.uid)) for it in items]
+
+    def push(self, j: Judged) -> list[tuple[Measurement, Verdict]]:
+        m = j.m
+        uid = m.measurement_uid or measurement_uid(m)
+        if not needs_context(m):
+            return [(m, to_verdict(m, j.f, j.service, self.rules, uid))]
+        return self._verdicts(self.rounds.push(Item(m, j.f, j.service, uid)))
+
+    def pending(self) -> list[tuple[Measurement, Verdict]]:
+        return self._verdicts(self.rounds.pending())
+
+    def flush(self) -> list[tuple[Measurement, Verdict]]:
+        return self._verdicts(self.rounds.flush_all())
+
+
 def verdict_stream(measurements: Iterable[Measurement], rules: RuleSet | None = None) -> Iterator[tuple[Measurement, Verdict]]:
     """(measurement, verdict) pairs; bounded memory (one round per network is buffered)."""
     rules = rules or load_rules()
-    naming = Judge(rules)
-    ctx = RoundContext(rules)
+    judge_one = Judge(rules)
+    engine = VerdictEngine(rules)
     for m in measurements:
-        f = judge(m, rules)
-        service = naming.service(m, f.domain)
-        uid = measurement_uid(m)
-        if not needs_context(m):
-            yield m, to_verdict(m, f, service, rules, uid)
-            continue
-        for mm, ff, ss, uu in ctx.push(m, f, service, uid):
-            yield mm, to_verdict(mm, ff, ss, rules, uu)
-    for mm, ff, ss, uu in ctx.flush_all():
-        yield mm, to_verdict(mm, ff, ss, rules, uu)
+        yield from engine.push(judge_one.whole(m))
+    yield from engine.flush()
 
 
 def verdicts(measurements: Iterable[Measurement], rules: RuleSet | None = None) -> Iterator[Verdict]:

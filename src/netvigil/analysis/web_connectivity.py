@@ -181,11 +181,11 @@ def _finding_for(ctx: WebContext, step: str, o: Observation, rule: str, domain: 
         return Finding("throttled", "throttled.targeted", conf["throttled"] * 0.8,
                        rule_ids=["http.timeout_after_headers", rule], domain=o.domain or domain)
     c = conf["mitm"] if tech == "tls.mitm" else conf["failure_with_control_ok"]
-    found = Finding(klass_of(tech), tech, c, rule_ids=[rule, f"{step}.failure:{o.failure}"], domain=o.domain or domain)
     if tech == "tls.mitm" and _control_tls_ok(ctx, o):
-        found.confirmed = True  # the control completed a verified handshake with that address
-        found.rule_ids.append("tls.control_handshake_ok")
-    return found
+        # the control completed a verified handshake with that address
+        return Finding(klass_of(tech), tech, c, True, [rule, f"{step}.failure:{o.failure}", "tls.control_handshake_ok"],
+                       domain=o.domain or domain)
+    return Finding(klass_of(tech), tech, c, rule_ids=[rule, f"{step}.failure:{o.failure}"], domain=o.domain or domain)
 
 
 def _control_tls_ok(ctx: WebContext, o: Observation) -> bool:

@@ -1,0 +1,67 @@
+"""The one measurement uid: what the collector, `analyse`, `analyse --store`, `rebuild` and the
+judge worker call a measurement.
+
+A uid the measurement already carries is kept when it looks like one (OONI's, or ours given
+by a collector). Otherwise it is derived from the content, in OONI's shape
+(`YYYYMMDDhhmmss.ffffff_CC_testname_hash`): a blake2b hash of the envelope (every field but
+`measurement_uid` and `report_id`, keys sorted) with `test_keys` as its JSON text. So the same
+measurement resubmitted, in another report or to another collector, gets the same uid, and a
+file analysed alone names its measurements as the collector that received them does.
+
+For a decoded measurement the JSON text of `test_keys` is its compact re-encoding: the same
+bytes the collector hashed whenever the probe wrote compact JSON (ours does). A measurement
+written with other spacing or key escapes gets one uid from the collector and another from a
+file; both are stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import msgspec
+
+from netvigil.model.measurement import Measurement
+
+UID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{7,99}$")
+
+
+def _canonical_struct() -> type:
+    """Measurement's envelope with test_keys as raw JSON and without extra_fields: the same
+    fields, order and defaults as the collector's decoded submission (so its uids hold)."""
+    fields = []
+    for f in msgspec.structs.fields(Measurement):
+        if f.name == "extra_fields":
+            continue
+        if f.name == "test_keys":
+            fields.append((f.name, msgspec.Raw, msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))))
+        elif f.required:
+            fields.append((f.name, f.type))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            fields.append((f.name, f.type, msgspec.field(default_factory=f.default_factory)))
+        else:
+            fields.append((f.name, f.type, f.default))
+    return msgspec.defstruct("CanonicalEnvelope", fields, omit_defaults=True, module=__name__)
+
+
+CanonicalEnvelope = _canonical_struct()
+_FIELDS = tuple(name for name in CanonicalEnvelope.__struct_fields__ if name not in ("test_keys", "measurement_uid", "report_id"))
+_sorted = msgspec.json.Encoder(order="sorted")
+_compact = msgspec.json.Encoder()
+
+
+def measurement_uid(m: Any) -> str:
+    """The uid of `m`: a Measurement, or any struct with its envelope fields whose test_keys
+    is a dict or the raw JSON (msgspec.Raw) as received."""
+    if m.measurement_uid and UID_RE.match(m.measurement_uid):
+        return m.measurement_uid
+    tk = m.test_keys
+    raw = tk if isinstance(tk, msgspec.Raw) else msgspec.Raw(_compact.encode(tk))
+    canon = CanonicalEnvelope(**{name: getattr(m, name) for name in _FIELDS}, test_keys=raw,
+                              measurement_uid=None, report_id="")
+    digest = hashlib.blake2b(_sorted.encode(canon), digest_size=16).hexdigest()
+    t = m.measurement_start_time
+    stamp = f"{t[0:4]}{t[5:7]}{t[8:10]}{t[11:13]}{t[14:16]}{t[17:19]}"
+    micro = int(digest[:5], 16) % 1_000_000
+    return f"{stamp}.{micro:06d}_{m.probe_cc}_{m.test_name.replace('_', '')}_{digest[5:21]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from netvigil.errors import UsageError
@@ -62,3 +64,31 @@ async def test_sizes_outside_the_cap_are_refused_before_any_traffic(helper):
     for n in (0, -1, 8 * 1024 * 1024 + 1):
         with pytest.raises(ValueError, match="transfer size"):
             await client.download(helper.address, "x.test", n)
+
+
+async def test_http3_routes_answer_like_tcp(helper):
+    from netvigil.helper.exchange import quic_exchange
+
+    async def ask(method: str, target: str, body: bytes = b""):  # noqa: ANN202
+        return await quic_exchange(helper.host, helper.port, "x.test", method, target, body,
+                                   timeout=5.0, keep=65536)
+
+    assert (await ask("GET", "/nope")).status == 404
+    assert (await ask("GET", "/download?bytes=0")).status == 413
+    echo = await ask("GET", "/echo")
+    assert (echo.status, bytes(echo.body)) == (200, b'{"address":"127.0.0.1"}')
+    bad = await ask("POST", "/", b"{not json")
+    assert bad.status == 400 and b"bad control request" in bad.body
+
+
+async def test_quic_requests_over_the_per_client_limit_get_429():
+    from netvigil.helper.limits import Limits
+    from netvigil.helper.server import Helper
+
+    async with Helper("127.0.0.1", 0, limits=Limits(max_per_client=2)) as h:
+        flows = await asyncio.gather(*(client.download(h.address, f"s{i}.test", 2_000_000, transport="quic")
+                                       for i in range(6)))
+        refused = [t for t in flows if t.failure]
+        assert refused and all(t.failure == client.BAD_RESPONSE and t.bytes < 2_000_000 for t in refused)
+        assert h.admission.refused == len(refused)
+        assert h.admission.total == 0  # every admitted request let go

@@ -147,3 +147,34 @@ def test_h3_discovery_as_oohelperd():
     assert _h3_endpoint('h2=":443", h3="alt.example.com:8443"', "x") == "alt.example.com:8443"
     assert _h3_endpoint("clear", "x") == ""
     assert _h3_endpoint('h3-29=":443"', "x") == ""
+
+
+async def test_control_tls_with_a_lab_ca(world, tmp_path):
+    """HTTPS to a loopback server signed by a test CA: fetched with --ca-file, a failure
+    without it (as a real unknown authority would be)."""
+    import ssl as ssl_
+
+    import trustme
+
+    from netvigil.helper.control import ControlService
+
+    ca = trustme.CA()
+    server_ctx = ssl_.SSLContext(ssl_.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("site.test").configure_cert(server_ctx)
+    tls = await asyncio.start_server(_web, "127.0.0.1", 0, ssl=server_ctx)
+    port = tls.sockets[0].getsockname()[1]
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    dns_addr, _ = world
+    request = msgspec.json.encode({"http_request": f"https://site.test:{port}/",
+                                   "tcp_connect": [f"127.0.0.1:{port}"]})
+    try:
+        for ca_path, (key, value) in ((str(ca_file), ("title", "Loopback Page")),
+                                      (None, ("failure", "unknown_error"))):
+            service = ControlService(Limits(allow_private_targets=True), dns_addr, ca_path)
+            status, body = await service.answer(request)
+            assert status == 200
+            # the fetch verifies the certificate (oohelperd's TLS step runs on port 443 only)
+            assert json.loads(body)["http_request"][key] == value
+    finally:
+        tls.close()

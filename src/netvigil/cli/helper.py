@@ -33,6 +33,7 @@ def helper(
         False, "--allow-private-targets",
         help="Let control fetches reach private, loopback and link-local addresses (a lab only)."),
     resolver: str = typer.Option(None, "--resolver", help="DNS server IP:PORT for control lookups (default: system)."),
+    ca_file: Path = typer.Option(None, "--ca-file", help="Extra trust anchors (PEM) for control TLS, e.g. a lab CA."),
     max_per_client: int = typer.Option(32, "--max-per-client", help="Concurrent connections per client address."),
     max_transfer_bytes: int = typer.Option(8 << 20, "--max-transfer-bytes", help="Largest download or upload."),
 ) -> None:
@@ -50,7 +51,8 @@ def helper(
         from netvigil.probe.settings import parse_resolver
 
         dns = parse_resolver(resolver)
-    server = Helper(address.host, address.port, limits=limits, cert=cert, key=key, resolver=dns)
+    server = Helper(address.host, address.port, limits=limits, cert=cert, key=key, resolver=dns,
+                    ca_file=ca_file)
 
     async def run() -> None:
         await server.start()

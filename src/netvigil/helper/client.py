@@ -164,10 +164,12 @@ async def echo_detail(helper: HelperAddress, *, sni: str | None = None,
     try:
         if ex.status != 200:
             raise ValueError(f"status {ex.status}")
-        address = msgspec.json.decode(bytes(ex.body), type=EchoReport).address
         import ipaddress
 
-        return str(ipaddress.ip_address(address)), None
+        address = ipaddress.ip_address(msgspec.json.decode(bytes(ex.body), type=EchoReport).address)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # a dual-stack helper: an IPv4 client all the same
+        return str(address), None
     except (ValueError, msgspec.DecodeError):
         return "", BAD_RESPONSE
 

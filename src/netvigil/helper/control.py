@@ -63,9 +63,14 @@ def _join(ip: str, port: int) -> str:
 class ControlService:
     """Answers POST / bodies; one instance per helper (bounded concurrency)."""
 
-    def __init__(self, limits: Limits, resolver: tuple[str, int] | None = None):
+    def __init__(self, limits: Limits, resolver: tuple[str, int] | None = None,
+                 ca_file: str | None = None):
         self.limits = limits
         self.resolver = resolver
+        self.tls = ssl.create_default_context()  # the system's trust store, plus a lab's CA
+        if ca_file:
+            self.tls.load_verify_locations(cafile=ca_file)
+        self.ca_file = ca_file
         self.slots = asyncio.Semaphore(MAX_CONCURRENT)
 
     def allowed(self, ip: str) -> bool:
@@ -168,7 +173,7 @@ class ControlService:
 
         fetched_task = asyncio.ensure_future(fetch(
             req.http_request, req.http_request_headers or {}, resolve=self.resolve, allowed=self.allowed,
-            max_body=MAX_BODY, timeout=HTTP_TIMEOUT_S))
+            max_body=MAX_BODY, timeout=HTTP_TIMEOUT_S, tls=self.tls))
         await asyncio.gather(*(one(*e) for e in endpoints[:MAX_ENDPOINTS]))
         fetched = await fetched_task
         h3 = _h3_endpoint(fetched.first_alt_svc, fetched.first_authority)
@@ -202,7 +207,7 @@ class ControlService:
             failure = None
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    await writer.start_tls(ssl.create_default_context(), server_hostname=sni)
+                    await writer.start_tls(self.tls, server_hostname=sni)
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 failure = failures.classify(exc)
             return ({"status": True, "failure": None},
@@ -215,7 +220,7 @@ class ControlService:
         from netvigil.probe.trace import Trace
 
         failure = await quic_handshake(Trace(), ip, port, server_name=sni, tid=0,
-                                       timeout=CONNECT_TIMEOUT_S, ca_file=None)
+                                       timeout=CONNECT_TIMEOUT_S, ca_file=self.ca_file)
         out[endpoint] = {"server_name": sni, "status": failure is None, "failure": failure}
 
 

@@ -52,7 +52,7 @@ def _port(parts) -> int:  # noqa: ANN001
 
 
 async def fetch(url: str, headers: dict[str, list[str]], *, resolve: Resolve, allowed: Allowed,
-                max_body: int, timeout: float) -> Fetched:
+                max_body: int, timeout: float, tls: ssl.SSLContext | None = None) -> Fetched:
     """GET `url`, following up to MAX_REDIRECTS redirects; failures as OONI TH strings."""
     out = Fetched()
     sent = [(k, v) for k, vs in headers.items() if k.lower() in _FORWARDED for v in vs[:4]]
@@ -68,7 +68,7 @@ async def fetch(url: str, headers: dict[str, list[str]], *, resolve: Resolve, al
                 ip = addrs[0]
                 if not allowed(ip):
                     raise Refused(ip)
-                status, head, body = await _get(ip, _port(parts), parts, sent, max_body)
+                status, head, body = await _get(ip, _port(parts), parts, sent, max_body, tls)
                 if hop == 0:
                     out.first_alt_svc = head.get("Alt-Svc", "")
                     out.first_authority = parts.netloc
@@ -101,10 +101,10 @@ def _th_failure(exc: BaseException) -> str:
 
 
 async def _get(ip: str, port: int, parts, sent: list[tuple[str, str]],  # noqa: ANN001
-               max_body: int) -> tuple[int, dict[str, str], bytes]:
+               max_body: int, tls: ssl.SSLContext | None) -> tuple[int, dict[str, str], bytes]:
     ctx = None
     if parts.scheme == "https":
-        ctx = ssl.create_default_context()
+        ctx = tls or ssl.create_default_context()
     reader, writer = await asyncio.open_connection(
         ip, port, ssl=ctx, server_hostname=parts.hostname if ctx else None)
     try:

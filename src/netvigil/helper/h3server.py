@@ -76,7 +76,8 @@ class H3Helper(QuicConnectionProtocol):
 
     def _client(self) -> str:
         paths = getattr(self._quic, "_network_paths", None)
-        return str(paths[0].addr[0]) if paths else "?"
+        address = str(paths[0].addr[0]) if paths else "?"
+        return address.removeprefix("::ffff:") if "." in address else address  # v4-mapped
 
     def _on_h3(self, event) -> None:  # noqa: ANN001
         if isinstance(event, HeadersReceived):

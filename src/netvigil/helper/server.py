@@ -26,8 +26,10 @@ log = logging.getLogger("netvigil.helper")
 class Helper:
     def __init__(self, host: str, port: int, *, limits: Limits | None = None,
                  cert: Path | None = None, key: Path | None = None,
-                 resolver: tuple[str, int] | None = None):
-        """`resolver` (ip, port): the DNS server the control uses instead of the system's."""
+                 resolver: tuple[str, int] | None = None, ca_file: Path | None = None):
+        """`resolver` (ip, port): the DNS server the control uses instead of the system's;
+        `ca_file`: trust anchors the control adds to the system's (a lab's CA)."""
+        self.ca_file = str(ca_file) if ca_file else None
         self.host, self.port = host, port
         self.resolver = resolver
         self.limits = limits or Limits()
@@ -45,7 +47,10 @@ class Helper:
     def _control_handler(self):  # noqa: ANN202
         from netvigil.helper.control import ControlService
 
-        self._control = ControlService(self.limits, self.resolver)
+        try:
+            self._control = ControlService(self.limits, self.resolver, self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load CA file: {exc}", where=self.ca_file) from None
         return self._control.answer
 
     async def start(self) -> None:

@@ -92,3 +92,13 @@ async def test_quic_requests_over_the_per_client_limit_get_429():
         assert refused and all(t.failure == client.BAD_RESPONSE and t.bytes < 2_000_000 for t in refused)
         assert h.admission.refused == len(refused)
         assert h.admission.total == 0  # every admitted request let go
+
+
+def test_a_helper_name_that_does_not_resolve_is_a_dns_failure():
+    import socket
+
+    from netvigil.helper.exchange import _classify
+
+    assert _classify(socket.gaierror(socket.EAI_NONAME, "Name or service not known")) == "dns_nxdomain_error"
+    assert _classify(socket.gaierror(socket.EAI_AGAIN, "Temporary failure")) == "dns_server_misbehaving"
+    assert _classify(ConnectionResetError(104, "reset")) == "connection_reset"

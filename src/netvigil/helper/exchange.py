@@ -8,6 +8,7 @@ needs: when the request left, when each body byte arrived, and which step failed
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ def _body_chunks(body: bytes | int):
 def _classify(exc: BaseException) -> str:
     if isinstance(exc, (h11.ProtocolError, UnicodeError, ValueError)):
         return BAD_RESPONSE
+    if isinstance(exc, socket.gaierror):  # the helper's name did not resolve
+        return "dns_nxdomain_error" if exc.errno == socket.EAI_NONAME else "dns_server_misbehaving"
     return failures.classify(exc)
 
 

@@ -1,10 +1,11 @@
 """GET /api/v1/status latency while one client attacks, next to its idle latency.
 
 `netvigil serve` (default limits) in its own process on a fresh data dir; a client from
-127.0.0.3 asks /api/v1/status REQUESTS times, sequentially, three times:
+127.0.0.3 asks /api/v1/status sequentially for PHASE_SECONDS, three times:
 - idle (the baseline, same run);
-- during a slowloris: one address (127.0.0.2) keeps opening connections that send half a
-  request line and headers, up to 4,200 at once (re-opened as the server refuses or cuts them);
+- during a slowloris: one address (127.0.0.2) opens 4,200 connections that send a request
+  line and headers but never finish them; as the slowloris tool does, every ROUND_SECONDS it
+  sends one more header line on each and re-opens the ones the server closed;
 - during big-batch uploads: three threads each send 7.9 MB JSONL batches of `{}` lines (under
   the 8 MB cap, so read in full, then refused for being over the burst), each upload from a
   fresh loopback address so the rate limit never spares the server the reading; plus three
@@ -26,9 +27,10 @@ import multiprocessing
 import time
 from pathlib import Path
 
-REQUESTS = 300
+PHASE_SECONDS = 20.0
 SLOWLORIS_CONNECTIONS = 4200
-PHASE_LIMIT_S = 120.0  # every attack thread stops after this, whatever happens
+ROUND_SECONDS = 15.0  # the slowloris tool's default
+PHASE_LIMIT_S = 120.0  # every attack process stops after this, whatever happens
 
 
 def start_server(data_dir: Path, port: int, wait: float = 120.0) -> subprocess.Popen:
@@ -48,10 +50,17 @@ def start_server(data_dir: Path, port: int, wait: float = 120.0) -> subprocess.P
     raise SystemExit("server did not start")
 
 
+def get_status(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=("127.0.0.3", 0))
+    conn.request("GET", "/api/v1/status")
+    return conn.getresponse().status
+
+
 def status_latencies(port: int) -> tuple[list[float], int]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=("127.0.0.3", 0))
     lat, failed = [], 0
-    for _ in range(REQUESTS):
+    end = time.monotonic() + PHASE_SECONDS
+    while time.monotonic() < end:
         t0 = time.perf_counter()
         try:
             conn.request("GET", "/api/v1/status")
@@ -66,8 +75,8 @@ def status_latencies(port: int) -> tuple[list[float], int]:
 
 
 def slowloris(port: int, stop, shared: dict) -> None:
-    """As the slowloris tool does, faster: hold up to 4,200 connections with half a request,
-    send each one more header line every second, re-open the ones the server dropped."""
+    """Hold up to 4,200 connections with half a request; every round send each one more header
+    line and re-open the ones the server dropped."""
     held: list[socket.socket] = []
     counts: dict = {}
     deadline = time.monotonic() + PHASE_LIMIT_S
@@ -76,12 +85,20 @@ def slowloris(port: int, stop, shared: dict) -> None:
         alive = []
         for s in held:
             try:
-                s.send(b"X-Slow: 1\r\n")
-                alive.append(s)
+                s.recv(4096)  # an answer (429, 408) or the end: the server let go of it
+                s.close()
+            except BlockingIOError:  # nothing: still held by the server
+                try:
+                    s.send(b"X-Slow: 1\r\n")
+                    alive.append(s)
+                except OSError:
+                    s.close()
             except OSError:
                 s.close()
+        if held:
+            counts["still_held_after_a_round"] = len(alive)
         held = alive
-        while len(held) < SLOWLORIS_CONNECTIONS and time.monotonic() - round_start < 1.0:
+        while len(held) < SLOWLORIS_CONNECTIONS and time.monotonic() - round_start < ROUND_SECONDS:
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=2, source_address=("127.0.0.2", 0))
                 s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
@@ -90,7 +107,7 @@ def slowloris(port: int, stop, shared: dict) -> None:
                 counts["opened"] = counts.get("opened", 0) + 1
             except OSError:
                 counts["refused"] = counts.get("refused", 0) + 1
-        stop.wait(max(0.0, 1.0 - (time.monotonic() - round_start)))
+        stop.wait(max(0.0, ROUND_SECONDS - (time.monotonic() - round_start)))
     for s in held:
         s.close()
     shared["slowloris"] = counts
@@ -136,7 +153,7 @@ def during(port: int, attack, n_procs: int) -> tuple[list[float], int, dict]:
                  for i in range(n_procs)]
         for p in procs:
             p.start()
-        time.sleep(3.0)  # let the attack build up
+        time.sleep(0.5)  # the attack is under way
         try:
             lat, failed = status_latencies(port)
         finally:
@@ -157,7 +174,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc = start_server(Path(tmp) / "obs", port)
         try:
-            status_latencies(port)  # warm up
+            for _ in range(50):  # warm up
+                get_status(port)
             idle, idle_failed = status_latencies(port)
             loris, loris_failed, loris_counts = during(port, slowloris, 1)
             batches, batch_failed, batch_counts = during(port, big_batches, 6)

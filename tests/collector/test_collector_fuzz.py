@@ -172,10 +172,12 @@ def test_api_query_parameters_are_checked(client):
 
 def test_submitted_envelope_is_the_measurement_model_with_raw_test_keys():
     """intake.Submitted is derived from Measurement: same fields and defaults (uids depend on
-    them), test_keys kept raw, extra_fields left out; it decodes what Measurement decodes."""
+    them), test_keys kept raw, extra_fields left out, types bounded where validation says; it
+    decodes what Measurement decodes."""
     import msgspec
 
     from netvigil.collector.intake import Submitted
+    from netvigil.collector.validation import CONSTRAINED
     from netvigil.model.measurement import Measurement
 
     model = {f.name: f for f in msgspec.structs.fields(Measurement) if f.name != "extra_fields"}
@@ -185,7 +187,8 @@ def test_submitted_envelope_is_the_measurement_model_with_raw_test_keys():
         if name == "test_keys":
             assert f.type is msgspec.Raw
         else:
-            assert (f.type, f.default, f.required) == (model[name].type, model[name].default, model[name].required), name
+            kind = CONSTRAINED.get(name, model[name].type)
+            assert (f.type, f.default, f.required) == (kind, model[name].default, model[name].required), name
     raw = msgspec.json.encode(VALID)
     sub = msgspec.json.decode(raw, type=Submitted)
     full = msgspec.json.decode(raw, type=Measurement)

@@ -130,7 +130,7 @@ class Collector:
         return report_id
 
     def check_report(self, report_id: str) -> None:
-        if not intake.REPORT_ID_RE.match(report_id):
+        if not intake.REPORT_ID_RE.fullmatch(report_id):
             raise Rejected(f"report id {report_id[:60]!r} is malformed", 400)
         report = self.reports.get(report_id)
         if report is None:
@@ -145,8 +145,9 @@ class Collector:
     # ---- submissions -----------------------------------------------------------------
 
     async def submit(self, raws: list[bytes], *, report_id: str | None = None,
-                     where: str = "measurement") -> list[str]:
+                     where: str = "measurement", client: str | None = None) -> list[str]:
         """Durably store each (unless already stored); returns their uids in order.
+        `client`: the address the submission came from (scrubbed from the measurements).
 
         All-or-nothing for a batch: one invalid measurement rejects the batch (its line is named).
         """
@@ -155,7 +156,7 @@ class Collector:
             for i, raw in enumerate(raws):
                 label = f"{where} line {i + 1}" if len(raws) > 1 else where
                 try:
-                    accepted.append(intake.accept(raw, report_id=report_id, where=label))
+                    accepted.append(intake.accept(raw, report_id=report_id, where=label, client=client))
                 except Rejected:
                     self.stats["rejected"] += 1
                     raise

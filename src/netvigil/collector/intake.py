@@ -1,9 +1,10 @@
 """Turn submitted bytes into a validated, scrubbed measurement with a stable uid.
 
-- Validation: msgspec against the df-000 envelope, plus the few envelope fields analysis
-  relies on (time format, country code, ASN). Errors name the field, for a 400.
-- Privacy: the probe's own IP is replaced everywhere in the measurement by 127.0.0.1
-  (as OONI does), before anything is stored.
+- Validation: UTF-8, msgspec against the df-000 envelope, then every envelope field
+  (validation.py: patterns, lengths, bounds, times). Errors name the field, for a 400.
+- Privacy: the probe's own IP, and the address it submitted from, are replaced everywhere
+  in the measurement by 127.0.0.1 (as OONI does), in any spelling (scrub.py), before
+  anything is stored.
 - Idempotency: the uid is derived from the measurement's content (without report_id and
   uid), so the same measurement resubmitted, in another report or to another collector,
   gets the same uid and is stored once. A uid the submitter already carries (re-import of
@@ -13,26 +14,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 import msgspec
 
+from netvigil.collector import scrub
+from netvigil.collector.validation import (CONSTRAINED, REPORT_ID_RE, UID_RE, Rejected,  # noqa: F401  (re-export)
+                                          check_envelope)
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
-
-TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-CC_RE = re.compile(r"^[A-Z]{2}$")
-ASN_RE = re.compile(r"^AS\d{1,10}$")
-TEST_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-UID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{7,99}$")
-REPORT_ID_RE = re.compile(r"^[0-9A-Za-z._-]{1,120}$")
-
-
-class Rejected(Exception):
-    """Bad input: `str()` is the one-line reason sent back with a 4xx."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 class _Envelope(msgspec.Struct):
@@ -48,20 +36,22 @@ def _submitted_struct() -> type:
     The collector validates the envelope (what analysis indexes on) and stores test_keys
     byte for byte: no decode/re-encode of the bulk of a measurement on the hot path. The
     fields are Measurement's own (same names, order and defaults, so uids do not change),
-    but for test_keys (raw) and extra_fields (the submitted bytes are kept instead).
+    but for test_keys (raw) and extra_fields (the submitted bytes are kept instead), and
+    with the bounds of validation.CONSTRAINED (checked by msgspec as it decodes).
     """
     fields = []
     for f in msgspec.structs.fields(Measurement):
+        kind = CONSTRAINED.get(f.name, f.type)
         if f.name == "extra_fields":
             continue
         if f.name == "test_keys":
             fields.append((f.name, msgspec.Raw, msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))))
         elif f.required:
-            fields.append((f.name, f.type))
+            fields.append((f.name, kind))
         elif f.default_factory is not msgspec.NODEFAULT:
-            fields.append((f.name, f.type, msgspec.field(default_factory=f.default_factory)))
+            fields.append((f.name, kind, msgspec.field(default_factory=f.default_factory)))
         else:
-            fields.append((f.name, f.type, f.default))
+            fields.append((f.name, kind, f.default))
     return msgspec.defstruct("Submitted", fields, omit_defaults=True, module=__name__)
 
 
@@ -69,8 +59,6 @@ Submitted = _submitted_struct()
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
-# bytes that, next to an address, make it part of a longer address or name
-_ADDRESS_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.:")
 _measurement = msgspec.json.Decoder(Submitted)
 _sorted = msgspec.json.Encoder(order="sorted")
 _encoder = msgspec.json.Encoder()
@@ -86,6 +74,17 @@ def _decode(decoder: msgspec.json.Decoder, data: bytes, what: str, expected: str
         raise Rejected(f"{what}: not valid JSON: {exc}") from None
     except RecursionError:
         raise Rejected(f"{what}: nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise Rejected(f"{what}: not valid UTF-8 (byte {exc.start})") from None
+
+
+def check_utf8(data: bytes, what: str) -> None:
+    """JSON is UTF-8: refuse other bytes here, not in the analysis (msgspec.Raw lets them by)."""
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Rejected(f"{what}: not valid UTF-8 (byte {exc.start})") from None
 
 
 def unwrap_submission(body: bytes) -> bytes:
@@ -97,40 +96,11 @@ def unwrap_submission(body: bytes) -> bytes:
     return bytes(env.content)
 
 
-def scrub_probe_ip(raw: bytes, ip: str | None) -> bytes:
-    """Replace the probe's own IP `ip` everywhere in the measurement (not where it is only
-    part of a longer address or name)."""
-    if not ip or ip == SCRUBBED_IP or len(ip) > 64:
-        return raw
-    needle = ip.encode()
-    v6 = b":" in needle
-    # not inside a longer address or name; an IPv4 address followed by a port is scrubbed
-    after = rb"(?![0-9A-Za-z:])" if v6 else rb"(?![0-9A-Za-z]|\.[0-9])"
-    before = _ADDRESS_BYTES if v6 else _ADDRESS_BYTES - {ord(":")}
-    hits = [mt.start() for mt in re.finditer(re.escape(needle) + after, raw)
-            if mt.start() == 0 or raw[mt.start() - 1] not in before]  # (a lookbehind is 100x slower)
-    if not hits:
-        return raw
-    parts, pos = [], 0
-    for start in hits:
-        parts += (raw[pos:start], SCRUBBED_IP.encode())
-        pos = start + len(needle)
-    parts.append(raw[pos:])
-    return b"".join(parts)
-
-
 def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
-    """Validate types and the envelope fields analysis depends on."""
+    """Decode and check every envelope field (validation.py)."""
+    check_utf8(raw, where)
     m = _decode(_measurement, raw, where)
-    checks = (
-        ("test_name", m.test_name, TEST_NAME_RE, "a lowercase test name like web_connectivity"),
-        ("measurement_start_time", m.measurement_start_time, TIME_RE, "'YYYY-MM-DD HH:MM:SS' UTC"),
-        ("probe_cc", m.probe_cc, CC_RE, "two upper-case letters like RU (ZZ if unknown)"),
-        ("probe_asn", m.probe_asn, ASN_RE, "like AS12389 (AS0 if unknown)"),
-    )
-    for field, value, regex, expected in checks:
-        if not regex.match(value):
-            raise Rejected(f"{where}: field {field!r} is {value[:60]!r}, expected {expected}")
+    check_envelope(m, where)
     if not bytes(memoryview(m.test_keys)[:64]).lstrip().startswith(b"{"):
         raise Rejected(f"{where}: field 'test_keys' must be a JSON object")
     return m
@@ -138,7 +108,7 @@ def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
 
 def measurement_uid(m: Submitted) -> str:
     """Content-derived uid in OONI's shape: YYYYMMDDhhmmss.ffffff_CC_testname_hash."""
-    if m.measurement_uid and UID_RE.match(m.measurement_uid):
+    if m.measurement_uid and UID_RE.match(m.measurement_uid):  # (validated: no trailing newline)
         return m.measurement_uid
     canon = msgspec.structs.replace(m, measurement_uid=None, report_id="")
     digest = hashlib.blake2b(_sorted.encode(canon), digest_size=16).hexdigest()
@@ -154,8 +124,9 @@ class Accepted(msgspec.Struct):
     line: bytes  # what the log stores: the submitted JSON, scrubbed, uid added, on one line
 
 
-def accept(raw: bytes, *, report_id: str | None = None, where: str = "measurement") -> Accepted:
-    """Scrub, validate and name one measurement.
+def accept(raw: bytes, *, report_id: str | None = None, where: str = "measurement",
+           client: str | None = None) -> Accepted:
+    """Scrub, validate and name one measurement; `client` is the address it came from.
 
     The stored line is the submitted JSON itself (scrubbed), not a re-encoding, so keys this
     version does not know survive; only `measurement_uid` is added (and `report_id` when the
@@ -163,14 +134,15 @@ def accept(raw: bytes, *, report_id: str | None = None, where: str = "measuremen
     """
     raw = raw.strip()
     m = decode_checked(raw, where)
-    if m.probe_ip != SCRUBBED_IP:  # the probe's own address: scrubbed everywhere, then read again
-        raw = scrub_probe_ip(raw, m.probe_ip)
+    scrubbed = scrub.scrub(raw, scrub.targets(m.probe_ip, client))
+    if scrubbed is not raw:  # the probe's own address was there: read again
+        raw = scrubbed
         m = decode_checked(raw, where)
-        if m.probe_ip != SCRUBBED_IP:  # not written plainly (escaped, or not an address): set it
-            obj = msgspec.json.decode(raw)
-            obj["probe_ip"] = SCRUBBED_IP
-            raw = _encoder.encode(obj)
-            m.probe_ip = SCRUBBED_IP
+    if m.probe_ip != SCRUBBED_IP:  # not an address: set it
+        obj = msgspec.json.decode(raw)
+        obj["probe_ip"] = SCRUBBED_IP
+        raw = _encoder.encode(obj)
+        m.probe_ip = SCRUBBED_IP
     uid = measurement_uid(m)
     if b"\n" in raw or b"\r" in raw:  # literal newlines can only be whitespace in valid JSON
         raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")

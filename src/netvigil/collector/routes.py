@@ -117,6 +117,8 @@ async def open_report(request: Request):
         raise Rejected(f"report metadata is not valid JSON: {exc}") from None
     except RecursionError:
         raise Rejected("report metadata is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise Rejected(f"report metadata is not valid UTF-8 (byte {exc.start})") from None
     if not isinstance(meta, dict):
         raise Rejected("report metadata must be a JSON object")
     fmt = meta.get("format", "json")
@@ -135,13 +137,14 @@ async def submit_one(report_id: str, request: Request):
     body = await read_body(request, nv.settings.max_body_bytes)
     from netvigil.collector.intake import unwrap_submission
 
-    uids = await nv.submit([unwrap_submission(body)], report_id=report_id, where="content")
+    uids = await nv.submit([unwrap_submission(body)], report_id=report_id, where="content",
+                           client=request.client.host if request.client else None)
     return {"measurement_uid": uids[0]}
 
 
 @router.post("/report/{report_id}/close", tags=["collector"], summary="Close a report")
 async def close_report(report_id: str, request: Request):
-    if not REPORT_ID_RE.match(report_id):
+    if not REPORT_ID_RE.fullmatch(report_id):
         raise Rejected(f"report id {report_id[:60]!r} is malformed")
     count = request.app.state.nv.collector.close_report(report_id)
     return {"report_id": report_id, "measurements": count}
@@ -157,15 +160,18 @@ async def submit_batch(request: Request):
         nv.uploads.enter(key)
     try:
         body = await read_body(request, nv.settings.max_batch_bytes, "batch")
-        if key is not None and await asyncio.to_thread(_more_lines_than, body, nv.collector.limiter.burst):
+        big = len(body) > (64 << 10)  # counted and split on a thread: the event loop keeps serving
+        burst = nv.collector.limiter.burst
+        if key is not None and (await asyncio.to_thread(_more_lines_than, body, burst) if big
+                                else _more_lines_than(body, burst)):
             over_burst(nv.collector.limiter, key, "batch")
-        lines = await asyncio.to_thread(_lines, body) if len(body) > (64 << 10) else _lines(body)
+        lines = await asyncio.to_thread(_lines, body) if big else _lines(body)
         del body
         if not lines:
             raise Rejected("batch is empty (send one JSON measurement per line)")
         if key is not None:
             charge(nv.collector.limiter, key, float(len(lines)), "batch")
-        uids = await nv.submit(lines, where="batch")
+        uids = await nv.submit(lines, where="batch", client=client_address(request))
     finally:
         if key is not None:
             nv.uploads.leave(key)

@@ -12,7 +12,8 @@ same 2 cores as the helper, all C tests started at once: the worst case.
 A helper must never be the slow link that looks like throttling (128-150 kbit/s per flow in
 Russia 2021), so "degraded" is the first C whose median per-flow rate falls under half the
 C = 1 rate, or under 10x 150 kbit/s, or that has any failed transfer.
-Because the load generator shares the cores, the helper's busy share at C = 500 (its CPU
+Then the 500 probes once more, starting evenly over 10 s (50 tests/s), as unsynchronised
+probes would. Because the load generator shares the cores, the helper's busy share at C = 500 (its CPU
 over the wall time) says whether the helper or the load set the pace.
 Prints RESULT lines; the goal is 500 concurrent probes served with no degradation.
 """
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LEVELS = (1, 10, 50, 100, 250, 500)
 NBYTES = 24_000
 THROTTLE_BPS = 150_000
+SPREAD_S = 10.0
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,12 +74,19 @@ async def one_test(address, i: int):  # noqa: ANN001, ANN201
     return down, up
 
 
-async def level(address, pid: int, c: int, rounds: int = 1) -> dict:  # noqa: ANN001
-    """`rounds` times C tests at once (C = 1 runs several rounds: CPU is read in 10 ms ticks)."""
+async def one_test_at(address, i: int, delay: float):  # noqa: ANN001, ANN201
+    await asyncio.sleep(delay)
+    return await one_test(address, i)
+
+
+async def level(address, pid: int, c: int, rounds: int = 1, spread_s: float = 0.0) -> dict:  # noqa: ANN001
+    """`rounds` times C tests at once (C = 1 runs several rounds: CPU is read in 10 ms ticks);
+    with `spread_s`, the C tests start evenly over that many seconds instead (probes in the
+    world are not synchronised)."""
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     results = []
     for _ in range(rounds):
-        results += await asyncio.gather(*(one_test(address, i) for i in range(c)))
+        results += await asyncio.gather(*(one_test_at(address, i, spread_s * i / c) for i in range(c)))
     elapsed, cpu = (time.perf_counter() - t0) / rounds, (cpu_seconds(pid) - cpu0) / rounds
     transfers = [t for pair in results for t in pair]
     failed = sum(1 for t in transfers if t.failure)
@@ -99,6 +108,7 @@ async def main() -> int:
     try:
         await level(address, proc.pid, 5)  # warm-up: imports, first handshakes
         rows = [await level(address, proc.pid, c, rounds=50 if c == 1 else 1) for c in LEVELS]
+        spread = await level(address, proc.pid, 500, spread_s=SPREAD_S)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -126,6 +136,10 @@ async def main() -> int:
     print(f"RESULT helper_busy_at_c{top['c']}={busy * 100:.0f} % of one core "
           f"ratio={busy:.2f} baseline=one core fully busy (under 1: the load, not the helper, set the pace) "
           f"capacity={1000 / top['cpu_per_test_ms']:.0f} tests/s per core")
+    print(f"RESULT helper_flow_rate_500_over_{SPREAD_S:.0f}s={min(spread['down_bps'], spread['up_bps']) / 1e6:.2f} Mbit/s "
+          f"ratio={min(spread['down_bps'] / base['down_bps'], spread['up_bps'] / base['up_bps']):.2f} "
+          f"baseline=C=1 (500 probes starting evenly over {SPREAD_S:.0f} s, {500 / SPREAD_S:.0f} tests/s) "
+          f"failed={spread['failed']} cpu_per_test={spread['cpu_per_test_ms']:.2f} ms")
     print(f"RESULT helper_degrades_at={degraded or 'none'} clients "
           f"ratio={(degraded or top['c']) / 500:.2f} baseline=goal 500 concurrent probes, "
           f"floor 10x {THROTTLE_BPS // 1000} kbit/s and half the C=1 rate (goal: none)")

@@ -287,3 +287,10 @@ def test_serve_options_are_checked_and_documented():
     for option in ("--header-timeout", "--body-timeout", "--max-connections-per-address", "--trusted-proxy",
                    "--max-batch-bytes", "--burst", "--max-open-reports", "--report-idle-hours"):
         assert option in r.stdout
+
+
+def test_blank_lines_do_not_count_against_the_burst(server):
+    conn = client(server, "127.0.0.18")
+    body = b"\n\n \r\n".join(msgspec.json.encode(dict(M, input=f"https://blank.example/{i}")) for i in range(20))
+    status, _, answer = post(conn, "/api/v1/submit", b"\n" * 40 + body + b"\n" * 40)
+    assert status == 200 and json.loads(answer)["count"] == 20

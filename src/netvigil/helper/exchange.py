@@ -168,7 +168,7 @@ async def quic_exchange(host: str, port: int, sni: str | None, method: str, targ
     ex = Exchange()
     config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN_H3],
                                server_name=_server_name(sni), verify_mode=ssl.CERT_NONE,
-                               idle_timeout=max(timeout, 1.0))
+                               idle_timeout=timeout + 5.0)  # our own deadline comes first
     holder: list[H3Client] = []
 
     def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - keep the protocol for its state

@@ -45,6 +45,7 @@ class H3Client(QuicConnectionProtocol):
         self._done = asyncio.Event()
         self._progress = asyncio.Event()
         self._terminated = False
+        self._ended = False  # our request stream ended (the whole response arrived)
 
     async def wait_connected(self) -> None:
         try:
@@ -82,6 +83,7 @@ class H3Client(QuicConnectionProtocol):
             _on_body(ex, event.data, self._keep)
         if getattr(event, "stream_ended", False):
             ex.t_end = time.monotonic()
+            self._ended = True
             self._done.set()
 
     def _buffered(self) -> int:
@@ -108,7 +110,7 @@ class H3Client(QuicConnectionProtocol):
             await self._send_body(ex, body)
         self.step = "read"
         await self._done.wait()
-        if self._terminated and ex.t_end == 0.0:
+        if not self._ended:
             raise ConnectionError("QUIC connection closed before the response ended")
         if ex.status is None:
             raise failures.StepFailure(BAD_RESPONSE, "no HTTP/3 response headers")

@@ -64,12 +64,6 @@ def third_party() -> Path:
     return THIRD_PARTY
 
 
-@pytest.fixture(scope="session")
-def shared_data(third_party: Path) -> Path:
-    """The former name of `third_party` (the data once lived outside the repository)."""
-    return third_party
-
-
 @contextlib.contextmanager
 def ready_client(app):
     """A TestClient of a netvigil app once its analysis has opened the store (bounded wait)."""

@@ -92,8 +92,8 @@ def test_broken_catalogue(tmp_path):
         load_catalogue(tmp_path / "nope.toml")
 
 
-def test_citizenlab_list(shared_data):
-    entries = load_test_list(shared_data / "citizenlab-test-lists" / "lists" / "global.csv")
+def test_citizenlab_list(third_party):
+    entries = load_test_list(third_party / "citizenlab-test-lists" / "lists" / "global.csv")
     assert len(entries) > 1000
     urls = {e.url for e in entries}
     assert any("twitter.com" in u for u in urls)

@@ -15,14 +15,18 @@ import logging
 import os
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.collector.judge_worker import Batch, JudgeWorker, WorkerGone, read_measurements
+from netvigil.collector.quarantine import Quarantine, Quarantined, reason_of
 from netvigil.errors import MeasurementError
 from netvigil.model.records import IncidentChange, StatusRow
+from netvigil.store.raw import FrameWriter, day_of
 
 log = logging.getLogger("netvigil.analyser")
 
@@ -44,6 +48,7 @@ class RoundResult(msgspec.Struct):
     status: dict[str, list[StatusRow]]
     full: bool = False
     stale: bool = False  # added data whose incidents are not refreshed yet
+    quarantined: int = 0  # measurements set aside this round (quarantine.py)
 
 
 class Analyser:
@@ -64,6 +69,8 @@ class Analyser:
         self.refresh_seconds = 0.0
         self._refreshed_at = 0.0
         self.stale = False
+        self.quarantine = Quarantine(self.data_dir)
+        self.quarantined = 0  # this run
 
     def open(self) -> None:
         from netvigil.analysis.service import Observatory  # the analysis area's facade
@@ -135,32 +142,119 @@ class Analyser:
         return {j.m.measurement_uid: batch.lines.get(i, line)
                 for i, ((_, line), j) in enumerate(zip(scanned, batch.judged)) if j is not None}
 
+    def _store(self, items: list, start: tuple[int, int], end: tuple[int, int], *,
+               frames: Callable[[], dict[str, bytes]], lines: Callable[[], dict[str, bytes]] | None = None
+               ) -> list[Quarantined]:
+        """add_judged(items); when that fails and the store still answers, bisect to the
+        items that fail alone and set them aside (the others are stored). A line reaches the
+        raw archive once: a retry of a part whose attempt got as far as the archive skips it
+        (add_judged archives all-new items from `frames`, here then empty)."""
+
+        def attempt(part: list, archived: bool) -> tuple[BaseException, bool] | None:
+            reached = False
+
+            def mark(fn):
+                def called():
+                    nonlocal reached
+                    reached = True
+                    return fn()
+                return called
+
+            if archived:
+                part_frames = mark(dict)  # nothing more to archive
+            elif part is items:
+                part_frames = mark(frames)
+            else:
+                part_frames = None  # archive this part's lines (from the items or `lines`)
+            try:
+                self.obs.add_judged(part, frames=part_frames, lines=mark(lines or dict))
+                return None
+            except Exception as exc:  # noqa: BLE001
+                return exc, archived or reached
+
+        failure = attempt(items, False) if items else None
+        if failure is None:
+            return []
+        if not self._store_answers():
+            raise failure[0]  # the store itself is down: the round fails and is tried again
+        log.error("storing %d measurements failed (%s); looking for the ones at fault",
+                  len(items), reason_of(failure[0]))
+        bad: list[tuple[Judged, BaseException]] = []
+        stack = [(items, failure)]
+        while stack:
+            part, (exc, archived) = stack.pop()
+            if len(part) == 1:
+                bad.append((part[0][0], exc))
+                continue
+            for half in (part[len(part) // 2:], part[: len(part) // 2]):
+                failed = attempt(half, archived)
+                if failed is not None:
+                    stack.append((half, failed))
+        return self._set_aside(bad, start, end)
+
+    def _store_answers(self) -> bool:
+        try:
+            self.obs.db.query("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _set_aside(self, bad: list, start: tuple[int, int], end: tuple[int, int]) -> list[Quarantined]:
+        """Quarantine entries for judged items the store refused (their lines found in the log)."""
+        if not bad:
+            return []
+        wanted = {j.m.measurement_uid: exc for j, exc in bad}
+        out = []
+        for pos, line in mlog.scan(self.log_dir, start, end):
+            for uid in [u for u in wanted if u.encode() in line]:
+                out.append(Quarantined(pos, "store", reason_of(wanted.pop(uid)), uid))
+        for uid, exc in wanted.items():  # not found by its text (the uid was added here)
+            out.append(Quarantined(mlog.Position(start[0], start[1], 0), "store", reason_of(exc), uid))
+        for q in out:
+            log.error("set aside %s: the store refused it: %s", q.uid, q.reason)
+        return out
+
     def round(self, stop: tuple[int, int]) -> RoundResult:
-        """One round over the log up to `stop`, the writer's committed end."""
+        """One round over the log up to `stop`, the writer's committed end. A measurement
+        that fails to decode, judge or store is set aside (quarantine.py), not retried."""
         end = self.checkpoint
         countries: set[str] = set()
         read = 0
-
-        def decoded():  # lazily: add_lines judges each measurement as it is decoded
-            nonlocal end, read
-            for pos, m, line in read_measurements(self.log_dir, self.checkpoint, stop, self.batch):
-                end = (pos.segment, pos.offset + pos.length + 1)
-                if m is None:
-                    continue
-                countries.add(m.probe_cc)
-                read += 1
-                yield m, line
-
+        failed: list[Quarantined] = []
         if stop > self.checkpoint:
             worked = self._from_worker(stop)
             if worked is not None:
                 judged = [j for j in worked.judged if j is not None]
+                failed.extend(worked.failed)
                 countries.update(j.m.probe_cc for j in judged)
-                read, end = len(judged), worked.end
-                self.obs.add_judged([(j, None) for j in judged], frames=lambda: worked.frames,
-                                    lines=lambda: self._lines(worked))
+                end = worked.end
+                refused = self._store([(j, None) for j in judged], worked.start, end,
+                                      frames=lambda: worked.frames, lines=lambda: self._lines(worked))
+                read = len(judged) - len(refused)
+                failed.extend(refused)
             else:
-                self.obs.add_lines(decoded())
+                frames = FrameWriter()
+                items: list[tuple[Judged, bytes]] = []
+                for pos, m, line in read_measurements(self.log_dir, self.checkpoint, stop, self.batch):
+                    end = (pos.segment, pos.offset + pos.length + 1)
+                    if isinstance(m, Quarantined):
+                        failed.append(m)
+                        continue
+                    try:  # judged while its tree is in cache; only the slim Judged is kept
+                        line = line_with_uid(m, line)
+                        j = self.obs.judge(m)
+                    except Exception as exc:  # noqa: BLE001  (one measurement must not stop the round)
+                        log.error("set aside %s: the judge failed: %s", m.measurement_uid, exc)
+                        failed.append(Quarantined(pos, "judge", reason_of(exc), m.measurement_uid))
+                        continue
+                    frames.add(day_of(m), line)
+                    countries.add(m.probe_cc)
+                    items.append((j, line))
+                refused = self._store(items, self.checkpoint, end, frames=frames.frames)
+                read = len(items) - len(refused)
+                failed.extend(refused)
+        self.quarantine.add(failed)  # durable before the checkpoint moves past them
+        self.quarantined += len(failed)
         added = read > 0
         if added:
             self.stale = True
@@ -187,4 +281,4 @@ class Analyser:
             self.checkpoint = end
             self._save_checkpoint()
         self.rounds += 1
-        return RoundResult(read, changes, status, full, self.stale)
+        return RoundResult(read, changes, status, full, self.stale, len(failed))

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from netvigil import __version__
-from netvigil.collector import routes
+from netvigil.collector import quarantine_routes, routes
 from netvigil.collector.core import Collector, Settings
 from netvigil.collector.connections import ConnectionGuard
 from netvigil.collector.intake import Rejected
@@ -136,10 +136,12 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
             "replayed": nv.collector.replayed,
             "analysis": nv.pump.error or ("running" if nv.pump.obs is not None else "starting"),
             "analysed": nv.pump.analysed,
+            "quarantined": nv.pump.quarantined,  # set aside by the analysis: GET /api/v1/quarantine
             "uptime_seconds": round(time.time() - nv.started, 1),
         }
 
     app.include_router(routes.router)
+    app.include_router(quarantine_routes.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     return app

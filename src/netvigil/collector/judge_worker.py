@@ -28,7 +28,8 @@ import msgspec
 
 from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
-from netvigil.errors import MeasurementError
+from netvigil.collector.quarantine import Quarantined, reason_of
+from netvigil.collector.validation import check_time
 from netvigil.model.measurement import Measurement, decode_known_fields
 from netvigil.store.raw import FrameWriter, day_of
 
@@ -48,9 +49,10 @@ class Ready(msgspec.Struct, array_like=True, tag="ready"):
 class Batch(msgspec.Struct, array_like=True, tag="batch"):
     start: tuple[int, int]
     end: tuple[int, int]  # after the last line read
-    judged: list[Judged | None]  # one per line; None: not a measurement (logged by the worker)
+    judged: list[Judged | None]  # one per line; None: set aside (in `failed`)
     lines: dict[int, bytes] = {}  # index -> the line to archive, when it differs from the log's (uid added)
-    frames: dict[str, bytes] = {}  # day -> the raw archive's zstd frame of the measurements' lines
+    frames: dict[str, bytes] = {}  # day -> the raw archive's zstd frame of the judged measurements' lines
+    failed: list[Quarantined] = []  # lines that did not decode or judge
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -76,16 +78,35 @@ def _read(inp: BinaryIO) -> bytes | None:
 
 
 def read_measurements(log_dir: Path, start: tuple[int, int], stop: tuple[int, int],
-                      limit: int) -> Iterator[tuple[mlog.Position, Measurement | None, bytes]]:
-    """(position, measurement, line) of the committed log lines from `start`; the measurement
-    is None (and logged) for a line that does not decode."""
+                      limit: int) -> Iterator[tuple[mlog.Position, Measurement | Quarantined, bytes]]:
+    """(position, measurement, line) of the committed log lines from `start`. A line that
+    does not decode, or holds a time the store cannot read (an older collector let some in),
+    gives a Quarantined instead of a measurement: it never blocks the analysis."""
     for pos, line in mlog.scan(log_dir, start, stop, limit=limit):
         try:
             m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
-        except MeasurementError as exc:  # the collector validated it; never block the pump
-            log.error("%s", exc)
-            m = None
+            check_time(m.measurement_start_time, "measurement_start_time", "measurement")
+        except Exception as exc:  # noqa: BLE001  (whatever a hostile line raises)
+            log.error("set aside the line at log segment %s offset %s: %s", pos.segment, pos.offset, exc)
+            yield pos, Quarantined(pos, "decode", reason_of(exc), _uid_in(line)), line
+            continue
         yield pos, m, line
+
+
+def _uid_in(line: bytes) -> str | None:
+    """The measurement_uid of a line that did not decode, if it can still be read."""
+    try:
+        uid = _uid_only.decode(line).measurement_uid
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+        return None
+    return uid if isinstance(uid, str) and len(uid) <= 128 else None
+
+
+class _UidOnly(msgspec.Struct):
+    measurement_uid: str | None = None
+
+
+_uid_only = msgspec.json.Decoder(_UidOnly)
 
 
 def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
@@ -93,17 +114,26 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
     lines: dict[int, bytes] = {}
     frames = FrameWriter()  # compressed here, while each line is in cache
     end = req.start
+    failed: list[Quarantined] = []
     for pos, m, line in read_measurements(log_dir, req.start, req.stop, req.limit):
         end = (pos.segment, pos.offset + pos.length + 1)
-        if m is None:
+        if isinstance(m, Quarantined):
             judged.append(None)
+            failed.append(m)
             continue
-        archived = line_with_uid(m, line)
+        try:
+            archived = line_with_uid(m, line)
+            j = judge(m)
+        except Exception as exc:  # noqa: BLE001  (one measurement must not stop the batch)
+            log.error("set aside %s: the judge failed: %s", m.measurement_uid, exc)
+            judged.append(None)
+            failed.append(Quarantined(pos, "judge", reason_of(exc), m.measurement_uid))
+            continue
         if archived is not line:
             lines[len(judged)] = archived
         frames.add(day_of(m), archived)
-        judged.append(judge(m))
-    return Batch(req.start, end, judged, lines, frames.frames())
+        judged.append(j)
+    return Batch(req.start, end, judged, lines, frames.frames(), failed)
 
 
 def main(argv: list[str]) -> int:

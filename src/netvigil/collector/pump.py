@@ -20,6 +20,7 @@ from typing import Any
 
 from netvigil.collector.analyser import Analyser, RoundResult, store_dir  # noqa: F401  (re-export)
 from netvigil.collector.log import MeasurementLog
+from netvigil.collector.quarantine import Quarantine
 from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.pump")
@@ -43,6 +44,8 @@ class PumpBase:
         self.error: str | None = None if enabled else "analysis is disabled in this collector"
         self.ready = False
         self.analysed = 0
+        self.quarantine = Quarantine(self.data_dir)  # what the analysis set aside (quarantine.py)
+        self.quarantined = self.quarantine.count()  # since the data dir was made
         self.rounds = 0
         self.last_round_at: float | None = None
         self.last_round_seconds = 0.0
@@ -59,6 +62,7 @@ class PumpBase:
         view.update(res.status)
         self.status_view = view  # one assignment: readers see the old or the new view
         self.analysed += res.analysed
+        self.quarantined += res.quarantined
         self.rounds += 1
         self._stale = res.stale
         self.last_round_at = time.time()

@@ -44,6 +44,9 @@ class Metrics:
                                         "Seconds since the last analysis round (-1: none yet)", value=lag)
                 yield GaugeMetricFamily("netvigil_analysis_up", "1 when analysis runs",
                                         value=0 if pump.error else 1)
+                yield GaugeMetricFamily("netvigil_quarantined_measurements",
+                                        "Measurements the analysis set aside (GET /api/v1/quarantine)",
+                                        value=pump.quarantined)
 
         self.registry.register(_State())
 

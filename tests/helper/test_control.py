@@ -178,3 +178,32 @@ async def test_control_tls_with_a_lab_ca(world, tmp_path):
             assert json.loads(body)["http_request"][key] == value
     finally:
         tls.close()
+
+
+async def test_every_redirect_hop_is_checked_before_its_connect():
+    """A page that redirects to a destination the policy refuses: the fetch stops there."""
+    from netvigil.helper.fetch import fetch
+
+    seen: list[str] = []
+
+    async def jump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        seen.append("hop")
+        writer.write(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:%d/inside\r\n"
+                     b"Content-Length: 0\r\n\r\n" % port)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(jump, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def resolve(host: str) -> list[str]:
+        return [host]
+
+    try:
+        out = await fetch(f"http://127.0.0.1:{port}/", {}, resolve=resolve,
+                          allowed=lambda ip: ip == "127.0.0.1", max_body=1000, timeout=5.0)
+    finally:
+        server.close()
+    assert seen == ["hop"]  # and 127.0.0.2 never tried: that would be connection_refused_error
+    assert (out.failure, out.status_code) == ("unknown_error", -1)

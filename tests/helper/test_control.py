@@ -17,7 +17,8 @@ import msgspec
 import pytest
 
 from netvigil.helper import client
-from netvigil.helper.control import ControlRequest, _h3_endpoint
+from netvigil.helper.control import _h3_endpoint
+from netvigil.helper.th import THRequest, THResponse
 from netvigil.helper.limits import Limits
 from netvigil.helper.server import Helper
 from tests.conftest import TEST_DATA
@@ -76,9 +77,14 @@ def _shape(value):  # noqa: ANN001, ANN202
     return type(value).__name__
 
 
-def test_every_ooni_request_decodes():
+def test_every_ooni_request_and_answer_fits_our_types():
+    answers = [p["control"] for p in PAIRS if p["control"]]
+    assert len(answers) == 55
+    for answer in answers:  # OONI's own test helper answers decode into our THResponse
+        decoded = msgspec.json.decode(json.dumps(answer), type=THResponse)
+        assert set(decoded.tcp_connect) == set(answer["tcp_connect"])
     for pair in PAIRS:
-        req = msgspec.json.decode(json.dumps(pair["request"]), type=ControlRequest)
+        req = msgspec.json.decode(json.dumps(pair["request"]), type=THRequest)
         assert req.http_request == pair["request"]["http_request"]
         assert req.tcp_connect == pair["request"]["tcp_connect"]  # null in some: Go's nil slice
 
@@ -89,6 +95,7 @@ async def test_control_answers_in_ooni_shape(world):
                       resolver=dns_addr) as helper:
         answer = await client.control(helper.address, _request(
             f"http://site.test:{port}/old", [f"127.0.0.1:{port}"]))
+    msgspec.convert(answer, THResponse)  # as OONI's probes would read it
     ooni = OONI["control"]
     assert set(answer) == set(ooni)
     endpoint = f"127.0.0.1:{port}"

@@ -1,6 +1,6 @@
 """The OONI web connectivity control (oohelperd's protocol) from the helper's vantage.
 
-Request and response follow ooni/probe-cli internal/model/th.go (THRequest/THResponse),
+Request and response are the typed records of th.py (ooni/probe-cli internal/model/th.go),
 with oohelperd's plan: resolve the URL's host; connect to every address the probe or we
 found on the URL's port (80 and 443 for http://), TLS on 443 with the URL's host as SNI;
 GET the URL; with x_quic_enabled and an h3 Alt-Svc, QUIC handshakes too. Bogons are not
@@ -20,6 +20,19 @@ import msgspec
 
 from netvigil.helper.fetch import fetch
 from netvigil.helper.limits import Limits
+from netvigil.helper.th import (
+    IS_BOGON,
+    RESOLVED_BY_PROBE,
+    RESOLVED_BY_TH,
+    THDNS,
+    VALID_FOR_DOMAIN,
+    THHTTPRequest,
+    THIPInfo,
+    THRequest,
+    THResponse,
+    THTCPConnect,
+    THTLSHandshake,
+)
 from netvigil.probe import failures
 
 MAX_ENDPOINTS = 16
@@ -28,15 +41,6 @@ DNS_TIMEOUT_S = 4.0
 CONNECT_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 15.0
 MAX_BODY = 1 << 20
-# model.THIPInfoFlag* bits
-RESOLVED_BY_PROBE, RESOLVED_BY_TH, IS_BOGON, VALID_FOR_DOMAIN = 1, 2, 4, 8
-
-
-class ControlRequest(msgspec.Struct):
-    http_request: str
-    http_request_headers: dict[str, list[str]] | None = None  # Go sends null for nil
-    tcp_connect: list[str] | None = None
-    x_quic_enabled: bool = False
 
 
 def is_public(ip: str) -> bool:
@@ -78,7 +82,7 @@ class ControlService:
 
     async def answer(self, body: bytes) -> tuple[int, bytes]:
         try:
-            req = msgspec.json.decode(body, type=ControlRequest)
+            req = msgspec.json.decode(body, type=THRequest)
             url = urlsplit(req.http_request)
             if url.scheme not in ("http", "https") or not url.hostname:
                 raise ValueError("http_request must be an http:// or https:// URL")
@@ -130,46 +134,46 @@ class ControlService:
             raise failures.StepFailure("dns_name_error")
         return out
 
-    async def _dns(self, host: str) -> dict:
+    async def _dns(self, host: str) -> THDNS:
         try:
-            return {"failure": None, "addrs": await self.resolve(host)}
+            return THDNS(None, await self.resolve(host))
         except failures.StepFailure as exc:
-            return {"failure": exc.failure, "addrs": []}
+            return THDNS(exc.failure, [])
         except socket.gaierror as exc:
             if exc.errno == socket.EAI_NONAME:
-                return {"failure": "dns_name_error", "addrs": []}
+                return THDNS("dns_name_error", [])
             if exc.errno == getattr(socket, "EAI_NODATA", -5):
-                return {"failure": None, "addrs": []}
-            return {"failure": "dns_server_failure", "addrs": []}
+                return THDNS(None, [])
+            return THDNS("dns_server_failure", [])
         except (TimeoutError, OSError):
-            return {"failure": "unknown_error", "addrs": []}
+            return THDNS("unknown_error", [])
 
-    async def measure(self, req: ControlRequest, url) -> dict:  # noqa: ANN001
+    async def measure(self, req: THRequest, url) -> THResponse:  # noqa: ANN001
         host = url.hostname
         is_ip = _split(_join(host, 1)) is not None  # an address, not a name: no DNS step
-        dns = {"failure": None, "addrs": []} if is_ip else await self._dns(host)
-        ip_info: dict[str, dict] = {}
+        dns = THDNS(None, []) if is_ip else await self._dns(host)
+        ip_info: dict[str, THIPInfo] = {}
         for endpoint in (req.tcp_connect or [])[:MAX_ENDPOINTS]:
             pair = _split(endpoint)
             if pair:
-                ip_info.setdefault(pair[0], {"asn": 0, "flags": 0})["flags"] |= RESOLVED_BY_PROBE
-        for ip in dns["addrs"][:MAX_ENDPOINTS]:
-            ip_info.setdefault(ip, {"asn": 0, "flags": 0})["flags"] |= RESOLVED_BY_TH
+                ip_info.setdefault(pair[0], THIPInfo(0, 0)).flags |= RESOLVED_BY_PROBE
+        for ip in (dns.addrs or [])[:MAX_ENDPOINTS]:
+            ip_info.setdefault(ip, THIPInfo(0, 0)).flags |= RESOLVED_BY_TH
         for ip, info in ip_info.items():
             if not is_public(ip):
-                info["flags"] |= IS_BOGON
-            info["asn"] = _asn(ip)
+                info.flags |= IS_BOGON
+            info.asn = _asn(ip)
         ports = [url.port] if url.port else ([443] if url.scheme == "https" else [80, 443])
         endpoints = sorted((_join(ip, p), ip, p) for ip in ip_info for p in ports if self.allowed(ip))
-        tcp: dict[str, dict] = {}
-        tls: dict[str, dict] = {}
+        tcp: dict[str, THTCPConnect] = {}
+        tls: dict[str, THTLSHandshake] = {}
 
         async def one(endpoint: str, ip: str, port: int) -> None:
             tcp[endpoint], handshake = await self._tcp_tls(ip, port, host if port == 443 else None)
             if handshake is not None:
                 tls[endpoint] = handshake
-                if handshake["failure"] is None:
-                    ip_info[ip]["flags"] |= VALID_FOR_DOMAIN
+                if handshake.failure is None:
+                    ip_info[ip].flags |= VALID_FOR_DOMAIN
 
         fetched_task = asyncio.ensure_future(fetch(
             req.http_request, req.http_request_headers or {}, resolve=self.resolve, allowed=self.allowed,
@@ -177,41 +181,33 @@ class ControlService:
         await asyncio.gather(*(one(*e) for e in endpoints[:MAX_ENDPOINTS]))
         fetched = await fetched_task
         h3 = _h3_endpoint(fetched.first_alt_svc, fetched.first_authority)
-        quic: dict[str, dict] = {}
+        quic: dict[str, THTLSHandshake] = {}
         if req.x_quic_enabled and h3:
             await asyncio.gather(*(self._quic(quic, e, ip, p, host) for e, ip, p in endpoints[:MAX_ENDPOINTS]
                                    if p == 443))
-        return {
-            "tcp_connect": tcp,
-            "tls_handshake": tls,
-            "quic_handshake": quic,
-            "http_request": {
-                "body_length": len(fetched.body) if fetched.failure is None else -1,
-                "discovered_h3_endpoint": h3, "failure": fetched.failure, "title": fetched.title,
-                "headers": fetched.headers, "status_code": fetched.status_code},
-            "http3_request": None,
-            "dns": dns,
-            "ip_info": ip_info,
-        }
+        http = THHTTPRequest(body_length=len(fetched.body) if fetched.failure is None else -1,
+                             discovered_h3_endpoint=h3, failure=fetched.failure, title=fetched.title,
+                             headers=fetched.headers, status_code=fetched.status_code)
+        return THResponse(tcp_connect=tcp, tls_handshake=tls, quic_handshake=quic, http_request=http,
+                          http3_request=None, dns=dns, ip_info=ip_info)
 
-    async def _tcp_tls(self, ip: str, port: int, sni: str | None) -> tuple[dict, dict | None]:
+    async def _tcp_tls(self, ip: str, port: int, sni: str | None) -> tuple[THTCPConnect, THTLSHandshake | None]:
         writer = None
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(ip, port)
         except (OSError, TimeoutError) as exc:
-            return {"status": False, "failure": failures.classify(exc)}, None
+            return THTCPConnect(False, failures.classify(exc)), None
         try:
             if sni is None:
-                return {"status": True, "failure": None}, None
+                return THTCPConnect(True, None), None
             failure = None
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     await writer.start_tls(self.tls, server_hostname=sni)
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 failure = failures.classify(exc)
-            return ({"status": True, "failure": None},
-                    {"server_name": sni, "status": failure is None, "failure": failure})
+            return THTCPConnect(True, None), THTLSHandshake(sni, failure is None, failure)
         finally:
             writer.transport.abort()
 
@@ -221,7 +217,7 @@ class ControlService:
 
         failure = await quic_handshake(Trace(), ip, port, server_name=sni, tid=0,
                                        timeout=CONNECT_TIMEOUT_S, ca_file=self.ca_file)
-        out[endpoint] = {"server_name": sni, "status": failure is None, "failure": failure}
+        out[endpoint] = THTLSHandshake(sni, failure is None, failure)
 
 
 def _h3_endpoint(alt_svc: str, authority: str) -> str:

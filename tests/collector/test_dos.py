@@ -16,10 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import msgspec
 import pytest
 
+from netvigil.collector.client import submit_measurements
 from netvigil.collector.connections import ConnectionLimits
 from netvigil.collector.reports import Reports
 from netvigil.errors import ConfigError
@@ -299,3 +301,23 @@ def test_blank_lines_do_not_count_against_the_burst(server):
     body = b"\n\n \r\n".join(msgspec.json.encode(dict(M, input=f"https://blank.example/{i}")) for i in range(20))
     status, _, answer = post(conn, "/api/v1/submit", b"\n" * 40 + body + b"\n" * 40)
     assert status == 200 and json.loads(answer)["count"] == 20
+
+
+def test_the_probe_client_waits_as_long_as_retry_after_says(server, monkeypatch):
+    """netvigil's own submitter backs off by the collector's Retry-After, not only its own backoff."""
+    from netvigil.collector import client as submitter
+    from netvigil.model.measurement import Measurement
+
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(submitter, "time", SimpleNamespace(sleep=sleep, strftime=time.strftime))
+    measurements = [Measurement(test_name="netvigil_service", measurement_start_time="2022-02-26 09:00:00",
+                                probe_cc="RU", probe_asn="AS12389", input=f"https://retry.example/{i}",
+                                test_keys={"i": i}) for i in range(30)]
+    result = submit_measurements(server.url, measurements, retries=5, backoff=0.01)
+    assert result.submitted == 30 and result.queued == 0  # the rate is 5/s with a burst of 20
+    assert sleeps and max(sleeps) >= 1  # Retry-After (whole seconds), not the 0.01 s backoff

@@ -71,6 +71,7 @@ class _Session:
         delay = self.backoff
         last = ""
         for attempt in range(self.retries + 1):
+            wait = 0.0
             try:
                 resp = self.http.post(self.url + path, json=payload)
             except httpx.HTTPError as exc:
@@ -78,6 +79,7 @@ class _Session:
             else:
                 if resp.status_code == 429 or resp.status_code >= 500:
                     last = _detail(resp)
+                    wait = _retry_after(resp)
                 elif resp.status_code >= 400:
                     raise _Rejected(_detail(resp))
                 else:
@@ -86,12 +88,18 @@ class _Session:
                     except ValueError:
                         last = f"collector answered non-JSON to {path}"
             if attempt < self.retries:
-                time.sleep(delay)
+                time.sleep(max(delay, wait))
                 delay = min(delay * 2, 5.0)
         raise _Transient(f"{self.url}{path}: {last}")
 
     def close(self) -> None:
         self.http.close()
+
+
+def _retry_after(resp: httpx.Response, cap: float = 60.0) -> float:
+    """The collector's Retry-After in seconds (capped: past it the measurement waits in the queue)."""
+    value = resp.headers.get("retry-after", "").strip()
+    return min(float(value), cap) if value.isdigit() else 0.0
 
 
 def _report_key(m: Measurement) -> tuple[str, str, str]:

@@ -113,6 +113,9 @@ def test_slowloris_leaves_other_clients_served(server):
     assert b"limit 16 per address" in refused[0] and b"retry-after: 1" in refused[0]
     assert timed_out and b"request headers not complete within 1 s" in timed_out[0]
     assert not [a for a in answers if a.startswith(b"HTTP/1.1 2")]  # no half request was served
+    _, health = get(other, "/api/v1/health")
+    limits = json.loads(health)["limits"]
+    assert limits["connections_refused"] >= len(refused) and limits["connections_timed_out"] >= len(timed_out)
 
 
 def test_dribbled_headers_are_cut_off_although_bytes_keep_coming(server):

@@ -71,6 +71,17 @@ class Observatory:
         return uids
 
 
+def limits_state(nv: Observatory) -> dict:
+    """What the per-client limits did since start (docs/security.md, "Cost per client")."""
+    guard = nv.connections
+    return {
+        "connections_open": len(guard.live) if guard else None,
+        "connections_refused": guard.refused if guard else None,  # over the per-address cap
+        "connections_timed_out": guard.timed_out if guard else None,  # slow headers or body
+        "reports_expired": nv.collector.reports.expired,
+    }
+
+
 def make_settings(settings: dict) -> Settings:
     names = {f.name for f in dataclasses.fields(Settings)}
     unknown = sorted(set(settings) - names)
@@ -138,6 +149,7 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
             "analysed": nv.pump.analysed,
             "quarantined": nv.pump.quarantined,  # set aside by the analysis: GET /api/v1/quarantine
             "uptime_seconds": round(time.time() - nv.started, 1),
+            "limits": limits_state(nv),
         }
 
     app.include_router(routes.router)

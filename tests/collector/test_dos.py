@@ -324,3 +324,22 @@ def test_the_probe_client_waits_as_long_as_retry_after_says(server, monkeypatch)
     result = submit_measurements(server.url, measurements, retries=5, backoff=0.01)
     assert result.submitted == 30 and result.queued == 0  # the rate is 5/s with a burst of 20
     assert sleeps and max(sleeps) >= 1  # Retry-After (whole seconds), not the 0.01 s backoff
+
+
+def test_a_report_idle_past_its_time_takes_no_more_measurements(tmp_path):
+    from netvigil.collector.core import Collector, Settings
+    from netvigil.collector.intake import Rejected
+
+    now = [0.0]
+    collector = Collector(tmp_path, Settings(report_idle_hours=1, fsync=False))
+    collector.reports.clock = lambda: now[0]
+    try:
+        report_id = collector.open_report({"test_name": "web_connectivity"}, "198.51.100.1")
+        now[0] = 3000
+        collector.check_report(report_id)  # a submission keeps it alive
+        now[0] = 3000 + 3601
+        with pytest.raises(Rejected, match="unknown or expired") as gone:
+            collector.check_report(report_id)
+        assert gone.value.status == 404 and collector.reports.expired == 1
+    finally:
+        collector.close()

@@ -132,9 +132,10 @@ class Collector:
     def check_report(self, report_id: str) -> None:
         if not intake.REPORT_ID_RE.fullmatch(report_id):
             raise Rejected(f"report id {report_id[:60]!r} is malformed", 400)
+        self.reports.expire()  # a report idle past its time is gone even if nobody opened one since
         report = self.reports.get(report_id)
         if report is None:
-            raise Rejected(f"report {report_id!r} is unknown (open one with POST /report first)", 404)
+            raise Rejected(f"report {report_id!r} is unknown or expired (open one with POST /report)", 404)
         if not report["open"]:
             raise Rejected(f"report {report_id!r} is closed", 409)
         self.reports.touch(report_id)

@@ -343,3 +343,14 @@ def test_a_report_idle_past_its_time_takes_no_more_measurements(tmp_path):
         assert gone.value.status == 404 and collector.reports.expired == 1
     finally:
         collector.close()
+
+
+def test_content_length_is_checked_before_the_body():
+    from netvigil.collector.intake import Rejected
+    from netvigil.collector.quota import declared_length
+
+    assert declared_length({"content-length": " 12 "}, 100) == 12 and declared_length({}, 100) is None
+    for value, status in (("9" * 5000, 413), ("101", 413), ("1e3", 400), ("١٢", 400), ("-1", 400)):
+        with pytest.raises(Rejected) as refused:
+            declared_length({"content-length": value}, 100, "batch")
+        assert refused.value.status == status and ("limit of 100 bytes" in str(refused.value)) == (status == 413)

@@ -237,3 +237,20 @@ def test_health_metric_and_admin_listing_show_what_was_set_aside(tmp_path):
         entry = page["results"][0]
         assert entry["stage"] == "decode" and "measurement_start_time" in entry["reason"]
         assert entry["measurement"] == BAD_TIME.decode()
+
+
+def test_cli_lists_what_was_set_aside(tmp_path, capsys):
+    from netvigil.cli import main
+
+    lines = recorded_lines()[:5]
+    write_log(tmp_path, lines[:2] + [BAD_TIME] + lines[2:])
+    analyse(tmp_path).close()
+    assert main(["quarantine", "--data-dir", str(tmp_path), "--lines"]) == 0
+    out = capsys.readouterr().out
+    assert "20220226090000.000001_RU_webconnectivity_bad0time0000001" in out and "decode" in out
+    assert BAD_TIME.decode() in out
+    assert main(["quarantine", "--data-dir", str(tmp_path), "--jsonl"]) == 0
+    entry = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert entry["stage"] == "decode" and entry["position"]["segment"] == 1
+    assert main(["quarantine", "--data-dir", str(tmp_path / "absent")]) == 2
+    assert "not a netvigil data directory" in capsys.readouterr().err

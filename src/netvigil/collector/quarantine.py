@@ -6,7 +6,7 @@ the store will not insert. One such line must not stop every later round, so the
 (analyser.py) sets it aside here and goes on. It stays where it was received (the
 collector's log: `position`); this file lists it with the stage and the reason, one JSON
 line each, in DATA_DIR/collector/quarantine.jsonl, for an operator to read
-(`GET /api/v1/quarantine`, admin), fix the cause, and feed again.
+(`GET /api/v1/quarantine`, admin, or `netvigil quarantine`), fix the cause, and feed again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.collector.log import Position
+from netvigil.collector.log import Position, _segment_name
 
 STAGES = ("decode", "judge", "store")  # read from the log / judged / written to the store
 
@@ -39,6 +39,21 @@ _decoder = msgspec.json.Decoder(Quarantined)
 
 def quarantine_path(data_dir: Path) -> Path:
     return Path(data_dir) / "collector" / "quarantine.jsonl"
+
+
+def as_dict(e: Quarantined) -> dict:
+    """An entry as the API and `netvigil quarantine --jsonl` show it."""
+    item = msgspec.to_builtins(e)
+    item["position"] = {"segment": e.position.segment, "offset": e.position.offset, "length": e.position.length}
+    return item
+
+
+def read_line(data_dir: Path, position: Position, cap: int = 1 << 20) -> bytes:
+    """The log line at `position` (its first `cap` bytes), read without opening the log for
+    writing (a running service may own it)."""
+    with open(Path(data_dir) / "log" / _segment_name(position.segment), "rb") as fh:
+        fh.seek(position.offset)
+        return fh.read(min(position.length, cap))
 
 
 def reason_of(exc: BaseException) -> str:

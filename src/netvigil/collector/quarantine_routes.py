@@ -8,10 +8,10 @@ netvigil_quarantined_measurements.
 
 from __future__ import annotations
 
-import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from netvigil.collector.quarantine import as_dict, read_line
 from netvigil.collector.routes import require_admin
 
 router = APIRouter()
@@ -30,12 +30,10 @@ async def quarantine(request: Request, limit: int = Query(100, ge=1, le=1000), o
     page = entries[::-1][offset: offset + limit]
     results = []
     for e in page:
-        item = msgspec.to_builtins(e)
-        item["position"] = {"segment": e.position.segment, "offset": e.position.offset, "length": e.position.length}
+        item = as_dict(e)
         if lines and e.position.length:
             try:
-                raw = nv.collector.log.read(msgspec.structs.replace(e.position, length=min(e.position.length, LINE_CAP)))
-                item["measurement"] = raw.decode("utf-8", "replace")
+                item["measurement"] = read_line(nv.data_dir, e.position, LINE_CAP).decode("utf-8", "replace")
             except OSError as exc:
                 item["measurement"] = None
                 item["measurement_error"] = f"cannot read the log: {exc.strerror or exc}"

@@ -8,8 +8,10 @@ its set-up cannot pass green.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +22,37 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 THIRD_PARTY = TEST_DATA / "third_party"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _local_names() -> set[str]:
+    names = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", socket.gethostname()}
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/hosts").read_text().splitlines():
+            names.update(line.split("#", 1)[0].split()[1:])
+    return {n.lower() for n in names}
+
+
+_LOCAL_NAMES = _local_names()
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    """Tests never ask the machine's resolver about a real name (house rule 1: no traffic
+    leaves this machine, and the resolver is a private address). IP literals, localhost and
+    /etc/hosts names resolve as usual; any other name is NXDOMAIN. Tests that need a name
+    patch their own resolver."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None:
+        text = str(name).strip("[]").split("%", 1)[0]
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            if text.lower().rstrip(".") not in _LOCAL_NAMES and not text.lower().endswith(".localhost"):
+                raise socket.gaierror(socket.EAI_NONAME, f"test guard: no system DNS for {name!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _guarded_getaddrinfo
 
 
 def missing_or_fail(what: str) -> None:

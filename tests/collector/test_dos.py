@@ -354,3 +354,86 @@ def test_content_length_is_checked_before_the_body():
         with pytest.raises(Rejected) as refused:
             declared_length({"content-length": value}, 100, "batch")
         assert refused.value.status == status and ("limit of 100 bytes" in str(refused.value)) == (status == 413)
+
+
+class _Transport:
+    """The few transport calls the protocol makes, recorded (for deadlines no socket can be made to hit)."""
+
+    def __init__(self):
+        self.written, self.closing, self.aborted, self.buffered = b"", False, False, 0
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("198.51.100.7", 40000), "sockname": ("127.0.0.1", 8470)}.get(name, default)
+
+    def write(self, data):
+        self.written += data
+
+    def is_closing(self):
+        return self.closing
+
+    def close(self):
+        self.closing = True
+
+    def abort(self):
+        self.aborted = self.closing = True
+
+    def get_write_buffer_size(self):
+        return self.buffered
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+
+def test_slow_readers_and_stuck_closes_are_aborted():
+    """A client that stops reading our response (writing paused) is aborted after the body
+    deadline; a close still pending after the header deadline is aborted too."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from netvigil.collector.connections import guarded_protocol
+
+    loop = asyncio.new_event_loop()
+    try:
+        config = uvicorn.Config(app=lambda scope, receive, send: None, log_level="warning")
+        config.load()
+        limits = ConnectionLimits(header_timeout=10, body_timeout=30)
+        protocol_class = guarded_protocol(limits)
+
+        def connect():
+            conn = protocol_class(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+            transport = _Transport()
+            conn.connection_made(transport)
+            return conn, transport
+
+        conn, transport = connect()
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # headers in: the app works on it
+        start = time.monotonic()
+        assert not conn.late(start + 1000)
+        conn.pause_writing()  # the client stopped reading the response
+        assert not conn.late(start + 20) and conn.late(time.monotonic() + 31)
+        conn.cut_off()
+        assert transport.aborted and b"408" not in transport.written
+
+        conn, transport = connect()
+        transport.closing = True  # we closed it; the rest waits for a client that does not read
+        start = time.monotonic()
+        assert not conn.late(start) and not conn.late(start + 9) and conn.late(start + 11)
+        conn.cut_off()
+        assert transport.aborted
+
+        conn, transport = connect()  # headers that never end: a 408, then close
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert conn.late(time.monotonic() + 11)
+        conn.cut_off()
+        assert transport.written.startswith(b"HTTP/1.1 408") and transport.closing and not transport.aborted
+    finally:
+        tasks = asyncio.all_tasks(loop)  # the request the first connection started: never run
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.close()

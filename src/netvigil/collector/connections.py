@@ -9,7 +9,10 @@ hold every slot. `guarded_protocol(limits)` returns a subclass of uvicorn's H11P
 - cuts off (408, then close) a connection whose request headers are not complete
   `header_timeout` seconds after it opened (or, on a kept-alive connection, after the first
   byte of the next request: an idle one is closed by uvicorn's keep-alive timeout), or whose
-  body is not complete `body_timeout` seconds after its headers (unless we paused reading).
+  body is not complete `body_timeout` seconds after its headers (unless we paused reading);
+- aborts a connection whose client has not read our response for `body_timeout` seconds
+  (writing paused: a slow reader), or that is still closing `header_timeout` seconds after
+  we closed it (a close waits for the client to read what is left to send).
 One sweep a second over the live connections enforces both deadlines.
 """
 
@@ -136,6 +139,8 @@ class GuardedH11Protocol(H11Protocol):
         self._waiting_since: float | None = time.monotonic()  # for a request's headers
         self._seen_cycle = None
         self._body_since = 0.0
+        self._stalled_since: float | None = None  # writing paused: we wait for the client to read
+        self._closing_since: float | None = None  # first seen closing by a sweep
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
@@ -155,25 +160,41 @@ class GuardedH11Protocol(H11Protocol):
         super().on_response_complete()
         self._note_request(time.monotonic())
 
+    def pause_writing(self) -> None:
+        self._stalled_since = time.monotonic()
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._stalled_since = None
+        super().resume_writing()
+
     def _note_request(self, now: float) -> None:
         if self.cycle is not None and self.cycle is not self._seen_cycle:
             self._seen_cycle = self.cycle  # headers complete: a new request began
             self._body_since = now
 
     def late(self, now: float) -> bool:
-        """True when the client missed its header or body deadline."""
-        if self.transport is None or self.transport.is_closing():
-            return False
+        """True when the client missed its header or body deadline, or does not read."""
+        limits = self.guard.limits
+        if self.transport.is_closing():
+            if self._closing_since is None:
+                self._closing_since = now
+            return now - self._closing_since > limits.header_timeout
+        if self.flow.write_paused and self._stalled_since is not None:
+            return now - self._stalled_since > limits.body_timeout
         self._note_request(now)
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             since = self._waiting_since
-            return since is not None and now - since > self.guard.limits.header_timeout
+            return since is not None and now - since > limits.header_timeout
         if cycle.more_body and not self.flow.read_paused:
-            return now - self._body_since > self.guard.limits.body_timeout
+            return now - self._body_since > limits.body_timeout
         return False  # the app is working on the request
 
     def cut_off(self) -> None:
+        if self.transport.is_closing() or self.flow.write_paused:  # the client does not read: no goodbye
+            self.transport.abort()
+            return
         limits = self.guard.limits
         cycle = self.cycle
         if cycle is None or cycle.response_complete:

@@ -172,7 +172,7 @@ def test_a_row_the_store_refuses_is_found_by_bisection_and_each_line_archived_on
         a.close()
 
 
-def test_a_store_that_is_down_fails_the_round_without_quarantining(tmp_path):
+def test_a_store_that_is_down_fails_the_round_without_quarantining_and_the_retry_archives_nothing_twice(tmp_path):
     lines = recorded_lines()[:10]
     write_log(tmp_path, lines)
     a = Analyser(tmp_path, batch=5000)
@@ -181,15 +181,25 @@ def test_a_store_that_is_down_fails_the_round_without_quarantining(tmp_path):
     def down(*args, **kwargs):
         raise StoreError("connection refused")
 
-    a.obs.db.insert = down
-    real_query = a.obs.db.query
+    real_insert, real_query = a.obs.db.insert, a.obs.db.query
+    a.obs.db.insert = down  # fails after the raw archive was written
     a.obs.db.query = lambda sql: down() if sql == "SELECT 1" else real_query(sql)
     try:
         with pytest.raises(StoreError):
             a.round(log_end(tmp_path))
         assert Quarantine(tmp_path).entries() == [] and a.checkpoint == (0, 0)
+        assert set(archived_uids(tmp_path).values()) == {1}
+        write_log(tmp_path, recorded_lines()[10:15])  # more arrives while the store is down
+        a.obs.db.insert, a.obs.db.query = real_insert, real_query  # the store is back
+        a.round(log_end(tmp_path))
+        a.round(log_end(tmp_path))
+        assert a.checkpoint == log_end(tmp_path)
+        counts = archived_uids(tmp_path)
+        assert set(counts) == {uid_of(line) for line in recorded_lines()[:15]} and set(counts.values()) == {1}
+        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.t('measurements')}")}
+        assert stored == set(counts) and Quarantine(tmp_path).entries() == []
     finally:
-        a.obs.db.query = real_query
+        a.obs.db.insert, a.obs.db.query = real_insert, real_query
         a.close()
 
 

@@ -71,6 +71,7 @@ class Analyser:
         self.stale = False
         self.quarantine = Quarantine(self.data_dir)
         self.quarantined = 0  # this run
+        self._archived_through: tuple[int, int] | None = None  # a failed round archived the log up to here
 
     def open(self) -> None:
         from netvigil.analysis.service import Observatory  # the analysis area's facade
@@ -143,8 +144,8 @@ class Analyser:
                 for i, ((_, line), j) in enumerate(zip(scanned, batch.judged)) if j is not None}
 
     def _store(self, items: list, start: tuple[int, int], end: tuple[int, int], *,
-               frames: Callable[[], dict[str, bytes]], lines: Callable[[], dict[str, bytes]] | None = None
-               ) -> list[Quarantined]:
+               frames: Callable[[], dict[str, bytes]], lines: Callable[[], dict[str, bytes]] | None = None,
+               archived: bool = False) -> list[Quarantined]:
         """add_judged(items); when that fails and the store still answers, bisect to the
         items that fail alone and set them aside (the others are stored). A line reaches the
         raw archive once: a retry of a part whose attempt got as far as the archive skips it
@@ -172,11 +173,14 @@ class Analyser:
             except Exception as exc:  # noqa: BLE001
                 return exc, archived or reached
 
-        failure = attempt(items, False) if items else None
+        failure = attempt(items, archived) if items else None
         if failure is None:
+            self._archived_through = None
             return []
-        if not self._store_answers():
-            raise failure[0]  # the store itself is down: the round fails and is tried again
+        if not self._store_answers():  # the store itself is down: the round fails and is tried again,
+            if failure[1]:  # over the same lines, without archiving them again
+                self._archived_through = end
+            raise failure[0]
         log.error("storing %d measurements failed (%s); looking for the ones at fault",
                   len(items), reason_of(failure[0]))
         bad: list[tuple[Judged, BaseException]] = []
@@ -221,8 +225,11 @@ class Analyser:
         countries: set[str] = set()
         read = 0
         failed: list[Quarantined] = []
+        archived = self._archived_through is not None and self._archived_through > self.checkpoint
+        if archived:  # the last round failed after archiving these lines: the same lines again
+            stop = min(stop, self._archived_through)
         if stop > self.checkpoint:
-            worked = self._from_worker(stop)
+            worked = None if archived else self._from_worker(stop)
             if worked is not None:
                 judged = [j for j in worked.judged if j is not None]
                 failed.extend(worked.failed)
@@ -250,7 +257,7 @@ class Analyser:
                     frames.add(day_of(m), line)
                     countries.add(m.probe_cc)
                     items.append((j, line))
-                refused = self._store(items, self.checkpoint, end, frames=frames.frames)
+                refused = self._store(items, self.checkpoint, end, frames=frames.frames, archived=archived)
                 read = len(items) - len(refused)
                 failed.extend(refused)
         self.quarantine.add(failed)  # durable before the checkpoint moves past them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,17 +47,27 @@ def incident_id(data_dir: Path) -> str:
         obs.close()
 
 
+def outages(data_dir: Path) -> list:
+    from netvigil.analysis.service import Observatory
+
+    obs = Observatory(data_dir / "store")
+    try:
+        return [i for i in obs.incidents(country="RU") if i.kind == "outage"]
+    finally:
+        obs.close()
+
+
 def test_report_writes_text_chart_and_json(data_dir, tmp_path):
     iid = incident_id(data_dir)
     r = netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("Live metrics show that Twitter") and "Russia" in r.stdout
+    assert r.stdout.startswith("Metrics up to 13:30 UTC on 26 February 2022 show that Twitter") and "Russia" in r.stdout
     files = {p.suffix: p for p in (tmp_path / "out").iterdir()}
     assert set(files) == {".txt", ".svg", ".png", ".json"}
     assert files[".png"].read_bytes()[:4] == b"\x89PNG"
     assert "onset 09:00 UTC" in files[".svg"].read_text()
-    assert "changed from targeted throttling (about " in r.stdout and "kbit/s) to connection resets" in r.stdout
-    rate = int(r.stdout.split("(about ")[1].split(" kbit/s")[0])
+    assert "changed from slowing it down (to about " in r.stdout and "kbit/s) to cutting secure" in r.stdout
+    rate = int(r.stdout.split("(to about ")[1].split(" kbit/s")[0])
     assert 104 <= rate <= 156, "the lab throttled at 130 kbit/s: the measured rate is within 20%"
     body = json.loads(files[".json"].read_text())
     assert body["id"] == iid and body["text"] == r.stdout.strip()
@@ -66,6 +77,7 @@ def test_report_over_http_matches(data_dir, tmp_path):
     from netvigil.report.serve import ObservatoryThread
 
     iid = incident_id(data_dir)
+    outage = next(i.id for i in outages(data_dir))
     with ObservatoryThread(data_dir) as obs:
         import httpx, time
 
@@ -74,8 +86,14 @@ def test_report_over_http_matches(data_dir, tmp_path):
                 break
             time.sleep(0.05)
         r = netvigil("report", iid, "--url", obs.url, "--out-dir", str(tmp_path))
+        o = netvigil("report", outage, "--url", obs.url, "--out-dir", str(tmp_path / "outage"))
     assert r.returncode == 0, r.stderr
-    assert "Circumvention is currently possible using VPN services." in r.stdout
+    local = netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "local"))
+    assert r.stdout == local.stdout, "the statement over HTTP is the one from the store"
+    assert "Circumvention was possible using VPN services." in r.stdout  # the data is from 2022: not "currently"
+    assert o.returncode == 0, o.stderr  # an outage (service "*") over HTTP
+    assert "Network outage on Beeline (AS3216)" in (tmp_path / "outage" / f"{outage}.svg").read_text()
+    assert "Beeline (AS3216)" in o.stdout
 
 
 def test_report_errors_are_one_line(data_dir, tmp_path):
@@ -104,6 +122,7 @@ def test_subscribe_add_list_remove(tmp_path):
 def test_serve_help_has_an_example_and_bad_port_is_one_line():
     for cmd in ("serve", "report", "subscribe"):
         assert "Example:" in netvigil(cmd, "--help").stdout
+    assert re.search(r"netvigil report [0-9a-f]{16} ", netvigil("report", "--help").stdout), "a real-looking id"
     r = netvigil("serve", "--port", "70000")
     assert r.returncode == 2 and "out of range" in r.stderr and "Traceback" not in r.stderr
 

@@ -132,9 +132,10 @@ def test_incident_api_has_networks_evidence_and_text(live):
                     "AS3216": "tls.timeout_after_hello", "AS8359": "dns.blockpage", "AS9049": "tls.mitm"}
     assert inc["circumvention"] == "works" and inc["kind"] == "censorship"
     one = httpx.get(f"{url}/api/v1/incidents/{inc['id']}").json()
-    assert one["text"].startswith("Live metrics show that Facebook has been restricted on multiple providers "
-                                  "in Russia as of 10:00 UTC.")
-    assert one["text"].endswith("Circumvention is currently possible using VPN services.")
+    # the recorded data ends on 2022-02-26: the statement is dated by it, never "live" or "currently"
+    assert one["text"].startswith("Metrics up to 13:30 UTC on 26 February 2022 show that Facebook has been "
+                                  "restricted on multiple providers in Russia since 10:00 UTC on 26 February 2022.")
+    assert "Circumvention was possible using VPN services." in one["text"]
     uid = one["evidence"]["measurement_uids"][0]
     raw = httpx.get(f"{url}/api/v1/measurement/{uid}").json()
     assert raw["measurement_uid"] == uid and raw["probe_ip"] == "127.0.0.1"

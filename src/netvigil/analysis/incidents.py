@@ -201,6 +201,50 @@ def _merge(spans: list[Span], gap: float) -> list[list[Span]]:
     return groups
 
 
+def evidence_sample(verdicts: list[Verdict], k: int) -> list[str]:
+    """Up to k measurement uids covering every (network, technique) phase of an incident:
+    taken in turn from each phase, spread over its time (first, last, then between), so a
+    reader finds evidence for the throttling at 09:00 and for the resets from 12:00 alike."""
+    phases: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for v in sorted(verdicts, key=lambda v: (v.measurement_start_time, v.measurement_uid)):
+        uids = phases[(v.probe_asn, v.technique or v.klass)]
+        if v.measurement_uid not in uids:
+            uids.append(v.measurement_uid)
+    orders = []
+    for key in sorted(phases):
+        uids = phases[key]
+        order, seen = [], set()
+        for i in _spread(len(uids)):
+            if uids[i] not in seen:
+                seen.add(uids[i])
+                order.append(uids[i])
+        orders.append(order)
+    out: list[str] = []
+    chosen: set[str] = set()
+    for depth in range(max((len(o) for o in orders), default=0)):
+        for order in orders:
+            if depth < len(order) and order[depth] not in chosen and len(out) < k:
+                chosen.add(order[depth])
+                out.append(order[depth])
+    return sorted(out)
+
+
+def _spread(n: int) -> list[int]:
+    """Indexes 0..n-1 ordered first, last, middle, quarters...: any prefix spans the range."""
+    if n <= 0:
+        return []
+    order, seen = [], set()
+    parts = 1
+    while len(order) < n:
+        for j in range(parts + 1):
+            i = round(j * (n - 1) / parts)
+            if i not in seen:
+                seen.add(i)
+                order.append(i)
+        parts *= 2
+    return order
+
+
 def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, rules_version: str) -> Incident:
     start = min(s.start for s in group)
     end = None if any(s.end is None for s in group) else max(s.end for s in group)
@@ -228,7 +272,7 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
     return Incident(
         id=ident, country=cc, service=service, kind=kind, start=start, end=end, networks=networks,
         circumvention=circumvention,
-        evidence=Evidence(measurement_uids=uids[:MAX_SAMPLE_UIDS], probe_count=len(probes), rules_version=rules_version,
+        evidence=Evidence(measurement_uids=evidence_sample(verdicts, MAX_SAMPLE_UIDS), probe_count=len(probes), rules_version=rules_version,
                           measurement_count=len(uids)),
         techniques=techniques,
     )

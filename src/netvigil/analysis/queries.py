@@ -64,7 +64,13 @@ def verdict_from_row(r: dict) -> Verdict:
     )
 
 
-def where(*, country=None, asn=None, service=None, since=None, until=None, direct: bool = False) -> str:
+PATHS = ("direct", "vpn", "proxy", "any")
+
+
+def where(*, country=None, asn=None, service=None, since=None, until=None, direct: bool = False,
+          path: str | None = None) -> str:
+    """SQL WHERE of the read filters. `path`: one measurement path ("direct", "vpn", ...) or
+    "any"/None for every path; `direct=True` is `path="direct"`."""
     conds = []
     if country:
         conds.append(f"cc = {sql_str(country)}")
@@ -76,8 +82,10 @@ def where(*, country=None, asn=None, service=None, since=None, until=None, direc
         conds.append(f"time >= toDateTime({sql_str(_time(str(since)))}, 'UTC')")
     if until:
         conds.append(f"time < toDateTime({sql_str(_time(str(until)))}, 'UTC')")
-    if direct:
+    if direct or path == "direct":
         conds.append("path = 'direct'")
+    elif path and path != "any":
+        conds.append(f"path = {sql_str(path)}")
     return ("WHERE " + " AND ".join(conds)) if conds else ""
 
 
@@ -102,12 +110,16 @@ def fold_aggregates(rows: list[dict], probes: dict[tuple, int] | None = None) ->
 
 
 def status_rows(rows: list[dict], ongoing: list[Incident]) -> list[StatusRow]:
+    """Status cells with the ongoing incident that explains them: the service's own incident,
+    else an outage of the whole network ("*"). A service's incident never explains the cells
+    of other services (the control cell of a network is not part of its Twitter block)."""
     span_of: dict[tuple, tuple[str, str]] = {}
     for inc in ongoing:
+        whole_network = inc.kind == "outage" or inc.service == "*"
         for n in inc.networks:
             if n.end is None:
-                span_of[(inc.country, n.asn, inc.service)] = (inc.id, n.start)
-                span_of.setdefault((inc.country, n.asn, "*"), (inc.id, n.start))
+                key = (inc.country, n.asn, "*" if whole_network else inc.service)
+                span_of.setdefault(key, (inc.id, n.start))
     out = []
     for r in rows:
         hit = span_of.get((r["cc"], r["asn"], r["service"])) or span_of.get((r["cc"], r["asn"], "*"))

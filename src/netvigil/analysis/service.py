@@ -235,8 +235,9 @@ class Observatory:
 
     # ---- reading ------------------------------------------------------------------------
     def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,
-                 offset: int = 0, order: str = "DESC") -> list[Verdict]:
-        where = queries.where(country=country, asn=asn, service=service, since=since, until=until)
+                 offset: int = 0, order: str = "DESC", path: str | None = None) -> list[Verdict]:
+        """`path`: "direct", "vpn", ... or None for every path (the read API defaults to direct)."""
+        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
         lim = f"LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
         rows = self.db.query(
             f"SELECT * FROM {self.t('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}"
@@ -287,6 +288,27 @@ class Observatory:
     def incident(self, id: str) -> Incident | None:
         rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
         return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
+
+    def verdict_count(self, *, country=None, asn=None, service=None, since=None, until=None,
+                      path: str | None = None) -> int:
+        """How many verdicts match the filters of `verdicts` (the total of a paged list)."""
+        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
+        rows = self.db.query(f"SELECT count() AS n FROM {self.t('verdicts')} FINAL {where}")
+        return int(rows[0]["n"]) if rows else 0
+
+    def measurement_index(self, *, country=None, asn=None, service=None, since=None, until=None,
+                          test_name=None, path=None, limit: int = 100, offset: int = 0) -> tuple[int, list[dict]]:
+        """(total, one page newest first) of the stored measurements' metadata: the listing
+        of a store written directly (demo, rebuild) that the collector's index has not seen."""
+        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
+        if test_name:
+            where += (" AND " if where else "WHERE ") + f"test_name = {sql_str(test_name)}"
+        total = self.db.query(f"SELECT count() AS n FROM {self.t('measurements')} FINAL {where}")
+        rows = self.db.query(
+            f"SELECT uid, toString(time) AS time, cc, asn, network_name, test_name, service, input, path, report_id "
+            f"FROM {self.t('measurements')} FINAL {where} ORDER BY time DESC, uid DESC "
+            f"LIMIT {int(limit)} OFFSET {int(offset)}")
+        return (int(total[0]["n"]) if total else 0), rows
 
     def measurement(self, uid: str) -> dict[str, Any] | None:
         rows = self.db.query(f"SELECT toString(day) AS day FROM {self.t('measurements')} WHERE uid = {sql_str(uid)} LIMIT 1")

@@ -46,6 +46,17 @@ def serve(
     report_idle_hours: float = typer.Option(12.0, "--report-idle-hours", help="A report without submissions expires after this."),
     helper_listen: str = typer.Option(None, "--helper-listen",
                                       help="Also run the test helper on HOST:PORT (TCP and UDP), as `netvigil helper`."),
+    invite_file: Path = typer.Option(
+        None, "--invite-file",
+        help="Enrol probes only with this invite token (or NETVIGIL_INVITE_TOKEN); open enrolment without one."),
+    agent_service: list[str] = typer.Option([], "--agent-service",
+                                            help="Service agents measure (repeatable; default: the whole catalogue)."),
+    agent_cadence: float = typer.Option(3600.0, "--agent-cadence", help="Seconds between an agent's rounds (+-25% jitter)."),
+    agent_helper: list[str] = typer.Option([], "--agent-helper",
+                                           help="Test helper HOST:PORT handed to agents at check-in (repeatable)."),
+    network_rate: float = typer.Option(4.0, "--network-rate",
+                                       help="A /24 (/64) may send this many times --rate, however many probes it holds."),
+    enrol_per_hour: float = typer.Option(20.0, "--enrol-per-hour", help="Probe enrolments per /24 (/64) per hour."),
     admin_token: str = typer.Option(None, "--admin-token", hidden=True),
     probe_token: list[str] = typer.Option([], "--probe-token", hidden=True),
 ) -> None:
@@ -79,6 +90,7 @@ def serve(
     token = secret_from(admin_token_file, "NETVIGIL_ADMIN_TOKEN", "--admin-token-file", min_length=16)
     tokens = token_list(probe_tokens_file, "NETVIGIL_PROBE_TOKENS", "--probe-tokens-file")
     base = check_public_url(public_url) if public_url else default_public_url(host, port)
+    fleet = _fleet_settings(invite_file, agent_service, agent_cadence, agent_helper, network_rate, enrol_per_hour)
     helper = _start_helper(helper_listen) if helper_listen else None
     typer.echo(f"netvigil observatory on http://{host}:{port}/ (data in {data_dir})", err=True)
     try:
@@ -87,10 +99,29 @@ def serve(
                         rate_per_second=rate, rate_burst=burst or max(rate * 10, 10), analysis=not no_analysis,
                         public_url=base, allow_private_webhooks=allow_private_webhooks, limits=limits,
                         max_batch_bytes=max_batch_bytes, max_open_reports=max_open_reports,
-                        report_idle_hours=report_idle_hours)
+                        report_idle_hours=report_idle_hours, extra={"fleet": fleet})
     finally:
         if helper is not None:
             helper.stop()
+
+
+def _fleet_settings(invite_file, services, cadence, helpers, network_rate, enrol_per_hour):  # noqa: ANN202
+    """The probe fleet's options (docs/agent.md) checked, as collector/fleet.py's FleetSettings."""
+    from netvigil.collector.fleet import FleetSettings
+    from netvigil.collector.probes import read_invite
+    from netvigil.probe.settings import parse_helper
+    from netvigil.targets import load_catalogue
+
+    for option, value in (("--agent-cadence", cadence), ("--network-rate", network_rate),
+                          ("--enrol-per-hour", enrol_per_hour)):
+        if not value > 0:
+            raise UsageError(f"{option} must be positive, got {value}")
+    catalogue = load_catalogue()
+    for name in services:
+        catalogue.service(name)
+    return FleetSettings(invite_token=read_invite(invite_file), services=tuple(services), cadence_seconds=cadence,
+                         helpers=tuple(parse_helper(h) for h in helpers), network_factor=network_rate,
+                         enrol_per_hour=enrol_per_hour)
 
 
 def _start_helper(listen: str):  # noqa: ANN202
@@ -128,11 +159,14 @@ def default_public_url(host: str, port: int) -> str | None:
 
 
 def _fetch_incident(url: str, incident_id: str):
+    """(incident, its aggregates, its statement) from a running observatory. Aggregates are
+    read page by page (next_url) so a long incident is never cut at a page size; an outage
+    (service "*") reads every service."""
     import httpx
     import msgspec
 
     from netvigil.model.records import AggregateRow, Incident
-    from netvigil.report.chart import window
+    from netvigil.report.chart import chart_query
 
     base = url.rstrip("/")
     try:
@@ -140,19 +174,30 @@ def _fetch_incident(url: str, incident_id: str):
         if r.status_code == 404:
             raise UsageError(f"incident {incident_id!r} not found at {base}")
         r.raise_for_status()
-        inc = msgspec.convert(r.json(), Incident)
-        since, until, bucket = window(inc)
-        a = httpx.get(f"{base}/api/v1/aggregates", params={"country": inc.country, "service": inc.service,
-                                                            "since": since, "until": until, "bucket": bucket},
-                      timeout=30)
-        a.raise_for_status()
-        rows = msgspec.convert(a.json()["results"], list[AggregateRow])
+        body = r.json()
+        inc = msgspec.convert({k: v for k, v in body.items() if k not in ("text", "as_of")}, Incident)
+        params = {k: v for k, v in chart_query(inc).items() if v is not None} | {"limit": 10000}
+        rows: list[AggregateRow] = []
+        next_url: str | None = f"{base}/api/v1/aggregates"
+        for _ in range(1000):  # bounded: 10 million buckets
+            a = httpx.get(next_url, params=params, timeout=30)
+            a.raise_for_status()
+            page = a.json()
+            rows += msgspec.convert(page["results"], list[AggregateRow])
+            nxt = page["metadata"].get("next_url")
+            if not nxt:
+                break
+            next_url, params = (nxt if nxt.startswith("http") else base + nxt), None
     except httpx.HTTPError as exc:
         raise UsageError(f"cannot read incident from {base}: {exc}") from None
-    return inc, rows
+    except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+        raise UsageError(f"{base} answered something that is not a netvigil incident: {exc}") from None
+    return inc, rows, body.get("text")
 
 
 def _local_incident(data_dir: Path, incident_id: str):
+    import asyncio
+
     from netvigil.report.chart import aggregates_for
 
     from netvigil.collector.pump import store_dir
@@ -174,11 +219,13 @@ def _local_incident(data_dir: Path, incident_id: str):
         if inc is None:
             known = ", ".join(i.id for i in obs.incidents()[:10]) or "none"
             raise UsageError(f"incident {incident_id!r} not found (known: {known})")
-        from netvigil.report.enrich import verdict_query, with_rates
+        from netvigil.report.enrich import StoreReader, told
+        from netvigil.report.text import incident_text
 
-        if inc.kind == "censorship":
-            inc = with_rates(inc, obs.verdicts(**verdict_query(inc)))
-        return inc, aggregates_for(obs, inc)
+        status = obs.status(country=inc.country)
+        latest = max((r.last_measurement for r in status if r.last_measurement), default=None)
+        inc, facts = asyncio.run(told(StoreReader(obs), inc, latest or ""))
+        return inc, aggregates_for(obs, inc), incident_text(inc, facts)
     finally:
         obs.close()
 
@@ -191,21 +238,26 @@ def report(
 ) -> None:
     """Write an incident's statement (text), chart (SVG, PNG) and JSON.
 
-    Example: netvigil report RU-twitter-20220226T0900 --data-dir ./obs --out-dir ./out
+    The id is the one the dashboard, `/api/v1/incidents` and `netvigil demo` print (16 hex
+    digits). The statement is dated by the newest data of the store.
+
+    Example: netvigil report 535c4801a8b567d3 --data-dir ./netvigil-demo/observatory --out-dir ./out
     """
     import msgspec
 
     from netvigil.report.chart import incident_chart, render
-    from netvigil.report.text import incident_text
 
-    inc, rows = _fetch_incident(url, incident_id) if url else _local_incident(data_dir, incident_id)
+    inc, rows, text = _fetch_incident(url, incident_id) if url else _local_incident(data_dir, incident_id)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create --out-dir: {exc.strerror}", where=str(out_dir)) from None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in inc.id)
-    text = incident_text(inc)
-    chart = incident_chart(inc, rows)
+    if text is None:
+        from netvigil.report.text import incident_text
+
+        text = incident_text(inc)
+    chart = incident_chart(inc, rows, permalink=f"{url.rstrip('/')}/incident/{inc.id}" if url else None)
     files = {f"{safe}.txt": (text + "\n").encode(), f"{safe}.svg": render(chart, "svg"),
              f"{safe}.png": render(chart, "png"),
              f"{safe}.json": msgspec.json.format(msgspec.json.encode({**msgspec.to_builtins(inc), "text": text}))}

@@ -4,26 +4,76 @@ Shapes follow OONI's API where one exists (`/api/v1/measurement/{uid}` returns t
 measurement; lists answer {"metadata": {offset, limit, count, next_url}, "results": [...]}).
 Every list takes `format=json|csv` for export (CSV cells holding lists/objects are JSON);
 status, verdicts, aggregates and incidents also `format=parquet` (typed columns: report/export.py).
-Query parameters are checked (country code, ASN, times) and a bad one is a 400 naming it.
+Query parameters are checked here, not by FastAPI (whose 422 the docs do not promise): a bad
+country, ASN, service (named against the known ones), path, time, bucket, format, limit or
+offset is a 400 naming it. Every GET answers HEAD too, carries CORS (the read API is public
+and embeddable), Cache-Control and an ETag (If-None-Match gives a 304).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from netvigil.collector.intake import Rejected
 from netvigil.collector.routes import read_body, require_admin
-from netvigil.report.enrich import with_rates_from
+from netvigil.report.enrich import latest_time, told
 from netvigil.report.export import PARQUET_MEDIA_TYPE, to_csv, to_parquet
 
-router = APIRouter(prefix="/api/v1")
+CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "GET, HEAD, OPTIONS",
+        "access-control-allow-headers": "Content-Type, If-None-Match", "access-control-max-age": "86400",
+        "access-control-expose-headers": "ETag, Link"}
+MAX_AGE = 5  # seconds: the dashboard refreshes every 5 s; an ETag makes the re-check cheap
+
+
+def cache_headers(request: Request, response: Response, max_age: int = MAX_AGE) -> Response:
+    """ETag (a hash of the body), Cache-Control and CORS on a 200; a 304 when the client's
+    If-None-Match already names this body."""
+    if response.status_code != 200 or not hasattr(response, "body"):
+        return response
+    if "etag" not in response.headers:
+        response.headers["etag"] = '"' + hashlib.blake2b(response.body, digest_size=12).hexdigest() + '"'
+    response.headers.setdefault("cache-control", f"public, max-age={max_age}")
+    etag = response.headers["etag"]
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"etag": etag, "cache-control": response.headers["cache-control"],
+                                                  **CORS})
+    return response
+
+
+class ReadRoute(APIRoute):
+    """A read route: answers HEAD like GET, with CORS, ETag and Cache-Control."""
+
+    def __init__(self, path: str, endpoint: Callable, **kwargs):
+        methods = set(kwargs.get("methods") or ())
+        if "GET" in methods:
+            kwargs["methods"] = methods | {"HEAD"}
+        super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+        cors = not self.path.startswith("/api/v1/admin")
+
+        async def wrapped(request: Request) -> Response:
+            response = await handler(request)
+            if request.method in ("GET", "HEAD") and cors:
+                response.headers.update(CORS)
+                response = cache_headers(request, response)
+            return response
+
+        return wrapped
+
+
+router = APIRouter(prefix="/api/v1", route_class=ReadRoute)
 
 CC_RE = re.compile(r"^[A-Za-z]{2}$")
 ASN_RE = re.compile(r"^(AS)?\d{1,10}$", re.I)
@@ -48,12 +98,60 @@ def norm_asn(asn: str | None) -> str | None:
     return "AS" + asn.upper().removeprefix("AS")
 
 
-def norm_service(service: str | None) -> str | None:
+def norm_service(service: str | None, known: set[str] | None = None) -> str | None:
+    """A catalogue name; with `known`, one of those (else a 400 listing them)."""
     if service is None or service == "":
         return None
     if not SERVICE_RE.match(service):
         raise Rejected(f"query parameter 'service' is {service[:20]!r}, expected a catalogue name like twitter")
+    if known is not None and service not in known:
+        raise Rejected(f"query parameter 'service' is {service!r}, not a known service; known: "
+                       f"{', '.join(sorted(known))}")
     return service
+
+
+def known_services(request: Request) -> set[str]:
+    """The catalogue's services, control, and any service the store has status for."""
+    from netvigil.report.text import known_services as catalogue
+
+    seen = {r.service for r in (request.app.state.nv.pump.status() or [])}
+    return set(catalogue()) | {"control"} | seen
+
+
+PATH_VALUES = ("direct", "vpn", "proxy", "any")
+
+
+def norm_path(path: str | None) -> str:
+    """The measurement path: direct (the default: what a user on the network sees), vpn,
+    proxy, or any (every path mixed)."""
+    if path is None or path == "":
+        return "direct"
+    if path not in PATH_VALUES:
+        raise Rejected(f"query parameter 'path' is {path[:20]!r}, expected {', '.join(PATH_VALUES)}")
+    return path
+
+
+def int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise Rejected(f"query parameter {name!r} is {value[:20]!r}, expected a whole number") from None
+    if not lo <= n <= hi:
+        raise Rejected(f"query parameter {name!r} is {n}, expected {lo} to {hi}")
+    return n
+
+
+def bool_param(value: str | None, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    v = value.lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise Rejected(f"query parameter {name!r} is {value[:20]!r}, expected true or false")
 
 
 def norm_time(value: str | None, name: str) -> str | None:
@@ -76,14 +174,14 @@ def builtins(obj: Any) -> Any:
 
 
 def listing(request: Request, rows: list[dict], *, offset: int, limit: int, fmt: str,
-            has_more: bool, name: str) -> Response:
-    """One page of a list: JSON with metadata, or an export file (CSV, Parquet) whose next
-    page, if any, is in the Link header (rel="next")."""
+            has_more: bool, name: str, total: int | None = None) -> Response:
+    """One page of a list: JSON with metadata (`count` on this page, `total` matching the
+    filters), or an export file (CSV, Parquet) whose next page, if any, is in the Link header."""
     next_url = page_url(request, offset=offset + limit, limit=limit) if has_more else None
     if fmt in ("csv", "parquet"):
         return export_file(rows, fmt, name, next_url)
-    body = {"metadata": {"offset": offset, "limit": limit, "count": len(rows), "next_url": next_url},
-            "results": rows}
+    body = {"metadata": {"offset": offset, "limit": limit, "count": len(rows), "total": total,
+                         "next_url": next_url}, "results": rows}
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
@@ -117,18 +215,30 @@ def timed(request: Request, name: str, t0: float) -> None:
     request.app.state.nv.metrics.api_seconds.labels(name).observe(time.perf_counter() - t0)
 
 
+@router.options("/{rest:path}", include_in_schema=False)
+async def preflight(rest: str):
+    """CORS preflight for the read API (GET and HEAD from any origin; no credentials)."""
+    return Response(status_code=204, headers=CORS)
+
+
+def page_params(request: Request, default: int, hi: int) -> tuple[int, int]:
+    q = request.query_params
+    return (int_param(q.get("limit"), "limit", default, 1, hi), int_param(q.get("offset"), "offset", 0, 0, 10**9))
+
+
 @router.get("/status", tags=["api"], summary="Current status per country / network / service")
 async def status(request: Request, country: str | None = None, asn: str | None = None,
                  service: str | None = None, format: str = "json"):
     t0 = time.perf_counter()
     pump = request.app.state.nv.pump
-    args = {"country": norm_cc(country), "asn": norm_asn(asn), "service": norm_service(service)}
+    fmt = check_format(format, parquet=True)
+    args = {"country": norm_cc(country), "asn": norm_asn(asn),
+            "service": norm_service(service, known_services(request))}
     rows = pump.status(**args)  # the read model the analysis pump keeps current
     if rows is None:
         rows = await pump.call("status", **args)
     out = [builtins(r) for r in rows]
     timed(request, "status", t0)
-    fmt = check_format(format, parquet=True)
     if fmt in ("csv", "parquet"):
         return export_file(out, fmt, "status")
     return Response(msgspec.json.encode({"results": out, "count": len(out)}), media_type="application/json")
@@ -137,84 +247,146 @@ async def status(request: Request, country: str | None = None, asn: str | None =
 @router.get("/verdicts", tags=["api"], summary="Verdicts (one per measurement and service), paged")
 async def verdicts(request: Request, country: str | None = None, asn: str | None = None,
                    service: str | None = None, since: str | None = None, until: str | None = None,
-                   limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
+                   path: str | None = None, limit: str | None = None, offset: str | None = None,
                    format: str = "json"):
+    """`path`: direct (default), vpn, proxy or any: verdicts of a VPN path never mix into the
+    direct ones unless asked. `limit` 1-10000 (default 100)."""
     t0 = time.perf_counter()
     fmt = check_format(format, parquet=True)
-    rows = await request.app.state.nv.pump.call(
-        "verdicts", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service),
-        since=norm_time(since, "since"), until=norm_time(until, "until"), limit=limit + 1, offset=offset)
-    out = [builtins(r) for r in rows[:limit]]
+    lim, off = page_params(request, 100, 10000)
+    q = {"country": norm_cc(country), "asn": norm_asn(asn), "service": norm_service(service, known_services(request)),
+         "since": norm_time(since, "since"), "until": norm_time(until, "until"), "path": norm_path(path)}
+    rows = await request.app.state.nv.pump.call("verdicts", **q, limit=lim + 1, offset=off)
+    total = None
+    if fmt == "json":
+        total = await request.app.state.nv.pump.call("verdict_count", **q)
+    out = [builtins(r) for r in rows[:lim]]
     timed(request, "verdicts", t0)
-    return listing(request, out, offset=offset, limit=limit, fmt=fmt, has_more=len(rows) > limit, name="verdicts")
+    return listing(request, out, offset=off, limit=lim, fmt=fmt, has_more=len(rows) > lim, name="verdicts",
+                   total=total)
 
 
 @router.get("/aggregates", tags=["api"], summary="Counts per (country, network, service, time bucket)")
 async def aggregates(request: Request, country: str | None = None, asn: str | None = None,
                      service: str | None = None, since: str | None = None, until: str | None = None,
-                     bucket: str = "1h", limit: int = Query(10000, ge=1, le=100000),
-                     offset: int = Query(0, ge=0, le=10**9), format: str = "json"):
+                     bucket: str = "1h", limit: str | None = None, offset: str | None = None, format: str = "json"):
+    """Direct-path measurements only. `limit` 1-100000 (default 10000)."""
     t0 = time.perf_counter()
     fmt = check_format(format, parquet=True)
+    lim, off = page_params(request, 10000, 100000)
     if not BUCKET_RE.match(bucket) or int(bucket[:-1]) == 0:
         raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d")
     rows = await request.app.state.nv.pump.call(
-        "aggregates", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service),
+        "aggregates", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service, known_services(request)),
         since=norm_time(since, "since"), until=norm_time(until, "until"), bucket=bucket)
-    page = [builtins(r) for r in rows[offset:offset + limit]]
+    page = [builtins(r) for r in rows[off:off + lim]]
     timed(request, "aggregates", t0)
-    return listing(request, page, offset=offset, limit=limit, fmt=fmt,
-                   has_more=len(rows) > offset + limit, name="aggregates")
+    return listing(request, page, offset=off, limit=lim, fmt=fmt,
+                   has_more=len(rows) > off + lim, name="aggregates", total=len(rows))
+
+
+def incident_filter(incs: list, asn: str | None, technique: str | None, since: str | None,
+                    until: str | None) -> list:
+    """Incidents touching a network, using a technique, or overlapping [since, until)."""
+    out = []
+    for i in incs:
+        if asn and asn not in {n.asn for n in i.networks}:
+            continue
+        if technique and not any(t == technique or t.startswith(technique + ".")
+                                 for t in [*i.techniques, *(n.technique or "" for n in i.networks)]):
+            continue
+        if until and i.start >= until:
+            continue
+        if since and i.end is not None and i.end < since:
+            continue
+        out.append(i)
+    return out
+
+
+TECHNIQUE_RE = re.compile(r"^[a-z_]{1,20}(\.[a-z_]{1,40})?$")
+
+
+def norm_technique(technique: str | None) -> str | None:
+    if technique is None or technique == "":
+        return None
+    if not TECHNIQUE_RE.match(technique):
+        raise Rejected(f"query parameter 'technique' is {technique[:30]!r}, expected like tls or tls.reset_after_hello")
+    return technique
+
+
+async def told_dict(pump, inc, latest: str | None) -> dict:
+    """The incident as published: measured rates in, with its dated statement."""
+    from netvigil.report.text import incident_text
+
+    inc, facts = await told(pump, inc, latest)
+    d = builtins(inc)
+    d["text"] = incident_text(inc, facts)
+    d["as_of"] = facts.as_of
+    return d
 
 
 @router.get("/incidents", tags=["api"], summary="Incidents with networks, techniques and evidence")
 async def incidents(request: Request, country: str | None = None, service: str | None = None,
-                    ongoing: bool | None = None, limit: int = Query(1000, ge=1, le=10000),
-                    offset: int = Query(0, ge=0, le=10**9), format: str = "json"):
-    from netvigil.report.text import incident_text
-
+                    asn: str | None = None, technique: str | None = None, since: str | None = None,
+                    until: str | None = None, ongoing: str | None = None, limit: str | None = None,
+                    offset: str | None = None, format: str = "json"):
+    """By start, oldest first. `technique` matches an id or its class (`tls`); `since`/`until`
+    keep incidents overlapping that range; `asn` those touching the network."""
     fmt = check_format(format, parquet=True)
-    rows = await request.app.state.nv.pump.call(
-        "incidents", country=norm_cc(country), service=norm_service(service), ongoing=ongoing)
+    lim, off = page_params(request, 1000, 10000)
+    pump = request.app.state.nv.pump
+    svc = norm_service(service, known_services(request) | {"*"})
+    rows = await pump.call("incidents", country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
+    rows = incident_filter(rows, norm_asn(asn), norm_technique(technique), norm_time(since, "since"),
+                           norm_time(until, "until"))
+    latest: dict[str, str | None] = {}
     page = []
-    for inc in rows[offset:offset + limit]:
-        d = builtins(inc)
-        d["text"] = incident_text(inc)
-        page.append(d)
-    return listing(request, page, offset=offset, limit=limit, fmt=fmt,
-                   has_more=len(rows) > offset + limit, name="incidents")
+    for inc in rows[off:off + lim]:
+        if inc.country not in latest:
+            latest[inc.country] = await latest_time(pump, inc.country)
+        page.append(await told_dict(pump, inc, latest[inc.country]))
+    return listing(request, page, offset=off, limit=lim, fmt=fmt,
+                   has_more=len(rows) > off + lim, name="incidents", total=len(rows))
+
+
+ID_RE = re.compile(r"^[0-9A-Za-z._:-]{1,200}$")
 
 
 @router.get("/incidents/{incident_id}", tags=["api"], summary="One incident with its text")
 async def incident(request: Request, incident_id: str):
-    from netvigil.report.text import incident_text
-
-    if not re.match(r"^[0-9A-Za-z._:-]{1,200}$", incident_id):
+    if not ID_RE.match(incident_id):
         raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
-    inc = await request.app.state.nv.pump.call("incident", id=incident_id)
+    pump = request.app.state.nv.pump
+    inc = await pump.call("incident", id=incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
-    inc = await with_rates_from(request.app.state.nv.pump, inc)
-    d = builtins(inc)
-    d["text"] = incident_text(inc)
-    return d
+    d = await told_dict(pump, inc, await latest_time(pump, inc.country))
+    return Response(msgspec.json.encode(d), media_type="application/json")
+
+
+def permalink(request: Request, incident_id: str) -> str:
+    base = (request.app.state.nv.settings.public_url or "").rstrip("/")
+    return f"{base}/incident/{incident_id}"
 
 
 @router.get("/incidents/{incident_id}/chart.{ext}", tags=["api"], summary="Incident chart (svg or png)")
 async def incident_chart(request: Request, incident_id: str, ext: str):
+    """Drawn once per version of the data behind it, then served from a cache; embeddable
+    (CORS, a credit line and the incident's permalink on the chart)."""
     from netvigil.report.chart import chart_for_incident
 
     if ext not in ("svg", "png"):
         raise Rejected(f"chart format {ext[:10]!r} is not supported (svg or png)", 404)
+    if not ID_RE.match(incident_id):
+        raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
     inc = await request.app.state.nv.pump.call("incident", id=incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
-    data = await chart_for_incident(request.app.state.nv.pump, inc, ext)
+    data = await chart_for_incident(request.app.state.nv.pump, inc, ext, permalink(request, incident_id))
     return Response(data, media_type="image/svg+xml" if ext == "svg" else "image/png")
 
 
-@router.get("/measurement/{measurement_uid}", tags=["api"], summary="The stored measurement (raw JSON)")
-async def measurement(request: Request, measurement_uid: str):
+async def stored_measurement(request: Request, measurement_uid: str) -> bytes | None:
     nv = request.app.state.nv
     if not re.match(r"^[0-9A-Za-z._-]{1,120}$", measurement_uid):
         raise Rejected(f"measurement uid {measurement_uid[:40]!r} is malformed")
@@ -222,41 +394,75 @@ async def measurement(request: Request, measurement_uid: str):
     if raw is None and nv.pump.obs is not None:
         found = await nv.pump.call("measurement", uid=measurement_uid)
         raw = msgspec.json.encode(found) if found is not None else None
+    return raw
+
+
+@router.get("/measurement/{measurement_uid}", tags=["api"], summary="The stored measurement (raw JSON)")
+async def measurement(request: Request, measurement_uid: str):
+    raw = await stored_measurement(request, measurement_uid)
     if raw is None:
         raise Rejected(f"measurement {measurement_uid!r} not found", 404)
     return Response(raw, media_type="application/json")
 
 
+def measurement_meta(uid: str, t: str, cc: str, asn: str, test_name: str, inp: str, report_id: str,
+                     service: str | None, path: str | None) -> dict:
+    return {"measurement_uid": uid, "measurement_start_time": t, "probe_cc": cc, "probe_asn": asn,
+            "test_name": test_name, "input": inp, "report_id": report_id, "service": service, "path": path,
+            "measurement_url": f"/api/v1/measurement/{uid}", "page_url": f"/measurement/{uid}"}
+
+
 @router.get("/measurements", tags=["api"], summary="Measurement metadata, newest first, paged")
 async def measurements(request: Request, probe_cc: str | None = None, probe_asn: str | None = None,
                        test_name: str | None = None, service: str | None = None,
-                       since: str | None = None, until: str | None = None,
-                       limit: int = Query(100, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
-                       format: str = "json"):
+                       since: str | None = None, until: str | None = None, path: str | None = None,
+                       limit: str | None = None, offset: str | None = None, format: str = "json"):
+    """From the collector's index, or from the store when the collector has not seen them
+    (a store written by `netvigil demo` or `rebuild`). `path` here defaults to any."""
     fmt = check_format(format)
+    lim, off = page_params(request, 100, 10000)
     cc, asn, svc = norm_cc(probe_cc), norm_asn(probe_asn), norm_service(service)
     lo, hi = norm_time(since, "since"), norm_time(until, "until")
+    pth = norm_path(path) if path else "any"
+    if test_name is not None and not re.match(r"^[a-z0-9_]{1,64}$", test_name):
+        raise Rejected(f"query parameter 'test_name' is {test_name[:20]!r}, expected like web_connectivity")
     col = request.app.state.nv.collector
+    pump = request.app.state.nv.pump
+    if not col.index and pump.obs is not None:
+        total, rows = await pump.call("measurement_index", country=cc, asn=asn, service=svc, since=lo, until=hi,
+                                      test_name=test_name, path=pth, limit=lim, offset=off)
+        out = [measurement_meta(r["uid"], r["time"], r["cc"], r["asn"], r["test_name"], r["input"], r["report_id"],
+                                r["service"] or None, r["path"]) for r in rows]
+        return listing(request, out, offset=off, limit=lim, fmt=fmt, has_more=off + len(out) < total,
+                       name="measurements", total=total)
     out: list[dict] = []
-    skipped = 0
-    more = False
+    total = 0
     for uid in reversed(col.order):
         m = col.index[uid]
         if ((cc and m.probe_cc != cc) or (asn and m.probe_asn != asn) or (test_name and m.test_name != test_name)
                 or (svc and m.service != svc) or (lo and m.measurement_start_time < lo)
-                or (hi and m.measurement_start_time >= hi)):
+                or (hi and m.measurement_start_time >= hi) or (pth != "any" and (m.path or "direct") != pth)):
             continue
-        if skipped < offset:
-            skipped += 1
-            continue
-        if len(out) == limit:
-            more = True
-            break
-        out.append({"measurement_uid": m.measurement_uid, "measurement_start_time": m.measurement_start_time,
-                    "probe_cc": m.probe_cc, "probe_asn": m.probe_asn, "test_name": m.test_name,
-                    "input": m.input, "report_id": m.report_id, "service": m.service, "path": m.path,
-                    "measurement_url": f"/api/v1/measurement/{m.measurement_uid}"})
-    return listing(request, out, offset=offset, limit=limit, fmt=fmt, has_more=more, name="measurements")
+        total += 1
+        if off < total <= off + lim:
+            out.append(measurement_meta(m.measurement_uid, m.measurement_start_time, m.probe_cc, m.probe_asn,
+                                        m.test_name, m.input, m.report_id, m.service, m.path))
+    return listing(request, out, offset=off, limit=lim, fmt=fmt, has_more=total > off + lim, name="measurements",
+                   total=total)
+
+
+@router.get("/summary", tags=["api"], summary="Counts of the whole store: measurements, countries, newest data")
+async def summary(request: Request):
+    """What the home page and /health say: measurements stored (collector or store) and the
+    newest data time, with whether it is older than the probes' cadence."""
+    from netvigil.report.enrich import freshness
+
+    nv = request.app.state.nv
+    stored = len(nv.collector.index)
+    if not stored and nv.pump.obs is not None:
+        stored, _ = await nv.pump.call("measurement_index", limit=0)
+    as_of, stale = freshness(await latest_time(nv.pump)) if nv.pump.obs is not None else (None, False)
+    return {"measurements": stored, "as_of": as_of, "stale": stale}
 
 
 # ---- admin (token) -------------------------------------------------------------------

@@ -45,33 +45,99 @@ def network_names(incident: Incident) -> dict[str, str]:
     return {n.asn: (f"{n.network_name} ({n.asn})" if n.network_name else n.asn) for n in incident.networks}
 
 
+CLASS_WORDS = {"ok": "working", "throttled": "slowed (throttled)", "partial": "partly failing", "dns": "DNS blocked",
+               "tcp": "IP blocked", "tls": "TLS blocked", "http": "HTTP blocked", "quic": "QUIC blocked",
+               "down": "service down", "outage": "no connectivity", "unknown": "no verdict"}
+CLASS_COLOURS = {"working": "#2e7d32", "slowed (throttled)": "#6a1b9a", "partly failing": "#8d6e00",
+                 "DNS blocked": "#c62828", "IP blocked": "#ad1457", "TLS blocked": "#b23c00",
+                 "HTTP blocked": "#4a148c", "QUIC blocked": "#a84300", "service down": "#455a64",
+                 "no connectivity": "#263238", "no verdict": "#616161"}
+
+
+def _rows_for(incident: Incident, rows: list[AggregateRow]) -> list[AggregateRow]:
+    """The buckets behind the chart: the incident's service, or for an outage (service "*")
+    the control targets of each network (every service folded when there are none)."""
+    mine = [r for r in rows if r.country == incident.country]
+    if incident.kind != "outage" and incident.service not in ("*", ""):
+        return [r for r in mine if r.service == incident.service]
+    if any(r.service == "control" for r in mine):  # connectivity itself: blocked services would blur it
+        mine = [r for r in mine if r.service == "control"]
+    folded: dict[tuple[str, str], AggregateRow] = {}
+    for r in mine:
+        a = folded.setdefault((r.bucket, r.asn), AggregateRow(bucket=r.bucket, country=r.country, asn=r.asn,
+                                                              service="*", total=0, counts={}, techniques={}))
+        a.total += r.total
+        for k, v in r.counts.items():
+            a.counts[k] = a.counts.get(k, 0) + v
+    return sorted(folded.values(), key=lambda a: (a.bucket, a.asn))
+
+
+def chart_points(incident: Incident, rows: list[AggregateRow], names: dict[str, str]) -> list[dict]:
+    from netvigil.report.timeline import dominant
+
+    out = []
+    for r in _rows_for(incident, rows):
+        cls = dominant(r)
+        out.append({"kind": "point", "time": r.bucket.replace(" ", "T"), "network": names.get(r.asn, r.asn),
+                    "failing": round(failing_share(r), 4), "measurements": r.total,
+                    "class": CLASS_WORDS.get(cls, cls)})
+    return out
+
+
+def change_marks(incident: Incident, names: dict[str, str]) -> list[dict]:
+    """One mark per change of technique on a network (Twitter's 12:00 throttle-to-reset)."""
+    from netvigil.report.text import technique_label
+
+    out = []
+    for n in incident.networks:
+        steps = [t for t in (n.techniques or []) if t.get("technique") and not t.get("secondary")]
+        for a, b in zip(steps, steps[1:]):
+            if b.get("start"):
+                out.append({"kind": "change", "time": str(b["start"]).replace(" ", "T"),
+                            "network": names.get(n.asn, n.asn),
+                            "label": f"{technique_label(a['technique'])} \u2192 {technique_label(b['technique'])}"})
+    return out
+
+
 def incident_chart(incident: Incident, rows: list[AggregateRow],
-                   names: dict[str, str | None] | None = None) -> alt.FacetChart:
+                   names: dict[str, str | None] | None = None, permalink: str | None = None) -> alt.FacetChart:
     """One small panel per provider (identical curves would hide each other on one panel),
-    the onset (and end) drawn on every panel and named in the subtitle.
+    the onset (and end) on every panel, technique changes marked and labelled, the class of
+    each point by colour AND shape with a legend, and a credit line with the permalink.
     `names`: ASN -> network name for networks not in the incident (e.g. from status rows)."""
     names = {a: (f"{n} ({a})" if n else a) for a, n in (names or {}).items()} | network_names(incident)
     onset = incident.start.replace(" ", "T")
     end = incident.end.replace(" ", "T") if incident.end else None
-    data = [
-        {"time": r.bucket.replace(" ", "T"), "network": names.get(r.asn, r.asn),
-         "failing": round(failing_share(r), 4), "measurements": r.total, "onset": onset, "end": end}
-        for r in rows if r.service == incident.service and r.country == incident.country
-    ]
-    x = alt.X("time:T", title="time (UTC)", axis=alt.Axis(format="%d %b %H:%M"))
-    lines = alt.Chart().mark_line(point=True, interpolate="step-after").encode(
-        x=x,
-        y=alt.Y("failing:Q", title="failing", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=2)),
-        color=alt.Color("network:N", legend=None),
-        tooltip=["time:T", "network:N", alt.Tooltip("failing:Q", format=".0%"), "measurements:Q"],
-    )
-    layers = [lines, alt.Chart().mark_rule(color="#b00020", strokeDash=[4, 3], size=2).encode(x="onset:T")]
+    data = chart_points(incident, rows, names) + change_marks(incident, names)
+    for d in data:
+        d["onset"], d["end"] = onset, end
+    x = alt.X("time:T", title="time (UTC)", axis=alt.Axis(format="%H:%M", labelOverlap="greedy", tickCount=8))
+    classes = sorted({d["class"] for d in data if d["kind"] == "point"})
+    colour = alt.Color("class:N", title="measurements", scale=alt.Scale(
+        domain=classes, range=[CLASS_COLOURS.get(c, "#616161") for c in classes]),
+        legend=alt.Legend(orient="top", direction="horizontal", symbolSize=80))
+    points = alt.Chart().transform_filter(alt.datum.kind == "point")
+    lines = points.mark_line(interpolate="step-after", color="#9e9e9e").encode(
+        x=x, y=alt.Y("failing:Q", title=None,
+                     scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=2)))
+    dots = points.mark_point(filled=True, size=36).encode(
+        x=x, y="failing:Q", color=colour, shape=alt.Shape("class:N", title="measurements", scale=alt.Scale(domain=classes)),
+        tooltip=["time:T", "network:N", "class:N", alt.Tooltip("failing:Q", format=".0%"), "measurements:Q"])
+    layers = [lines, dots, alt.Chart().mark_rule(color="#b00020", strokeDash=[4, 3], size=2).encode(x="onset:T")]
     if end:
         layers.append(alt.Chart().mark_rule(color="#2e7d32", strokeDash=[4, 3], size=2).encode(x="end:T"))
-    subtitle = f"onset {incident.start[11:16]} UTC" + (f", end {incident.end[11:16]} UTC" if incident.end else "")
-    return alt.layer(*layers, data=alt.Data(values=data)).properties(width=600, height=46).facet(
+    changes = alt.Chart().transform_filter(alt.datum.kind == "change")
+    layers += [changes.mark_rule(color="#000", strokeDash=[1, 2], size=2).encode(x="time:T"),
+               changes.mark_text(align="left", dx=3, dy=-14, fontSize=10, color="#000").encode(
+                   x="time:T", y=alt.value(0), text="label:N")]
+    what = "control targets failing" if incident.kind == "outage" else "share of measurements blocked or slowed"
+    subtitle = [f"{what} per provider; onset {incident.start[11:16]} UTC"
+                + (f", end {incident.end[11:16]} UTC" if incident.end else ""),
+                "Source: netvigil observatory" + (f" \u00b7 {permalink}" if permalink else "")]
+    return alt.layer(*layers, data=alt.Data(values=data)).properties(width=560, height=46).facet(
         row=alt.Row("network:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=11)),
-    ).properties(title=alt.TitleParams(incident_title(incident), subtitle=subtitle, subtitleColor="#b00020"))
+    ).properties(title=alt.TitleParams(incident_title(incident), subtitle=subtitle, subtitleColor="#333",
+                                       anchor="start"))
 
 
 def render(chart: alt.TopLevelMixin, fmt: str) -> bytes:
@@ -83,29 +149,75 @@ def render(chart: alt.TopLevelMixin, fmt: str) -> bytes:
     raise ValueError(f"unknown chart format {fmt!r}")
 
 
+def chart_query(incident: Incident) -> dict:
+    since, until, bucket = window(incident)
+    service = None if incident.kind == "outage" or incident.service in ("*", "") else incident.service
+    return {"country": incident.country, "service": service, "since": since, "until": until, "bucket": bucket}
+
+
 def aggregates_for(obs, incident: Incident) -> list[AggregateRow]:
     """Fetch the rows behind the chart from an Observatory (any object with .aggregates)."""
-    since, until, bucket = window(incident)
+    q = chart_query(incident)
     try:
-        return obs.aggregates(country=incident.country, service=incident.service, since=since, until=until,
-                              bucket=bucket)
+        return obs.aggregates(**q)
     except Exception:  # an engine without this bucket size: hourly always works
-        return obs.aggregates(country=incident.country, service=incident.service, since=since, until=until,
-                              bucket="1h")
+        return obs.aggregates(**(q | {"bucket": "1h"}))
 
 
-async def chart_for_incident(pump, incident: Incident, fmt: str) -> bytes:
-    since, until, bucket = window(incident)
+class ChartCache:
+    """Rendered charts keyed by (incident, format, permalink, data version): a chart is drawn
+    once per version of the data behind it (vl-convert takes a few hundred ms), then served
+    from memory. Bounded: the oldest entries go first."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.items: dict[tuple, bytes] = {}
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        data = self.items.get(key)
+        if data is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        self.items[key] = data
+        while len(self.items) > self.size:
+            self.items.pop(next(iter(self.items)))
+
+
+CACHE = ChartCache()
+
+
+def data_version(pump, incident: Incident) -> str:
+    """Moves whenever the analysis has taken in new measurements or the incident changed."""
+    import hashlib
+
+    import msgspec
+
+    body = hashlib.blake2b(msgspec.json.encode(incident), digest_size=8).hexdigest()
+    return f"{getattr(pump, 'analysed', 0)}.{body}"
+
+
+async def chart_for_incident(pump, incident: Incident, fmt: str, permalink: str | None = None,
+                             cache: ChartCache | None = CACHE) -> bytes:
+    key = (incident.id, fmt, permalink, data_version(pump, incident))
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    q = chart_query(incident)
     try:
-        rows = await pump.call("aggregates", country=incident.country, service=incident.service,
-                               since=since, until=until, bucket=bucket)
+        rows = await pump.call("aggregates", **q)
     except Exception:
-        rows = await pump.call("aggregates", country=incident.country, service=incident.service,
-                               since=since, until=until, bucket="1h")
+        rows = await pump.call("aggregates", **(q | {"bucket": "1h"}))
     try:
         status = await pump.call("status", country=incident.country)
         names = {r.asn: r.network_name for r in status}
     except Exception:
         names = {}
-    chart = incident_chart(incident, rows, names)
-    return await asyncio.get_running_loop().run_in_executor(None, render, chart, fmt)
+    chart = incident_chart(incident, rows, names, permalink)
+    data = await asyncio.get_running_loop().run_in_executor(None, render, chart, fmt)
+    if cache is not None:
+        cache.put(key, data)
+    return data

@@ -1,11 +1,14 @@
-"""Server-rendered live dashboard: countries, a status grid, timelines, incidents.
+"""Server-rendered live dashboard: countries, a status grid, timelines, incidents, evidence.
 
 /                    countries with data and the ongoing incidents
-/country/{cc}        grid services x networks, a timeline per service (onset marked), incidents
-/incident/{id}       statement, chart, per-network techniques, circumvention, evidence
-Pages are plain HTML from these functions (html.escape on every value) plus one small
-script that re-fetches the page's <main> every few seconds, so it updates live without
-a front-end framework.
+/country/{cc}        grid services x networks, a timeline per service, incidents; filters
+/network/{asn}       every service on one network over time
+/service/{name}      every network measuring one service
+/incident/{id}       dated statement, chart (embeddable), per-network techniques, evidence
+/measurement/{uid}   one measurement: verdict, rule ids, each step with timing and failure
+Filters (`asn`, `service`, `technique`, `path`, `since`, `until`; `hours` = the window when no
+range is given) are query parameters, as in the API. Components are in dashboard_parts.py;
+the document, freshness and errors in pages.py.
 """
 
 from __future__ import annotations
@@ -13,198 +16,230 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from html import escape
 
+import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from netvigil.collector.intake import Rejected
 from netvigil.collector.pump import AnalysisUnavailable
-from netvigil.model.records import Incident, StatusRow
-from netvigil.report.dashboard_assets import CSS, JS
-from netvigil.report.enrich import with_rates_from
-from netvigil.report.text import country_name, incident_text, incident_title, service_name, technique_label
-from netvigil.report.timeline import bucket_delta, timeline_svg
+from netvigil.report import api
+from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
+                                             quic_cells, status_grid, timelines, unavailable)
+from netvigil.report.enrich import freshness, latest_time, told
+from netvigil.report.measurement_view import steps_html
+from netvigil.report.pages import error_page, fragment_or_page
+from netvigil.report.text import (country_name, incident_text, incident_title, is_vantage, place_label, plural,
+                                  service_name, technique_label, when)
 
 router = APIRouter(include_in_schema=False)
 
 FMT = "%Y-%m-%d %H:%M:%S"
-FAILING = ("dns", "tcp", "tls", "http", "quic", "throttled", "down", "outage")
 
 
-def align(t: datetime, step: timedelta) -> datetime:
-    """The end of the bucket holding t (buckets start at multiples of step since the epoch)."""
-    epoch = datetime(1970, 1, 1)
-    return epoch + ((t - epoch) // step + 1) * step
+def read_route(path: str):
+    """GET and HEAD on a page (a link checker or a proxy asks HEAD)."""
+    return router.api_route(path, methods=["GET", "HEAD"], response_class=HTMLResponse)
 
 
-def page(title: str, body: str, *, refresh: int = 5) -> HTMLResponse:
-    html = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
-            f"<meta name=viewport content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"
-            f"<body data-refresh='{refresh}'><header><a href='/'>netvigil</a> <span class=sub>observatory of "
-            f"internet censorship and outages</span><span id=live class=live>live</span></header>"
-            f"<main id=main>{body}</main><script>{JS}</script></body></html>")
-    return HTMLResponse(html)
+def bad_request(request: Request, exc: Rejected) -> Response:
+    return error_page(request, exc.status, str(exc))
 
 
-def fragment_or_page(request: Request, title: str, body: str) -> Response:
-    if request.query_params.get("fragment"):
-        return HTMLResponse(body)
-    return page(title, body)
-
-
-def unavailable(exc: Exception) -> str:
-    return (f"<p class=banner>Analysis is not available yet ({escape(str(exc))}). Measurements are still "
-            "being collected; this page refreshes by itself.</p>")
-
-
-def cell_class(row: StatusRow) -> str:
-    return row.klass if row.klass in FAILING or row.klass in ("ok", "unknown") else "unknown"
-
-
-def net_label(asn: str, name: str | None) -> str:
-    return f"{escape(name)}<br><small>{escape(asn)}</small>" if name else escape(asn)
-
-
-def status_grid(rows: list[StatusRow], cc: str) -> str:
-    nets: dict[str, str | None] = {}
-    services: list[str] = []
-    cells: dict[tuple[str, str], StatusRow] = {}
-    for r in rows:
-        nets.setdefault(r.asn, r.network_name)
-        if r.service not in services:
-            services.append(r.service)
-        cells[(r.service, r.asn)] = r
-    services.sort(key=lambda s: (s == "control", s))
-    head = "".join(f"<th scope=col>{net_label(a, n)}</th>" for a, n in sorted(nets.items()))
-    body = []
-    for svc in services:
-        tds = []
-        for asn in sorted(nets):
-            r = cells.get((svc, asn))
-            if r is None:
-                tds.append("<td class='cell none'>&ndash;</td>")
-                continue
-            label = technique_label(r.technique) or r.klass
-            tip = f"{r.klass} {r.technique or ''} since {r.since or '?'}; last {r.last_measurement or '?'}"
-            inner = escape(label)
-            if r.incident_id:
-                inner = f"<a href='/incident/{escape(r.incident_id)}'>{inner}</a>"
-            tds.append(f"<td class='cell {cell_class(r)}' title='{escape(tip)}' data-service='{escape(svc)}' "
-                       f"data-asn='{escape(asn)}' data-class='{escape(r.klass)}'>{inner}</td>")
-        body.append(f"<tr><th scope=row>{escape(service_name(svc))}</th>{''.join(tds)}</tr>")
-    return (f"<table class=grid id=grid data-country='{escape(cc)}'><thead><tr><th>service \\ network</th>{head}"
-            f"</tr></thead><tbody>{''.join(body)}</tbody></table>")
-
-
-def incident_list(incidents: list[Incident]) -> str:
-    if not incidents:
-        return "<p class=muted>No incidents.</p>"
-    items = []
-    for inc in sorted(incidents, key=lambda i: i.start, reverse=True):
-        state = "ongoing" if inc.end is None else f"ended {escape(inc.end)}"
-        items.append(f"<li class='incident {escape(inc.kind)}'><a href='/incident/{escape(inc.id)}'>"
-                     f"{escape(incident_title(inc))}</a> <span class=state>{state}</span>"
-                     f"<p>{escape(incident_text(inc))}</p></li>")
-    return f"<ul class=incidents id=incidents>{''.join(items)}</ul>"
-
-
-@router.get("/", response_class=HTMLResponse)
+@read_route("/")
 async def index(request: Request):
     nv = request.app.state.nv
     try:
         rows = await nv.pump.call("status")
-        incidents = await nv.pump.call("incidents", ongoing=None)
+        incidents = await nv.pump.call("incidents", ongoing=True)
+        stored = len(nv.collector.index) or (await nv.pump.call("measurement_index", limit=0))[0]
     except AnalysisUnavailable as exc:
-        body = unavailable(exc) + f"<p>{len(nv.collector.index)} measurements collected.</p>"
+        body = unavailable(exc) + f"<p>{plural(len(nv.collector.index), 'measurement')} collected.</p>"
         return fragment_or_page(request, "netvigil", body)
-    by_cc: dict[str, list[StatusRow]] = {}
+    as_of, stale = freshness(max((r.last_measurement for r in rows if r.last_measurement), default=None))
+    by_cc: dict[str, list] = {}
     for r in rows:
         by_cc.setdefault(r.country, []).append(r)
     cards = []
-    for cc, rs in sorted(by_cc.items()):
+    for cc, rs in sorted(by_cc.items(), key=lambda kv: (is_vantage(kv[0]), kv[0])):
         bad = sum(1 for r in rs if r.klass in FAILING)
         nets = len({r.asn for r in rs})
-        cards.append(f"<li class=country><a href='/country/{escape(cc)}'>{escape(country_name(cc))} "
-                     f"({escape(cc)})</a> <span class={'bad' if bad else 'good'}>{bad} restricted of "
-                     f"{len(rs)}</span> <small>{nets} networks</small></li>")
-    ongoing = [i for i in incidents if i.end is None]
+        cards.append(f"<li class=country data-key='cc-{escape(cc)}'><a href='/country/{escape(cc)}'>"
+                     f"{escape(place_label(cc))}</a> <span class={'bad' if bad else 'good'}>{bad} of {len(rs)} "
+                     f"service-network pairs restricted</span> <small>{plural(nets, 'network')}</small></li>")
+    told_incs = [await told(nv.pump, i, as_of or "") for i in incidents]
     body = (f"<h1>Countries</h1><ul class=countries id=countries>{''.join(cards) or '<li>No data yet.</li>'}</ul>"
-            f"<h2>Ongoing incidents</h2>{incident_list(ongoing)}"
-            f"<p class=muted>{len(nv.collector.index)} measurements collected, {nv.pump.analysed} analysed "
-            f"since start.</p>")
-    return fragment_or_page(request, "netvigil observatory", body)
+            f"<h2>{'Incidents ongoing in the latest data' if stale else 'Ongoing incidents'}</h2>"
+            f"{incident_list(told_incs, stale)}"
+            f"<p class=muted id=totals>{plural(stored, 'measurement')} stored"
+            f"{', newest from ' + escape(when(as_of)) if as_of else ''}.</p>")
+    return fragment_or_page(request, "netvigil observatory", body, as_of=as_of, stale=stale)
 
 
-@router.get("/country/{cc}", response_class=HTMLResponse)
-async def country(request: Request, cc: str, hours: int = 24):
+@read_route("/incidents")
+async def incidents_page(request: Request):
+    """Every incident, filtered (country, asn, service, technique, since, until)."""
+    nv = request.app.state.nv
+    q = request.query_params
+    try:
+        cc, asn = api.norm_cc(q.get("country")), api.norm_asn(q.get("asn"))
+        svc = api.norm_service(q.get("service"), api.known_services(request) | {"*"})
+        tech, lo, hi = api.norm_technique(q.get("technique")), api.norm_time(q.get("since"), "since"), \
+            api.norm_time(q.get("until"), "until")
+    except Rejected as exc:
+        return bad_request(request, exc)
+    try:
+        incs = await nv.pump.call("incidents", country=cc, service=svc)
+        as_of, stale = freshness(await latest_time(nv.pump))
+    except AnalysisUnavailable as exc:
+        return fragment_or_page(request, "incidents", unavailable(exc))
+    incs = api.incident_filter(incs, asn, tech, lo, hi)
+    told_incs = [await told(nv.pump, i, as_of or "") for i in incs]
+    body = (f"<h1>Incidents</h1>{filter_form(request, ['country', 'asn', 'service', 'technique', 'since', 'until'])}"
+            f"<p class=muted>{plural(len(incs), 'incident')} match.</p>{incident_list(told_incs, stale)}")
+    return fragment_or_page(request, "incidents", body, as_of=as_of, stale=stale)
+
+
+def window_of(request: Request, latest: str | None) -> tuple[datetime, datetime, str, int]:
+    """(since, until, bucket, hours) of the timelines: `since`/`until` if given, else the last
+    `hours` (1-1440, default 24) before the newest data."""
+    q = request.query_params
+    hours = api.int_param(q.get("hours"), "hours", 24, 1, 24 * 60)
+    lo, hi = api.norm_time(q.get("since"), "since"), api.norm_time(q.get("until"), "until")
+    until = datetime.strptime(hi, FMT) if hi else (datetime.strptime(latest[:19], FMT) if latest else datetime(1970, 1, 2))
+    since = datetime.strptime(lo, FMT) if lo else until - timedelta(hours=hours)
+    if since >= until:
+        raise Rejected("query parameter 'since' must be before 'until'")
+    hours = max(1, int((until - since).total_seconds() // 3600))
+    bucket = "10m" if hours <= 6 else ("30m" if hours <= 24 else ("1h" if hours <= 24 * 7 else "1d"))
+    from netvigil.report.timeline import bucket_delta
+
+    step = bucket_delta(bucket)
+    epoch = datetime(1970, 1, 1)
+    until = epoch + -((epoch - until) // step) * step  # the end of the bucket holding it
+    return since, until, bucket, hours
+
+
+@read_route("/country/{cc}")
+async def country(request: Request, cc: str):
     if len(cc) != 2 or not cc.isalpha():
-        raise Rejected(f"country code {cc[:10]!r} is not two letters like RU", 404)
-    if not 1 <= hours <= 24 * 60:
-        raise Rejected("query parameter 'hours' must be between 1 and 1440")
+        return error_page(request, 404, f"{cc[:10]!r} is not a country code; use two letters like RU.")
     cc = cc.upper()
     nv = request.app.state.nv
-    title = f"{country_name(cc)} ({cc})"
+    q = request.query_params
+    try:
+        asn = api.norm_asn(q.get("asn"))
+        svc = api.norm_service(q.get("service"), api.known_services(request))
+        path = api.norm_path(q.get("path"))
+    except Rejected as exc:
+        return bad_request(request, exc)
+    title = place_label(cc)
     try:
         rows = await nv.pump.call("status", country=cc)
         incidents = await nv.pump.call("incidents", country=cc)
+        if not rows and not incidents:
+            return error_page(request, 404, f"No measurements from {country_name(cc)} ({cc}).",
+                              "The countries with data are listed on the home page.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
-        timelines = ""
-        if latest:
-            bucket = "10m" if hours <= 6 else ("30m" if hours <= 24 else "1h")
-            until = align(datetime.strptime(latest[:19], FMT), bucket_delta(bucket))
-            since = until - timedelta(hours=hours)
-            try:
-                aggs = await nv.pump.call("aggregates", country=cc, since=since.strftime(FMT),
-                                          until=until.strftime(FMT), bucket=bucket)
-            except AnalysisUnavailable:
-                raise
-            except Exception:
-                bucket = "1h"
-                aggs = await nv.pump.call("aggregates", country=cc, since=since.strftime(FMT),
-                                          until=until.strftime(FMT), bucket=bucket)
-            first = min((datetime.strptime(a.bucket[:19], FMT) for a in aggs), default=since)
-            since = max(since, first - bucket_delta(bucket))  # do not draw hours without data
-            services = sorted({r.service for r in rows}, key=lambda s: (s == "control", s))
-            timelines = "".join(
-                timeline_svg(svc, [a for a in aggs if a.service == svc],
-                             [i for i in incidents if i.service == svc or i.kind == "outage"],
-                             since, until, bucket, {r.asn: r.network_name for r in rows})
-                for svc in services)
+        since, until, bucket, hours = window_of(request, latest)
+        aggs = await nv.pump.call("aggregates", country=cc, asn=asn, service=svc, since=since.strftime(FMT),
+                                  until=until.strftime(FMT), bucket=bucket)
+        recent = await nv.pump.call("verdicts", country=cc, since=(datetime.strptime(latest[:19], FMT)
+                                                                    - timedelta(hours=1)).strftime(FMT) if latest else None,
+                                    limit=5000, path="direct")
+    except Rejected as exc:
+        return bad_request(request, exc)
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, title, f"<h1>{escape(title)}</h1>" + unavailable(exc))
-    body = (f"<h1>{escape(title)}</h1><p class=muted>Latest measurement {escape(latest or 'none')} UTC "
-            f"(scenario clock).</p><h2>Status by service and network</h2>{status_grid(rows, cc)}"
-            f"<h2>Incidents</h2>{incident_list(incidents)}"
-            f"<h2>Timelines (last {hours} h)</h2><div id=timelines>{timelines}</div>")
-    return fragment_or_page(request, title, body)
+    as_of, stale = freshness(latest)
+    shown = [r for r in rows if (not asn or r.asn == asn) and (not svc or r.service == svc)]
+    incidents = api.incident_filter(incidents, asn, api.norm_technique(q.get("technique")), since.strftime(FMT),
+                                    until.strftime(FMT))
+    incidents = [i for i in incidents if not svc or i.service in (svc, "*")]
+    told_incs = [await told(nv.pump, i, latest or "") for i in incidents]
+    names = {r.asn: r.network_name for r in rows}
+    body = (f"<h1>{escape(title)}</h1><p class=muted>Newest measurement {escape(when(latest)) if latest else 'none'}."
+            f"</p>{filter_form(request, ['asn', 'service', 'since', 'until', 'hours'], names=names)}"
+            f"<h2>Status by service and network</h2>{status_grid(shown, cc, quic_cells(recent))}"
+            f"<h2>Incidents</h2>{incident_list(told_incs, stale)}"
+            f"<h2>Timelines ({escape(since.strftime('%d %b %H:%M'))} to {escape(until.strftime('%d %b %H:%M'))} UTC)</h2>"
+            f"<div id=timelines>{timelines(aggs, incidents, since, until, bucket, names, by='asn')}</div>")
+    return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
 
-def network_table(inc: Incident) -> str:
-    rows = []
-    for n in inc.networks:
-        changes = " &rarr; ".join(
-            f"<span title='{escape(technique_label(t.get('technique')))}'>{escape(str(t.get('technique')))}</span> "
-            f"{'<small>~' + format(t['rate_bps'] / 1000, '.0f') + ' kbit/s</small> ' if t.get('rate_bps') else ''}"
-            f"<small>({escape(str(t.get('start', ''))[11:16])}"
-            f"{'&ndash;' + escape(str(t.get('end'))[11:16]) if t.get('end') else ''})</small>"
-            for t in (n.techniques or []))
-        now = (n.techniques[-1].get("technique") if n.techniques else None) or n.technique or ""
-        rows.append(f"<tr><td>{escape(n.network_name or '')}</td><td>{escape(n.asn)}</td>"
-                    f"<td class=tech>{escape(str(now))}</td><td>{escape(n.start)}</td>"
-                    f"<td>{escape(n.end or 'ongoing')}</td><td>{changes}</td></tr>")
-    return ("<table class=networks id=networks><thead><tr><th>provider</th><th>ASN</th><th>technique (latest)</th>"
-            "<th>start</th><th>end</th><th>how it changed</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+@read_route("/network/{asn}")
+async def network(request: Request, asn: str):
+    """Every service on one network over time."""
+    try:
+        asn = api.norm_asn(asn)
+    except Rejected as exc:
+        return error_page(request, 404, str(exc))
+    nv = request.app.state.nv
+    try:
+        rows = await nv.pump.call("status", asn=asn)
+        if not rows:
+            return error_page(request, 404, f"No measurements from network {asn}.")
+        latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
+        since, until, bucket, _ = window_of(request, latest)
+        aggs = await nv.pump.call("aggregates", asn=asn, since=since.strftime(FMT), until=until.strftime(FMT),
+                                  bucket=bucket)
+        incs = [i for i in await nv.pump.call("incidents", country=rows[0].country)
+                if asn in {n.asn for n in i.networks}]
+        recent = await nv.pump.call("verdicts", asn=asn, since=(datetime.strptime(latest[:19], FMT)
+                                                                 - timedelta(hours=1)).strftime(FMT) if latest else None,
+                                    limit=5000, path="direct")
+    except Rejected as exc:
+        return bad_request(request, exc)
+    except AnalysisUnavailable as exc:
+        return fragment_or_page(request, asn, unavailable(exc))
+    as_of, stale = freshness(latest)
+    name = next((r.network_name for r in rows if r.network_name), None)
+    title = f"{name} ({asn})" if name else asn
+    cc = rows[0].country
+    told_incs = [await told(nv.pump, i, latest or "") for i in incs]
+    body = (f"<p><a href='/country/{escape(cc)}'>&larr; {escape(place_label(cc))}</a></p><h1>{escape(title)}</h1>"
+            f"{filter_form(request, ['since', 'until', 'hours'])}"
+            f"<h2>Status by service</h2>{status_grid(rows, cc, quic_cells(recent))}"
+            f"<h2>Incidents on this network</h2>{incident_list(told_incs, stale)}"
+            f"<h2>Every service over time</h2><div id=timelines>"
+            f"{timelines(aggs, incs, since, until, bucket, {asn: name}, by='service', title=title)}</div>")
+    return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
 
-def evidence_block(inc: Incident) -> str:
-    ev = inc.evidence
-    if ev is None:
-        return "<p class=muted>No evidence bundle.</p>"
-    links = "".join(f"<li><a href='/api/v1/measurement/{escape(u)}'>{escape(u)}</a></li>"
-                    for u in ev.measurement_uids[:50])
-    return (f"<div id=evidence><p>{ev.measurement_count or len(ev.measurement_uids)} measurements from "
-            f"{ev.probe_count} probe(s); rules version <code>{escape(ev.rules_version)}</code>.</p>"
-            f"<ul class=uids>{links}</ul></div>")
+@read_route("/service/{name}")
+async def service(request: Request, name: str):
+    """Every network measuring one service."""
+    try:
+        svc = api.norm_service(name, api.known_services(request))
+    except Rejected as exc:
+        return error_page(request, 404, str(exc))
+    nv = request.app.state.nv
+    try:
+        rows = await nv.pump.call("status", service=svc)
+        if not rows:
+            return error_page(request, 404, f"No measurements of {service_name(svc)} yet.")
+        latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
+        since, until, bucket, _ = window_of(request, latest)
+        aggs = await nv.pump.call("aggregates", service=svc, since=since.strftime(FMT), until=until.strftime(FMT),
+                                  bucket=bucket)
+        incs = await nv.pump.call("incidents", service=svc)
+    except Rejected as exc:
+        return bad_request(request, exc)
+    except AnalysisUnavailable as exc:
+        return fragment_or_page(request, svc, unavailable(exc))
+    as_of, stale = freshness(latest)
+    title = service_name(svc)
+    grids, lines = [], []
+    names = {r.asn: r.network_name for r in rows}
+    for cc in sorted({r.country for r in rows}):
+        mine = [r for r in rows if r.country == cc]
+        grids.append(f"<h3><a href='/country/{escape(cc)}'>{escape(place_label(cc))}</a></h3>{status_grid(mine, cc)}")
+        lines.append(timelines([a for a in aggs if a.country == cc], [i for i in incs if i.country == cc],
+                               since, until, bucket, names, by="asn"))
+    told_incs = [await told(nv.pump, i, latest or "") for i in incs]
+    body = (f"<h1>{escape(title)}</h1>{filter_form(request, ['since', 'until', 'hours'])}"
+            f"<h2>Status on every network</h2>{''.join(grids)}<h2>Incidents</h2>{incident_list(told_incs, stale)}"
+            f"<h2>Over time</h2><div id=timelines>{''.join(lines)}</div>")
+    return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
 
 CIRCUMVENTION = {"works": "Circumvention works: the service is reachable through a VPN on the same networks.",
@@ -212,26 +247,89 @@ CIRCUMVENTION = {"works": "Circumvention works: the service is reachable through
                  "unknown": "Circumvention: not measured in this window."}
 
 
-@router.get("/incident/{incident_id}", response_class=HTMLResponse)
+def embed_snippet(request: Request, inc_id: str, title: str) -> str:
+    base = (request.app.state.nv.settings.public_url or "").rstrip("/")
+    return (f'<a href="{base}/incident/{inc_id}"><img src="{base}/api/v1/incidents/{inc_id}/chart.svg" '
+            f'alt="{escape(title)} (chart by netvigil)" style="max-width:100%"></a>')
+
+
+@read_route("/incident/{incident_id}")
 async def incident_page(request: Request, incident_id: str):
     nv = request.app.state.nv
+    if not api.ID_RE.match(incident_id):
+        return error_page(request, 404, f"incident id {incident_id[:40]!r} is malformed")
     try:
         inc = await nv.pump.call("incident", id=incident_id)
+        if inc is None:
+            return error_page(request, 404, f"No incident {incident_id[:80]!r}.",
+                              "Incidents are listed on the home page and on each country's page.")
+        inc, facts = await told(nv.pump, inc)
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, "incident", unavailable(exc))
-    if inc is None:
-        raise Rejected(f"incident {incident_id[:80]!r} not found", 404)
-    inc = await with_rates_from(nv.pump, inc)
     call = ("an outage (the network itself fails, control targets too)" if inc.kind == "outage"
             else "censorship (service-specific failures while control targets work)")
-    body = (f"<p><a href='/country/{escape(inc.country)}'>&larr; {escape(country_name(inc.country))}</a></p>"
-            f"<h1>{escape(incident_title(inc))}</h1><blockquote id=statement>{escape(incident_text(inc))}"
-            f"</blockquote><img id=chart alt='chart of failing measurements per provider' "
-            f"src='/api/v1/incidents/{escape(inc.id)}/chart.svg'>"
+    title = incident_title(inc)
+    iid = escape(inc.id)
+    end = escape(inc.end + " UTC") if inc.end else ("not seen in the latest data" if facts.stale else "ongoing")
+    body = (f"<p><a href='/country/{escape(inc.country)}'>&larr; {escape(place_label(inc.country))}</a></p>"
+            f"<h1>{escape(title)}</h1><blockquote id=statement>{escape(incident_text(inc, facts))}</blockquote>"
+            f"<figure><img id=chart alt='{escape(title)}: share of blocked or slowed measurements per provider' "
+            f"src='/api/v1/incidents/{iid}/chart.svg' width=900 height=420><figcaption class=muted>Chart: netvigil "
+            f"observatory &middot; <a href='/incident/{iid}'>permalink</a> &middot; "
+            f"<a href='/api/v1/incidents/{iid}/chart.svg'>SVG</a> &middot; <a href='/api/v1/incidents/{iid}/chart.png'>"
+            f"PNG</a></figcaption></figure>"
+            f"<details><summary>Embed this chart</summary><label for=embed>HTML to paste</label>"
+            f"<textarea id=embed class=embed rows=3 readonly>{escape(embed_snippet(request, inc.id, title))}</textarea>"
+            f"</details>"
             f"<dl class=facts><dt>call</dt><dd id=kind>{escape(call)}</dd><dt>start</dt><dd>{escape(inc.start)} UTC"
-            f"</dd><dt>end</dt><dd>{escape(inc.end or 'ongoing')}</dd><dt>circumvention</dt>"
-            f"<dd id=circumvention class={escape(inc.circumvention)}>{escape(CIRCUMVENTION.get(inc.circumvention, inc.circumvention))}"
-            f"</dd></dl><h2>Networks and techniques</h2>{network_table(inc)}<h2>Evidence</h2>{evidence_block(inc)}"
-            f"<p><a href='/api/v1/incidents/{escape(inc.id)}'>JSON</a> &middot; "
-            f"<a href='/api/v1/incidents/{escape(inc.id)}/chart.png'>chart PNG</a></p>")
-    return fragment_or_page(request, incident_title(inc), body)
+            f"</dd><dt>end</dt><dd>{end}</dd><dt>circumvention</dt><dd id=circumvention "
+            f"class={escape(inc.circumvention)}>{escape(CIRCUMVENTION.get(inc.circumvention, inc.circumvention))}"
+            f"</dd></dl><h2>Networks and techniques</h2>{network_table(inc, facts)}"
+            f"<h2>Evidence</h2>{evidence_block(inc)}"
+            f"<p><a href='/api/v1/incidents/{iid}'>JSON</a></p>")
+    return fragment_or_page(request, title, body, as_of=facts.as_of, stale=facts.stale)
+
+
+@read_route("/measurement/{uid}")
+async def measurement_page(request: Request, uid: str):
+    try:
+        raw = await api.stored_measurement(request, uid)
+    except Rejected as exc:
+        return error_page(request, 404, str(exc))
+    if raw is None:
+        return error_page(request, 404, f"No measurement {uid[:80]!r}.")
+    try:
+        m = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return error_page(request, 500, f"measurement {uid[:80]!r} is stored but cannot be read")
+    nv = request.app.state.nv
+    t = str(m.get("measurement_start_time", ""))[:19].replace("T", " ")
+    verdicts = []
+    try:
+        if len(t) == 19:
+            until = (datetime.strptime(t, FMT) + timedelta(seconds=1)).strftime(FMT)
+            verdicts = [v for v in await nv.pump.call("verdicts", country=m.get("probe_cc"), asn=m.get("probe_asn"),
+                                                      since=t, until=until, limit=5000)
+                        if v.measurement_uid == uid]
+    except (AnalysisUnavailable, Exception):  # the steps are still worth showing
+        verdicts = []
+    rows = "".join(
+        f"<tr><td>{escape(v.service or '')}</td><td class='cell {escape(v.klass)}' data-class='{escape(v.klass)}'>"
+        f"{escape(technique_label(v.technique) or v.klass)}</td><td>{v.confidence:.2f}</td>"
+        f"<td><code>{escape(', '.join(v.rule_ids))}</code></td><td><code>{escape(v.rules_version)}</code></td></tr>"
+        for v in verdicts)
+    verdict = (f"<div class=scroll><table class=grid id=verdict><thead><tr><th>service</th><th>verdict</th>"
+               f"<th>confidence</th><th>rule ids</th><th>rules version</th></tr></thead><tbody>{rows}</tbody></table>"
+               f"</div>" if rows else "<p class=muted>No verdict stored for this measurement yet.</p>")
+    ann = m.get("annotations") if isinstance(m.get("annotations"), dict) else {}
+    cc = str(m.get("probe_cc", ""))
+    facts = (f"<dl class=facts><dt>time</dt><dd>{escape(t)} UTC</dd><dt>country</dt><dd><a href='/country/"
+             f"{escape(cc)}'>{escape(place_label(cc))}</a></dd><dt>network</dt><dd><a href='/network/"
+             f"{escape(str(m.get('probe_asn', '')))}'>{escape(str(m.get('probe_network_name') or ''))} "
+             f"{escape(str(m.get('probe_asn', '')))}</a></dd><dt>test</dt><dd>{escape(str(m.get('test_name', '')))}"
+             f"</dd><dt>input</dt><dd>{escape(str(m.get('input') or ''))}</dd><dt>path</dt>"
+             f"<dd>{escape(str(ann.get('path') or 'direct'))}</dd><dt>report</dt><dd><code>"
+             f"{escape(str(m.get('report_id') or ''))}</code></dd></dl>")
+    body = (f"<h1>Measurement</h1><p class=muted><code>{escape(uid)}</code></p>{facts}<h2>Verdict</h2>{verdict}"
+            f"<h2>Steps</h2>{steps_html(m)}<p><a href='/api/v1/measurement/{escape(uid)}'>Raw JSON</a></p>")
+    return fragment_or_page(request, f"Measurement {uid}", body)

@@ -1,16 +1,23 @@
-"""Add the measured throttling rates to an incident before it is told or shown.
+"""What a statement or page says beyond the incident record, measured from the store.
 
-Incidents carry per-network technique spans; the measured rate of a throttling verdict
-lives on the verdicts. The statement ("throttled to about 130 kbit/s") and the incident
-page take the median rate of each network's throttled verdicts within the incident.
+Incidents carry per-network technique spans; the measured rate of a throttling verdict, a
+QUIC block seen beside the main technique (rule id `secondary:quic.blocked`) and the size of
+an outage live in the verdicts and aggregates. The statement ("throttled to about 130
+kbit/s", "QUIC is blocked too", "at 12% of ordinary levels") and the pages take them from
+here, so the list, the detail, the page and `netvigil report` say the same thing.
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
+from datetime import datetime, timedelta, timezone
 
-from netvigil.model.records import Incident, Verdict
+from netvigil.model.records import AggregateRow, Incident, Verdict
+from netvigil.report.text import Facts, stale_after_minutes
+
+QUIC_RULE = "secondary:quic.blocked"
+FMT = "%Y-%m-%d %H:%M:%S"
 
 
 def with_rates(incident: Incident, verdicts: list[Verdict]) -> Incident:
@@ -30,9 +37,62 @@ def with_rates(incident: Incident, verdicts: list[Verdict]) -> Incident:
     return inc
 
 
+def quic_blocked(incident: Incident, verdicts: list[Verdict]) -> dict[str, str]:
+    """ASN -> first time QUIC was seen blocked on the direct path within the incident."""
+    asns = {n.asn for n in incident.networks}
+    out: dict[str, str] = {}
+    for v in verdicts:
+        if v.path == "direct" and v.probe_asn in asns and QUIC_RULE in v.rule_ids:
+            t = v.measurement_start_time[:19].replace("T", " ")
+            if v.probe_asn not in out or t < out[v.probe_asn]:
+                out[v.probe_asn] = t
+    return out
+
+
+def outage_levels(incident: Incident, rows: list[AggregateRow]) -> dict[str, float]:
+    """ASN -> successful measurements per bucket during the outage as a share of the
+    ordinary level (the median per bucket before the onset). The probes keep measuring during
+    an outage; their successes are the network's connectivity as NetBlocks' "X% of ordinary
+    levels" counts reachable hosts."""
+    out: dict[str, float] = {}
+    for n in incident.networks:
+        before: dict[str, int] = {}
+        during: dict[str, int] = {}
+        for r in rows:
+            if r.asn != n.asn:
+                continue
+            t = r.bucket[:19]
+            ok = r.counts.get("ok", 0)
+            if t < n.start:
+                before[t] = before.get(t, 0) + ok
+            elif n.end is None or t < n.end:
+                during[t] = during.get(t, 0) + ok
+        if before and during:
+            ordinary = statistics.median(before.values())
+            if ordinary > 0:
+                out[n.asn] = min(1.0, statistics.median(during.values()) / ordinary)
+    return out
+
+
+def freshness(latest: str | None, now: datetime | None = None) -> tuple[str | None, bool]:
+    """(as_of, stale): stale when the newest data is older than the cadence (words.toml)."""
+    if not latest:
+        return None, False
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    t = datetime.strptime(latest[:19].replace("T", " "), FMT)
+    return latest[:19], now - t > timedelta(minutes=stale_after_minutes())
+
+
 def verdict_query(incident: Incident) -> dict:
     return {"country": incident.country, "service": incident.service, "since": incident.start,
             "until": incident.end, "limit": 5000}
+
+
+async def latest_time(pump, country: str | None = None) -> str | None:
+    rows = pump.status(country=country)
+    if rows is None:
+        rows = await pump.call("status", country=country)
+    return max((r.last_measurement for r in rows if r.last_measurement), default=None)
 
 
 async def with_rates_from(pump, incident: Incident) -> Incident:
@@ -43,3 +103,37 @@ async def with_rates_from(pump, incident: Incident) -> Incident:
     except Exception:  # the statement is still right without the rate
         return incident
     return with_rates(incident, verdicts)
+
+
+async def told(pump, incident: Incident, latest: str | None = None) -> tuple[Incident, Facts]:
+    """The incident with its measured rates, and the facts its statement may add."""
+    as_of, stale = freshness(latest if latest is not None else await latest_time(pump, incident.country))
+    facts = Facts(as_of=as_of, stale=stale)
+    try:
+        if incident.kind == "censorship":
+            verdicts = await pump.call("verdicts", **verdict_query(incident))
+            incident = with_rates(incident, verdicts)
+            facts.quic = quic_blocked(incident, verdicts)
+        else:
+            since = (datetime.strptime(incident.start[:19], FMT) - timedelta(hours=6)).strftime(FMT)
+            rows = await pump.call("aggregates", country=incident.country, since=since, until=incident.end,
+                                   bucket="30m")
+            facts.level = outage_levels(incident, rows)
+    except Exception:  # the statement is still right without these clauses
+        pass
+    return incident, facts
+
+
+class StoreReader:
+    """An Observatory read like the pump (`await call(name, **kw)`), so `netvigil report
+    --data-dir` tells an incident with the same code as the server."""
+
+    def __init__(self, obs):
+        self.obs = obs
+        self.analysed = 0
+
+    def status(self, country: str | None = None, **_) -> None:
+        return None
+
+    async def call(self, name: str, **kwargs):
+        return getattr(self.obs, name)(**kwargs)

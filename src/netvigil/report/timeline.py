@@ -1,8 +1,10 @@
-"""Per-service timeline as inline SVG: one strip per network, one cell per time bucket.
+"""Timelines as inline SVG: one strip per network (or per service), one cell per time bucket.
 
 Drawn on the server from AggregateRow buckets (no chart library per request, so the
-dashboard stays fast); the colour of a cell is the dominant failing class when at least
-half of its measurements fail; incident onsets and ends are vertical marks.
+dashboard stays fast); the class of a cell is the dominant failing class when at least half
+of its measurements fail, shown by colour AND pattern (stripes for slowed or partly failing,
+cross-hatch for no connectivity) with a legend; incident onsets and ends and changes of
+technique are vertical marks. The SVG scales to its box (viewBox, width 100%).
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from datetime import datetime, timedelta
 from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
-from netvigil.report.text import service_name
+from netvigil.report.text import service_name, technique_label
 
 FMT = "%Y-%m-%d %H:%M:%S"
-COLOURS = {"ok": "#2e7d32", "dns": "#c62828", "tcp": "#ad1457", "tls": "#d84315", "http": "#6a1b9a",
-           "quic": "#ef6c00", "throttled": "#7b1fa2", "down": "#546e7a", "outage": "#37474f",
-           "unknown": "#bdbdbd", "partial": "#f9a825"}
-LEFT, CELL_H, WIDTH = 170, 16, 900
+COLOURS = {"ok": "#2e7d32", "dns": "#c62828", "tcp": "#ad1457", "tls": "#b23c00", "http": "#4a148c",
+           "quic": "#a84300", "throttled": "#6a1b9a", "down": "#455a64", "outage": "#263238",
+           "unknown": "#9e9e9e", "partial": "#8d6e00"}
+WORDS = {"ok": "working", "dns": "DNS blocked", "tcp": "IP blocked", "tls": "TLS blocked", "http": "HTTP blocked",
+         "quic": "QUIC blocked", "throttled": "slowed (throttled)", "down": "service down",
+         "outage": "no connectivity", "partial": "partly failing", "unknown": "no verdict"}
+PATTERNS = {"throttled": "stripes", "partial": "stripes", "outage": "hatch"}
+LEFT, CELL_H, WIDTH = 150, 16, 900
 
 
 def bucket_delta(bucket: str) -> timedelta:
@@ -39,63 +45,123 @@ def dominant(row: AggregateRow) -> str:
     return "ok" if row.counts.get("ok", 0) else "unknown"
 
 
+def _defs() -> str:
+    return ("<defs><pattern id=nv-stripes width=6 height=6 patternUnits=userSpaceOnUse patternTransform='rotate(45)'>"
+            "<rect width=3 height=6 fill='#fff' fill-opacity=.45 /></pattern>"
+            "<pattern id=nv-hatch width=6 height=6 patternUnits=userSpaceOnUse>"
+            "<path d='M0 0L6 6M6 0L0 6' stroke='#fff' stroke-opacity=.5 /></pattern></defs>")
+
+
+def _cell(x: float, y: float, w: float, cls: str, tip: str) -> str:
+    rect = (f"<rect x={x:.1f} y={y} width={w:.1f} height={CELL_H - 2} fill='{COLOURS.get(cls, '#9e9e9e')}' "
+            f"class='tl-cell {cls}'><title>{escape(tip)}</title></rect>")
+    pattern = PATTERNS.get(cls)
+    if pattern:
+        rect += f"<rect x={x:.1f} y={y} width={w:.1f} height={CELL_H - 2} fill='url(#nv-{pattern})' pointer-events=none />"
+    return rect
+
+
+def legend(classes: list[str]) -> str:
+    """The classes drawn, each with its swatch (colour and pattern) and its name."""
+    items = []
+    for cls in classes:
+        swatch = f"<rect width=14 height=12 fill='{COLOURS.get(cls, '#9e9e9e')}' />"
+        if cls in PATTERNS:
+            swatch += f"<rect width=14 height=12 fill='url(#nv-{PATTERNS[cls]})' />"
+        items.append(f"<li data-class='{escape(cls)}'><svg width=14 height=12 aria-hidden=true>{_defs()}{swatch}</svg>"
+                     f"{escape(WORDS.get(cls, cls))}</li>")
+    return f"<ul class=legend aria-label='legend'>{''.join(items)}</ul>"
+
+
 def timeline_svg(service: str, rows: list[AggregateRow], incidents: list[Incident], since: datetime,
-                 until: datetime, bucket: str, names: dict[str, str | None]) -> str:
+                 until: datetime, bucket: str, names: dict[str, str | None], *, by: str = "asn",
+                 title: str | None = None) -> str:
+    """Strips per network (`by="asn"`, a service's timeline) or per service (`by="service"`,
+    a network's timeline)."""
     step = bucket_delta(bucket)
     n = max(1, int((until - since) / step))
     cw = (WIDTH - LEFT) / n
-    asns = sorted({r.asn for r in rows})
-    height = 28 + CELL_H * max(1, len(asns)) + 34
+    keys = sorted({getattr(r, by) for r in rows}, key=lambda k: (k == "control", k))
+    height = 28 + CELL_H * max(1, len(keys)) + 48
+    heading = title or service_name(service)
 
     def x(t: datetime) -> float:
         return LEFT + (t - since).total_seconds() / (until - since).total_seconds() * (WIDTH - LEFT)
 
-    parts = [f"<svg class=timeline data-service='{escape(service)}' width={WIDTH} height={height} "
-             f"viewBox='0 0 {WIDTH} {height}' role=img aria-label='timeline of {escape(service_name(service))}'>",
-             f"<text x=0 y=14 class=tl-title>{escape(service_name(service))}</text>"]
-    by_cell = {(r.asn, r.bucket[:19]): r for r in rows}
-    for i, asn in enumerate(asns):
+    parts = [f"<svg class=timeline data-service='{escape(service)}' viewBox='0 0 {WIDTH} {height}' "
+             f"preserveAspectRatio='xMinYMin meet' role=img aria-label='timeline of {escape(heading)}'>", _defs(),
+             f"<text x=0 y=14 class=tl-title>{escape(heading)}</text>"]
+    by_cell = {(getattr(r, by), r.bucket[:19]): r for r in rows}
+    for i, key in enumerate(keys):
         y = 24 + i * CELL_H
-        label = names.get(asn) or asn
-        parts.append(f"<text x=0 y={y + 12} class=tl-net>{escape(label)[:26]}</text>")
+        label = (names.get(key) or key) if by == "asn" else service_name(key)
+        parts.append(f"<text x=0 y={y + 12} class=tl-net>{escape(label[:22])}</text>")
         for j in range(n):
             t = since + j * step
-            r = by_cell.get((asn, t.strftime(FMT)))
+            r = by_cell.get((key, t.strftime(FMT)))
             if r is None:
                 continue
             cls = dominant(r)
-            tip = f"{label} {t.strftime('%H:%M')}: {r.total} measurements, " + ", ".join(
+            tip = f"{label} {t.strftime('%H:%M')}: {WORDS.get(cls, cls)}; {r.total} measurements, " + ", ".join(
                 f"{k} {v}" for k, v in sorted(r.counts.items()))
-            parts.append(f"<rect x={x(t):.1f} y={y} width={max(cw - 0.5, 0.5):.1f} height={CELL_H - 2} "
-                         f"fill='{COLOURS.get(cls, '#bdbdbd')}' class='tl-cell {cls}'><title>{escape(tip)}</title></rect>")
-    base = 24 + CELL_H * max(1, len(asns))
-    span = until - since  # time axis: ~6 ticks on round times
-    tick = next((timedelta(minutes=m) for m in (10, 30, 60, 120, 180, 360, 720) if span / timedelta(minutes=m) <= 8),
-                timedelta(days=1))
-    epoch = datetime(1970, 1, 1)
-    t = epoch + -((epoch - since) // tick) * tick
-    while t <= until:
-        if LEFT + 15 <= x(t) <= WIDTH - 20:
-            parts.append(f"<text x={x(t):.1f} y={base + 14} class=tl-axis text-anchor=middle>"
-                         f"{t.strftime('%H:%M')}</text>")
-        t += tick
-    for inc in incidents:
-        outage = inc.kind == "outage"
-        if outage and not {n.asn for n in inc.networks} & set(asns):
-            continue
-        for kind, label, when in (("onset", "outage" if outage else "onset", inc.start),
-                                  ("end", "restored" if outage else "end", inc.end)):
-            if not when:
-                continue
-            t = datetime.strptime(when[:19], FMT)
-            if since <= t <= until:
-                colour = "#37474f" if outage else "#b00020"
-                y_text = base + 30 if outage else 14  # outage marks under the axis: no overlap with onsets
-                parts.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base + (20 if outage else 0)} class='tl-{kind}' "
-                             f"stroke='{colour}' stroke-width=2 stroke-dasharray='4 2'/>"
-                             f"<text x={x(t) + (3 if x(t) < WIDTH - 90 else -3):.1f} y={y_text} "
-                             f"text-anchor={'start' if x(t) < WIDTH - 90 else 'end'} "
-                             f"class='tl-mark tl-{kind}-label{' tl-outage' if outage else ''}'>"
-                             f"{label} {when[11:16]}</text>")
+            parts.append(_cell(x(t), y, max(cw - 0.5, 0.5), cls, tip))
+    base = 24 + CELL_H * max(1, len(keys))
+    parts += _axis(since, until, base, x)
+    parts += _marks(incidents, keys if by == "asn" else None, since, until, base, x)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _axis(since: datetime, until: datetime, base: int, x) -> list[str]:
+    span = until - since  # ~6 ticks on round times
+    tick = next((timedelta(minutes=m) for m in (10, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)
+                 if span / timedelta(minutes=m) <= 8), timedelta(days=30))
+    epoch = datetime(1970, 1, 1)
+    t = epoch + -((epoch - since) // tick) * tick
+    out = []
+    fmt = "%H:%M" if tick < timedelta(days=1) else "%d %b"
+    while t <= until:
+        if LEFT + 15 <= x(t) <= WIDTH - 20:
+            out.append(f"<text x={x(t):.1f} y={base + 14} class=tl-axis text-anchor=middle>{t.strftime(fmt)}</text>")
+        t += tick
+    return out
+
+
+def _marks(incidents: list[Incident], asns: list[str] | None, since: datetime, until: datetime, base: int,
+           x) -> list[str]:
+    """Onset and end of each incident, and each change of technique (once per time)."""
+    out = []
+    changes: dict[str, str] = {}
+    for inc in incidents:
+        outage = inc.kind == "outage"
+        if outage and asns is not None and not {n.asn for n in inc.networks} & set(asns):
+            continue
+        for kind, label, at in (("onset", "outage" if outage else "onset", inc.start),
+                                ("end", "restored" if outage else "end", inc.end)):
+            if not at:
+                continue
+            t = datetime.strptime(at[:19], FMT)
+            if since <= t <= until:
+                colour = "#263238" if outage else "#b00020"
+                y_text = base + 30 if outage else 14  # outage marks under the axis: no overlap with onsets
+                left = x(t) < WIDTH - 90
+                out.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base + (20 if outage else 0)} class='tl-{kind}' "
+                           f"stroke='{colour}' stroke-width=2 stroke-dasharray='4 2'/>"
+                           f"<text x={x(t) + (3 if left else -3):.1f} y={y_text} text-anchor={'start' if left else 'end'} "
+                           f"class='tl-mark tl-{kind}-label{' tl-outage' if outage else ''}'>{label} {at[11:16]}</text>")
+        if outage:
+            continue
+        for n in inc.networks:
+            steps = [s for s in (n.techniques or []) if s.get("technique") and not s.get("secondary")]
+            for a, b in zip(steps, steps[1:]):
+                if b.get("start"):
+                    changes.setdefault(str(b["start"])[:19], f"{technique_label(a['technique'])} \u2192 "
+                                                             f"{technique_label(b['technique'])}")
+    for at, label in sorted(changes.items()):
+        t = datetime.strptime(at, FMT)
+        if since <= t <= until:
+            left = x(t) < WIDTH - 140
+            out.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base} class=tl-change-line stroke='#000' "
+                       f"stroke-width=1.5 stroke-dasharray='1 2'/><text x={x(t) + (3 if left else -3):.1f} y={base + 44} "
+                       f"text-anchor={'start' if left else 'end'} class=tl-change>{escape(label)} {at[11:16]}</text>")
+    return out

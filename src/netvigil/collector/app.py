@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from netvigil import __version__
-from netvigil.collector import quarantine_routes, routes
+from netvigil.collector import fleet_routes, quarantine_routes, routes
 from netvigil.collector.core import Collector, Settings
 from netvigil.collector.connections import ConnectionGuard
 from netvigil.collector.intake import Rejected
@@ -95,7 +95,7 @@ def make_settings(settings: dict) -> Settings:
 
 def create_app(data_dir: Path, **settings) -> FastAPI:
     """The collector + API + dashboard application over DATA_DIR."""
-    from netvigil.report import api, dashboard  # report area: read side
+    from netvigil.report import api, dashboard, docs  # report area: read side
 
     nv = Observatory(Path(data_dir), make_settings(settings))
 
@@ -115,6 +115,7 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
         version=__version__,
         description="Collector (OONI protocol), API and live dashboard of netvigil. See docs/api.md.",
         lifespan=lifespan,
+        docs_url=None,  # report/docs.py serves /docs from local assets
     )
     app.state.nv = nv
     app.add_exception_handler(Rejected, routes.rejected_handler)
@@ -154,6 +155,8 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
 
     app.include_router(routes.router)
     app.include_router(quarantine_routes.router)
+    app.include_router(fleet_routes.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     return app

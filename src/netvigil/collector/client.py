@@ -9,7 +9,9 @@ Transient failures (connection refused, timeouts, 429, 5xx) are retried with bac
 still could not be sent is written to `queue_dir` and sent first on the next call, so a
 probe that runs while the collector is down loses nothing. A measurement the collector
 rejects with another 4xx is not queued (it would be rejected forever): it is counted in
-`rejected` with the collector's reason.
+`rejected` with the collector's reason. A submission refused because of its report (403:
+another probe's, 404: expired, 409: closed) goes into a newly opened report instead, and a 401
+(our credentials refused) keeps the measurements queued.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class _Transient(Exception):
 
 class _Rejected(Exception):
     """The collector refused this measurement for good (4xx other than 429)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 def _detail(resp: httpx.Response) -> str:
@@ -80,8 +86,10 @@ class _Session:
                 if resp.status_code == 429 or resp.status_code >= 500:
                     last = _detail(resp)
                     wait = _retry_after(resp)
+                elif resp.status_code == 401:  # our credentials, not the measurement: keep it queued
+                    raise _Transient(f"{self.url}{path}: {_detail(resp)}")
                 elif resp.status_code >= 400:
-                    raise _Rejected(_detail(resp))
+                    raise _Rejected(_detail(resp), resp.status_code)
                 else:
                     try:
                         return resp.json()
@@ -100,6 +108,9 @@ def _retry_after(resp: httpx.Response, cap: float = 60.0) -> float:
     """The collector's Retry-After in seconds (capped: past it the measurement waits in the queue)."""
     value = resp.headers.get("retry-after", "").strip()
     return min(float(value), cap) if value.isdigit() else 0.0
+
+
+_REPORT_LOST = (403, 404, 409)  # another's report, an expired one, a closed one
 
 
 def _report_key(m: Measurement) -> tuple[str, str, str]:
@@ -183,7 +194,15 @@ def submit_measurements(
                     reports[key] = _open_report(session, m)
                     result.report_ids.append(reports[key])
                 content = msgspec.to_builtins(m)
-                answer = session.post(f"/report/{reports[key]}", {"format": "json", "content": content})
+                try:
+                    answer = session.post(f"/report/{reports[key]}", {"format": "json", "content": content})
+                except _Rejected as exc:
+                    if exc.status not in _REPORT_LOST:
+                        raise
+                    # the report is closed, expired or not ours (any more): a new one, not a lost measurement
+                    reports[key] = _open_report(session, m)
+                    result.report_ids.append(reports[key])
+                    answer = session.post(f"/report/{reports[key]}", {"format": "json", "content": content})
                 result.submitted += 1
                 uid = answer.get("measurement_uid") if isinstance(answer, dict) else None
                 if uid:

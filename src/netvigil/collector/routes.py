@@ -63,6 +63,11 @@ def check_probe(request: Request, cost: float = 1.0) -> str | None:
     and are charged COST measurements on their address's bucket (its key is returned)."""
     nv = request.app.state.nv
     s = nv.settings
+    from netvigil.collector import fleet_routes  # enrolled probes: their own bucket and reports
+
+    probe_key = fleet_routes.admit(request, cost)
+    if probe_key is not None:
+        return probe_key
     token = bearer(request)
     if token_in(token, s.probe_tokens):
         return None
@@ -125,6 +130,9 @@ async def open_report(request: Request):
     if fmt != "json":
         raise Rejected(f"format {fmt!r} is not supported (only \"json\")")
     report_id = request.app.state.nv.collector.open_report(meta, client)
+    from netvigil.collector import fleet_routes
+
+    fleet_routes.bind_report(request, report_id, meta)
     return {"backend_version": BACKEND_VERSION, "report_id": report_id, "supported_formats": ["json"]}
 
 
@@ -134,11 +142,15 @@ async def submit_one(report_id: str, request: Request):
     nv = request.app.state.nv
     check_probe(request)
     nv.collector.check_report(report_id)
+    from netvigil.collector import fleet_routes
+
+    fleet_routes.check_owner(request, report_id, submitting=True)
     body = await read_body(request, nv.settings.max_body_bytes)
     from netvigil.collector.intake import unwrap_submission
 
     uids = await nv.submit([unwrap_submission(body)], report_id=report_id, where="content",
                            client=request.client.host if request.client else None)
+    await fleet_routes.record(request, uids)
     return {"measurement_uid": uids[0]}
 
 
@@ -146,6 +158,9 @@ async def submit_one(report_id: str, request: Request):
 async def close_report(report_id: str, request: Request):
     if not REPORT_ID_RE.fullmatch(report_id):
         raise Rejected(f"report id {report_id[:60]!r} is malformed")
+    from netvigil.collector import fleet_routes
+
+    fleet_routes.check_owner(request, report_id)  # only the probe that opened it closes it
     count = request.app.state.nv.collector.close_report(report_id)
     return {"report_id": report_id, "measurements": count}
 
@@ -171,7 +186,13 @@ async def submit_batch(request: Request):
             raise Rejected("batch is empty (send one JSON measurement per line)")
         if key is not None:
             charge(nv.collector.limiter, key, float(len(lines)), "batch")
+            from netvigil.collector import fleet_routes
+
+            fleet_routes.charge_lines(request, len(lines))  # and on its /24 (/64)
         uids = await nv.submit(lines, where="batch", client=client_address(request))
+        from netvigil.collector import fleet_routes
+
+        await fleet_routes.record(request, uids)
     finally:
         if key is not None:
             nv.uploads.leave(key)

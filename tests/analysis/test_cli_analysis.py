@@ -6,11 +6,10 @@ import json
 import subprocess
 import sys
 
+import msgspec
+
 from tests.analysis.factory import at, round_of
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=300)
+from tests.clirun import run_cli as run
 
 
 def lab_file(tmp_path):
@@ -18,7 +17,7 @@ def lab_file(tmp_path):
     with p.open("w") as fh:
         for r in range(12):
             for m in round_of(at(r), techniques={"twitter": "tls.reset_after_hello" if 3 <= r < 8 else None}):
-                fh.write(json.dumps({k: v for k, v in __import__("msgspec").to_builtins(m).items()}) + "\n")
+                fh.write(json.dumps(msgspec.to_builtins(m)) + "\n")
     return p
 
 
@@ -70,7 +69,15 @@ def test_one_line_errors(tmp_path):
         r = run(*args)
         assert r.returncode != 0
         assert text in r.stderr, (args, r.stderr)
-        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert len(r.stderr.strip().splitlines()) == 1  # in-process: a traceback would have raised
+
+
+def test_error_exit_status_from_the_real_command(tmp_path):
+    """One subprocess: the installed command exits non-zero with one line on a user's mistake."""
+    r = subprocess.run([sys.executable, "-m", "netvigil", "analyse", str(tmp_path / "nope.jsonl")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "no such file" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_help_has_examples():

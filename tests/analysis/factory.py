@@ -25,11 +25,18 @@ def at(round_no: int, cadence_min: int = 10) -> str:
 
 
 def service(name: str, when: str, *, asn: str = "AS12389", cc: str = "RU", technique: str | None = None,
-            rate_bps: float = 50e6, path: str = "direct", run: str | None = None, network: str = "Lab ISP") -> Measurement:
+            rate_bps: float = 50e6, path: str = "direct", run: str | None = None, network: str = "Lab ISP",
+            domains: list[str] | None = None, per_domain: dict[str, str | None] | None = None) -> Measurement:
+    """`domains`: the service's endpoints (default DOMAINS[name]); `per_domain`: the technique
+    of each named endpoint, instead of `technique` (e.g. one name reset, stale names NXDOMAIN)."""
+    names = domains or DOMAINS[name]
+    per_domain = per_domain or {}
     tk: dict = {"queries": [], "tcp_connect": [], "tls_handshakes": [], "requests": [], "network_events": [],
                 "quic_handshakes": [], "throughput": [], "endpoints": {}}
     tx = 0
-    for i, dom in enumerate(DOMAINS[name]):
+    default = technique
+    for i, dom in enumerate(names):
+        technique = per_domain.get(dom, default)
         ip = f"10.1.{len(name)}.{i + 10}"
         ids = []
         tx += 1
@@ -72,7 +79,7 @@ def service(name: str, when: str, *, asn: str = "AS12389", cc: str = "RU", techn
         tk["endpoints"][dom] = ids
     return Measurement(
         test_name="service", test_version="0.1.0", measurement_start_time=when, test_start_time=when,
-        probe_cc=cc, probe_asn=asn, probe_network_name=network, input=f"https://{DOMAINS[name][0]}/",
+        probe_cc=cc, probe_asn=asn, probe_network_name=network, input=f"https://{names[0]}/",
         report_id=f"r-{asn}-{when}-{path}", software_name="netvigil",
         annotations={"service": name, "path": path, "run_id": run or f"{asn}-{when}-{path}"}, test_keys=tk,
     )

@@ -2,7 +2,11 @@
 
 - service fails and the controls fail too -> `outage` (the network, not the service);
 - service slow and controls fast -> `throttled.targeted` (rate, ratio to the controls);
-- controls slow compared with the network's own baseline -> `throttled.general`.
+- controls slow compared with the network's own baseline -> `throttled.general`;
+- an endpoint that fails the same way from a control vantage (a network in another country,
+  same time) is stale (a retired name, a moved CDN): set aside, listed in `Finding.stale`,
+  and the service judged from its other endpoints; an endpoint failing at the step where
+  the controls fail too is excused, but never another endpoint's failure at another step.
 A round is the set of measurements one probe run wrote (same network, path and start time).
 Only the current round per network is buffered, and a short history of control rates.
 
@@ -20,7 +24,8 @@ from collections import deque
 from dataclasses import replace
 from typing import NamedTuple
 
-from netvigil.analysis.finding import Finding
+from netvigil.analysis.endpoints import combine
+from netvigil.analysis.finding import Endpoint, Finding
 from netvigil.analysis.rules import RuleSet
 from netvigil.model.measurement import Measurement
 
@@ -57,6 +62,9 @@ class RoundContext:
         # time slot -> network -> control-target rate: the reference when a network has no
         # history of its own yet (another vantage measuring the same targets at the same time)
         self.slot_rates: dict[str, dict[tuple, float]] = {}
+        # time slot -> endpoint -> (country, technique) of its failures on any network: an
+        # endpoint failing the same way in another country is stale, not blocked
+        self.failed_endpoints: dict[str, dict[str, set[tuple[str, str]]]] = {}
 
     @staticmethod
     def keys(m: Measurement) -> tuple[tuple, tuple]:
@@ -79,6 +87,54 @@ class RoundContext:
             if isinstance(h, dict) and not h.get("failure") and isinstance(h.get("server_name"), str) \
                     and isinstance(h.get("address"), str):
                 per.setdefault(h["server_name"], set()).add(str(h["address"]).rsplit(":", 1)[0].strip("[]"))
+
+    def note_endpoints(self, m: Measurement, f: Finding) -> None:
+        failed = [e for e in f.endpoints if _path_failed(e)]
+        if not failed:
+            return
+        slot = m.measurement_start_time
+        per = self.failed_endpoints.get(slot)
+        if per is None:
+            if len(self.failed_endpoints) >= 8:
+                self.failed_endpoints.pop(next(iter(self.failed_endpoints)))
+            per = self.failed_endpoints[slot] = {}
+        for e in failed:
+            per.setdefault(e.domain, set()).add((m.probe_cc, e.finding.technique or e.finding.klass))
+
+    def _set_aside_stale(self, m: Measurement, f: Finding) -> Finding:
+        """The finding without the endpoints that fail the same way in another country (on the
+        TCP path: a dead name or host; QUIC failing everywhere is the controls' comparison)."""
+        if not f.endpoints or f.stale:
+            return f
+        per = self.failed_endpoints.get(m.measurement_start_time) or {}
+        stale = [e for e in f.endpoints if _path_failed(e)
+                 and any(cc != m.probe_cc and tech == (e.finding.technique or e.finding.klass) for cc, tech in per.get(e.domain, ()))]
+        if not stale or combine(list(f.endpoints), self.rules) != f:
+            return f  # nothing stale, or the finding is not the endpoints' alone (helper evidence...)
+        names = tuple(f"{e.domain}={e.technique}" for e in stale)
+        rest = [e for e in f.endpoints if e not in stale]
+        if not rest:
+            return Finding("down", None, self.rules.confidence["down"], rule_ids=["context.every_endpoint_fails_at_control_too"],
+                           domain=f.domain, endpoints=f.endpoints, stale=names)
+        found = combine(rest, self.rules)
+        return replace(found, rule_ids=found.rule_ids + ["context.stale_endpoints_set_aside"], endpoints=f.endpoints, stale=names)
+
+    def _excused(self, f: Finding, broken: set[str]) -> Finding | None:
+        """The service judged without the endpoint failures at a step where the controls fail
+        too; None when no other endpoint failed (or the finding is not the endpoints' alone)."""
+        if not f.endpoints:
+            return None
+        eps = [e for e in f.endpoints if e.domain not in {x.split("=", 1)[0] for x in f.stale}]
+        if combine(eps, self.rules) != replace(f, endpoints=tuple(eps), stale=(), rule_ids=_own_rules(f)):
+            return None
+        kept = [Endpoint(e.domain, None if e.finding is not None and e.finding.klass in broken else e.finding,
+                         None if "quic" in broken else e.quic_finding, e.tried, e.quic_tried, e.inconsistent, e.sample_rates)
+                for e in eps]
+        found = combine(kept, self.rules)
+        if found.klass in ("ok", "unknown"):
+            return None
+        return replace(found, rule_ids=found.rule_ids + [f"context.{k}_fails_for_controls_too" for k in sorted(broken)],
+                       endpoints=f.endpoints, stale=f.stale)
 
     def _redirected(self, m: Measurement, f: Finding) -> Finding:
         """Certificate failures on addresses no other vantage saw for those names: the
@@ -105,6 +161,7 @@ class RoundContext:
         m = item.m
         self.note_addresses(m)
         self.note_rate(m, item.service, item.finding)
+        self.note_endpoints(m, item.finding)
         network, rkey = self.keys(m)
         out: list[Item] = []
         cur = self.rounds.get(network)
@@ -164,13 +221,16 @@ class RoundContext:
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf = self.rules.thresholds, self.rules.confidence
+        items = [it._replace(finding=self._set_aside_stale(it.m, it.finding)) for it in items]
         controls = [it.finding for it in items if it.service == "control"]
         # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
         # protocol is unusable on this network, not that a service is targeted
         ctl_broken = {c.klass for c in controls if c.klass not in ("ok", "throttled", "outage", "unknown")}
         # an outage: most control endpoints fail, and not only over QUIC
+        # (an NXDOMAIN is an answer: the network works, the name does not)
         ctl_failed = bool(controls) and all(
-            c.klass not in ("ok", "throttled", "quic", "unknown") and (c.failed_share or 1.0) >= 0.5 for c in controls)
+            c.klass not in ("ok", "throttled", "quic", "unknown") and c.technique != "dns.nxdomain"
+            and (c.failed_share or 1.0) >= 0.5 for c in controls)
         # some control endpoints still answer: packet loss, not a dead uplink
         partial = ctl_failed and any((c.failed_share or 1.0) < 1.0 for c in controls)
         outage_tech = "outage.partial" if partial else "outage"
@@ -184,8 +244,9 @@ class RoundContext:
             if f.technique == "tls.mitm":
                 f = self._redirected(m, f)
             if service != "control" and f.klass in ctl_broken and not ctl_failed:
-                f = Finding("ok", None, conf["ok"] * 0.7, rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
-                            domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates)
+                f = self._excused(f, ctl_broken) or Finding(
+                    "ok", None, conf["ok"] * 0.7, rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
+                    domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates, endpoints=f.endpoints, stale=f.stale)
             if service == "control":
                 if f.klass not in ("ok", "throttled") and ctl_failed:
                     tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
@@ -226,3 +287,12 @@ class RoundContext:
         if record and ctl_rate is not None and not general:
             self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ctl_rate)
         return out
+
+
+def _own_rules(f: Finding) -> list[str]:
+    return [r for r in f.rule_ids if r != "context.stale_endpoints_set_aside"]
+
+
+def _path_failed(e: Endpoint) -> bool:
+    """Failed on the TCP path (dns, tcp, tls, http): not only over QUIC."""
+    return e.finding is not None and e.finding.klass != "quic"

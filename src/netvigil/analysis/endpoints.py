@@ -2,8 +2,11 @@
 
 These carry no per-measurement control: each endpoint (domain, or IP:port) is judged by the
 first step that failed (dns -> tcp -> tls -> http -> quic), and the service by its failing
-endpoints. Whether a failure is censorship or an outage needs the *control targets of the
-same network and round*; that comparison is made in context.py, not here.
+endpoints (`combine`). The service's Finding keeps one `Endpoint` per endpoint, so the round
+context can judge the service again without an endpoint that turns out to be stale (it fails
+the same way from a control vantage) or that fails the way the controls fail. Whether a
+failure is censorship or an outage needs the *control targets of the same network and
+round*; that comparison is made in context.py, not here.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from netvigil.analysis.finding import Finding, klass_of
+from netvigil.analysis.finding import Endpoint, Finding, klass_of
 from netvigil.analysis.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
 
@@ -182,22 +185,31 @@ def _specificity(f: Finding) -> int:
     return 2 if f.confirmed else (0 if _timeout(f) else 1)
 
 
-def _isolated(failed: list[EndpointResult], tried: int) -> bool:
+def _isolated(failed: list[Endpoint], tried: int) -> bool:
     """One timeout among many endpoints that worked over the same path: a lost packet, not a policy."""
     return len(failed) == 1 and tried >= 4 and _timeout(failed[0].finding)
 
 
+def summarise(results: dict[str, EndpointResult]) -> list[Endpoint]:
+    return [Endpoint(r.domain, r.finding, r.quic_finding, r.tried, r.quic_tried, list(r.inconsistent),
+                     [o.rate_bps for o in r.samples if o.rate_bps]) for r in results.values() if r.tried]
+
+
 def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Finding:
+    return combine(summarise(results), rules)
+
+
+def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
     """The service is blocked when any endpoint is. TCP-path findings (dns, tcp, tls, http)
     and QUIC findings are judged apart: QUIC failing while TCP/TLS work is `quic.blocked`, not a
     TCP block. Among TCP-path findings the commonest technique wins, ties going to the more
     specific evidence (a fingerprint beats a signature beats a timeout)."""
     conf = rules.confidence
-    tried = [r for r in results.values() if r.tried]
-    rate = service_rate([o for r in tried for o in r.samples])
     if not tried:
         return Finding("unknown", None, 0.1, rule_ids=["service.no_observations"])
-    sample_rates = [o.rate_bps for r in tried for o in r.samples if o.rate_bps]
+    sample_rates = [x for r in tried for x in r.sample_rates]
+    rate = min(sample_rates) if sample_rates else None
+    eps = tuple(tried)
     path = [r for r in tried if r.finding is not None and r.finding.klass != "quic"]
     quic_tried = [r for r in tried if r.quic_tried]
     quic = [r for r in quic_tried if r.quic_finding is not None]
@@ -221,7 +233,7 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
             f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
             f.rule_ids + [f"service.failed_endpoints:{len(path)}/{len(tried)}"], domain=lead.domain,
             rate_bps=f.rate_bps if f.rate_bps is not None else rate,
-            secondary=secondary, failed_share=share, sample_rates=sample_rates,
+            secondary=secondary, failed_share=share, sample_rates=sample_rates, endpoints=eps,
         )
     iso = ["service.isolated_timeout"] + [f"secondary:{t}" for t in noise] if noise else []
     flaky = [f"secondary:{x}" for r in tried for x in r.inconsistent]
@@ -233,11 +245,12 @@ def service_finding(results: dict[str, EndpointResult], rules: RuleSet) -> Findi
             "quic", f.technique, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), False,
             f.rule_ids + [f"service.quic_failed_endpoints:{len(quic)}/{len(quic_tried)}", "service.tcp_tls_ok"] + iso,
             domain=quic[0].domain, rate_bps=rate, secondary=sorted(set(noise) | set(quic_tech[1:])),
-            failed_share=share, sample_rates=sample_rates,
+            failed_share=share, sample_rates=sample_rates, endpoints=eps,
         )
     if noise or flaky:
-        return Finding("ok", None, conf["ok"] * 0.8, rule_ids=iso, rate_bps=rate, sample_rates=sample_rates)
-    return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates)
+        return Finding("ok", None, conf["ok"] * 0.8, rule_ids=iso, rate_bps=rate, sample_rates=sample_rates, endpoints=eps)
+    return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates,
+                   endpoints=eps)
 
 
 def service_rate(samples: list[Observation]) -> float | None:

@@ -24,10 +24,32 @@ class Finding:
     secondary: list[str] = field(default_factory=list)  # weaker techniques also seen
     failed_share: float | None = None  # share of the endpoints that failed (endpoint tests)
     sample_rates: list[float] = field(default_factory=list)  # every throughput sample's rate
+    # endpoint tests: every endpoint tried, each judged alone (endpoints.combine made this from them)
+    endpoints: tuple[Endpoint, ...] = ()
+    stale: tuple[str, ...] = ()  # endpoints set aside: "domain=technique" (they fail at a control too)
 
     @property
     def blocked(self) -> bool:
         return self.klass in ("dns", "tcp", "tls", "http", "quic", "throttled")
+
+
+@dataclass(slots=True, frozen=True)
+class Endpoint:
+    """One endpoint (a name, or IP:port) of an endpoint test, judged alone."""
+
+    domain: str
+    finding: Finding | None  # the first step that failed on the TCP path (None: it worked)
+    quic_finding: Finding | None
+    tried: int
+    quic_tried: int
+    inconsistent: list[str]  # failures of a step that also succeeded to the same address
+    sample_rates: list[float]  # its throughput samples' rates
+
+    @property
+    def technique(self) -> str:
+        """What it says in a verdict: its TCP-path technique, else its QUIC one, else `ok`."""
+        f = self.finding or self.quic_finding
+        return (f.technique or f.klass) if f is not None else "ok"
 
 
 def klass_of(technique: str) -> str:

@@ -40,12 +40,32 @@ def measurement_row(m: Measurement, service: str | None) -> dict:
     }
 
 
+ENDPOINT, STALE = "~endpoint:", "~stale:"  # (no rule id starts with "~")
+
+
+def _split_rule_ids(ids: list[str]) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    rules, eps, stale = [], {}, {}
+    for x in ids:
+        if x.startswith(ENDPOINT):
+            k, _, t = x[len(ENDPOINT):].rpartition("=")
+            eps[k] = t
+        elif x.startswith(STALE):
+            k, _, t = x[len(STALE):].rpartition("=")
+            stale[k] = t
+        else:
+            rules.append(x)
+    return rules, eps, stale
+
+
 def verdict_row(v: Verdict, report_id: str) -> dict:
     return {
         "uid": v.measurement_uid, "time": _time(v.measurement_start_time), "cc": v.probe_cc, "asn": v.probe_asn,
         "network_name": v.probe_network_name or "", "service": v.service or "", "input": v.input or "",
         "domain": v.domain or "", "class": v.klass, "technique": v.technique or "", "confidence": v.confidence,
-        "confirmed": int(v.confirmed), "rule_ids": v.rule_ids, "rules_version": v.rules_version,
+        "confirmed": int(v.confirmed), "rules_version": v.rules_version,
+        # the per-endpoint fields ride in the rule_ids column (no schema change for old stores)
+        "rule_ids": v.rule_ids + [f"{ENDPOINT}{k}={t}" for k, t in v.endpoints.items()]
+        + [f"{STALE}{k}={t}" for k, t in v.stale_endpoints.items()],
         "rate_bps": v.rate_bps, "baseline_ratio": v.baseline_ratio, "path": v.path, "report_id": report_id or "",
     }
 
@@ -55,12 +75,14 @@ def _float(x) -> float | None:
 
 
 def verdict_from_row(r: dict) -> Verdict:
+    rule_ids, eps, stale = _split_rule_ids(list(r["rule_ids"]))
     return Verdict(
         measurement_uid=r["uid"], measurement_start_time=r["time"], probe_cc=r["cc"], probe_asn=r["asn"],
         service=r["service"] or None, input=r["input"] or None, domain=r["domain"] or None, klass=r["class"],
         technique=r["technique"] or None, confidence=round(float(r["confidence"]), 3), confirmed=bool(r["confirmed"]),
-        rule_ids=list(r["rule_ids"]), rules_version=r["rules_version"], rate_bps=_float(r["rate_bps"]),
+        rule_ids=rule_ids, rules_version=r["rules_version"], rate_bps=_float(r["rate_bps"]),
         baseline_ratio=_float(r["baseline_ratio"]), path=r["path"], probe_network_name=r["network_name"] or None,
+        endpoints=eps, stale_endpoints=stale,
     )
 
 

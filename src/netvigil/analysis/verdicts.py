@@ -130,6 +130,8 @@ def to_verdict(m: Measurement, f: Finding, service: str | None, rules: RuleSet, 
         baseline_ratio=round(f.baseline_ratio, 6) if f.baseline_ratio is not None else None,
         path=path,
         probe_network_name=m.probe_network_name,
+        endpoints={e.domain: e.technique for e in f.endpoints},
+        stale_endpoints=dict(x.split("=", 1) for x in f.stale),
     )
 
 

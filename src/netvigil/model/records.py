@@ -31,6 +31,10 @@ class Verdict(msgspec.Struct, omit_defaults=False):
     baseline_ratio: float | None = None  # rate / the network's own baseline
     path: str = "direct"  # direct | vpn | proxy (circumvention path)
     probe_network_name: str | None = None
+    # endpoint tests: each endpoint judged alone, name -> its technique ("ok" when it worked)
+    endpoints: dict[str, str] = {}
+    # endpoints set aside (they fail the same way from a control vantage): name -> technique
+    stale_endpoints: dict[str, str] = {}
 
 
 class NetworkSpan(msgspec.Struct):

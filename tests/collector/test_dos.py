@@ -116,6 +116,10 @@ def test_slowloris_leaves_other_clients_served(server):
     _, health = get(other, "/api/v1/health")
     limits = json.loads(health)["limits"]
     assert limits["connections_refused"] >= len(refused) and limits["connections_timed_out"] >= len(timed_out)
+    _, metrics = get(other, "/metrics")
+    values = dict(line.split(" ") for line in metrics.decode().splitlines() if line.startswith("netvigil_connections_"))
+    assert float(values["netvigil_connections_refused"]) >= len(refused)
+    assert float(values["netvigil_connections_timed_out"]) >= len(timed_out)
 
 
 def test_dribbled_headers_are_cut_off_although_bytes_keep_coming(server):

@@ -47,6 +47,14 @@ class Metrics:
                 yield GaugeMetricFamily("netvigil_quarantined_measurements",
                                         "Measurements the analysis set aside (GET /api/v1/quarantine)",
                                         value=pump.quarantined)
+                guard = getattr(nv, "connections", None)  # per-client limits (collector/connections.py)
+                if guard is not None:
+                    yield GaugeMetricFamily("netvigil_connections_open", "Open client connections",
+                                            value=len(guard.live))
+                    yield GaugeMetricFamily("netvigil_connections_refused", "Connections refused over the "
+                                            "per-address cap since start", value=guard.refused)
+                    yield GaugeMetricFamily("netvigil_connections_timed_out", "Connections cut off for slow "
+                                            "headers, body or reading since start", value=guard.timed_out)
 
         self.registry.register(_State())
 

@@ -239,3 +239,13 @@ def test_unchanged_refresh_has_the_same_hash(demo):
     assert a.headers["x-content-hash"] == b.headers["x-content-hash"]
     page = html(demo["c"], "/country/RU").text
     assert f"data-hash='{a.headers['x-content-hash']}'" in page and "aria-live=polite" in page
+
+
+def test_docs_are_served_from_local_assets(demo):
+    c = demo["c"]
+    page = c.get("/docs")
+    assert page.status_code == 200 and "http" not in page.text  # no CDN: every asset is ours
+    for src in re.findall(r"(?:src|href)='(/docs/assets/[^']+)'", page.text):
+        asset = c.get(src)
+        assert asset.status_code == 200 and len(asset.content) > 500, src
+    assert c.get("/openapi.json").json()["paths"]["/api/v1/verdicts"]

@@ -139,9 +139,9 @@ def test_incident_api_has_networks_evidence_and_text(live):
     uid = one["evidence"]["measurement_uids"][0]
     raw = httpx.get(f"{url}/api/v1/measurement/{uid}").json()
     assert raw["measurement_uid"] == uid and raw["probe_ip"] == "127.0.0.1"
-    svg = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.svg")
+    svg = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.svg", timeout=60)  # the first chart starts the renderer
     assert svg.headers["content-type"].startswith("image/svg") and b"onset 10:00 UTC" in svg.content
-    png = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.png").content
+    png = httpx.get(f"{url}/api/v1/incidents/{inc['id']}/chart.png", timeout=60).content
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert httpx.get(f"{url}/api/v1/incidents/nope").status_code == 404
     twitter = next(i for i in incs if i["service"] == "twitter")

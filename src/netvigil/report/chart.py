@@ -140,6 +140,18 @@ def incident_chart(incident: Incident, rows: list[AggregateRow],
                                        anchor="start"))
 
 
+def warm_up() -> None:
+    """Start the renderer (a V8 instance: seconds the first time) before the first reader
+    asks for a chart; called in a thread when the app starts."""
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "data": {"values": [{"a": 1}]},
+            "mark": "point", "encoding": {"x": {"field": "a", "type": "quantitative"}}}
+    try:
+        vlc.vegalite_to_svg(spec)
+        vlc.vegalite_to_png(spec)
+    except Exception:  # the first real chart will say what is wrong
+        pass
+
+
 def render(chart: alt.TopLevelMixin, fmt: str) -> bytes:
     spec = chart.to_dict()
     if fmt == "svg":

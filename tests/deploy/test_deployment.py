@@ -53,6 +53,7 @@ def one(d: dict[str, list[str]], key: str) -> str:
 EXPECTED = {
     "netvigil-serve.service": ("serve", {"host": "127.0.0.1", "port": 8470}),
     "netvigil-helper.service": ("helper", {"listen": "0.0.0.0:443"}),
+    "netvigil-agent.service": ("agent", {"server": "https://obs.example.org"}),
 }
 
 

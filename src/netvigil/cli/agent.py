@@ -1,0 +1,75 @@
+"""CLI of the agent area: `netvigil agent`, the long-running probe of a fleet (docs/agent.md)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from netvigil.errors import UsageError
+
+
+def agent(
+    server: str = typer.Option(..., "--server", help="The observatory's URL, e.g. https://obs.example.org"),
+    data_dir: Path = typer.Option(Path("netvigil-agent"), "--data-dir",
+                                  help="Identity (0600), queue, last check-in, byte budget, last location."),
+    once: bool = typer.Option(False, "--once", help="Run one round (check in, measure, submit) and exit."),
+    invite_file: Path = typer.Option(None, "--invite-file",
+                                     help="The operator's invite token, for an observatory that enrols by invitation."),
+    daily_mb: float = typer.Option(25.0, "--daily-mb", help="Megabytes a day for throughput tests (a mobile plan)."),
+    cadence: float = typer.Option(None, "--cadence", help="Seconds between rounds (default: what the observatory says)."),
+    resolver: str = typer.Option(None, "--resolver", help="UDP DNS resolver HOST:PORT (default: system resolver)."),
+    ca_file: Path = typer.Option(None, "--ca-file", help="Extra trust anchors (PEM), e.g. a lab's CA."),
+    port_map: str = typer.Option(None, "--port-map", help="Test servers on other ports, e.g. 443=8443,80=8080."),
+    helper: list[str] = typer.Option([], "--helper", help="Test helper HOST:PORT (default: the observatory's)."),
+    probe_asn: str = typer.Option("AS0", "--probe-asn", help="Override the located ASN, e.g. AS12389."),
+    probe_cc: str = typer.Option("ZZ", "--probe-cc", help="Override the located country, e.g. RU."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Per-step timeout in seconds."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Run a probe of the fleet: enrol once, then check in, measure and submit on a schedule.
+
+    Nothing measured is lost: measurements are on disk before the next is taken and are sent
+    when the observatory is reachable. Runs as a systemd service (deploy/systemd/netvigil-agent.service).
+
+    Example: netvigil agent --server https://obs.example.org --data-dir /var/lib/netvigil-agent
+    """
+    import re
+
+    from netvigil.agent.loop import Agent, AgentConfig
+    from netvigil.collector.probes import read_invite
+    from netvigil.probe.settings import ProbeSettings, parse_helper, parse_port_map, parse_resolver
+
+    if not server.startswith(("http://", "https://")):
+        raise UsageError(f"--server must start with http:// or https://, got {server!r}")
+    if daily_mb < 0 or timeout <= 0 or (cadence is not None and cadence < 1):
+        raise UsageError("--daily-mb must be >= 0, --timeout > 0 and --cadence >= 1")
+    if not re.fullmatch(r"AS\d+", probe_asn) or not re.fullmatch(r"[A-Z]{2}", probe_cc):
+        raise UsageError(f"bad --probe-asn {probe_asn!r} or --probe-cc {probe_cc!r}", hint="e.g. AS12389 and RU")
+    if ca_file is not None and not ca_file.is_file():
+        raise UsageError("cannot read CA file", where=str(ca_file))
+    invite = read_invite(invite_file) if invite_file is not None else None
+    probe = ProbeSettings(resolver=parse_resolver(resolver) if resolver else None,
+                          ca_file=str(ca_file) if ca_file else None,
+                          port_map=parse_port_map(port_map) if port_map else {},
+                          helpers=tuple(parse_helper(h) for h in helper), probe_asn=probe_asn, probe_cc=probe_cc,
+                          timeout=timeout)
+    config = AgentConfig(server=server.rstrip("/"), data_dir=str(data_dir), invite=invite,
+                         daily_bytes=int(daily_mb * 1_000_000), probe=probe, cadence=cadence)
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(f"netvigil agent: {line}", file=sys.stderr, flush=True)
+
+    a = Agent(config, say=say)
+    signal.signal(signal.SIGTERM, lambda *_: a.stop.set())  # systemd stop: end after this round
+    try:
+        a.run(once=once)
+    finally:
+        a.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("agent")(agent)

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from netvigil.report.replay import load_run, rounds
+from tests.clirun import CliResult, run_cli
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
 
 
-def netvigil(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=300)
+def netvigil(*args: str) -> CliResult:
+    """`netvigil ARGS` in this process (tests/clirun.py); serve's bad port is the one subprocess."""
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,8 @@ def test_serve_help_has_an_example_and_bad_port_is_one_line():
     for cmd in ("serve", "report", "subscribe"):
         assert "Example:" in netvigil(cmd, "--help").stdout
     assert re.search(r"netvigil report [0-9a-f]{16} ", netvigil("report", "--help").stdout), "a real-looking id"
-    r = netvigil("serve", "--port", "70000")
+    r = subprocess.run([sys.executable, "-m", "netvigil", "serve", "--port", "70000"], capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 2 and "out of range" in r.stderr and "Traceback" not in r.stderr
 
 

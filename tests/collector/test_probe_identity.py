@@ -45,7 +45,7 @@ def test_enrol_keeps_only_a_hash_in_a_private_file(tmp_path):
     with server(tmp_path) as srv, httpx.Client(base_url=srv.url) as c:
         e = enrol(c)
         assert e["probe_id"].startswith("nvp_") and e["authorization"] == f"Bearer {e['probe_id']}:{e['secret']}"
-        path = tmp_path / "obs" / "collector" / "probes.json"
+        path = tmp_path / "obs" / "collector" / "probes.jsonl"
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert e["secret"] not in path.read_text()
         # the secret works; a wrong one is a 401 naming the probe
@@ -204,7 +204,11 @@ def test_damaged_registry_is_a_clear_error(tmp_path):
     from netvigil.collector.probes import ProbeRegistry
     from netvigil.errors import StoreError
 
-    path = tmp_path / "probes.json"
-    path.write_text("{not json")
-    with pytest.raises(StoreError, match="damaged"):
+    path = tmp_path / "probes.jsonl"
+    good = ProbeRegistry(path)
+    e = good.enrol()
+    path.write_bytes(path.read_bytes() + b'{"probe_id": "nvp_')  # a torn last line: never answered
+    assert set(ProbeRegistry(path).probes) == {e.probe_id}
+    path.write_bytes(b"{not json\n" + path.read_bytes())
+    with pytest.raises(StoreError, match="damaged at line 1"):
         ProbeRegistry(path)

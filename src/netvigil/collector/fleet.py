@@ -74,7 +74,7 @@ class CheckInAnswer(msgspec.Struct):
 class Fleet:
     def __init__(self, data_dir: Path, settings, fleet: FleetSettings):
         self.settings = fleet
-        self.registry = ProbeRegistry(Path(data_dir) / "collector" / "probes.json")
+        self.registry = ProbeRegistry(Path(data_dir) / "collector" / "probes.jsonl")
         self.provenance = ProvenanceLog(Path(data_dir) / "collector" / "provenance.jsonl",
                                         fsync=getattr(settings, "fsync", True))
         rate, burst = settings.rate_per_second, settings.rate_burst

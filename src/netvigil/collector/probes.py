@@ -3,7 +3,7 @@
 A probe enrols once (POST /api/v1/probes/enrol) and gets an id and a secret; it then sends
 `Authorization: Bearer ID:SECRET` with every request. Only a SHA-256 of the secret is kept
 (the secret is 32 random bytes, so a slow hash would add nothing), in
-DATA_DIR/collector/probes.json, mode 0600, written atomically.
+DATA_DIR/collector/probes.jsonl, mode 0600, append-only.
 
 Enrolment is open, or needs an operator's invite token (`netvigil serve --invite-file`).
 An operator may mark a probe trusted (admin endpoint): its word alone is enough to publish.
@@ -64,7 +64,11 @@ def _digest(secret: str) -> str:
 
 
 class ProbeRegistry:
-    """Enrolled probes of one observatory (thread-safe; every change written before it is answered)."""
+    """Enrolled probes of one observatory (thread-safe; every change is on disk before it is answered).
+
+    The file is append-only JSON lines, one per enrolment or change of trust (the last line of an
+    id wins): an enrolment costs one small write and one fsync, however many probes there are.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -72,37 +76,40 @@ class ProbeRegistry:
         self.probes: dict[str, Probe] = self._load()
 
     def _load(self) -> dict[str, Probe]:
+        from netvigil.errors import StoreError
+
+        probes: dict[str, Probe] = {}
         try:
-            data = self.path.read_bytes()
+            fh = self.path.open("rb")
         except FileNotFoundError:
-            return {}
+            return probes
         except OSError as exc:
-            from netvigil.errors import StoreError
-
             raise StoreError(f"cannot read the probe registry: {exc.strerror}", where=str(self.path)) from None
-        try:
-            rows = msgspec.json.decode(data, type=list[Probe])
-        except msgspec.MsgspecError as exc:
-            from netvigil.errors import StoreError
+        with fh:
+            lines = fh.read().split(b"\n")
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                probe = _probe.decode(line)
+            except msgspec.MsgspecError as exc:
+                if n == len(lines):  # a torn last line: the enrolment was never answered
+                    continue
+                raise StoreError(f"the probe registry is damaged at line {n} ({exc})", where=str(self.path),
+                                 hint="restore it from a backup; enrolled probes cannot submit until then") from None
+            probes[probe.probe_id] = probe
+            if len(probes) > MAX_PROBES:
+                raise StoreError(f"more than {MAX_PROBES} probes in the registry", where=str(self.path))
+        return probes
 
-            raise StoreError(f"the probe registry is damaged ({exc})", where=str(self.path),
-                             hint="restore it from a backup; enrolled probes cannot submit until then") from None
-        if len(rows) > MAX_PROBES:
-            from netvigil.errors import StoreError
-
-            raise StoreError(f"more than {MAX_PROBES} probes in the registry", where=str(self.path))
-        return {p.probe_id: p for p in rows}
-
-    def _save(self) -> None:
+    def _append(self, probe: Probe) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(msgspec.json.encode(list(self.probes.values())))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, msgspec.json.encode(probe) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def enrol(self, software: str = "") -> Enrolment:
         probe_id = "nvp_" + secrets.token_hex(12)
@@ -110,8 +117,8 @@ class ProbeRegistry:
         probe = Probe(probe_id, _digest(secret), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       software=software[:64])
         with self._lock:
+            self._append(probe)
             self.probes[probe_id] = probe
-            self._save()
         return Enrolment(probe_id, secret, f"Bearer {probe_id}:{secret}")
 
     def verify(self, credential: str) -> Probe | None:
@@ -131,12 +138,16 @@ class ProbeRegistry:
             probe = self.probes.get(probe_id)
             if probe is None:
                 raise Rejected(f"probe {probe_id[:40]!r} is not enrolled", 404)
-            probe.trusted = trusted
-            self._save()
-        return probe
+            changed = msgspec.structs.replace(probe, trusted=trusted)
+            self._append(changed)
+            self.probes[probe_id] = changed
+        return changed
 
     def trusted_ids(self) -> frozenset[str]:
         return frozenset(p.probe_id for p in self.probes.values() if p.trusted)
+
+
+_probe = msgspec.json.Decoder(Probe)
 
 
 def read_invite(path: Path | None) -> str | None:

@@ -22,6 +22,7 @@ from netvigil.analysis.service import Observatory
 from netvigil.collector.app import create_app
 from netvigil.ingest.ooni import read_measurements
 from netvigil.report.export import PARQUET_MEDIA_TYPE
+from tests.clirun import CliResult, run_cli
 from tests.conftest import ready_client
 
 LAB_RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022" / "measurements.jsonl.zst"
@@ -62,16 +63,16 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cli_store(store, tmp_path_factory):
-    """A copy for the CLI (its raw archive: the tables are derived again on opening), since
-    the served store's embedded database is held by the running app."""
+    """A copy for the CLI (its raw archive: the tables are derived again on opening), so the
+    CLI reads a store the running app does not hold."""
     d = tmp_path_factory.mktemp("export-cli") / "store"
     shutil.copytree(store / "raw", d / "raw")
     return d
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """The installed command in its own process (one embedded database per process)."""
-    return subprocess.run([NETVIGIL, *args], capture_output=True, text=True, timeout=300)
+def cli(*args: str) -> CliResult:
+    """`netvigil ARGS` in this process (tests/clirun.py); test_cli_export_exit_status is the subprocess."""
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +190,14 @@ def test_cli_export_bad_arguments_are_one_line(cli_store, tmp_path, args, words)
     err = r.stderr.strip()
     assert r.returncode == 2 and words in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_export_exit_status(cli_store, tmp_path):
+    """The installed command, in its own process: exit status 2 and one line for a bad argument."""
+    r = subprocess.run([NETVIGIL, "export", "verdicts", "--store", str(cli_store), "--out", str(tmp_path / "x"),
+                        "--format", "xml"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unknown format 'xml'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
 
 def test_parquet_of_odd_rows():

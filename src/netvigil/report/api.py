@@ -12,6 +12,7 @@ and embeddable), Cache-Control and an ETag (If-None-Match gives a 304).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
@@ -79,13 +80,44 @@ class ReadRoute(APIRoute):
         return wrapped
 
 
+PRERENDER_EVERY = 10.0  # seconds between passes at most: bounded background work while data streams in
+PRERENDER_LATEST = 20  # incidents (the most recent) whose charts are drawn ahead
+
+
+async def prerender(app) -> None:
+    """Draw the charts of the latest incidents when the data behind them has moved, so the
+    first reader of an incident page gets its chart from the cache, not a 0.3-0.6 s draw."""
+    from netvigil.report.chart import chart_for_incident
+
+    nv = app.state.nv
+    seen = None
+    while True:
+        await asyncio.sleep(0.5 if seen is None else PRERENDER_EVERY)
+        if nv.pump.obs is None or nv.pump.analysed == seen:
+            continue
+        seen = nv.pump.analysed
+        try:
+            incs = await nv.pump.call("incidents")
+            for inc in sorted(incs, key=lambda i: i.start)[-PRERENDER_LATEST:]:
+                await chart_for_incident(nv.pump, inc, "svg", permalink_of(nv.settings, inc.id))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a reader's request will draw it (and say what is wrong)
+            continue
+
+
 @contextlib.asynccontextmanager
 async def warm_charts(app):
-    """The chart renderer starts in the background with the app, not on a reader's request."""
+    """The chart renderer starts in the background with the app, not on a reader's request;
+    then the latest incidents' charts are drawn ahead."""
     from netvigil.report.chart import warm_up
 
     threading.Thread(target=warm_up, name="netvigil-chart-warm-up", daemon=True).start()
-    yield
+    task = asyncio.get_running_loop().create_task(prerender(app))
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 router = APIRouter(prefix="/api/v1", route_class=ReadRoute, lifespan=warm_charts)
@@ -379,9 +411,12 @@ async def incident(request: Request, incident_id: str):
     return Response(msgspec.json.encode(d), media_type="application/json")
 
 
+def permalink_of(settings, incident_id: str) -> str:
+    return f"{(settings.public_url or '').rstrip('/')}/incident/{incident_id}"
+
+
 def permalink(request: Request, incident_id: str) -> str:
-    base = (request.app.state.nv.settings.public_url or "").rstrip("/")
-    return f"{base}/incident/{incident_id}"
+    return permalink_of(request.app.state.nv.settings, incident_id)
 
 
 @router.get("/incidents/{incident_id}/chart.{ext}", tags=["api"], summary="Incident chart (svg or png)")

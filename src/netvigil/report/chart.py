@@ -50,7 +50,7 @@ CLASS_WORDS = {"ok": "working", "throttled": "slowed (throttled)", "partial": "p
                "down": "service down", "outage": "no connectivity", "unknown": "no verdict"}
 CLASS_COLOURS = {"working": "#2e7d32", "slowed (throttled)": "#6a1b9a", "partly failing": "#8d6e00",
                  "DNS blocked": "#c62828", "IP blocked": "#ad1457", "TLS blocked": "#b23c00",
-                 "HTTP blocked": "#4a148c", "QUIC blocked": "#a84300", "service down": "#455a64",
+                 "HTTP blocked": "#4a148c", "QUIC blocked": "#00695c", "service down": "#455a64",
                  "no connectivity": "#263238", "no verdict": "#616161"}
 
 

@@ -119,6 +119,16 @@ def window_of(request: Request, latest: str | None) -> tuple[datetime, datetime,
     return since, until, bucket, hours
 
 
+def trimmed(request: Request, since: datetime, aggs: list, bucket: str) -> datetime:
+    """Without an explicit `since`, no empty hours are drawn before the first data."""
+    from netvigil.report.timeline import bucket_delta
+
+    if request.query_params.get("since") or not aggs:
+        return since
+    first = min(datetime.strptime(a.bucket[:19], FMT) for a in aggs)
+    return max(since, first - bucket_delta(bucket))
+
+
 @read_route("/country/{cc}")
 async def country(request: Request, cc: str):
     if len(cc) != 2 or not cc.isalpha():
@@ -143,6 +153,7 @@ async def country(request: Request, cc: str):
         since, until, bucket, hours = window_of(request, latest)
         aggs = await nv.pump.call("aggregates", country=cc, asn=asn, service=svc, since=since.strftime(FMT),
                                   until=until.strftime(FMT), bucket=bucket)
+        since = trimmed(request, since, aggs, bucket)
         recent = await nv.pump.call("verdicts", country=cc, since=(datetime.strptime(latest[:19], FMT)
                                                                     - timedelta(hours=1)).strftime(FMT) if latest else None,
                                     limit=5000, path="direct")
@@ -201,7 +212,8 @@ async def network(request: Request, asn: str):
             f"<h2>Status by service</h2>{status_grid(rows, cc, quic_cells(recent))}"
             f"<h2>Incidents on this network</h2>{incident_list(told_incs, stale)}"
             f"<h2>Every service over time</h2><div id=timelines>"
-            f"{timelines(aggs, incs, since, until, bucket, {asn: name}, by='service', title=title)}</div>")
+            f"{timelines(aggs, incs, trimmed(request, since, aggs, bucket), until, bucket, {asn: name}, by='service', title=title)}"
+            f"</div>")
     return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
 
@@ -234,7 +246,7 @@ async def service(request: Request, name: str):
         mine = [r for r in rows if r.country == cc]
         grids.append(f"<h3><a href='/country/{escape(cc)}'>{escape(place_label(cc))}</a></h3>{status_grid(mine, cc)}")
         lines.append(timelines([a for a in aggs if a.country == cc], [i for i in incs if i.country == cc],
-                               since, until, bucket, names, by="asn"))
+                               trimmed(request, since, aggs, bucket), until, bucket, names, by="asn"))
     told_incs = [await told(nv.pump, i, latest or "") for i in incs]
     body = (f"<h1>{escape(title)}</h1>{filter_form(request, ['since', 'until', 'hours'])}"
             f"<h2>Status on every network</h2>{''.join(grids)}<h2>Incidents</h2>{incident_list(told_incs, stale)}"
@@ -318,7 +330,7 @@ async def measurement_page(request: Request, uid: str):
         f"{escape(technique_label(v.technique) or v.klass)}</td><td>{v.confidence:.2f}</td>"
         f"<td><code>{escape(', '.join(v.rule_ids))}</code></td><td><code>{escape(v.rules_version)}</code></td></tr>"
         for v in verdicts)
-    verdict = (f"<div class=scroll><table class=grid id=verdict><thead><tr><th>service</th><th>verdict</th>"
+    verdict = (f"<div class=scroll tabindex=0 role=region aria-label='verdicts'><table class=grid id=verdict><thead><tr><th>service</th><th>verdict</th>"
                f"<th>confidence</th><th>rule ids</th><th>rules version</th></tr></thead><tbody>{rows}</tbody></table>"
                f"</div>" if rows else "<p class=muted>No verdict stored for this measurement yet.</p>")
     ann = m.get("annotations") if isinstance(m.get("annotations"), dict) else {}

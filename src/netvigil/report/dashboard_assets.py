@@ -19,7 +19,7 @@ a{color:#1a4fb0}.muted,.state{color:#595959}.state{font-size:13px}
 table{border-collapse:collapse;background:#fff}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .grid td.cell{text-align:center;color:#fff;font-weight:600;min-width:72px}.grid td.cell a{color:#fff}
 .cell.ok{background:#2e7d32}.cell.dns{background:#c62828}.cell.tcp{background:#ad1457}.cell.tls{background:#b23c00}
-.cell.http{background:#6a1b9a}.cell.quic{background:#a84300}.cell.throttled{background:#6a1b9a;
+.cell.http{background:#6a1b9a}.cell.quic{background:#00695c}.cell.throttled{background:#6a1b9a;
 background-image:repeating-linear-gradient(45deg,transparent 0 6px,rgba(255,255,255,.18) 6px 9px)}
 .cell.down{background:#455a64}.cell.outage{background:#263238}.cell.unknown,.cell.none{background:#e0e0e0;color:#3d3d3d}
 .cell small{display:block;font-weight:normal}
@@ -60,7 +60,7 @@ JS = """
     }).then(function(got){
       var main = document.getElementById('main');
       document.body.dataset.checks = String(parseInt(document.body.dataset.checks || '0', 10) + 1);
-      if (live) { live.textContent = got[1] || said; live.className = 'live'; }
+      if (live) { live.textContent = got[1] || said; live.className = /^data as of/.test(live.textContent) ? 'live stale' : 'live'; }
       if (got[0] && got[0] === main.dataset.hash) return;  /* nothing new: touch nothing */
       var before = incidentIds(main);
       var active = document.activeElement;

@@ -9,12 +9,11 @@ from html import escape
 from fastapi import Request
 
 from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
+from netvigil.model.vocabulary import FAILING  # noqa: F401  (dashboard.py imports it from here)
 from netvigil.report.enrich import QUIC_RULE
 from netvigil.report.text import Facts, incident_text, incident_title, network_label, plural, service_name, \
     technique_label
 from netvigil.report.timeline import dominant, legend, timeline_svg
-
-FAILING = ("dns", "tcp", "tls", "http", "quic", "throttled", "down", "outage")
 
 
 def unavailable(exc: Exception) -> str:
@@ -76,7 +75,7 @@ def status_grid(rows: list[StatusRow], cc: str, quic: set[tuple[str, str]] | Non
                        f"data-key='{escape(key)}'>{inner}</td>")
         body.append(f"<tr><th scope=row><a href='/service/{escape(svc)}'>{escape(service_name(svc))}</a></th>"
                     f"{''.join(tds)}</tr>")
-    return (f"<div class=scroll><table class=grid id=grid data-country='{escape(cc)}'><thead><tr>"
+    return (f"<div class=scroll tabindex=0 role=region aria-label='status grid'><table class=grid id=grid data-country='{escape(cc)}'><thead><tr>"
             f"<th scope=col>service \\ network</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
@@ -115,7 +114,7 @@ def network_table(inc: Incident, facts: Facts | None = None) -> str:
         rows.append(f"<tr><td><a href='/network/{escape(n.asn)}'>{escape(n.network_name or n.asn)}</a></td>"
                     f"<td>{escape(n.asn)}</td><td class=tech>{escape(str(now))}</td><td>{escape(n.start)}</td>"
                     f"<td>{escape(end)}</td><td>{changes}</td></tr>")
-    return ("<div class=scroll><table class=networks id=networks><thead><tr><th>provider</th><th>ASN</th>"
+    return ("<div class=scroll tabindex=0 role=region aria-label='networks'><table class=networks id=networks><thead><tr><th>provider</th><th>ASN</th>"
             "<th>technique (latest)</th><th>start</th><th>end</th><th>how it changed</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table></div>")
 

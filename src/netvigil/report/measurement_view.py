@@ -29,7 +29,7 @@ def _table(caption: str, head: list[str], rows: list[list[str]]) -> str:
         return ""
     th = "".join(f"<th scope=col>{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return (f"<h3>{escape(caption)}</h3><div class=scroll><table class=steps data-step='{escape(caption)}'>"
+    return (f"<h3>{escape(caption)}</h3><div class=scroll tabindex=0 role=region aria-label='{escape(caption)} steps'><table class=steps data-step='{escape(caption)}'>"
             f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>")
 
 

@@ -18,7 +18,7 @@ from netvigil.report.text import service_name, technique_label
 
 FMT = "%Y-%m-%d %H:%M:%S"
 COLOURS = {"ok": "#2e7d32", "dns": "#c62828", "tcp": "#ad1457", "tls": "#b23c00", "http": "#4a148c",
-           "quic": "#a84300", "throttled": "#6a1b9a", "down": "#455a64", "outage": "#263238",
+           "quic": "#00695c", "throttled": "#6a1b9a", "down": "#455a64", "outage": "#263238",
            "unknown": "#9e9e9e", "partial": "#8d6e00"}
 WORDS = {"ok": "working", "dns": "DNS blocked", "tcp": "IP blocked", "tls": "TLS blocked", "http": "HTTP blocked",
          "quic": "QUIC blocked", "throttled": "slowed (throttled)", "down": "service down",
@@ -82,7 +82,7 @@ def timeline_svg(service: str, rows: list[AggregateRow], incidents: list[Inciden
     n = max(1, int((until - since) / step))
     cw = (WIDTH - LEFT) / n
     keys = sorted({getattr(r, by) for r in rows}, key=lambda k: (k == "control", k))
-    height = 28 + CELL_H * max(1, len(keys)) + 48
+    height = 28 + CELL_H * max(1, len(keys)) + 60
     heading = title or service_name(service)
 
     def x(t: datetime) -> float:
@@ -143,7 +143,8 @@ def _marks(incidents: list[Incident], asns: list[str] | None, since: datetime, u
             t = datetime.strptime(at[:19], FMT)
             if since <= t <= until:
                 colour = "#263238" if outage else "#b00020"
-                y_text = base + 30 if outage else 14  # outage marks under the axis: no overlap with onsets
+                # outage marks under the axis, the end a line lower: no overlap with onsets or each other
+                y_text = (base + 28 if kind == "onset" else base + 40) if outage else 14
                 left = x(t) < WIDTH - 90
                 out.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base + (20 if outage else 0)} class='tl-{kind}' "
                            f"stroke='{colour}' stroke-width=2 stroke-dasharray='4 2'/>"
@@ -162,6 +163,6 @@ def _marks(incidents: list[Incident], asns: list[str] | None, since: datetime, u
         if since <= t <= until:
             left = x(t) < WIDTH - 140
             out.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base} class=tl-change-line stroke='#000' "
-                       f"stroke-width=1.5 stroke-dasharray='1 2'/><text x={x(t) + (3 if left else -3):.1f} y={base + 44} "
+                       f"stroke-width=1.5 stroke-dasharray='1 2'/><text x={x(t) + (3 if left else -3):.1f} y={base + 54} "
                        f"text-anchor={'start' if left else 'end'} class=tl-change>{escape(label)} {at[11:16]}</text>")
     return out

@@ -10,6 +10,7 @@ import pytest
 
 from netvigil.analysis.evaluate.acsac import evaluate_acsac, load_daily_rules, read_series
 from netvigil.errors import IngestError, UsageError
+from tests.clirun import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +89,7 @@ def test_a_count_must_be_a_finite_non_negative_number(tmp_path, value):
 
 
 def test_cli_prints_the_onsets(acsac):
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-m", "netvigil", "evaluate", "--acsac", str(acsac)],
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("evaluate", "--acsac", str(acsac))
     assert r.returncode == 0, r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("ru-2022-facebook-blocked") and "ooni: dns " in x)
     assert "2022-03-05" in line and "+1 d" in line

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 
 import pytest
 
 from netvigil.analysis.evaluate.fastpath import evaluate_fastpath, fingerprint_call, fingerprint_scopes
 from netvigil.analysis.rules import load_rules
 from netvigil.errors import UsageError
+from tests.clirun import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +81,11 @@ def test_bad_rows_are_named_and_skipped_the_rest_kept(tmp_path, meta):
 
 
 def test_cli_prints_the_table_and_json(table):
-    r = subprocess.run([sys.executable, "-m", "netvigil", "evaluate", "--ooni-fastpath", str(table), "--format", "json"],
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("evaluate", "--ooni-fastpath", str(table), "--format", "json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["read"] == 1081 and ["confirmed", "blockpage", 18] in out["fingerprints"]
-    r = subprocess.run([sys.executable, "-m", "netvigil", "evaluate", "--ooni-fastpath", str(table), "--acsac", "x"],
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli("evaluate", "--ooni-fastpath", str(table), "--acsac", "x")
     assert r.returncode == 2 and "exactly one" in r.stderr and "Traceback" not in r.stderr
 
 

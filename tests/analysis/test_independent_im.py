@@ -4,8 +4,6 @@ expected verdicts written down (with reasons) in im_expected.toml."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +11,7 @@ from netvigil.analysis.evaluate.im import evaluate_im, load_expected
 from netvigil.analysis.evaluate.ooni_records import read_raw_measurements
 from netvigil.errors import ConfigError, UsageError
 from netvigil.ingest.ooni import IngestReport
+from tests.clirun import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +74,6 @@ def test_bad_inputs(tmp_path):
 
 def test_cli(sources):
     args = [a for p in sources for a in ("--ooni-im", str(p))]
-    r = subprocess.run([sys.executable, "-m", "netvigil", "evaluate", *args], capture_output=True, text=True, timeout=300)
+    r = run_cli("evaluate", *args)
     assert r.returncode == 0, r.stderr
     assert "netvigil: 8/8 as expected" in r.stdout

@@ -47,8 +47,13 @@ _encoder = msgspec.json.Encoder()
 @functools.lru_cache(maxsize=4096)
 def _address(text: str) -> Address | None:
     """The address `text` spells, if it is one worth scrubbing (not loopback or unspecified)."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":")[0]
     try:
-        ip = ipaddress.ip_address(text.strip().strip("[]").split("%")[0])
+        ip = ipaddress.ip_address(text.split("%")[0])
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netvigil.model.records import Verdict
+from netvigil.model.vocabulary import CENSORSHIP, Technique
 
-CENSORSHIP = {"dns", "tcp", "tls", "http", "quic", "throttled"}
-NOT_TARGETED = {"throttled.general"}  # a slow network is not a restriction of one service
+NOT_TARGETED = frozenset({Technique.THROTTLED_GENERAL.value})  # a slow network is not a restriction of one service
 
 
 @dataclass

@@ -220,7 +220,7 @@ class RoundContext:
         per[self.keys(m)[0]] = f.rate_bps
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
-        th, conf = self.rules.thresholds, self.rules.confidence
+        th, conf, fac = self.rules.thresholds, self.rules.confidence, self.rules.factors
         items = [it._replace(finding=self._set_aside_stale(it.m, it.finding)) for it in items]
         controls = [it.finding for it in items if it.service == "control"]
         # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
@@ -230,7 +230,7 @@ class RoundContext:
         # (an NXDOMAIN is an answer: the network works, the name does not)
         ctl_failed = bool(controls) and all(
             c.klass not in ("ok", "throttled", "quic", "unknown") and c.technique != "dns.nxdomain"
-            and (c.failed_share or 1.0) >= 0.5 for c in controls)
+            and (c.failed_share or 1.0) >= th["outage_control_share"] for c in controls)
         # some control endpoints still answer: packet loss, not a dead uplink
         partial = ctl_failed and any((c.failed_share or 1.0) < 1.0 for c in controls)
         outage_tech = "outage.partial" if partial else "outage"
@@ -245,12 +245,12 @@ class RoundContext:
                 f = self._redirected(m, f)
             if service != "control" and f.klass in ctl_broken and not ctl_failed:
                 f = self._excused(f, ctl_broken) or Finding(
-                    "ok", None, conf["ok"] * 0.7, rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
+                    "ok", None, conf["ok"] * fac["ok_when_controls_fail_alike"], rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
                     domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates, endpoints=f.endpoints, stale=f.stale)
             if service == "control":
                 if f.klass not in ("ok", "throttled") and ctl_failed:
                     tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
-                    f = Finding("outage", tech, conf["outage"] * 0.7, rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
+                    f = Finding("outage", tech, conf["outage"] * fac["outage_control_target"], rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
                 elif general:
                     f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline", f"baseline:{basis}"],
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
@@ -273,15 +273,15 @@ class RoundContext:
                     f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline", f"baseline:{basis}"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=ctl_rate / baseline)
                 elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"]:
-                    c = min(0.95, conf["throttled"] + 0.2 * (1 - ratio / th["throttle_ratio"]))
+                    c = min(fac["cap"], conf["throttled"] + fac["throttle_depth_bonus"] * (1 - ratio / th["throttle_ratio"]))
                     f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps,
                                 baseline_ratio=f.rate_bps / baseline if baseline else ratio)
             elif f.technique == "throttled.targeted" and ctl_failed:
-                f = Finding("outage", "outage.partial", conf["outage"] * 0.8, rule_ids=["context.controls_failed_too"], domain=f.domain)
+                f = Finding("outage", "outage.partial", conf["outage"] * fac["outage_throttled_controls_failed"], rule_ids=["context.controls_failed_too"], domain=f.domain)
             if f.blocked and controls and not ctl_failed and "context.controls_ok" not in f.rule_ids:
                 # the same network reached the controls in the same round: a targeted failure
-                f = replace(f, confidence=max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** 0.25),
+                f = replace(f, confidence=max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** fac["controls_ok_share_exponent"]),
                             rule_ids=f.rule_ids + ["context.controls_ok"])
             out.append(Item(m, f, service, uid))
         if record and ctl_rate is not None and not general:

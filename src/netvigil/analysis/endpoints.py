@@ -204,9 +204,9 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
     and QUIC findings are judged apart: QUIC failing while TCP/TLS work is `quic.blocked`, not a
     TCP block. Among TCP-path findings the commonest technique wins, ties going to the more
     specific evidence (a fingerprint beats a signature beats a timeout)."""
-    conf = rules.confidence
+    conf, fac = rules.confidence, rules.factors
     if not tried:
-        return Finding("unknown", None, 0.1, rule_ids=["service.no_observations"])
+        return Finding("unknown", None, fac["no_observations"], rule_ids=["service.no_observations"])
     sample_rates = [x for r in tried for x in r.sample_rates]
     rate = min(sample_rates) if sample_rates else None
     eps = tuple(tried)
@@ -230,7 +230,7 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
         share = len(path) / len(tried)
         secondary = sorted(({t for t in counts if t != tech} | set(noise) | set(quic_tech)) - {tech})
         return Finding(
-            f.klass, tech, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), f.confirmed,
+            f.klass, tech, round(min(fac["cap"], f.confidence * (fac["service_share_base"] + fac["service_share_weight"] * share)), 3), f.confirmed,
             f.rule_ids + [f"service.failed_endpoints:{len(path)}/{len(tried)}"], domain=lead.domain,
             rate_bps=f.rate_bps if f.rate_bps is not None else rate,
             secondary=secondary, failed_share=share, sample_rates=sample_rates, endpoints=eps,
@@ -242,13 +242,13 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
         f = quic[0].quic_finding
         share = len(quic) / len(quic_tried)
         return Finding(
-            "quic", f.technique, round(min(0.95, f.confidence * (0.7 + 0.3 * share)), 3), False,
+            "quic", f.technique, round(min(fac["cap"], f.confidence * (fac["service_share_base"] + fac["service_share_weight"] * share)), 3), False,
             f.rule_ids + [f"service.quic_failed_endpoints:{len(quic)}/{len(quic_tried)}", "service.tcp_tls_ok"] + iso,
             domain=quic[0].domain, rate_bps=rate, secondary=sorted(set(noise) | set(quic_tech[1:])),
             failed_share=share, sample_rates=sample_rates, endpoints=eps,
         )
     if noise or flaky:
-        return Finding("ok", None, conf["ok"] * 0.8, rule_ids=iso, rate_bps=rate, sample_rates=sample_rates, endpoints=eps)
+        return Finding("ok", None, conf["ok"] * fac["ok_with_noise"], rule_ids=iso, rate_bps=rate, sample_rates=sample_rates, endpoints=eps)
     return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates,
                    endpoints=eps)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from netvigil.model.vocabulary import CENSORSHIP, klass_of  # noqa: F401  (klass_of: re-exported)
+
 
 @dataclass(slots=True, frozen=True)  # thousands per second: no per-instance dict
 class Finding:
-    klass: str  # ok | dns | tcp | tls | http | quic | throttled | down | outage | unknown
+    klass: str  # a VerdictClass (model/vocabulary.py)
     technique: str | None = None
     confidence: float = 0.0
     confirmed: bool = False
@@ -30,7 +32,7 @@ class Finding:
 
     @property
     def blocked(self) -> bool:
-        return self.klass in ("dns", "tcp", "tls", "http", "quic", "throttled")
+        return self.klass in CENSORSHIP
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,6 +53,3 @@ class Endpoint:
         f = self.finding or self.quic_finding
         return (f.technique or f.klass) if f is not None else "ok"
 
-
-def klass_of(technique: str) -> str:
-    return technique.split(".", 1)[0]

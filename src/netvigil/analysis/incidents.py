@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timezone
-from functools import lru_cache
 
 from netvigil.analysis.changes import Span, align, common_prefix, detect_spans
 from netvigil.errors import UsageError
+from netvigil.model import times
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
 
 MAX_SAMPLE_UIDS = 20
@@ -27,16 +25,7 @@ SILENCE_HORIZON = 7 * 86400  # seconds after a network's last measurement its si
 log = logging.getLogger("netvigil.incidents")
 
 
-_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-
-
-@lru_cache(maxsize=1 << 16)
-def _ts(text: str) -> float:
-    # a round's verdicts share one time: the cache makes this one parse per round, not per verdict
-    head = text[:19]
-    if _STORED_TIME.fullmatch(head):  # the stored form: fromisoformat is 20x cheaper than strptime
-        return datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp()
-    return datetime.strptime(head, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+_ts = times.epoch  # a round's verdicts share one time: cached, one parse per round
 
 
 def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 
 import msgspec
 
+from netvigil.model import times
 from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import sql_str
 
 
-def _time(t: str) -> str:
-    return t[:19].replace("T", " ")
-
-
-def shift_time(t: str, seconds: int) -> str:
-    """'YYYY-MM-DD hh:mm:ss' moved by `seconds`."""
-    from datetime import datetime, timedelta
-
-    return (datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+_time = times.stored
+shift_time = times.shift
 
 
 def as_asn(asn) -> str:

@@ -166,6 +166,7 @@ class RuleSet:
     thresholds: dict[str, float]
     confidence: dict[str, float]
     incidents: dict[str, float]
+    factors: dict[str, float]  # confidence multipliers and caps: rules.toml [factors]
     dns_fingerprints: dict[str, Fingerprint]  # ip -> fingerprint (all "full")
     http_body: list[Fingerprint] = field(default_factory=list)
     http_headers: dict[str, list[Fingerprint]] = field(default_factory=dict)
@@ -281,6 +282,7 @@ def load_rules(directory: str | None = None) -> RuleSet:
             thresholds={k: float(v) for k, v in data["thresholds"].items()},
             confidence={k: float(v) for k, v in data["confidence"].items()},
             incidents={k: float(v) for k, v in data["incidents"].items()},
+            factors={k: float(v) for k, v in data["factors"].items()},
             dns_fingerprints={},
         )
     except KeyError as exc:

@@ -98,12 +98,12 @@ def _judge(m: Measurement, rules: RuleSet) -> Finding:
     found = helper_evidence(tk, service_finding(endpoint_results(obs, tk, rules), rules), rules)
     if m.test_name in BOOTSTRAP_TESTS and found.klass in ("ok", "unknown") and "success" in tk:
         if tk.get("success") is True:
-            return Finding("ok", None, rules.confidence["ok"] * 0.8, rule_ids=[f"{m.test_name}.bootstrap_ok"])
+            return Finding("ok", None, rules.confidence["ok"] * rules.factors["bootstrap"], rule_ids=[f"{m.test_name}.bootstrap_ok"])
         if tk.get("success") is False or tk.get("failure"):
             kind = BOOTSTRAP_TESTS[m.test_name]
             # the tunnel did not come up; without per-step data the technique is unknown
             return Finding(kind if kind == "vpn" else "unknown", "vpn.blocked" if kind == "vpn" else None,
-                           rules.confidence["failure_without_control"] * 0.8,
+                           rules.confidence["failure_without_control"] * rules.factors["bootstrap"],
                            rule_ids=[f"{m.test_name}.bootstrap_failed:{tk.get('failure') or 'no success'}"])
     return found
 

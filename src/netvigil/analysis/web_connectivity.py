@@ -95,15 +95,15 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
     if not ctx.control or test_keys.get("control_failure"):
         final = ctx.http[0] if ctx.http else None
         if final is not None and not final.failure and final.status_code and final.status_code < 400:
-            return Finding("ok", None, conf["ok"] * 0.6, rule_ids=["web.no_control.success"], domain=domain)
-        return Finding("unknown", None, 0.2, rule_ids=["web.no_control"], domain=domain)
+            return Finding("ok", None, conf["ok"] * rules.factors["web_ok_without_control"], rule_ids=["web.no_control.success"], domain=domain)
+        return Finding("unknown", None, rules.factors["web_no_control"], rule_ids=["web.no_control"], domain=domain)
     dns = _dns_tampering(ctx, domain)
     if dns is not None and ctx.ctl_http_ok:
         return dns
     if not ctx.ctl_http_ok:
         final = ctx.http[0] if ctx.http else None
         if final is not None and not final.failure and (final.status_code or 0) in range(200, 400):
-            return Finding("ok", None, conf["ok"] * 0.6, rule_ids=["web.control_failed.probe_success"], domain=domain)
+            return Finding("ok", None, conf["ok"] * rules.factors["web_ok_without_control"], rule_ids=["web.control_failed.probe_success"], domain=domain)
         return Finding("down", None, conf["down"], rule_ids=["web.control_failed.too"], domain=domain)
     for check in (_web_path_failure, _other_failures, _http_diff):
         found = check(ctx, domain)
@@ -178,7 +178,7 @@ def _finding_for(ctx: WebContext, step: str, o: Observation, rule: str, domain: 
     conf = ctx.rules.confidence
     if step == "http" and o.status_code and o.failure == "generic_timeout_error":
         # headers arrived, the body never finished while the control fetched it: throttling
-        return Finding("throttled", "throttled.targeted", conf["throttled"] * 0.8,
+        return Finding("throttled", "throttled.targeted", conf["throttled"] * ctx.rules.factors["throttled_after_headers"],
                        rule_ids=["http.timeout_after_headers", rule], domain=o.domain or domain)
     c = conf["mitm"] if tech == "tls.mitm" else conf["failure_with_control_ok"]
     if tech == "tls.mitm" and _control_tls_ok(ctx, o):

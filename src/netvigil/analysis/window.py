@@ -17,18 +17,18 @@ request for older data than is held falls back to the store:
 from __future__ import annotations
 
 import operator
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 import msgspec
 
 from netvigil.analysis import queries
+from netvigil.model import times
 from netvigil.model.records import Incident, Verdict
 from netvigil.store.engine import sql_str
 
 # a time the store keeps as written (DateTime('UTC') range); others fall back to store reads
-_TIME = re.compile(r"^(19[7-9]\d|20\d\d)-\d\d-\d\d \d\d:\d\d:\d\d$")
+_TIME = times.STORABLE_RE
 
 
 def stored_form(v: Verdict) -> Verdict:

@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import msgspec
 
 from netvigil.collector import scrub
 from netvigil.collector.validation import (CONSTRAINED, REPORT_ID_RE, UID_RE, Rejected,  # noqa: F401  (re-export)
                                           check_envelope)
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
+from netvigil.model.uid import measurement_uid  # noqa: F401  (the one uid function; re-exported)
 
 
 class _Envelope(msgspec.Struct):
@@ -60,7 +59,6 @@ Submitted = _submitted_struct()
 
 _envelope = msgspec.json.Decoder(_Envelope)
 _measurement = msgspec.json.Decoder(Submitted)
-_sorted = msgspec.json.Encoder(order="sorted")
 _encoder = msgspec.json.Encoder()
 
 
@@ -104,18 +102,6 @@ def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
     if not bytes(memoryview(m.test_keys)[:64]).lstrip().startswith(b"{"):
         raise Rejected(f"{where}: field 'test_keys' must be a JSON object")
     return m
-
-
-def measurement_uid(m: Submitted) -> str:
-    """Content-derived uid in OONI's shape: YYYYMMDDhhmmss.ffffff_CC_testname_hash."""
-    if m.measurement_uid and UID_RE.match(m.measurement_uid):  # (validated: no trailing newline)
-        return m.measurement_uid
-    canon = msgspec.structs.replace(m, measurement_uid=None, report_id="")
-    digest = hashlib.blake2b(_sorted.encode(canon), digest_size=16).hexdigest()
-    t = m.measurement_start_time
-    stamp = f"{t[0:4]}{t[5:7]}{t[8:10]}{t[11:13]}{t[14:16]}{t[17:19]}"
-    micro = int(digest[:5], 16) % 1_000_000
-    return f"{stamp}.{micro:06d}_{m.probe_cc}_{m.test_name.replace('_', '')}_{digest[5:21]}"
 
 
 class Accepted(msgspec.Struct):

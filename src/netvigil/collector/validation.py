@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from netvigil.model import times, uid
+
 
 class Rejected(Exception):
     """Bad input: `str()` is the one-line reason sent back with a 4xx."""
@@ -28,11 +30,11 @@ class Rejected(Exception):
 
 
 # \A...\Z (never ^...$): also safe for callers that use .match
-TIME_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
+TIME_RE = times.TIME_RE
 CC_RE = re.compile(r"\A[A-Z]{2}\Z")
 ASN_RE = re.compile(r"\AAS[0-9]{1,10}\Z")
 TEST_NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
-UID_RE = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z._-]{7,99}\Z")
+UID_RE = uid.UID_RE
 REPORT_ID_RE = re.compile(r"\A[0-9A-Za-z._-]{1,120}\Z")
 NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,63}\Z")  # annotations.service and .path
 

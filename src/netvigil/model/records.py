@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-# The first column of docs/design.md's technique table.
-CLASSES = ("ok", "dns", "tcp", "tls", "http", "quic", "throttled", "vpn", "down", "outage", "unknown")
+from netvigil.model.vocabulary import CLASSES  # noqa: F401  (the first column of docs/design.md's technique table)
 
 
 class Verdict(msgspec.Struct, omit_defaults=False):
@@ -21,8 +20,8 @@ class Verdict(msgspec.Struct, omit_defaults=False):
     service: str | None
     input: str | None
     domain: str | None
-    klass: str = msgspec.field(name="class")
-    technique: str | None = None  # e.g. "tls.reset_after_hello"; None for ok/unknown
+    klass: str = msgspec.field(name="class")  # a VerdictClass (model/vocabulary.py)
+    technique: str | None = None  # a Technique, e.g. "tls.reset_after_hello"; None for ok/unknown
     confidence: float = 0.0
     confirmed: bool = False
     rule_ids: list[str] = []

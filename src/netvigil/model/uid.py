@@ -24,7 +24,7 @@ import msgspec
 
 from netvigil.model.measurement import Measurement
 
-UID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{7,99}$")
+UID_RE = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z._-]{7,99}\Z")
 
 
 def _canonical_struct() -> type:
@@ -57,9 +57,12 @@ def measurement_uid(m: Any) -> str:
     if m.measurement_uid and UID_RE.match(m.measurement_uid):
         return m.measurement_uid
     tk = m.test_keys
-    raw = tk if isinstance(tk, msgspec.Raw) else msgspec.Raw(_compact.encode(tk))
-    canon = CanonicalEnvelope(**{name: getattr(m, name) for name in _FIELDS}, test_keys=raw,
-                              measurement_uid=None, report_id="")
+    if isinstance(tk, msgspec.Raw) and m.__struct_fields__ == CanonicalEnvelope.__struct_fields__:
+        canon = msgspec.structs.replace(m, measurement_uid=None, report_id="")  # the collector's own decode
+    else:
+        raw = tk if isinstance(tk, msgspec.Raw) else msgspec.Raw(_compact.encode(tk))
+        canon = CanonicalEnvelope(**{name: getattr(m, name) for name in _FIELDS}, test_keys=raw,
+                                  measurement_uid=None, report_id="")
     digest = hashlib.blake2b(_sorted.encode(canon), digest_size=16).hexdigest()
     t = m.measurement_start_time
     stamp = f"{t[0:4]}{t[5:7]}{t[8:10]}{t[11:13]}{t[14:16]}{t[17:19]}"

@@ -1,0 +1,62 @@
+"""The verdict vocabulary, defined once (docs/design.md section 3): classes and techniques.
+
+StrEnum members are their strings (`VerdictClass.TLS == "tls"`, same hash), so records keep
+plain strings on the wire and in the store, and sets of members test plain strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class VerdictClass(StrEnum):
+    """The first column of the technique table: what kind of outcome."""
+
+    OK = "ok"
+    DNS = "dns"
+    TCP = "tcp"
+    TLS = "tls"
+    HTTP = "http"
+    QUIC = "quic"
+    THROTTLED = "throttled"
+    VPN = "vpn"
+    DOWN = "down"  # the service itself is down (the control fails too)
+    OUTAGE = "outage"  # the network is down
+    UNKNOWN = "unknown"
+
+
+class Technique(StrEnum):
+    """How: `<class>.<how>` (rules.toml's failure map gives the others: `<step>.<suffix>`)."""
+
+    DNS_NXDOMAIN = "dns.nxdomain"
+    DNS_BOGON = "dns.bogon"
+    DNS_BLOCKPAGE = "dns.blockpage"
+    DNS_INJECTED = "dns.injected"
+    DNS_INCONSISTENT = "dns.inconsistent"
+    TCP_IP_BLOCKED = "tcp.ip_blocked"
+    TLS_RESET_AFTER_HELLO = "tls.reset_after_hello"
+    TLS_CLOSED_AFTER_HELLO = "tls.closed_after_hello"
+    TLS_TIMEOUT_AFTER_HELLO = "tls.timeout_after_hello"
+    TLS_MITM = "tls.mitm"
+    HTTP_BLOCKPAGE = "http.blockpage"
+    HTTP_RESET = "http.reset"
+    HTTP_DIFF = "http.diff"
+    QUIC_BLOCKED = "quic.blocked"
+    THROTTLED_TARGETED = "throttled.targeted"
+    THROTTLED_GENERAL = "throttled.general"
+    VPN_BLOCKED = "vpn.blocked"
+    OUTAGE = "outage"
+    OUTAGE_PARTIAL = "outage.partial"
+
+
+CLASSES: tuple[str, ...] = tuple(c.value for c in VerdictClass)
+# classes that say a service is restricted on a network
+CENSORSHIP: frozenset[str] = frozenset(c.value for c in (VerdictClass.DNS, VerdictClass.TCP, VerdictClass.TLS,
+                                                          VerdictClass.HTTP, VerdictClass.QUIC, VerdictClass.THROTTLED))
+# classes a user sees as "not working" (censorship, the service down, the network down)
+FAILING: frozenset[str] = CENSORSHIP | {VerdictClass.DOWN.value, VerdictClass.OUTAGE.value}
+
+
+def klass_of(technique: str) -> str:
+    """The class a technique belongs to (`tls.reset_after_hello` -> `tls`)."""
+    return technique.split(".", 1)[0]

@@ -222,7 +222,8 @@ def test_the_judge_worker_sets_aside_what_fails_and_judges_the_rest(tmp_path):
     assert bad.encode() not in archived and archived.count(b"\n") == 11
 
 
-def test_health_metric_and_admin_listing_show_what_was_set_aside(tmp_path):
+@pytest.mark.parametrize("process", [False, True], ids=["thread", "process"])
+def test_health_metric_and_admin_listing_show_what_was_set_aside(tmp_path, process):
     import time
 
     from fastapi.testclient import TestClient
@@ -231,7 +232,7 @@ def test_health_metric_and_admin_listing_show_what_was_set_aside(tmp_path):
 
     lines = recorded_lines()[:30]
     write_log(tmp_path, lines[:10] + [BAD_TIME] + lines[10:])
-    app = create_app(tmp_path, analysis_process=False, analysis_interval=0.1, admin_token="s3cret-admin")
+    app = create_app(tmp_path, analysis_process=process, analysis_interval=0.1, admin_token="s3cret-admin")
     with TestClient(app, raise_server_exceptions=False) as c:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and c.get("/api/v1/health").json()["analysed"] < len(lines):

@@ -132,3 +132,25 @@ def test_clock_maps_rounds_to_wall_time():
     clock.speed = 0
     clock.wait_for(3, sleep=slept.append)
     assert len(slept) == 1  # speed 0: back to back
+
+
+def test_retired_names_have_no_address():
+    from netvigil.lab.plan import make_plan
+
+    s = load_scenario("stale-catalogue")
+    assert set(s.retired) == {"m.facebook.com", "graph.facebook.com", "www.example.com"}
+    plan = make_plan(s, "t0")
+    assert not set(s.retired) & set(plan.domain_ip) and "facebook.com" in plan.domain_ip
+    # only the main domain is labelled: the retired names fail for everyone, which is no technique
+    assert {(x.domain, x.technique) for x in build_labels(s)} == {("facebook.com", "tls.reset_after_hello")}
+    with pytest.raises(ConfigError, match=r"retired\[0\]: 'nope.example' is not a catalogue domain"):
+        parse_scenario(RUSSIA.replace('country = "RU"', 'country = "RU"\nretired = ["nope.example"]', 1), "r.toml")
+
+
+def test_lab_geo_table_names_every_vantage():
+    from netvigil.lab.plan import geo_rows, make_plan
+
+    s = load_scenario("russia-2022")
+    rows = geo_rows(s, make_plan(s, "t0"))
+    assert {(asn, cc, name) for _, asn, cc, name in rows} >= {(i.asn, i.cc, i.name) for i in s.isps}
+    assert rows[0][1:] == (s.control.asn, s.control.cc, s.control.name)

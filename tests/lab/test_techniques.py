@@ -4,6 +4,8 @@ of the technique show (issue 4), with the control vantage and the VPN path as wi
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import BEFORE, DURING
@@ -145,38 +147,87 @@ def test_quic_blocked_tls_still_works(technique_run):
     assert failures(before, "quic_handshakes") == [None]
 
 
-def _rate(s) -> float:
-    t = [x for x in s["throughput"] if x.get("bits_per_second")]
-    assert t, f"no throughput sample: {s['throughput']}"
-    return t[0]["bits_per_second"]
+def helper_test(run, scenario, service, when=DURING) -> dict:
+    """Per direction, the SNI-keyed throughput test's comparison (analysis/throughput.py)."""
+    from netvigil.analysis.rules import load_rules
+    from netvigil.analysis.throughput import compare, read_test
+
+    m = pick(run.ms, when=when, asn=run.asn[scenario], service=service)
+    test = read_test(m["test_keys"])
+    assert test is not None and test.helper and test.failure is None, m["test_keys"].get("x_sni_throughput")
+    th = load_rules().thresholds
+    return {d: compare(test, d, th) for d in ("download", "upload")}
 
 
-def test_targeted_throttling_128k(technique_run):
-    target = _rate(steps(technique_run, "throttle-128k", "twitter", "twitter.com"))
-    control = _rate(steps(technique_run, "throttle-128k", "control", "example.com"))
-    assert 0.8 * 128_000 <= target <= 1.2 * 128_000, target
-    assert control > 20 * target
-    before = _rate(steps(technique_run, "throttle-128k", "twitter", "twitter.com", when=BEFORE))
-    assert before > 20 * target
+def verdict(run, scenario, service, when=DURING):
+    from netvigil.analysis.rules import load_rules
+    from netvigil.analysis.verdicts import judge
+    from netvigil.model.measurement import decode_measurement
+
+    m = pick(run.ms, when=when, asn=run.asn[scenario], service=service)
+    return judge(decode_measurement(json.dumps(m).encode()), load_rules())
 
 
-@pytest.mark.parametrize("service,domain,rate", [("twitter", "twitter.com", 128_000),
-                                                  ("facebook", "static.xx.fbcdn.net", 400_000),
-                                                  ("telegram", "cdn1.telesco.pe", 1_000_000)])
-def test_several_rates_on_one_isp(technique_run, service, domain, rate):
-    got = _rate(steps(technique_run, "throttle-rates", service, domain))
-    assert 0.8 * rate <= got <= 1.2 * rate, got
-    control = _rate(steps(technique_run, "throttle-rates", "control", "example.com"))
-    assert control > 10 * got
+def test_no_lab_only_path(technique_run):
+    """The probe asks real hosts only for what they serve (a page, catalogue objects)."""
+    urls = {r["request"]["url"] for m in technique_run.ms for r in m["test_keys"]["requests"]}
+    urls |= {t["url"] for m in technique_run.ms for t in m["test_keys"]["throughput"]}
+    assert not [u for u in urls if "netvigil-sample" in u]
 
 
-def test_general_throttling_slows_controls_too(technique_run):
-    target = _rate(steps(technique_run, "throttle-general", "twitter", "twitter.com"))
-    control = _rate(steps(technique_run, "throttle-general", "control", "example.com"))
-    # the probe's samples share the 2 Mbit/s uplink: the control is as capped as the service
-    assert control <= 1.2 * 2_000_000 and target <= 1.2 * 2_000_000, (control, target)
-    before = _rate(steps(technique_run, "throttle-general", "control", "example.com", when=BEFORE))
-    assert before > 10 * 2_000_000
+@pytest.mark.parametrize("direction", ["download", "upload"])
+def test_targeted_throttling_128k_both_directions(technique_run, direction):
+    """Flows to the helper (an address the censor knows nothing of) with Twitter's SNI are
+    shaped to 128 kbit/s each way; the same flows with the control SNI are not."""
+    d = helper_test(technique_run, "throttle-128k", "twitter")[direction]
+    assert 0.8 * 128_000 <= d.target_bps <= 1.2 * 128_000, d
+    assert d.control_bps > 10 * d.target_bps and d.throttled, d
+    before = helper_test(technique_run, "throttle-128k", "twitter", when=BEFORE)[direction]
+    assert not before.throttled and before.target_bps > 10 * d.target_bps, before
+
+
+def test_targeted_throttling_verdict(technique_run):
+    f = verdict(technique_run, "throttle-128k", "twitter")
+    assert f.technique == "throttled.targeted" and 0.8 * 128_000 <= f.rate_bps <= 1.2 * 128_000, f
+    assert verdict(technique_run, "throttle-128k", "twitter", when=BEFORE).klass == "ok"
+    assert verdict(technique_run, "throttle-128k", "control").klass == "ok"
+
+
+@pytest.mark.parametrize("service,rate", [("twitter", 128_000), ("facebook", 400_000), ("telegram", 1_000_000)])
+def test_several_rates_on_one_isp(technique_run, service, rate):
+    # the field's 128-400 kbit/s within 20%; a 20 KB flow at 1 Mbit/s lasts 0.16 s, a few
+    # arrival samples: within 50% (docs/lab.md)
+    tol = 0.2 if rate <= 400_000 else 0.5
+    for direction, d in helper_test(technique_run, "throttle-rates", service).items():
+        assert (1 - tol) * rate <= d.target_bps <= (1 + tol) * rate, (direction, d)
+        # 20 KB control flows on a loaded 2-core lab measure 2-10 Mbit/s (docs/lab.md): a
+        # 1 Mbit/s shaper is only a little slower than that, the field's 128-400 kbit/s far
+        assert d.control_bps > (3 if rate <= 400_000 else 1) * d.target_bps, (direction, d)
+
+
+def test_general_throttling_slows_both_snis(technique_run):
+    d = helper_test(technique_run, "throttle-general", "twitter")["download"]
+    # target and control flows share the 2 Mbit/s uplink: as slow as each other, not targeted
+    assert d.control_bps <= 1.2 * 2_000_000 and d.target_bps <= 1.2 * 2_000_000 and not d.throttled, d
+    before = helper_test(technique_run, "throttle-general", "control", when=BEFORE)["download"]
+    assert before.control_bps > 2 * d.control_bps, before
+    assert verdict(technique_run, "throttle-general", "twitter").technique != "throttled.targeted"
+
+
+def test_sni_reset_seen_at_the_helper_too(technique_run):
+    """A reset keyed on the SNI hits the flow to the helper as well: evidence at any address."""
+    m = pick(technique_run.ms, when=DURING, asn=technique_run.asn["tls-reset"], service="facebook")
+    x = m["test_keys"]["x_sni_throughput"]
+    target = [t for t in x["transfers"] if t["role"] == "target"]
+    control = [t for t in x["transfers"] if t["role"] == "control"]
+    assert target and all(t["failure"] == "connection_reset" and t["failed_operation"] == "tls_handshake" for t in target)
+    assert control and all(t["failure"] is None for t in control)
+
+
+def test_helper_unreachable_in_an_outage_is_no_verdict(technique_run):
+    m = pick(technique_run.ms, when=DURING, asn=technique_run.asn["outage"], service="twitter")
+    assert m["test_keys"]["x_sni_throughput"]["failure"].startswith("helper_unreachable")
+    assert verdict(technique_run, "outage", "twitter").klass != "throttled"
 
 
 def test_vpn_path_sees_the_service_during_a_block(technique_run):
@@ -222,3 +273,4 @@ def test_nothing_routes_out_of_the_lab(technique_run):
         assert rc != 0 and "unreachable" in out.lower(), (key, out)
     assert all(v == "" for v in technique_run.default_routes.values())
     assert technique_run.root_links_before == technique_run.root_links_after
+

@@ -51,12 +51,12 @@ def test_flows_with_both_snis_in_rounds(twitter):
     m, port = twitter
     x = m.test_keys["x_sni_throughput"]
     assert x["helper"] == f"127.0.0.1:{port}" and x["target_sni"] == "twitter.com" and x["control_sni"] == "example.com"
-    assert x["rounds"] == 2 and x["failure"] is None
+    assert x["rounds"] == 3 and x["failure"] is None
     flows = {(t["round"], t["role"], t["direction"]) for t in x["transfers"]}
-    assert flows == {(r, role, d) for r in (0, 1) for role in ("target", "control") for d in ("download", "upload")}
+    assert flows == {(r, role, d) for r in (0, 1, 2) for role in ("target", "control") for d in ("download", "upload")}
     for t in x["transfers"]:
         assert t["transport"] == "tcp" and t.get("failure") is None
-        assert t["bytes"] == t["expected_bytes"] == 24_000 and t["samples"][-1][1] == 24_000
+        assert t["bytes"] == t["expected_bytes"] == 20_000 and t["samples"][-1][1] == 20_000
         assert t["sni"] == ("twitter.com" if t["role"] == "target" else "example.com")
         assert 0 <= t["t0"] <= t["t"] <= m.test_runtime + 1e-6
     # twitter's endpoints list QUIC: the same check over QUIC to the helper with both SNIs
@@ -73,7 +73,7 @@ def test_control_service_measures_the_network_only(world):
     m, _ = asyncio.run(_with_helper(world, "control"))
     x = m.test_keys["x_sni_throughput"]
     assert x["target_sni"] == x["control_sni"] == "example.com"
-    assert {t["role"] for t in x["transfers"]} == {"control"} and len(x["transfers"]) == 4
+    assert {t["role"] for t in x["transfers"]} == {"control"} and len(x["transfers"]) == 6
     assert x["quic"] == []  # the control service names no QUIC endpoint
 
 
@@ -81,7 +81,7 @@ def test_helpers_tried_in_order(world):
     dead = f"127.0.0.1:{closed_port()}"
     m, port = asyncio.run(_with_helper(world, "twitter", extra=(dead,)))
     x = m.test_keys["x_sni_throughput"]
-    assert x["helpers_tried"] == [dead] and x["helper"] == f"127.0.0.1:{port}" and len(x["transfers"]) == 8
+    assert x["helpers_tried"] == [dead] and x["helper"] == f"127.0.0.1:{port}" and len(x["transfers"]) == 12
 
 
 def test_helper_down_is_a_failure_not_a_verdict(world):
@@ -149,3 +149,39 @@ def test_parse_helper_rejects(text):
 
     with pytest.raises(UsageError, match="bad --helper"):
         parse_helper(text)
+
+
+def test_cli_probe_with_helper_then_show(world, tmp_path):
+    """As a user runs it: `netvigil helper` in its own process, `netvigil probe --helper`."""
+    import json
+    import subprocess
+    import sys
+
+    port = closed_port()
+    helper = subprocess.Popen([sys.executable, "-m", "netvigil", "helper", "--listen", f"127.0.0.1:{port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "helper on" in helper.stdout.readline()
+        out = tmp_path / "m.jsonl"
+        r = subprocess.run([sys.executable, "-m", "netvigil", "probe", "-s", "twitter", "--no-controls",
+                            *world.cli_args(), "--timeout", "2", "--helper", f"127.0.0.1:{port}", "--out", str(out),
+                            "--quiet"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        m = json.loads(out.read_text().splitlines()[0])
+        assert m["test_keys"]["x_sni_throughput"]["helper"] == f"127.0.0.1:{port}"
+        r = subprocess.run([sys.executable, "-m", "netvigil", "show", str(out)], capture_output=True, text=True,
+                           timeout=60)
+        assert f"sni throughput via helper 127.0.0.1:{port}: target twitter.com, control example.com" in r.stdout
+        assert "target tcp upload 20000/20000 B" in r.stdout
+    finally:
+        helper.terminate()
+        helper.wait(10)
+
+
+def test_cli_bad_helper_is_one_line():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "netvigil", "probe", "-s", "twitter", "--helper", "nohost"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "bad --helper 'nohost'" in r.stderr and "Traceback" not in r.stderr

@@ -63,15 +63,18 @@ def interval_rates(samples: list[tuple[float, int]], min_dt: float) -> list[floa
 
 
 def flow_rate(samples: list[tuple[float, int]]) -> float | None:
-    """The flow's steady rate: over the second half (by time) of its arrival, so a shaper's
-    initial burst is left out; the whole flow when it arrived in too few points."""
+    """The flow's steady rate: the least-squares slope of its arrival curve (a shaper's first
+    burst and a late last record move it little); the whole flow when it arrived in too few
+    points."""
     if not samples or samples[-1][0] <= 0:
         return None
-    if len(samples) >= 3:
-        t_mid = samples[-1][0] / 2
-        mid = max((p for p in samples if p[0] <= t_mid), key=lambda p: p[0], default=None)
-        if mid is not None and samples[-1][0] > mid[0] and samples[-1][1] > mid[1]:
-            return (samples[-1][1] - mid[1]) * 8 / (samples[-1][0] - mid[0])
+    if len(samples) >= 3 and samples[-1][0] > samples[0][0]:
+        try:
+            slope = statistics.linear_regression([t for t, _ in samples], [b for _, b in samples]).slope
+        except statistics.StatisticsError:
+            slope = 0.0
+        if slope > 0:
+            return slope * 8
     return samples[-1][1] * 8 / samples[-1][0]
 
 
@@ -182,7 +185,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         rate = down.target_bps if down.throttled else slow[0].target_bps
         ids = [f"helper.sni_throttled:{d.direction}" for d in slow]
         ids += [f"helper.rate_bps:{d.direction}={d.target_bps:.0f}" for d in dirs if d.target_bps]
-        c = min(0.95, conf["throttled"] + th["helper_both_directions_bonus"] * (len(slow) - 1))
+        c = min(rules.factors["cap"], conf["throttled"] + th["helper_both_directions_bonus"] * (len(slow) - 1))
         f = Finding("throttled", "throttled.targeted", c, rule_ids=ids, domain=test.target_sni, rate_bps=rate,
                     baseline_ratio=slow[0].ratio, sample_rates=[rate] if rate else [])
         if found.klass in ("ok", "unknown", "throttled", "quic"):
@@ -213,7 +216,8 @@ def _quic(test: SNIThroughput, found: Finding, rules: RuleSet) -> Finding:
     c_ok = all(t.failure is None for t in q["control"])
     conf = rules.confidence
     if found.klass == "quic" and not c_ok and not t_ok:
-        return Finding("ok", None, conf["ok"] * 0.7, rule_ids=["helper.quic_fails_for_control_sni_too"],
+        return Finding("ok", None, conf["ok"] * rules.factors["ok_when_controls_fail_alike"],
+                       rule_ids=["helper.quic_fails_for_control_sni_too"],
                        domain=found.domain, rate_bps=found.rate_bps, sample_rates=found.sample_rates,
                        secondary=[found.technique] if found.technique else [])
     if not t_ok and c_ok:

@@ -37,6 +37,8 @@ def probe(
     submit: str = typer.Option(None, "--submit", help="Collector URL to submit measurements to."),
     helper: list[str] = typer.Option([], "--helper", help="Test helper HOST:PORT (netvigil helper) for the SNI-keyed "
                                      "throughput and QUIC test; repeatable, tried in order."),
+    location_file: Path = typer.Option(None, "--location-file", help="Where to remember the last location found "
+                                       "(ASN, country, name; never the address), used when no helper answers."),
     sample_bytes: int = typer.Option(64_000, "--sample-bytes", help="Most bytes read of a catalogue object."),
     sample_seconds: float = typer.Option(3.0, "--sample-seconds", help="Time bound of the throughput sample."),
     dns_window: float = typer.Option(0.25, "--dns-window", help="Seconds to keep listening after the first DNS answer."),
@@ -79,7 +81,7 @@ def probe(
         resolver=parse_resolver(resolver) if resolver else None,
         ca_file=str(ca_file) if ca_file else None, proxy=proxy_url, timeout=timeout,
         dns_window=dns_window, sample_bytes=sample_bytes, sample_seconds=sample_seconds,
-        helpers=tuple(parse_helper(h) for h in helper),
+        helpers=tuple(parse_helper(h) for h in helper), location_file=str(location_file) if location_file else None,
         probe_asn=probe_asn, probe_cc=probe_cc, probe_network_name=probe_network_name,
         path=path or ("proxy" if proxy_url else "direct"), scenario_time=scenario_time,
         port_map=parse_port_map(port_map) if port_map else {})

@@ -1,8 +1,9 @@
 """A small HTTP/1.1 responder shared by the lab's service hosts and censors' block pages.
 
-`GET /netvigil-sample/<N>` returns exactly N bytes (the probe's throughput sample, docs/design.md section 15);
-any other path returns a page from `page(host, path)`. Requests are bounded in size and time so
-a misbehaving client cannot hold a server.
+A service host serves what the real service would: a page on `/`, the static objects the
+catalogue names for that host (exactly their size), 404 elsewhere (`service_page`); nothing
+only a lab has. A block page server answers `page(host, path)` for every path. Requests are
+bounded in size and time so a misbehaving client cannot hold a server.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-SAMPLE_PREFIX = "/netvigil-sample/"
-MAX_SAMPLE = 64 << 20
+MAX_OBJECT = 64 << 20
 WRITE = 4096
 CHUNK = bytes(range(256)) * 256  # 64 KiB of non-compressible-looking filler
 
@@ -24,8 +24,32 @@ def html_page(host: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
     return 200, [("Content-Type", "text/html; charset=utf-8")], body
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, page: PageFn = html_page,
-                 idle_timeout: float = 20.0) -> None:
+def service_page(host: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A service host: its page on `/`, 404 elsewhere (objects are served before this)."""
+    if path.split("?", 1)[0] == "/":
+        return html_page(host, path)
+    return 404, [("Content-Type", "text/html; charset=utf-8")], b"<!doctype html><title>404</title><h1>Not Found</h1>"
+
+
+Objects = dict[str, dict[str, int]]  # host -> path -> size: the catalogue's objects
+
+
+def catalogue_objects() -> Objects:
+    from netvigil.targets.catalogue import load_catalogue
+
+    out: Objects = {}
+    for svc in load_catalogue().services.values():
+        for o in svc.objects:
+            out.setdefault(o.host, {})[o.path] = min(o.bytes or 200_000, MAX_OBJECT)
+    return out
+
+
+def object_body(n: int) -> bytes:
+    return (CHUNK * (n // len(CHUNK) + 1))[:n]
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, page: PageFn = service_page,
+                 idle_timeout: float = 20.0, objects: Objects | None = None) -> None:
     try:
         while True:
             try:
@@ -48,8 +72,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pag
                 await reader.readexactly(length)
             host = headers.get("host", "").split(":")[0]
             close = headers.get("connection", "").lower() == "close"
-            if target.startswith(SAMPLE_PREFIX):
-                await _sample(writer, target[len(SAMPLE_PREFIX):], method, close)
+            size = (objects or {}).get(host.lower(), {}).get(target)
+            if size is not None:
+                await _object(writer, size, method, close)
             else:
                 code, hdrs, body = page(host, target)
                 _respond(writer, code, hdrs, b"" if method == "HEAD" else body, len(body), close)
@@ -66,7 +91,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pag
 
 
 def _respond(writer, code: int, hdrs, body: bytes, length: int, close: bool) -> None:
-    reason = {200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 451: "Unavailable For Legal Reasons"}
+    reason = {200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+              451: "Unavailable For Legal Reasons"}
     out = [f"HTTP/1.1 {code} {reason.get(code, 'OK')}", f"Content-Length: {length}", "Server: netvigil-lab"]
     out += [f"{k}: {v}" for k, v in hdrs]
     if close:
@@ -74,13 +100,7 @@ def _respond(writer, code: int, hdrs, body: bytes, length: int, close: bool) -> 
     writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
 
 
-async def _sample(writer, spec: str, method: str, close: bool) -> None:
-    try:
-        n = int(spec.split("?")[0])
-    except ValueError:
-        _respond(writer, 400, [], b"", 0, True)
-        return
-    n = max(0, min(n, MAX_SAMPLE))
+async def _object(writer, n: int, method: str, close: bool) -> None:
     _respond(writer, 200, [("Content-Type", "application/octet-stream")], b"", n, close)
     if method == "HEAD":
         return

@@ -2,7 +2,8 @@
 namespaces the lab creates, and nothing routes outside LAB_PREFIX (no default routes).
 
     nv-<id>-net   transit "internet": service hosts (one /32 per catalogue domain), the
-                  authoritative DNS server, the OpenVPN exit; routes to every ISP
+                  authoritative DNS server, the OpenVPN exit, the observatory's test helper
+                  (`netvigil helper`, outside every censor); routes to every ISP
     nv-<id>-ctl   control vantage, straight on the transit (outside every censor)
     nv-<id>-m<k>  ISP k's middlebox: router, resolver, censor (iptables, NFQUEUE, tc)
     nv-<id>-c<k>  ISP k's subscriber, where the probe runs
@@ -21,6 +22,7 @@ NS_PREFIX = "nv-"
 LAB_PREFIX = ipaddress.ip_network("10.77.0.0/16")
 DNS_IP = "10.77.0.53"
 VPN_IP = "10.77.0.60"
+HELPER_IP, HELPER_PORT = "10.77.0.44", 443  # on 443, as a deployed helper: a censor keys on the SNI, not the port
 VPN_POOL = ("10.77.8.0", "255.255.252.0")
 CTL_NET, CTL_IP = "10.77.2.1", "10.77.2.2"
 MAX_ISPS = 100
@@ -60,15 +62,28 @@ class Plan(msgspec.Struct, frozen=True):
         return out
 
 
-def domain_addresses() -> dict[str, str]:
-    """One address per catalogue domain: 10.77.(128+service).(endpoint+1)."""
+def domain_addresses(retired: tuple[str, ...] = ()) -> dict[str, str]:
+    """One address per catalogue domain: 10.77.(128+service).(endpoint+1); retired names
+    get none (the authoritative server answers NXDOMAIN for a name it does not hold)."""
     from netvigil.targets.catalogue import load_catalogue
 
     out: dict[str, str] = {}
     for i, svc in enumerate(load_catalogue().services.values()):
         for j, ep in enumerate(e for e in svc.endpoints if not e.is_ip):
-            out.setdefault(ep.domain, f"10.77.{128 + i}.{j + 1}")
+            if ep.domain not in retired:
+                out.setdefault(ep.domain, f"10.77.{128 + i}.{j + 1}")
     return out
+
+
+def geo_rows(scenario: Scenario, plan: Plan) -> list[tuple[str, str, str, str]]:
+    """The lab's own IP-to-ASN table (prefix, AS, country, name) for its private addresses:
+    the probe locates itself from the helper's echo with it, as a probe in the world does with
+    a table built from a RIB. A VPN subscriber exits at the VPN pool (the VPN's network)."""
+    rows = [(f"{CTL_IP}/32", scenario.control.asn, scenario.control.cc, scenario.control.name)]
+    rows += [(i.subnet, isp.asn, isp.cc, isp.name) for i, isp in zip(plan.isps, scenario.isps)]
+    pool = ipaddress.ip_network(f"{VPN_POOL[0]}/{VPN_POOL[1]}")
+    rows.append((str(pool), "AS64999", scenario.control.cc, "Lab VPN exit"))
+    return rows
 
 
 def make_plan(scenario: Scenario, rid: str) -> Plan:
@@ -85,4 +100,4 @@ def make_plan(scenario: Scenario, rid: str) -> Plan:
             gw_cli=f"10.77.{b}.1", cli=f"10.77.{b}.2", gw_vpn=f"10.77.{b}.5", vpn=f"10.77.{b}.6",
             blockpage=f"10.77.{b}.100"))
     return Plan(rid=rid, ns_net=f"{NS_PREFIX}{rid}-net", ns_ctl=f"{NS_PREFIX}{rid}-ctl",
-                isps=tuple(isps), domain_ip=domain_addresses())
+                isps=tuple(isps), domain_ip=domain_addresses(scenario.retired))

@@ -1,7 +1,7 @@
-"""Runs a scenario: builds the lab, starts its servers and censors, and at every round of
-the scenario clock applies the policies in force and runs the probe (`netvigil probe`, as a
-subprocess inside each vantage's namespace) from every ISP, every VPN subscriber and the
-control vantage. Writes DIR/measurements.jsonl, DIR/labels.jsonl and DIR/run.json.
+"""Runs a scenario: builds the lab, starts its servers, the test helper and the censors, and
+at every round of the scenario clock applies the policies in force and runs the probe
+(`netvigil probe --helper`, as a subprocess inside each vantage's namespace, locating itself
+with the lab's IP-to-ASN table) from every ISP, every VPN subscriber and the control vantage. Writes DIR/measurements.jsonl, DIR/labels.jsonl and DIR/run.json.
 
 `Lab` is a context manager: whatever happens (error, Ctrl-C, SIGTERM), leaving it deletes
 every namespace of the run, which takes every veth, rule, qdisc and process with it.
@@ -28,7 +28,7 @@ from netvigil.lab import censor, cleanup, topology, vpn
 from netvigil.lab.clock import ScenarioClock
 from netvigil.lab.labels import write_labels
 from netvigil.lab.pki import service_certs
-from netvigil.lab.plan import DNS_IP, Plan, make_plan
+from netvigil.lab.plan import DNS_IP, HELPER_IP, HELPER_PORT, Plan, geo_rows, make_plan
 from netvigil.lab.scenario import Scenario
 
 Log = Callable[[str], None]
@@ -92,6 +92,7 @@ class Lab:
             topology.build(self.plan)
             self.log(f"topology: {len(self.plan.namespaces)} namespaces in {time.monotonic() - t0:.2f} s")
             self.certs = service_certs(self.work, sorted(self.plan.domain_ip), self._quic_domains())
+            self._write_geo_table()
             self._start_daemons()
             for net, isp in zip(self.plan.isps, self.scenario.isps):
                 censor.setup_tc(net, isp)
@@ -129,6 +130,34 @@ class Lab:
         self.procs.append(p)
         return p, ready
 
+    @property
+    def helper(self) -> str:
+        return f"{HELPER_IP}:{HELPER_PORT}"
+
+    @property
+    def geo_table(self) -> Path:
+        return self.work / "lab-geo.tsv"
+
+    def _start_helper(self) -> tuple[str, subprocess.Popen, Callable[[], bool]]:
+        """`netvigil helper` in the transit namespace, outside every censor (as an observatory
+        runs it on an uncensored network); ready when its TCP and UDP sockets are bound."""
+        log = open(self.work / "helper.log", "w")
+        p = subprocess.Popen(["ip", "netns", "exec", self.plan.ns_net, sys.executable, "-m", "netvigil", "helper",
+                              "--listen", self.helper], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.procs.append(p)
+        want = "".join(f"{int(x):02X}" for x in reversed(HELPER_IP.split("."))) + f":{HELPER_PORT:04X}"
+
+        def bound() -> bool:
+            r = subprocess.run(["ip", "netns", "exec", self.plan.ns_net, "cat", "/proc/net/tcp", "/proc/net/udp"],
+                               capture_output=True, text=True)
+            return r.stdout.count(want) >= 2
+        return "helper", p, bound
+
+    def _write_geo_table(self) -> None:
+        rows = geo_rows(self.scenario, self.plan)
+        self.geo_table.write_text("# prefix\tasn\tcc\tname (the lab's own addresses)\n"
+                                  + "".join("\t".join(r) + "\n" for r in rows))
+
     def _quic_domains(self) -> list[str]:
         from netvigil.targets.catalogue import load_catalogue
 
@@ -144,6 +173,7 @@ class Lab:
                                             {**base, "tcp": True, "quic": {}}, "servicesd")),
                  ("servicesd-quic", *self._spawn(self.plan.ns_net, "netvigil.lab.servicesd",
                                                  {**base, "tcp": False, "quic": quic}, "servicesd-quic"))]
+        waits.append(self._start_helper())
         for net, isp in zip(self.plan.isps, self.scenario.isps):
             sni = any(p.technique in censor.SNI_TECHNIQUES for p in isp.policies)
             name = f"censord-{net.index}"
@@ -152,9 +182,9 @@ class Lab:
                 "mitm_cert": str(self.certs["mitm_cert"]), "mitm_key": str(self.certs["mitm_key"]),
                 "policy": str(self.work / f"policy-{net.index}.json"), "queue": 0 if sni else None,
                 "log": str(self.work / f"{name}.events.log")}, name)))
-        deadline = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
+        deadline = time.monotonic() + 180  # generous: a loaded machine starts Python slowly
         for name, proc, ready in waits:
-            while not ready.exists():
+            while not (ready() if callable(ready) else ready.exists()):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     tail = (self.work / f"{name}.log").read_text()[-400:].strip().splitlines()
                     raise LabError(f"{name} did not start: {tail[-1] if tail else 'no output'}",
@@ -199,15 +229,21 @@ class Lab:
         for s in self.scenario.services:
             cmd += ["--service", s]
         cmd += list(self.scenario.urls)
-        cmd += ["--resolver", v.resolver, "--ca-file", str(self.certs["ca"]), "--probe-asn", v.asn,
-                "--probe-cc", v.cc, "--probe-network-name", v.network_name, "--path", v.path,
-                "--scenario-time", when, "--timeout", f"{timeout:g}", "--out", str(out)]
+        cmd += ["--helper", self.helper, "--resolver", v.resolver, "--ca-file", str(self.certs["ca"]),
+                "--path", v.path, "--scenario-time", when, "--timeout", f"{timeout:g}", "--out", str(out)]
+        if v.kind == "vpn":
+            # through the tunnel the helper sees the VPN's exit: the subscriber's own line is
+            # what the measurement is about, and it knows that line (as a user of a VPN does)
+            cmd += ["--probe-asn", v.asn, "--probe-cc", v.cc, "--probe-network-name", v.network_name]
+        else:  # where it is: the helper's echo + the lab's IP-to-ASN table (NETVIGIL_GEO_TABLES)
+            cmd += ["--location-file", str(self.work / f"location-{v.ns}.json")]
         return cmd
 
     def run_probe(self, v: Vantage, when: str, out: Path, timeout: float, limit: float) -> tuple[Vantage, int, str]:
         cmd = self.probe_command(v, when, out, timeout)
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, stdin=subprocess.DEVNULL,
+                               env={**os.environ, "NETVIGIL_GEO_TABLES": str(self.geo_table)})
         except subprocess.TimeoutExpired as exc:
             out.with_suffix(".err").write_bytes(exc.stderr or b"")
             return v, -1, f"probe killed after {limit:.0f} s"
@@ -294,5 +330,6 @@ def _write_run(out_dir: Path, scenario: Scenario, clock: ScenarioClock, lab: Lab
         "isps": [{"name": i.name, "asn": i.asn, "cc": i.cc, "vpn": i.vpn} for i in scenario.isps],
         "vantages": [{"name": v.name, "kind": v.kind, "asn": v.asn, "cc": v.cc, "path": v.path} for v in vantages],
         "services": list(scenario.services), "urls": list(scenario.urls),
+        "retired": list(scenario.retired), "helper": lab.helper,
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=1))

@@ -89,6 +89,9 @@ class Scenario(msgspec.Struct, frozen=True):
     control: Vantage = Vantage()
     urls: tuple[str, ...] = ()
     path: str = ""
+    # catalogue names that no longer exist (a stale catalogue: hostnames retire, CDNs move):
+    # NXDOMAIN everywhere, from every vantage, the control's included
+    retired: tuple[str, ...] = ()
 
     @property
     def rounds(self) -> int:
@@ -134,6 +137,7 @@ class _RawScenario(msgspec.Struct, forbid_unknown_fields=True):
     country: str | None = None
     urls: list[str] = []
     control: Vantage = Vantage()
+    retired: list[str] = []
 
 
 def list_scenarios() -> list[Path]:
@@ -272,10 +276,14 @@ def _build(raw: _RawScenario, text: str, where: str) -> Scenario:
             k = f"isp[{i}].policy[{j}]"
             pols.append(_policy(rp, k, start, end, cat, err, where, text))
         isps.append(Isp(name=ri.name, asn=ri.asn, cc=cc, vpn=ri.vpn, policies=tuple(pols)))
+    known = {e.domain for s in cat.services.values() for e in s.endpoints}
+    for i, d in enumerate(raw.retired):
+        if d not in known:
+            raise err(f"retired[{i}]", f"{d!r} is not a catalogue domain")
     return Scenario(
         name=raw.name, description=raw.description, version=raw.version, start=start, end=end,
         cadence=timedelta(minutes=raw.cadence_minutes), services=tuple(raw.services),
-        isps=tuple(isps), control=raw.control, urls=tuple(raw.urls), path=where)
+        isps=tuple(isps), control=raw.control, urls=tuple(raw.urls), path=where, retired=tuple(raw.retired))
 
 
 def _policy(rp: _RawPolicy, k: str, start, end, cat, err, where, text) -> Policy:
@@ -347,5 +355,6 @@ def combine(scenarios: list[Scenario], name: str = "combined") -> Scenario:
             isps.append(msgspec.structs.replace(isp, name=label, asn=f"AS{65001 + len(isps)}"))
     services = tuple(dict.fromkeys(x for s in scenarios for x in s.services))
     urls = tuple(dict.fromkeys(x for s in scenarios for x in s.urls))
+    retired = tuple(dict.fromkeys(x for s in scenarios for x in s.retired))
     return msgspec.structs.replace(first, name=name, description=f"{len(scenarios)} scenarios combined",
-                                   isps=tuple(isps), services=services, urls=urls, path="")
+                                   isps=tuple(isps), services=services, urls=urls, path="", retired=retired)

@@ -3,8 +3,9 @@
 - an authoritative DNS server for every catalogue domain (A records from the lab's address
   plan; AAAA empty; anything else NXDOMAIN), which is also the public resolver the control
   vantage and the VPN path use;
-- HTTP/1.1 on :80 and HTTPS on :443 for every domain (certificate from the lab CA), with
-  `/netvigil-sample/<N>` returning N bytes;
+- HTTP/1.1 on :80 and HTTPS on :443 on every service address (certificate from the lab CA),
+  serving what the real host would: a page on `/`, the catalogue's objects of that host, 404
+  elsewhere (httpd.py); the other addresses of the transit (e.g. the test helper's) stay free;
 - QUIC/HTTP3 on UDP :443 (aioquic), one socket per service address so replies leave from the
   address the client asked.
 
@@ -17,6 +18,7 @@ Usage (by the runner): python -m netvigil.lab.servicesd CONFIG.json
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import ssl
@@ -57,7 +59,7 @@ class AuthDNS(asyncio.DatagramProtocol):
         self.transport.sendto(r.to_wire(), addr)
 
 
-def _h3_protocol():
+def _h3_protocol(objects: httpd.Objects):
     from aioquic.asyncio import QuicConnectionProtocol
     from aioquic.h3.connection import H3Connection
     from aioquic.h3.events import HeadersReceived
@@ -76,17 +78,14 @@ def _h3_protocol():
             for e in self.h3.handle_event(ev):
                 if isinstance(e, HeadersReceived):
                     hdrs = dict(e.headers)
-                    host = hdrs.get(b":authority", b"").decode()
+                    host = hdrs.get(b":authority", b"").decode().split(":")[0].lower()
                     path = hdrs.get(b":path", b"/").decode()
-                    if path.startswith(httpd.SAMPLE_PREFIX):
-                        try:
-                            n = min(int(path[len(httpd.SAMPLE_PREFIX):]), 4 << 20)
-                        except ValueError:
-                            n = 0
-                        body = (httpd.CHUNK * (n // len(httpd.CHUNK) + 1))[:n]
+                    size = objects.get(host, {}).get(path)
+                    if size is not None:
+                        code, body = 200, httpd.object_body(min(size, 4 << 20))
                     else:
-                        body = httpd.html_page(host, path)[2]
-                    self.h3.send_headers(e.stream_id, [(b":status", b"200"),
+                        code, _, body = httpd.service_page(host, path)
+                    self.h3.send_headers(e.stream_id, [(b":status", str(code).encode()),
                                                        (b"content-length", str(len(body)).encode())])
                     self.h3.send_data(e.stream_id, body, end_stream=True)
             self.transmit()
@@ -98,19 +97,22 @@ async def main(cfg_path: str) -> None:
     cfg = json.loads(Path(cfg_path).read_text())
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _l, _ctx: None)  # clients that vanish are normal here
+    objects = httpd.catalogue_objects()
+    serve_http = functools.partial(httpd.handle, objects=objects)
+    hosts = sorted(set(cfg["zone"].values()))  # the service addresses only, not the whole namespace
     if cfg.get("tcp", True):
         await loop.create_datagram_endpoint(lambda: AuthDNS(cfg["zone"]), local_addr=(cfg["dns"], 53))
-        await asyncio.start_server(httpd.handle, "0.0.0.0", 80, backlog=512)
+        await asyncio.start_server(serve_http, hosts, 80, backlog=512)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cfg["cert"], cfg["key"])
         ctx.set_alpn_protocols(["http/1.1"])
-        await asyncio.start_server(httpd.handle, "0.0.0.0", 443, ssl=ctx, ssl_handshake_timeout=15, backlog=512)
+        await asyncio.start_server(serve_http, hosts, 443, ssl=ctx, ssl_handshake_timeout=15, backlog=512)
     if cfg.get("quic"):
         from aioquic.asyncio import serve
         from aioquic.h3.connection import H3_ALPN
         from aioquic.quic.configuration import QuicConfiguration
 
-        proto = _h3_protocol()
+        proto = _h3_protocol(objects)
         for ip, (cert, key) in cfg["quic"].items():
             qcfg = QuicConfiguration(is_client=False, alpn_protocols=H3_ALPN)
             qcfg.load_cert_chain(cert, key)

@@ -87,9 +87,12 @@ async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Se
         for ep in service.endpoints:
             tg.create_task(measure(ctx, Target(domain=ep.domain, protocols=ep.protocols, port=ep.port,
                                                objects=by_domain.get(ep.domain, ()), is_ip=ep.is_ip)))
-        target_sni = helper_sni(service)
-        if settings.helpers and settings.proxy is None and target_sni is not None:
-            tg.create_task(_sni_test(trace, settings, catalogue, service, target_sni))
+    target_sni = helper_sni(service)
+    if settings.helpers and settings.proxy is None and target_sni is not None:
+        # after the endpoints, and one service at a time (sni_test.exclusive): a rate measured
+        # while this process is busy with other handshakes, or shares the link with its own
+        # other flows, would measure us, not the network
+        await _sni_test(trace, settings, catalogue, service, target_sni)
     ann = {"service": service.name, "catalogue_version": catalogue.version}
     if run_id:
         ann["run_id"] = run_id

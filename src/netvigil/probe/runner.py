@@ -32,9 +32,11 @@ async def run_probe(settings: ProbeSettings, catalogue: Catalogue, *, services: 
                     listener: Listener | None = None, url_parallelism: int = 8) -> int:
     """Measure everything; every service measurement of one run shares annotations.run_id."""
     from netvigil.probe.locate import locate_settings
+    from netvigil.probe.location_memory import remember
 
-    # where we are, from a helper's echo, when flags did not say (the address is not kept)
-    settings = await locate_settings(settings, getattr(settings, "helpers", ()))
+    # where we are, from a helper's echo, when flags did not say (the address is not kept);
+    # the last known location when no helper answered
+    settings = remember(settings, await locate_settings(settings, getattr(settings, "helpers", ())))
     run_id = new_run_id()
     count = 0
     sem = asyncio.Semaphore(url_parallelism)

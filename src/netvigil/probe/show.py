@@ -41,9 +41,28 @@ def summarize(m: dict, verbose: bool = False) -> list[str]:
         for tid in tids:
             for key, x in by_tid.get(tid, []):
                 lines.append("    " + _step(key, x))
+    lines += _sni_lines(tk.get("x_sni_throughput"))
     if verbose:
         lines.append(f"  network events: {len(tk.get('network_events') or [])}")
     return lines
+
+
+def _sni_lines(x: object) -> list[str]:
+    """The helper test: per role and direction, the flows' rates (or failures)."""
+    if not isinstance(x, dict):
+        return []
+    if not x.get("helper"):
+        return [f"  sni throughput: no helper answered ({x.get('failure')})"]
+    out = [f"  sni throughput via helper {x.get('helper')}: target {x.get('target_sni')}, control {x.get('control_sni')}"]
+    for t in (x.get("transfers") or []) + (x.get("quic") or []):
+        if not isinstance(t, dict):
+            continue
+        s = t.get("samples") or []
+        rate = f"{s[-1][1] * 8 / s[-1][0] / 1e3:.0f} kbit/s" if s and s[-1][0] else ""
+        what = t.get("failure") and f"{t['failure']} at {t.get('failed_operation')}" or rate
+        out.append(f"    {t.get('role')} {t.get('transport')} {t.get('direction')} {t.get('bytes')}/"
+                   f"{t.get('expected_bytes')} B {what}")
+    return out
 
 
 def _step(key: str, x: dict) -> str:

@@ -13,6 +13,7 @@ arrived and when (test_keys.x_sni_throughput); the statistics are the analysis's
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from netvigil.model.sni_throughput import HelperTransfer, SNIThroughput
 from netvigil.probe import failures
@@ -52,6 +53,18 @@ async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: s
     return out
 
 
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its lock
+
+
+def exclusive() -> asyncio.Lock:
+    """One SNI test at a time per event loop (a probe run measures its services concurrently)."""
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
 def _unreachable(transfers: list[HelperTransfer]) -> bool:
     """No control flow got past connect: the helper is down or unreachable from here."""
     ctl = [t for t in transfers if t.role == "control"]
@@ -63,6 +76,12 @@ async def sni_throughput(trace: Trace, settings: ProbeSettings, target_sni: str,
     """Run the test against the first helper that answers (settings.helpers, in order).
 
     target_sni == control_sni (the control service) measures the network's own rate only."""
+    async with exclusive():
+        return await _run(trace, settings, target_sni, control_sni, quic=quic)
+
+
+async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_sni: str, *,
+               quic: bool) -> SNIThroughput:
     from netvigil.helper.client import HelperAddress
 
     roles = [("control", control_sni)] if target_sni == control_sni else [("target", target_sni), ("control", control_sni)]

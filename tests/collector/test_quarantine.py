@@ -265,3 +265,25 @@ def test_cli_lists_what_was_set_aside(tmp_path, capsys):
     assert entry["stage"] == "decode" and entry["position"]["segment"] == 1
     assert main(["quarantine", "--data-dir", str(tmp_path / "absent")]) == 2
     assert "not a netvigil data directory" in capsys.readouterr().err
+
+
+def test_through_the_judge_worker_process_too(tmp_path):
+    import time
+
+    lines = recorded_lines()[:30]
+    write_log(tmp_path, lines[:10] + [BAD_TIME, b"\xff\xfe not json"] + lines[10:])
+    a = Analyser(tmp_path, batch=5000, judge_worker=True)
+    a.open()
+    try:
+        deadline = time.monotonic() + 60
+        while not a.worker._started() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert a.worker.ready
+        res = a.round(log_end(tmp_path))
+        assert a.worker is not None  # the worker judged this round and is still there
+        assert res.analysed == len(lines) and res.quarantined == 2
+        assert [e.stage for e in Quarantine(tmp_path).entries()] == ["decode", "decode"]
+        counts = archived_uids(tmp_path)
+        assert set(counts) == {uid_of(line) for line in lines} and set(counts.values()) == {1}
+    finally:
+        a.close()

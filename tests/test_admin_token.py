@@ -22,15 +22,25 @@ from netvigil.collector.app import create_app
 from netvigil.collector.client import submit_measurements
 from netvigil.report.replay import load_run
 from netvigil.report.serve import free_port
+from tests.clirun import CliResult, run_cli
 
 RUN = Path(__file__).resolve().parent / "data" / "lab" / "russia-2022"
 TOKEN = "admin-3f9c2b7e1d4a6058"
 PROBE = "probe-token-7c1e"
 
 
-def netvigil(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+def netvigil(*args: str) -> CliResult:
+    """`netvigil ARGS` in this process (tests/clirun.py): these all stop at an argument check."""
+    return run_cli(*args)
+
+
+@pytest.fixture(autouse=True)
+def never_serve_in_process(monkeypatch):
+    """An in-process `serve` that got past its checks fails here instead of serving forever."""
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("serve got past its argument checks")
+
+    monkeypatch.setattr("netvigil.report.serve.run_observatory", refuse)
 
 
 def clean_env() -> dict:

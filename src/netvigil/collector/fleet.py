@@ -75,8 +75,7 @@ class Fleet:
     def __init__(self, data_dir: Path, settings, fleet: FleetSettings):
         self.settings = fleet
         self.registry = ProbeRegistry(Path(data_dir) / "collector" / "probes.jsonl")
-        self.provenance = ProvenanceLog(Path(data_dir) / "collector" / "provenance.jsonl",
-                                        fsync=getattr(settings, "fsync", True))
+        self.provenance = ProvenanceLog(Path(data_dir) / "collector" / "provenance.jsonl")
         rate, burst = settings.rate_per_second, settings.rate_burst
         self.networks = RateLimiter(rate * fleet.network_factor, burst * fleet.network_factor)
         self.asns = RateLimiter(rate * fleet.asn_factor, burst * fleet.asn_factor)

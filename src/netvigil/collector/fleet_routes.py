@@ -184,8 +184,7 @@ async def probes(request: Request):
             summary="Where one measurement came from (admin): probe, /24 or /64, claim check")
 async def provenance(uid: str, request: Request):
     require_admin(request)
-    rows = await asyncio.to_thread(fleet_of(request.app).provenance.read)
-    row = rows.get(uid)
+    row = await asyncio.to_thread(fleet_of(request.app).provenance.find, uid[:200])
     if row is None:
         raise Rejected(f"no provenance for measurement {uid[:80]!r} (unknown uid, or an anonymous submission "
                        "from before provenance was kept)", 404)

@@ -1,10 +1,12 @@
 """Where each accepted measurement came from: which probe, which source network, and whether
 its claimed ASN/country agrees with the IP-to-ASN table.
 
-One JSON line per measurement in DATA_DIR/collector/provenance.jsonl, appended (fsync) right
-after the measurement itself is durable, keyed by its uid. The source network is the /24 or
-/64, never the address (docs/security.md). A measurement with no line here (a crash between
-the two writes, or data from before this file existed) counts as one anonymous voice.
+One JSON line per measurement in DATA_DIR/collector/provenance.jsonl, appended right after the
+measurement itself is durable, keyed by its uid. The source network is the /24 or /64, never
+the address (docs/security.md). The write is not fsynced (a second fsync per request would
+halve what the collector's group commit buys): a process crash loses nothing written, a
+machine crash may lose the last lines. A measurement with no line here (that, or data from
+before this file existed) counts as one anonymous voice: losing a line never adds a voice.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ _encoder = msgspec.json.Encoder()
 
 
 class ProvenanceLog:
-    def __init__(self, path: Path, fsync: bool = True):
+    def __init__(self, path: Path, fsync: bool = False):
         self.path = Path(path)
         self.fsync = fsync
         self._lock = threading.Lock()
@@ -50,20 +52,31 @@ class ProvenanceLog:
             finally:
                 os.close(fd)
 
-    def read(self) -> dict[str, Provenance]:
-        """uid -> its provenance (the first line for a uid wins: a resubmission does not relabel it)."""
-        out: dict[str, Provenance] = {}
+    def rows(self, uid: str | None = None):
+        """Each row in file order (only UID's when given); damaged or torn lines are passed over."""
+        needle = b'"' + uid.encode() + b'"' if uid is not None else b""
         try:
             fh = self.path.open("rb")
         except FileNotFoundError:
-            return out
+            return
         with fh:
             for line in fh:
-                if len(line) > MAX_LINE or not line.strip():
+                if len(line) > MAX_LINE or not line.strip() or needle not in line:
                     continue
                 try:
                     row = _decoder.decode(line)
                 except msgspec.MsgspecError:
                     continue  # a torn last line from a crash
-                out.setdefault(row.uid, row)
+                if uid is None or row.uid == uid:
+                    yield row
+
+    def find(self, uid: str) -> Provenance | None:
+        """UID's provenance: the first line wins (a resubmission from elsewhere does not relabel it)."""
+        return next(self.rows(uid), None)
+
+    def read(self) -> dict[str, Provenance]:
+        """uid -> its provenance, for every uid (the first line of each wins)."""
+        out: dict[str, Provenance] = {}
+        for row in self.rows():
+            out.setdefault(row.uid, row)
         return out

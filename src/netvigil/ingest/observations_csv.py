@@ -1,10 +1,16 @@
 """OONI observation CSVs (one row per DNS/TCP/TLS/HTTP observation, as ooni/data and the
 OONI notebooks export them) -> per-measurement verdicts.
 
-Rows of one measurement are consecutive (as exported); a measurement's endpoint is its IP
-(or hostname); an endpoint fails when any of its rows carries a failure. The measurement is
-blocked when at least `open_share` of its endpoints fail, with the technique of the commonest
-failing step. Bad rows (missing columns, bad time) are reported with file:line and skipped.
+A separate, named input with its own rules (rule ids `csv.*`, docs/rules.md), not the
+verdict engine of verdicts.py: the rows carry each step's failure string but not the
+measurement (no answers, certificates, bodies or throughput), so fingerprints, controls and
+the round context cannot apply. Rows of one measurement are consecutive (as exported); a
+measurement's endpoint is its IP (or hostname); an endpoint fails when any of its rows carries
+a failure. The measurement is blocked when at least `open_share` of its endpoints fail, with
+the technique of the commonest failing step; the confidence scales with the failing share
+as the engine's does (rules.toml [factors]). Each endpoint's technique is listed in the
+verdict's `endpoints`. Bad rows (missing columns, bad time) are reported with file:line and
+skipped.
 """
 
 from __future__ import annotations
@@ -112,6 +118,7 @@ def _verdict(rows: list[dict], rules: RuleSet, share: float) -> Verdict:
         key = (r.get("ip") or r.get("hostname") or "").strip() or "?"
         endpoints.setdefault(key, []).append(_failure_step(r))
     failing = {k: next(f for f in fs if f) for k, fs in endpoints.items() if any(fs)}
+    techniques = {k: rules.technique_for(*failing[k]) or f"{failing[k][0]}.failure" if k in failing else "ok" for k in endpoints}
     frac = len(failing) / len(endpoints)
     test = (r0.get("test_name") or "").strip()
     host = (r0.get("input") or r0.get("hostname") or "").strip() or None
@@ -121,15 +128,15 @@ def _verdict(rows: list[dict], rules: RuleSet, share: float) -> Verdict:
     common = dict(
         measurement_uid=r0["measurement_uid"], measurement_start_time=_time(r0["measurement_start_time"]) or "",
         probe_cc=(r0.get("probe_cc") or "ZZ").strip(), probe_asn=asn_label(r0["probe_asn"]), service=service, input=host,
-        rules_version=rules.version, probe_network_name=(r0.get("probe_as_org_name") or None),
+        rules_version=rules.version, probe_network_name=(r0.get("probe_as_org_name") or None), endpoints=techniques,
     )
     if frac < share:
         ids = ["csv.endpoints_ok"] + ([f"csv.failing_endpoints:{len(failing)}/{len(endpoints)}"] if failing else [])
         return Verdict(domain=host, klass="ok", confidence=round(rules.confidence["ok"] * (1 - frac), 3), rule_ids=ids, **common)
-    steps = Counter()
-    for step, f in failing.values():
-        steps[rules.technique_for(step, f) or f"{step}.failure"] += 1
+    steps = Counter(techniques[k] for k in failing)
     tech = steps.most_common(1)[0][0]
+    fac = rules.factors
     return Verdict(domain=host, klass=tech.split(".")[0], technique=tech,
-                   confidence=round(rules.confidence["failure_without_control"] * (0.7 + 0.3 * frac), 3),
+                   confidence=round(rules.confidence["failure_without_control"]
+                                    * (fac["service_share_base"] + fac["service_share_weight"] * frac), 3),
                    rule_ids=[f"csv.failing_endpoints:{len(failing)}/{len(endpoints)}"], **common)

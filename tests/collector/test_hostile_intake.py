@@ -102,6 +102,11 @@ def test_overlong_strings_refused(client, field, value):
     refused(submit(client, dict(VALID, **{field: value})), field)
 
 
+def test_huge_unknown_envelope_key_refused(client):
+    refused(submit(client, dict(VALID, backend_note="n" * 70_000)), "envelope")
+    assert submit(client, dict(VALID, backend_version="1.1.4")).status_code == 200  # small ones are kept
+
+
 def test_huge_network_name_refused(client):
     refused(submit(client, dict(VALID, probe_network_name="Rostelecom " * 360_000)), "probe_network_name")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import msgspec
 
 from netvigil.collector import scrub
-from netvigil.collector.validation import (CONSTRAINED, REPORT_ID_RE, UID_RE, Rejected,  # noqa: F401  (re-export)
-                                          check_envelope)
+from netvigil.collector.validation import (CONSTRAINED, ENVELOPE_CAP, REPORT_ID_RE, UID_RE,  # noqa: F401
+                                          Rejected, check_envelope)
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
 from netvigil.model.uid import measurement_uid  # noqa: F401  (the one uid function; re-exported)
 
@@ -98,6 +98,10 @@ def decode_checked(raw: bytes, where: str = "measurement") -> Submitted:
     """Decode and check every envelope field (validation.py)."""
     check_utf8(raw, where)
     m = _decode(_measurement, raw, where)
+    envelope = len(raw) - len(m.test_keys)  # keys this version does not name are kept: bound them too
+    if envelope > ENVELOPE_CAP:
+        raise Rejected(f"{where}: the envelope (everything but test_keys) is {envelope} bytes "
+                       f"(at most {ENVELOPE_CAP})")
     check_envelope(m, where)
     if not bytes(memoryview(m.test_keys)[:64]).lstrip().startswith(b"{"):
         raise Rejected(f"{where}: field 'test_keys' must be a JSON object")

@@ -43,6 +43,7 @@ EARLIEST = "2012-01-01 00:00:00"  # OONI's first measurements are from 2012
 FUTURE_SLACK = 86400  # a probe's clock may run ahead, by at most a day
 MAX_RUNTIME = 7 * 86400.0  # seconds
 
+ENVELOPE_CAP = 64 << 10  # bytes of a measurement but its test_keys (real ones: under 2 KB)
 INPUT_CAP = 2048  # one input (a URL, a host)
 LIST_CAP = 64  # items of input (when a list), input_hashes, options
 # free-form mappings (annotations, test_helpers, extensions): bounded in size and depth

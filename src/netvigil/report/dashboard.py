@@ -344,4 +344,8 @@ async def measurement_page(request: Request, uid: str):
              f"{escape(str(m.get('report_id') or ''))}</code></dd></dl>")
     body = (f"<h1>Measurement</h1><p class=muted><code>{escape(uid)}</code></p>{facts}<h2>Verdict</h2>{verdict}"
             f"<h2>Steps</h2>{steps_html(m)}<p><a href='/api/v1/measurement/{escape(uid)}'>Raw JSON</a></p>")
-    return fragment_or_page(request, f"Measurement {uid}", body)
+    try:
+        as_of, stale = freshness(await latest_time(nv.pump))
+    except AnalysisUnavailable:
+        as_of, stale = None, False
+    return fragment_or_page(request, f"Measurement {uid}", body, as_of=as_of, stale=stale)

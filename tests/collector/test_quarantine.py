@@ -82,16 +82,21 @@ def verdict_dump(a: Analyser) -> list[bytes]:
 BAD_TIME = b'{"measurement_uid":"20220226090000.000001_RU_webconnectivity_bad0time0000001","test_name":"web_connectivity","measurement_start_time":"2022-13-45 99:99:99","probe_cc":"RU","probe_asn":"AS12389","test_keys":{}}'
 
 
+PHANTOM_CC = BAD_TIME.replace(b"2022-13-45 99:99:99", b"2022-02-26 09:00:00").replace(b'"RU"', b'"RU\\n"').replace(
+    b"bad0time0000001", b"phantom00000001")
+
+
 def test_an_unreadable_date_in_the_log_is_set_aside_and_the_rounds_go_on(tmp_path):
     lines = recorded_lines()[:40]
-    write_log(tmp_path, lines[:20] + [BAD_TIME, b'{"not": "a measurement"', b"\xff\xfe"] + lines[20:])
+    write_log(tmp_path, lines[:20] + [BAD_TIME, b'{"not": "a measurement"', b"\xff\xfe", PHANTOM_CC] + lines[20:])
     a = analyse(tmp_path, batch=10)  # several rounds: the bad lines fall in the middle one
     try:
         entries = Quarantine(tmp_path).entries()
-        assert [e.stage for e in entries] == ["decode"] * 3
+        assert [e.stage for e in entries] == ["decode"] * 4
         assert entries[0].uid == "20220226090000.000001_RU_webconnectivity_bad0time0000001"
         assert "measurement_start_time" in entries[0].reason
-        assert a.quarantined == 3
+        assert "probe_cc" in entries[3].reason  # would have shown as a phantom country
+        assert a.quarantined == 4
         stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.t('measurements')}")}
         assert stored == {uid_of(line) for line in lines}
         assert set(archived_uids(tmp_path).values()) == {1}  # each archived once
@@ -100,7 +105,7 @@ def test_an_unreadable_date_in_the_log_is_set_aside_and_the_rounds_go_on(tmp_pat
     # a restart does not meet them again
     again = analyse(tmp_path, batch=10)
     try:
-        assert again.quarantined == 0 and len(Quarantine(tmp_path).entries()) == 3
+        assert again.quarantined == 0 and len(Quarantine(tmp_path).entries()) == 4
     finally:
         again.close()
 

@@ -29,7 +29,7 @@ import msgspec
 from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.collector.quarantine import Quarantined, reason_of
-from netvigil.collector.validation import check_time
+from netvigil.collector.validation import check_indexed
 from netvigil.model.measurement import Measurement, decode_known_fields
 from netvigil.store.raw import FrameWriter, day_of
 
@@ -80,12 +80,13 @@ def _read(inp: BinaryIO) -> bytes | None:
 def read_measurements(log_dir: Path, start: tuple[int, int], stop: tuple[int, int],
                       limit: int) -> Iterator[tuple[mlog.Position, Measurement | Quarantined, bytes]]:
     """(position, measurement, line) of the committed log lines from `start`. A line that
-    does not decode, or holds a time the store cannot read (an older collector let some in),
-    gives a Quarantined instead of a measurement: it never blocks the analysis."""
+    does not decode, or holds a time the store cannot read or an identifier we would publish
+    wrongly (an older collector let some in), gives a Quarantined instead of a measurement:
+    it never blocks the analysis."""
     for pos, line in mlog.scan(log_dir, start, stop, limit=limit):
         try:
             m = decode_known_fields(line, where=f"log segment {pos.segment} offset {pos.offset}")
-            check_time(m.measurement_start_time, "measurement_start_time", "measurement")
+            check_indexed(m)
         except Exception as exc:  # noqa: BLE001  (whatever a hostile line raises)
             log.error("set aside the line at log segment %s offset %s: %s", pos.segment, pos.offset, exc)
             yield pos, Quarantined(pos, "decode", reason_of(exc), _uid_in(line)), line

@@ -190,3 +190,14 @@ def check_envelope(m, where: str = "measurement") -> None:
             if value is not None and not (isinstance(value, str) and NAME_RE.match(value)):
                 raise _bad(where, f"annotations.{key}", value if isinstance(value, str) else type(value).__name__,
                            "lowercase letters, digits, '.', '_' or '-' (at most 64)")
+
+
+def check_indexed(m, where: str = "measurement") -> None:
+    """The fields the analysis indexes and publishes (time, country, network, test), for a
+    measurement read back from the log, which an older collector may have let in unchecked."""
+    check_time(m.measurement_start_time, "measurement_start_time", where)
+    if not CC_RE.match(m.probe_cc):
+        raise _bad(where, "probe_cc", m.probe_cc, "two upper-case letters like RU (ZZ if unknown)")
+    check_asn(m.probe_asn, "probe_asn", where)
+    if not TEST_NAME_RE.match(m.test_name):
+        raise _bad(where, "test_name", m.test_name, "a lowercase test name like web_connectivity")

@@ -120,7 +120,7 @@ class AnalysisPump(PumpBase):
                 if self.analyser.pending(stop):
                     res = await loop.run_in_executor(self.exec, self.analyser.round, stop)
                     self._apply(res, time.monotonic() - t0)
-                    if res.analysed >= self.batch:
+                    if res.analysed + res.quarantined >= self.batch:
                         continue  # backlog: go on at once
             except asyncio.CancelledError:
                 raise

@@ -37,19 +37,31 @@ class _Stream(io.TextIOWrapper):
         return self.buffer.getvalue().decode("utf-8", errors="replace")
 
 
-def run_cli(*args: str | os.PathLike) -> CliResult:
-    """`netvigil *args` in this process; a bug raises here instead of printing a traceback."""
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    """os.environ with NETVIGIL_DEBUG unset and `env` set, restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ("NETVIGIL_DEBUG", *env)}
+    os.environ.pop("NETVIGIL_DEBUG", None)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_cli(*args: str | os.PathLike, env: dict[str, str] | None = None) -> CliResult:
+    """`netvigil *args` in this process, with `env` added to the environment for the call;
+    a bug raises here instead of printing a traceback."""
     from netvigil.cli import main
 
     out, err = _Stream(), _Stream()
-    debug = os.environ.pop("NETVIGIL_DEBUG", None)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main([str(a) for a in args])
-            except SystemExit as exc:  # what the entry point's sys.exit would make of it
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        if debug is not None:
-            os.environ["NETVIGIL_DEBUG"] = debug
+    with _environment(env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # what the entry point's sys.exit would make of it
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return CliResult(code, out.text(), err.text())

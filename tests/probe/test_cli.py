@@ -1,5 +1,7 @@
-"""`netvigil probe` and `netvigil show` as a user (and the lab) runs them: subprocesses
-against the loopback servers; bad input gives one line and a non-zero exit."""
+"""`netvigil probe` and `netvigil show` as a user (and the lab) runs them, against the
+loopback servers: in-process through the entry point's main() (tests/clirun.py), and one
+subprocess (a blocked run: exit 0, nothing but progress on stderr); bad input gives one line
+and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -13,17 +15,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.clirun import CliResult, run_cli
+
 NETVIGIL = [sys.executable, "-m", "netvigil"]
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "netvigil" / "service_twitter.jsonl"
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run(*args: str) -> CliResult:
+    """`netvigil ARGS` in this process."""
+    return run_cli(*args, env={"COLUMNS": "200"})
+
+
+def run_process(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m netvigil ARGS` in its own process."""
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("NETVIGIL_DEBUG", None)
     return subprocess.run([*NETVIGIL, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def one_line_error(r: subprocess.CompletedProcess, *needles: str, stdout_ok: bool = False) -> None:
+def one_line_error(r: CliResult | subprocess.CompletedProcess, *needles: str, stdout_ok: bool = False) -> None:
     assert r.returncode != 0
     assert stdout_ok or r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -167,7 +177,7 @@ def test_blocked_run_has_clean_stderr():
     from servers import LoopbackWorld
 
     with LoopbackWorld(routes={"twitter.com": "drop_after_hello", "x.com": "rst_after_hello"}) as w:
-        r = run("probe", "-s", "twitter", "--no-controls", *w.cli_args(), "--timeout", "1", "--out", "-")
+        r = run_process("probe", "-s", "twitter", "--no-controls", *w.cli_args(), "--timeout", "1", "--out", "-")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and "exception" not in r.stderr.lower()
     m = json.loads(r.stdout)

@@ -152,10 +152,13 @@ def test_parse_helper_rejects(text):
 
 
 def test_cli_probe_with_helper_then_show(world, tmp_path):
-    """As a user runs it: `netvigil helper` in its own process, `netvigil probe --helper`."""
+    """As a user runs it: `netvigil helper` in its own process, `netvigil probe --helper` (in-process
+    through the entry point's main(), tests/clirun.py)."""
     import json
     import subprocess
     import sys
+
+    from tests.clirun import run_cli
 
     port = closed_port()
     helper = subprocess.Popen([sys.executable, "-m", "netvigil", "helper", "--listen", f"127.0.0.1:{port}"],
@@ -163,14 +166,12 @@ def test_cli_probe_with_helper_then_show(world, tmp_path):
     try:
         assert "helper on" in helper.stdout.readline()
         out = tmp_path / "m.jsonl"
-        r = subprocess.run([sys.executable, "-m", "netvigil", "probe", "-s", "twitter", "--no-controls",
-                            *world.cli_args(), "--timeout", "2", "--helper", f"127.0.0.1:{port}", "--out", str(out),
-                            "--quiet"], capture_output=True, text=True, timeout=120)
+        r = run_cli("probe", "-s", "twitter", "--no-controls", *world.cli_args(), "--timeout", "2",
+                    "--helper", f"127.0.0.1:{port}", "--out", str(out), "--quiet")
         assert r.returncode == 0, r.stderr
         m = json.loads(out.read_text().splitlines()[0])
         assert m["test_keys"]["x_sni_throughput"]["helper"] == f"127.0.0.1:{port}"
-        r = subprocess.run([sys.executable, "-m", "netvigil", "show", str(out)], capture_output=True, text=True,
-                           timeout=60)
+        r = run_cli("show", str(out))
         assert f"sni throughput via helper 127.0.0.1:{port}: target twitter.com, control example.com" in r.stdout
         assert "target tcp upload 20000/20000 B" in r.stdout
     finally:
@@ -179,9 +180,7 @@ def test_cli_probe_with_helper_then_show(world, tmp_path):
 
 
 def test_cli_bad_helper_is_one_line():
-    import subprocess
-    import sys
+    from tests.clirun import run_cli
 
-    r = subprocess.run([sys.executable, "-m", "netvigil", "probe", "-s", "twitter", "--helper", "nohost"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and "bad --helper 'nohost'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("probe", "-s", "twitter", "--helper", "nohost")
+    assert r.returncode != 0 and "bad --helper 'nohost'" in r.stderr and len(r.stderr.strip().splitlines()) == 1

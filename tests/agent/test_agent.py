@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -169,3 +170,35 @@ def test_bad_arguments_are_one_line(tmp_path):
         r = subprocess.run([*NETVIGIL, "agent", *args, "--data-dir", str(tmp_path / "d"), "--once"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr and needle in r.stderr, r.stderr
+
+
+def test_forgotten_probe_enrols_again_and_sigterm_ends_the_loop(world, tmp_path):
+    """The observatory's registry is lost: the agent's next check-in is refused (401), it enrols
+    again and its round is accepted. Run as a service (no --once), SIGTERM ends it cleanly."""
+    data = tmp_path / "agent"
+    with observatory(tmp_path / "obs") as srv:
+        assert agent_cli(world, srv.url, data).returncode == 0
+        old = json.loads((data / "identity.json").read_text())["probe_id"]
+        registry = srv.app.state.fleet.registry
+        registry.probes.clear()  # as if the observatory's probes.jsonl were lost
+        proc = subprocess.Popen([*NETVIGIL, "agent", "--server", srv.url, "--data-dir", str(data), *world.cli_args(),
+                                 "--timeout", "2", "--cadence", "3600"], stderr=subprocess.PIPE, text=True)
+        seen = []
+        watchdog = threading.Timer(120, proc.kill)  # bounded: a hung agent is killed, and the test fails
+        watchdog.start()
+        try:
+            for line in proc.stderr:
+                seen.append(line)
+                if "round 1:" in line:
+                    proc.send_signal(signal.SIGTERM)
+                    break
+            rc = proc.wait(30)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+        text = "".join(seen)
+        assert rc == 0, text
+        assert "does not know probe" in text and "enrolled as" in text and "submitted 2" in text, text
+        new = json.loads((data / "identity.json").read_text())["probe_id"]
+        assert new != old and (data / "identity.json.old").exists() and new in registry.probes

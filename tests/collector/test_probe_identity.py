@@ -212,3 +212,6 @@ def test_damaged_registry_is_a_clear_error(tmp_path):
     path.write_bytes(b"{not json\n" + path.read_bytes())
     with pytest.raises(StoreError, match="damaged at line 1"):
         ProbeRegistry(path)
+    path.write_bytes(b"x" * 100_000)  # one huge line: refused, not held whole
+    with pytest.raises(StoreError, match="longer than 4096"):
+        ProbeRegistry(path)

@@ -14,9 +14,13 @@ import msgspec
 from netvigil import __version__
 from netvigil.agent.identity import Identity, ServerUnreachable, write_private
 from netvigil.collector.fleet import CheckInAnswer
-from netvigil.errors import ConfigError
+from netvigil.errors import ConfigError, NetvigilError
 
 FILE = "checkin.json"
+
+
+class Unenrolled(NetvigilError):
+    """The observatory refused our credentials (its registry was reset, or the probe removed)."""
 
 
 def check_in(http: httpx.Client, ident: Identity) -> CheckInAnswer:
@@ -28,8 +32,7 @@ def check_in(http: httpx.Client, ident: Identity) -> CheckInAnswer:
     if r.status_code == 429 or r.status_code >= 500:
         raise ServerUnreachable(f"check-in failed: HTTP {r.status_code}", where=ident.server)
     if r.status_code == 401:
-        raise ConfigError("the observatory does not know this probe any more", where=ident.server,
-                          hint="move identity.json out of the agent's data dir to enrol again")
+        raise Unenrolled(f"the observatory does not know probe {ident.probe_id} any more", where=ident.server)
     try:
         r.raise_for_status()
         return msgspec.json.decode(r.content, type=CheckInAnswer)

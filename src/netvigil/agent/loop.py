@@ -95,7 +95,13 @@ class Agent:
     def check_in(self) -> tuple[CheckInAnswer, bool]:
         """The observatory's answer (kept), or the last one kept when it cannot be reached."""
         try:
-            answer = checkin.check_in(self.http, self.ensure_identity())
+            try:
+                answer = checkin.check_in(self.http, self.ensure_identity())
+            except checkin.Unenrolled as exc:
+                self.say(f"{exc}; enrolling again (the old identity is kept as identity.json.old)")
+                os.replace(self.data_dir / identity.FILE, self.data_dir / (identity.FILE + ".old"))
+                self.ident = None
+                answer = checkin.check_in(self.http, self.ensure_identity())
         except ServerUnreachable as exc:
             self.say(f"{exc}; measuring what the last check-in said")
             return checkin.last(self.data_dir) or default_answer(self.catalogue), False

@@ -33,6 +33,7 @@ from netvigil.targets.geo import Locator, default_locator
 
 PROBE_ID_RE = re.compile(r"nvp_[0-9a-f]{24}")
 MAX_PROBES = 1_000_000  # a registry file past this is refused (hostile or broken)
+MAX_LINE = 4096  # one probe's line is ~250 bytes
 
 
 class Probe(msgspec.Struct):
@@ -86,20 +87,24 @@ class ProbeRegistry:
         except OSError as exc:
             raise StoreError(f"cannot read the probe registry: {exc.strerror}", where=str(self.path)) from None
         with fh:
-            lines = fh.read().split(b"\n")
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                probe = _probe.decode(line)
-            except msgspec.MsgspecError as exc:
-                if n == len(lines):  # a torn last line: the enrolment was never answered
+            for n in range(1, MAX_PROBES + 2):
+                line = fh.readline(MAX_LINE + 1)  # bounded: a hostile file cannot make us hold a huge line
+                if not line:
+                    break
+                if len(line) <= MAX_LINE and not line.endswith(b"\n"):
+                    break  # a torn last line: that enrolment was never answered
+                if not line.strip():
                     continue
-                raise StoreError(f"the probe registry is damaged at line {n} ({exc})", where=str(self.path),
-                                 hint="restore it from a backup; enrolled probes cannot submit until then") from None
-            probes[probe.probe_id] = probe
-            if len(probes) > MAX_PROBES:
-                raise StoreError(f"more than {MAX_PROBES} probes in the registry", where=str(self.path))
+                try:
+                    if len(line) > MAX_LINE:
+                        raise msgspec.DecodeError(f"line longer than {MAX_LINE} bytes")
+                    probe = _probe.decode(line)
+                except msgspec.MsgspecError as exc:
+                    raise StoreError(f"the probe registry is damaged at line {n} ({exc})", where=str(self.path),
+                                     hint="restore it from a backup; enrolled probes cannot submit until then") from None
+                probes[probe.probe_id] = probe
+                if len(probes) > MAX_PROBES:
+                    raise StoreError(f"more than {MAX_PROBES} probes in the registry", where=str(self.path))
         return probes
 
     def _append(self, probe: Probe) -> None:

@@ -14,8 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from netvigil.agent.budget import ByteBudget, throughput_bound
 from netvigil.agent.loop import Agent, AgentConfig
 from netvigil.collector.fleet import CheckInAnswer, FleetSettings

@@ -29,7 +29,6 @@ import msgspec
 from netvigil.collector.probes import ClaimCheck, Probe, ProbeRegistry, check_claim, is_local, source_network
 from netvigil.collector.provenance import Provenance, ProvenanceLog
 from netvigil.collector.quota import RateLimiter, charge
-from netvigil.collector.validation import Rejected
 from netvigil.targets.geo import Locator, default_locator
 
 

@@ -92,6 +92,7 @@ def test_7_measurements_are_listed_and_counted_from_the_store(demo):
     uid = listing["results"][0]["measurement_uid"]
     assert c.get(f"/api/v1/measurement/{uid}").status_code == 200
     assert c.get("/api/v1/summary").json()["measurements"] == demo["count"]
+    assert c.get("/api/v1/health").json()["measurements"] == demo["count"]
     assert f"{demo['count']} measurements stored" in html(c, "/").text
     by_asn = c.get("/api/v1/measurements", params={"probe_asn": "AS8359", "limit": 1}).json()["metadata"]
     assert 0 < by_asn["total"] < demo["count"]

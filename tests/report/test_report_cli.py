@@ -144,8 +144,8 @@ def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
             if httpx.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":
                 break
             time.sleep(0.05)
-        incs = httpx.get(f"{srv.url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
+        incs = httpx.get(f"{srv.url}/api/v1/incidents", params={"country": "RU"}, timeout=60).json()["results"]
         uid = incs[0]["evidence"]["measurement_uids"][0]
-        raw = httpx.get(f"{srv.url}/api/v1/measurement/{uid}")
+        raw = httpx.get(f"{srv.url}/api/v1/measurement/{uid}", timeout=60)
     assert {i["service"] for i in incs} == {"twitter", "facebook", "*"}
     assert raw.status_code == 200 and raw.json()["measurement_uid"] == uid

@@ -144,7 +144,7 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
     async def health():
         return {
             "status": "ok",
-            "measurements": len(nv.collector.index),
+            "measurements": await api.stored_count(nv),  # the store's count when it was written directly
             "replayed": nv.collector.replayed,
             "analysis": nv.pump.error or ("running" if nv.pump.obs is not None else "starting"),
             "analysed": nv.pump.analysed,

@@ -51,7 +51,7 @@ async def index(request: Request):
     try:
         rows = await nv.pump.call("status")
         incidents = await nv.pump.call("incidents", ongoing=True)
-        stored = len(nv.collector.index) or (await nv.pump.call("measurement_index", limit=0))[0]
+        stored = await api.stored_count(nv)
     except AnalysisUnavailable as exc:
         body = unavailable(exc) + f"<p>{plural(len(nv.collector.index), 'measurement')} collected.</p>"
         return fragment_or_page(request, "netvigil", body)
@@ -139,7 +139,6 @@ async def country(request: Request, cc: str):
     try:
         asn = api.norm_asn(q.get("asn"))
         svc = api.norm_service(q.get("service"), api.known_services(request))
-        path = api.norm_path(q.get("path"))
     except Rejected as exc:
         return bad_request(request, exc)
     title = place_label(cc)

@@ -105,9 +105,31 @@ async def with_rates_from(pump, incident: Incident) -> Incident:
     return with_rates(incident, verdicts)
 
 
+_TOLD: dict[tuple, tuple[Incident, Facts]] = {}
+TOLD_CACHE = 512
+
+
 async def told(pump, incident: Incident, latest: str | None = None) -> tuple[Incident, Facts]:
-    """The incident with its measured rates, and the facts its statement may add."""
-    as_of, stale = freshness(latest if latest is not None else await latest_time(pump, incident.country))
+    """The incident with its measured rates, and the facts its statement may add; kept per
+    (incident record, newest data, analysed total): lists and pages ask again every 5 s."""
+    import hashlib
+
+    import msgspec
+
+    if latest is None:
+        latest = await latest_time(pump, incident.country)
+    key = (incident.id, hashlib.blake2b(msgspec.json.encode(incident), digest_size=8).digest(), latest,
+           getattr(pump, "analysed", 0), freshness(latest)[1])
+    hit = _TOLD.get(key)
+    if hit is None:
+        hit = _TOLD[key] = await _told(pump, incident, latest)
+        while len(_TOLD) > TOLD_CACHE:
+            _TOLD.pop(next(iter(_TOLD)))
+    return hit
+
+
+async def _told(pump, incident: Incident, latest: str) -> tuple[Incident, Facts]:
+    as_of, stale = freshness(latest)
     facts = Facts(as_of=as_of, stale=stale)
     try:
         if incident.kind == "censorship":

@@ -57,7 +57,8 @@ def _text(cap: int, pattern: re.Pattern | None = None, empty: bool = False) -> A
     """A str type msgspec checks while it decodes (in C: no cost on the ingest path)."""
     meta = {"max_length": cap}
     if pattern is not None:
-        meta["pattern"] = pattern.pattern if not empty else r"\A(?:" + pattern.pattern[2:-2] + r")?\Z"
+        body = pattern.pattern.removeprefix(r"\A").removesuffix(r"\Z")  # (anchored again here)
+        meta["pattern"] = r"\A(?:" + body + (r")?\Z" if empty else r")\Z")
     return Annotated[str, msgspec.Meta(**meta)]
 
 

@@ -5,7 +5,9 @@ mode, pump_process.py): either way a single owner, as chdb requires. A round rea
 committed lines after the checkpoint (DATA_DIR/collector/analysed.json), `add()`s them,
 `refresh()`es (throttled under load), reloads the status of the countries that changed,
 and only then moves the checkpoint. After a crash it re-adds from the old checkpoint:
-`add()` is idempotent by measurement_uid, so nothing is lost or doubled.
+`add()` is idempotent by measurement_uid, so nothing is lost or doubled. A measurement that
+does not decode, judge or store is set aside (quarantine.py) and the round goes on: one bad
+line never holds the checkpoint back.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec

@@ -59,8 +59,10 @@ def client_address(request: Request) -> str:
 
 
 def check_probe(request: Request, cost: float = 1.0) -> str | None:
-    """Trusted probes (valid token) pass and get None; others need no token unless required,
-    and are charged COST measurements on their address's bucket (its key is returned)."""
+    """Enrolled probes (ID:SECRET, collector/fleet_routes.py) are charged on their own bucket
+    (its key is returned); trusted probes (valid token) pass and get None; others need no token
+    unless required, and are charged COST measurements on their address's bucket (its key is
+    returned). Everyone but a trusted token is also charged on its /24 (/64)."""
     nv = request.app.state.nv
     s = nv.settings
     from netvigil.collector import fleet_routes  # enrolled probes: their own bucket and reports

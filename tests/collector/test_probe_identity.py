@@ -215,3 +215,16 @@ def test_damaged_registry_is_a_clear_error(tmp_path):
     path.write_bytes(b"x" * 100_000)  # one huge line: refused, not held whole
     with pytest.raises(StoreError, match="longer than 4096"):
         ProbeRegistry(path)
+
+
+def test_require_probe_token_closes_open_enrolment(tmp_path):
+    invite = "invite-0123456789abcdef"
+    with server(tmp_path / "a", require_probe_token=True) as srv, httpx.Client(base_url=srv.url) as c:
+        r = c.post("/api/v1/probes/enrol")
+        assert r.status_code == 403 and "invite-file" in r.json()["detail"]
+    with server(tmp_path / "b", require_probe_token=True, extra={"fleet": FleetSettings(invite_token=invite)}) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        e = enrol(c, Authorization=f"Bearer {invite}")
+        line = msgspec.json.encode(make(1)) + b"\n"
+        assert c.post("/api/v1/submit", content=line).status_code == 401
+        assert c.post("/api/v1/submit", content=line, headers={"Authorization": e["authorization"]}).status_code == 200

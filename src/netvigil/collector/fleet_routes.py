@@ -121,6 +121,10 @@ async def enrol(request: Request):
     """Open, or with the operator's invite token as `Authorization: Bearer INVITE`."""
     fleet = fleet_of(request.app)
     invite = fleet.settings.invite_token
+    if not invite and request.app.state.nv.settings.require_probe_token:
+        # open enrolment would let anyone past --require-probe-token
+        raise Rejected("enrolment is closed: this collector accepts only trusted probes (the operator "
+                       "can enrol probes by invitation with --invite-file)", 403)
     if invite:
         shown = request.headers.get("x-netvigil-invite") or bearer(request)
         if not shown:

@@ -89,11 +89,14 @@ def test_country_page_grid_timeline_and_live_update(server, browser):
               f"from netvigil.model.measurement import Measurement as M; "
               f"ms=[msgspec.json.decode(l, type=M) for l in open('{server['phase2']}','rb')]; "
               f"r=s('{server['url']}', ms, token='p'); sys.exit(0 if r.submitted == len(ms) else 1)")
+    page.locator("td.cell[data-service=twitter][data-asn=AS12389] a").focus()  # a keyboard user is on this cell
     subprocess.run(["ip", "netns", "exec", server["ns"], sys.executable, "-c", submit], check=True)
     page.wait_for_function(  # Twitter on Rostelecom: throttled, then resets from 12:00
         "document.querySelector('td.cell[data-service=twitter][data-asn=AS12389]').dataset.class === 'tls'",
         timeout=120_000)
     assert int(page.evaluate("document.body.dataset.updates || '0'")) >= 1
+    # the grid was replaced: focus is back on the same cell (its new link), not lost to <body>
+    assert page.evaluate("document.activeElement.closest('td.cell').dataset.key") == "twitter|AS12389"
     assert page.locator("td.cell[data-service=twitter][data-asn=AS12389]").inner_text().startswith("TLS reset")
     marks = page.locator("svg.timeline[data-service=twitter] .tl-outage")
     assert [marks.nth(i).text_content() for i in range(marks.count())] == ["outage 10:30", "restored 11:30"]

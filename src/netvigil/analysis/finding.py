@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from netvigil.model.vocabulary import CENSORSHIP, klass_of  # noqa: F401  (klass_of: re-exported)
 
 
@@ -35,9 +37,9 @@ class Finding:
         return self.klass in CENSORSHIP
 
 
-@dataclass(slots=True, frozen=True)
-class Endpoint:
-    """One endpoint (a name, or IP:port) of an endpoint test, judged alone."""
+class Endpoint(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One endpoint (a name, or IP:port) of an endpoint test, judged alone. (A compact
+    Struct: every judged measurement carries its endpoints to the analysis process.)"""
 
     domain: str
     finding: Finding | None  # the first step that failed on the TCP path (None: it worked)

@@ -185,10 +185,11 @@ def test_user_and_password_in_the_url(clickhouse_url):
 
 
 def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
-    """`netvigil export --clickhouse-url`: the tables are read from the server."""
+    """`netvigil export --clickhouse-url`: the tables are read from the server (in-process
+    through the entry point's main(); test_export.py runs the installed command)."""
     import json
-    import subprocess
-    import sys
+
+    from tests.clirun import run_cli
 
     url = server_db(clickhouse_url)
     try:
@@ -197,9 +198,8 @@ def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
             o.refresh()
             want = msgspec.to_builtins(o.incidents())
         out = tmp_path / "incidents.jsonl"
-        r = subprocess.run([str(Path(sys.executable).parent / "netvigil"), "export", "incidents", "--store",
-                            str(tmp_path / "srv"), "--clickhouse-url", url, "--format", "jsonl", "--out", str(out)],
-                           capture_output=True, text=True, timeout=300)
+        r = run_cli("export", "incidents", "--store", tmp_path / "srv", "--clickhouse-url", url, "--format", "jsonl",
+                    "--out", out)
     finally:
         drop(url)
     assert r.returncode == 0, r.stderr

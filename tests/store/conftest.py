@@ -26,3 +26,11 @@ def clickhouse_url(tmp_path_factory):
         missing_or_fail("clickhouse-server (apt-get install clickhouse-server) or NETVIGIL_CLICKHOUSE_URL")
     with TempClickHouse(binary, tmp_path_factory.mktemp("clickhouse-server")) as started:
         yield started
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs the server is marked `clickhouse`, so `-m "not clickhouse"` leaves
+    them out on a machine without one (docs/testing.md)."""
+    for item in items:
+        if "clickhouse_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.clickhouse)

@@ -228,3 +228,25 @@ def test_require_probe_token_closes_open_enrolment(tmp_path):
         line = msgspec.json.encode(make(1)) + b"\n"
         assert c.post("/api/v1/submit", content=line).status_code == 401
         assert c.post("/api/v1/submit", content=line, headers={"Authorization": e["authorization"]}).status_code == 200
+
+
+def test_claimed_asn_quota_binds_every_probe_claiming_it(tmp_path):
+    """One ASN's series cannot be flooded by enrolling more ids: the claimed ASN has its own bucket
+    (here 5 measurements), charged before anything is stored, whoever sends them."""
+    fleet = FleetSettings(asn_factor=0.5)
+    with server(tmp_path, rate_per_second=0.01, rate_burst=10.0, extra={"fleet": fleet}) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        a, b = enrol(c), enrol(c)
+        ha, hb = {"Authorization": a["authorization"]}, {"Authorization": b["authorization"]}
+        batch = b"".join(msgspec.json.encode(make(i, cc="DE", asn="AS3320")) + b"\n" for i in range(5))
+        assert c.post("/api/v1/submit", headers=ha, content=batch).status_code == 200
+        over = c.post("/api/v1/submit", headers=hb, content=msgspec.json.encode(make(9, cc="DE", asn="AS3320")))
+        assert over.status_code == 429 and "claimed AS3320" in over.json()["detail"]
+        rid = c.post("/report", headers=hb, json={"probe_cc": "DE", "probe_asn": "AS3209",
+                                                   "test_name": "netvigil_service"}).json()["report_id"]
+        # the report says AS3209, the measurement claims AS3320: the measurement's claim is charged
+        body = {"format": "json", "content": msgspec.to_builtins(make(10, cc="DE", asn="AS3320"))}
+        assert c.post(f"/report/{rid}", headers=hb, json=body).status_code == 429
+        body = {"format": "json", "content": msgspec.to_builtins(make(11, cc="DE", asn="AS3209"))}
+        assert c.post(f"/report/{rid}", headers=hb, json=body).status_code == 200
+        assert len(srv.app.state.nv.collector.index) == 6  # nothing refused was stored

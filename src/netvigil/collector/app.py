@@ -59,10 +59,10 @@ class Observatory:
         self.started = time.time()
 
     async def submit(self, raws: list[bytes], *, report_id: str | None = None, where: str = "measurement",
-                     client: str | None = None):
+                     client: str | None = None, admit=None):
         before = self.collector.stats["accepted"], self.collector.stats["duplicates"]
         t0 = time.perf_counter()
-        uids = await self.collector.submit(raws, report_id=report_id, where=where, client=client)
+        uids = await self.collector.submit(raws, report_id=report_id, where=where, client=client, admit=admit)
         self.metrics.commit_seconds.observe(time.perf_counter() - t0)
         self.metrics.accepted.inc(self.collector.stats["accepted"] - before[0])
         self.metrics.duplicates.inc(self.collector.stats["duplicates"] - before[1])

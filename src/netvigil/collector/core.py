@@ -13,6 +13,7 @@ import asyncio
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,9 +147,12 @@ class Collector:
     # ---- submissions -----------------------------------------------------------------
 
     async def submit(self, raws: list[bytes], *, report_id: str | None = None,
-                     where: str = "measurement", client: str | None = None) -> list[str]:
+                     where: str = "measurement", client: str | None = None,
+                     admit: Callable[[list[intake.Accepted]], None] | None = None) -> list[str]:
         """Durably store each (unless already stored); returns their uids in order.
         `client`: the address the submission came from (scrubbed from the measurements).
+        `admit`: called with the decoded measurements before anything is stored; it may refuse
+        them all by raising Rejected (a quota on what they claim, collector/fleet_routes.py).
 
         All-or-nothing for a batch: one invalid measurement rejects the batch (its line is named).
         """
@@ -165,6 +169,8 @@ class Collector:
 
         # a big batch is decoded on a thread so that the event loop keeps serving other clients
         accepted = await asyncio.to_thread(accept_all) if len(raws) > 32 else accept_all()
+        if admit is not None:
+            admit(accepted)
         uids = [a.uid for a in accepted]
         new: list[intake.Accepted] = []
         waits: list[asyncio.Future] = []

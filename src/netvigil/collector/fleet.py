@@ -6,8 +6,8 @@ check-in answer and three kinds of token bucket (collector/quota.py's RateLimite
   address's, so probes behind one NAT do not starve each other;
 - per source network (/24 or /64), for every client, enrolled or not, so that one network
   cannot pass as many probes (`--network-rate`, a multiple of `--rate`);
-- per claimed ASN, charged for each report opened and each measurement sent to a report, so
-  that one network cannot flood a whole ASN's series however many ids it enrols;
+- per claimed ASN, charged for every measurement (single or batch) once decoded, before it is
+  stored, so that no network floods one ASN's series however many ids it enrols;
 and enrolments per source network (`--enrol-per-hour`).
 
 Voices: `voice_of(request)` is who speaks: an enrolled probe ("probe:ID"), a trusted-token

@@ -84,14 +84,14 @@ def _voice(request: Request) -> str:
 
 
 def bind_report(request: Request, report_id: str, meta: dict) -> None:
-    """The report belongs to whoever opened it; its claimed ASN is charged one report."""
+    """The report belongs to whoever opened it."""
     report = request.app.state.nv.collector.reports.get(report_id)
     if report is not None:
         report["owner"] = _voice(request)
 
 
-def check_owner(request: Request, report_id: str, *, submitting: bool = False) -> None:
-    """403 unless the requester opened REPORT_ID; a submission is charged to the report's claimed ASN."""
+def check_owner(request: Request, report_id: str) -> None:
+    """403 unless the requester opened REPORT_ID."""
     report = request.app.state.nv.collector.reports.get(report_id)
     if report is None:
         return  # unknown or expired: the collector's own check answers 404
@@ -100,9 +100,23 @@ def check_owner(request: Request, report_id: str, *, submitting: bool = False) -
     if owner is not None and not hmac.compare_digest(owner, mine) and owner != f"addr:{client_address(request)}":
         # (an anonymous report is its address's: a client there that now shows a token may go on with it)
         raise Rejected(f"report {report_id} belongs to another probe; open your own with POST /report", 403)
-    if submitting and not (owner or "").startswith("token:"):
-        meta = report.get("meta") or {}
-        fleet_of(request.app).charge_asn(str(meta.get("probe_asn") or "AS0")[:12], 1.0, "measurement")
+
+
+def claimed_asn_quota(request: Request):
+    """For Collector.submit(admit=...): the measurements' claimed ASNs charged on their buckets
+    before anything is stored (429 for them all when one ASN is over); None for a trusted token."""
+    if _voice(request).startswith("token:"):
+        return None
+    fleet = fleet_of(request.app)
+
+    def admit(accepted) -> None:
+        counts: dict[str, int] = {}
+        for a in accepted:
+            counts[a.envelope.probe_asn] = counts.get(a.envelope.probe_asn, 0) + 1
+        for asn, n in counts.items():
+            fleet.charge_asn(asn, float(n), "measurements")
+
+    return admit
 
 
 async def record(request: Request, uids: list[str]) -> None:

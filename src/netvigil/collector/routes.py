@@ -146,12 +146,13 @@ async def submit_one(report_id: str, request: Request):
     nv.collector.check_report(report_id)
     from netvigil.collector import fleet_routes
 
-    fleet_routes.check_owner(request, report_id, submitting=True)
+    fleet_routes.check_owner(request, report_id)
     body = await read_body(request, nv.settings.max_body_bytes)
     from netvigil.collector.intake import unwrap_submission
 
     uids = await nv.submit([unwrap_submission(body)], report_id=report_id, where="content",
-                           client=request.client.host if request.client else None)
+                           client=request.client.host if request.client else None,
+                           admit=fleet_routes.claimed_asn_quota(request))
     await fleet_routes.record(request, uids)
     return {"measurement_uid": uids[0]}
 
@@ -172,6 +173,8 @@ async def submit_batch(request: Request):
     """One measurement per line (OONI JSONL). All or nothing: a bad line rejects the batch and is named."""
     nv = request.app.state.nv
     key = check_probe(request, cost=0.0)  # token first, then the bucket: before reading the body
+    from netvigil.collector import fleet_routes
+
     if key is not None:
         admit(nv.collector.limiter, key)
         nv.uploads.enter(key)
@@ -188,12 +191,9 @@ async def submit_batch(request: Request):
             raise Rejected("batch is empty (send one JSON measurement per line)")
         if key is not None:
             charge(nv.collector.limiter, key, float(len(lines)), "batch")
-            from netvigil.collector import fleet_routes
-
             fleet_routes.charge_lines(request, len(lines))  # and on its /24 (/64)
-        uids = await nv.submit(lines, where="batch", client=client_address(request))
-        from netvigil.collector import fleet_routes
-
+        uids = await nv.submit(lines, where="batch", client=client_address(request),
+                               admit=fleet_routes.claimed_asn_quota(request))
         await fleet_routes.record(request, uids)
     finally:
         if key is not None:

@@ -1,219 +1,33 @@
 """The read API (/api/v1/...): status, verdicts, aggregates, incidents, measurements, exports.
 
 Shapes follow OONI's API where one exists (`/api/v1/measurement/{uid}` returns the stored
-measurement; lists answer {"metadata": {offset, limit, count, next_url}, "results": [...]}).
+measurement; lists answer {"metadata": {offset, limit, count, total, next_url}, "results": [...]}).
 Every list takes `format=json|csv` for export (CSV cells holding lists/objects are JSON);
 status, verdicts, aggregates and incidents also `format=parquet` (typed columns: report/export.py).
-Query parameters are checked here, not by FastAPI (whose 422 the docs do not promise): a bad
-country, ASN, service (named against the known ones), path, time, bucket, format, limit or
-offset is a 400 naming it. Every GET answers HEAD too, carries CORS (the read API is public
-and embeddable), Cache-Control and an ETag (If-None-Match gives a 304).
+Query parameters are checked by params.py (a bad one is a 400 naming it); every GET answers
+HEAD too and carries CORS, Cache-Control and an ETag (read_http.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import re
-import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 
 from netvigil.collector.intake import Rejected
 from netvigil.collector.routes import read_body, require_admin
 from netvigil.report.enrich import latest_time, told
 from netvigil.report.export import PARQUET_MEDIA_TYPE, to_csv, to_parquet
-
-CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "GET, HEAD, OPTIONS",
-        "access-control-allow-headers": "Content-Type, If-None-Match", "access-control-max-age": "86400",
-        "access-control-expose-headers": "ETag, Link"}
-MAX_AGE = 5  # seconds: the dashboard refreshes every 5 s; an ETag makes the re-check cheap
-
-
-def cache_headers(request: Request, response: Response, max_age: int = MAX_AGE) -> Response:
-    """ETag (a hash of the body), Cache-Control and CORS on a 200; a 304 when the client's
-    If-None-Match already names this body."""
-    if response.status_code != 200 or not hasattr(response, "body"):
-        return response
-    if "etag" not in response.headers:
-        response.headers["etag"] = '"' + hashlib.blake2b(response.body, digest_size=12).hexdigest() + '"'
-    response.headers.setdefault("cache-control", f"public, max-age={max_age}")
-    etag = response.headers["etag"]
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers={"etag": etag, "cache-control": response.headers["cache-control"],
-                                                  **CORS})
-    return response
-
-
-class ReadRoute(APIRoute):
-    """A read route: answers HEAD like GET, with CORS, ETag and Cache-Control."""
-
-    @staticmethod
-    def _as_get(scope):
-        return {**scope, "method": "GET"} if scope.get("type") == "http" and scope.get("method") == "HEAD" else scope
-
-    def matches(self, scope):  # HEAD is GET here: one operation in the OpenAPI schema, not two
-        return super().matches(self._as_get(scope) if "GET" in self.methods else scope)
-
-    async def handle(self, scope, receive, send):  # the server drops the body of a HEAD answer
-        await super().handle(self._as_get(scope) if "GET" in self.methods else scope, receive, send)
-
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
-        cors = not self.path.startswith("/api/v1/admin")
-
-        async def wrapped(request: Request) -> Response:
-            response = await handler(request)
-            if request.method in ("GET", "HEAD") and cors:
-                response.headers.update(CORS)
-                response = cache_headers(request, response)
-            return response
-
-        return wrapped
-
-
-PRERENDER_EVERY = 10.0  # seconds between passes at most: bounded background work while data streams in
-PRERENDER_LATEST = 20  # incidents (the most recent) whose charts are drawn ahead
-
-
-async def prerender(app) -> None:
-    """Draw the charts of the latest incidents when the data behind them has moved, so the
-    first reader of an incident page gets its chart from the cache, not a 0.3-0.6 s draw."""
-    from netvigil.report.chart import chart_for_incident
-
-    nv = app.state.nv
-    seen = None
-    while True:
-        await asyncio.sleep(0.5 if seen is None else PRERENDER_EVERY)
-        if nv.pump.obs is None or nv.pump.analysed == seen:
-            continue
-        seen = nv.pump.analysed
-        try:
-            incs = await nv.pump.call("incidents")
-            for inc in sorted(incs, key=lambda i: i.start)[-PRERENDER_LATEST:]:
-                await chart_for_incident(nv.pump, inc, "svg", permalink_of(nv.settings, inc.id))
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a reader's request will draw it (and say what is wrong)
-            continue
-
-
-@contextlib.asynccontextmanager
-async def warm_charts(app):
-    """The chart renderer starts in the background with the app, not on a reader's request;
-    then the latest incidents' charts are drawn ahead."""
-    from netvigil.report.chart import warm_up
-
-    threading.Thread(target=warm_up, name="netvigil-chart-warm-up", daemon=True).start()
-    task = asyncio.get_running_loop().create_task(prerender(app))
-    try:
-        yield
-    finally:
-        task.cancel()
-
+from netvigil.report.params import (BUCKET_RE, ID_RE, PATH_VALUES, bool_param, check_format, int_param,  # noqa: F401
+                                    known_services, norm_asn, norm_cc, norm_path, norm_service, norm_technique,
+                                    norm_time, page_params)
+from netvigil.report.read_http import CORS, ReadRoute, permalink_of, warm_charts
 
 router = APIRouter(prefix="/api/v1", route_class=ReadRoute, lifespan=warm_charts)
-
-CC_RE = re.compile(r"^[A-Za-z]{2}$")
-ASN_RE = re.compile(r"^(AS)?\d{1,10}$", re.I)
-BUCKET_RE = re.compile(r"^\d{1,3}[mhd]$")
-TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?Z?$")
-SERVICE_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
-
-
-def norm_cc(cc: str | None) -> str | None:
-    if cc is None or cc == "":
-        return None
-    if not CC_RE.match(cc):
-        raise Rejected(f"query parameter 'country' is {cc[:20]!r}, expected a two-letter code like RU")
-    return cc.upper()
-
-
-def norm_asn(asn: str | None) -> str | None:
-    if asn is None or asn == "":
-        return None
-    if not ASN_RE.match(asn):
-        raise Rejected(f"query parameter 'asn' is {asn[:20]!r}, expected like AS12389")
-    return "AS" + asn.upper().removeprefix("AS")
-
-
-def norm_service(service: str | None, known: set[str] | None = None) -> str | None:
-    """A catalogue name; with `known`, one of those (else a 400 listing them)."""
-    if service is None or service == "":
-        return None
-    if not SERVICE_RE.match(service):
-        raise Rejected(f"query parameter 'service' is {service[:20]!r}, expected a catalogue name like twitter")
-    if known is not None and service not in known:
-        raise Rejected(f"query parameter 'service' is {service!r}, not a known service; known: "
-                       f"{', '.join(sorted(known))}")
-    return service
-
-
-def known_services(request: Request) -> set[str]:
-    """The catalogue's services, control, and any service the store has status for."""
-    from netvigil.report.text import known_services as catalogue
-
-    seen = {r.service for r in (request.app.state.nv.pump.status() or [])}
-    return set(catalogue()) | {"control"} | seen
-
-
-PATH_VALUES = ("direct", "vpn", "proxy", "any")
-
-
-def norm_path(path: str | None) -> str:
-    """The measurement path: direct (the default: what a user on the network sees), vpn,
-    proxy, or any (every path mixed)."""
-    if path is None or path == "":
-        return "direct"
-    if path not in PATH_VALUES:
-        raise Rejected(f"query parameter 'path' is {path[:20]!r}, expected {', '.join(PATH_VALUES)}")
-    return path
-
-
-def int_param(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise Rejected(f"query parameter {name!r} is {value[:20]!r}, expected a whole number") from None
-    if not lo <= n <= hi:
-        raise Rejected(f"query parameter {name!r} is {n}, expected {lo} to {hi}")
-    return n
-
-
-def bool_param(value: str | None, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    v = value.lower()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise Rejected(f"query parameter {name!r} is {value[:20]!r}, expected true or false")
-
-
-def norm_time(value: str | None, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    m = TIME_RE.match(value)
-    if not m:
-        raise Rejected(f"query parameter {name!r} is {value[:30]!r}, expected 'YYYY-MM-DD[ HH:MM[:SS]]' UTC")
-    day, hh, mm, ss = m.groups()
-    text = f"{day} {hh or '00'}:{mm or '00'}:{ss or '00'}"
-    try:
-        datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise Rejected(f"query parameter {name!r} is {value[:30]!r}, which is not a real date and time") from None
-    return text
 
 
 def builtins(obj: Any) -> Any:
@@ -250,14 +64,6 @@ def export_file(rows: list[dict], fmt: str, name: str, next_url: str | None = No
     return Response(to_parquet(name, rows), media_type=PARQUET_MEDIA_TYPE, headers=headers)
 
 
-def check_format(fmt: str, parquet: bool = False) -> str:
-    """json and csv everywhere; parquet for the lists with a typed record (export.KINDS)."""
-    allowed = ("json", "csv", "parquet") if parquet else ("json", "csv")
-    if fmt not in allowed:
-        raise Rejected(f"query parameter 'format' is {fmt[:20]!r}, expected {', '.join(allowed[:-1])} or {allowed[-1]}")
-    return fmt
-
-
 def timed(request: Request, name: str, t0: float) -> None:
     request.app.state.nv.metrics.api_seconds.labels(name).observe(time.perf_counter() - t0)
 
@@ -266,11 +72,6 @@ def timed(request: Request, name: str, t0: float) -> None:
 async def preflight(rest: str):
     """CORS preflight for the read API (GET and HEAD from any origin; no credentials)."""
     return Response(status_code=204, headers=CORS)
-
-
-def page_params(request: Request, default: int, hi: int) -> tuple[int, int]:
-    q = request.query_params
-    return (int_param(q.get("limit"), "limit", default, 1, hi), int_param(q.get("offset"), "offset", 0, 0, 10**9))
 
 
 @router.get("/status", tags=["api"], summary="Current status per country / network / service")
@@ -350,17 +151,6 @@ def incident_filter(incs: list, asn: str | None, technique: str | None, since: s
     return out
 
 
-TECHNIQUE_RE = re.compile(r"^[a-z_]{1,20}(\.[a-z_]{1,40})?$")
-
-
-def norm_technique(technique: str | None) -> str | None:
-    if technique is None or technique == "":
-        return None
-    if not TECHNIQUE_RE.match(technique):
-        raise Rejected(f"query parameter 'technique' is {technique[:30]!r}, expected like tls or tls.reset_after_hello")
-    return technique
-
-
 async def told_dict(pump, inc, latest: str | None) -> dict:
     """The incident as published: measured rates in, with its dated statement."""
     from netvigil.report.text import incident_text
@@ -396,9 +186,6 @@ async def incidents(request: Request, country: str | None = None, service: str |
                    has_more=len(rows) > off + lim, name="incidents", total=len(rows))
 
 
-ID_RE = re.compile(r"^[0-9A-Za-z._:-]{1,200}$")
-
-
 @router.get("/incidents/{incident_id}", tags=["api"], summary="One incident with its text")
 async def incident(request: Request, incident_id: str):
     if not ID_RE.match(incident_id):
@@ -409,10 +196,6 @@ async def incident(request: Request, incident_id: str):
         raise Rejected(f"incident {incident_id!r} not found", 404)
     d = await told_dict(pump, inc, await latest_time(pump, inc.country))
     return Response(msgspec.json.encode(d), media_type="application/json")
-
-
-def permalink_of(settings, incident_id: str) -> str:
-    return f"{(settings.public_url or '').rstrip('/')}/incident/{incident_id}"
 
 
 def permalink(request: Request, incident_id: str) -> str:

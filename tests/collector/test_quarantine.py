@@ -292,3 +292,64 @@ def test_through_the_judge_worker_process_too(tmp_path):
         assert set(counts) == {uid_of(line) for line in lines} and set(counts.values()) == {1}
     finally:
         a.close()
+
+
+def _fuzz_values():
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=30)
+        | st.sampled_from(["2022-13-45 99:99:99", "0000-00-00 00:00:00", "RU\n", "AS１２３", "", "\x00", "9" * 40]),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+        max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def fuzz_analyser(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("fuzz-analysis")
+    mlog = MeasurementLog(data_dir / "log", fsync=False)
+    a = Analyser(data_dir, batch=5000)
+    a.open()
+    yield a, mlog
+    a.close()
+    mlog.close()
+
+
+def test_no_line_in_the_log_stops_the_analysis(fuzz_analyser):
+    """Whatever an older collector (or a broken disk) left in the log, a round ends, moves the
+    checkpoint to the end, and every line is stored or set aside (hypothesis, derandomised)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    a, mlog = fuzz_analyser
+    base = json.loads(recorded_lines()[0])
+    fields = sorted(base) + ["test_keys.requests", "test_keys.queries", "annotations.service", "probe_ip"]
+    counter = iter(range(10**6))
+
+    @settings(max_examples=40, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(changes=st.lists(st.tuples(st.sampled_from(fields), _fuzz_values()), min_size=1, max_size=3),
+           raw_tail=st.sampled_from([b"", b"\xff", b"}", b'"']))
+    def run(changes, raw_tail):
+        m = json.loads(json.dumps(base))
+        m["measurement_uid"] = f"20220226090000.{next(counter):06d}_RU_webconnectivity_fuzz0000000000"
+        for field, value in changes:
+            head, _, key = field.partition(".")
+            if key and isinstance(m.get(head), dict):
+                m[head][key] = value
+            else:
+                m[head] = value
+        line = json.dumps(m).encode() + raw_tail
+        uid = m.get("measurement_uid")
+        before = len(a.quarantine.entries())
+        mlog.append([line]).result(timeout=30)
+        a.round(mlog.end())
+        assert a.checkpoint == mlog.end()
+        new = a.quarantine.entries()[before:]
+        if isinstance(uid, str) and uid.startswith("20220226090000.") and not raw_tail:  # its own uid
+            stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.t('measurements')} WHERE uid = '{uid}'")
+            assert (len(new), int(stored[0]["n"])) in ((1, 0), (0, 1)), (changes, new)
+        else:
+            assert len(new) <= 1
+
+    run()

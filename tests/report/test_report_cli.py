@@ -89,6 +89,11 @@ def test_report_over_http_matches(data_dir, tmp_path):
             time.sleep(0.05)
         r = netvigil("report", iid, "--url", obs.url, "--out-dir", str(tmp_path))
         o = netvigil("report", outage, "--url", obs.url, "--out-dir", str(tmp_path / "outage"))
+        from netvigil.cli.observatory import _fetch_incident
+
+        _, whole, _ = _fetch_incident(obs.url, iid)
+        _, paged, _ = _fetch_incident(obs.url, iid, page_size=7)  # followed next_url page by page
+        assert len(whole) > 7 and paged == whole
     assert r.returncode == 0, r.stderr
     local = netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "local"))
     assert r.stdout == local.stdout, "the statement over HTTP is the one from the store"

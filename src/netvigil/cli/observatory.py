@@ -189,7 +189,7 @@ def default_public_url(host: str, port: int) -> str | None:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _fetch_incident(url: str, incident_id: str):
+def _fetch_incident(url: str, incident_id: str, page_size: int = 10000):
     """(incident, its aggregates, its statement) from a running observatory. Aggregates are
     read page by page (next_url) so a long incident is never cut at a page size; an outage
     (service "*") reads every service."""
@@ -207,10 +207,10 @@ def _fetch_incident(url: str, incident_id: str):
         r.raise_for_status()
         body = r.json()
         inc = msgspec.convert({k: v for k, v in body.items() if k not in ("text", "as_of")}, Incident)
-        params = {k: v for k, v in chart_query(inc).items() if v is not None} | {"limit": 10000}
+        params = {k: v for k, v in chart_query(inc).items() if v is not None} | {"limit": page_size}
         rows: list[AggregateRow] = []
         next_url: str | None = f"{base}/api/v1/aggregates"
-        for _ in range(1000):  # bounded: 10 million buckets
+        for _ in range(100_000):  # bounded
             a = httpx.get(next_url, params=params, timeout=30)
             a.raise_for_status()
             page = a.json()

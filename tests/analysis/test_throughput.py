@@ -178,3 +178,22 @@ def test_judge_uses_the_extension():
                     annotations={"service": "twitter"})
     f = judge(m, RULES)
     assert f.technique == "throttled.targeted" and 100_000 < f.rate_bps < 160_000
+
+
+def test_round_context_does_not_override_the_helper_test():
+    """The service's flows equal its control flows (no SNI difference) but were measured at
+    a slow moment, the control measurement's at a fast one: not targeted throttling."""
+    from netvigil.analysis.verdicts import verdict_stream
+
+    def m(service: str, rate: float) -> Measurement:
+        tk = keys_for({"download": rate, "upload": rate}, {"download": rate, "upload": rate})
+        tk.update(queries=[], tcp_connect=[], tls_handshakes=[], requests=[], throughput=[], endpoints={})
+        if service == "control":
+            for t in tk["x_sni_throughput"]["transfers"]:
+                t["role"], t["sni"] = "control", "example.com"
+        return Measurement(test_name="service", test_version="0.1.0", measurement_start_time="2022-03-01 09:00:00",
+                           probe_cc="RU", probe_asn="AS65001", input=f"https://{service}.com/", test_keys=tk,
+                           report_id=f"r-{service}", annotations={"service": service, "run_id": "run-1"})
+
+    got = {mm.annotations["service"]: v for mm, v in verdict_stream([m("twitter", 600_000), m("control", 9e6)])}
+    assert got["twitter"].klass != "throttled" and "helper.rate_measured" in got["twitter"].rule_ids

@@ -235,6 +235,9 @@ def test_vpn_path_sees_the_service_during_a_block(technique_run):
     direct = pick(technique_run.ms, when=DURING, asn=asn, service="facebook")
     via_vpn = pick(technique_run.ms, when=DURING, asn=asn, service="facebook", path="vpn")
     assert not all_ok(direct) and all_ok(via_vpn)
+    # the helper flows go through the tunnel too: the SNI the censor resets passes there
+    x = via_vpn["test_keys"]["x_sni_throughput"]
+    assert x["transfers"] and all(t["failure"] is None for t in x["transfers"]), x
 
 
 def test_vpn_blocked(technique_run):

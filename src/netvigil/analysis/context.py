@@ -29,6 +29,11 @@ from netvigil.analysis.finding import Endpoint, Finding
 from netvigil.analysis.rules import RuleSet
 from netvigil.model.measurement import Measurement
 
+# the SNI-keyed helper test compared this service's flows with control flows of the same
+# measurement and found no difference (analysis/throughput.py): a comparison with another
+# measurement's rate, taken at another time, does not override it
+HELPER_SAID_NO = "helper.rate_measured"
+
 
 class Item(NamedTuple):
     """One measurement in its round: its finding alone, its service and uid."""
@@ -272,7 +277,7 @@ class RoundContext:
                 if general and f.rate_bps < th["throttle_abs_bps"]:
                     f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline", f"baseline:{basis}"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=ctl_rate / baseline)
-                elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"]:
+                elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"] and HELPER_SAID_NO not in f.rule_ids:
                     c = min(fac["cap"], conf["throttled"] + fac["throttle_depth_bonus"] * (1 - ratio / th["throttle_ratio"]))
                     f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps,

@@ -148,6 +148,12 @@ def compare(test: SNIThroughput, direction: str, th: dict[str, float]) -> Direct
     return out
 
 
+def peak_rate(test: SNIThroughput, role: str, direction: str) -> float | None:
+    rates = [flow_rate(t.samples) for t in test.transfers
+             if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)]
+    return max((r for r in rates if r), default=None)
+
+
 def _handshake_failure(flows: list[HelperTransfer]) -> str | None:
     """The failure when every flow failed at its handshake the same way."""
     fails = {t.failure for t in flows if t.failure and t.failed_operation in HANDSHAKE}
@@ -191,10 +197,11 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         if found.klass in ("ok", "unknown", "throttled", "quic"):
             return f
         return _secondary(found, "throttled.targeted")
-    rate = down.target_bps if target else down.control_bps
+    rate = peak_rate(test, "target" if target else "control", "download")
     if rate is not None and found.klass in ("ok", "unknown"):
-        # the network's rate for this SNI: the round context compares it with the control's
-        # and with the network's history (throttled.general)
+        # the network's rate (the fastest flow: a busy probe or helper slows some flows, a
+        # slow network caps all): the round context compares it with the network's history
+        # (throttled.general); the targeted question is answered above, within the test
         return replace(found, rate_bps=rate, sample_rates=[rate], rule_ids=found.rule_ids + ["helper.rate_measured"])
     return found
 

@@ -2,8 +2,9 @@
 namespace (outside every censor), one client per ISP with `vpn = true`, in that ISP's VPN
 subscriber namespace. Self-signed EC certificates pinned by fingerprint; `disable-dco`.
 
-The subscriber has a kill switch: `unreachable` routes for the service prefix and the public
-resolver sit under the pushed tunnel routes, so when the VPN is blocked its traffic fails
+The tunnel carries the service prefix, the public resolver and the test helper (a VPN user's
+every flow goes through it). The subscriber has a kill switch: `unreachable` routes for them
+sit under the pushed tunnel routes, so when the VPN is blocked its traffic fails
 instead of leaking past the censor on the direct path.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from netvigil.errors import LabError
 from netvigil.lab.pki import self_signed
-from netvigil.lab.plan import DNS_IP, VPN_IP, VPN_POOL, IspNet, Plan
+from netvigil.lab.plan import DNS_IP, HELPER_IP, VPN_IP, VPN_POOL, IspNet, Plan
 
 SERVICES_NET = ("10.77.128.0", "255.255.128.0", "10.77.128.0/17")
 
@@ -32,6 +33,7 @@ topology subnet
 server {VPN_POOL[0]} {VPN_POOL[1]}
 push "route {SERVICES_NET[0]} {SERVICES_NET[1]}"
 push "route {DNS_IP} 255.255.255.255"
+push "route {HELPER_IP} 255.255.255.255"
 cert {scert}
 key {skey}
 dh none
@@ -67,7 +69,7 @@ def start_server(plan: Plan, conf: Path, work: Path) -> subprocess.Popen:
 
 def start_client(net: IspNet, conf: Path, work: Path) -> subprocess.Popen:
     assert net.ns_vpn
-    for dest in (SERVICES_NET[2], f"{DNS_IP}/32"):  # kill switch under the tunnel routes
+    for dest in (SERVICES_NET[2], f"{DNS_IP}/32", f"{HELPER_IP}/32"):  # kill switch under the tunnel routes
         subprocess.run(["ip", "-n", net.ns_vpn, "route", "add", "unreachable", dest, "metric", "100"],
                        capture_output=True)
     log = open(work / f"vpn-client-{net.index}.log", "w")

@@ -58,7 +58,7 @@ class RoundContext:
         self.rules = rules
         self.rounds: dict[tuple, _Round] = {}  # network -> its open round
         self._touched: set[tuple] = set()  # networks pushed to since the last `pending`
-        self._touched_slots: set[str] = set()
+        self._changed_slots: set[str] = set()  # slots whose evidence from other vantages changed since
         self.control_rates: dict[tuple, deque] = {}
         self.history = history
         # time slot -> domain -> addresses where a TLS handshake for that name succeeded
@@ -80,31 +80,42 @@ class RoundContext:
         run = ann.get("run_id") or m.report_id
         return network, (m.test_start_time or m.measurement_start_time, str(run) if ann.get("run_id") else "")
 
+    def _slot(self, table: dict[str, dict], slot: str) -> dict:
+        """The evidence of one time slot in `table` (the last 8 slots are kept; an evicted
+        slot's open rounds are judged again without it)."""
+        per = table.get(slot)
+        if per is None:
+            if len(table) >= 8:
+                self._changed_slots.add(next(iter(table)))
+                table.pop(next(iter(table)))
+            per = table[slot] = {}
+        return per
+
     def note_addresses(self, m: Measurement) -> None:
         slot = m.measurement_start_time
-        per = self.good_ips.get(slot)
-        if per is None:
-            if len(self.good_ips) >= 8:
-                self.good_ips.pop(next(iter(self.good_ips)))
-            per = self.good_ips[slot] = {}
+        per = self._slot(self.good_ips, slot)
         hs = (m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None
         for h in hs if isinstance(hs, list) else []:
             if isinstance(h, dict) and not h.get("failure") and isinstance(h.get("server_name"), str) \
                     and isinstance(h.get("address"), str):
-                per.setdefault(h["server_name"], set()).add(str(h["address"]).rsplit(":", 1)[0].strip("[]"))
+                ips = per.setdefault(h["server_name"], set())
+                ip = str(h["address"]).rsplit(":", 1)[0].strip("[]")
+                if ip not in ips:
+                    ips.add(ip)
+                    self._changed_slots.add(slot)
 
     def note_endpoints(self, m: Measurement, f: Finding) -> None:
         failed = [e for e in f.endpoints if _path_failed(e)]
         if not failed:
             return
         slot = m.measurement_start_time
-        per = self.failed_endpoints.get(slot)
-        if per is None:
-            if len(self.failed_endpoints) >= 8:
-                self.failed_endpoints.pop(next(iter(self.failed_endpoints)))
-            per = self.failed_endpoints[slot] = {}
+        per = self._slot(self.failed_endpoints, slot)
         for e in failed:
-            per.setdefault(e.domain, set()).add((m.probe_cc, e.finding.technique or e.finding.klass))
+            seen = per.setdefault(e.domain, set())
+            key = (m.probe_cc, e.finding.technique or e.finding.klass)
+            if key not in seen:
+                seen.add(key)
+                self._changed_slots.add(slot)
 
     def _set_aside_stale(self, m: Measurement, f: Finding) -> Finding:
         """The finding without the endpoints that fail the same way in another country (on the
@@ -180,19 +191,18 @@ class RoundContext:
         cur.items.append(item)
         cur.slots.add(m.measurement_start_time)
         self._touched.add(network)
-        self._touched_slots.add(m.measurement_start_time)
         return out
 
     def pending(self) -> list[Item]:
-        """The open rounds that may have changed since the last call (pushed to, or sharing a
-        time with a measurement pushed since), judged with what has arrived: provisional."""
+        """The open rounds that may have changed since the last call (pushed to, or whose
+        times' evidence from other vantages changed), judged with what has arrived: provisional."""
         out: list[Item] = []
-        slots = self._touched_slots
+        slots = self._changed_slots
         for network, cur in self.rounds.items():
             if network in self._touched or not slots.isdisjoint(cur.slots):
                 out.extend(self._resolve(network, cur.items, record=False))
         self._touched.clear()
-        self._touched_slots.clear()
+        self._changed_slots.clear()
         return out
 
     def flush_all(self) -> list[Item]:
@@ -201,7 +211,7 @@ class RoundContext:
             out.extend(self._resolve(network, cur.items))
         self.rounds.clear()
         self._touched.clear()
-        self._touched_slots.clear()
+        self._changed_slots.clear()
         return out
 
     def _baseline(self, network: tuple, slot: str | None = None) -> tuple[float | None, str]:
@@ -217,12 +227,11 @@ class RoundContext:
         if service != "control" or f.klass != "ok" or not f.rate_bps:
             return
         slot = m.measurement_start_time
-        per = self.slot_rates.get(slot)
-        if per is None:
-            if len(self.slot_rates) >= 8:
-                self.slot_rates.pop(next(iter(self.slot_rates)))
-            per = self.slot_rates[slot] = {}
-        per[self.keys(m)[0]] = f.rate_bps
+        per = self._slot(self.slot_rates, slot)
+        network = self.keys(m)[0]
+        if per.get(network) != f.rate_bps:
+            per[network] = f.rate_bps
+            self._changed_slots.add(slot)
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf, fac = self.rules.thresholds, self.rules.confidence, self.rules.factors

@@ -182,7 +182,9 @@ class Judge:
         """`m` judged, with only what the store and the round context need of it."""
         f = judge(m, self.rules)
         tk = m.test_keys if needs_context(m) and isinstance(m.test_keys, dict) else {}
-        slim = msgspec.structs.replace(m, test_keys={k: tk[k] for k in CONTEXT_KEYS if k in tk}, test_helpers=None,
+        # (the uid is the whole measurement's: given before its tree is let go)
+        slim = msgspec.structs.replace(m, measurement_uid=measurement_uid(m),
+                                       test_keys={k: tk[k] for k in CONTEXT_KEYS if k in tk}, test_helpers=None,
                                        extensions=None, options=None, input_hashes=None, extra_fields={})
         return Judged(slim, f, self.service(m, f.domain), self.service(m, None))
 

@@ -57,17 +57,6 @@ def serve(
     network_rate: float = typer.Option(4.0, "--network-rate",
                                        help="A /24 (/64) may send this many times --rate, however many probes it holds."),
     enrol_per_hour: float = typer.Option(20.0, "--enrol-per-hour", help="Probe enrolments per /24 (/64) per hour."),
-    invite_file: Path = typer.Option(
-        None, "--invite-file",
-        help="Enrol probes only with this invite token (or NETVIGIL_INVITE_TOKEN); open enrolment without one."),
-    agent_service: list[str] = typer.Option([], "--agent-service",
-                                            help="Service agents measure (repeatable; default: the whole catalogue)."),
-    agent_cadence: float = typer.Option(3600.0, "--agent-cadence", help="Seconds between an agent's rounds (+-25% jitter)."),
-    agent_helper: list[str] = typer.Option([], "--agent-helper",
-                                           help="Test helper HOST:PORT handed to agents at check-in (repeatable)."),
-    network_rate: float = typer.Option(4.0, "--network-rate",
-                                       help="A /24 (/64) may send this many times --rate, however many probes it holds."),
-    enrol_per_hour: float = typer.Option(20.0, "--enrol-per-hour", help="Probe enrolments per /24 (/64) per hour."),
     admin_token: str = typer.Option(None, "--admin-token", hidden=True),
     probe_token: list[str] = typer.Option([], "--probe-token", hidden=True),
 ) -> None:
@@ -102,7 +91,6 @@ def serve(
     tokens = token_list(probe_tokens_file, "NETVIGIL_PROBE_TOKENS", "--probe-tokens-file")
     base = check_public_url(public_url) if public_url else default_public_url(host, port)
     fleet = _fleet_settings(invite_file, agent_service, agent_cadence, agent_helper, network_rate, enrol_per_hour)
-    fleet = _fleet_settings(invite_file, agent_service, agent_cadence, agent_helper, network_rate, enrol_per_hour)
     helper = _start_helper(helper_listen) if helper_listen else None
     typer.echo(f"netvigil observatory on http://{host}:{port}/ (data in {data_dir})", err=True)
     try:
@@ -115,25 +103,6 @@ def serve(
     finally:
         if helper is not None:
             helper.stop()
-
-
-def _fleet_settings(invite_file, services, cadence, helpers, network_rate, enrol_per_hour):  # noqa: ANN202
-    """The probe fleet's options (docs/agent.md) checked, as collector/fleet.py's FleetSettings."""
-    from netvigil.collector.fleet import FleetSettings
-    from netvigil.collector.probes import read_invite
-    from netvigil.probe.settings import parse_helper
-    from netvigil.targets import load_catalogue
-
-    for option, value in (("--agent-cadence", cadence), ("--network-rate", network_rate),
-                          ("--enrol-per-hour", enrol_per_hour)):
-        if not value > 0:
-            raise UsageError(f"{option} must be positive, got {value}")
-    catalogue = load_catalogue()
-    for name in services:
-        catalogue.service(name)
-    return FleetSettings(invite_token=read_invite(invite_file), services=tuple(services), cadence_seconds=cadence,
-                         helpers=tuple(parse_helper(h) for h in helpers), network_factor=network_rate,
-                         enrol_per_hour=enrol_per_hour)
 
 
 def _fleet_settings(invite_file, services, cadence, helpers, network_rate, enrol_per_hour):  # noqa: ANN202

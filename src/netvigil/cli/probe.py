@@ -13,8 +13,9 @@ from pathlib import Path
 import typer
 
 from netvigil.errors import UsageError
+from netvigil.model import times
 
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+_TIME = times.TIME_RE
 
 
 def probe(

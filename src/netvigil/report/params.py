@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from fastapi import Request
 
 from netvigil.collector.intake import Rejected
+from netvigil.model import times
 
 CC_RE = re.compile(r"^[A-Za-z]{2}$")
 ASN_RE = re.compile(r"^(AS)?\d{1,10}$", re.I)
 BUCKET_RE = re.compile(r"^\d{1,3}[mhd]$")
-TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?Z?$")
+TIME_RE = times.QUERY_RE
 SERVICE_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
 
@@ -92,15 +92,11 @@ def bool_param(value: str | None, name: str) -> bool | None:
 def norm_time(value: str | None, name: str) -> str | None:
     if value is None or value == "":
         return None
-    m = TIME_RE.match(value)
-    if not m:
+    if not TIME_RE.match(value):
         raise Rejected(f"query parameter {name!r} is {value[:30]!r}, expected 'YYYY-MM-DD[ HH:MM[:SS]]' UTC")
-    day, hh, mm, ss = m.groups()
-    text = f"{day} {hh or '00'}:{mm or '00'}:{ss or '00'}"
-    try:
-        datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise Rejected(f"query parameter {name!r} is {value[:30]!r}, which is not a real date and time") from None
+    text = times.from_query(value)
+    if text is None:
+        raise Rejected(f"query parameter {name!r} is {value[:30]!r}, which is not a real date and time")
     return text
 
 

@@ -6,7 +6,8 @@ whichever way they reach it (issue #16):
   arrive in pieces; the analysis process judges in its judge worker on a 2-core machine),
 - the same collector log analysed again without the judge worker (Analyser, small batches),
 - `netvigil rebuild` of the served store,
-on every recorded lab run and on the OONI measurements the collector accepts.
+on every recorded lab run and on the OONI measurements of tests/data/ooni the collector
+accepts (fastpath files and explorer_raw.jsonl; spec_examples.jsonl holds no measurement).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def _lines(source: str) -> list[bytes]:
             except Rejected:
                 continue  # a legacy measurement the collector refuses: not submitted
             out.append(p.read_bytes().replace(b"\n", b" ").strip())
+        out += [line.strip() for line in (DATA / "ooni" / "explorer_raw.jsonl").read_bytes().splitlines() if line.strip()]
         return out
     return [encode_measurement(m) for m in load_run(Path(source))]
 

@@ -197,3 +197,13 @@ def test_round_context_does_not_override_the_helper_test():
 
     got = {mm.annotations["service"]: v for mm, v in verdict_stream([m("twitter", 600_000), m("control", 9e6)])}
     assert got["twitter"].klass != "throttled" and "helper.rate_measured" in got["twitter"].rule_ids
+
+
+def test_fast_flows_give_no_network_rate():
+    """Flows that arrived at once (one sample) bound the rate from below only: no rate is
+    handed to the round context, where a busy moment would look like a slow network."""
+    tk = keys_for({"download": 20e6, "upload": 20e6}, {"download": 20e6, "upload": 20e6})
+    for t in tk["x_sni_throughput"]["transfers"]:
+        t["samples"] = [[0.03, N]]
+    f = helper_evidence(tk, ok(), RULES)
+    assert f.klass == "ok" and f.rate_bps is None

@@ -148,9 +148,13 @@ def compare(test: SNIThroughput, direction: str, th: dict[str, float]) -> Direct
     return out
 
 
-def peak_rate(test: SNIThroughput, role: str, direction: str) -> float | None:
+def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float) -> float | None:
+    """The fastest flow whose rate could be measured: a flow that arrived in a few samples
+    within `min_seconds` gives only a lower bound set by latency and scheduling, not a rate
+    (as the network's rate it would make a busy, fast network look slow)."""
     rates = [flow_rate(t.samples) for t in test.transfers
-             if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)]
+             if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)
+             and len(t.samples) >= 3 and t.samples[-1][0] - t.samples[0][0] >= min_seconds]
     return max((r for r in rates if r), default=None)
 
 
@@ -197,7 +201,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         if found.klass in ("ok", "unknown", "throttled", "quic"):
             return f
         return _secondary(found, "throttled.targeted")
-    rate = peak_rate(test, "target" if target else "control", "download")
+    rate = peak_rate(test, "target" if target else "control", "download", th["helper_rate_min_seconds"])
     if rate is not None and found.klass in ("ok", "unknown"):
         # the network's rate (the fastest flow: a busy probe or helper slows some flows, a
         # slow network caps all): the round context compares it with the network's history

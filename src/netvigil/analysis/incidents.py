@@ -157,8 +157,8 @@ def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules
     for s in outage_spans:
         by_net[(s.cc, s.asn)].append(s)
     merged_outages = []
-    for (cc, asn), ss in by_net.items():
-        for group in _merge(sorted(ss, key=lambda s: s.start), params["merge_gap_seconds"]):
+    for (cc, asn), net_spans in by_net.items():
+        for group in _merge(sorted(net_spans, key=lambda s: s.start), params["merge_gap_seconds"]):
             first = group[0]
             end = None if any(g.end is None for g in group) else max(g.end for g in group)
             merged_outages.append(Span(cc, asn, "*", "outage", first.start, end, first.network_name,
@@ -168,8 +168,8 @@ def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules
     for s in [s for s in spans if s.kind == "censorship"] + merged_outages:
         groups[(s.cc, s.service, s.kind)].append(s)
     incidents: list[Incident] = []
-    for (cc, service, kind), ss in groups.items():
-        for group in _merge(sorted(ss, key=lambda s: s.start), params["merge_gap_seconds"]):
+    for (cc, service, kind), kind_spans in groups.items():
+        for group in _merge(sorted(kind_spans, key=lambda s: s.start), params["merge_gap_seconds"]):
             incidents.append(_incident(cc, service, kind, group, circ, rules_version))
     incidents.sort(key=lambda i: (i.start, i.country, i.service))
     return incidents
@@ -242,8 +242,8 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
     by_asn: dict[str, list[Span]] = defaultdict(list)
     for s in group:
         by_asn[s.asn].append(s)
-    for asn, ss in sorted(by_asn.items()):
-        for s in ss:
+    for asn, asn_spans in sorted(by_asn.items()):
+        for s in asn_spans:
             networks.append(NetworkSpan(
                 asn=asn, technique=s.technique, start=s.start, end=s.end, network_name=s.network_name,
                 techniques=[{"technique": g["technique"], "start": g["start"], "end": g["end"]} for g in s.segments],

@@ -16,12 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"
 THIRD_PARTY = TEST_DATA / "third_party"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Every hypothesis fuzzer is derandomised and keeps no example database: the same examples
+# on every run and machine, so a run's time and result repeat (each test sets max_examples).
+settings.register_profile("netvigil", derandomize=True, database=None)
+settings.load_profile("netvigil")
 
 
 def _local_names() -> set[str]:

@@ -327,7 +327,8 @@ async def measurement_page(request: Request, uid: str):
     rows = "".join(
         f"<tr><td>{escape(v.service or '')}</td><td class='cell {escape(v.klass)}' data-class='{escape(v.klass)}'>"
         f"{escape(technique_label(v.technique) or v.klass)}</td><td>{v.confidence:.2f}</td>"
-        f"<td><code>{escape(', '.join(v.rule_ids))}</code></td><td><code>{escape(v.rules_version)}</code></td></tr>"
+        f"<td class=rules>{'<br>'.join(f'<code>{escape(r)}</code>' for r in v.rule_ids)}</td>"
+        f"<td class=rules><code>{escape(v.rules_version)}</code></td></tr>"
         for v in verdicts)
     verdict = (f"<div class=scroll tabindex=0 role=region aria-label='verdicts'><table class=grid id=verdict><thead><tr><th>service</th><th>verdict</th>"
                f"<th>confidence</th><th>rule ids</th><th>rules version</th></tr></thead><tbody>{rows}</tbody></table>"

@@ -40,7 +40,7 @@ form.filters label{display:flex;flex-direction:column;font-size:13px}
 textarea.embed{width:100%;font:12px monospace}
 .ok-text{color:#2e7d32}.fail-text{color:#b00020}
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
-code,pre{overflow-wrap:anywhere;white-space:pre-wrap}
+code,pre{overflow-wrap:anywhere;white-space:pre-wrap}td.rules code{white-space:nowrap;overflow-wrap:normal}
 """
 
 JS = """

@@ -22,6 +22,17 @@ def test_unknown_command_is_one_line_error():
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_main_many_times_in_one_process_registers_each_command_once():
+    import netvigil.cli as cli
+
+    run_cli("--version")
+    names = [c.name or c.callback.__name__ for c in cli.app.registered_commands]
+    groups = len(cli.app.registered_groups)
+    assert run_cli("analyse", "--help").returncode == 0 and run_cli("--version").returncode == 0
+    assert [c.name or c.callback.__name__ for c in cli.app.registered_commands] == names
+    assert len(cli.app.registered_groups) == groups and len(names) == len(set(names))
+
+
 def test_installed_entry_point_and_module_exit_with_mains_status():
     """The one place the interpreter is started: the console script and `python -m netvigil`
     turn main()'s return value into the process's exit status, with no traceback."""

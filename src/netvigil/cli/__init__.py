@@ -37,10 +37,19 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 AREAS = ("probe", "lab", "analysis", "observatory", "signals", "export", "helper", "quarantine", "agent")
 
 
+_registered = False
+
+
 def _register() -> None:
+    """Once per process: main() may run many times in one (tests call it in-process), and
+    each register(app) appends its commands again."""
+    global _registered
+    if _registered:
+        return
     for area in AREAS:
         module = importlib.import_module(f"netvigil.cli.{area}")
         module.register(app)
+    _registered = True
 
 
 def _print_version(value: bool) -> None:

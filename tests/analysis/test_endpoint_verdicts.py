@@ -62,3 +62,20 @@ def test_the_store_keeps_the_endpoint_fields(tmp_path):
     with Observatory(tmp_path / "obs") as obs:
         obs.add(ms)
         assert obs.verdicts(limit=None, order="ASC") == want
+
+
+def test_the_control_vantage_need_not_measure_at_the_same_second():
+    """Real probes never share a start time: a control vantage's measurement in the same
+    window (rules.toml stale_window_seconds) sets the dead names aside; one outside does not."""
+    from datetime import datetime, timedelta
+
+    def later(minutes: int) -> str:
+        return (datetime.fromisoformat(at(0)) + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+
+    window = load_rules().thresholds["stale_window_seconds"]
+    inside = _round(at(0), asn="AS12389", cc="RU", reset=True) + _round(later(17), asn="AS64500", cc="ZZ", reset=False)
+    [ru] = _by(list(verdicts(inside, load_rules())), "AS12389", "facebook")
+    assert ru.technique == "tls.reset_after_hello" and ru.stale_endpoints == RETIRED
+    outside = _round(at(0), asn="AS12389", cc="RU", reset=True) + _round(later(int(window // 60) + 60), asn="AS64500", cc="ZZ", reset=False)
+    [ru] = _by(list(verdicts(outside, load_rules())), "AS12389", "facebook")
+    assert ru.technique == "tls.reset_after_hello" and ru.stale_endpoints == {}

@@ -4,7 +4,7 @@
 - service slow and controls fast -> `throttled.targeted` (rate, ratio to the controls);
 - controls slow compared with the network's own baseline -> `throttled.general`;
 - an endpoint that fails the same way from a control vantage (a network in another country,
-  same time) is stale (a retired name, a moved CDN): set aside, listed in `Finding.stale`,
+  within `stale_window_seconds`) is stale (a retired name, a moved CDN): set aside, listed in `Finding.stale`,
   and the service judged from its other endpoints; an endpoint failing at the step where
   the controls fail too is excused, but never another endpoint's failure at another step.
 A round is the set of measurements one probe run wrote (same network, path and start time).
@@ -27,6 +27,7 @@ from typing import NamedTuple
 from netvigil.analysis.endpoints import combine
 from netvigil.analysis.finding import Endpoint, Finding
 from netvigil.analysis.rules import RuleSet
+from netvigil.model import times
 from netvigil.model.measurement import Measurement
 
 # the SNI-keyed helper test compared this service's flows with control flows of the same
@@ -67,8 +68,9 @@ class RoundContext:
         # time slot -> network -> control-target rate: the reference when a network has no
         # history of its own yet (another vantage measuring the same targets at the same time)
         self.slot_rates: dict[str, dict[tuple, float]] = {}
-        # time slot -> endpoint -> (country, technique) of its failures on any network: an
-        # endpoint failing the same way in another country is stale, not blocked
+        # time window (rules: stale_window_seconds) -> endpoint -> (country, technique) of its
+        # failures on any network: an endpoint failing the same way in another country within
+        # the window is stale, not blocked (real probes never share a start time to the second)
         self.failed_endpoints: dict[str, dict[str, set[tuple[str, str]]]] = {}
 
     @staticmethod
@@ -104,11 +106,18 @@ class RoundContext:
                     ips.add(ip)
                     self._changed_slots.add(slot)
 
+    def _window(self, m: Measurement) -> str:
+        """The stale-endpoint window of a measurement's time ("w" + its number since 1970)."""
+        try:
+            return f"w{int(times.epoch(m.measurement_start_time) // self.rules.thresholds['stale_window_seconds'])}"
+        except (ValueError, OverflowError):
+            return m.measurement_start_time  # not a time: its own window
+
     def note_endpoints(self, m: Measurement, f: Finding) -> None:
         failed = [e for e in f.endpoints if _path_failed(e)]
         if not failed:
             return
-        slot = m.measurement_start_time
+        slot = self._window(m)
         per = self._slot(self.failed_endpoints, slot)
         for e in failed:
             seen = per.setdefault(e.domain, set())
@@ -122,7 +131,7 @@ class RoundContext:
         TCP path: a dead name or host; QUIC failing everywhere is the controls' comparison)."""
         if not f.endpoints or f.stale:
             return f
-        per = self.failed_endpoints.get(m.measurement_start_time) or {}
+        per = self.failed_endpoints.get(self._window(m)) or {}
         stale = [e for e in f.endpoints if _path_failed(e)
                  and any(cc != m.probe_cc and tech == (e.finding.technique or e.finding.klass) for cc, tech in per.get(e.domain, ()))]
         if not stale or combine(list(f.endpoints), self.rules) != f:
@@ -189,7 +198,7 @@ class RoundContext:
         if cur is None:
             cur = self.rounds[network] = _Round(rkey)
         cur.items.append(item)
-        cur.slots.add(m.measurement_start_time)
+        cur.slots.update((m.measurement_start_time, self._window(m)))
         self._touched.add(network)
         return out
 

@@ -6,6 +6,7 @@ report/export.py, so a file from the CLI and a download from the API agree.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -24,15 +25,15 @@ def _check(kind: str, fmt: str) -> None:
         raise UsageError(f"unknown format {fmt!r}", hint="use parquet, csv or jsonl")
 
 
-def _filters(country, asn, service, since, until, bucket) -> dict:
+def _filters(country, asn, service, since, until, bucket, path=None) -> dict:
     """The API's checks on the filters (same words), before the store is opened."""
     from netvigil.analysis.service import bucket_seconds
     from netvigil.collector.intake import Rejected
-    from netvigil.report.api import norm_asn, norm_cc, norm_service, norm_time
+    from netvigil.report.api import norm_asn, norm_cc, norm_path, norm_service, norm_time
 
     try:
         f = {"country": norm_cc(country), "asn": norm_asn(asn), "service": norm_service(service),
-             "since": norm_time(since, "since"), "until": norm_time(until, "until")}
+             "since": norm_time(since, "since"), "until": norm_time(until, "until"), "path": norm_path(path)}
     except Rejected as exc:
         raise UsageError(str(exc).replace("query parameter ", "option --").replace("--'", "--").replace("' is", " is")) from None
     bucket_seconds(bucket)
@@ -43,21 +44,32 @@ def _rows(obs, kind: str, f: dict, *, bucket, ongoing, limit, offset) -> list[di
     import msgspec
 
     if kind == "verdicts":
-        recs = obs.verdicts(**f, limit=limit, offset=offset)
+        recs = obs.verdicts(**f, limit=limit, offset=offset)  # the API's default: the direct path
         return [msgspec.to_builtins(r) for r in recs]
+    f = {k: v for k, v in f.items() if k != "path"}  # the other lists are direct-path already
     if kind == "aggregates":
         recs = obs.aggregates(**f, bucket=bucket)
     elif kind == "status":
         recs = obs.status(country=f["country"], asn=f["asn"], service=f["service"])
     else:
-        from netvigil.report.text import incident_text
-
         recs = obs.incidents(country=f["country"], service=f["service"], ongoing=True if ongoing else None)
     recs = recs[offset:] if limit is None else recs[offset:offset + limit]
-    rows = [msgspec.to_builtins(r) for r in recs]
-    if kind == "incidents":
-        for row, inc in zip(rows, recs):
-            row["text"] = incident_text(inc)
+    if kind == "incidents":  # as the API publishes them: measured rates, dated statement
+        return asyncio.run(_told_rows(obs, recs))
+    return [msgspec.to_builtins(r) for r in recs]
+
+
+async def _told_rows(obs, incidents) -> list[dict]:
+    from netvigil.report.api import told_dict
+    from netvigil.report.enrich import StoreReader, latest_time
+
+    reader = StoreReader(obs)
+    latest: dict[str, str | None] = {}
+    rows = []
+    for inc in incidents:
+        if inc.country not in latest:
+            latest[inc.country] = await latest_time(reader, inc.country)
+        rows.append(await told_dict(reader, inc, latest[inc.country]))
     return rows
 
 
@@ -71,6 +83,7 @@ def export(
     service: str = typer.Option(None, "--service", help="Only this service, e.g. twitter."),
     since: str = typer.Option(None, "--since", help="From this UTC time, 'YYYY-MM-DD[ HH:MM[:SS]]' (verdicts, aggregates)."),
     until: str = typer.Option(None, "--until", help="Before this UTC time (verdicts, aggregates)."),
+    path: str = typer.Option(None, "--path", help="Verdicts of this measurement path: direct (default, as the API), vpn, proxy or any."),
     bucket: str = typer.Option("1h", "--bucket", help="Aggregate bucket: e.g. 10m, 1h, 1d."),
     ongoing: bool = typer.Option(False, "--ongoing", help="Only incidents still in progress."),
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many rows (default: all)."),
@@ -82,7 +95,9 @@ def export(
     Example: netvigil export verdicts --store ./observatory --format parquet --out verdicts.parquet --country RU
     """
     _check(kind, fmt)
-    f = _filters(country, asn, service, since, until, bucket)
+    f = _filters(country, asn, service, since, until, bucket, path)
+    if path and kind != "verdicts":
+        raise UsageError("--path filters verdicts only (aggregates, incidents and status are of the direct path)")
     if kind == "incidents" and (f["asn"] or f["since"] or f["until"]):
         raise UsageError("incidents are filtered by --country, --service and --ongoing only")
     if kind == "status" and (f["since"] or f["until"]):

@@ -157,6 +157,9 @@ async def told_dict(pump, inc, latest: str | None) -> dict:
 
     inc, facts = await told(pump, inc, latest)
     d = builtins(inc)
+    for n in d["networks"]:
+        for span in n.get("techniques") or []:
+            span.setdefault("rate_bps", None)  # one shape for every span (JSON, CSV and Parquet alike)
     d["text"] = incident_text(inc, facts)
     d["as_of"] = facts.as_of
     return d

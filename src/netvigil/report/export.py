@@ -24,7 +24,7 @@ PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 # string fields that hold a UTC time "YYYY-MM-DD HH:MM:SS"
 TIME_FIELDS = frozenset({"measurement_start_time", "bucket", "start", "end", "since", "last_measurement", "at"})
 # extra columns the API adds to a kind's records
-EXTRA = {"incidents": {"text": str}}
+EXTRA = {"incidents": {"text": str, "as_of": str}}
 
 
 # ---- CSV and JSONL ---------------------------------------------------------------------
@@ -72,9 +72,10 @@ def _arrow_type(t: Any, name: str):
         return pa.float64()
     if isinstance(t, (ti.ListType, ti.SetType, ti.FrozenSetType, ti.VarTupleType)):
         if name == "techniques" and isinstance(t.item_type, (ti.DictType, ti.AnyType)):
-            # NetworkSpan.techniques: how the technique changed, [{"technique", "start", "end"}]
+            # NetworkSpan.techniques: how the technique changed, [{"technique", "start", "end",
+            # "rate_bps"}] (the rate measured for a throttling span, null otherwise)
             return pa.list_(pa.struct([("technique", pa.string()), ("start", pa.timestamp("s", tz="UTC")),
-                                       ("end", pa.timestamp("s", tz="UTC"))]))
+                                       ("end", pa.timestamp("s", tz="UTC")), ("rate_bps", pa.float64())]))
         return pa.list_(_arrow_type(t.item_type, ""))
     if isinstance(t, ti.DictType) and isinstance(t.key_type, ti.StrType) and not isinstance(t.value_type, ti.AnyType):
         return pa.map_(pa.string(), _arrow_type(t.value_type, ""))

@@ -130,7 +130,11 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
 
     import httpx
 
+    import asyncio
+
     from netvigil.collector.client import submit_measurements
+    from netvigil.report.api import told_rows
+    from netvigil.report.enrich import StoreReader
     from netvigil.report.replay import load_run
     from netvigil.report.serve import ObservatoryThread
 
@@ -138,7 +142,9 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
     with Observatory(tmp_path / "chdb") as o:
         o.add([msgspec.structs.replace(m) for m in ms])
         o.refresh()
-        want = [_no_uids(i) for i in msgspec.to_builtins(o.incidents())]
+        # as the API publishes them (measured rates, as_of), told from the chdb store
+        published = asyncio.run(told_rows(StoreReader(o), o.incidents()))
+        want = [_no_uids({k: v for k, v in i.items() if k != "text"}) for i in published]
     url = server_db(clickhouse_url)
     try:
         with ObservatoryThread(tmp_path / "served", engine=url, analysis_interval=0.2, probe_tokens={"p"}) as srv:
@@ -187,8 +193,11 @@ def test_user_and_password_in_the_url(clickhouse_url):
 def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
     """`netvigil export --clickhouse-url`: the tables are read from the server (in-process
     through the entry point's main(); test_export.py runs the installed command)."""
+    import asyncio
     import json
 
+    from netvigil.report.api import told_rows
+    from netvigil.report.enrich import StoreReader
     from tests.clirun import run_cli
 
     url = server_db(clickhouse_url)
@@ -196,7 +205,8 @@ def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
         with Observatory(tmp_path / "srv", engine=url) as o:
             o.add(list(read_measurements([LAB_RUN])))
             o.refresh()
-            want = msgspec.to_builtins(o.incidents())
+            want = [{k: v for k, v in i.items() if k != "text"}  # as published: rates, as_of
+                    for i in asyncio.run(told_rows(StoreReader(o), o.incidents()))]
         out = tmp_path / "incidents.jsonl"
         r = run_cli("export", "incidents", "--store", tmp_path / "srv", "--clickhouse-url", url, "--format", "jsonl",
                     "--out", out)

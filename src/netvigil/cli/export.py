@@ -55,22 +55,13 @@ def _rows(obs, kind: str, f: dict, *, bucket, ongoing, limit, offset) -> list[di
         recs = obs.incidents(country=f["country"], service=f["service"], ongoing=True if ongoing else None)
     recs = recs[offset:] if limit is None else recs[offset:offset + limit]
     if kind == "incidents":  # as the API publishes them: measured rates, dated statement
-        return asyncio.run(_told_rows(obs, recs))
+        from netvigil.report.api import told_rows
+        from netvigil.report.enrich import StoreReader
+
+        return asyncio.run(told_rows(StoreReader(obs), recs))
     return [msgspec.to_builtins(r) for r in recs]
 
 
-async def _told_rows(obs, incidents) -> list[dict]:
-    from netvigil.report.api import told_dict
-    from netvigil.report.enrich import StoreReader, latest_time
-
-    reader = StoreReader(obs)
-    latest: dict[str, str | None] = {}
-    rows = []
-    for inc in incidents:
-        if inc.country not in latest:
-            latest[inc.country] = await latest_time(reader, inc.country)
-        rows.append(await told_dict(reader, inc, latest[inc.country]))
-    return rows
 
 
 def export(

@@ -165,6 +165,18 @@ async def told_dict(pump, inc, latest: str | None) -> dict:
     return d
 
 
+async def told_rows(pump, incidents) -> list[dict]:
+    """Incidents as published (the API's list, `netvigil export incidents`): each told with
+    the newest data of its country."""
+    latest: dict[str, str | None] = {}
+    rows = []
+    for inc in incidents:
+        if inc.country not in latest:
+            latest[inc.country] = await latest_time(pump, inc.country)
+        rows.append(await told_dict(pump, inc, latest[inc.country]))
+    return rows
+
+
 @router.get("/incidents", tags=["api"], summary="Incidents with networks, techniques and evidence")
 async def incidents(request: Request, country: str | None = None, service: str | None = None,
                     asn: str | None = None, technique: str | None = None, since: str | None = None,
@@ -179,12 +191,7 @@ async def incidents(request: Request, country: str | None = None, service: str |
     rows = await pump.call("incidents", country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
     rows = incident_filter(rows, norm_asn(asn), norm_technique(technique), norm_time(since, "since"),
                            norm_time(until, "until"))
-    latest: dict[str, str | None] = {}
-    page = []
-    for inc in rows[off:off + lim]:
-        if inc.country not in latest:
-            latest[inc.country] = await latest_time(pump, inc.country)
-        page.append(await told_dict(pump, inc, latest[inc.country]))
+    page = await told_rows(pump, rows[off:off + lim])
     return listing(request, page, offset=off, limit=lim, fmt=fmt,
                    has_more=len(rows) > off + lim, name="incidents", total=len(rows))
 

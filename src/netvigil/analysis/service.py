@@ -1,4 +1,4 @@
-"""The Observatory facade: store + analysis behind one object (contracts.md).
+"""The Observatory facade: store + analysis behind one object (docs/design.md section 15).
 
     obs = Observatory(data_dir)             # embedded chdb in data_dir/chdb
     obs.add(measurements); changes = obs.refresh(); obs.status(country="RU"); obs.close()

@@ -14,6 +14,7 @@ start/change/end events for alerts.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -51,7 +52,14 @@ def bucket_seconds(bucket: str) -> int:
     return int(mt.group(1)) * _UNIT_SECONDS[mt.group(2)]
 
 
+log = logging.getLogger("netvigil.analysis")
+
+
 class Observatory:
+    """The raw archive, the tables derived from it and the analysis, behind one object."""
+
+    rebuild_skipped = 0  # archived lines the last rebuild could not judge or store
+
     def __init__(self, data_dir: Path, engine: str = "chdb", *, rules_dir: str | None = None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -154,19 +162,43 @@ class Observatory:
             self._span_cache.clear()
             self.engine = VerdictEngine(self.rules)
             n = 0
+            self.rebuild_skipped = 0
             batch: list[Judged] = []
-            for m in self.raw.read_all():
-                batch.append(self.judge(m))
+            for m in self.raw.read_all_lenient():
+                try:
+                    if isinstance(m, Exception):
+                        raise m
+                    batch.append(self.judge(m))
+                except Exception as exc:  # one bad archived line never stops a rebuild
+                    self._skip(exc)
+                    continue
                 if len(batch) >= 5000:
-                    n += len(batch)
-                    self._index(batch)
+                    n += self._index_lenient(batch)
                     batch = []
-            n += len(batch)
-            self._index(batch)
+            n += self._index_lenient(batch)
             self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)  # derived from what was just written
             self._dirty = {r["cc"]: "1970-01-01 00:00:00" for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
             self.refresh()
             return n
+
+    def _skip(self, exc: BaseException) -> None:
+        self.rebuild_skipped += 1
+        log.warning("rebuild: an archived measurement was set aside: %s", str(exc)[:300])
+
+    def _index_lenient(self, batch: list[Judged]) -> int:
+        """_index, a batch the store refuses split in halves down to the measurements it
+        refuses, which are set aside (the collector quarantines them the same way live)."""
+        if not batch:
+            return 0
+        try:
+            self._index(batch)
+            return len(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                self._skip(exc)
+                return 0
+        mid = len(batch) // 2
+        return self._index_lenient(batch[:mid]) + self._index_lenient(batch[mid:])
 
     def _index(self, batch: list[Judged]) -> list[Verdict]:
         """Write the index rows and verdicts of measurements new to the store."""

@@ -246,6 +246,9 @@ def rebuild(
     with Observatory(store) as obs:
         n = obs.rebuild()
         typer.echo(f"rebuilt {store}: {n} measurement(s), {len(obs.incidents())} incident(s), rules {obs.rules.version}")
+        if obs.rebuild_skipped:
+            typer.echo(f"{obs.rebuild_skipped} archived measurement(s) could not be judged or stored and were "
+                       "set aside (see the log for each reason)", err=True)
 
 
 def register(app: typer.Typer) -> None:

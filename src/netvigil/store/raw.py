@@ -112,6 +112,16 @@ class RawArchive:
         for line in self._lines(day):
             yield self._decode(day, line)
 
+    def read_all_lenient(self) -> Iterator[Measurement | StoreError]:
+        """Every archived measurement, a line that does not decode given as its StoreError
+        instead of ending the read (a rebuild sets it aside and goes on)."""
+        for day in self.days():
+            for line in self._lines(day):
+                try:
+                    yield self._decode(day, line)
+                except StoreError as exc:
+                    yield exc
+
     def read_all(self) -> Iterator[Measurement]:
         for day in self.days():
             yield from self.read_day(day)

@@ -130,7 +130,7 @@ def evidence_block(inc: Incident) -> str:
         f"&amp;service={escape(inc.service)}" if inc.service not in ("*", "") else "") + "&amp;limit=1000"
     sample = (f"A sample of {len(ev.measurement_uids)} covering every network and phase is linked below; "
               f"<a href='{every}'>all verdicts of this window</a> (JSON)." if len(ev.measurement_uids) < total else "")
-    return (f"<div id=evidence><p>{plural(total, 'measurement')} from {plural(ev.probe_count, 'probe')}; rules version "
+    return (f"<div id=evidence><p>{plural(total, 'measurement')} from {plural(ev.probe_count, 'vantage network')}; rules version "
             f"<code>{escape(ev.rules_version)}</code>. {sample}</p><ul class=uids>{links}</ul></div>")
 
 

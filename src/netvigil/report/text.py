@@ -205,8 +205,9 @@ def _evidence(incident: Incident) -> str:
     if ev is None or not ev.measurement_count:
         return ""
     nets = len({n.asn for n in incident.networks})
-    return (f"Based on {plural(ev.measurement_count, 'measurement')} from {plural(ev.probe_count, 'independent probe')}"
-            f" on {plural(nets, 'network')}.")
+    # probe_count counts (network, name) vantages, not verified probe identities (issue #13):
+    # a statement must not call them independent probes
+    return f"Based on {plural(ev.measurement_count, 'measurement')} from probes on {plural(nets, 'network')}."
 
 
 def _outage(incident: Incident, facts: Facts, where: str, live: bool) -> str:

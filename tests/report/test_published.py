@@ -250,3 +250,26 @@ def test_docs_are_served_from_local_assets(demo):
         asset = c.get(src)
         assert asset.status_code == 200 and len(asset.content) > 500, src
     assert c.get("/openapi.json").json()["paths"]["/api/v1/verdicts"]
+
+
+def test_stored_count_is_kept_per_app():
+    """The stored count is cached per app: two observatories in one process (tests, a
+    notebook) with the same analysed total never read each other's count."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from netvigil.report.api import stored_count
+
+    def app_with(n: int):
+        async def call(name, **kw):
+            assert name == "measurement_index"
+            return n, []
+        class App:  # what stored_count reads of the app's Observatory
+            collector = SimpleNamespace(index={})
+            pump = SimpleNamespace(obs=object(), analysed=7, call=call)
+        return App()
+
+    a, b = app_with(0), app_with(384)
+    assert asyncio.run(stored_count(a)) == 0
+    assert asyncio.run(stored_count(b)) == 384
+    assert asyncio.run(stored_count(a)) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+import weakref
 from typing import Any
 
 import msgspec
@@ -294,23 +295,24 @@ async def measurements(request: Request, probe_cc: str | None = None, probe_asn:
                    total=total)
 
 
-_STORED: dict[int, int] = {}
+_STORED: "weakref.WeakKeyDictionary[Any, tuple[int, int]]" = weakref.WeakKeyDictionary()
 
 
 async def stored_count(nv) -> int:
     """Measurements stored: the collector's index, or the store's table when the store was
-    written directly (demo, rebuild); the count is kept per analysed total (it only moves then)."""
+    written directly (demo, rebuild); the count is kept per app and analysed total (it only
+    moves then)."""
     if nv.collector.index or nv.pump.obs is None:
         return len(nv.collector.index)
     key = nv.pump.analysed
-    if key not in _STORED:
+    hit = _STORED.get(nv)
+    if hit is None or hit[0] != key:
         try:
             n, _ = await nv.pump.call("measurement_index", limit=0)
         except Exception:  # the store is busy or gone: say what the collector knows
             return len(nv.collector.index)
-        _STORED.clear()
-        _STORED[key] = n
-    return _STORED[key]
+        hit = _STORED[nv] = (key, n)
+    return hit[1]
 
 
 @router.get("/summary", tags=["api"], summary="Counts of the whole store: measurements, countries, newest data")

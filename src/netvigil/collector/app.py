@@ -53,9 +53,9 @@ class Observatory:
             batch=settings.analysis_batch, enabled=settings.analysis, on_changes=self.alerter.enqueue,
         )
         self.metrics.bind(self)
-        from netvigil.report.enrich import with_rates_from
+        from netvigil.report.enrich import told
 
-        self.alerter.enrich = lambda incident: with_rates_from(self.pump, incident)
+        self.alerter.enrich = lambda incident: told(self.pump, incident)
         self.started = time.time()
 
     async def submit(self, raws: list[bytes], *, report_id: str | None = None, where: str = "measurement",

@@ -146,15 +146,17 @@ class Subscriptions:
         return True
 
 
-def alert_payload(change: IncidentChange, public_url: str | None = None) -> bytes:
-    """The JSON body; `url` (the incident's page) only when the public URL is configured."""
+def alert_payload(change: IncidentChange, public_url: str | None = None, facts=None) -> bytes:
+    """The JSON body; `url` (the incident's page) only when the public URL is configured.
+    `facts` (report.text.Facts: the newest data's date, QUIC, outage size) make the text the
+    same dated statement as the incident's page."""
     from netvigil.report.text import incident_text
 
     body = {
         "event": change.event,
         "at": change.at,
         "detail": change.detail,
-        "text": incident_text(change.incident),
+        "text": incident_text(change.incident, facts),
         "incident": msgspec.to_builtins(change.incident),
     }
     if public_url:
@@ -176,7 +178,7 @@ class Alerter:
         self.queue: asyncio.Queue | None = None
         self.tasks: set[asyncio.Task] = set()
         self.sent: list[tuple[str, str, int]] = []  # (subscription id, event, HTTP status), recent
-        self.enrich = None  # async Incident -> Incident, set by the app
+        self.enrich = None  # async Incident -> (Incident, Facts | None), set by the app
         self._worker: asyncio.Task | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -212,12 +214,14 @@ class Alerter:
             task.add_done_callback(self.tasks.discard)
 
     async def _deliver(self, sub: Subscription, change: IncidentChange) -> bool:
-        if self.enrich is not None:  # e.g. measured throttling rates for the statement
+        facts = None
+        if self.enrich is not None:  # measured rates, the data's date: told as the page tells it
             try:
-                change = msgspec.structs.replace(change, incident=await self.enrich(change.incident))
+                incident, facts = await self.enrich(change.incident)
+                change = msgspec.structs.replace(change, incident=incident)
             except Exception:
                 log.exception("could not enrich the alert for incident %s", change.incident.id)
-        body = alert_payload(change, self.public_url)
+        body = alert_payload(change, self.public_url, facts)
         delivery_id = secrets.token_hex(16)  # one per delivery, kept across its retries
         where = f"webhook {mask_url(sub.url)} (subscription {sub.id})"
         delay = self.backoff

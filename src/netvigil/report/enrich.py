@@ -95,16 +95,6 @@ async def latest_time(pump, country: str | None = None) -> str | None:
     return max((r.last_measurement for r in rows if r.last_measurement), default=None)
 
 
-async def with_rates_from(pump, incident: Incident) -> Incident:
-    if incident.kind != "censorship":
-        return incident
-    try:
-        verdicts = await pump.call("verdicts", **verdict_query(incident))
-    except Exception:  # the statement is still right without the rate
-        return incident
-    return with_rates(incident, verdicts)
-
-
 _TOLD: dict[tuple, tuple[Incident, Facts]] = {}
 TOLD_CACHE = 512
 

@@ -120,6 +120,31 @@ def test_9_verdicts_do_not_mix_direct_and_vpn_paths(demo):
     assert c.get("/api/v1/verdicts", params={"path": "tor"}).status_code == 400
 
 
+def test_9_aggregates_and_pages_take_the_path_too(demo):
+    """The timelines of a page can show the VPN path (circumvention over time); the grid and
+    the default stay direct."""
+    c = demo["c"]
+    q = {"asn": "AS12389", "service": "twitter", "since": "2022-02-26 12:00", "bucket": "1d"}
+
+    def counts(**extra):
+        rows = c.get("/api/v1/aggregates", params=q | extra).json()["results"]
+        out: dict[str, int] = {}
+        for r in rows:
+            for k, n in r["counts"].items():
+                out[k] = out.get(k, 0) + n
+        return out
+
+    direct, vpn, every = counts(), counts(path="vpn"), counts(path="any")
+    assert direct.get("tls", 0) > 0 and "tls" not in vpn and vpn.get("ok", 0) > 0
+    assert every == {k: direct.get(k, 0) + vpn.get(k, 0) for k in set(direct) | set(vpn)}
+    assert c.get("/api/v1/aggregates", params={"path": "tor"}).status_code == 400
+    page = c.get("/network/AS12389", params={"path": "vpn"}, headers={"accept": "text/html"})
+    assert page.status_code == 200 and "Every service over time, through a VPN" in page.text
+    assert "<option value='vpn' selected>" in page.text
+    assert "through a VPN</h2>" not in html(c, "/network/AS12389").text
+    assert c.get("/country/RU", params={"path": "tor"}, headers={"accept": "text/html"}).status_code == 400
+
+
 def test_10_old_data_is_dated_never_live(demo):
     text = demo["incs"]["twitter"]["text"]
     assert "26 February 2022" in text and "Live" not in text and "currently" not in text

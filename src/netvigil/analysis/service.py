@@ -276,8 +276,11 @@ class Observatory:
         )
         return [queries.verdict_from_row(r) for r in rows]
 
-    def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h") -> list[AggregateRow]:
-        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, direct=True)
+    def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h",
+                   path: str = "direct") -> list[AggregateRow]:
+        """Counts per bucket of one measurement path (direct: what a user on the network sees;
+        vpn or proxy: the circumvention path; any: every path mixed)."""
+        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
         start = time_bucket("time", bucket_seconds(bucket))
         rows = self.db.query(
             f"""SELECT {start} AS bucket,

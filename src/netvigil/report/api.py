@@ -118,8 +118,9 @@ async def verdicts(request: Request, country: str | None = None, asn: str | None
 @router.get("/aggregates", tags=["api"], summary="Counts per (country, network, service, time bucket)")
 async def aggregates(request: Request, country: str | None = None, asn: str | None = None,
                      service: str | None = None, since: str | None = None, until: str | None = None,
-                     bucket: str = "1h", limit: str | None = None, offset: str | None = None, format: str = "json"):
-    """Direct-path measurements only. `limit` 1-100000 (default 10000)."""
+                     bucket: str = "1h", path: str | None = None, limit: str | None = None,
+                     offset: str | None = None, format: str = "json"):
+    """`path`: direct (default), vpn, proxy or any, as for verdicts. `limit` 1-100000 (default 10000)."""
     t0 = time.perf_counter()
     fmt = check_format(format, parquet=True)
     lim, off = page_params(request, 10000, 100000)
@@ -127,7 +128,7 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
         raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d")
     rows = await request.app.state.nv.pump.call(
         "aggregates", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service, known_services(request)),
-        since=norm_time(since, "since"), until=norm_time(until, "until"), bucket=bucket)
+        since=norm_time(since, "since"), until=norm_time(until, "until"), bucket=bucket, path=norm_path(path))
     page = [builtins(r) for r in rows[off:off + lim]]
     timed(request, "aggregates", t0)
     return listing(request, page, offset=off, limit=lim, fmt=fmt,

@@ -99,6 +99,11 @@ async def incidents_page(request: Request):
     return fragment_or_page(request, "incidents", body, as_of=as_of, stale=stale)
 
 
+def path_words(path: str) -> str:
+    """What the timelines show when not the direct path (the status grid is always direct)."""
+    return {"direct": "", "vpn": ", through a VPN", "proxy": ", through a proxy", "any": ", every path"}[path]
+
+
 def window_of(request: Request, latest: str | None) -> tuple[datetime, datetime, str, int]:
     """(since, until, bucket, hours) of the timelines: `since`/`until` if given, else the last
     `hours` (1-1440, default 24) before the newest data."""
@@ -150,8 +155,9 @@ async def country(request: Request, cc: str):
                               "The countries with data are listed on the home page.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         since, until, bucket, hours = window_of(request, latest)
+        path = api.norm_path(q.get("path"))
         aggs = await nv.pump.call("aggregates", country=cc, asn=asn, service=svc, since=since.strftime(FMT),
-                                  until=until.strftime(FMT), bucket=bucket)
+                                  until=until.strftime(FMT), bucket=bucket, path=path)
         since = trimmed(request, since, aggs, bucket)
         recent = await nv.pump.call("verdicts", country=cc, since=(datetime.strptime(latest[:19], FMT)
                                                                     - timedelta(hours=1)).strftime(FMT) if latest else None,
@@ -168,10 +174,11 @@ async def country(request: Request, cc: str):
     told_incs = [await told(nv.pump, i, latest or "") for i in incidents]
     names = {r.asn: r.network_name for r in rows}
     body = (f"<h1>{escape(title)}</h1><p class=muted>Newest measurement {escape(when(latest)) if latest else 'none'}."
-            f"</p>{filter_form(request, ['asn', 'service', 'since', 'until', 'hours'], names=names)}"
+            f"</p>{filter_form(request, ['asn', 'service', 'path', 'since', 'until', 'hours'], names=names)}"
             f"<h2>Status by service and network</h2>{status_grid(shown, cc, quic_cells(recent))}"
             f"<h2>Incidents</h2>{incident_list(told_incs, stale)}"
-            f"<h2>Timelines ({escape(since.strftime('%d %b %H:%M'))} to {escape(until.strftime('%d %b %H:%M'))} UTC)</h2>"
+            f"<h2>Timelines ({escape(since.strftime('%d %b %H:%M'))} to {escape(until.strftime('%d %b %H:%M'))} UTC"
+            f"{path_words(path)})</h2>"
             f"<div id=timelines>{timelines(aggs, incidents, since, until, bucket, names, by='asn')}</div>")
     return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
@@ -190,8 +197,9 @@ async def network(request: Request, asn: str):
             return error_page(request, 404, f"No measurements from network {asn}.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         since, until, bucket, _ = window_of(request, latest)
+        path = api.norm_path(request.query_params.get("path"))
         aggs = await nv.pump.call("aggregates", asn=asn, since=since.strftime(FMT), until=until.strftime(FMT),
-                                  bucket=bucket)
+                                  bucket=bucket, path=path)
         incs = [i for i in await nv.pump.call("incidents", country=rows[0].country)
                 if asn in {n.asn for n in i.networks}]
         recent = await nv.pump.call("verdicts", asn=asn, since=(datetime.strptime(latest[:19], FMT)
@@ -207,10 +215,10 @@ async def network(request: Request, asn: str):
     cc = rows[0].country
     told_incs = [await told(nv.pump, i, latest or "") for i in incs]
     body = (f"<p><a href='/country/{escape(cc)}'>&larr; {escape(place_label(cc))}</a></p><h1>{escape(title)}</h1>"
-            f"{filter_form(request, ['since', 'until', 'hours'])}"
+            f"{filter_form(request, ['path', 'since', 'until', 'hours'])}"
             f"<h2>Status by service</h2>{status_grid(rows, cc, quic_cells(recent))}"
             f"<h2>Incidents on this network</h2>{incident_list(told_incs, stale)}"
-            f"<h2>Every service over time</h2><div id=timelines>"
+            f"<h2>Every service over time{path_words(path)}</h2><div id=timelines>"
             f"{timelines(aggs, incs, trimmed(request, since, aggs, bucket), until, bucket, {asn: name}, by='service', title=title)}"
             f"</div>")
     return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
@@ -230,8 +238,9 @@ async def service(request: Request, name: str):
             return error_page(request, 404, f"No measurements of {service_name(svc)} yet.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         since, until, bucket, _ = window_of(request, latest)
+        path = api.norm_path(request.query_params.get("path"))
         aggs = await nv.pump.call("aggregates", service=svc, since=since.strftime(FMT), until=until.strftime(FMT),
-                                  bucket=bucket)
+                                  bucket=bucket, path=path)
         incs = await nv.pump.call("incidents", service=svc)
     except Rejected as exc:
         return bad_request(request, exc)
@@ -247,9 +256,9 @@ async def service(request: Request, name: str):
         lines.append(timelines([a for a in aggs if a.country == cc], [i for i in incs if i.country == cc],
                                trimmed(request, since, aggs, bucket), until, bucket, names, by="asn"))
     told_incs = [await told(nv.pump, i, latest or "") for i in incs]
-    body = (f"<h1>{escape(title)}</h1>{filter_form(request, ['since', 'until', 'hours'])}"
+    body = (f"<h1>{escape(title)}</h1>{filter_form(request, ['path', 'since', 'until', 'hours'])}"
             f"<h2>Status on every network</h2>{''.join(grids)}<h2>Incidents</h2>{incident_list(told_incs, stale)}"
-            f"<h2>Over time</h2><div id=timelines>{''.join(lines)}</div>")
+            f"<h2>Over time{path_words(path)}</h2><div id=timelines>{''.join(lines)}</div>")
     return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
 

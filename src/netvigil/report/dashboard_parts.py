@@ -147,6 +147,11 @@ def filter_form(request: Request, fields: list[str], names: dict[str, str | None
         elif f in ("since", "until"):
             out.append(f"<label>{'from' if f == 'since' else 'until'} (UTC)<input type=date name={f} "
                        f"value='{v[:10]}'></label>")
+        elif f == "path":
+            opts = "".join(f"<option value='{p}'{' selected' if q.get('path', 'direct') == p else ''}>{label}</option>"
+                           for p, label in (("direct", "direct"), ("vpn", "through a VPN"),
+                                            ("proxy", "through a proxy"), ("any", "every path")))
+            out.append(f"<label>path<select name=path>{opts}</select></label>")
         elif f == "hours":
             out.append(f"<label>or last hours<input type=number min=1 max=1440 name=hours value='{v}' "
                        f"inputmode=numeric size=5></label>")

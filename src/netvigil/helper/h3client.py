@@ -17,7 +17,7 @@ from aioquic.quic.events import ConnectionTerminated, QuicEvent
 from netvigil.helper.exchange import USER_AGENT, Exchange, _body_chunks, _on_body
 from netvigil.helper.protocol import BAD_RESPONSE, Sampler
 from netvigil.probe import failures
-from netvigil.probe.quic import _close_failure
+from netvigil.probe.quic import RetrievesConnectedWaiter, _close_failure
 
 SEND_WINDOW = 256 * 1024
 
@@ -32,7 +32,7 @@ def close_failure(proto: QuicConnectionProtocol | None, *, handshake: bool) -> s
     return _close_failure(proto)
 
 
-class H3Client(QuicConnectionProtocol):
+class H3Client(RetrievesConnectedWaiter, QuicConnectionProtocol):
     """One request per connection; `step` says whether we were writing or reading."""
 
     def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
@@ -46,14 +46,6 @@ class H3Client(QuicConnectionProtocol):
         self._progress = asyncio.Event()
         self._terminated = False
         self._ended = False  # our request stream ended (the whole response arrived)
-
-    async def wait_connected(self) -> None:
-        try:
-            await super().wait_connected()
-        finally:  # on our timeout, aioquic fails its shielded waiter later: retrieve that
-            waiter = self._connected_waiter
-            if waiter is not None:
-                waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def datagram_received(self, data, addr) -> None:  # noqa: ANN001 - aioquic's signature
         super().datagram_received(data, addr)

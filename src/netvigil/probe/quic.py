@@ -20,6 +20,20 @@ _ALERTS = {40: "ssl_failed_handshake", 51: "ssl_failed_handshake", 48: "ssl_unkn
            44: "ssl_invalid_certificate", 45: "ssl_invalid_certificate", 46: "ssl_invalid_certificate"}
 
 
+class RetrievesConnectedWaiter:
+    """Mixin for aioquic's QuicConnectionProtocol (put first): when our timeout cancels
+    wait_connected, aioquic fails its shielded waiter later; retrieve that exception so it is
+    never logged as unretrieved."""
+
+    async def wait_connected(self) -> None:
+        try:
+            await super().wait_connected()  # type: ignore[misc]
+        finally:
+            waiter = self._connected_waiter  # type: ignore[attr-defined]
+            if waiter is not None:
+                waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
 def _close_failure(protocol) -> str:  # noqa: ANN001
     event = getattr(getattr(protocol, "_quic", None), "_close_event", None)
     if event is None:
@@ -71,14 +85,8 @@ async def quic_handshake(trace: Trace, ip: str, port: int, *, server_name: str, 
 
     holder: list = []
 
-    class Protocol(QuicConnectionProtocol):
-        async def wait_connected(self) -> None:
-            try:
-                await super().wait_connected()
-            finally:  # on our timeout, aioquic fails its shielded waiter later: retrieve that
-                waiter = self._connected_waiter
-                if waiter is not None:
-                    waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+    class Protocol(RetrievesConnectedWaiter, QuicConnectionProtocol):
+        pass
 
     def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - keep the protocol for its state
         proto = Protocol(*args, **kwargs)

@@ -67,7 +67,7 @@ def page_ratio(data_dir: Path) -> None:
     import httpx
 
     from netvigil.report import chart
-    from netvigil.report.serve import ObservatoryThread
+    from netvigil.observatory.serve import ObservatoryThread
 
     with ObservatoryThread(data_dir) as srv, httpx.Client(base_url=srv.url, timeout=120) as c:
         deadline = time.monotonic() + 120

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from netvigil.collector.app import create_app
-from netvigil.collector.client import submit_measurements
+from netvigil.observatory.app import create_app
+from netvigil.probe.client import submit_measurements
 from netvigil.report.replay import load_run
-from netvigil.report.serve import free_port
+from netvigil.observatory.serve import free_port
 from tests.clirun import CliResult, run_cli
 
 RUN = Path(__file__).resolve().parent / "data" / "lab" / "russia-2022"
@@ -40,7 +40,7 @@ def never_serve_in_process(monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("serve got past its argument checks")
 
-    monkeypatch.setattr("netvigil.report.serve.run_observatory", refuse)
+    monkeypatch.setattr("netvigil.observatory.serve.run_observatory", refuse)
 
 
 def clean_env() -> dict:

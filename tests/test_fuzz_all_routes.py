@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 from tests.conftest import ready_client
 
 ADMIN = "fuzz-admin-token"

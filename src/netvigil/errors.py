@@ -50,8 +50,8 @@ class StoreError(NetvigilError):
     """The store could not be opened, read or written."""
 
 
-class ProbeError(NetvigilError):
-    """The probe could not run an experiment at all (not a network failure: those are data)."""
+class AnalysisUnavailable(NetvigilError):
+    """The analysis process is starting, restarting or has failed: reads answer 503."""
 
 
 class LabError(NetvigilError):

@@ -19,7 +19,7 @@ from netvigil.agent.loop import Agent, AgentConfig
 from netvigil.collector.fleet import CheckInAnswer, FleetSettings
 from netvigil.collector.provenance import ProvenanceLog
 from netvigil.probe.settings import ProbeSettings
-from netvigil.report.serve import ObservatoryThread, free_port
+from netvigil.observatory.serve import ObservatoryThread, free_port
 
 NETVIGIL = [sys.executable, "-m", "netvigil"]
 

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from netvigil.report.serve import free_port
+from netvigil.observatory.serve import free_port
 
 NETVIGIL = [sys.executable, "-m", "netvigil"]
 

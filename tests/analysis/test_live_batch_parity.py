@@ -24,11 +24,11 @@ from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.service import Observatory
 from netvigil.analysis.verdicts import verdicts
-from netvigil.collector.analyser import Analyser, store_dir
+from netvigil.observatory.analyser import Analyser, store_dir
 from netvigil.collector.intake import Rejected, accept
 from netvigil.model.measurement import decode_measurement, encode_measurement
 from netvigil.report.replay import load_run
-from netvigil.report.serve import ObservatoryThread
+from netvigil.observatory.serve import ObservatoryThread
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RECORDED = Path(__file__).resolve().parents[2] / "src" / "netvigil" / "data" / "recorded"

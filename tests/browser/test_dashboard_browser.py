@@ -85,7 +85,7 @@ def test_country_page_grid_timeline_and_live_update(server, browser):
     assert box and box["width"] > 500  # rendered, not collapsed
     page.screenshot(path=str(SHOTS / "country_during.png"), full_page=True)
     # phase 2 arrives while the page is open: the cell turns ok without a reload
-    submit = (f"import msgspec,sys; from netvigil.collector.client import submit_measurements as s; "
+    submit = (f"import msgspec,sys; from netvigil.probe.client import submit_measurements as s; "
               f"from netvigil.model.measurement import Measurement as M; "
               f"ms=[msgspec.json.decode(l, type=M) for l in open('{server['phase2']}','rb')]; "
               f"r=s('{server['url']}', ms, token='p'); sys.exit(0 if r.submitted == len(ms) else 1)")

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from netvigil.collector.app import create_app
-from netvigil.report.serve import free_port
+from netvigil.observatory.app import create_app
+from netvigil.observatory.serve import free_port
 
 M = {"test_name": "netvigil_service", "measurement_start_time": "2022-02-26 09:00:00", "probe_cc": "RU",
      "probe_asn": "AS12389", "input": "https://twitter.com/", "annotations": {"service": "twitter"}, "test_keys": {}}

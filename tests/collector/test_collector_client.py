@@ -7,9 +7,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from netvigil.collector.client import submit_measurements
+from netvigil.probe.client import submit_measurements
 from netvigil.model.measurement import Measurement
-from netvigil.report.serve import ObservatoryThread, free_port
+from netvigil.observatory.serve import ObservatoryThread, free_port
 
 
 def make(i: int, service: str = "twitter") -> Measurement:

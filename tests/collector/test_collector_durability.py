@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from netvigil.collector.log import MeasurementLog
-from netvigil.report.serve import free_port
+from netvigil.observatory.serve import free_port
 
 TOKEN = "probe-token-durability"
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 
 VALID = {
     "test_name": "web_connectivity", "measurement_start_time": "2022-02-26 09:00:00", "probe_cc": "RU",

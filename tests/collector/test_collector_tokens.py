@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 from netvigil.errors import ConfigError
 
 M = {"test_name": "netvigil_service", "measurement_start_time": "2022-02-26 09:00:00", "probe_cc": "RU",

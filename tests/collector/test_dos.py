@@ -21,11 +21,11 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 
-from netvigil.collector.client import submit_measurements
+from netvigil.probe.client import submit_measurements
 from netvigil.collector.connections import ConnectionLimits
 from netvigil.collector.reports import Reports
 from netvigil.errors import ConfigError
-from netvigil.report.serve import ObservatoryThread
+from netvigil.observatory.serve import ObservatoryThread
 
 LIMITS = ConnectionLimits(header_timeout=1.0, body_timeout=1.0, per_address=16, max_connections=96)
 SETTINGS = dict(analysis_process=False, fsync=False, max_batch_bytes=256 << 10, rate_per_second=5.0,
@@ -312,7 +312,7 @@ def test_blank_lines_do_not_count_against_the_burst(server):
 
 def test_the_probe_client_waits_as_long_as_retry_after_says(server, monkeypatch):
     """netvigil's own submitter backs off by the collector's Retry-After, not only its own backoff."""
-    from netvigil.collector import client as submitter
+    from netvigil.probe import client as submitter
     from netvigil.model.measurement import Measurement
 
     sleeps: list[float] = []

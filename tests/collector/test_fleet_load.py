@@ -10,7 +10,7 @@ import time
 import httpx
 
 from netvigil.collector.fleet import FleetSettings
-from netvigil.report.serve import ObservatoryThread
+from netvigil.observatory.serve import ObservatoryThread
 
 AGENTS = 1000
 errors: list[str] = []

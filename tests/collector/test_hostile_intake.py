@@ -10,7 +10,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 
 PROBE = "203.0.113.77"
 VALID = {

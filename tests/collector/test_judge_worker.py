@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from netvigil.collector.analyser import Analyser
+from netvigil.observatory.analyser import Analyser
 from netvigil.collector.intake import accept
 from netvigil.collector.log import MeasurementLog
 from netvigil.model.measurement import encode_measurement
@@ -44,7 +44,7 @@ def feed(log_dir: Path) -> list[bytes]:
 
 
 def archived_uids(data_dir: Path) -> list[str]:
-    from netvigil.collector.analyser import store_dir
+    from netvigil.observatory.analyser import store_dir
     from netvigil.store.raw import RawArchive
 
     return sorted(m.measurement_uid for m in RawArchive(store_dir(data_dir) / "raw").read_all())

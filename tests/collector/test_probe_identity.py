@@ -11,11 +11,11 @@ import httpx
 import msgspec
 import pytest
 
-from netvigil.collector.client import submit_measurements
+from netvigil.probe.client import submit_measurements
 from netvigil.collector.fleet import FleetSettings
 from netvigil.collector.probes import ClaimCheck, check_claim, source_network
 from netvigil.model.measurement import Measurement
-from netvigil.report.serve import ObservatoryThread
+from netvigil.observatory.serve import ObservatoryThread
 from netvigil.targets.geo import GeoTable, Locator
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -116,7 +116,7 @@ def test_anonymous_reports_are_bound_to_their_address(tmp_path):
 def test_client_recovers_from_a_closed_or_stolen_report(tmp_path, monkeypatch):
     """The report is closed by its owner half-way (as an attacker did before reports had owners):
     the client opens a new report and loses nothing."""
-    from netvigil.collector import client as client_mod
+    from netvigil.probe import client as client_mod
 
     with server(tmp_path) as srv, httpx.Client(base_url=srv.url) as c:
         e = enrol(c)

@@ -20,8 +20,8 @@ import zstandard
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts import Judge
 from netvigil.collector import intake
-from netvigil.collector.analyser import Analyser
-from netvigil.collector.judge_worker import Request, judge_batch
+from netvigil.observatory.analyser import Analyser
+from netvigil.observatory.judge_worker import Request, judge_batch
 from netvigil.collector.log import MeasurementLog
 from netvigil.collector.quarantine import Quarantine
 from netvigil.errors import StoreError
@@ -233,7 +233,7 @@ def test_health_metric_and_admin_listing_show_what_was_set_aside(tmp_path, proce
 
     from fastapi.testclient import TestClient
 
-    from netvigil.collector.app import create_app
+    from netvigil.observatory.app import create_app
 
     lines = recorded_lines()[:30]
     write_log(tmp_path, lines[:10] + [BAD_TIME] + lines[10:])

@@ -57,7 +57,7 @@ def test_help_has_an_example(capsys):
 
 
 async def test_serve_runs_the_helper_beside_the_observatory(tmp_path, unused_tcp_port):
-    from netvigil.report.serve import free_port
+    from netvigil.observatory.serve import free_port
 
     port = free_port()
     proc = subprocess.Popen([*NETVIGIL, "serve", "--port", str(port), "--data-dir", str(tmp_path / "obs"),

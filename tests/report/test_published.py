@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 from netvigil.report.replay import load_run
 from tests.conftest import ready_client
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 from tests.conftest import ready_client
 
 PATHS = ["/api/v1/status", "/api/v1/verdicts", "/api/v1/aggregates", "/api/v1/incidents", "/api/v1/measurements"]

@@ -76,7 +76,7 @@ def test_report_writes_text_chart_and_json(data_dir, tmp_path):
 
 
 def test_report_over_http_matches(data_dir, tmp_path):
-    from netvigil.report.serve import ObservatoryThread
+    from netvigil.observatory.serve import ObservatoryThread
 
     iid = incident_id(data_dir)
     outage = next(i.id for i in outages(data_dir))
@@ -141,7 +141,7 @@ def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
 
     import httpx
 
-    from netvigil.report.serve import ObservatoryThread
+    from netvigil.observatory.serve import ObservatoryThread
 
     fill_with_run(tmp_path)
     with ObservatoryThread(tmp_path) as srv:

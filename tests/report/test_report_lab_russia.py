@@ -19,10 +19,10 @@ import httpx
 import pytest
 import zstandard
 
-from netvigil.collector.client import submit_measurements
+from netvigil.probe.client import submit_measurements
 from netvigil.model.measurement import decode_measurement
 from netvigil.report.alerts import Subscriptions
-from netvigil.report.serve import ObservatoryThread
+from netvigil.observatory.serve import ObservatoryThread
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
 

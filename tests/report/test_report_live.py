@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from netvigil.collector.client import submit_measurements
+from netvigil.probe.client import submit_measurements
 from netvigil.report.webhook_sign import DeliveryRejected, DeliveryVerifier
 from netvigil.report.replay import load_run
-from netvigil.report.serve import ObservatoryThread
+from netvigil.observatory.serve import ObservatoryThread
 
 SECRET = "webhook-secret"
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"

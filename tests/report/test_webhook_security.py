@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 from netvigil.model.records import Incident, IncidentChange, NetworkSpan
 from netvigil.report.alerts import Alerter, Subscription, Subscriptions, alert_payload
 from netvigil.report.webhook_sign import DeliveryRejected, DeliveryVerifier, signed_headers

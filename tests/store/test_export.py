@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from netvigil.analysis.service import Observatory
-from netvigil.collector.app import create_app
+from netvigil.observatory.app import create_app
 from netvigil.ingest.ooni import read_measurements
 from netvigil.report.export import PARQUET_MEDIA_TYPE
 from tests.clirun import CliResult, run_cli

@@ -132,11 +132,11 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
 
     import asyncio
 
-    from netvigil.collector.client import submit_measurements
+    from netvigil.probe.client import submit_measurements
     from netvigil.report.api import told_rows
     from netvigil.report.enrich import StoreReader
     from netvigil.report.replay import load_run
-    from netvigil.report.serve import ObservatoryThread
+    from netvigil.observatory.serve import ObservatoryThread
 
     ms = load_run(LAB_RUN.parent)
     with Observatory(tmp_path / "chdb") as o:

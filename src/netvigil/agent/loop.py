@@ -2,7 +2,7 @@
 
 Nothing measured is lost: each measurement is appended to a round file in DATA_DIR/queue and
 fsynced before the next one is taken (the sink of the probe runner), and that directory is the
-queue of collector/client.py, which sends it first and deletes it only once acknowledged (the
+queue of probe/client.py, which sends it first and deletes it only once acknowledged (the
 collector's uids make a resend after a crash harmless). A kill -9 mid-round leaves at most a
 torn last line, which was never complete and is skipped.
 
@@ -136,7 +136,7 @@ class Agent:
         return plan_services(self.catalogue, known, controls=True)
 
     def run_round(self) -> RoundResult:
-        from netvigil.collector.client import submit_measurements
+        from netvigil.probe.client import submit_measurements
         from netvigil.probe.runner import run_probe
 
         answer, fresh = self.check_in()

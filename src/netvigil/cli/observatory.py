@@ -73,7 +73,7 @@ def serve(
     """
     from netvigil.cli.secret_args import refuse_in_argv, secret_from, token_list
     from netvigil.collector.connections import ConnectionLimits
-    from netvigil.report.serve import _check_port, run_observatory
+    from netvigil.observatory.serve import _check_port, run_observatory
 
     if admin_token is not None:
         raise refuse_in_argv("--admin-token", "--admin-token-file", "NETVIGIL_ADMIN_TOKEN")
@@ -200,7 +200,7 @@ def _local_incident(data_dir: Path, incident_id: str):
 
     from netvigil.report.chart import aggregates_for
 
-    from netvigil.collector.pump import store_dir
+    from netvigil.observatory.pump import store_dir
 
     store = store_dir(Path(data_dir))
     if not store.exists():

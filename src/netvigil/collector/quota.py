@@ -1,7 +1,7 @@
 """Bounded cost per client, decided from the request headers before any body is read.
 
 A client is its address (`request.client.host`: the socket peer, or the X-Forwarded-For
-client when the peer is a trusted proxy, see report/serve.py) unless it shows a trusted-probe
+client when the peer is a trusted proxy, see observatory/serve.py) unless it shows a trusted-probe
 token. Untrusted clients share a token bucket per address: a request is let in only while
 the bucket holds a token, and a batch is charged one token per measurement once its lines
 are counted. A batch larger than the bucket (the burst) could never pass, so it gets a 413

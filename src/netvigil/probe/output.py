@@ -72,7 +72,7 @@ def run_and_write(settings: ProbeSettings, catalogue: Catalogue, *, services: li
 
 def _submit(url: str, results: list[Measurement], queue_dir: Path | None, err: Console, quiet: bool) -> None:
     try:
-        from netvigil.collector.client import submit_measurements
+        from netvigil.probe.client import submit_measurements
     except ImportError as exc:  # pragma: no cover - the collector area ships it
         raise UsageError(f"--submit is unavailable: {exc}") from None
     res = submit_measurements(url, results, queue_dir=queue_dir)

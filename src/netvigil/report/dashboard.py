@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from netvigil.collector.intake import Rejected
-from netvigil.collector.pump import AnalysisUnavailable
+from netvigil.errors import AnalysisUnavailable
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
                                              quic_cells, status_grid, timelines, unavailable)

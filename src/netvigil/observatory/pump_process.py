@@ -28,8 +28,9 @@ from concurrent.futures import Future
 from typing import Any
 
 from netvigil import errors
-from netvigil.collector.analyser import Analyser
-from netvigil.collector.pump import AnalysisUnavailable, PumpBase
+from netvigil.observatory.analyser import Analyser
+from netvigil.errors import AnalysisUnavailable
+from netvigil.observatory.pump import PumpBase
 
 log = logging.getLogger("netvigil.pump")
 

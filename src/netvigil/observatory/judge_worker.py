@@ -7,7 +7,7 @@ reads the same committed log lines as the analysis, decodes and judges each one 
 line, and the raw archive's frames of the batch (compressed while each line is in cache);
 the analysis stores batch k while the worker judges batch k+1.
 
-It runs as `python -m netvigil.collector.judge_worker LOG_DIR` and exits when its stdin
+It runs as `python -m netvigil.observatory.judge_worker LOG_DIR` and exits when its stdin
 closes, so it never outlives the analysis. Frames in both directions: a 4-byte big-endian
 length, then msgpack.
   in:  Request(start, stop, limit)
@@ -140,7 +140,7 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
 def main(argv: list[str]) -> int:
     from netvigil.analysis.rules import load_rules
     from netvigil.analysis.verdicts import Judge
-    from netvigil.collector.pump_process import GC_THRESHOLD
+    from netvigil.observatory.pump_process import GC_THRESHOLD
 
     logging.basicConfig(level=logging.WARNING, format="netvigil judge worker: %(message)s")
     gc.set_threshold(*GC_THRESHOLD)
@@ -166,7 +166,7 @@ class JudgeWorker:
 
     def __init__(self, log_dir: Path, rules_version: str):
         self.rules_version = rules_version
-        self.proc = subprocess.Popen([sys.executable, "-m", "netvigil.collector.judge_worker", str(log_dir)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "netvigil.observatory.judge_worker", str(log_dir)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.ready = False
         self.inflight: tuple[int, int] | None = None

@@ -18,16 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from netvigil.collector.analyser import Analyser, RoundResult, store_dir  # noqa: F401  (re-export)
+from netvigil.observatory.analyser import Analyser, RoundResult, store_dir  # noqa: F401  (re-export)
 from netvigil.collector.log import MeasurementLog
+from netvigil.errors import AnalysisUnavailable
 from netvigil.collector.quarantine import Quarantine
 from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.pump")
-
-
-class AnalysisUnavailable(Exception):
-    pass
 
 
 class PumpBase:

@@ -37,7 +37,7 @@ def _server(data_dir: Path, host: str, port: int, log_level: str, limits: Connec
     X-Forwarded-For is believed only from `limits.trusted_proxies` (uvicorn's default would
     believe any loopback peer); otherwise the socket peer is the client.
     """
-    from netvigil.collector.app import create_app
+    from netvigil.observatory.app import create_app
 
     limits = limits or ConnectionLimits()
     app = create_app(Path(data_dir), **settings)

@@ -24,7 +24,7 @@ import msgspec
 
 from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
-from netvigil.collector.judge_worker import Batch, JudgeWorker, WorkerGone, read_measurements
+from netvigil.observatory.judge_worker import Batch, JudgeWorker, WorkerGone, read_measurements
 from netvigil.collector.quarantine import Quarantine, Quarantined, reason_of
 from netvigil.errors import MeasurementError
 from netvigil.model.records import IncidentChange, StatusRow

@@ -23,10 +23,10 @@ from netvigil.collector import fleet_routes, quarantine_routes, routes
 from netvigil.collector.core import Collector, Settings
 from netvigil.collector.connections import ConnectionGuard
 from netvigil.collector.intake import Rejected
-from netvigil.collector.pump import AnalysisPump, AnalysisUnavailable
-from netvigil.collector.pump_process import ProcessPump
+from netvigil.observatory.pump import AnalysisPump
+from netvigil.observatory.pump_process import ProcessPump
 from netvigil.collector.quota import Inflight
-from netvigil.errors import ConfigError, NetvigilError
+from netvigil.errors import AnalysisUnavailable, ConfigError, NetvigilError
 from netvigil.report.alerts import Alerter, Subscriptions
 from netvigil.report.metrics import Metrics
 
@@ -42,7 +42,7 @@ class Observatory:
         self.metrics = Metrics()
         self.collector = Collector(self.data_dir, settings)
         self.uploads = Inflight(settings.max_batch_uploads)  # batch uploads in progress per client
-        self.connections: ConnectionGuard | None = None  # set by report/serve.py when served by uvicorn
+        self.connections: ConnectionGuard | None = None  # set by observatory/serve.py when served by uvicorn
         self.subscriptions = Subscriptions(self.data_dir / "subscriptions.json",
                                            allow_private=settings.allow_private_webhooks)
         self.alerter = Alerter(self.subscriptions, retries=settings.webhook_retries, metrics=self.metrics,

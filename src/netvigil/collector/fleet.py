@@ -37,6 +37,7 @@ class FleetSettings:
     """`netvigil serve` options for the fleet (passed as create_app(extra={"fleet": ...}))."""
 
     invite_token: str | None = None  # None: open enrolment
+    trusted_invite_token: str | None = None  # probes enrolled with it are trusted (analysis/quorum.py)
     services: tuple[str, ...] = ()  # what agents measure; () = every service of the catalogue
     cadence_seconds: float = 3600.0  # between an agent's rounds
     jitter: float = 0.25  # each agent's wait is cadence x (1 +- jitter), drawn by the agent
@@ -123,7 +124,8 @@ class Fleet:
     # ---- provenance -----------------------------------------------------------------
 
     def provenance_rows(self, uids: list[str], index: dict, probe: Probe | None,
-                        address: str | None) -> list[Provenance]:
+                        address: str | None, trusted: bool = False) -> list[Provenance]:
+        """`trusted`: sent with the operator's probe token (an enrolled probe's trust is the registry's)."""
         network = source_network(address)
         rows = []
         for uid in uids:
@@ -133,7 +135,7 @@ class Fleet:
             claim, located = check_claim(address, meta.probe_asn, meta.probe_cc, self.locator) \
                 if not is_local(address) else (ClaimCheck.UNKNOWN, "local address")
             rows.append(Provenance(uid=uid, network=network, probe_id=probe.probe_id if probe else None,
-                                   claim=claim.value, located=located))
+                                   claim=claim.value, located=located, trusted=trusted and probe is None))
         return rows
 
 

@@ -7,7 +7,8 @@ GET  /api/v1/admin/probes                 (admin) enrolled probes (ids, trust; n
 GET  /api/v1/admin/provenance/{uid}       (admin) probe, source network and claim check of one measurement
 
 Enrolment is open unless the server has an invite token (`netvigil serve --invite-file`), which
-the request then shows as `Authorization: Bearer INVITE` (or `X-Netvigil-Invite`).
+the request then shows as `Authorization: Bearer INVITE` (or `X-Netvigil-Invite`). A probe that
+shows the operator's trusted invite (`--trusted-invite-file`) is enrolled trusted.
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ async def record(request: Request, uids: list[str]) -> None:
     fleet = fleet_of(request.app)
     nv = request.app.state.nv
     _voice(request)
-    rows = fleet.provenance_rows(uids, nv.collector.index, request.state.probe, client_address(request))
+    rows = fleet.provenance_rows(uids, nv.collector.index, request.state.probe, client_address(request),
+                                 trusted=request.state.voice.startswith("token:"))
     if rows:
         await asyncio.to_thread(fleet.provenance.append, rows)
 
@@ -135,12 +137,14 @@ async def enrol(request: Request):
     """Open, or with the operator's invite token as `Authorization: Bearer INVITE`."""
     fleet = fleet_of(request.app)
     invite = fleet.settings.invite_token
-    if not invite and request.app.state.nv.settings.require_probe_token:
+    shown = request.headers.get("x-netvigil-invite") or bearer(request)
+    special = fleet.settings.trusted_invite_token
+    trusted = bool(special and shown and hmac.compare_digest(shown.encode(), special.encode()))  # the operator's own probe
+    if not invite and not trusted and request.app.state.nv.settings.require_probe_token:
         # open enrolment would let anyone past --require-probe-token
         raise Rejected("enrolment is closed: this collector accepts only trusted probes (the operator "
                        "can enrol probes by invitation with --invite-file)", 403)
-    if invite:
-        shown = request.headers.get("x-netvigil-invite") or bearer(request)
+    if invite and not trusted:
         if not shown:
             raise Rejected("this observatory enrols probes by invitation: send the operator's invite token as "
                            "'Authorization: Bearer TOKEN' (netvigil agent --invite-file)", 401)
@@ -154,7 +158,7 @@ async def enrol(request: Request):
             software = str(msgspec.json.decode(body, type=CheckIn).software_name)
         except _BAD_JSON as exc:
             raise Rejected(f"enrolment body: {_why(exc)}") from None
-    enrolment = await asyncio.to_thread(fleet.registry.enrol, software)
+    enrolment = await asyncio.to_thread(fleet.registry.enrol, software, trusted)
     return Response(_json.encode(enrolment), media_type="application/json")
 
 

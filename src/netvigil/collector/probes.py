@@ -6,7 +6,9 @@ A probe enrols once (POST /api/v1/probes/enrol) and gets an id and a secret; it 
 DATA_DIR/collector/probes.jsonl, mode 0600, append-only.
 
 Enrolment is open, or needs an operator's invite token (`netvigil serve --invite-file`).
-An operator may mark a probe trusted (admin endpoint): its word alone is enough to publish.
+A probe is trusted (its word alone is enough to publish, analysis/quorum.py) when it enrolled
+with the operator's second, trusted invite token (`--trusted-invite-file`: the operator's own
+probes, e.g. the lab's agents), or when an operator marks it so (admin endpoint).
 
 `source_network()` is what the observatory keeps of a submitting address: its /24 (IPv4)
 or /64 (IPv6), never the address. `check_claim()` compares a claimed ASN/country with what
@@ -116,11 +118,11 @@ class ProbeRegistry:
         finally:
             os.close(fd)
 
-    def enrol(self, software: str = "") -> Enrolment:
+    def enrol(self, software: str = "", trusted: bool = False) -> Enrolment:
         probe_id = "nvp_" + secrets.token_hex(12)
         secret = secrets.token_urlsafe(32)
         probe = Probe(probe_id, _digest(secret), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      software=software[:64])
+                      trusted=trusted, software=software[:64])
         with self._lock:
             self._append(probe)
             self.probes[probe_id] = probe
@@ -155,8 +157,9 @@ class ProbeRegistry:
 _probe = msgspec.json.Decoder(Probe)
 
 
-def read_invite(path: Path | None) -> str | None:
-    """The operator's invite token from a file (first line), or NETVIGIL_INVITE_TOKEN; None: open enrolment."""
+def read_invite(path: Path | None, env: str = "NETVIGIL_INVITE_TOKEN") -> str | None:
+    """The operator's invite token from a file (first line), or the ENV variable; None: none given
+    (for the plain invite: open enrolment). The trusted invite reads NETVIGIL_TRUSTED_INVITE_TOKEN."""
     from netvigil.errors import ConfigError
 
     if path is not None:
@@ -165,9 +168,9 @@ def read_invite(path: Path | None) -> str | None:
         except (OSError, IndexError, UnicodeDecodeError):
             raise ConfigError("cannot read an invite token (one line)", where=str(path)) from None
     else:
-        token = os.environ.get("NETVIGIL_INVITE_TOKEN", "").strip()
+        token = os.environ.get(env, "").strip()
     if token and len(token) < 16:
-        raise ConfigError("the invite token is shorter than 16 characters", where=str(path or "NETVIGIL_INVITE_TOKEN"))
+        raise ConfigError("the invite token is shorter than 16 characters", where=str(path or env))
     return token or None
 
 

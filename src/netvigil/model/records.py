@@ -51,6 +51,11 @@ class Evidence(msgspec.Struct):
     probe_count: int
     rules_version: str
     measurement_count: int = 0
+    # who backs the claim (analysis/quorum.py): distinct enrolled probes on distinct source
+    # networks, and distinct source networks; None for the operator's own data (not counted)
+    independent_probes: int | None = None
+    source_networks: int | None = None
+    trusted: bool = False  # a trusted probe (or the operator's own data) backs it
 
 
 class Incident(msgspec.Struct):
@@ -65,6 +70,7 @@ class Incident(msgspec.Struct):
     evidence: Evidence | None = None
     techniques: list[str] = []
     summary: str | None = None
+    confirmed: bool = True  # False: fewer independent probes than the quorum, none trusted (unpublished)
 
 
 class StatusRow(msgspec.Struct):
@@ -80,6 +86,11 @@ class StatusRow(msgspec.Struct):
     measurements: int = 0
     network_name: str | None = None
     incident_id: str | None = None
+    # analysis/quorum.py: backed by the quorum (or trusted) or not; `measurements` counts
+    # measurements, these count independent probes and source networks (None: operator's data)
+    confirmed: bool = True
+    independent_probes: int | None = None
+    source_networks: int | None = None
 
 
 class AggregateRow(msgspec.Struct):

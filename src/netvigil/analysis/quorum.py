@@ -1,0 +1,309 @@
+"""Nothing published on one voice: who backs a claim, and whether that is enough to publish it.
+
+Every measurement keeps who sent it (its *voice*: the enrolled probe id and the /24 or /64 it
+came from, collector/provenance.py). An incident, a status cell, a statement or an alert goes
+public only when at least `quorum` independent probes agree (distinct probe ids on distinct
+source networks: one network cannot pass as many probes, one probe moving between networks is
+still one), or when a trusted probe backs it. The rest is kept and shown apart as unconfirmed.
+
+Voices:
+- an enrolled probe: (probe id, network); trusted when the operator says so (probes.jsonl);
+- an anonymous client: its network stands for its probe id (one voice per /24 or /64);
+- a client with the operator's probe token (`--probe-token-file`): trusted;
+- a measurement that came through the collector but whose provenance line was lost: one
+  shared "unknown" voice (losing a line never adds a voice);
+- a probe whose claimed ASN/country the IP-to-ASN table contradicts: not counted;
+- data the operator put in the store himself (`netvigil analyse --store`, `rebuild`, the demo
+  replay), which never came through the collector's log: the operator's own voice, trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import msgspec
+
+from netvigil.collector.provenance import MAX_LINE, Provenance
+from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
+
+DEFAULT_QUORUM = 2
+UNKNOWN = "unknown"
+STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
+PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
+CACHE_MAX = 2_000_000  # uid -> voice held in memory (older ones are read back from the store)
+
+
+class Voice(msgspec.Struct, frozen=True, array_like=True):
+    """Who sent one measurement (never the address: the /24 or /64 only)."""
+
+    probe: str  # enrolled probe id, "net:NETWORK" (anonymous), "unknown", or "operator"
+    network: str
+    trusted: bool = False
+    counted: bool = True  # False: its claimed ASN/country contradicts where it came from
+
+
+OPERATOR = Voice("operator", "operator", True)
+LOST = Voice(UNKNOWN, UNKNOWN)
+
+
+class Backing(msgspec.Struct, frozen=True):
+    independent_probes: int
+    source_networks: int
+    trusted: bool
+    operator: bool  # only the operator's own data: nothing to count
+
+    def confirmed(self, quorum: int) -> bool:
+        return self.trusted or self.independent_probes >= quorum
+
+
+def independent(pairs: Iterable[tuple[str, str]]) -> int:
+    """How many (probe, network) pairs can be chosen with no probe and no network twice: a
+    maximum bipartite matching (augmenting paths; a few probes per claim in practice)."""
+    nets_of: dict[str, list[str]] = {}
+    for probe, net in set(pairs):
+        nets_of.setdefault(probe, []).append(net)
+    owner: dict[str, str] = {}  # network -> probe matched to it
+
+    def augment(probe: str, seen: set[str]) -> bool:
+        for net in nets_of[probe]:
+            if net in seen:
+                continue
+            seen.add(net)
+            if net not in owner or augment(owner[net], seen):
+                owner[net] = probe
+                return True
+        return False
+
+    return sum(1 for probe in sorted(nets_of) if augment(probe, set()))
+
+
+def backing(voices: Iterable[Voice]) -> Backing:
+    counted = [v for v in voices if v.counted]
+    operator = bool(counted) and all(v is OPERATOR or v == OPERATOR for v in counted)
+    real = [v for v in counted if v != OPERATOR]
+    return Backing(
+        independent_probes=independent((v.probe, v.network) for v in real),
+        source_networks=len({v.network for v in real}),
+        trusted=any(v.trusted for v in counted),
+        operator=operator,
+    )
+
+
+def voice_of_provenance(p: Provenance, trusted_ids: frozenset[str]) -> Voice:
+    counted = p.claim != "mismatch"
+    if p.probe_id:
+        return Voice(p.probe_id, p.network, p.probe_id in trusted_ids, counted)
+    return Voice(f"net:{p.network}", p.network, bool(getattr(p, "trusted", False)), counted)
+
+
+class VoiceBook:
+    """uid -> voice for the analysis: the collector's provenance file, tailed each round, the
+    probe registry's trust (re-read when it changes), and the store's `voices` table for
+    measurements analysed before this run.
+
+    `lookup(uids)` answers stored rows {uid: {"probe_id", "network", "trusted", "claim"}}.
+    """
+
+    def __init__(self, collector_dir: Path, lookup: Callable[[list[str]], dict[str, dict]] | None = None):
+        self.provenance_path = Path(collector_dir) / "provenance.jsonl"
+        self.registry_path = Path(collector_dir) / "probes.jsonl"
+        self.lookup = lookup
+        self._offset = 0
+        self._pending: OrderedDict[str, Provenance] = OrderedDict()
+        self._rows: OrderedDict[str, Provenance | None] = OrderedDict()  # uid -> provenance (None: lost)
+        self._registry_stamp: tuple[int, int] | None = None
+        self.trusted_ids: frozenset[str] = frozenset()
+        self._decoder = msgspec.json.Decoder(Provenance)
+
+    # ---- feeding --------------------------------------------------------------------
+    def reload_trust(self) -> bool:
+        """Re-read the registry's trusted probe ids when the file changed; True when they did."""
+        try:
+            st = os.stat(self.registry_path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp == self._registry_stamp:
+            return False
+        self._registry_stamp = stamp
+        trusted: dict[str, bool] = {}
+        try:
+            with open(self.registry_path, "rb") as fh:
+                for line in fh:
+                    if len(line) > MAX_LINE or not line.endswith(b"\n"):
+                        continue
+                    try:
+                        row = msgspec.json.decode(line)
+                    except msgspec.MsgspecError:
+                        continue
+                    if isinstance(row, dict) and isinstance(row.get("probe_id"), str):
+                        trusted[row["probe_id"]] = row.get("trusted") is True  # the last line of an id wins
+        except FileNotFoundError:
+            pass
+        ids = frozenset(k for k, v in trusted.items() if v)
+        changed = ids != self.trusted_ids
+        self.trusted_ids = ids
+        return changed
+
+    def tail(self) -> list[Provenance]:
+        """Provenance lines written since the last call (whole lines only); each is matched to
+        its measurement now if it was read from the log already, else when it is."""
+        try:
+            fh = open(self.provenance_path, "rb")
+        except FileNotFoundError:
+            return []
+        late: list[Provenance] = []
+        with fh:
+            fh.seek(self._offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        for line in data[:end].splitlines():
+            if not line.strip() or len(line) > MAX_LINE:
+                continue
+            try:
+                p = self._decoder.decode(line)
+            except msgspec.MsgspecError:
+                continue
+            if p.uid in self._rows:
+                if self._rows[p.uid] is None:  # read from the log before its provenance was written
+                    self._rows[p.uid] = p
+                    late.append(p)
+            elif p.uid not in self._pending:  # the first line of a uid wins
+                self._pending[p.uid] = p
+                while len(self._pending) > PENDING_MAX:
+                    self._pending.popitem(last=False)
+        return late
+
+    def from_log(self, uids: Iterable[str]) -> list[tuple[str, Provenance | None]]:
+        """Measurements just read from the collector's log: (uid, its provenance or None when
+        its line is not written yet) for the store's `voices` table."""
+        out = []
+        for uid in uids:
+            if uid in self._rows:
+                continue
+            p = self._pending.pop(uid, None)
+            self._rows[uid] = p
+            out.append((uid, p))
+        while len(self._rows) > CACHE_MAX:
+            self._rows.popitem(last=False)
+        return out
+
+    # ---- reading --------------------------------------------------------------------
+    def voices(self, uids: Iterable[str]) -> dict[str, Voice]:
+        uids = list(dict.fromkeys(uids))
+        out: dict[str, Voice] = {}
+        missing = []
+        for uid in uids:
+            if uid in self._rows:
+                p = self._rows[uid]
+                out[uid] = LOST if p is None else voice_of_provenance(p, self.trusted_ids)
+            else:
+                missing.append(uid)
+        stored = self.lookup(missing) if (missing and self.lookup) else {}
+        for uid in missing:
+            row = stored.get(uid)
+            if row is None:
+                out[uid] = OPERATOR  # never came through the collector's log: the operator's own data
+            elif not row.get("network"):
+                out[uid] = LOST
+            else:
+                p = Provenance(uid=uid, network=row["network"], probe_id=row.get("probe_id") or None,
+                               claim=row.get("claim") or "unknown", trusted=bool(row.get("trusted")))
+                out[uid] = voice_of_provenance(p, self.trusted_ids)
+        return out
+
+
+def voice_row(uid: str, p: Provenance | None) -> dict:
+    """A row of the store's `voices` table (store/schema.py); an empty network: provenance lost."""
+    if p is None:
+        return {"uid": uid, "probe_id": "", "network": "", "trusted": 0, "claim": UNKNOWN}
+    return {"uid": uid, "probe_id": p.probe_id or "", "network": p.network, "trusted": int(bool(p.trusted)),
+            "claim": p.claim}
+
+
+# ---- the gate ----------------------------------------------------------------------------
+
+def supporting(inc: Incident, verdicts: Iterable[Verdict]) -> list[str]:
+    """uids of the verdicts that make the incident's claim: not ok, on its networks and service,
+    inside its time."""
+    asns = {n.asn for n in inc.networks}
+    whole = inc.kind == "outage" or inc.service == "*"
+    end = inc.end or "9999"
+    return [v.measurement_uid for v in verdicts
+            if v.klass != "ok" and v.probe_asn in asns and (whole or v.service == inc.service)
+            and inc.start <= v.measurement_start_time[:19].replace("T", " ") <= end]
+
+
+class Quorum:
+    """The publication gate of the live observatory (observatory/analyser.py)."""
+
+    def __init__(self, book: VoiceBook, quorum: int = DEFAULT_QUORUM):
+        if quorum < 1:
+            from netvigil.errors import UsageError
+
+            raise UsageError(f"--quorum must be 1 or more (got {quorum})")
+        self.book, self.quorum = book, quorum
+        self.published: set[str] | None = None  # incident ids whose start was announced
+
+    def backing_of(self, uids: Iterable[str]) -> Backing:
+        return backing(self.book.voices(uids).values())
+
+    def incident(self, inc: Incident, verdicts: list[Verdict]) -> Incident:
+        """The incident with who backs it and whether that is enough to publish it."""
+        b = self.backing_of(supporting(inc, verdicts))
+        ev = inc.evidence
+        if ev is not None:
+            ev = msgspec.structs.replace(
+                ev, independent_probes=None if b.operator else b.independent_probes,
+                source_networks=None if b.operator else b.source_networks, trusted=b.trusted)
+        return msgspec.structs.replace(inc, evidence=ev, confirmed=b.confirmed(self.quorum))
+
+    def status(self, rows: list[StatusRow], verdicts_of: Callable[[str], list[Verdict]],
+               incidents: dict[str, Incident]) -> list[StatusRow]:
+        """Status rows with their backing: the voices whose direct verdicts in the cell agree
+        with its class in the last STATUS_WINDOW, or the confirmed incident that explains it."""
+        out = []
+        by_country: dict[str, dict[tuple, list[str]]] = {}
+        for r in rows:
+            cells = by_country.get(r.country)
+            if cells is None:
+                cells = by_country[r.country] = {}
+                for v in verdicts_of(r.country):
+                    if v.path == "direct" and v.service:
+                        cells.setdefault((v.probe_asn, v.service, v.klass), []).append(v.measurement_uid)
+            b = self.backing_of(cells.get((r.asn, r.service, r.klass), []))
+            inc = incidents.get(r.incident_id) if r.incident_id else None
+            confirmed = b.confirmed(self.quorum) or (inc is not None and inc.confirmed)
+            out.append(msgspec.structs.replace(
+                r, confirmed=confirmed, independent_probes=None if b.operator else b.independent_probes,
+                source_networks=None if b.operator else b.source_networks))
+        return out
+
+    def seed(self, ongoing: Iterable[Incident]) -> None:
+        """On start: the ongoing incidents already public were announced before."""
+        self.published = {i.id for i in ongoing if i.confirmed}
+
+    def changes(self, changes: list[IncidentChange]) -> list[IncidentChange]:
+        """What may be announced: an incident's start when it is confirmed (then, not before),
+        its changes and end once announced; nothing of an unconfirmed incident."""
+        if self.published is None:
+            self.published = set()
+        out = []
+        for c in changes:
+            iid, ok = c.incident.id, c.incident.confirmed
+            if iid in self.published:
+                if c.event == "end":
+                    self.published.discard(iid)
+                out.append(c)
+            elif ok:
+                if c.event == "end":
+                    continue  # ended before it was ever confirmed: nothing was announced
+                self.published.add(iid)
+                out.append(c if c.event == "start" else
+                           IncidentChange(event="start", incident=c.incident, at=c.incident.start,
+                                          detail="confirmed by independent probes"))
+        return out

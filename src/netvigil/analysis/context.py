@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from netvigil.analysis.endpoints import combine
 from netvigil.analysis.finding import Endpoint, Finding
+from netvigil.analysis.outages.decision import controls_failed, outage_technique
 from netvigil.analysis.rules import RuleSet
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
@@ -249,14 +250,9 @@ class RoundContext:
         # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
         # protocol is unusable on this network, not that a service is targeted
         ctl_broken = {c.klass for c in controls if c.klass not in ("ok", "throttled", "outage", "unknown")}
-        # an outage: most control endpoints fail, and not only over QUIC
-        # (an NXDOMAIN is an answer: the network works, the name does not)
-        ctl_failed = bool(controls) and all(
-            c.klass not in ("ok", "throttled", "quic", "unknown") and c.technique != "dns.nxdomain"
-            and (c.failed_share or 1.0) >= th["outage_control_share"] for c in controls)
-        # some control endpoints still answer: packet loss, not a dead uplink
-        partial = ctl_failed and any((c.failed_share or 1.0) < 1.0 for c in controls)
-        outage_tech = "outage.partial" if partial else "outage"
+        # an outage or not: the one decision (analysis/outages/decision.py)
+        ctl_failed = controls_failed(controls, th["outage_control_share"])
+        outage_tech = outage_technique(controls) if ctl_failed else "outage"
         ctl_rates = [c.rate_bps for c in controls if c.klass not in ("outage", "unknown") and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline, basis = self._baseline(network, items[0].m.measurement_start_time if items else None)

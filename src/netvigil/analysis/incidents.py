@@ -10,20 +10,16 @@ Outages are grouped per (country, network set) with service "*".
 from __future__ import annotations
 
 import hashlib
-import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 
-from netvigil.analysis.changes import Span, align, common_prefix, detect_spans
-from netvigil.errors import UsageError
+from netvigil.analysis.changes import Span, common_prefix, detect_spans
+from netvigil.analysis.outages.spans import _times_by_network, per_network, silence_spans  # noqa: F401 (re-exported)
+from netvigil.analysis.outages.spans import merge_in_time as _merge
 from netvigil.model import times
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
 
 MAX_SAMPLE_UIDS = 20
-SILENCE_HORIZON = 7 * 86400  # seconds after a network's last measurement its silence is followed
-
-log = logging.getLogger("netvigil.incidents")
-
 
 _ts = times.epoch  # a round's verdicts share one time: cached, one parse per round
 
@@ -74,98 +70,24 @@ def _circumvention(span: Span, circ: dict) -> str:
     return "works" if any(v.klass == "ok" for v in last_round) else "blocked"
 
 
-def _cadence(times: list[float]) -> int | None:
-    """The probe cadence of a network when it is regular (most gaps near the median)."""
-    gaps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
-    if len(gaps) < 7:
-        return None
-    g = gaps[len(gaps) // 2]
-    near = sum(0.5 * g <= x <= 1.5 * g for x in gaps)
-    return int(g) if g >= 60 and near >= 0.8 * len(gaps) else None
-
-
-def _times_by_network(direct: list[Verdict], memo: dict | None) -> dict[tuple, list[float]]:
-    """Measurement times per (cc, asn), in verdict order. `memo` (kept by the caller, verdicts
-    in time order): only what was cut from the front, changed at the end or added is redone."""
-    if memo is None or not memo.get("vs"):
-        by_net: dict[tuple, list[float]] = defaultdict(list)
-        seq = []
-        for v in direct:
-            key = (v.probe_cc, v.probe_asn)
-            by_net[key].append(_ts(v.measurement_start_time))
-            seq.append(key)
-    else:
-        old, by_net, seq = memo["vs"], memo["by_net"], memo["seq"]
-        d, k = align(old, direct)
-        for cut, front in ((Counter(seq[:d]), True), (Counter(seq[d + k:]), False)):
-            for key, n in cut.items():
-                by_net[key] = by_net[key][n:] if front else by_net[key][:len(by_net[key]) - n]
-        seq = seq[d:d + k]
-        for v in direct[k:]:
-            key = (v.probe_cc, v.probe_asn)
-            by_net[key].append(_ts(v.measurement_start_time))
-            seq.append(key)
-        for key in [key for key, ts in by_net.items() if not ts]:
-            del by_net[key]
-    if memo is not None:
-        memo.update(vs=direct, by_net=by_net, seq=seq)
-    # in order of first appearance, as a build from scratch has it (ties keep that order later)
-    return {key: list(by_net[key]) for key in dict.fromkeys(seq)}
-
-
-def silence_spans(verdicts: list[Verdict], memo: dict | None = None) -> list[Span]:
-    """Silence as a signal: a network that measured at a regular cadence and went quiet
-    (volume far below its own baseline, signals helper's detector) is in an outage, even
-    with no failing measurement to show for it. Irregular volunteer probes are skipped."""
-    from netvigil.analysis.outage_signals import volume_outages
-
-    by_net = _times_by_network([v for v in verdicts if v.path == "direct"], memo)
-    if not by_net:
-        return []
-    end = max(max(ts) for ts in by_net.values())
-    out = []
-    for (cc, asn), ts in by_net.items():
-        step = _cadence(sorted(set(ts)))
-        if step is None:
-            continue
-        counts: dict[int, int] = defaultdict(int)
-        for t in ts:  # measurements per bucket
-            counts[int(t) - int(t) % step] += 1
-        # a network quiet for longer than the horizon is past it (the outage stays open): late
-        # data of a probe that stopped years ago would otherwise be a series of millions of buckets
-        net_end = min(end, max(ts) + SILENCE_HORIZON)
-        try:
-            found = volume_outages(f"{cc}/{asn}", counts, step, end=int(net_end) - int(net_end) % step, country=cc)
-        except UsageError as exc:  # a series the detector refuses (timestamps): skip it, not the refresh
-            log.warning("silence of %s/%s not evaluated: %s", cc, asn, exc)
-            continue
-        for iv in found:
-            out.append(Span(cc, asn, "*", "outage", iv.onset, iv.end, None,
-                            [{"technique": "outage", "start": iv.onset, "end": iv.end, "rounds": iv.points}], []))
-    return out
+def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict | None = None,
+                  end: float | None = None) -> tuple[list[Span], dict]:
+    """Censorship spans per (network, service) and outage spans per network (the one
+    outage decision, analysis/outages), and the other paths' verdicts: what the incidents and
+    `netvigil outages` both show. `end`: silence is judged up to it (default: newest verdict)."""
+    series_cache = cache.setdefault("series", {}) if cache is not None else None
+    spans, circ = spans_from_verdicts(verdicts, params, series_cache)
+    spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None, end)
+    outages = per_network([s for s in spans if s.kind == "outage"], params["merge_gap_seconds"])
+    return [s for s in spans if s.kind == "censorship"] + outages, circ
 
 
 def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str,
                     cache: dict | None = None) -> list[Incident]:
     verdicts = list(verdicts)
-    series_cache = cache.setdefault("series", {}) if cache is not None else None
-    spans, circ = spans_from_verdicts(verdicts, params, series_cache)
-    spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None)
-    outage_spans = [s for s in spans if s.kind == "outage"]
-    # one outage per network, whatever the services that showed it
-    by_net: dict[tuple, list[Span]] = defaultdict(list)
-    for s in outage_spans:
-        by_net[(s.cc, s.asn)].append(s)
-    merged_outages = []
-    for (cc, asn), net_spans in by_net.items():
-        for group in _merge(sorted(net_spans, key=lambda s: s.start), params["merge_gap_seconds"]):
-            first = group[0]
-            end = None if any(g.end is None for g in group) else max(g.end for g in group)
-            merged_outages.append(Span(cc, asn, "*", "outage", first.start, end, first.network_name,
-                                       [{"technique": "outage", "start": first.start, "end": end, "rounds": 1}],
-                                       [v for g in group for v in g.verdicts]))
+    spans, circ = network_spans(verdicts, params, cache)
     groups: dict[tuple, list[Span]] = defaultdict(list)
-    for s in [s for s in spans if s.kind == "censorship"] + merged_outages:
+    for s in spans:
         groups[(s.cc, s.service, s.kind)].append(s)
     incidents: list[Incident] = []
     for (cc, service, kind), kind_spans in groups.items():
@@ -173,21 +95,6 @@ def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules
             incidents.append(_incident(cc, service, kind, group, circ, rules_version))
     incidents.sort(key=lambda i: (i.start, i.country, i.service))
     return incidents
-
-
-def _merge(spans: list[Span], gap: float) -> list[list[Span]]:
-    groups: list[list[Span]] = []
-    horizon = None
-    for s in spans:
-        if groups and (horizon is None or _ts(s.start) <= horizon + gap):
-            groups[-1].append(s)
-        else:
-            groups.append([s])
-            horizon = _ts(s.start)
-        if groups[-1] and horizon is not None:
-            ends = [g.end for g in groups[-1]]
-            horizon = None if any(e is None for e in ends) else max(_ts(e) for e in ends)
-    return groups
 
 
 def evidence_sample(verdicts: list[Verdict], k: int) -> list[str]:

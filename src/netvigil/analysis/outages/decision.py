@@ -1,0 +1,122 @@
+"""The one outage-or-censorship decision, used by every command and page.
+
+Three questions, each answered here once:
+- a round: did the network's control targets fail (then the service's failures in that
+  round are the network's, an outage, not a block)? -> `controls_failed`
+- a network over time: which spans are outages? Rounds judged outage (above) in a run long
+  enough to open a span (rules.toml [incidents], as for censorship), or the network gone
+  silent (`silence_spans` below, `outage.volume.silence`); one span per network.
+- a network's call: outage, censorship, both or none, from those spans -> `network_call`.
+The round context (`context.py`), the incidents (dashboard, API, `netvigil incidents`) and
+`netvigil outages` all call these, so they cannot disagree on the same data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Protocol
+
+from netvigil.errors import UsageError
+from netvigil.model.signals import OutageInterval
+from netvigil.model.vocabulary import Technique, VerdictClass
+
+log = logging.getLogger("netvigil.outages")
+
+SILENCE_HORIZON = 7 * 86400  # seconds after a network's last measurement its silence is followed
+
+
+class Call(StrEnum):
+    """What happened to one network over a period."""
+
+    OUTAGE = "outage"
+    CENSORSHIP = "censorship"
+    BOTH = "both"
+    NONE = "none"  # measured, and neither
+    UNKNOWN = "unknown"  # nothing to judge
+
+
+class ControlResult(Protocol):
+    """What the decision reads of a control target's finding in a round."""
+
+    klass: str
+    technique: str | None
+    failed_share: float | None
+
+
+# a control in one of these classes answered (QUIC alone failing is a protocol, not the network)
+_ANSWERED = frozenset({VerdictClass.OK, VerdictClass.THROTTLED, VerdictClass.QUIC, VerdictClass.UNKNOWN})
+
+
+def controls_failed(controls: Sequence[ControlResult], min_share: float) -> bool:
+    """Every control target of the round failed, on at least `min_share` of its endpoints
+    (rules.toml `outage_control_share`), and not only over QUIC; an NXDOMAIN is an answer
+    (the network works, the name does not)."""
+    return bool(controls) and all(
+        c.klass not in _ANSWERED and c.technique != Technique.DNS_NXDOMAIN
+        and (c.failed_share or 1.0) >= min_share for c in controls)
+
+
+def outage_technique(controls: Sequence[ControlResult]) -> str:
+    """`outage.partial` when some control endpoints still answer (packet loss, not a dead
+    uplink), else `outage`."""
+    partial = any((c.failed_share or 1.0) < 1.0 for c in controls)
+    return Technique.OUTAGE_PARTIAL.value if partial else Technique.OUTAGE.value
+
+
+def network_call(outage: bool, censored: bool, measured: bool) -> Call:
+    """A network's call from its spans: outage and censorship spans may both exist (a block
+    before the uplink went down)."""
+    if outage and censored:
+        return Call.BOTH
+    if outage:
+        return Call.OUTAGE
+    if censored:
+        return Call.CENSORSHIP
+    return Call.NONE if measured else Call.UNKNOWN
+
+
+def cadence(times: list[float]) -> int | None:
+    """The probe cadence of a network when it is regular (most gaps near the median)."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
+    if len(gaps) < 7:
+        return None
+    g = gaps[len(gaps) // 2]
+    near = sum(0.5 * g <= x <= 1.5 * g for x in gaps)
+    return int(g) if g >= 60 and near >= 0.8 * len(gaps) else None
+
+
+def silences(by_net: dict[tuple[str, str], list[float]],
+             end: float | None = None) -> list[tuple[str, str, OutageInterval]]:
+    """Silence as a signal: a network that measured at a regular cadence and went quiet
+    (volume far below its own baseline, the outage detector) is in an outage, even with no
+    failing measurement to show for it. Irregular volunteer probes are skipped.
+
+    `by_net`: measurement times (epoch s) per (cc, asn), direct path only; `end` (default:
+    the newest measurement of any network) is where silence is judged up to."""
+    from netvigil.analysis.outage_signals import volume_outages
+
+    if not by_net:
+        return []
+    if end is None:
+        end = max(max(ts) for ts in by_net.values())
+    out = []
+    for (cc, asn), ts in by_net.items():
+        step = cadence(sorted(set(ts)))
+        if step is None:
+            continue
+        counts: dict[int, int] = defaultdict(int)
+        for t in ts:  # measurements per bucket
+            counts[int(t) - int(t) % step] += 1
+        # a network quiet for longer than the horizon is past it (the outage stays open): late
+        # data of a probe that stopped years ago would otherwise be a series of millions of buckets
+        net_end = min(end, max(ts) + SILENCE_HORIZON)
+        try:
+            found = volume_outages(f"{cc}/{asn}", counts, step, end=int(net_end) - int(net_end) % step, country=cc)
+        except UsageError as exc:  # a series the detector refuses (timestamps): skip it, not the refresh
+            log.warning("silence of %s/%s not evaluated: %s", cc, asn, exc)
+            continue
+        out.extend((cc, asn, iv) for iv in found)
+    return out

@@ -17,11 +17,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from netvigil.errors import UsageError
-from netvigil.model.signals import OutageInterval
 from netvigil.model.vocabulary import Technique, VerdictClass
+
+if TYPE_CHECKING:
+    from netvigil.model.signals import OutageInterval
 
 log = logging.getLogger("netvigil.outages")
 

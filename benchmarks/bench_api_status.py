@@ -32,9 +32,9 @@ REQUESTS = 300
 
 
 def fill(store: Path) -> int:
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
 
-    obs = Observatory(store)
+    obs = AnalysedStore(store)
     t = f"{obs.db.database}.verdicts"
     ccs = "[" + ",".join(f"'{c}'" for c in COUNTRIES) + "]"
     svcs = "[" + ",".join(f"'{s}'" for s in SERVICES) + "]"

@@ -29,22 +29,22 @@ REPEAT = 15
 
 
 def fill(store: Path) -> None:
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
     from netvigil.report.replay import load_run, rounds
 
-    with Observatory(store) as obs:
+    with AnalysedStore(store) as obs:
         for _, batch in rounds(load_run(RUN)):
             obs.add(batch)
         obs.refresh()
 
 
 def chart_ratio(store: Path) -> None:
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
     from netvigil.report.chart import ChartCache, chart_for_incident, warm_up
     from netvigil.report.enrich import StoreReader
 
     warm_up()
-    with Observatory(store) as obs:
+    with AnalysedStore(store) as obs:
         reader = StoreReader(obs)
         inc = next(i for i in obs.incidents() if i.service == "twitter")
         cache = ChartCache()

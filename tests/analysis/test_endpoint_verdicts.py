@@ -8,7 +8,7 @@ retired control name NXDOMAIN on every network."""
 from __future__ import annotations
 
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.analysis.verdicts import verdicts
 from tests.analysis.factory import at, service
 
@@ -59,7 +59,7 @@ def test_a_service_whose_every_failing_name_is_stale_is_ok():
 def test_the_store_keeps_the_endpoint_fields(tmp_path):
     ms = _round(at(0), asn="AS12389", cc="RU", reset=True) + _round(at(0), asn="AS64500", cc="ZZ", reset=False)
     want = sorted(verdicts(ms, load_rules()), key=lambda v: (v.measurement_start_time, v.measurement_uid))
-    with Observatory(tmp_path / "obs") as obs:
+    with AnalysedStore(tmp_path / "obs") as obs:
         obs.add(ms)
         assert obs.verdicts(limit=None, order="ASC") == want
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.analysis.evaluate.acsac import evaluate_acsac, load_daily_rules, read_series
+from netvigil.evaluate.acsac import evaluate_acsac, load_daily_rules, read_series
 from netvigil.errors import IngestError, UsageError
 from tests.clirun import run_cli
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from netvigil.analysis.evaluate.fastpath import evaluate_fastpath, fingerprint_call, fingerprint_scopes
+from netvigil.evaluate.fastpath import evaluate_fastpath, fingerprint_call, fingerprint_scopes
 from netvigil.analysis.rules import load_rules
 from netvigil.errors import UsageError
 from tests.clirun import run_cli

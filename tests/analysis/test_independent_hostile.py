@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netvigil.analysis.evaluate.acsac import read_series
-from netvigil.analysis.evaluate.ooni_records import read_ooni_records, read_raw_measurements
+from netvigil.evaluate.acsac import read_series
+from netvigil.evaluate.ooni_records import read_ooni_records, read_raw_measurements
 from netvigil.errors import NetvigilError
 from netvigil.ingest.ooni import IngestReport
 

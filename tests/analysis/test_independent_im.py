@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from netvigil.analysis.evaluate.im import evaluate_im, load_expected
-from netvigil.analysis.evaluate.ooni_records import read_raw_measurements
+from netvigil.evaluate.im import evaluate_im, load_expected
+from netvigil.evaluate.ooni_records import read_raw_measurements
 from netvigil.errors import ConfigError, UsageError
 from netvigil.ingest.ooni import IngestReport
 from tests.clirun import run_cli

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.analysis.evaluate.lab import evaluate_lab
+from netvigil.evaluate.lab import evaluate_lab
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
 RUNS = sorted(p.name for p in LAB.iterdir() if p.is_dir()) if LAB.exists() else []
@@ -58,13 +58,13 @@ def test_general_slowness_is_not_targeted():
 def test_circumvention_works_then_the_vpn_is_blocked(tmp_path):
     """Replayed into an Observatory as the collector would: the incident first says
     circumvention works, then (VPN dropped from 11:00) changes to blocked."""
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
     from netvigil.ingest.ooni import read_measurements
 
     ms = sorted(read_measurements([LAB / "vpn-then-blocked" / "measurements.jsonl.zst"]), key=lambda m: m.measurement_start_time)
     before = [m for m in ms if m.measurement_start_time < "2022-03-01 11:00:00"]
     after = [m for m in ms if m.measurement_start_time >= "2022-03-01 11:00:00"]
-    with Observatory(tmp_path / "obs") as obs:
+    with AnalysedStore(tmp_path / "obs") as obs:
         obs.add(before)
         ev = obs.refresh()
         assert [(e.event, e.incident.circumvention) for e in ev] == [("start", "works")]

@@ -22,7 +22,7 @@ import pytest
 
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.analysis.verdicts import verdicts
 from netvigil.observatory.analyser import Analyser, store_dir
 from netvigil.collector.intake import Rejected, accept
@@ -72,7 +72,7 @@ def _batch(measurements):
     return _enc(vs), _enc(incidents)
 
 
-def _read(obs: Observatory):
+def _read(obs: AnalysedStore):
     return (_enc(obs.verdicts(limit=None, order="ASC")), _enc(obs.incidents()), _enc(obs.status()))
 
 
@@ -115,7 +115,7 @@ def test_analyse_serve_rebuild_and_worker_agree(tmp_path, source):
     assert want_verdicts
 
     _serve(tmp_path / "served", lines)
-    with Observatory(store_dir(tmp_path / "served")) as obs:
+    with AnalysedStore(store_dir(tmp_path / "served")) as obs:
         served = _read(obs)
         obs.rebuild()
         rebuilt = _read(obs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netvigil.analysis.evaluate.qa import evaluate_qa, load_labels
+from netvigil.evaluate.qa import evaluate_qa, load_labels
 
 
 @pytest.fixture(scope="module")

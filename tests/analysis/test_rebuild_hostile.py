@@ -9,20 +9,20 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.ingest.ooni import read_measurements
 from netvigil.model.measurement import measurement_to_dict
 
 LAB_RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022" / "measurements.jsonl.zst"
 
 
-def verdict_dump(obs: Observatory) -> list[bytes]:
+def verdict_dump(obs: AnalysedStore) -> list[bytes]:
     return sorted(msgspec.json.encode(v) for v in obs.verdicts(limit=None))
 
 
 def test_rebuild_sets_aside_what_it_cannot_read(tmp_path):
     ms = list(read_measurements([LAB_RUN]))[:40]
-    with Observatory(tmp_path) as obs:
+    with AnalysedStore(tmp_path) as obs:
         obs.add(ms)
         obs.refresh()
         before = verdict_dump(obs)

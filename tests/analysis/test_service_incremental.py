@@ -13,7 +13,7 @@ import pytest
 
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.report.replay import load_run, rounds
 from tests.analysis.factory import at, round_of
 
@@ -50,7 +50,7 @@ def _feed(obs, rs, *, forget: bool = False):
 
 
 def test_memory_and_store_reads_give_the_same_events_and_incidents(tmp_path, lab_rounds):
-    with Observatory(tmp_path / "a") as a, Observatory(tmp_path / "b") as b:
+    with AnalysedStore(tmp_path / "a") as a, AnalysedStore(tmp_path / "b") as b:
         ea, eb = _feed(a, lab_rounds), _feed(b, lab_rounds, forget=True)
         assert ea == eb
         assert sum(map(len, ea)) >= 3  # the run's incidents start (and change)
@@ -59,13 +59,13 @@ def test_memory_and_store_reads_give_the_same_events_and_incidents(tmp_path, lab
 
 
 def test_status_from_memory_is_what_the_store_says(tmp_path, lab_rounds):
-    obs = Observatory(tmp_path / "obs")
+    obs = AnalysedStore(tmp_path / "obs")
     _feed(obs, lab_rounds[:8])
     obs.add(_copy(lab_rounds[2]))  # a resubmission: no double count
     live = obs.status()
     live_ru = obs.status(country="RU")
     obs.close()
-    with Observatory(tmp_path / "obs") as again:  # seeded from a GROUP BY over the store
+    with AnalysedStore(tmp_path / "obs") as again:  # seeded from a GROUP BY over the store
         assert _enc(again.status()) == _enc(live)
         assert _enc(again.status(country="RU")) == _enc(live_ru)
         asn = live[0].asn
@@ -83,9 +83,9 @@ def test_verdicts_written_by_another_hand_are_in_the_status(tmp_path):
     from netvigil.analysis.verdicts import verdicts
 
     vs = list(verdicts(round_of(at(0), "AS7")))
-    with Observatory(tmp_path / "obs") as obs:
+    with AnalysedStore(tmp_path / "obs") as obs:
         obs.db.insert("verdicts", [queries.verdict_row(v, "r1") for v in vs])
-    with Observatory(tmp_path / "obs") as obs:
+    with AnalysedStore(tmp_path / "obs") as obs:
         assert not obs.live.born_empty
         assert {(s.asn, s.service) for s in obs.status()} == {("AS7", "twitter"), ("AS7", "control")}
 
@@ -93,12 +93,12 @@ def test_verdicts_written_by_another_hand_are_in_the_status(tmp_path):
 def test_resubmission_is_refused_from_memory_and_after_a_restart(tmp_path):
     old = round_of(at(0), "AS1")  # 2022: far older than the data below, outside the held uids
     new = [m for r in range(4) for m in round_of(at(600 + r), "AS2")]
-    obs = Observatory(tmp_path / "obs")
+    obs = AnalysedStore(tmp_path / "obs")
     assert obs.add(_copy(old)) == len(old)
     assert obs.add(_copy(new)) == len(new)
     assert obs.add(_copy(new)) == 0
     obs.close()
-    with Observatory(tmp_path / "obs") as again:
+    with AnalysedStore(tmp_path / "obs") as again:
         assert again.live.uid_floor > old[0].measurement_start_time  # `old` is answered by the store
         assert again.add(_copy(new)) == 0
         assert again.add(_copy(old)) == 0
@@ -107,7 +107,7 @@ def test_resubmission_is_refused_from_memory_and_after_a_restart(tmp_path):
 
 def test_held_uids_stay_within_the_window_and_older_ones_are_still_refused(tmp_path):
     days = [round_of(at(144 * d), "AS2") for d in range(10)]  # one round a day for ten days
-    with Observatory(tmp_path / "obs") as obs:
+    with AnalysedStore(tmp_path / "obs") as obs:
         for r in days:
             assert obs.add(_copy(r)) == len(r)
         assert len(obs.live.uid_days) <= 5  # the window (3 days) and a little
@@ -117,7 +117,7 @@ def test_held_uids_stay_within_the_window_and_older_ones_are_still_refused(tmp_p
 
 
 def test_an_unchanged_incident_is_not_written_again(tmp_path):
-    with Observatory(tmp_path / "obs") as obs:
+    with AnalysedStore(tmp_path / "obs") as obs:
         for r in range(8):
             obs.add(round_of(at(r), "AS12389", techniques={"twitter": "tls.reset_after_hello" if r >= 2 else None}))
             obs.refresh()
@@ -140,7 +140,7 @@ def test_late_data_older_than_the_held_window_is_read_from_the_store(tmp_path):
     feed = [round_of(at(r), "AS12389", techniques={"twitter": "tls.reset_after_hello" if 2 <= r < 6 else None})
             for r in list(range(8)) + list(range(600, 610))]  # four days: the window holds the last three
     late = [m for r in (100, 101, 102) for m in round_of(at(r), "AS8359", techniques={"twitter": "dns.nxdomain"})]
-    with Observatory(tmp_path / "a") as a, Observatory(tmp_path / "b") as b:
+    with AnalysedStore(tmp_path / "a") as a, AnalysedStore(tmp_path / "b") as b:
         for obs, forget in ((a, False), (b, True)):
             out = []
             for r in feed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from netvigil.analysis.evaluate.windows import evaluate_windows, read_windows
+from netvigil.evaluate.windows import evaluate_windows, read_windows
 from netvigil.errors import IngestError
 
 HEAD = "measurement_uid,probe_asn,probe_cc,measurement_start_time,ip,http_failure,failure_class\n"

@@ -31,18 +31,18 @@ def data_dir(tmp_path_factory) -> Path:
 
 def fill_with_run(store: Path) -> None:
     """An Observatory store at `store` holding the recorded russia-2022 run, round by round."""
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
 
-    with Observatory(store) as obs:
+    with AnalysedStore(store) as obs:
         for _, batch in rounds(load_run(RUN)):
             obs.add(batch)
         obs.refresh()
 
 
 def incident_id(data_dir: Path) -> str:
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
 
-    obs = Observatory(data_dir / "store")
+    obs = AnalysedStore(data_dir / "store")
     try:
         return next(i.id for i in obs.incidents(country="RU") if i.service == "twitter")
     finally:
@@ -50,9 +50,9 @@ def incident_id(data_dir: Path) -> str:
 
 
 def outages(data_dir: Path) -> list:
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
 
-    obs = Observatory(data_dir / "store")
+    obs = AnalysedStore(data_dir / "store")
     try:
         return [i for i in obs.incidents(country="RU") if i.kind == "outage"]
     finally:

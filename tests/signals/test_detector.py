@@ -16,7 +16,7 @@ from netvigil.analysis.outage_signals import (
     volume_outages,
 )
 from netvigil.analysis.signals_rules import load_rules
-from netvigil.analysis.signals_types import Series
+from netvigil.model.signals import Series
 from netvigil.errors import ConfigError, UsageError
 
 H = 3600

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from netvigil.analysis.outage_signals import fuse, volume_outages
-from netvigil.analysis.signals_types import CensorshipBucket
+from netvigil.model.signals import CensorshipBucket
 
 H = 3600
 T0 = 1_700_000_000 - 1_700_000_000 % H

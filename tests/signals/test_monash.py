@@ -8,7 +8,7 @@ import pytest
 
 from netvigil.analysis.outage_signals import detect_outages, national_series
 from netvigil.analysis.signals_eval import load_windows, score
-from netvigil.analysis.signals_types import parse_utc
+from netvigil.model.signals import parse_utc
 from netvigil.errors import IngestError
 from netvigil.ingest.monash import read_monash
 

@@ -10,7 +10,7 @@ import pytest
 from netvigil.analysis.outage_signals import detect_outages, national_series
 from netvigil.analysis.signals_eval import load_windows, score
 from netvigil.analysis.signals_rules import load_rules
-from netvigil.analysis.signals_types import parse_utc
+from netvigil.model.signals import parse_utc
 from netvigil.ingest.monash import read_monash
 
 DATA = Path(__file__).parent / "data"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netvigil.analysis.signals_types import parse_utc, utc_text
+from netvigil.model.signals import parse_utc, utc_text
 from netvigil.analysis.signals_verdicts import network_signals, outage_calls
 from netvigil.model.records import Verdict
 

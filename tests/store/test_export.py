@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.observatory.app import create_app
 from netvigil.ingest.ooni import read_measurements
 from netvigil.report.export import PARQUET_MEDIA_TYPE
@@ -55,7 +55,7 @@ def from_parquet_rows(data: bytes) -> list[dict]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     d = tmp_path_factory.mktemp("export-store")
-    with Observatory(d) as obs:
+    with AnalysedStore(d) as obs:
         obs.add(list(read_measurements([LAB_RUN])))
         obs.refresh()
     return d

@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.errors import UsageError
 from tests.analysis.factory import at, round_of
 
@@ -27,7 +27,7 @@ def _key(vs):
 
 @pytest.fixture
 def obs(tmp_path):
-    o = Observatory(tmp_path / "obs")
+    o = AnalysedStore(tmp_path / "obs")
     yield o
     o.close()
 
@@ -42,10 +42,10 @@ def test_add_is_idempotent_and_assigns_uids(obs):
 
 def test_one_by_one_arrival_equals_batch(tmp_path):
     ms = scenario()
-    with Observatory(tmp_path / "a") as a:
+    with AnalysedStore(tmp_path / "a") as a:
         a.add(ms)
         batch = _key(a.verdicts(limit=None))
-    with Observatory(tmp_path / "b") as b:
+    with AnalysedStore(tmp_path / "b") as b:
         for m in scenario():  # collector order: one at a time
             b.add([m])
         single = _key(b.verdicts(limit=None))
@@ -92,7 +92,7 @@ def test_status_aggregates_and_measurement(obs):
 
 def test_rebuild_from_raw_gives_identical_tables(tmp_path):
     d = tmp_path / "obs"
-    with Observatory(d) as o:
+    with AnalysedStore(d) as o:
         o.add(scenario())
         o.refresh()
         before = (_key(o.verdicts(limit=None)), [msgspec.to_builtins(i) for i in o.incidents()])
@@ -104,13 +104,13 @@ def test_rebuild_from_raw_gives_identical_tables(tmp_path):
 
 def test_two_stores_open_at_once_in_one_process(tmp_path):
     """chdb allows one data directory per process: the second store shares the session."""
-    with Observatory(tmp_path / "x") as a, Observatory(tmp_path / "y") as b:
+    with AnalysedStore(tmp_path / "x") as a, AnalysedStore(tmp_path / "y") as b:
         a.add(scenario(2))
         assert b.verdicts() == []
         assert len(a.verdicts(limit=None)) == 8
-    with Observatory(tmp_path / "y") as b2:  # reopened alone: its tables are derived again
+    with AnalysedStore(tmp_path / "y") as b2:  # reopened alone: its tables are derived again
         assert b2.verdicts() == []
-    with Observatory(tmp_path / "x") as a2:
+    with AnalysedStore(tmp_path / "x") as a2:
         assert len(a2.verdicts(limit=None)) == 8
 
 
@@ -134,7 +134,7 @@ def test_technique_change_is_a_change_event(obs):
 
 def test_refresh_recomputes_only_a_window(obs, monkeypatch):
     """Old, finished incidents are final: later refreshes neither recompute nor re-announce them."""
-    import netvigil.analysis.service as svc
+    import netvigil.analysis.analysed_store as svc
 
     monkeypatch.setattr(svc, "REFRESH_WINDOW", 3600)  # one hour of 10-minute rounds
     ms = []
@@ -160,7 +160,7 @@ def test_raw_archive_keeps_the_line_as_received(tmp_path):
     obj = msgspec.json.decode(encode_measurement(m))
     obj.update(measurement_uid="20220226090000.000001_RU_nvservice_0123456789abcdef", x_future_key={"kept": [1, 2]})
     line = msgspec.json.encode(obj)
-    with Observatory(tmp_path / "obs") as o:
+    with AnalysedStore(tmp_path / "obs") as o:
         assert o.add_lines([(decode_measurement(line), line)]) == 1
         assert o.add_lines([(decode_measurement(line), line)]) == 0
         (archived,) = (tmp_path / "obs" / "raw").glob("*.jsonl.zst")
@@ -177,13 +177,13 @@ def test_rebuild_reads_the_older_archive_form(tmp_path):
     ms = scenario(2)
     for m in ms:
         m.extra_fields = {"bucket_date": "2022-02-26"}  # a key the Struct does not name
-    with Observatory(tmp_path / "new") as o:
+    with AnalysedStore(tmp_path / "new") as o:
         o.add(ms)
         want = _key(o.verdicts(limit=None))
     old = RawArchive(tmp_path / "old" / "raw")
     old.append((day_of(m), msgspec.json.encode(m)) for m in ms)  # the older form: an extra_fields key
     assert b'"extra_fields"' in msgspec.json.encode(ms[0])
-    with Observatory(tmp_path / "old") as o:  # no tables yet: derived from the archive
+    with AnalysedStore(tmp_path / "old") as o:  # no tables yet: derived from the archive
         assert _key(o.verdicts(limit=None)) == want
         assert o.measurement(ms[0].measurement_uid)["bucket_date"] == "2022-02-26"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from netvigil.analysis.service import Observatory
+from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.errors import StoreError
 from netvigil.ingest.ooni import read_measurements
 from netvigil.model.measurement import decode_measurement
@@ -51,7 +51,7 @@ def run(engine: str, data_dir: Path, workload) -> dict:
     lab = [msgspec.structs.replace(m) for m in lab]  # each run assigns uids on its own copies
     qa = [msgspec.structs.replace(m) for m in qa]
     b = msgspec.to_builtins
-    with Observatory(data_dir, engine=engine) as o:
+    with AnalysedStore(data_dir, engine=engine) as o:
         half = len(lab) // 2
         o.add(lab[:half])
         events = o.refresh()
@@ -139,7 +139,7 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
     from netvigil.observatory.serve import ObservatoryThread
 
     ms = load_run(LAB_RUN.parent)
-    with Observatory(tmp_path / "chdb") as o:
+    with AnalysedStore(tmp_path / "chdb") as o:
         o.add([msgspec.structs.replace(m) for m in ms])
         o.refresh()
         # as the API publishes them (measured rates, as_of), told from the chdb store
@@ -202,7 +202,7 @@ def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
 
     url = server_db(clickhouse_url)
     try:
-        with Observatory(tmp_path / "srv", engine=url) as o:
+        with AnalysedStore(tmp_path / "srv", engine=url) as o:
             o.add(list(read_measurements([LAB_RUN])))
             o.refresh()
             want = [{k: v for k, v in i.items() if k != "text"}  # as published: rates, as_of

@@ -21,7 +21,7 @@ from statistics import median
 from typing import Iterable, Sequence
 
 from netvigil.analysis.signals_rules import OutageRules, SignalRule, load_rules
-from netvigil.analysis.signals_types import (
+from netvigil.model.signals import (
     CensorshipBucket,
     FusionCall,
     OutageInterval,

@@ -1,4 +1,4 @@
-"""Row conversions and SQL fragments shared by the Observatory (one SQL for both engines)."""
+"""Row conversions and SQL fragments shared by the AnalysedStore (one SQL for both engines)."""
 
 from __future__ import annotations
 

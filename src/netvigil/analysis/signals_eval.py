@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import msgspec
 
-from netvigil.analysis.signals_types import OutageInterval, Series, parse_utc
+from netvigil.model.signals import OutageInterval, Series, parse_utc
 from netvigil.errors import IngestError, UsageError
 
 

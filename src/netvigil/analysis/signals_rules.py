@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,7 +48,6 @@ class OutageRules:
     signals: dict[str, SignalRule]
     fusion: FusionRule
     min_region_share: float
-    monash_utc_offsets: dict[str, float] = field(default_factory=dict)
     path: str = ""
 
     def rule(self, signal: str) -> SignalRule:
@@ -122,12 +121,10 @@ def _load(p: str) -> OutageRules:
         raise ConfigError("no [signal.*] tables", where=p)
     fusion = _build(FusionRule, data.get("fusion") or {}, f"{p}: [fusion]")
     national = data.get("national") or {}
-    offsets = ((data.get("sources") or {}).get("monash") or {}).get("utc_offset_hours") or {}
     return OutageRules(
         version=version,
         signals=signals,
         fusion=fusion,
         min_region_share=float(national.get("min_region_share", 0.8)),
-        monash_utc_offsets={str(k): float(v) for k, v in offsets.items()},
         path=p,
     )

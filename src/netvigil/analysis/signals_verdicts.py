@@ -15,7 +15,7 @@ import msgspec
 
 from netvigil.analysis.outage_signals import control_reachability_outages, fuse, volume_outages
 from netvigil.analysis.signals_rules import OutageRules, load_rules
-from netvigil.analysis.signals_types import CensorshipBucket, FusionCall, OutageInterval, parse_utc
+from netvigil.model.signals import CensorshipBucket, FusionCall, OutageInterval, parse_utc
 from netvigil.model.records import AggregateRow, Verdict
 
 CONTROL = "control"  # the catalogue's control service (docs/design.md section 15)

@@ -89,11 +89,11 @@ def analyse(
         raise UsageError("give measurement FILES or --store DIR", hint="see 'netvigil analyse --help'")
     report = IngestReport()
     if store is not None:
-        from netvigil.analysis.service import Observatory
+        from netvigil.analysis.analysed_store import AnalysedStore
 
         if not files:
             _existing_store(store)
-        with Observatory(store) as obs:
+        with AnalysedStore(store) as obs:
             if files:
                 batch, added = [], 0
                 for m in read_measurements(files, report):
@@ -136,10 +136,10 @@ def incidents(
     from netvigil.ingest.ooni import IngestReport, read_measurements
 
     if store is not None:
-        from netvigil.analysis.service import Observatory
+        from netvigil.analysis.analysed_store import AnalysedStore
 
         _existing_store(store)
-        with Observatory(store) as obs:
+        with AnalysedStore(store) as obs:
             obs.refresh()
             items = obs.incidents(country=country, ongoing=True if ongoing else None)
     else:
@@ -188,12 +188,12 @@ def evaluate(
         res = _independent(ooni_fastpath, acsac, ooni_im)
         typer.echo(msgspec.json.encode(res.as_dict()).decode() if fmt == "json" else "\n".join(res.lines()))
     elif ooni_qa is not None:
-        from netvigil.analysis.evaluate.qa import evaluate_qa, to_json
+        from netvigil.evaluate.qa import evaluate_qa, to_json
 
         res = evaluate_qa(ooni_qa)
         typer.echo(to_json(res).decode() if fmt == "json" else "\n".join(res.lines()))
     elif lab is not None:
-        from netvigil.analysis.evaluate.lab import evaluate_lab
+        from netvigil.evaluate.lab import evaluate_lab
 
         res = evaluate_lab(lab)
         if fmt == "json":
@@ -207,7 +207,7 @@ def evaluate(
     else:
         if windows is None:
             raise UsageError("--ooni-observations needs --windows WINDOWS.csv")
-        from netvigil.analysis.evaluate.windows import evaluate_windows
+        from netvigil.evaluate.windows import evaluate_windows
 
         res = evaluate_windows(ooni_observations, windows)
         if fmt == "json":
@@ -221,14 +221,14 @@ def evaluate(
 def _independent(ooni_fastpath: Path | None, acsac: Path | None, ooni_im: list[Path] | None):
     """The evaluations on independent data (each result has lines() and as_dict())."""
     if ooni_fastpath is not None:
-        from netvigil.analysis.evaluate.fastpath import evaluate_fastpath
+        from netvigil.evaluate.fastpath import evaluate_fastpath
 
         return evaluate_fastpath(ooni_fastpath)
     if acsac is not None:
-        from netvigil.analysis.evaluate.acsac import evaluate_acsac
+        from netvigil.evaluate.acsac import evaluate_acsac
 
         return evaluate_acsac(acsac)
-    from netvigil.analysis.evaluate.im import evaluate_im
+    from netvigil.evaluate.im import evaluate_im
 
     return evaluate_im(list(ooni_im or []))
 
@@ -241,9 +241,9 @@ def rebuild(
     Example: netvigil rebuild --store ./observatory
     """
     _existing_store(store)
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
 
-    with Observatory(store) as obs:
+    with AnalysedStore(store) as obs:
         n = obs.rebuild()
         typer.echo(f"rebuilt {store}: {n} measurement(s), {len(obs.incidents())} incident(s), rules {obs.rules.version}")
         if obs.rebuild_skipped:

@@ -27,7 +27,7 @@ def _check(kind: str, fmt: str) -> None:
 
 def _filters(country, asn, service, since, until, bucket, path=None) -> dict:
     """The API's checks on the filters (same words), before the store is opened."""
-    from netvigil.analysis.service import bucket_seconds
+    from netvigil.analysis.analysed_store import bucket_seconds
     from netvigil.collector.intake import Rejected
     from netvigil.report.api import norm_asn, norm_cc, norm_path, norm_service, norm_time
 
@@ -96,10 +96,10 @@ def export(
     if not (store / "raw").is_dir():
         raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
                          hint="create one with 'netvigil analyse FILES --store DIR'")
-    from netvigil.analysis.service import Observatory
+    from netvigil.analysis.analysed_store import AnalysedStore
     from netvigil.report.export import render
 
-    with Observatory(store, engine=clickhouse_url or "chdb") as obs:
+    with AnalysedStore(store, engine=clickhouse_url or "chdb") as obs:
         rows = _rows(obs, kind, f, bucket=bucket, ongoing=ongoing, limit=limit, offset=offset)
     data = render(kind, rows, fmt)
     tmp = out.with_name(out.name + ".tmp")

@@ -206,11 +206,11 @@ def _local_incident(data_dir: Path, incident_id: str):
     if not store.exists():
         raise UsageError(f"no observatory store in {data_dir}", hint="give --data-dir of a `netvigil serve`")
     try:
-        from netvigil.analysis.service import Observatory
+        from netvigil.analysis.analysed_store import AnalysedStore
     except ImportError as exc:
         raise StoreError(f"analysis is not available: {exc}") from None
     try:
-        obs = Observatory(store)
+        obs = AnalysedStore(store)
     except Exception as exc:
         raise StoreError(f"cannot open the store ({type(exc).__name__}: {exc})", where=str(store),
                          hint="if `netvigil serve` runs on it, use --url http://HOST:PORT") from None

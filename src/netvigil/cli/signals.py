@@ -106,7 +106,7 @@ def _monash(file: Path, region, fmt, windows, national, rules) -> None:
     from netvigil.analysis.signals_eval import load_windows, score
     from netvigil.ingest.monash import read_monash
 
-    series = read_monash(file, rules=rules)
+    series = read_monash(file)
     chosen = _select(series, region)
     intervals = [iv for s in chosen for iv in detect_outages(s, rules)]
     nat = []
@@ -139,7 +139,7 @@ def _unit(step: int) -> str:
 
 def _mrt(file: Path, region, fmt, show_changes: bool, rules) -> None:
     from netvigil.analysis.outage_signals import route_visibility_outages
-    from netvigil.analysis.signals_types import utc_text
+    from netvigil.model.signals import utc_text
     from netvigil.ingest.mrt import read_mrt, replay
 
     dump = read_mrt(file)

@@ -16,7 +16,7 @@ import msgspec
 import typer
 
 from netvigil.analysis.signals_eval import Score, confusion
-from netvigil.analysis.signals_types import parse_utc
+from netvigil.model.signals import parse_utc
 from netvigil.errors import IngestError, UsageError
 
 OUTAGE_TECHNIQUES = {"outage", "outage.partial"}

@@ -2,7 +2,7 @@
 
 Three file shapes exist (see tests/data/third_party/monash-ip-observatory/UPSTREAM-README.md):
 - connectivity index per county/state per hour (Iran 2019, Venezuela 2019): `time_e` is an
-  epoch "but in local time", so we subtract the country's UTC offset (rules/outage.toml);
+  epoch "but in local time", so we subtract the country's UTC offset (monash_offsets.toml beside this module);
 - latency index per adm1 region every 3 hours (Ukraine/Russia 2021-22), with its own offset;
 - raw ping observations of individual addresses (Myanmar, Bago 2021): turned into the number
   of distinct responsive addresses per hour, a volume signal where silence means outage.
@@ -20,8 +20,9 @@ from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from netvigil.analysis.signals_rules import OutageRules, load_rules
-from netvigil.analysis.signals_types import Series
+import tomllib
+from collections.abc import Mapping
+from netvigil.model.signals import Series
 from netvigil.errors import IngestError, UsageError
 
 CONNECTIVITY = {"iso", "name_1", "time_e", "connectivity"}
@@ -38,10 +39,21 @@ def detect_kind(header: list[str]) -> str | None:
     return None
 
 
-def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[Series]:
+OFFSETS = Path(__file__).with_name("monash_offsets.toml")
+
+
+@lru_cache(maxsize=1)
+def utc_offsets() -> dict[str, float]:
+    """Hours to subtract from the files' local-time stamps, per country (a fact of the source)."""
+    with OFFSETS.open("rb") as fh:
+        table = tomllib.load(fh).get("utc_offset_hours") or {}
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def read_monash(path: Path | str, *, offsets: Mapping[str, float] | None = None) -> list[Series]:
     """One Series per region (county, state, adm1 region, or town for raw observations)."""
     p = Path(path)
-    rules = rules or load_rules()
+    table = utc_offsets() if offsets is None else offsets
     try:
         fh = _open_text(p)
     except OSError as exc:
@@ -60,10 +72,10 @@ def read_monash(path: Path | str, *, rules: OutageRules | None = None) -> list[S
             header = [h.strip() for h in header]
             rows = _rows(reader, header, p)
             if kind == "connectivity":
-                return _connectivity(rows, p, rules)
+                return _connectivity(rows, p, table)
             if kind == "latency":
                 return _latency(rows, p)
-            return _raw_rtt(rows, p, rules)
+            return _raw_rtt(rows, p, table)
         except UnicodeDecodeError as exc:
             raise IngestError(f"not UTF-8 text ({exc.reason})", where=str(p)) from None
         except csv.Error as exc:
@@ -116,12 +128,12 @@ def _number(value: str, name: str, where: str) -> float:
     return x
 
 
-def _offset(iso: str, rules: OutageRules, where: str) -> float:
+def _offset(iso: str, offsets: Mapping[str, float], where: str) -> float:
     try:
-        return rules.monash_utc_offsets[iso]
+        return offsets[iso]
     except KeyError:
         raise IngestError(f"no UTC offset known for country {iso!r}", where=where,
-                          hint="add it to [sources.monash] in rules/outage.toml") from None
+                          hint=f"add it to {OFFSETS.name}") from None
 
 
 def _assemble(points: dict[tuple, dict[int, float]], meta: dict[tuple, tuple], signal: str,
@@ -135,7 +147,7 @@ def _assemble(points: dict[tuple, dict[int, float]], meta: dict[tuple, tuple], s
     return sorted(out, key=lambda s: s.key)
 
 
-def _connectivity(rows, p: Path, rules: OutageRules) -> list[Series]:
+def _connectivity(rows, p: Path, offsets: Mapping[str, float]) -> list[Series]:
     points: dict[tuple, dict[int, float]] = {}
     meta: dict[tuple, tuple] = {}
     for line, r in rows:
@@ -146,7 +158,7 @@ def _connectivity(rows, p: Path, rules: OutageRules) -> list[Series]:
         value = _number(r["connectivity"], "connectivity", where)
         if not -5 <= value <= 105:  # the files hold -1 for "below zero" noise; 0..100 otherwise
             raise IngestError(f"connectivity {value} outside 0..100", where=where)
-        ts = int(local - _offset(iso, rules, where) * HOUR)
+        ts = int(local - _offset(iso, offsets, where) * HOUR)
         key = (iso, region)
         meta[key] = (iso, region, f"{iso}/{region}")
         series = points.setdefault(key, {})
@@ -181,7 +193,7 @@ def _latency(rows, p: Path) -> list[Series]:
     return _assemble(points, meta, "latency", 3 * HOUR, p)
 
 
-def _raw_rtt(rows, p: Path, rules: OutageRules) -> list[Series]:
+def _raw_rtt(rows, p: Path, offsets: Mapping[str, float]) -> list[Series]:
     """Distinct responsive addresses per hour per town; hours with none inside the span are 0."""
     seen: dict[tuple, dict[int, set]] = {}
     meta: dict[tuple, tuple] = {}
@@ -195,7 +207,7 @@ def _raw_rtt(rows, p: Path, rules: OutageRules) -> list[Series]:
         except ValueError:
             raise IngestError(f"time_local_str is not YYYY-MM-DD HH:MM:SS: {r['time_local_str']!r}",
                               where=where) from None
-        utc = local.replace(tzinfo=timezone.utc) - timedelta(hours=_offset(iso, rules, where))
+        utc = local.replace(tzinfo=timezone.utc) - timedelta(hours=_offset(iso, offsets, where))
         ts = int(utc.timestamp())
         key = (iso, region)
         meta[key] = (iso, region, f"{iso}/{region}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.analysis.signals_types import Series, utc_text
+from netvigil.model.signals import Series, utc_text
 from netvigil.errors import IngestError, UsageError
 
 GZIP_MAGIC = b"\x1f\x8b"

@@ -1,7 +1,7 @@
 """`netvigil demo`: the russia-2022 scenario end to end.
 
 With root and network namespaces: build the lab, run the scenario on a compressed clock
-with progress, analyse the measurements with the Observatory and print the incidents it
+with progress, analyse the measurements with the AnalysedStore and print the incidents it
 found, then serve the dashboard until Ctrl-C. Without them: say so in one line and replay
 the bundled measurements recorded from a real run of the same lab (src/netvigil/data/recorded/),
 so the command always shows something real.
@@ -67,13 +67,13 @@ def measurement_summary(run_dir: Path) -> Table:
 
 
 def analyse(run_dir: Path, data_dir: Path, console: Console) -> list:
-    """Feed the run to the Observatory; return its incidents."""
-    from netvigil.analysis.service import Observatory
+    """Feed the run to the AnalysedStore; return its incidents."""
+    from netvigil.analysis.analysed_store import AnalysedStore
     from netvigil.model.measurement import decode_measurement
 
     ms = [decode_measurement(line, where=f"{run_dir}/measurements.jsonl:{i}")
           for i, line in enumerate((run_dir / "measurements.jsonl").read_bytes().splitlines(), 1) if line.strip()]
-    with Observatory(data_dir) as obs:
+    with AnalysedStore(data_dir) as obs:
         for i in range(0, len(ms), 500):
             obs.add(ms[i:i + 500])
         obs.refresh()

@@ -1,4 +1,4 @@
-"""The store owner: feeds committed log lines to the Observatory, one round at a time.
+"""The store owner: feeds committed log lines to the AnalysedStore, one round at a time.
 
 Used on one thread of the service (thread mode) or inside the analysis process (process
 mode, pump_process.py): either way a single owner, as chdb requires. A round reads the
@@ -34,8 +34,8 @@ log = logging.getLogger("netvigil.analyser")
 
 
 def store_dir(data_dir: Path) -> Path:
-    """Where the Observatory's store is: DATA_DIR/store, or DATA_DIR itself when an
-    Observatory was opened on it directly (`netvigil demo`, `analyse`), so `netvigil serve`
+    """Where the AnalysedStore's store is: DATA_DIR/store, or DATA_DIR itself when an
+    AnalysedStore was opened on it directly (`netvigil demo`, `analyse`), so `netvigil serve`
     shows what those wrote."""
     data_dir = Path(data_dir)
     if not (data_dir / "store").exists() and ((data_dir / "chdb").exists() or (data_dir / "raw").exists()):
@@ -76,9 +76,9 @@ class Analyser:
         self._archived_through: tuple[int, int] | None = None  # a failed round archived the log up to here
 
     def open(self) -> None:
-        from netvigil.analysis.service import Observatory  # the analysis area's facade
+        from netvigil.analysis.analysed_store import AnalysedStore  # the analysis area's facade
 
-        self.obs = Observatory(store_dir(self.data_dir), engine=self.engine)
+        self.obs = AnalysedStore(store_dir(self.data_dir), engine=self.engine)
         if self.use_worker:
             self.worker = JudgeWorker(self.log_dir, self.obs.rules.version)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.analysis.evaluate.scoring import Confusion
+from netvigil.evaluate.scoring import Confusion
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.verdicts import judge
 from netvigil.errors import ConfigError, UsageError

@@ -1,6 +1,6 @@
-"""The Observatory facade: store + analysis behind one object (docs/design.md section 15).
+"""The analysed store: store + analysis behind one object (docs/design.md section 15).
 
-    obs = Observatory(data_dir)             # embedded chdb in data_dir/chdb
+    obs = AnalysedStore(data_dir)             # embedded chdb in data_dir/chdb
     obs.add(measurements); changes = obs.refresh(); obs.status(country="RU"); obs.close()
 
 `add` archives raw measurements (zstd JSONL by day: the source of truth), writes index rows
@@ -55,7 +55,7 @@ def bucket_seconds(bucket: str) -> int:
 log = logging.getLogger("netvigil.analysis")
 
 
-class Observatory:
+class AnalysedStore:
     """The raw archive, the tables derived from it and the analysis, behind one object."""
 
     rebuild_skipped = 0  # archived lines the last rebuild could not judge or store
@@ -355,7 +355,7 @@ class Observatory:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Observatory":
+    def __enter__(self) -> "AnalysedStore":
         return self
 
     def __exit__(self, *exc) -> None:

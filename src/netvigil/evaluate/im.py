@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netvigil.analysis.evaluate.ooni_records import read_raw_measurements
+from netvigil.evaluate.ooni_records import read_raw_measurements
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.verdicts import verdict_stream
 from netvigil.errors import ConfigError

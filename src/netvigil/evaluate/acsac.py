@@ -21,7 +21,7 @@ from pathlib import Path
 
 from netvigil.analysis.outage_signals import detect_outages
 from netvigil.analysis.signals_rules import OutageRules, SignalRule
-from netvigil.analysis.signals_types import OutageInterval, Series, parse_utc
+from netvigil.model.signals import OutageInterval, Series, parse_utc
 from netvigil.errors import ConfigError, IngestError, UsageError
 
 RULES = Path(__file__).with_name("daily_events.toml")

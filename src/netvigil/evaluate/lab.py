@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from netvigil.analysis.evaluate.scoring import Binary, Confusion
+from netvigil.evaluate.scoring import Binary, Confusion
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.verdicts import verdict_stream

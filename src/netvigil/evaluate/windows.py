@@ -16,11 +16,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from netvigil.analysis.changes import CENSORSHIP
-from netvigil.analysis.evaluate.scoring import Binary
+from netvigil.evaluate.scoring import Binary
 from netvigil.analysis.incidents import build_incidents
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.errors import IngestError, UsageError
-from netvigil.ingest.observations_csv import asn_label, read_observation_verdicts
+from netvigil.analysis.observations_csv import asn_label, read_observation_verdicts
 from netvigil.ingest.ooni import IngestReport
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netvigil.analysis.changes import CENSORSHIP
-from netvigil.analysis.evaluate.ooni_records import OONIRecord, read_ooni_records
-from netvigil.analysis.evaluate.scoring import Binary, Confusion
+from netvigil.evaluate.ooni_records import OONIRecord, read_ooni_records
+from netvigil.evaluate.scoring import Binary, Confusion
 from netvigil.analysis.rules import RULES_DIR, RuleSet, load_rules
 from netvigil.analysis.verdicts import measurement_uid, verdict_stream
 from netvigil.ingest.ooni import IngestReport

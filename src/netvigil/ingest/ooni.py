@@ -91,11 +91,6 @@ class ZstdFrames(io.RawIOBase):
         super().close()
 
 
-def open_compressed(path: Path) -> io.BufferedIOBase:
-    """A binary reader of a plain, .gz or .zst file."""
-    return _open(path)
-
-
 def _open(path: Path) -> io.BufferedIOBase:
     name = path.name.lower()
     raw = path.open("rb")

@@ -19,6 +19,7 @@ from netvigil.analysis.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
 
 STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
+TIMEOUT = "generic_timeout_error"
 STEPS = STEP_ORDER + ("throughput",)
 
 
@@ -68,7 +69,9 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
 
     # a censor's policy is deterministic per (name, address, port): when the same step to the
     # same address both succeeded and failed in one measurement, the failure was a transient
-    worked = {(dom_of(o), o.step, o.ip, o.port) for o in obs if o.step in ("tcp", "tls") and not o.failure and o.ip}
+    # (QUIC: the probe tries a timed-out handshake once more; a timeout then a success to the
+    # same address is a slow handshake on a busy machine, two timeouts are a block)
+    worked = {(dom_of(o), o.step, o.ip, o.port) for o in obs if o.step in ("tcp", "tls", "quic") and not o.failure and o.ip}
     by_step = group_by_step(obs, STEPS)
     for step in STEPS:
         for o in by_step[step]:
@@ -86,7 +89,9 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                 continue
             if step == "quic":
                 r.quic_tried += 1
-                if o.failure and r.quic_finding is None:
+                if o.failure == TIMEOUT and o.ip and (dom, step, o.ip, o.port) in worked:
+                    r.inconsistent.append(f"quic.transient:{o.failure}")
+                elif o.failure and r.quic_finding is None:
                     tech = rules.technique_for(step, o.failure) or "quic.failure"
                     r.quic_finding = Finding("quic", tech, conf["failure_without_control"], rule_ids=[f"quic.failure:{o.failure}"], domain=dom)
             if r.finding is not None:

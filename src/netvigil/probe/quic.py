@@ -63,8 +63,26 @@ def _chain(protocol) -> list[BinaryData] | None:  # noqa: ANN001
 
 
 async def quic_handshake(trace: Trace, ip: str, port: int, *, server_name: str, tid: int,
-                         timeout: float, ca_file: str | None, verify: bool = True) -> str | None:
-    """Handshake only; returns the failure string (None on success)."""
+                         timeout: float, ca_file: str | None, verify: bool = True,
+                         retries: int = 1) -> str | None:
+    """Handshake only; returns the failure string (None on success).
+
+    A handshake that timed out is tried again (`retries` times, same transaction id, each
+    attempt recorded): on a busy probe or server an aioquic handshake can outlast the
+    timeout, and a censor that drops QUIC drops the second attempt too, so one timeout
+    followed by a success is transient (analysis/endpoints.py), two are a block."""
+    failure = await _attempt(trace, ip, port, server_name=server_name, tid=tid, timeout=timeout,
+                             ca_file=ca_file, verify=verify)
+    for _ in range(max(0, retries)):
+        if failure != failures.TIMEOUT:
+            break
+        failure = await _attempt(trace, ip, port, server_name=server_name, tid=tid, timeout=timeout,
+                                 ca_file=ca_file, verify=verify)
+    return failure
+
+
+async def _attempt(trace: Trace, ip: str, port: int, *, server_name: str, tid: int,
+                   timeout: float, ca_file: str | None, verify: bool) -> str | None:
     import ssl
 
     from aioquic.asyncio.client import connect

@@ -30,9 +30,9 @@ def test_longest_prefix_wins(table):
     assert (loc.probe_asn, loc.cc, loc.network_name, loc.source) == ("AS64502", "ZZ", "", "table:lab.tsv")
 
 
-def test_geoip2fast_gives_country_and_name_but_no_asn():
-    loc = Locator().locate("8.8.8.8")  # bundled offline data, no network
-    assert (loc.asn, loc.cc, loc.source) == (0, "US", "geoip2fast") and loc.network_name
+def test_bundled_data_gives_asn_country_and_name():
+    loc = Locator().locate("8.8.8.8")  # bundled offline data (shipped IP-to-ASN table, geoip2fast), no network
+    assert (loc.asn, loc.cc) == (15169, "US") and loc.source.startswith("ip2asn:") and loc.network_name
     assert Locator().locate("10.0.0.1").cc == "ZZ"  # private: unknown, never a guess
 
 

@@ -3,11 +3,14 @@
 Two sources, the first that knows wins:
 1. prefix tables (TSV: prefix, asn, cc, name; longest prefix wins). The observatory builds
    one from a RouteViews/RIPE RIS RIB dump with our MRT reader (`python -m
-   netvigil.targets.geo build RIB.bz2 OUT.tsv`, see docs/helper.md); the lab ships one for
+   netvigil.targets.geo build RIB.bz2 OUT.tsv`, see docs/geo.md); the lab ships one for
    its private addresses, so lab runs take the same path as the world. Tables are named by
    NETVIGIL_GEO_TABLES (paths separated by ':') or passed in.
-2. geoip2fast's bundled MaxMind GeoLite2 country + AS-name data (IPv4): a country and a
-   network name, but no AS number (that file has none), so AS0 unless a table knows it.
+2. the shipped IP-to-ASN table (targets/asn_table.py; RouteViews/RIR/DB-IP ranges, IPv4 and
+   IPv6): the AS number and its name for any routed address, so a probe in the world is not AS0.
+3. geoip2fast's bundled MaxMind GeoLite2 data (IPv4): the country (and a network name where
+   the sources above had none).
+docs/geo.md says how each is updated.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 import msgspec
 
 from netvigil.errors import ConfigError
+from netvigil.targets.asn_table import AsnTable
+from netvigil.targets.asn_table import shipped as shipped_asn_table
 
 UNKNOWN_CC = "ZZ"
 MAX_TABLE_LINES = 5_000_000  # a full-table RIB has ~1.2M prefixes; a hostile file stops here
@@ -32,7 +37,7 @@ class Location(msgspec.Struct, frozen=True):
     asn: int
     cc: str
     network_name: str
-    source: str  # "table:<file name>", "geoip2fast" or "none"
+    source: str  # "table:<file name>", "ip2asn:<source@version>", "geoip2fast" or "none"
 
     @property
     def probe_asn(self) -> str:
@@ -126,28 +131,51 @@ class GeoTable:
                     fh.write(f"{net}\t{asn}\t{cc}\t{name}\n")
 
 
-@lru_cache(maxsize=1)
-def _geoip():  # noqa: ANN202
+@lru_cache(maxsize=2)
+def _geoip(version: int = 4):  # noqa: ANN202
+    """geoip2fast's IPv4 country+AS-name file, or its IPv4+IPv6 country file (loaded only
+    when an IPv6 address is asked: it takes about a second)."""
     from geoip2fast import GeoIP2Fast
 
-    return GeoIP2Fast(geoip2fast_data_file="geoip2fast-asn.dat.gz", verbose=False)
+    data = "geoip2fast-asn.dat.gz" if version == 4 else "geoip2fast-ipv6.dat.gz"
+    return GeoIP2Fast(geoip2fast_data_file=data, verbose=False)
 
 
 class Locator:
-    def __init__(self, tables: list[GeoTable] | None = None, *, use_geoip: bool = True):
+    """`tables` first; then, with `bundled` (the default), the data shipped with netvigil: the
+    IP-to-ASN table, then geoip2fast. `use_geoip=False` is the older spelling of bundled=False."""
+
+    def __init__(self, tables: list[GeoTable] | None = None, *, bundled: bool = True,
+                 use_geoip: bool | None = None, asn_table: AsnTable | None = None):
         self.tables = tables or []
-        self.use_geoip = use_geoip
+        self.use_geoip = bundled if use_geoip is None else use_geoip
+        self._asn_table = asn_table
+
+    @property
+    def asn_table(self) -> AsnTable | None:
+        if self._asn_table is None and self.use_geoip:
+            self._asn_table = shipped_asn_table()
+        return self._asn_table
 
     def locate(self, ip: str) -> Location:
         """The location of `ip`; AS0/ZZ for what no source knows (never raises on an IP)."""
+        addr = ipaddress.ip_address(ip)
+        if addr.version == 6 and addr.ipv4_mapped:  # a dual-stack socket's view of an IPv4 peer
+            addr = addr.ipv4_mapped
+        ip = str(addr)
         asn, cc, name, source = 0, "", "", "none"
         for table in self.tables:
             hit = table.lookup(ip)
             if hit is not None:
                 (asn, cc, name), source = hit, f"table:{table.name}"
                 break
-        if (not cc or not name) and self.use_geoip and ipaddress.ip_address(ip).version == 4:
-            geo = _geoip().lookup(ip)
+        if not asn and self.asn_table is not None:
+            routed = self.asn_table.lookup(ip)
+            if routed is not None:
+                asn, name = routed[0], name or routed[1]
+                source = source if source != "none" else f"ip2asn:{self.asn_table.name}"
+        if (not cc or not name) and self.use_geoip:
+            geo = _geoip(addr.version).lookup(ip)
             if not geo.is_private:
                 cc = cc or (geo.country_code if len(geo.country_code or "") == 2 else "")
                 name = name or (geo.asn_name or "")

@@ -1,0 +1,246 @@
+"""The shipped IP-to-ASN table: address ranges -> (AS number, AS name), offline.
+
+Without it a probe outside the lab (and the collector checking a probe's claim) knows a
+country and a network name from geoip2fast but no AS number, so every real probe was AS0.
+The file is built from ip-location-db's `asn` data (RouteViews prefix-to-origin-AS, the five
+RIRs' delegations, DB-IP's ASN Lite names; CC BY 4.0): source, version and how to refresh it
+in src/netvigil/data/ip2asn/PROVENANCE.md and docs/geo.md.
+
+Format (one gzip stream, so the wheel stays small and loading is a few array reads):
+a JSON header line, then per family the range starts, ends and AS numbers as little-endian
+arrays (IPv4: u32; IPv6: u64 high/low halves), then "asn<TAB>name" lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import ipaddress
+import json
+import sys
+from array import array
+from bisect import bisect_right
+from functools import lru_cache
+from pathlib import Path
+
+import msgspec
+
+from netvigil.errors import ConfigError
+
+FORMAT = "netvigil-ip2asn/1"
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "ip2asn" / "ip2asn.bin.gz"
+MAX_ROWS = 5_000_000  # a hostile or wrong file stops here
+
+
+class AsnTableInfo(msgspec.Struct, frozen=True):
+    """The header: what the table is and where it came from."""
+
+    format: str
+    source: str
+    version: str
+    v4: int
+    v6: int
+    names: int
+
+
+def _array(code: str, data: bytes) -> array:
+    out = array(code)
+    out.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover - stored little-endian
+        out.byteswap()
+    return out
+
+
+def _bytes(a: array) -> bytes:
+    if sys.byteorder != "little":  # pragma: no cover
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+class AsnTable:
+    """Sorted, non-overlapping ranges; a lookup is one bisection per family."""
+
+    def __init__(self, info: AsnTableInfo, v4: tuple[array, array, array],
+                 v6: tuple[list[int], list[int], array], names: dict[int, str]):
+        self.info = info
+        self._v4 = v4
+        self._v6 = v6
+        self.names = names
+
+    @property
+    def name(self) -> str:
+        return f"{self.info.source}@{self.info.version}"
+
+    def __len__(self) -> int:
+        return len(self._v4[0]) + len(self._v6[0])
+
+    def lookup(self, ip: str) -> tuple[int, str] | None:
+        """(AS number, AS name) of `ip`, None where no range covers it (private, unrouted)."""
+        addr = ipaddress.ip_address(ip)
+        if addr.version == 6 and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        starts, ends, asns = self._v4 if addr.version == 4 else self._v6
+        value = int(addr)
+        i = bisect_right(starts, value) - 1
+        if i < 0 or value > ends[i]:
+            return None
+        asn = asns[i]
+        return asn, self.names.get(asn, "")
+
+    # ---- reading and writing ------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path | str = DEFAULT_PATH) -> AsnTable:
+        """Read a table file; a ConfigError names the file when it is not one."""
+        p = Path(path)
+        try:
+            packed = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read IP-to-ASN table: {exc.strerror or exc}", where=str(p)) from None
+        try:
+            raw = gzip.decompress(packed)
+        except (EOFError, OSError, ValueError) as exc:  # BadGzipFile is an OSError
+            raise ConfigError(f"not an IP-to-ASN table (bad gzip: {exc})", where=str(p)) from None
+        head, _, body = raw.partition(b"\n")
+        try:
+            info = msgspec.json.decode(head, type=AsnTableInfo)
+        except msgspec.DecodeError as exc:
+            raise ConfigError(f"not an IP-to-ASN table (header: {exc})", where=str(p)) from None
+        if info.format != FORMAT:
+            raise ConfigError(f"IP-to-ASN table format {info.format!r}, expected {FORMAT!r}", where=str(p))
+        if not (0 <= info.v4 <= MAX_ROWS and 0 <= info.v6 <= MAX_ROWS):
+            raise ConfigError("IP-to-ASN table header counts out of range", where=str(p))
+        sizes = [4 * info.v4] * 3 + [16 * info.v6, 16 * info.v6, 4 * info.v6]
+        if len(body) < sum(sizes):
+            raise ConfigError("IP-to-ASN table is truncated", where=str(p))
+        parts, at = [], 0
+        for n in sizes:
+            parts.append(body[at:at + n])
+            at += n
+        v4 = (_array("I", parts[0]), _array("I", parts[1]), _array("I", parts[2]))
+        v6 = (_join(_array("Q", parts[3])), _join(_array("Q", parts[4])), _array("I", parts[5]))
+        names: dict[int, str] = {}
+        for line in body[at:].decode("utf-8", "replace").splitlines():
+            asn, _, name = line.partition("\t")
+            if asn.isdigit():
+                names[int(asn)] = name
+        return cls(info, v4, v6, names)
+
+    def write(self, path: Path | str) -> None:
+        info = msgspec.structs.replace(self.info, v4=len(self._v4[0]), v6=len(self._v6[0]), names=len(self.names))
+        out = [msgspec.json.encode(info) + b"\n"]
+        out += [_bytes(a) for a in self._v4]
+        out += [_bytes(_split(self._v6[0])), _bytes(_split(self._v6[1])), _bytes(self._v6[2])]
+        out.append("".join(f"{a}\t{n}\n" for a, n in sorted(self.names.items())).encode("utf-8"))
+        Path(path).write_bytes(gzip.compress(b"".join(out), compresslevel=9, mtime=0))
+
+    @classmethod
+    def from_ranges(cls, rows: list[tuple[int, int, int, int]], names: dict[int, str], *,
+                    source: str, version: str) -> AsnTable:
+        """(version, first, last, asn) rows -> a table: sorted, adjacent same-AS ranges merged,
+        an overlap clipped (the later range wins from its start)."""
+        fams: dict[int, list[list[int]]] = {4: [], 6: []}
+        for ver, first, last, asn in sorted(rows):
+            merged = fams[ver]
+            if merged and first <= merged[-1][1]:
+                merged[-1][1] = first - 1
+                if merged[-1][1] < merged[-1][0]:
+                    merged.pop()
+            if merged and merged[-1][2] == asn and merged[-1][1] + 1 == first:
+                merged[-1][1] = last
+            else:
+                merged.append([first, last, asn])
+        v4 = (array("I", [r[0] for r in fams[4]]), array("I", [r[1] for r in fams[4]]),
+              array("I", [r[2] for r in fams[4]]))
+        v6 = ([r[0] for r in fams[6]], [r[1] for r in fams[6]], array("I", [r[2] for r in fams[6]]))
+        used = {r[2] for f in fams.values() for r in f}
+        info = AsnTableInfo(format=FORMAT, source=source, version=version, v4=0, v6=0, names=0)
+        return cls(info, v4, v6, {a: n for a, n in names.items() if a in used})
+
+    @classmethod
+    def from_csv(cls, paths: list[Path | str], *, source: str, version: str) -> AsnTable:
+        """ip-location-db's asn CSVs (first,last,asn,name; addresses as text) -> a table."""
+        rows: list[tuple[int, int, int, int]] = []
+        names: dict[int, str] = {}
+        for path in paths:
+            try:
+                fh = Path(path).open(encoding="utf-8", newline="")
+            except OSError as exc:
+                raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from None
+            with fh:
+                for n, cells in enumerate(csv.reader(fh), 1):
+                    if n > MAX_ROWS:
+                        raise ConfigError(f"more than {MAX_ROWS} rows", where=str(path))
+                    try:
+                        first, last = ipaddress.ip_address(cells[0]), ipaddress.ip_address(cells[1])
+                        asn = int(cells[2])
+                        if first.version != last.version or int(last) < int(first) or not 0 < asn < 2**32:
+                            raise ValueError("not a range of one family with an AS number")
+                    except (ValueError, IndexError) as exc:
+                        raise ConfigError(f"bad row ({exc}); expected first,last,asn,name",
+                                          where=f"{path}:{n}") from None
+                    rows.append((first.version, int(first), int(last), asn))
+                    if len(cells) > 3 and cells[3]:
+                        names.setdefault(asn, cells[3].strip())
+        return cls.from_ranges(rows, names, source=source, version=version)
+
+
+def _join(halves: array) -> list[int]:
+    return [halves[i] << 64 | halves[i + 1] for i in range(0, len(halves), 2)]
+
+
+def _split(values: list[int]) -> array:
+    out = array("Q")
+    for v in values:
+        out.extend((v >> 64, v & 0xFFFFFFFFFFFFFFFF))
+    return out
+
+
+@lru_cache(maxsize=1)
+def shipped() -> AsnTable | None:
+    """The table shipped with netvigil (None if a packager left it out: then AS0 as before)."""
+    if not DEFAULT_PATH.exists():
+        return None
+    return AsnTable.load(DEFAULT_PATH)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m netvigil.targets.asn_table build CSV... --version V OUT | lookup IP | info"""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m netvigil.targets.asn_table",
+        description="Build or query the shipped IP-to-ASN table. Example: python -m netvigil.targets.asn_table "
+                    "build asn-ipv4.csv asn-ipv6.csv --version 2.3.2026061719 --out ip2asn.bin.gz")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    build = sub.add_parser("build", help="from ip-location-db asn CSVs (first,last,asn,name)")
+    build.add_argument("csv", nargs="+")
+    build.add_argument("--out", required=True)
+    build.add_argument("--version", required=True, help="the source's version (npm package version)")
+    build.add_argument("--source", default="ip-location-db/asn")
+    look = sub.add_parser("lookup", help="AS number and name of one address")
+    look.add_argument("ip")
+    look.add_argument("--table", default=str(DEFAULT_PATH))
+    info = sub.add_parser("info", help="what a table file holds")
+    info.add_argument("--table", default=str(DEFAULT_PATH))
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "build":
+            table = AsnTable.from_csv(args.csv, source=args.source, version=args.version)
+            table.write(args.out)
+            print(f"{len(table)} ranges, {len(table.names)} AS names -> {args.out}")
+        elif args.cmd == "lookup":
+            ipaddress.ip_address(args.ip)
+            hit = AsnTable.load(args.table).lookup(args.ip)
+            print(json.dumps({"ip": args.ip, "asn": hit[0] if hit else 0, "name": hit[1] if hit else ""}))
+        else:
+            print(msgspec.json.encode(AsnTable.load(args.table).info).decode())
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Offline IP -> (ASN, country, network name): where a probe is, from its public address.
 
-Two sources, the first that knows wins:
+Three sources, the first that knows wins (a later one fills only what is still empty):
 1. prefix tables (TSV: prefix, asn, cc, name; longest prefix wins). The observatory builds
    one from a RouteViews/RIPE RIS RIB dump with our MRT reader (`python -m
    netvigil.targets.geo build RIB.bz2 OUT.tsv`, see docs/geo.md); the lab ships one for
@@ -8,7 +8,7 @@ Two sources, the first that knows wins:
    NETVIGIL_GEO_TABLES (paths separated by ':') or passed in.
 2. the shipped IP-to-ASN table (targets/asn_table.py; RouteViews/RIR/DB-IP ranges, IPv4 and
    IPv6): the AS number and its name for any routed address, so a probe in the world is not AS0.
-3. geoip2fast's bundled MaxMind GeoLite2 data (IPv4): the country (and a network name where
+3. geoip2fast's bundled MaxMind GeoLite2 data (IPv4, IPv6): the country (and a network name where
    the sources above had none).
 docs/geo.md says how each is updated.
 """

@@ -21,7 +21,7 @@ def test_pending_rejudges_only_rounds_that_changed():
         assert engine.push(judge(m)) == []  # the round is open: nothing final yet
     assert {m.probe_asn for m, _ in engine.pending()} == {"AS1"}
     assert engine.pending() == []  # nothing changed since
-    engine.push(judge(round_of(at(1), "AS2", cc="DE")[0]))  # another network, another time
+    engine.push(judge(round_of(at(12), "AS2", cc="DE")[0]))  # another network, another hour (window)
     assert {m.probe_asn for m, _ in engine.pending()} == {"AS2"}
     # the same time: AS2 completes a TLS handshake with twitter's addresses, evidence AS1's
     # round is judged with (a certificate failure there would be on-path): judged again

@@ -28,6 +28,7 @@ from netvigil.analysis.endpoints import combine
 from netvigil.analysis.finding import Endpoint, Finding
 from netvigil.analysis.outages.decision import controls_failed, outage_technique
 from netvigil.analysis.rules import RuleSet
+from netvigil.analysis.throughput import floor_of
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
 
@@ -63,11 +64,12 @@ class RoundContext:
         self._changed_slots: set[str] = set()  # slots whose evidence from other vantages changed since
         self.control_rates: dict[tuple, deque] = {}
         self.history = history
-        # time slot -> domain -> addresses where a TLS handshake for that name succeeded
-        # (from any network): tells a DNS redirect to a foreign host from on-path interception
+        # time window (stale_window_seconds) -> domain -> addresses where a TLS handshake for
+        # that name succeeded (from any network): tells a DNS redirect to a foreign host from
+        # on-path interception
         self.good_ips: dict[str, dict[str, set[str]]] = {}
-        # time slot -> network -> control-target rate: the reference when a network has no
-        # history of its own yet (another vantage measuring the same targets at the same time)
+        # time window -> network -> control-target rate (or its lower bound): the reference
+        # when a network has no history of its own yet (another vantage, same window)
         self.slot_rates: dict[str, dict[tuple, float]] = {}
         # time window (rules: stale_window_seconds) -> endpoint -> (country, technique) of its
         # failures on any network: an endpoint failing the same way in another country within
@@ -95,7 +97,7 @@ class RoundContext:
         return per
 
     def note_addresses(self, m: Measurement) -> None:
-        slot = m.measurement_start_time
+        slot = self._window(m)  # other vantages within the window: probes never share a start time
         per = self._slot(self.good_ips, slot)
         hs = (m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None
         for h in hs if isinstance(hs, list) else []:
@@ -165,7 +167,7 @@ class RoundContext:
     def _redirected(self, m: Measurement, f: Finding) -> Finding:
         """Certificate failures on addresses no other vantage saw for those names: the
         resolver sent us to a host that is not the service (a block-page server)."""
-        per = self.good_ips.get(m.measurement_start_time) or {}
+        per = self.good_ips.get(self._window(m)) or {}
         bad = [(h.get("server_name"), str(h.get("address", "")).rsplit(":", 1)[0].strip("[]"))
                for h in ((m.test_keys or {}).get("tls_handshakes") if isinstance(m.test_keys, dict) else None) or []
                if isinstance(h, dict) and isinstance(h.get("server_name"), str)
@@ -234,13 +236,17 @@ class RoundContext:
         return None, ""
 
     def note_rate(self, m: Measurement, service: str | None, f: Finding) -> None:
-        if service != "control" or f.klass != "ok" or not f.rate_bps:
+        """A control's rate (or, from flows too short to time, its lower bound) as the
+        reference of other networks measured within the same window (real probes never
+        share a start time)."""
+        rate = _reference_rate(f) if service == "control" and f.klass == "ok" else None
+        if not rate:
             return
-        slot = m.measurement_start_time
+        slot = self._window(m)
         per = self._slot(self.slot_rates, slot)
         network = self.keys(m)[0]
-        if per.get(network) != f.rate_bps:
-            per[network] = f.rate_bps
+        if per.get(network) != rate:
+            per[network] = rate
             self._changed_slots.add(slot)
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
@@ -255,7 +261,7 @@ class RoundContext:
         outage_tech = outage_technique(controls) if ctl_failed else "outage"
         ctl_rates = [c.rate_bps for c in controls if c.klass not in ("outage", "unknown") and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
-        baseline, basis = self._baseline(network, items[0].m.measurement_start_time if items else None)
+        baseline, basis = self._baseline(network, self._window(items[0].m) if items else None)
         general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
                    and ctl_rate < th["throttle_abs_bps"])
         out: list[Item] = []
@@ -303,9 +309,18 @@ class RoundContext:
                 f = replace(f, confidence=max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** fac["controls_ok_share_exponent"]),
                             rule_ids=f.rule_ids + ["context.controls_ok"])
             out.append(Item(m, f, service, uid))
-        if record and ctl_rate is not None and not general:
-            self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ctl_rate)
+        # the history takes a rate, else a lower bound (a fast network's flows end too soon to
+        # time): the bound only ever lowers the baseline, so it can hide slowness, never invent it
+        refs = [r for r in (_reference_rate(c) for c in controls if c.klass == "ok") if r]
+        ref = ctl_rate if ctl_rate is not None else (statistics.median(refs) if refs else None)
+        if record and ref is not None and not general:
+            self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ref)
         return out
+
+
+def _reference_rate(f: Finding) -> float | None:
+    """A control finding's measured rate, or the lower bound the SNI test could give."""
+    return f.rate_bps or floor_of(f)
 
 
 def _own_rules(f: Finding) -> list[str]:

@@ -158,6 +158,32 @@ def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float
     return max((r for r in rates if r), default=None)
 
 
+FLOOR = "helper.rate_at_least="
+
+
+def rate_floor(test: SNIThroughput, role: str, direction: str, min_seconds: float) -> float | None:
+    """A lower bound on the network's rate from flows too short to time: the whole flow's
+    bytes over the time from the request to its last byte (latency and scheduling only make
+    it smaller). Good for the network's history (a fast network's 20 KB flows end at once),
+    never as the rate judged now: a busy probe would make a fast network look slow."""
+    bounds = [t.samples[-1][1] * 8 / t.samples[-1][0] for t in test.transfers
+              if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)
+              and t.samples[-1][0] > 0
+              and not (len(t.samples) >= 3 and t.samples[-1][0] - t.samples[0][0] >= min_seconds)]
+    return max(bounds, default=None)
+
+
+def floor_of(f: Finding) -> float | None:
+    """The lower bound a finding carries (rule id helper.rate_at_least=BPS), if any."""
+    for r in f.rule_ids:
+        if r.startswith(FLOOR):
+            try:
+                return float(r[len(FLOOR):])
+            except ValueError:
+                return None
+    return None
+
+
 def _handshake_failure(flows: list[HelperTransfer]) -> str | None:
     """The failure when every flow failed at its handshake the same way."""
     fails = {t.failure for t in flows if t.failure and t.failed_operation in HANDSHAKE}
@@ -201,12 +227,17 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         if found.klass in ("ok", "unknown", "throttled", "quic"):
             return f
         return _secondary(found, "throttled.targeted")
-    rate = peak_rate(test, "target" if target else "control", "download", th["helper_rate_min_seconds"])
+    role = "target" if target else "control"
+    rate = peak_rate(test, role, "download", th["helper_rate_min_seconds"])
     if rate is not None and found.klass in ("ok", "unknown"):
         # the network's rate (the fastest flow: a busy probe or helper slows some flows, a
         # slow network caps all): the round context compares it with the network's history
         # (throttled.general); the targeted question is answered above, within the test
         return replace(found, rate_bps=rate, sample_rates=[rate], rule_ids=found.rule_ids + ["helper.rate_measured"])
+    floor = rate_floor(test, role, "download", th["helper_rate_min_seconds"])
+    if floor is not None and found.klass in ("ok", "unknown"):
+        # too fast to time: the round context keeps the bound as the network's history only
+        return replace(found, rule_ids=found.rule_ids + [f"{FLOOR}{floor:.0f}"])
     return found
 
 

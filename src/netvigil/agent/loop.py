@@ -43,6 +43,8 @@ class AgentConfig(msgspec.Struct, kw_only=True):
     daily_bytes: int = DEFAULT_DAILY_BYTES
     probe: ProbeSettings = msgspec.field(default_factory=ProbeSettings)  # resolver, CA, ports...; a probe_asn/cc given here wins
     cadence: float | None = None  # overrides the observatory's cadence (seconds)
+    urls: tuple[str, ...] = ()  # measured every round besides the services (a test list)
+    server_timeout: float = 10.0  # seconds for one request to the observatory
 
 
 class RoundResult(msgspec.Struct):
@@ -72,7 +74,7 @@ class Agent:
         self.data_dir = identity.private_dir(Path(config.data_dir))
         self.queue_dir = identity.private_dir(self.data_dir / "queue")
         self.budget = ByteBudget(self.data_dir / "budget.json", config.daily_bytes)
-        self.http = httpx.Client(timeout=10.0)
+        self.http = httpx.Client(timeout=config.server_timeout)
         self.ident: Identity | None = identity.load(self.data_dir, self.server)
         self.stop = threading.Event()
         self.say = say
@@ -136,7 +138,6 @@ class Agent:
         return plan_services(self.catalogue, known, controls=True)
 
     def run_round(self) -> RoundResult:
-        from netvigil.probe.client import submit_measurements
         from netvigil.probe.runner import run_probe
 
         answer, fresh = self.check_in()
@@ -150,26 +151,51 @@ class Agent:
             self.say(f"throughput tests skipped: {self.budget.left()} bytes left of today's "
                      f"{self.budget.daily} (a round needs up to {bound})")
         settings = self.settings_for(answer, throughput)
-        measured = self._measure(settings, services, run_probe)
-        res = submit_measurements(self.server, [], queue_dir=self.queue_dir,
-                                  token=self.ident.token if self.ident else None, retries=2, backoff=0.5)
+        measured, where = self._measure(settings, services, run_probe)
+        res = self.submit()
+        asn, cc = where or (settings.probe_asn, settings.probe_cc)
         return RoundResult(measured=measured, submitted=res.submitted, queued=res.queued, rejected=res.rejected,
-                           throughput=throughput, probe_asn=settings.probe_asn, probe_cc=settings.probe_cc,
+                           throughput=throughput, probe_asn=asn, probe_cc=cc,
                            checked_in=fresh, errors=res.errors[:10])
 
-    def _measure(self, settings: ProbeSettings, services: list[str], run_probe) -> int:
-        """Each measurement on disk (fsync) before the next is taken: the round file is in the queue."""
+    def submit(self):
+        """Send everything queued (probe/client.py); what cannot be sent stays queued."""
+        from netvigil.probe.client import submit_measurements
+
+        return submit_measurements(self.server, [], queue_dir=self.queue_dir,
+                                   token=self.ident.token if self.ident else None,
+                                   timeout=self.config.server_timeout, retries=2, backoff=0.5)
+
+    def flush(self) -> int:
+        """Only send what is queued (no check-in, no measuring); returns how many stay queued.
+        With the observatory down, nothing is sent and everything stays queued."""
+        try:
+            self.ensure_identity()  # a never-enrolled agent's queue goes with credentials
+        except ServerUnreachable as exc:
+            self.say(f"{exc}; nothing sent")
+        res = self.submit()
+        self.say(f"flush: submitted {res.submitted}, queued {res.queued}, rejected {res.rejected}")
+        return res.queued
+
+    def _measure(self, settings: ProbeSettings, services: list[str], run_probe) -> tuple[int, tuple | None]:
+        """Each measurement on disk (fsync) before the next is taken: the round file is in the queue.
+        Returns how many, and where the probe located itself (ASN, country; None if nothing measured)."""
         name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-round-{secrets.token_hex(4)}.jsonl"
         fd = os.open(self.queue_dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+        where: list[tuple[str, str]] = []
 
         def sink(m: Measurement) -> None:
             os.write(fd, encode_measurement(m) + b"\n")
             os.fsync(fd)
+            where[:] = [(m.probe_asn, m.probe_cc)]
 
         try:
-            return asyncio.run(run_probe(settings, self.catalogue, services=services, urls=[], sink=sink))
+            count = asyncio.run(run_probe(settings, self.catalogue, services=services, urls=list(self.config.urls),
+                                          sink=sink))
         finally:
             os.close(fd)
+        return count, (where[0] if where else None)
 
     # ---- the schedule ---------------------------------------------------------------
 

@@ -27,6 +27,13 @@ def agent(
     probe_asn: str = typer.Option("AS0", "--probe-asn", help="Override the located ASN, e.g. AS12389."),
     probe_cc: str = typer.Option("ZZ", "--probe-cc", help="Override the located country, e.g. RU."),
     timeout: float = typer.Option(10.0, "--timeout", help="Per-step timeout in seconds."),
+    url: list[str] = typer.Option([], "--url", help="A URL to measure every round besides the services (repeatable)."),
+    path: str = typer.Option("direct", "--path", help="Label of the path: direct, vpn or proxy (e.g. a VPN user)."),
+    probe_network_name: str = typer.Option(None, "--probe-network-name", help="Override the located network name."),
+    scenario_time: str = typer.Option(None, "--scenario-time",
+                                      help='A lab\'s clock "YYYY-MM-DD HH:MM:SS", written as measurement_start_time.'),
+    server_timeout: float = typer.Option(10.0, "--server-timeout", help="Seconds for one request to the observatory."),
+    flush: bool = typer.Option(False, "--flush", help="Only send what is queued (no check-in, no measuring), then exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
     """Run a probe of the fleet: enrol once, then check in, measure and submit on a schedule.
@@ -35,17 +42,24 @@ def agent(
     when the observatory is reachable. Runs as a systemd service (deploy/systemd/netvigil-agent.service).
 
     Example: netvigil agent --server https://obs.example.org --data-dir /var/lib/netvigil-agent
+
+    Send what is still queued, then exit: netvigil agent --server https://obs.example.org --flush
     """
     import re
 
     from netvigil.agent.loop import Agent, AgentConfig
     from netvigil.collector.probes import read_invite
     from netvigil.probe.settings import ProbeSettings, parse_helper, parse_port_map, parse_resolver
+    from netvigil.targets.testlists import check_url
 
     if not server.startswith(("http://", "https://")):
         raise UsageError(f"--server must start with http:// or https://, got {server!r}")
-    if daily_mb < 0 or timeout <= 0 or (cadence is not None and cadence < 1):
-        raise UsageError("--daily-mb must be >= 0, --timeout > 0 and --cadence >= 1")
+    if daily_mb < 0 or timeout <= 0 or server_timeout <= 0 or (cadence is not None and cadence < 1):
+        raise UsageError("--daily-mb must be >= 0, --timeout and --server-timeout > 0 and --cadence >= 1")
+    if path not in ("direct", "vpn", "proxy"):
+        raise UsageError(f"bad --path {path!r}", hint="expected direct, vpn or proxy")
+    if scenario_time is not None and not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", scenario_time):
+        raise UsageError(f"bad --scenario-time {scenario_time!r}", hint='expected "YYYY-MM-DD HH:MM:SS"')
     if not re.fullmatch(r"AS\d+", probe_asn) or not re.fullmatch(r"[A-Z]{2}", probe_cc):
         raise UsageError(f"bad --probe-asn {probe_asn!r} or --probe-cc {probe_cc!r}", hint="e.g. AS12389 and RU")
     if ca_file is not None and not ca_file.is_file():
@@ -55,9 +69,11 @@ def agent(
                           ca_file=str(ca_file) if ca_file else None,
                           port_map=parse_port_map(port_map) if port_map else {},
                           helpers=tuple(parse_helper(h) for h in helper), probe_asn=probe_asn, probe_cc=probe_cc,
+                          probe_network_name=probe_network_name, path=path, scenario_time=scenario_time,
                           timeout=timeout)
     config = AgentConfig(server=server.rstrip("/"), data_dir=str(data_dir), invite=invite,
-                         daily_bytes=int(daily_mb * 1_000_000), probe=probe, cadence=cadence)
+                         daily_bytes=int(daily_mb * 1_000_000), probe=probe, cadence=cadence,
+                         urls=tuple(check_url(u) for u in url), server_timeout=server_timeout)
 
     def say(line: str) -> None:
         if not quiet:
@@ -66,7 +82,11 @@ def agent(
     a = Agent(config, say=say)
     signal.signal(signal.SIGTERM, lambda *_: a.stop.set())  # systemd stop: end after this round
     try:
-        a.run(once=once)
+        if flush:
+            if a.flush():
+                raise typer.Exit(1)  # something stays queued: the caller may try again later
+        else:
+            a.run(once=once)
     finally:
         a.close()
 

@@ -52,11 +52,16 @@ def run_cmd(
     rounds: int = typer.Option(None, "--rounds", min=1, help="Run only the first N rounds."),
     speed: float = typer.Option(0.0, "--speed", min=0.0,
                                 help="Scenario seconds per wall second (0: rounds back to back)."),
-    timeout: float = typer.Option(3.0, "--timeout", min=0.5, help="Probe per-step timeout, seconds."),
-    parallel: int = typer.Option(4, "--parallel", min=1, help="Probes running at once."),
+    timeout: float = typer.Option(3.0, "--timeout", min=0.5, help="Agent (probe) per-step timeout, seconds."),
+    parallel: int = typer.Option(4, "--parallel", min=1, help="Agents running at once."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
-    """Build the lab, run a scenario's rounds with the probe in every ISP, tear down.
+    """Build the lab, run a scenario's rounds with an agent in every ISP, tear down.
+
+    An observatory (netvigil serve) runs on the lab's uncensored transit; in every ISP, VPN
+    subscriber and the control network, netvigil agent enrols with it (invite token), checks in,
+    locates itself, measures and submits, once per round. measurements.jsonl is what the
+    observatory acknowledged. Nothing keeps running after the run ends or fails.
 
     Example: netvigil lab run russia-2022 --out runs/ru --rounds 4
     """
@@ -68,7 +73,8 @@ def run_cmd(
     summary = run_with_progress(s, out, rounds=rounds, speed=speed, timeout=timeout, parallel=parallel,
                                 quiet=quiet)
     typer.echo(f"{summary.scenario}: {summary.rounds} rounds, {summary.measurements} measurements, "
-               f"{summary.labels} labels, {summary.probe_failures} probe failures, set-up "
+               f"{summary.labels} labels, {summary.agents} agents, {summary.probe_failures} agent failures, "
+               f"{summary.left_queued} left queued, set-up "
                f"{summary.setup_seconds:.1f} s, total {summary.wall_seconds:.0f} s -> {summary.out_dir}")
 
 

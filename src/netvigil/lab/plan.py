@@ -3,10 +3,11 @@ namespaces the lab creates, and nothing routes outside LAB_PREFIX (no default ro
 
     nv-<id>-net   transit "internet": service hosts (one /32 per catalogue domain), the
                   authoritative DNS server, the OpenVPN exit, the observatory's test helper
-                  (`netvigil helper`, outside every censor); routes to every ISP
+                  (`netvigil helper`, outside every censor), the observatory the lab's
+                  agents enrol with and submit to (`netvigil serve`); routes to every ISP
     nv-<id>-ctl   control vantage, straight on the transit (outside every censor)
     nv-<id>-m<k>  ISP k's middlebox: router, resolver, censor (iptables, NFQUEUE, tc)
-    nv-<id>-c<k>  ISP k's subscriber, where the probe runs
+    nv-<id>-c<k>  ISP k's subscriber, where the probe (or the agent) runs
     nv-<id>-v<k>  ISP k's subscriber that uses the VPN (only for ISPs with vpn = true)
 """
 
@@ -23,6 +24,7 @@ LAB_PREFIX = ipaddress.ip_network("10.77.0.0/16")
 DNS_IP = "10.77.0.53"
 VPN_IP = "10.77.0.60"
 HELPER_IP, HELPER_PORT = "10.77.0.44", 443  # on 443, as a deployed helper: a censor keys on the SNI, not the port
+OBS_IP, OBS_PORT = "10.77.0.45", 80  # `netvigil serve` of a fleet run, on the uncensored transit
 VPN_POOL = ("10.77.8.0", "255.255.252.0")
 CTL_NET, CTL_IP = "10.77.2.1", "10.77.2.2"
 MAX_ISPS = 100

@@ -1,7 +1,10 @@
 """Runs a scenario: builds the lab, starts its servers, the test helper and the censors, and
-at every round of the scenario clock applies the policies in force and runs the probe
-(`netvigil probe --helper`, as a subprocess inside each vantage's namespace, locating itself
-with the lab's IP-to-ASN table) from every ISP, every VPN subscriber and the control vantage. Writes DIR/measurements.jsonl, DIR/labels.jsonl and DIR/run.json.
+at every round of the scenario clock applies the policies in force and measures from every ISP,
+every VPN subscriber and the control vantage. `run_scenario` takes the deployment path: an
+observatory (`netvigil serve`) on the lab's transit and `netvigil agent` in each vantage's
+namespace (lab/fleet.py); `Lab.probe_round` runs the one-shot probe (`netvigil probe --helper`)
+instead, for tests that look at techniques only. Writes DIR/measurements.jsonl (what the
+observatory acknowledged), DIR/labels.jsonl and DIR/run.json.
 
 `Lab` is a context manager: whatever happens (error, Ctrl-C, SIGTERM), leaving it deletes
 every namespace of the run, which takes every veth, rule, qdisc and process with it.
@@ -26,6 +29,7 @@ import msgspec
 from netvigil.errors import LabError, PrerequisiteError
 from netvigil.lab import censor, cleanup, topology, vpn
 from netvigil.lab.clock import ScenarioClock
+from netvigil.lab.fleet import LabFleet
 from netvigil.lab.labels import write_labels
 from netvigil.lab.pki import service_certs
 from netvigil.lab.plan import DNS_IP, HELPER_IP, HELPER_PORT, Plan, geo_rows, make_plan
@@ -278,6 +282,9 @@ class RunSummary(msgspec.Struct):
     probe_failures: int
     setup_seconds: float
     wall_seconds: float
+    agents: int = 0  # probes the lab's observatory enrolled
+    measured: int = 0  # what the agents said they measured
+    left_queued: int = 0  # still in an agent's queue after the drain (0: nothing held back)
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None, speed: float = 0.0,
@@ -295,7 +302,10 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
     clock = ScenarioClock(scenario, speed=speed, rounds=rounds)
     t_wall = time.monotonic()
     clock_rows, failures, n_meas = [], 0, 0
+    measured = 0
     with Lab(scenario, work, log=log) as lab:
+        fleet = LabFleet(lab, timeout=timeout)
+        fleet.start_observatory()
         setup = time.monotonic() - t_wall
         vantages = lab.vantages()
         clock.wall0 = time.monotonic()
@@ -304,24 +314,42 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
             when = clock.label(r)
             in_force = lab.apply(clock.time_of(r))
             wall_start = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            data, problems = lab.probe_round(when, vantages, timeout=timeout, parallel=parallel, tag=f"{r:03d}")
-            failures += len(problems)
-            for v, msg in problems.items():
-                log(f"round {r} {when}: probe at {v} failed: {msg}")
-            n_meas += data.count(b"\n")
-            with open(meas_path, "ab") as sink:
-                sink.write(data)
+            runs = fleet.round(when, vantages, parallel=parallel)
+            measured += sum(a.measured for a in runs)
+            for a in runs:
+                if a.problem:
+                    failures += 1
+                    log(f"round {r} {when}: agent at {a.vantage} failed: {a.problem}")
             clock_rows.append({"round": r, "scenario_time": when, "wallclock_start": wall_start,
-                               "in_force": {k: v for k, v in in_force.items() if v}})
+                               "in_force": {k: v for k, v in in_force.items() if v},
+                               "agents": {a.vantage: {"measured": a.measured, "submitted": a.submitted,
+                                                      "queued": a.queued} for a in runs}})
             if on_round:
                 on_round(r, clock.rounds, when, in_force)
-        _write_run(out_dir, scenario, clock, lab, vantages, clock_rows, speed)
+        drained = fleet.drain(vantages, parallel=parallel)
+        left = sum(a.queued for a in drained)
+        for a in drained:
+            if a.problem or a.queued:
+                log(f"drain: agent at {a.vantage} still holds {a.queued}: {a.problem}")
+        fleet.stop_observatory()
+        lines = fleet.collected()
+        n_meas = len(lines)
+        meas_path.write_bytes(b"".join(line + b"\n" for line in lines))
+        agents = fleet.enrolled()
+        if n_meas < measured - left:
+            log(f"the observatory holds {n_meas} measurements, the agents measured {measured} "
+                f"and hold {left}: {measured - left - n_meas} missing")
+        _write_run(out_dir, scenario, clock, lab, vantages, clock_rows, speed,
+                   fleet={"observatory": fleet.url, "agents": len(agents), "measured": measured,
+                          "acknowledged": n_meas, "left_queued": left})
     return RunSummary(scenario=scenario.name, out_dir=str(out_dir), rounds=clock.rounds, measurements=n_meas,
                       labels=n_labels, probe_failures=failures, setup_seconds=round(setup, 2),
-                      wall_seconds=round(time.monotonic() - t_wall, 1))
+                      wall_seconds=round(time.monotonic() - t_wall, 1), agents=len(agents), measured=measured,
+                      left_queued=left)
 
 
-def _write_run(out_dir: Path, scenario: Scenario, clock: ScenarioClock, lab: Lab, vantages, rows, speed) -> None:
+def _write_run(out_dir: Path, scenario: Scenario, clock: ScenarioClock, lab: Lab, vantages, rows, speed,
+               fleet: dict | None = None) -> None:
     run = {
         "scenario": scenario.name, "scenario_version": scenario.version, "description": scenario.description,
         "start": scenario.start.strftime("%Y-%m-%d %H:%M:%S"), "end": scenario.end.strftime("%Y-%m-%d %H:%M:%S"),
@@ -330,6 +358,6 @@ def _write_run(out_dir: Path, scenario: Scenario, clock: ScenarioClock, lab: Lab
         "isps": [{"name": i.name, "asn": i.asn, "cc": i.cc, "vpn": i.vpn} for i in scenario.isps],
         "vantages": [{"name": v.name, "kind": v.kind, "asn": v.asn, "cc": v.cc, "path": v.path} for v in vantages],
         "services": list(scenario.services), "urls": list(scenario.urls),
-        "retired": list(scenario.retired), "helper": lab.helper,
+        "retired": list(scenario.retired), "helper": lab.helper, "fleet": fleet,
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=1))

@@ -11,7 +11,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from netvigil.errors import LabError
-from netvigil.lab.plan import CTL_IP, CTL_NET, DNS_IP, HELPER_IP, LAB_PREFIX, VPN_IP, Plan
+from netvigil.lab.plan import CTL_IP, CTL_NET, DNS_IP, HELPER_IP, LAB_PREFIX, OBS_IP, VPN_IP, Plan
 
 LAB = str(LAB_PREFIX)
 
@@ -47,6 +47,7 @@ def _ns_batches(plan: Plan) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     net = ["link set lo up",
            f"addr add {DNS_IP}/32 dev lo", f"addr add {VPN_IP}/32 dev lo", f"addr add {HELPER_IP}/32 dev lo",
+           f"addr add {OBS_IP}/32 dev lo",
            f"addr add {CTL_NET}/30 dev ctl0", "link set ctl0 up"]
     net += [f"addr add {ip}/32 dev lo" for ip in sorted(set(plan.domain_ip.values()))]
     for i in plan.isps:

@@ -15,7 +15,7 @@ from netvigil.analysis.outage_signals import (
     national_series,
     volume_outages,
 )
-from netvigil.analysis.signals_rules import load_rules
+from netvigil.analysis.rules import load_rules
 from netvigil.model.signals import Series
 from netvigil.errors import ConfigError, UsageError
 
@@ -41,7 +41,7 @@ def test_step_drop_gives_one_interval_with_onset_end_and_depth():
     assert iv.points == 10
     assert iv.depth > 0.9 and iv.score > 0.9
     assert iv.rule_id == "outage.connectivity.drop"
-    assert iv.rules_version == load_rules().version
+    assert iv.rules_version == load_rules().outage.version
 
 
 def test_diurnal_dips_and_single_bad_bucket_are_not_outages():

@@ -9,7 +9,7 @@ import pytest
 
 from netvigil.analysis.outage_signals import detect_outages, national_series
 from netvigil.analysis.signals_eval import load_windows, score
-from netvigil.analysis.signals_rules import load_rules
+from netvigil.analysis.rules import load_rules
 from netvigil.model.signals import parse_utc
 from netvigil.ingest.monash import read_monash
 
@@ -33,7 +33,7 @@ def loaded(third_party):
 @pytest.mark.parametrize("robust_z", [2.0, 3.0, 5.0])
 @pytest.mark.parametrize("baseline_points", [24, 48, 96])
 def test_national_outages_found_across_the_grid(loaded, enter_ratio, robust_z, baseline_points):
-    base = load_rules()
+    base = load_rules().outage
     conn = dataclasses.replace(base.rule("connectivity"), enter_ratio=enter_ratio,
                                robust_z=robust_z, baseline_points=baseline_points)
     rules = dataclasses.replace(base, signals={**base.signals, "connectivity": conn})

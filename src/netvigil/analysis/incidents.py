@@ -12,12 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from netvigil.analysis.changes import Span, common_prefix, detect_spans
 from netvigil.analysis.outages.spans import _times_by_network, per_network, silence_spans  # noqa: F401 (re-exported)
 from netvigil.analysis.outages.spans import merge_in_time as _merge
 from netvigil.model import times
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
+
+if TYPE_CHECKING:
+    from netvigil.analysis.signals_rules import OutageRules
 
 MAX_SAMPLE_UIDS = 20
 
@@ -71,13 +75,15 @@ def _circumvention(span: Span, circ: dict) -> str:
 
 
 def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict | None = None,
-                  end: float | None = None) -> tuple[list[Span], dict]:
+                  end: float | None = None, outage_rules: OutageRules | None = None) -> tuple[list[Span], dict]:
     """Censorship spans per (network, service) and outage spans per network (the one
     outage decision, analysis/outages), and the other paths' verdicts: what the incidents and
-    `netvigil outages` both show. `end`: silence is judged up to it (default: newest verdict)."""
+    `netvigil outages` both show. `end`: silence is judged up to it (default: newest verdict);
+    `outage_rules`: the silence detector's (default: rules/outage.toml)."""
     series_cache = cache.setdefault("series", {}) if cache is not None else None
     spans, circ = spans_from_verdicts(verdicts, params, series_cache)
-    spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None, end)
+    spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None, end,
+                           outage_rules)
     outages = per_network([s for s in spans if s.kind == "outage"], params["merge_gap_seconds"])
     return [s for s in spans if s.kind == "censorship"] + outages, circ
 

@@ -8,8 +8,8 @@ past a gentler ratio (hysteresis), and anomalous values never enter the baseline
 national shutdown or 72 nightly curfews stay outages instead of becoming the new normal.
 Thresholds live in rules/outage.toml (ids + version), recorded in every interval.
 
-`fuse` turns these signals plus censorship evidence (service failing while controls work)
-into an outage / censorship / both call for one network, with reasons.
+Whether a network's trouble is an outage or censorship is decided once, in
+analysis/outages/decision.py (silence from here is one of its inputs).
 """
 
 from __future__ import annotations
@@ -20,14 +20,9 @@ from collections import deque
 from statistics import median
 from typing import Iterable, Sequence
 
-from netvigil.analysis.signals_rules import OutageRules, SignalRule, load_rules
-from netvigil.model.signals import (
-    CensorshipBucket,
-    FusionCall,
-    OutageInterval,
-    Series,
-    utc_text,
-)
+from netvigil.analysis.rules import load_rules
+from netvigil.analysis.signals_rules import OutageRules, SignalRule
+from netvigil.model.signals import OutageInterval, Series, utc_text
 from netvigil.errors import UsageError
 
 MAX_BUCKETS = 1_000_000  # a filled series longer than this is a timestamp error, not data
@@ -38,7 +33,6 @@ __all__ = [
     "control_reachability_outages",
     "route_visibility_outages",
     "national_series",
-    "fuse",
 ]
 
 
@@ -163,7 +157,7 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
 def detect_outages(series: Series, rules: OutageRules | None = None) -> list[OutageInterval]:
     """Outage intervals of one series, each with onset, end (None if ongoing), depth, score."""
     _check(series)
-    rules = rules or load_rules()
+    rules = rules or load_rules().outage
     rule = rules.rule(series.signal)
     points, entries = _flag(series, rule)
     groups: list[list[int]] = []  # indices into points
@@ -257,7 +251,7 @@ def national_series(regions: Sequence[Series], key: str, rules: OutageRules | No
     """Mean of regional series per bucket, only where enough regions reported."""
     if not regions:
         raise UsageError(f"no regional series to aggregate into {key!r}")
-    rules = rules or load_rules()
+    rules = rules or load_rules().outage
     need = max(1, math.ceil(rules.min_region_share * len(regions)))
     acc: dict[int, list[float]] = {}
     for s in regions:
@@ -268,70 +262,3 @@ def national_series(regions: Sequence[Series], key: str, rules: OutageRules | No
     return Series(key=key, signal=first.signal, times=times,
                   values=[sum(acc[t]) / len(acc[t]) for t in times], step=first.step,
                   country=first.country, region=None, source=first.source)
-
-
-def _overlaps(iv: OutageInterval, ts: int, step: int) -> bool:
-    end = iv.end_ts if iv.end_ts is not None else math.inf
-    return iv.onset_ts < ts + step and ts < end
-
-
-def fuse(key: str, intervals: Sequence[OutageInterval], evidence: Sequence[CensorshipBucket], *,
-         step: int, rules: OutageRules | None = None) -> FusionCall:
-    """Outage vs censorship vs both for one network over the buckets given.
-
-    Outage: a target-independent signal (connectivity, volume, control reachability, routes)
-    has a strong interval, or controls themselves fail. Censorship: buckets where the
-    service fails while controls on the same network work, outside any outage interval.
-    """
-    rules = rules or load_rules()
-    f = rules.fusion
-    strong = [iv for iv in intervals
-              if iv.signal in f.outage_signals and iv.score >= f.min_interval_score]
-    reasons: list[str] = []
-    rule_ids = sorted({iv.rule_id for iv in strong})
-    for iv in strong:
-        reasons.append(f"{iv.signal} {iv.key}: {iv.depth:.0%} below baseline from {iv.onset}"
-                       + (f" to {iv.end}" if iv.end else " (ongoing)") + f" [{iv.rule_id}]")
-    control_down = censored = judged = 0
-    outage_at: list[int] = []
-    censored_at: list[int] = []
-    for b in evidence:
-        if b.control_total >= f.min_measurements:
-            if 1 - b.control_ok / b.control_total >= f.control_failure_share:
-                control_down += 1
-                outage_at.append(b.ts)
-                continue
-        if any(_overlaps(iv, b.ts, step) for iv in strong):
-            outage_at.append(b.ts)
-            continue  # during an outage a failing service says nothing about censorship
-        if b.service_total < f.min_measurements or b.control_total < f.min_measurements:
-            continue
-        judged += 1
-        fails = 1 - b.service_ok / b.service_total
-        if fails >= f.service_failure_share and b.control_ok / b.control_total >= f.control_ok_share:
-            censored += 1
-            censored_at.append(b.ts)
-    if control_down:
-        reasons.append(f"controls failed in {control_down} bucket(s) [{f.id}]")
-    if censored:
-        reasons.append(f"service failed while controls worked in {censored}/{judged} "
-                       f"judged bucket(s) [{f.id}]")
-    outage = bool(strong) or control_down > 0
-    if outage and censored:
-        call = "both"
-    elif outage:
-        call = "outage"
-    elif censored:
-        call = "censorship"
-    elif judged or evidence or intervals:
-        call = "none"
-        reasons.append("no outage signal and no service-specific failure")
-    else:
-        call = "unknown"
-        reasons.append("no signals and no measurements to judge")
-    if control_down or censored:
-        rule_ids.append(f.id)
-    return FusionCall(key=key, call=call, reasons=reasons, outage_intervals=list(strong),
-                      censorship_buckets=censored, rule_ids=sorted(set(rule_ids)),
-                      rules_version=rules.version, outage_bucket_starts=sorted(outage_at),
-                      censored_bucket_starts=sorted(censored_at))

@@ -1,7 +1,9 @@
-"""Rule data (rules/*.toml, fingerprints, bogons) loaded once, with one version string.
+"""Rule data (rules/*.toml, fingerprints, bogons) loaded once, by one loader: `load_rules`.
 
 Every verdict records `RuleSet.version`; rule ids are stable strings so that a verdict says
 which piece of knowledge produced it (e.g. "fp:ooni.ru_3", "tls.failure:connection_reset").
+The outage-signal rules (outage.toml beside rules.toml) come with them as `RuleSet.outage`,
+keeping their own ids and version (every outage interval records them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netvigil.analysis.signals_rules import OutageRules, parse_outage_rules
 from netvigil.errors import ConfigError
 
 import ahocorasick_rs  # one automaton for ~1,300 literals instead of one scan per literal
@@ -176,6 +179,7 @@ class RuleSet:
     _net_cache: dict = field(default_factory=dict)  # ip -> is a bogon
     _sink_cache: dict = field(default_factory=dict)  # ip -> is a sink
     sinks: tuple = ()
+    outage: OutageRules | None = None  # outage.toml: the outage-signal detector's rules
 
     def is_bogon(self, ip: str) -> bool:
         return _cached_in_nets(self._net_cache, ip, self.bogons)
@@ -264,10 +268,16 @@ def _read_fingerprints(path: Path) -> list[Fingerprint]:
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def load_rules(directory: str | None = None) -> RuleSet:
+@functools.lru_cache(maxsize=8)
+def load_rules(directory: str | Path | None = None, *, outage_file: str | Path | None = None) -> RuleSet:
+    """The rules of `directory` (default: the shipped ones): rules.toml, fingerprints and
+    bogons, and `.outage` from `outage_file` (default: outage.toml in `directory`, else the
+    shipped one). ConfigError names the file and key on any problem."""
     base = Path(directory) if directory else RULES_DIR
     path = base / "rules.toml"
+    if outage_file is None:
+        outage_file = base / "outage.toml" if (base / "outage.toml").is_file() else RULES_DIR / "outage.toml"
+    outage = parse_outage_rules(str(outage_file))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -284,6 +294,7 @@ def load_rules(directory: str | None = None) -> RuleSet:
             incidents={k: float(v) for k, v in data["incidents"].items()},
             factors={k: float(v) for k, v in data["factors"].items()},
             dns_fingerprints={},
+            outage=outage,
         )
     except KeyError as exc:
         raise ConfigError(f"missing key {exc}", where=str(path)) from None

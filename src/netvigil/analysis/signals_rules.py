@@ -1,4 +1,8 @@
-"""Load outage-signal rules (rules/outage.toml): thresholds are data with ids and a version."""
+"""Outage-signal rules (rules/outage.toml): thresholds are data with ids and a version.
+
+Loaded through the one rules loader, `analysis.rules.load_rules` (its `.outage`), which
+reads this file beside rules.toml; `parse_outage_rules` is its parser for this file.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from netvigil.errors import ConfigError
-
-DEFAULT_PATH = Path(__file__).resolve().parent / "rules" / "outage.toml"
 
 
 @dataclass(frozen=True)
@@ -32,21 +34,9 @@ class SignalRule:
 
 
 @dataclass(frozen=True)
-class FusionRule:
-    id: str
-    min_interval_score: float
-    outage_signals: tuple[str, ...]
-    min_measurements: int
-    service_failure_share: float
-    control_ok_share: float
-    control_failure_share: float
-
-
-@dataclass(frozen=True)
 class OutageRules:
     version: str
     signals: dict[str, SignalRule]
-    fusion: FusionRule
     min_region_share: float
     path: str = ""
 
@@ -89,14 +79,9 @@ def _build(cls, table: dict, where: str):
     return cls(**values)
 
 
-def load_rules(path: Path | str | None = None) -> OutageRules:
-    """Parse and validate outage.toml (ConfigError names the file and key on any problem)."""
-    p = Path(path) if path else DEFAULT_PATH
-    return _load(str(p))
-
-
 @lru_cache(maxsize=8)
-def _load(p: str) -> OutageRules:
+def parse_outage_rules(p: str) -> OutageRules:
+    """Parse and validate an outage.toml (ConfigError names the file and key on any problem)."""
     try:
         data = tomllib.loads(Path(p).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -119,12 +104,10 @@ def _load(p: str) -> OutageRules:
         signals[name] = rule
     if not signals:
         raise ConfigError("no [signal.*] tables", where=p)
-    fusion = _build(FusionRule, data.get("fusion") or {}, f"{p}: [fusion]")
     national = data.get("national") or {}
     return OutageRules(
         version=version,
         signals=signals,
-        fusion=fusion,
         min_region_share=float(national.get("min_region_share", 0.8)),
         path=p,
     )

@@ -28,14 +28,14 @@ def outages(
 
     Example: netvigil outages tests/data/third_party/monash-ip-observatory/irn-2019-11-11_gif.csv --windows tests/signals/data/iran_2019_windows.csv
     """
-    from netvigil.analysis.signals_rules import load_rules
+    from netvigil.analysis.rules import load_rules
     from netvigil.ingest.mrt import looks_like_mrt
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if not file.is_file():
         raise UsageError("no such file", where=str(file))
-    rules = load_rules(rules_file)
+    rules = load_rules(outage_file=rules_file).outage
     if looks_like_mrt(file):
         _mrt(file, region, fmt, changes, rules)
     elif _looks_like_json(file):

@@ -1,9 +1,9 @@
 """`netvigil outages MEASUREMENTS.jsonl`: outage vs censorship per network from measurements.
 
-Measurements -> verdicts (the analysis area's `verdicts`) -> per-network volume, control
-reachability and service-vs-control buckets -> `fuse`. With a lab run's labels.jsonl the
-calls are scored per (network, bucket): outage (`outage`, `outage.partial` labels) and
-censorship (any other technique) precision and recall.
+Measurements -> verdicts (the analysis area's `verdicts`) -> the incidents' spans
+(analysis/outages: the one outage decision, so this and the dashboard agree) -> one call
+per network. With a lab run's labels.jsonl the calls are scored per (network, bucket):
+outage (`outage`, `outage.partial` labels) and censorship (any other technique).
 """
 
 from __future__ import annotations
@@ -64,28 +64,30 @@ def load_lab_labels(path: Path, step: int) -> tuple[set, set]:
 
 
 def run_measurements(file: Path, fmt: str, step: int | None, labels: Path | None, rules) -> None:
-    from netvigil.analysis.signals_verdicts import network_signals, outage_calls
+    from netvigil.analysis.outages.calls import measured_buckets, network_calls
+    from netvigil.analysis.rules import load_rules
     from netvigil.analysis.verdicts import verdicts
     from netvigil.ingest.ooni import IngestReport, read_measurements
 
     if step is not None and step <= 0:
         raise UsageError(f"--step must be positive, not {step}")
     report = IngestReport()
-    vs = list(verdicts(read_measurements([file], report)))
+    detection = load_rules()
+    vs = list(verdicts(read_measurements([file], report), detection))
     if not vs:
         raise IngestError("no measurements to judge" + (f" ({report.errors[0]})" if report.errors else ""),
                           where=str(file))
     times = sorted({parse_utc(v.measurement_start_time) for v in vs})
     step = step or _step_from_run(file) or _step_from_times(times)
-    end = times[-1]
-    calls = outage_calls(vs, step, end=end, rules=rules)
+    calls = network_calls(vs, detection.incidents, step, rules_version=detection.version, end=times[-1],
+                          outage_rules=rules)
     out = sys.stdout
     if fmt == "jsonl":
         for c in calls:
             out.write(msgspec.json.encode(c).decode() + "\n")
     else:
         typer.echo(f"{file.name}: {report.summary()}; {len(calls)} network(s), buckets of {step} s "
-                   f"[rules {rules.version}]")
+                   f"[rules {detection.version}, outage rules {rules.version}]")
         for c in calls:
             typer.echo(f"  {c.key}: {c.call}")
             for r in c.reasons:
@@ -94,7 +96,7 @@ def run_measurements(file: Path, fmt: str, step: int | None, labels: Path | None
     if labels is None:
         return
     truth_out, truth_cens = load_lab_labels(labels, step)
-    universe = {(asn, b) for (cc, asn), sig in network_signals(vs, step).items() for b in sig.volume}
+    universe = {(asn, b) for (cc, asn), bs in measured_buckets(vs, step).items() for b in bs}
     pred_out = {(c.key.split("/", 1)[1], b) for c in calls for b in c.outage_bucket_starts}
     pred_cens = {(c.key.split("/", 1)[1], b) for c in calls for b in c.censored_bucket_starts}
     dest = sys.stderr if fmt == "jsonl" else sys.stdout

@@ -47,7 +47,7 @@ class DailyRules:
     events: list[Event]
 
     def outage_rules(self) -> OutageRules:
-        return OutageRules(version=self.version, signals={"anomaly_share": self.rule}, fusion=None,
+        return OutageRules(version=self.version, signals={"anomaly_share": self.rule},
                            min_region_share=1.0, path=str(RULES))
 
 

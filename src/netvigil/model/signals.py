@@ -68,27 +68,3 @@ class OutageInterval(msgspec.Struct):
     rules_version: str
     country: str | None = None
     region: str | None = None
-
-
-class CensorshipBucket(msgspec.Struct):
-    """Per-bucket counts the analysis provides for fusion: target service vs controls."""
-
-    ts: int
-    service_ok: int
-    service_total: int
-    control_ok: int
-    control_total: int
-
-
-class FusionCall(msgspec.Struct):
-    """Outage, censorship, both or neither, for one network and window, with reasons."""
-
-    key: str
-    call: str  # outage | censorship | both | none | unknown
-    reasons: list[str]
-    outage_intervals: list[OutageInterval] = []
-    censorship_buckets: int = 0
-    rule_ids: list[str] = []
-    outage_bucket_starts: list[int] = []  # buckets with measurements judged outage
-    censored_bucket_starts: list[int] = []  # buckets judged censorship
-    rules_version: str = ""

@@ -23,6 +23,7 @@ from netvigil.errors import UsageError
 from netvigil.model.vocabulary import Technique, VerdictClass
 
 if TYPE_CHECKING:
+    from netvigil.analysis.signals_rules import OutageRules
     from netvigil.model.signals import OutageInterval
 
 log = logging.getLogger("netvigil.outages")
@@ -90,14 +91,15 @@ def cadence(times: list[float]) -> int | None:
     return int(g) if g >= 60 and near >= 0.8 * len(gaps) else None
 
 
-def silences(by_net: dict[tuple[str, str], list[float]],
-             end: float | None = None) -> list[tuple[str, str, OutageInterval]]:
+def silences(by_net: dict[tuple[str, str], list[float]], end: float | None = None,
+             rules: OutageRules | None = None) -> list[tuple[str, str, OutageInterval]]:
     """Silence as a signal: a network that measured at a regular cadence and went quiet
     (volume far below its own baseline, the outage detector) is in an outage, even with no
     failing measurement to show for it. Irregular volunteer probes are skipped.
 
     `by_net`: measurement times (epoch s) per (cc, asn), direct path only; `end` (default:
-    the newest measurement of any network) is where silence is judged up to."""
+    the newest measurement of any network) is where silence is judged up to; `rules`: the
+    outage rules (default: the shipped rules/outage.toml)."""
     from netvigil.analysis.outage_signals import volume_outages
 
     if not by_net:
@@ -116,7 +118,8 @@ def silences(by_net: dict[tuple[str, str], list[float]],
         # data of a probe that stopped years ago would otherwise be a series of millions of buckets
         net_end = min(end, max(ts) + SILENCE_HORIZON)
         try:
-            found = volume_outages(f"{cc}/{asn}", counts, step, end=int(net_end) - int(net_end) % step, country=cc)
+            found = volume_outages(f"{cc}/{asn}", counts, step, end=int(net_end) - int(net_end) % step,
+                                   country=cc, rules=rules)
         except UsageError as exc:  # a series the detector refuses (timestamps): skip it, not the refresh
             log.warning("silence of %s/%s not evaluated: %s", cc, asn, exc)
             continue

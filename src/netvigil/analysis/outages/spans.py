@@ -8,11 +8,15 @@ outage spans for the same data.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
 
 from netvigil.analysis.changes import Span, align
 from netvigil.analysis.outages.decision import silences
 from netvigil.model import times
 from netvigil.model.records import Verdict
+
+if TYPE_CHECKING:
+    from netvigil.analysis.signals_rules import OutageRules
 
 _ts = times.epoch  # a round's verdicts share one time: cached, one parse per round
 
@@ -46,13 +50,14 @@ def _times_by_network(direct: list[Verdict], memo: dict | None) -> dict[tuple, l
     return {key: list(by_net[key]) for key in dict.fromkeys(seq)}
 
 
-def silence_spans(verdicts: list[Verdict], memo: dict | None = None, end: float | None = None) -> list[Span]:
+def silence_spans(verdicts: list[Verdict], memo: dict | None = None, end: float | None = None,
+                  rules: OutageRules | None = None) -> list[Span]:
     """The silences of `decision.silences` as outage spans (service "*") of their networks;
     `end` (epoch s, default the newest verdict) is where silence is judged up to."""
     by_net = _times_by_network([v for v in verdicts if v.path == "direct"], memo)
     return [Span(cc, asn, "*", "outage", iv.onset, iv.end, None,
                  [{"technique": "outage", "start": iv.onset, "end": iv.end, "rounds": iv.points}], [])
-            for cc, asn, iv in silences(by_net, end)]
+            for cc, asn, iv in silences(by_net, end, rules)]
 
 
 def merge_in_time(spans: list[Span], gap: float) -> list[list[Span]]:

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "third_party"
 sys.path.insert(0, str(REPO / "src"))
 
-from netvigil.analysis.outage_signals import detect_outages, national_series  # noqa: E402
+from netvigil.analysis.outages.detector import detect_outages, national_series  # noqa: E402
 from netvigil.model.signals import Series  # noqa: E402
 from netvigil.ingest.monash import read_monash  # noqa: E402
 from netvigil.ingest.mrt import read_mrt, replay  # noqa: E402

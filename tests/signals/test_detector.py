@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netvigil.analysis.outage_signals import (
+from netvigil.analysis.outages.detector import (
     control_reachability_outages,
     detect_outages,
     national_series,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.analysis.outage_signals import detect_outages, national_series
-from netvigil.analysis.signals_eval import load_windows, score
+from netvigil.analysis.outages.detector import detect_outages, national_series
+from netvigil.analysis.outages.scoring import load_windows, score
 from netvigil.analysis.rules import load_rules
 from netvigil.model.signals import parse_utc
 from netvigil.ingest.monash import read_monash

@@ -21,7 +21,7 @@ from netvigil.model import times
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
 
 if TYPE_CHECKING:
-    from netvigil.analysis.signals_rules import OutageRules
+    from netvigil.analysis.outages.signal_rules import OutageRules
 
 MAX_SAMPLE_UIDS = 20
 

@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netvigil.analysis.signals_rules import OutageRules, parse_outage_rules
+from netvigil.analysis.outages.signal_rules import OutageRules, parse_outage_rules
 from netvigil.errors import ConfigError
 
 import ahocorasick_rs  # one automaton for ~1,300 literals instead of one scan per literal

@@ -102,8 +102,8 @@ def _emit(intervals, fmt: str, title: str) -> None:
 
 
 def _monash(file: Path, region, fmt, windows, national, rules) -> None:
-    from netvigil.analysis.outage_signals import detect_outages, national_series
-    from netvigil.analysis.signals_eval import load_windows, score
+    from netvigil.analysis.outages.detector import detect_outages, national_series
+    from netvigil.analysis.outages.scoring import load_windows, score
     from netvigil.ingest.monash import read_monash
 
     series = read_monash(file)
@@ -138,7 +138,7 @@ def _unit(step: int) -> str:
 
 
 def _mrt(file: Path, region, fmt, show_changes: bool, rules) -> None:
-    from netvigil.analysis.outage_signals import route_visibility_outages
+    from netvigil.analysis.outages.detector import route_visibility_outages
     from netvigil.model.signals import utc_text
     from netvigil.ingest.mrt import read_mrt, replay
 

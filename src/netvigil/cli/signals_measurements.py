@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import typer
 
-from netvigil.analysis.signals_eval import Score, confusion
+from netvigil.analysis.outages.scoring import Score, confusion
 from netvigil.model.signals import parse_utc
 from netvigil.errors import IngestError, UsageError
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from netvigil.analysis.outage_signals import detect_outages
-from netvigil.analysis.signals_rules import OutageRules, SignalRule
+from netvigil.analysis.outages.detector import detect_outages
+from netvigil.analysis.outages.signal_rules import OutageRules, SignalRule
 from netvigil.model.signals import OutageInterval, Series, parse_utc
 from netvigil.errors import ConfigError, IngestError, UsageError
 

@@ -23,7 +23,7 @@ from netvigil.errors import UsageError
 from netvigil.model.vocabulary import Technique, VerdictClass
 
 if TYPE_CHECKING:
-    from netvigil.analysis.signals_rules import OutageRules
+    from netvigil.analysis.outages.signal_rules import OutageRules
     from netvigil.model.signals import OutageInterval
 
 log = logging.getLogger("netvigil.outages")
@@ -100,7 +100,7 @@ def silences(by_net: dict[tuple[str, str], list[float]], end: float | None = Non
     `by_net`: measurement times (epoch s) per (cc, asn), direct path only; `end` (default:
     the newest measurement of any network) is where silence is judged up to; `rules`: the
     outage rules (default: the shipped rules/outage.toml)."""
-    from netvigil.analysis.outage_signals import volume_outages
+    from netvigil.analysis.outages.detector import volume_outages
 
     if not by_net:
         return []

@@ -16,7 +16,7 @@ from netvigil.model import times
 from netvigil.model.records import Verdict
 
 if TYPE_CHECKING:
-    from netvigil.analysis.signals_rules import OutageRules
+    from netvigil.analysis.outages.signal_rules import OutageRules
 
 _ts = times.epoch  # a round's verdicts share one time: cached, one parse per round
 

@@ -21,7 +21,7 @@ from statistics import median
 from typing import Iterable, Sequence
 
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.signals_rules import OutageRules, SignalRule
+from netvigil.analysis.outages.signal_rules import OutageRules, SignalRule
 from netvigil.model.signals import OutageInterval, Series, utc_text
 from netvigil.errors import UsageError
 

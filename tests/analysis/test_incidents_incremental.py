@@ -11,7 +11,7 @@ import random
 import msgspec
 import pytest
 
-from netvigil.analysis.changes import align, common_prefix, rounds_of
+from netvigil.analysis.changes import common_prefix, common_run, rounds_of
 from netvigil.analysis.incidents import _times_by_network, silence_spans
 from netvigil.model.records import Verdict
 
@@ -92,6 +92,6 @@ def test_align_and_common_prefix():
     assert common_prefix(a, a[:4] + [object()] + a[5:]) == 4
     assert common_prefix([], a) == 0
     vs = _order(_v(random.Random(1), i, i // 2) for i in range(10))
-    assert align(vs, vs[3:]) == (3, 7)
-    assert align(vs, vs[3:6] + [_v(random.Random(2), 99, 50)]) == (3, 3)
-    assert align(vs, [_v(random.Random(3), 98, 1)] + vs) == (len(vs), 0)  # nothing in common at the front
+    assert common_run(vs, vs[3:]) == (3, 7)
+    assert common_run(vs, vs[3:6] + [_v(random.Random(2), 99, 50)]) == (3, 3)
+    assert common_run(vs, [_v(random.Random(3), 98, 1)] + vs) == (len(vs), 0)  # nothing in common at the front

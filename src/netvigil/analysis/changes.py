@@ -96,7 +96,7 @@ def rounds_of(verdicts: Iterable[Verdict], memo: dict | None = None) -> list[Rou
         return [Round(t, vs) for t, vs in sorted(by_time.items())]
     vs = verdicts if isinstance(verdicts, list) else list(verdicts)
     old_rounds, old_ends = memo.get("rounds", []), memo.get("ends", [])
-    d, k = align(memo.get("vs", []), vs)
+    d, k = common_run(memo.get("vs", []), vs)
     if d == 0:
         first = 0
     else:  # the rounds before `d` (the window's start moved on) are gone
@@ -120,9 +120,9 @@ def rounds_of(verdicts: Iterable[Verdict], memo: dict | None = None) -> list[Rou
     return rounds  # (held by the memo: not to be changed)
 
 
-def align(old: list, new: list) -> tuple[int, int]:
-    """(d, k): `new` starts at old[d] (the front of a time-ordered list may have been cut),
-    and old[d:d+k] is new[:k] object for object."""
+def common_run(old: list, new: list) -> tuple[int, int]:
+    """Where `new` continues `old` (the front of a time-ordered list may have been cut):
+    (d, k) with new starting at old[d] and old[d:d+k] being new[:k] object for object."""
     if not old or not new:
         return 0, 0
     d = 0

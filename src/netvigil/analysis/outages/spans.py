@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from netvigil.analysis.changes import Span, align
+from netvigil.analysis.changes import Span, common_run
 from netvigil.analysis.outages.decision import silences
 from netvigil.model import times
 from netvigil.model.records import Verdict
@@ -33,7 +33,7 @@ def _times_by_network(direct: list[Verdict], memo: dict | None) -> dict[tuple, l
             seq.append(key)
     else:
         old, by_net, seq = memo["vs"], memo["by_net"], memo["seq"]
-        d, k = align(old, direct)
+        d, k = common_run(old, direct)
         for cut, front in ((Counter(seq[:d]), True), (Counter(seq[d + k:]), False)):
             for key, n in cut.items():
                 by_net[key] = by_net[key][n:] if front else by_net[key][:len(by_net[key]) - n]

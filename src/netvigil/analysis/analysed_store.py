@@ -73,6 +73,10 @@ class AnalysedStore:
         self.engine = VerdictEngine(self.rules)
         self._dirty: dict[str, str] = {}  # country -> earliest measurement time added since the last refresh
         self._span_cache: dict[str, dict] = {}  # country -> spans per series, reused while its verdicts are unchanged
+        # the live observatory's publication gate (analysis/quorum.py): None publishes every
+        # incident (the operator's own data: analyse, rebuild, the demo); an incident it leaves
+        # unconfirmed is kept in `unconfirmed_incidents`, apart from the published ones
+        self.gate: Callable[[Incident, list[Verdict]], Incident] | None = None
         create_tables(self.db)
         self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)
         if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.t('measurements')} LIMIT 1"):
@@ -237,6 +241,8 @@ class AnalysedStore:
             vs = self.live.verdicts(cc, since)
             new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version,
                                                     cache=self._span_cache.setdefault(cc, {}))}
+            if self.gate is not None:
+                new = {iid: self.gate(i, vs) for iid, i in new.items()}
             old = {i.id: i for i in old_all if i.start >= since}
             changes.extend(queries.diff_incidents(old, new, latest))
             rows += self._update_incidents(cc, held, old, new)
@@ -252,9 +258,16 @@ class AnalysedStore:
         is not written again); a DELETE (a mutation) runs only for incidents that are gone."""
         changed = [i for iid, i in new.items() if iid not in old or old[iid] != i]
         gone = [iid for iid in old if iid not in new]
-        if gone:
-            self.db.execute(f"DELETE FROM {self.t('incidents')} WHERE country = {sql_str(cc)} "
-                            f"AND id IN ({','.join(sql_str(i) for i in gone)})")
+        # published <-> unconfirmed: out of the table it leaves (the quorum gate)
+        moved = [i for i in changed if i.id in old and old[i.id].confirmed != i.confirmed]
+        for table, ids in (("incidents", gone + [i.id for i in moved if not i.confirmed]),
+                           ("unconfirmed_incidents", gone + [i.id for i in moved if i.confirmed])):
+            if ids:
+                self.db.execute(f"DELETE FROM {self.t(table)} WHERE country = {sql_str(cc)} "
+                                f"AND id IN ({','.join(sql_str(i) for i in ids)})")
+        unconfirmed = [queries.incident_row(i) for i in changed if not i.confirmed]
+        if unconfirmed:
+            self.db.insert("unconfirmed_incidents", unconfirmed)
         for iid in gone:
             held.pop(iid, None)
         for i in changed:
@@ -263,7 +276,23 @@ class AnalysedStore:
             items = sorted(held.values(), key=lambda i: (i.start, i.id))
             held.clear()
             held.update((i.id, i) for i in items)
-        return [queries.incident_row(i) for i in changed]
+        return [queries.incident_row(i) for i in changed if i.confirmed]
+
+    def regate(self) -> None:
+        """Have the next refresh judge every country's incidents again (the gate is new, or a
+        probe's trust or a measurement's provenance changed)."""
+        with self._lock:
+            for table in ("incidents", "unconfirmed_incidents"):
+                for r in self.db.query(f"SELECT DISTINCT country FROM {self.t(table)}"):
+                    self._dirty.setdefault(r["country"], "9999")
+
+    def unconfirmed_incidents(self, *, country=None, service=None) -> list[Incident]:
+        """Incidents the quorum gate keeps unpublished (fewer independent probes, none trusted)."""
+        conds = [f"{k} = {sql_str(v)}" for k, v in (("country", country), ("service", service)) if v]
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        where += (" AND " if where else "WHERE ") + f"id NOT IN (SELECT id FROM {self.t('incidents')})"  # confirmed since
+        rows = self.db.query(f"SELECT body FROM {self.t('unconfirmed_incidents')} FINAL {where} ORDER BY start, id")
+        return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
 
     # ---- reading ------------------------------------------------------------------------
     def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,

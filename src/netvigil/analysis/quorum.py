@@ -96,7 +96,7 @@ def voice_of_provenance(p: Provenance, trusted_ids: frozenset[str]) -> Voice:
     counted = p.claim != "mismatch"
     if p.probe_id:
         return Voice(p.probe_id, p.network, p.probe_id in trusted_ids, counted)
-    return Voice(f"net:{p.network}", p.network, bool(getattr(p, "trusted", False)), counted)
+    return Voice(f"net:{p.network}", p.network, p.trusted, counted)
 
 
 class VoiceBook:
@@ -119,13 +119,20 @@ class VoiceBook:
         self._decoder = msgspec.json.Decoder(Provenance)
 
     # ---- feeding --------------------------------------------------------------------
-    def reload_trust(self) -> bool:
-        """Re-read the registry's trusted probe ids when the file changed; True when they did."""
+    def _registry_stamp_now(self) -> tuple[int, int]:
         try:
             st = os.stat(self.registry_path)
-            stamp = (st.st_size, st.st_mtime_ns)
+            return (st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
-            stamp = (0, 0)
+            return (0, 0)
+
+    def registry_moved(self) -> bool:
+        """The registry file changed since trust was last read (one stat: cheap to ask often)."""
+        return self._registry_stamp_now() != self._registry_stamp
+
+    def reload_trust(self) -> bool:
+        """Re-read the registry's trusted probe ids when the file changed; True when they did."""
+        stamp = self._registry_stamp_now()
         if stamp == self._registry_stamp:
             return False
         self._registry_stamp = stamp
@@ -178,19 +185,26 @@ class VoiceBook:
                     self._pending.popitem(last=False)
         return late
 
-    def from_log(self, uids: Iterable[str]) -> list[tuple[str, Provenance | None]]:
-        """Measurements just read from the collector's log: (uid, its provenance or None when
-        its line is not written yet) for the store's `voices` table."""
-        out = []
-        for uid in uids:
-            if uid in self._rows:
-                continue
-            p = self._pending.pop(uid, None)
-            self._rows[uid] = p
-            out.append((uid, p))
+    def from_log(self, uids: Iterable[str]) -> list[dict]:
+        """Measurements just read from the collector's log: their rows for the store's `voices`
+        table (a measurement stored before, read again after a restart, keeps its stored row)."""
+        new = [u for u in dict.fromkeys(uids) if u not in self._rows]
+        found = {u: self._pending.pop(u) for u in new if u in self._pending}
+        unknown = [u for u in new if u not in found]
+        stored = self.lookup(unknown) if (unknown and self.lookup) else {}
+        rows = []
+        for uid in new:
+            if uid in found:
+                self._rows[uid] = found[uid]
+                rows.append(voice_row(uid, found[uid]))
+            elif uid in stored:
+                self._rows[uid] = _provenance(uid, stored[uid])
+            else:
+                self._rows[uid] = None
+                rows.append(voice_row(uid, None))
         while len(self._rows) > CACHE_MAX:
             self._rows.popitem(last=False)
-        return out
+        return rows
 
     # ---- reading --------------------------------------------------------------------
     def voices(self, uids: Iterable[str]) -> dict[str, Voice]:
@@ -208,13 +222,18 @@ class VoiceBook:
             row = stored.get(uid)
             if row is None:
                 out[uid] = OPERATOR  # never came through the collector's log: the operator's own data
-            elif not row.get("network"):
-                out[uid] = LOST
             else:
-                p = Provenance(uid=uid, network=row["network"], probe_id=row.get("probe_id") or None,
-                               claim=row.get("claim") or "unknown", trusted=bool(row.get("trusted")))
-                out[uid] = voice_of_provenance(p, self.trusted_ids)
+                p = _provenance(uid, row)
+                out[uid] = LOST if p is None else voice_of_provenance(p, self.trusted_ids)
         return out
+
+
+def _provenance(uid: str, row: dict) -> Provenance | None:
+    """A `voices` row as provenance (None: its provenance was lost)."""
+    if not row.get("network"):
+        return None
+    return Provenance(uid=uid, network=row["network"], probe_id=row.get("probe_id") or None,
+                      claim=row.get("claim") or UNKNOWN, trusted=bool(row.get("trusted")))
 
 
 def voice_row(uid: str, p: Provenance | None) -> dict:
@@ -277,9 +296,11 @@ class Quorum:
                         cells.setdefault((v.probe_asn, v.service, v.klass), []).append(v.measurement_uid)
             b = self.backing_of(cells.get((r.asn, r.service, r.klass), []))
             inc = incidents.get(r.incident_id) if r.incident_id else None
-            confirmed = b.confirmed(self.quorum) or (inc is not None and inc.confirmed)
+            linked = inc is not None and inc.confirmed
+            confirmed = b.confirmed(self.quorum) or linked
             out.append(msgspec.structs.replace(
-                r, confirmed=confirmed, independent_probes=None if b.operator else b.independent_probes,
+                r, confirmed=confirmed, incident_id=r.incident_id if linked else None,
+                independent_probes=None if b.operator else b.independent_probes,
                 source_networks=None if b.operator else b.source_networks))
         return out
 

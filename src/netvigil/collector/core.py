@@ -88,6 +88,9 @@ class Settings:
     max_open_reports: int = 128  # open reports per untrusted client address
     report_idle_hours: float = 12.0  # a report without submissions for this long expires
     max_batch_uploads: int = 2  # batch uploads in progress per untrusted client address
+    # independent probes (distinct ids on distinct /24s or /64s) that must agree before an
+    # incident, a status cell or an alert is published (analysis/quorum.py); `netvigil serve --quorum`
+    quorum: int = 2
     extra: dict = field(default_factory=dict)
 
 
@@ -103,6 +106,21 @@ class Collector:
         self._lock = threading.Lock()
         self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0}
         self.replayed = self._replay()
+        self._write_publication(Path(data_dir) / "collector" / "publication.json")
+
+    def _write_publication(self, path: Path) -> None:
+        """The quorum, for the analysis (which may run in another process: observatory/analyser.py)."""
+        import json
+        import os
+
+        if int(self.settings.quorum) < 1:
+            from netvigil.errors import ConfigError
+
+            raise ConfigError(f"quorum must be 1 or more (got {self.settings.quorum})", where="--quorum")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"quorum": int(self.settings.quorum)}))
+        os.replace(tmp, path)
 
     def _replay(self) -> int:
         n = 0

@@ -104,24 +104,35 @@ def check_owner(request: Request, report_id: str) -> None:
 
 
 def claimed_asn_quota(request: Request):
-    """For Collector.submit(admit=...): the measurements' claimed ASNs charged on their buckets
-    before anything is stored (429 for them all when one ASN is over); None for a trusted token."""
-    if _voice(request).startswith("token:"):
-        return None
+    """For Collector.submit(admit=...), before anything is stored: the measurements' claimed ASNs
+    charged on their buckets (429 for them all when one ASN is over; not for a trusted token),
+    then where they came from written (provenance before the log line: the analysis, which
+    reads the log, always finds who sent a measurement; a crash in between leaves a line for a
+    measurement never stored, which is harmless)."""
+    token = _voice(request).startswith("token:")
     fleet = fleet_of(request.app)
+    nv = request.app.state.nv
 
     def admit(accepted) -> None:
-        counts: dict[str, int] = {}
-        for a in accepted:
-            counts[a.envelope.probe_asn] = counts.get(a.envelope.probe_asn, 0) + 1
-        for asn, n in counts.items():
-            fleet.charge_asn(asn, float(n), "measurements")
+        if not token:
+            counts: dict[str, int] = {}
+            for a in accepted:
+                counts[a.envelope.probe_asn] = counts.get(a.envelope.probe_asn, 0) + 1
+            for asn, n in counts.items():
+                fleet.charge_asn(asn, float(n), "measurements")
+        index = nv.collector.index
+        new = {a.uid: a.envelope for a in accepted if a.uid not in index}
+        rows = fleet.provenance_rows(list(new), new, request.state.probe, client_address(request), trusted=token)
+        fleet.provenance.append(rows)
+        request.state.recorded = True
 
     return admit
 
 
 async def record(request: Request, uids: list[str]) -> None:
-    """Write where UIDS came from (after they are durable; see collector/provenance.py)."""
+    """Write where UIDS came from, unless the submission's admit hook did (claimed_asn_quota)."""
+    if getattr(request.state, "recorded", False):
+        return
     fleet = fleet_of(request.app)
     nv = request.app.state.nv
     _voice(request)

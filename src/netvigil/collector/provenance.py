@@ -1,8 +1,8 @@
 """Where each accepted measurement came from: which probe, which source network, and whether
 its claimed ASN/country agrees with the IP-to-ASN table.
 
-One JSON line per measurement in DATA_DIR/collector/provenance.jsonl, appended right after the
-measurement itself is durable, keyed by its uid. The source network is the /24 or /64, never
+One JSON line per measurement in DATA_DIR/collector/provenance.jsonl, appended just before the
+measurement goes to the log (so the analysis, which reads the log, finds it), keyed by its uid. The source network is the /24 or /64, never
 the address (docs/security.md). The write is not fsynced (a second fsync per request would
 halve what the collector's group commit buys): a process crash loses nothing written, a
 machine crash may lose the last lines. A measurement with no line here (that, or data from

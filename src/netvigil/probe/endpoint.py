@@ -19,7 +19,10 @@ from netvigil.probe.trace import Trace
 
 
 @dataclass
-class Ctx:
+class MeasureRun:
+    """What every step of one measurement shares: its trace, the settings and the
+    semaphore bounding parallel connections."""
+
     trace: Trace
     settings: ProbeSettings
     sem: asyncio.Semaphore
@@ -37,7 +40,7 @@ class Target:
     is_ip: bool = False
 
 
-async def resolve(ctx: Ctx, domain: str) -> list[str]:
+async def resolve(ctx: MeasureRun, domain: str) -> list[str]:
     """--resolver: A and AAAA over our UDP socket. Without it: getaddrinfo, and the same
     UDP queries to the system's nameserver (resolv.conf) so an injected answer is seen."""
     s = ctx.settings
@@ -60,14 +63,14 @@ async def resolve(ctx: Ctx, domain: str) -> list[str]:
     return v4 + v6
 
 
-async def _open(ctx: Ctx, domain: str, ip: str | None, port: int, tid: int):  # noqa: ANN202
+async def _open(ctx: MeasureRun, domain: str, ip: str | None, port: int, tid: int):  # noqa: ANN202
     s = ctx.settings
     if s.proxy is not None:
         return await connect_via(s.proxy, ctx.trace, domain, port, tid=tid, timeout=s.timeout)
     return await tcp_connect(ctx.trace, ip, port, tid=tid, timeout=s.timeout)
 
 
-async def chain(ctx: Ctx, target: Target, ip: str | None, *, scheme: str, tls: bool, http: bool,
+async def chain(ctx: MeasureRun, target: Target, ip: str | None, *, scheme: str, tls: bool, http: bool,
                 obj: tuple[str, int | None] | None = None) -> bool:
     """TCP (-> TLS) (-> HTTP GET) to one address; True when every step succeeded."""
     s, trace, domain = ctx.settings, ctx.trace, target.domain
@@ -107,7 +110,7 @@ async def chain(ctx: Ctx, target: Target, ip: str | None, *, scheme: str, tls: b
                 stream.close()
 
 
-async def measure(ctx: Ctx, target: Target) -> None:
+async def measure(ctx: MeasureRun, target: Target) -> None:
     """All steps for one target; its protocols say which ones."""
     protos = set(target.protocols)
     s = ctx.settings
@@ -153,7 +156,7 @@ def warm_up(settings: ProbeSettings, quic: bool) -> None:
         import aioquic.quic.configuration  # noqa: F401
 
 
-async def _quic(ctx: Ctx, target: Target, ip: str) -> None:
+async def _quic(ctx: MeasureRun, target: Target, ip: str) -> None:
     from netvigil.probe.quic import quic_handshake
 
     async with ctx.sem:

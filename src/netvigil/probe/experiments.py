@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from netvigil import __version__
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
 from netvigil.probe import failures
-from netvigil.probe.endpoint import Ctx, Target, measure, warm_up
+from netvigil.probe.endpoint import MeasureRun, Target, measure, warm_up
 from netvigil.probe.settings import ProbeSettings
 from netvigil.probe.trace import Listener, Trace
 from netvigil.targets.catalogue import Catalogue, Service, _is_ip
@@ -81,7 +81,7 @@ async def run_service(settings: ProbeSettings, catalogue: Catalogue, service: Se
     warm_up(settings, any("quic" in e.protocols for e in service.endpoints))
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
-    ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
+    ctx = MeasureRun(trace, settings, asyncio.Semaphore(settings.parallelism))
     by_domain = service.objects_by_domain() if objects else {}
     async with asyncio.TaskGroup() as tg:
         for ep in service.endpoints:
@@ -122,7 +122,7 @@ async def run_web(settings: ProbeSettings, url: str, *, listener: Listener | Non
     warm_up(settings, False)
     wall = dt.datetime.now(dt.timezone.utc)
     trace = Trace(listener)
-    ctx = Ctx(trace, settings, asyncio.Semaphore(settings.parallelism))
+    ctx = MeasureRun(trace, settings, asyncio.Semaphore(settings.parallelism))
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         parts = urlsplit(current)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 from dataclasses import dataclass
 
 
@@ -53,13 +54,27 @@ def _environment(env: dict[str, str]):
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _signal_handlers():
+    """SIGTERM and SIGINT handlers as they were: a command that installs its own (`agent` ends
+    its loop on SIGTERM) must not leave it in the test process after it returned."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(s, handler)
+
+
 def run_cli(*args: str | os.PathLike, env: dict[str, str] | None = None) -> CliResult:
     """`netvigil *args` in this process, with `env` added to the environment for the call;
     a bug raises here instead of printing a traceback."""
     from netvigil.cli import main
 
     out, err = _Stream(), _Stream()
-    with _environment(env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _environment(env or {}), _signal_handlers(), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
         try:
             code = main([str(a) for a in args])
         except SystemExit as exc:  # what the entry point's sys.exit would make of it

@@ -1,6 +1,9 @@
 """`netvigil agent` against a real observatory and real servers on loopback: enrolment kept
 private, a round measured and submitted with provenance, the observatory down, a kill -9
-mid-round, the byte budget and re-location from check-in answers."""
+mid-round, the byte budget and re-location from check-in answers.
+
+One-round runs call the command in-process (tests/clirun.py); the kill -9 and SIGTERM tests
+start the real command, whose point is a process (they also prove the entry point's status)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from netvigil.collector.fleet import CheckInAnswer, FleetSettings
 from netvigil.collector.provenance import ProvenanceLog
 from netvigil.probe.settings import ProbeSettings
 from netvigil.observatory.serve import ObservatoryThread, free_port
+from tests.clirun import CliResult, run_cli
 
 NETVIGIL = [sys.executable, "-m", "netvigil"]
 
@@ -29,12 +33,10 @@ def observatory(data: Path, port: int | None = None) -> ObservatoryThread:
     return ObservatoryThread(data, port=port, analysis=False, extra={"fleet": fleet})
 
 
-def agent_cli(world, url: str, data_dir: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("NETVIGIL_DEBUG", None)
-    return subprocess.run([*NETVIGIL, "agent", "--server", url, "--data-dir", str(data_dir), "--once",
-                           *world.cli_args(), "--timeout", "2", *extra],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+def agent_cli(world, url: str, data_dir: Path, *extra: str) -> CliResult:
+    """One round of `netvigil agent --once` (bounded by its --timeout per step)."""
+    return run_cli("agent", "--server", url, "--data-dir", data_dir, "--once", *world.cli_args(),
+                   "--timeout", "2", *extra, env={"COLUMNS": "200"})
 
 
 def stored(srv: ObservatoryThread) -> dict[tuple[str, str], str]:
@@ -165,8 +167,7 @@ def test_location_and_helpers_follow_the_check_in(tmp_path):
 def test_bad_arguments_are_one_line(tmp_path):
     for args, needle in ((["--server", "ftp://x"], "http://"), (["--server", "http://x", "--probe-cc", "Russia"], "probe-cc"),
                          (["--server", "http://x", "--invite-file", str(tmp_path / "none")], "invite")):
-        r = subprocess.run([*NETVIGIL, "agent", *args, "--data-dir", str(tmp_path / "d"), "--once"],
-                           capture_output=True, text=True, timeout=60)
+        r = run_cli("agent", *args, "--data-dir", tmp_path / "d", "--once")
         assert r.returncode == 2 and "Traceback" not in r.stderr and needle in r.stderr, r.stderr
 
 

@@ -52,7 +52,6 @@ class TCPHelper:
             async with asyncio.timeout(self.limits.request_timeout_s):
                 await writer.start_tls(self.ctx, ssl_handshake_timeout=self.limits.handshake_timeout_s)
                 wire = WireClock(writer.get_extra_info("socket"))
-                wire.start()
                 await self._serve(reader, writer, client, wire)
                 writer.close()  # flushes what is buffered, then close_notify
                 async with asyncio.timeout(self.limits.idle_timeout_s):
@@ -89,7 +88,7 @@ class TCPHelper:
         if not isinstance(request, h11.Request):
             raise h11.RemoteProtocolError("expected a request")
         t_head = time.monotonic()
-        wire.note()
+        wire.origin()
         length = _content_length(request)
         r = routes.route(request.method.decode("latin-1"), request.target.decode("latin-1"),
                          length, self.limits)

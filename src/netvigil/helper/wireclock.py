@@ -44,63 +44,62 @@ def received(sock: object) -> tuple[float, int] | None:
 
 
 class WireClock:
-    """The arrival curve of one request's bytes as the kernel saw them.
+    """The arrival curve of one request's body as the kernel saw it.
 
-    `start()` after the TLS handshake (what came before is not the upload), `note()` at
-    every read; `samples(payload)` maps the curve onto the payload's bytes (TLS and HTTP
-    framing are ~1%: the curve's shape is the wire's, its end exactly the payload).
+    `origin()` when the request head is parsed (time zero), `note()` at every read of the
+    body; `samples(payload)` gives (seconds since the head, payload bytes so far). Bytes are
+    counted back from the end (the body's last byte is the payload's last): when the head
+    was parsed the kernel may already hold body bytes, so no count taken then is a clean
+    base. TLS framing (~1%) is counted as it arrives.
     """
 
     def __init__(self, sock: object):
         self.sock = sock
-        self.base: int | None = None
+        self.t0: float | None = None
+        self.ok = True
         self.points: list[tuple[float, int]] = []
 
-    def start(self) -> None:
+    def origin(self) -> None:
         got = received(self.sock)
-        self.base = got[1] if got else None
+        if got is None:
+            self.ok = False
+        else:
+            self.t0 = got[0]
 
     def note(self) -> None:
-        if self.base is None:
+        if not self.ok or self.t0 is None:
             return
         got = received(self.sock)
         if got is None:
-            self.base = None
+            self.ok = False
             return
         t, n = got
-        if n <= self.base:
-            return
         if self.points:
             last_t, last_n = self.points[-1]
-            if n - self.base < last_n or t < last_t - JIFFY_SLACK_S:
-                self.base = None  # not a clock we can trust: fall back to read times
+            if n < last_n or t < last_t - JIFFY_SLACK_S:
+                self.ok = False  # not a clock we can trust: fall back to read times
                 return
-            if n - self.base == last_n:
+            if n == last_n:
                 return
             t = max(t, last_t)  # the age is in jiffies: a later segment may read a few ms early
-        self.points.append((t, n - self.base))
+        self.points.append((t, n))
 
     @property
     def usable(self) -> bool:
         """A curve long enough for the kernel's clock steps: a flow that arrived within a few
         jiffies is timed better by the reads (it is fast either way)."""
-        return (self.base is not None and len(self.points) >= 2
+        return (self.ok and self.t0 is not None and len(self.points) >= 2
                 and self.points[-1][0] - self.points[0][0] >= MIN_SPAN_S)
 
     def samples(self, payload: int) -> tuple[list[tuple[float, int]], float, float]:
-        """(samples as (seconds since the first point, payload bytes), first_s, last_s):
-        at most one per SAMPLE_INTERVAL_S, the last always kept, ending at `payload`."""
-        t0 = self.points[0][0]
-        total = self.points[-1][1]
-        scaled = [(round(t - t0, 6), min(payload, round(n * payload / total))) for t, n in self.points]
-        scaled[-1] = (scaled[-1][0], payload)
+        """(samples, first_s, last_s): at most one per SAMPLE_INTERVAL_S, the last kept."""
+        t0 = self.t0 if self.t0 is not None else self.points[0][0]
+        end = self.points[-1][1]
+        curve = [(round(max(0.0, t - t0), 6), max(0, payload - (end - n))) for t, n in self.points]
         out: list[tuple[float, int]] = []
-        for t, n in scaled:
+        for t, n in curve:
             if not out or t - out[-1][0] >= SAMPLE_INTERVAL_S:
                 out.append((t, n))
-        if out[-1] != scaled[-1]:
-            if scaled[-1][0] - out[-1][0] < SAMPLE_INTERVAL_S and len(out) > 1:
-                out[-1] = scaled[-1]
-            else:
-                out.append(scaled[-1])
-        return out, scaled[0][0], scaled[-1][0]
+        if out[-1] != curve[-1]:
+            out.append(curve[-1])
+        return out, curve[0][0], curve[-1][0]

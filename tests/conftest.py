@@ -103,6 +103,16 @@ def third_party() -> Path:
     return THIRD_PARTY
 
 
+@pytest.fixture
+def never_serve(monkeypatch):
+    """For `serve` run in-process (tests/clirun.py) to test a bad argument: a serve that got
+    past its checks fails the test instead of serving forever."""
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("serve got past its argument checks")
+
+    monkeypatch.setattr("netvigil.observatory.serve.run_observatory", refuse)
+
+
 @contextlib.contextmanager
 def ready_client(app):
     """A TestClient of a netvigil app once its analysis has opened the store (bounded wait)."""

@@ -1,5 +1,5 @@
 """`netvigil serve`'s fleet options as an operator gives them: invite file, services, cadence,
-helpers; wrong ones are one line."""
+helpers; wrong ones are one line (in-process: they stop at an argument check)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 import httpx
 
 from netvigil.observatory.serve import free_port
+from tests.clirun import run_cli
 
 NETVIGIL = [sys.executable, "-m", "netvigil"]
 
@@ -41,11 +42,10 @@ def test_serve_hands_out_what_the_operator_configured(tmp_path):
         proc.wait(30)
 
 
-def test_bad_fleet_options_are_one_line(tmp_path):
+def test_bad_fleet_options_are_one_line(tmp_path, never_serve):
     for args, needle in ((["--agent-service", "myspace"], "unknown service 'myspace'"),
                          (["--agent-cadence", "0"], "--agent-cadence must be positive"),
                          (["--agent-helper", "nohost"], "bad --helper"),
                          (["--invite-file", str(tmp_path / "none")], "invite token")):
-        r = subprocess.run([*NETVIGIL, "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"), *args],
-                           capture_output=True, text=True, timeout=60)
+        r = run_cli("serve", "--port", free_port(), "--data-dir", tmp_path / "d", *args)
         assert r.returncode == 2 and "Traceback" not in r.stderr and needle in r.stderr, r.stderr

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -26,6 +23,7 @@ from netvigil.collector.connections import ConnectionLimits
 from netvigil.collector.reports import Reports
 from netvigil.errors import ConfigError
 from netvigil.observatory.serve import ObservatoryThread
+from tests.clirun import CliResult, run_cli
 
 LIMITS = ConnectionLimits(header_timeout=1.0, body_timeout=1.0, per_address=16, max_connections=96)
 SETTINGS = dict(analysis_process=False, fsync=False, max_batch_bytes=256 << 10, rate_per_second=5.0,
@@ -287,10 +285,9 @@ def test_limits_must_be_positive():
         ConnectionLimits(header_timeout=0)
 
 
-def test_serve_options_are_checked_and_documented():
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "netvigil", "serve", *args], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "COLUMNS": "200"})
+def test_serve_options_are_checked_and_documented(never_serve):
+    def run(*args: str) -> CliResult:
+        return run_cli("serve", *args, env={"COLUMNS": "200"})  # in-process: stops at a check or --help
 
     r = run("--trusted-proxy", "nginx.internal")
     assert r.returncode == 2 and "--trusted-proxy 'nginx.internal' is not an IP address" in r.stderr

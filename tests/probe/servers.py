@@ -58,8 +58,8 @@ OBJECT_PATH = re.compile(r"/static/object-(\d{1,8})\.bin")  # a real-looking sta
 
 
 def with_objects(catalogue, nbytes: int = 100_000):  # noqa: ANN001, ANN201
-    """The catalogue with one static object on twitter.com and one on abs.twimg.com (the
-    packaged catalogue names none: a real object must be checked from an uncensored network)."""
+    """The catalogue with one synthetic static object of known size on twitter.com and one on
+    abs.twimg.com in place of Twitter's real ones (those: tests/probe/test_real_objects.py)."""
     import msgspec
 
     from netvigil.targets.catalogue import ServiceObject

@@ -148,6 +148,9 @@ def _body_reads(reads: list[tuple[float, int]] | None, since: float | None) -> l
 
 
 LONG_SAMPLE_S = 1.0  # samples shorter than this finished fast: their average rate is the rate
+# a sample that carried less (a catalogue favicon, a moved object's small page) ended within a
+# few TLS records, before it could be timed: its "rate" is set-up time, so it gives none
+MIN_SAMPLE_BYTES = 16_384
 TRANSIENT = 1 / 3  # share of a sample's duration discarded as start-up (request RTT, burst)
 
 
@@ -270,6 +273,8 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
             rate = _num(s.get("bits_per_second"))
         if rate is None and dur > 0:
             rate = (_num(s.get("bytes")) or 0) * 8 / dur
+        if (_int(s.get("bytes")) or 0) < MIN_SAMPLE_BYTES:
+            rate = None
         rows.append(
             Observation(
                 step="throughput", url=s.get("url"), domain=s.get("server_name") or host_of(s.get("url")), ip=ip,

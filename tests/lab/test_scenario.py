@@ -11,11 +11,13 @@ import pytest
 from netvigil.errors import ConfigError
 from netvigil.lab.labels import build_labels
 from netvigil.lab.scenario import TECHNIQUES, combine, list_scenarios, load_scenario, parse_scenario
+from tests.clirun import run_cli
 
 RUSSIA = (list_scenarios()[0].parent / "russia-2022.toml").read_text()
 
 
 def netvigil(*args: str) -> subprocess.CompletedProcess:
+    """The real command: the lab family's one subprocess (its entry point and exit status)."""
     return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=60)
 
 
@@ -98,12 +100,12 @@ def test_cli_list_one_line_per_scenario():
 def test_cli_validate(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(RUSSIA.replace('technique = "tls.mitm"', 'technique = "nope"'))
-    r = netvigil("lab", "validate", "russia-2022", str(bad))
+    r = run_cli("lab", "validate", "russia-2022", bad)  # in-process: parsing and errors are the same
     assert r.returncode == 2
     assert "ok: russia-2022" in r.stdout
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "bad.toml:143" in err[0] and "technique" in err[0]
-    r = netvigil("lab", "validate", "no-such-scenario")
+    r = run_cli("lab", "validate", "no-such-scenario")
     assert r.returncode == 2 and "unknown scenario" in r.stderr and "russia-2022" in r.stderr
 
 

@@ -45,3 +45,31 @@ async def test_probe_locates_itself_from_the_echo_through_an_asn_table():
         kept = await locate_settings(ProbeSettings(probe_asn="AS1"), [str(helper.address)], locator=locator)
     assert (located.probe_asn, located.probe_network_name) == ("AS64511", "Loopback Networks")
     assert kept.probe_asn == "AS1"  # a flag overrides
+
+
+def test_the_lab_table_places_the_labs_probes(tmp_path, monkeypatch):
+    """The lab writes its own table for its private addresses (lab/plan.py geo_rows) and hands
+    it to the probe as NETVIGIL_GEO_TABLES: every lab vantage is placed by it, with the
+    shipped table (which knows no private address) loaded alongside, as outside the lab."""
+    from netvigil.lab.plan import CTL_IP, geo_rows, make_plan
+    from netvigil.lab.scenario import load_scenario
+
+    scenario = load_scenario("russia-2022")
+    plan = make_plan(scenario, "t")
+    path = tmp_path / "lab-geo.tsv"
+    path.write_text("".join("\t".join(r) + "\n" for r in geo_rows(scenario, plan)))
+    monkeypatch.setenv("NETVIGIL_GEO_TABLES", str(path))
+    default_locator.cache_clear()
+    try:
+        locator = default_locator()
+        vantages = [(i.cli, isp) for i, isp in zip(plan.isps, scenario.isps)]
+        for address, isp in vantages:
+            assert shipped().lookup(address) is None  # private: the world's table says nothing
+            where = locator.locate(address)
+            assert (where.probe_asn, where.cc, where.network_name) == (isp.asn, isp.cc, isp.name)
+            assert where.source == "table:lab-geo.tsv"
+        ctl = locator.locate(CTL_IP)
+        assert (ctl.probe_asn, ctl.cc) == (scenario.control.asn, scenario.control.cc)
+        assert locator.locate("8.8.8.8").asn == 15169  # and the world's addresses still from the shipped one
+    finally:
+        default_locator.cache_clear()

@@ -54,7 +54,7 @@ def write_log(data_dir: Path, measurements) -> None:
 def observatory(ns: str, data_dir: Path, port: int, timeout: float = 90) -> Iterator[str]:
     """`netvigil serve` in the namespace until its analysis has incidents; yields its URL."""
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "netvigil", "serve", "--port", str(port),
-                             "--data-dir", str(data_dir)],
+                             "--data-dir", str(data_dir), "--quorum", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "NETVIGIL_PROBE_TOKENS": "p"})
     url = f"http://127.0.0.1:{port}"

@@ -244,7 +244,13 @@ class AnalysedStore:
             if self.gate is not None:
                 new = {iid: self.gate(i, vs) for iid, i in new.items()}
             old = {i.id: i for i in old_all if i.start >= since}
-            changes.extend(queries.diff_incidents(old, new, latest))
+            diff = queries.diff_incidents(old, new, latest)
+            told = {c.incident.id for c in diff}
+            # the quorum gate's verdict changed (more probes, a probe trusted): a change to announce
+            diff += [IncidentChange(event="change", incident=i, at=latest,
+                                    detail="backed by independent probes" if i.confirmed else "no longer backed")
+                     for iid, i in new.items() if iid in old and iid not in told and old[iid].confirmed != i.confirmed]
+            changes.extend(diff)
             rows += self._update_incidents(cc, held, old, new)
             self.live.windows[cc].prune(since)
         if rows:

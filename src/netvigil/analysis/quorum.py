@@ -274,6 +274,8 @@ class Quorum:
     def incident(self, inc: Incident, verdicts: list[Verdict]) -> Incident:
         """The incident with who backs it and whether that is enough to publish it."""
         b = self.backing_of(supporting(inc, verdicts))
+        if b.operator:
+            return inc  # the operator's own data: published as the CLI does, nothing to count
         ev = inc.evidence
         if ev is not None:
             ev = msgspec.structs.replace(
@@ -281,27 +283,36 @@ class Quorum:
                 source_networks=None if b.operator else b.source_networks, trusted=b.trusted)
         return msgspec.structs.replace(inc, evidence=ev, confirmed=b.confirmed(self.quorum))
 
-    def status(self, rows: list[StatusRow], verdicts_of: Callable[[str], list[Verdict]],
+    def status(self, rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Verdict]],
                incidents: dict[str, Incident]) -> list[StatusRow]:
         """Status rows with their backing: the voices whose direct verdicts in the cell agree
-        with its class in the last STATUS_WINDOW, or the confirmed incident that explains it."""
+        with its class in the STATUS_WINDOW before its last measurement, or the published
+        incident that explains it."""
+        from netvigil.model.times import shift
+
         out = []
-        by_country: dict[str, dict[tuple, list[str]]] = {}
+        by_country: dict[str, dict[tuple, list[tuple[str, str]]]] = {}
         for r in rows:
             cells = by_country.get(r.country)
             if cells is None:
+                firsts = [x.last_measurement for x in rows if x.country == r.country and x.last_measurement]
                 cells = by_country[r.country] = {}
-                for v in verdicts_of(r.country):
+                since = shift(min(firsts), -STATUS_WINDOW) if firsts else "1970-01-01 00:00:00"
+                for v in verdicts_since(r.country, since):
                     if v.path == "direct" and v.service:
-                        cells.setdefault((v.probe_asn, v.service, v.klass), []).append(v.measurement_uid)
-            b = self.backing_of(cells.get((r.asn, r.service, r.klass), []))
+                        cells.setdefault((v.probe_asn, v.service, v.klass), []).append(
+                            (v.measurement_start_time[:19].replace("T", " "), v.measurement_uid))
+            last = (r.last_measurement or "9999")[:19].replace("T", " ")
+            floor = shift(last, -STATUS_WINDOW) if r.last_measurement else ""
+            b = self.backing_of(u for t, u in cells.get((r.asn, r.service, r.klass), []) if floor <= t <= last)
+            if b.operator:
+                out.append(r)  # the operator's own data: as the CLI shows it
+                continue
             inc = incidents.get(r.incident_id) if r.incident_id else None
             linked = inc is not None and inc.confirmed
-            confirmed = b.confirmed(self.quorum) or linked
             out.append(msgspec.structs.replace(
-                r, confirmed=confirmed, incident_id=r.incident_id if linked else None,
-                independent_probes=None if b.operator else b.independent_probes,
-                source_networks=None if b.operator else b.source_networks))
+                r, confirmed=b.confirmed(self.quorum) or linked, incident_id=r.incident_id if linked else None,
+                independent_probes=b.independent_probes, source_networks=b.source_networks))
         return out
 
     def seed(self, ongoing: Iterable[Incident]) -> None:

@@ -57,6 +57,13 @@ def serve(
     network_rate: float = typer.Option(4.0, "--network-rate",
                                        help="A /24 (/64) may send this many times --rate, however many probes it holds."),
     enrol_per_hour: float = typer.Option(20.0, "--enrol-per-hour", help="Probe enrolments per /24 (/64) per hour."),
+    trusted_invite_file: Path = typer.Option(
+        None, "--trusted-invite-file",
+        help="A second invite token (or NETVIGIL_TRUSTED_INVITE_TOKEN): probes enrolled with it are trusted, "
+             "their word alone publishes (the operator's own probes)."),
+    quorum: int = typer.Option(
+        2, "--quorum", help="Independent probes (distinct ids on distinct /24s or /64s) that must agree before an "
+                            "incident, status cell or alert is published; trusted probes publish alone."),
     admin_token: str = typer.Option(None, "--admin-token", hidden=True),
     probe_token: list[str] = typer.Option([], "--probe-token", hidden=True),
 ) -> None:
@@ -70,6 +77,9 @@ def serve(
 
     Behind a reverse proxy on the same host (docs/security.md):
     netvigil serve --trusted-proxy 127.0.0.1 --public-url https://obs.example.org
+
+    Publish only what 3 independent probes agree on, or what your own probes say:
+    netvigil serve --quorum 3 --trusted-invite-file ./own-probes.invite
     """
     from netvigil.cli.secret_args import refuse_in_argv, secret_from, token_list
     from netvigil.collector.connections import ConnectionLimits
@@ -85,12 +95,15 @@ def serve(
                         ("--report-idle-hours", report_idle_hours)):
         if value <= 0:
             raise UsageError(f"{name} must be positive, got {value}")
+    if quorum < 1:
+        raise UsageError(f"--quorum must be 1 or more, got {quorum}")
     limits = ConnectionLimits.from_options(header_timeout, body_timeout, max_per_address, max_connections,
                                            trusted_proxy)
     token = secret_from(admin_token_file, "NETVIGIL_ADMIN_TOKEN", "--admin-token-file", min_length=16)
     tokens = token_list(probe_tokens_file, "NETVIGIL_PROBE_TOKENS", "--probe-tokens-file")
     base = check_public_url(public_url) if public_url else default_public_url(host, port)
     fleet = _fleet_settings(invite_file, agent_service, agent_cadence, agent_helper, network_rate, enrol_per_hour)
+    fleet.trusted_invite_token = _trusted_invite(trusted_invite_file, fleet.invite_token)
     helper = _start_helper(helper_listen) if helper_listen else None
     typer.echo(f"netvigil observatory on http://{host}:{port}/ (data in {data_dir})", err=True)
     try:
@@ -99,7 +112,7 @@ def serve(
                         rate_per_second=rate, rate_burst=burst or max(rate * 10, 10), analysis=not no_analysis,
                         public_url=base, allow_private_webhooks=allow_private_webhooks, limits=limits,
                         max_batch_bytes=max_batch_bytes, max_open_reports=max_open_reports,
-                        report_idle_hours=report_idle_hours, extra={"fleet": fleet})
+                        report_idle_hours=report_idle_hours, quorum=quorum, extra={"fleet": fleet})
     finally:
         if helper is not None:
             helper.stop()
@@ -122,6 +135,17 @@ def _fleet_settings(invite_file, services, cadence, helpers, network_rate, enrol
     return FleetSettings(invite_token=read_invite(invite_file), services=tuple(services), cadence_seconds=cadence,
                          helpers=tuple(parse_helper(h) for h in helpers), network_factor=network_rate,
                          enrol_per_hour=enrol_per_hour)
+
+
+def _trusted_invite(path: Path | None, invite: str | None) -> str | None:
+    """The trusted invite token (analysis/quorum.py); it must differ from the plain invite."""
+    from netvigil.collector.probes import read_invite
+
+    token = read_invite(path, env="NETVIGIL_TRUSTED_INVITE_TOKEN")
+    if token is not None and token == invite:
+        raise UsageError("--trusted-invite-file holds the same token as --invite-file: every invited probe would "
+                         "be trusted", hint="give the operator's own probes a second token")
+    return token
 
 
 def _start_helper(listen: str):  # noqa: ANN202

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from netvigil.analysis.quorum import DEFAULT_QUORUM, Quorum, VoiceBook, voice_row
 from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.observatory.judge_worker import Batch, JudgeWorker, WorkerGone, read_measurements
@@ -45,12 +46,23 @@ def store_dir(data_dir: Path) -> Path:
 
 class RoundResult(msgspec.Struct):
     analysed: int
-    changes: list[IncidentChange]
-    # country -> its status rows after the round; `full` when it is the whole status
+    changes: list[IncidentChange]  # only what may be announced (the quorum gate, analysis/quorum.py)
+    # country -> its published status rows after the round; `full` when it is the whole status
     status: dict[str, list[StatusRow]]
     full: bool = False
     stale: bool = False  # added data whose incidents are not refreshed yet
     quarantined: int = 0  # measurements set aside this round (quarantine.py)
+    # country -> its status rows the quorum does not back (shown apart, never as the status)
+    unconfirmed: dict[str, list[StatusRow]] = {}
+
+
+def read_quorum(data_dir: Path) -> int:
+    """The quorum the service was started with (`netvigil serve --quorum`, written by the
+    collector into DATA_DIR/collector/publication.json: the analysis may run in another process)."""
+    try:
+        return max(1, int(json.loads((Path(data_dir) / "collector" / "publication.json").read_text())["quorum"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_QUORUM
 
 
 class Analyser:
@@ -74,11 +86,20 @@ class Analyser:
         self.quarantine = Quarantine(self.data_dir)
         self.quarantined = 0  # this run
         self._archived_through: tuple[int, int] | None = None  # a failed round archived the log up to here
+        self.book: VoiceBook | None = None  # who sent what (analysis/quorum.py)
+        self.gate: Quorum | None = None
 
     def open(self) -> None:
         from netvigil.analysis.analysed_store import AnalysedStore  # the analysis area's facade
 
         self.obs = AnalysedStore(store_dir(self.data_dir), engine=self.engine)
+        self.book = VoiceBook(self.data_dir / "collector", lookup=self._stored_voices)
+        self.book.reload_trust()
+        self.book.tail()
+        self.gate = Quorum(self.book, read_quorum(self.data_dir))
+        self.obs.gate = self.gate.incident
+        self.gate.seed(self.obs.incidents(ongoing=True))
+        self.obs.regate()  # what was published before (or by a rebuild) is judged again
         if self.use_worker:
             self.worker = JudgeWorker(self.log_dir, self.obs.rules.version)
 
@@ -92,6 +113,48 @@ class Analyser:
 
     def call(self, name: str, kwargs: dict) -> Any:
         return getattr(self.obs, name)(**kwargs)
+
+    def _stored_voices(self, uids: list[str]) -> dict[str, dict]:
+        """The store's `voices` rows of UIDS (who sent them, when they came through the collector)."""
+        from netvigil.store.engine import sql_str
+
+        out: dict[str, dict] = {}
+        for i in range(0, len(uids), 1000):
+            chunk = ",".join(sql_str(u) for u in uids[i : i + 1000])
+            for r in self.obs.db.query(f"SELECT uid, probe_id, network, trusted, claim FROM "
+                                       f"{self.obs.t('voices')} FINAL WHERE uid IN ({chunk})"):
+                out[r["uid"]] = r
+        return out
+
+    def _voices(self, uids: list[str]) -> None:
+        """Who sent what was just read from the log, into the store's `voices` table; a
+        provenance line that comes after its measurement was counted, or a probe's trust that
+        changed, has every incident judged again."""
+        rows = self.book.from_log(uids)
+        late = self.book.tail()
+        rows += [voice_row(p.uid, p) for p in late]
+        if rows:
+            self.obs.db.insert("voices", rows)
+        if self.book.reload_trust() or late:
+            self.obs.regate()
+            self.stale = True
+
+    def _publish(self, countries: set[str], changes: list[IncidentChange], full: bool) -> tuple[dict, dict]:
+        """(published, unconfirmed) status rows by country: a cell is published when the quorum
+        (or a trusted probe, or a published incident) backs it."""
+        ccs = set() if full else countries | {c.incident.country for c in changes}
+        rows = self.obs.status() if full else [r for cc in sorted(ccs) for r in self.obs.status(country=cc)]
+        live = self.obs.live
+        held: dict = {}
+        for cc in {r.country for r in rows}:
+            held.update(live.country_incidents(cc))
+        verdicts_since = live.verdicts  # (country, since): its window, or the store for older
+        public: dict[str, list[StatusRow]] = {cc: [] for cc in ccs}
+        apart: dict[str, list[StatusRow]] = {cc: [] for cc in ccs}
+        for r in self.gate.status(rows, verdicts_since, held):
+            (public if r.confirmed else apart).setdefault(r.country, []).append(r)
+            (apart if r.confirmed else public).setdefault(r.country, [])
+        return public, apart
 
     def _load_checkpoint(self) -> tuple[int, int]:
         try:
@@ -107,7 +170,8 @@ class Analyser:
         os.replace(tmp, self.ckpt_path)
 
     def pending(self, stop: tuple[int, int]) -> bool:
-        return stop > self.checkpoint or self.stale or self.rounds == 0
+        return (stop > self.checkpoint or self.stale or self.rounds == 0
+                or (self.book is not None and self.book.registry_moved()))  # a probe's trust changed
 
     def prefetch(self, stop: tuple[int, int]) -> None:
         """Have the worker judge what is committed up to `stop` before the round asks."""
@@ -235,6 +299,7 @@ class Analyser:
             if worked is not None:
                 judged = [j for j in worked.judged if j is not None]
                 failed.extend(worked.failed)
+                self._voices([j.m.measurement_uid for j in judged])
                 countries.update(j.m.probe_cc for j in judged)
                 end = worked.end
                 refused = self._store([(j, None) for j in judged], worked.start, end,
@@ -259,9 +324,12 @@ class Analyser:
                     frames.add(day_of(m), line)
                     countries.add(m.probe_cc)
                     items.append((j, line))
+                self._voices([j.m.measurement_uid for j, _ in items])
                 refused = self._store(items, self.checkpoint, end, frames=frames.frames, archived=archived)
                 read = len(items) - len(refused)
                 failed.extend(refused)
+        if stop <= self.checkpoint:
+            self._voices([])  # trust changed, late provenance
         self.quarantine.add(failed)  # durable before the checkpoint moves past them
         self.quarantined += len(failed)
         added = read > 0
@@ -274,20 +342,14 @@ class Analyser:
         due = time.monotonic() - self._refreshed_at >= max(self.interval, 4 * self.refresh_seconds)
         if (self.stale or self.rounds == 0) and (due or not added):
             t0 = time.monotonic()
-            changes = self.obs.refresh() or []
+            changes = self.gate.changes(self.obs.refresh() or [])
             self.refresh_seconds = time.monotonic() - t0
             self._refreshed_at = time.monotonic()
             self.stale = False
-        status: dict[str, list[StatusRow]] = {}
         full = self.rounds == 0
-        if full:
-            for r in self.obs.status():
-                status.setdefault(r.country, []).append(r)
-        else:
-            for cc in sorted(countries | {c.incident.country for c in changes}):
-                status[cc] = self.obs.status(country=cc)
+        status, unconfirmed = self._publish(countries, changes, full)
         if end != self.checkpoint:
             self.checkpoint = end
             self._save_checkpoint()
         self.rounds += 1
-        return RoundResult(read, changes, status, full, self.stale, len(failed))
+        return RoundResult(read, changes, status, full, self.stale, len(failed), unconfirmed)

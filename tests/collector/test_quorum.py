@@ -1,0 +1,126 @@
+"""The quorum's counting (analysis/quorum.py), on its own: who backs a claim and what may be announced."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from netvigil.analysis.quorum import (LOST, OPERATOR, Quorum, Voice, VoiceBook, backing, independent, supporting,
+                                      voice_row)
+from netvigil.collector.provenance import Provenance, ProvenanceLog
+from netvigil.errors import UsageError
+from netvigil.model.records import Evidence, Incident, IncidentChange, NetworkSpan, Verdict
+
+
+def test_independent_probes_need_distinct_ids_on_distinct_networks():
+    assert independent([]) == 0
+    assert independent([("a", "n1"), ("b", "n1"), ("c", "n1")]) == 1  # many ids, one network
+    assert independent([("a", "n1"), ("a", "n2"), ("a", "n3")]) == 1  # one probe moving between networks
+    assert independent([("a", "n1"), ("b", "n2")]) == 2
+    # a greedy pick of (a, n1) first would leave b without a network: the matching finds 2
+    assert independent([("a", "n1"), ("a", "n2"), ("b", "n1")]) == 2
+    assert independent([("a", "n1"), ("a", "n1")]) == 1
+
+
+def test_backing_counts_voices_not_measurements():
+    one = Voice("nvp_a", "198.51.100.0/24")
+    assert backing([one] * 500) == backing([one])
+    b = backing([one, Voice("nvp_b", "203.0.113.0/24"), Voice("net:192.0.2.0/24", "192.0.2.0/24")])
+    assert (b.independent_probes, b.source_networks, b.trusted, b.operator) == (3, 3, False, False)
+    assert b.confirmed(3) and not b.confirmed(4)
+    # a contradicted ASN claim is not counted; a trusted voice confirms alone
+    liar = Voice("nvp_c", "192.0.2.0/24", counted=False)
+    assert backing([one, liar]).independent_probes == 1
+    assert backing([Voice("nvp_t", "192.0.2.0/24", trusted=True)]).confirmed(5)
+    assert backing([OPERATOR]).operator and not backing([OPERATOR, one]).operator
+    assert backing([LOST, LOST]).independent_probes == 1  # lost provenance never adds a voice
+
+
+def test_voice_book_reads_provenance_trust_and_the_store(tmp_path):
+    col = tmp_path / "collector"
+    log = ProvenanceLog(col / "provenance.jsonl")
+    log.append([Provenance("u1", "198.51.100.0/24", "nvp_a"), Provenance("u2", "203.0.113.0/24", None),
+                Provenance("u3", "192.0.2.0/24", None, trusted=True),
+                Provenance("u4", "192.0.2.0/24", "nvp_b", claim="mismatch")])
+    (col / "probes.jsonl").write_bytes(b'{"probe_id":"nvp_a","secret_sha256":"x","enrolled":"t","trusted":false}\n')
+    stored = {"old": {"uid": "old", "probe_id": "nvp_z", "network": "10.9.8.0/24", "trusted": 0, "claim": "match"},
+              "gone": {"uid": "gone", "probe_id": "", "network": "", "trusted": 0, "claim": "unknown"}}
+    book = VoiceBook(col, lookup=lambda uids: {u: stored[u] for u in uids if u in stored})
+    assert book.reload_trust() is False and book.tail() == []
+    rows = book.from_log(["u1", "u2", "u3", "u4", "u5", "old"])
+    assert [r["uid"] for r in rows] == ["u1", "u2", "u3", "u4", "u5"]  # "old" keeps its stored row
+    assert rows[4] == voice_row("u5", None) and rows[4]["network"] == ""
+    v = book.voices(["u1", "u2", "u3", "u4", "u5", "old", "gone", "imported"])
+    assert v["u1"] == Voice("nvp_a", "198.51.100.0/24")
+    assert v["u2"] == Voice("net:203.0.113.0/24", "203.0.113.0/24")
+    assert v["u3"].trusted and not v["u4"].counted
+    assert v["u5"] == LOST and v["gone"] == LOST and v["old"] == Voice("nvp_z", "10.9.8.0/24")
+    assert v["imported"] == OPERATOR  # never came through the collector: the operator's own data
+    # u5's provenance is written after its log line was read: matched late
+    log.append([Provenance("u5", "100.64.0.0/24", "nvp_c")])
+    assert [p.uid for p in book.tail()] == ["u5"]
+    assert book.voices(["u5"])["u5"] == Voice("nvp_c", "100.64.0.0/24")
+    # the operator trusts nvp_a: the registry's last line of an id wins
+    with open(col / "probes.jsonl", "ab") as fh:
+        fh.write(b'{"probe_id":"nvp_a","secret_sha256":"x","enrolled":"t","trusted":true}\n')
+    assert book.registry_moved() and book.reload_trust() is True and not book.registry_moved()
+    assert book.voices(["u1"])["u1"].trusted
+
+
+def verdict(uid: str, asn: str, t: str, klass: str = "tls", service: str = "twitter") -> Verdict:
+    return Verdict(measurement_uid=uid, measurement_start_time=t, probe_cc="DE", probe_asn=asn, service=service,
+                   input=None, domain=None, klass=klass)
+
+
+def incident(end: str | None = None) -> Incident:
+    return Incident(id="i1", country="DE", service="twitter", kind="censorship", start="2026-12-06 09:00:00",
+                    end=end, networks=[NetworkSpan(asn="AS3320", technique="tls.reset", start="2026-12-06 09:00:00")],
+                    evidence=Evidence(measurement_uids=["a"], probe_count=1, rules_version="r", measurement_count=3))
+
+
+class Book:
+    def __init__(self, voices: dict[str, Voice]):
+        self.v = voices
+
+    def voices(self, uids):
+        return {u: self.v.get(u, OPERATOR) for u in uids}
+
+
+def test_incident_is_confirmed_by_agreeing_probes_only():
+    vs = [verdict("a", "AS3320", "2026-12-06 09:10:00"), verdict("b", "AS3320", "2026-12-06 09:20:00"),
+          verdict("ok", "AS3320", "2026-12-06 09:30:00", klass="ok"),  # does not agree
+          verdict("fb", "AS3320", "2026-12-06 09:30:00", service="facebook"),  # another claim
+          verdict("early", "AS3320", "2026-12-06 08:00:00"), verdict("else", "AS3209", "2026-12-06 09:30:00")]
+    assert supporting(incident(), vs) == ["a", "b"]
+    voices = {"a": Voice("nvp_a", "n1"), "b": Voice("nvp_a", "n1"), "ok": Voice("nvp_b", "n2"),
+              "fb": Voice("nvp_c", "n3"), "early": Voice("nvp_d", "n4"), "else": Voice("nvp_e", "n5")}
+    q = Quorum(Book(voices), 2)
+    gated = q.incident(incident(), vs)
+    assert not gated.confirmed and gated.evidence.independent_probes == 1 and gated.evidence.source_networks == 1
+    voices["b"] = Voice("nvp_b", "n2")
+    gated = q.incident(incident(), vs)
+    assert gated.confirmed and gated.evidence.independent_probes == 2
+    assert gated.evidence.measurement_count == 3  # measurement counts stay what they were
+    # the operator's own data is published as is
+    assert Quorum(Book({}), 2).incident(incident(), vs) == incident()
+    with pytest.raises(UsageError):
+        Quorum(Book({}), 0)
+
+
+def test_announcements_wait_for_confirmation():
+    q = Quorum(Book({}), 2)
+    q.seed([])
+    unconfirmed = msgspec.structs.replace(incident(), confirmed=False)
+    confirmed = incident()
+    start = IncidentChange("start", unconfirmed, unconfirmed.start)
+    assert q.changes([start]) == []
+    # confirmed later, as a change: announced as its start, once
+    out = q.changes([IncidentChange("change", confirmed, "2026-12-06 10:00:00")])
+    assert [(c.event, c.incident.id) for c in out] == [("start", "i1")]
+    again = q.changes([IncidentChange("change", confirmed, "2026-12-06 10:05:00", detail="x")])
+    assert [c.event for c in again] == ["change"]
+    ended = msgspec.structs.replace(confirmed, end="2026-12-06 11:00:00")
+    assert [c.event for c in q.changes([IncidentChange("end", ended, ended.end)])] == ["end"]
+    # an incident that ends before it is ever confirmed is never announced
+    other = msgspec.structs.replace(unconfirmed, id="i2", end="2026-12-06 11:00:00")
+    assert q.changes([IncidentChange("start", other, other.start), IncidentChange("end", other, other.end)]) == []

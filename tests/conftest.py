@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import resource
 import shutil
 import socket
 import time
@@ -78,6 +79,43 @@ def lab_prerequisites() -> list[str]:
     if not Path("/proc/self/ns/net").exists():
         missing.append("network namespaces")
     return missing
+
+
+# --- CPU seconds per test: the figure that other work on a shared machine does not stretch ---
+
+_CPU: dict[str, float] = {}
+
+
+def _cpu_seconds() -> float:
+    """This process (all its threads) plus the children it waited for, user + system."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def pytest_addoption(parser):
+    parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
+                     help="list the N tests that took the most CPU seconds (0: all), as --durations does "
+                          "for wall time, e.g. --cpu-durations=20")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = _cpu_seconds()
+    try:
+        return (yield)
+    finally:
+        _CPU[item.nodeid] = _cpu_seconds() - start
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    n = config.getoption("--cpu-durations")
+    if n is None:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", f"CPU seconds: {sum(_CPU.values()):.1f} in {len(_CPU)} tests, "
+                      f"{_cpu_seconds():.1f} for the whole pytest run")
+    for nodeid, seconds in sorted(_CPU.items(), key=lambda kv: -kv[1])[: n or None]:
+        tr.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
 
 
 @pytest.fixture(scope="session")

@@ -98,3 +98,14 @@ def test_cli_builds_from_ip_location_db_csv_and_looks_up(tmp_path, capsys):
     assert main(["build", str(v4), "--version", "t1", "--out", str(out)]) == 2
     assert f"{v4}:2" in capsys.readouterr().err
     assert main(["lookup", "not-an-ip", "--table", str(out)]) == 2
+
+
+def test_the_collectors_claim_check_uses_it():
+    """A submission's claimed ASN is checked against its source address with the same data."""
+    from netvigil.collector.probes import ClaimCheck, check_claim
+    from netvigil.targets.geo import Locator
+
+    loc = Locator()  # no prefix tables: the shipped table and geoip2fast only
+    assert check_claim("8.8.8.8", "AS15169", "US", loc) == (ClaimCheck.MATCH, "AS15169/US")
+    assert check_claim("8.8.8.8", "AS12389", "RU", loc) == (ClaimCheck.MISMATCH, "AS15169/US")
+    assert check_claim("192.0.2.7", "AS12389", "RU", loc)[0] is ClaimCheck.UNKNOWN  # documentation space: never judged

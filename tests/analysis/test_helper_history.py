@@ -114,3 +114,18 @@ def test_one_quic_timeout_then_success_is_transient_two_are_a_block():
     assert got.klass == "ok", got
     blocked = judged(quic_round(["generic_timeout_error", "generic_timeout_error"]))[("AS65001", when(0), "twitter")]
     assert blocked.technique == "quic.blocked", blocked
+
+
+def test_a_stalled_flow_beside_fast_ones_is_no_rate():
+    """One flow held back by the probe (0.7 s of nothing, then a burst: timed at ~160 kbit/s)
+    while the test's other flows ended at once: the network was fast, not slow."""
+    stalled = [[0.673, 4096], [1.394, 16384], [1.397, N]]
+    keys = helper_keys("example.com", "example.com", fast)
+    keys["transfers"][0]["samples"] = stalled
+    f = helper_evidence({"x_sni_throughput": keys}, ok(), RULES)
+    assert f.rate_bps is None and any(r.startswith(FLOOR) for r in f.rule_ids), f
+    # the same stalled flow among flows as slow as itself is the network's rate
+    keys = helper_keys("example.com", "example.com", lambda: flow(150_000, nbytes=N))
+    keys["transfers"][0]["samples"] = stalled
+    f = helper_evidence({"x_sni_throughput": keys}, ok(), RULES)
+    assert f.rate_bps is not None and f.rate_bps < 400_000

@@ -148,16 +148,28 @@ def compare(test: SNIThroughput, direction: str, th: dict[str, float]) -> Direct
     return out
 
 
+def _timed(t: HelperTransfer, min_seconds: float) -> bool:
+    return len(t.samples) >= 3 and t.samples[-1][0] - t.samples[0][0] >= min_seconds
+
+
 def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float) -> float | None:
     """The fastest flow whose rate could be measured: a flow that arrived in a few samples
     within `min_seconds` gives only a lower bound set by latency and scheduling, not a rate
-    (as the network's rate it would make a busy, fast network look slow)."""
-    rates = [flow_rate(t.samples) for t in test.transfers
-             if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)
-             and len(t.samples) >= 3 and t.samples[-1][0] - t.samples[0][0] >= min_seconds]
-    return max((r for r in rates if r), default=None)
+    (as the network's rate it would make a busy, fast network look slow). None as well when a
+    flow too short to time moved more than STALL_FACTOR times faster than the timed ones:
+    those were held back by the probe or the helper (a stall, then a burst), not the network,
+    whose rate this round is then only bounded (rate_floor)."""
+    flows = [t for t in test.transfers if t.role == role and t.direction == direction
+             and t.transport == "tcp" and usable(t)]
+    rates = [flow_rate(t.samples) for t in flows if _timed(t, min_seconds)]
+    peak = max((r for r in rates if r), default=None)
+    floor = rate_floor(test, role, direction, min_seconds)
+    if peak is not None and floor is not None and floor > STALL_FACTOR * peak:
+        return None
+    return peak
 
 
+STALL_FACTOR = 2.0
 FLOOR = "helper.rate_at_least="
 
 
@@ -168,8 +180,7 @@ def rate_floor(test: SNIThroughput, role: str, direction: str, min_seconds: floa
     never as the rate judged now: a busy probe would make a fast network look slow."""
     bounds = [t.samples[-1][1] * 8 / t.samples[-1][0] for t in test.transfers
               if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)
-              and t.samples[-1][0] > 0
-              and not (len(t.samples) >= 3 and t.samples[-1][0] - t.samples[0][0] >= min_seconds)]
+              and t.samples[-1][0] > 0 and not _timed(t, min_seconds)]
     return max(bounds, default=None)
 
 

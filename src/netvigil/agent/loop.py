@@ -59,6 +59,12 @@ class RoundResult(msgspec.Struct):
     errors: list[str] = []
 
 
+def describe(r: RoundResult, n: int) -> str:
+    """The round's line on stderr."""
+    return (f"round {n}: measured {r.measured}, submitted {r.submitted}, queued {r.queued}, rejected {r.rejected} "
+            f"as {r.probe_asn}/{r.probe_cc}" + ("" if r.checked_in else " (observatory unreachable)"))
+
+
 def default_answer(catalogue) -> CheckInAnswer:
     """Before any check-in succeeded: the whole catalogue, hourly, no helper, location unknown."""
     return CheckInAnswer(v=1, probe_id=None, catalogue_version=catalogue.version,
@@ -166,16 +172,20 @@ class Agent:
                                    token=self.ident.token if self.ident else None,
                                    timeout=self.config.server_timeout, retries=2, backoff=0.5)
 
-    def flush(self) -> int:
-        """Only send what is queued (no check-in, no measuring); returns how many stay queued.
-        With the observatory down, nothing is sent and everything stays queued."""
+    def submit_queued(self):
+        """Only send what is queued (no check-in, no measuring). With the observatory down,
+        nothing is sent and everything stays queued."""
         try:
             self.ensure_identity()  # a never-enrolled agent's queue goes with credentials
         except ServerUnreachable as exc:
             self.say(f"{exc}; nothing sent")
         res = self.submit()
         self.say(f"flush: submitted {res.submitted}, queued {res.queued}, rejected {res.rejected}")
-        return res.queued
+        return res
+
+    def flush(self) -> int:
+        """submit_queued(); returns how many stay queued."""
+        return self.submit_queued().queued
 
     def _measure(self, settings: ProbeSettings, services: list[str], run_probe) -> tuple[int, tuple | None]:
         """Each measurement on disk (fsync) before the next is taken: the round file is in the queue.
@@ -214,9 +224,7 @@ class Agent:
                 continue
             r = self.run_round()
             done += 1
-            self.say(f"round {done}: measured {r.measured}, submitted {r.submitted}, queued {r.queued}, "
-                     f"rejected {r.rejected} as {r.probe_asn}/{r.probe_cc}"
-                     + ("" if r.checked_in else " (observatory unreachable)"))
+            self.say(describe(r, done))
             if once or (rounds is not None and done >= rounds):
                 break
             self.stop.wait(self.next_wait)

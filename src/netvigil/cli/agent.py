@@ -34,6 +34,8 @@ def agent(
                                       help='A lab\'s clock "YYYY-MM-DD HH:MM:SS", written as measurement_start_time.'),
     server_timeout: float = typer.Option(10.0, "--server-timeout", help="Seconds for one request to the observatory."),
     flush: bool = typer.Option(False, "--flush", help="Only send what is queued (no check-in, no measuring), then exit."),
+    driven: bool = typer.Option(False, "--driven", help="Rounds on command: 'round [TIME]' or 'flush' a line on stdin, "
+                                "one JSON answer a line on stdout, until end of input (a lab's clock)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
     """Run a probe of the fleet: enrol once, then check in, measure and submit on a schedule.
@@ -44,6 +46,8 @@ def agent(
     Example: netvigil agent --server https://obs.example.org --data-dir /var/lib/netvigil-agent
 
     Send what is still queued, then exit: netvigil agent --server https://obs.example.org --flush
+
+    Driven by a harness's clock (docs/agent.md): echo round | netvigil agent --server URL --driven
     """
     import re
 
@@ -85,6 +89,14 @@ def agent(
         if flush:
             if a.flush():
                 raise typer.Exit(1)  # something stays queued: the caller may try again later
+        elif driven:
+            from netvigil.agent.driven import serve_commands
+
+            def write(data: bytes) -> None:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+
+            serve_commands(a, sys.stdin, write)
         else:
             a.run(once=once)
     finally:

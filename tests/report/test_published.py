@@ -285,13 +285,16 @@ def test_stored_count_is_kept_per_app():
 
     from netvigil.report.api import stored_count
 
+    from netvigil.analysis.reads import MeasurementPage
+
     def app_with(n: int):
-        async def call(name, **kw):
-            assert name == "measurement_index"
-            return n, []
+        async def measurement_index(**kw):
+            assert kw == {"limit": 0}
+            return MeasurementPage(n, [])
         class App:  # what stored_count reads of the app's Observatory
             collector = SimpleNamespace(index={})
-            pump = SimpleNamespace(obs=object(), analysed=7, call=call)
+            pump = SimpleNamespace(obs=object(), analysed=7)
+            reads = SimpleNamespace(measurement_index=measurement_index)
         return App()
 
     a, b = app_with(0), app_with(384)

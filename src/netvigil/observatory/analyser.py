@@ -111,9 +111,6 @@ class Analyser:
             self.obs.close()
             self.obs = None
 
-    def call(self, name: str, kwargs: dict) -> Any:
-        return getattr(self.obs, name)(**kwargs)
-
     def _stored_voices(self, uids: list[str]) -> dict[str, dict]:
         """The store's `voices` rows of UIDS (who sent them, when they came through the collector)."""
         from netvigil.store.engine import sql_str

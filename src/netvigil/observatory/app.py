@@ -2,7 +2,8 @@
 
 create_app(data_dir, **settings) wires the parts:
   collector (log, index)  ->  analysis pump (Observatory on its own thread)  ->  alerts
-  API (/api/v1/...) and dashboard (/, /country/CC, /incident/ID) read through the pump.
+  API (/api/v1/...) and dashboard (/, /country/CC, /incident/ID) read through `reads`, a
+  typed ReadRepository whose requests the pump answers where the store allows.
 Every setting of `Settings` can be passed as a keyword; unknown ones are a ConfigError.
 """
 
@@ -30,6 +31,7 @@ from netvigil.collector.quota import Inflight
 from netvigil.errors import AnalysisUnavailable, ConfigError, NetvigilError
 from netvigil.report.alerts import Alerter, Subscriptions
 from netvigil.report.metrics import Metrics
+from netvigil.report.repository import ReadRepository
 
 log = logging.getLogger("netvigil.app")
 
@@ -53,10 +55,13 @@ class Observatory:
             self.data_dir, self.collector.log, engine=settings.engine, interval=settings.analysis_interval,
             batch=settings.analysis_batch, enabled=settings.analysis, on_changes=self.alerter.enqueue,
         )
+        # the typed read side: routes, charts and alerts read through it (report/repository.py)
+        self.reads = ReadRepository(self.pump.read, live_status=self.pump.live_status,
+                                    version=lambda: self.pump.analysed)
         self.metrics.bind(self)
         from netvigil.report.enrich import told
 
-        self.alerter.enrich = lambda incident: told(self.pump, incident)
+        self.alerter.enrich = lambda incident: told(self.reads, incident)
         self.started = time.time()
 
     async def submit(self, raws: list[bytes], *, report_id: str | None = None, where: str = "measurement",

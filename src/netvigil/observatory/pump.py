@@ -1,9 +1,10 @@
-"""Continuous analysis of what arrives: log -> Observatory.add -> refresh -> alerts.
+"""Continuous analysis of what arrives: log -> AnalysedStore.add -> refresh -> alerts.
 
 The pump drives an Analyser (analyser.py), the single owner of the store, and keeps what
 the API needs without waiting for it: the status read model (reloaded per country after
 each round) and progress counters; IncidentChange events go to the alert sink.
-Two modes with one interface:
+Reads are typed requests (analysis/reads.py) answered by `read()`: the pump knows where
+each can be answered (beside the writer, or by the writer itself). Two modes, one interface:
   AnalysisPump  the Analyser on one thread of this process (simple; shares the GIL)
   ProcessPump   the Analyser in its own process (pump_process.py; ingestion keeps its core)
 """
@@ -22,6 +23,7 @@ from netvigil.observatory.analyser import Analyser, RoundResult, store_dir  # no
 from netvigil.collector.log import MeasurementLog
 from netvigil.errors import AnalysisUnavailable
 from netvigil.collector.quarantine import Quarantine
+from netvigil.analysis.reads import ReadRequest, StatusQuery, StoreReads
 from netvigil.model.records import IncidentChange, StatusRow
 
 log = logging.getLogger("netvigil.pump")
@@ -45,7 +47,6 @@ class PumpBase:
         self.quarantined = self.quarantine.count()  # since the data dir was made
         self.rounds = 0
         self.last_round_at: float | None = None
-        self.last_round_seconds = 0.0
         self.status_view: dict[str, list[StatusRow]] | None = None
         self._stale = False
 
@@ -54,7 +55,7 @@ class PumpBase:
         """Truthy once the store is open (kept for callers that test `pump.obs is None`)."""
         return self if self.ready else None
 
-    def _apply(self, res: RoundResult, seconds: float) -> None:
+    def _apply(self, res: RoundResult) -> None:
         view = {} if res.full or self.status_view is None else dict(self.status_view)
         view.update(res.status)
         self.status_view = view  # one assignment: readers see the old or the new view
@@ -63,7 +64,6 @@ class PumpBase:
         self.rounds += 1
         self._stale = res.stale
         self.last_round_at = time.time()
-        self.last_round_seconds = seconds
         self.error = None
         if res.changes and self.on_changes:
             self.on_changes(res.changes)
@@ -76,6 +76,13 @@ class PumpBase:
         groups = [view.get(country, [])] if country else list(view.values())
         return [r for g in groups for r in g if (asn is None or r.asn == asn) and (service is None or r.service == service)]
 
+    def live_status(self, q: StatusQuery) -> list[StatusRow] | None:
+        return self.status(q.country, q.asn, q.service)
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise AnalysisUnavailable(self.error or "analysis is starting")
+
 
 class AnalysisPump(PumpBase):
     """The Analyser on one thread of this process."""
@@ -84,15 +91,23 @@ class AnalysisPump(PumpBase):
         super().__init__(*args, **kwargs)
         self.exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netvigil-store")
         self.analyser = Analyser(self.data_dir, engine=self.engine, interval=self.interval, batch=self.batch)
+        # reads run on their own threads beside the store thread (one chdb session per
+        # process, shared: its lock serialises statements, so a read never waits a round)
+        self.read_exec = ThreadPoolExecutor(max_workers=2, thread_name_prefix="netvigil-read")
         self.coalesce = min(0.1, self.interval)
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self._reads: StoreReads | None = None  # the tables and archive, read beside the writer
+        self._writer_reads: StoreReads | None = None  # with the writer's in-memory status
 
-    async def call(self, name: str, **kwargs) -> Any:
-        """Run one Observatory method on the store thread."""
-        if not self.ready:
-            raise AnalysisUnavailable(self.error or "analysis is starting")
-        return await asyncio.get_running_loop().run_in_executor(self.exec, self.analyser.call, name, kwargs)
+    async def read(self, req: ReadRequest) -> Any:
+        """Answer a typed read: status (the writer's memory) on the store thread, the rest
+        from the tables on a read thread."""
+        self._check_ready()
+        loop = asyncio.get_running_loop()
+        if isinstance(req, StatusQuery):
+            return await loop.run_in_executor(self.exec, self._writer_reads.answer, req)
+        return await loop.run_in_executor(self.read_exec, self._reads.answer, req)
 
     def start(self) -> None:
         if self.enabled:
@@ -105,18 +120,20 @@ class AnalysisPump(PumpBase):
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.exec, self.analyser.open)
+            store = self.analyser.obs
+            self._reads = StoreReads(store.db, store.raw)
+            self._writer_reads = StoreReads(store.db, store.raw, status=store.status)
             self.ready, self.error = True, None
         except Exception as exc:  # missing module, store cannot open: collector still works
             self.error = f"analysis is not available: {type(exc).__name__}: {exc}"
             log.warning(self.error)
             return
         while True:
-            t0 = time.monotonic()
             try:
                 stop = self.mlog.end()
                 if self.analyser.pending(stop):
                     res = await loop.run_in_executor(self.exec, self.analyser.round, stop)
-                    self._apply(res, time.monotonic() - t0)
+                    self._apply(res)
                     if res.analysed + res.quarantined >= self.batch:
                         continue  # backlog: go on at once
             except asyncio.CancelledError:
@@ -140,5 +157,6 @@ class AnalysisPump(PumpBase):
             except (asyncio.CancelledError, Exception):
                 pass
         self.ready = False
+        self.read_exec.shutdown(wait=True)  # no read left on the store it closes next
         await asyncio.get_running_loop().run_in_executor(self.exec, self.analyser.close)
         self.exec.shutdown(wait=True)

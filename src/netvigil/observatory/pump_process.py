@@ -1,16 +1,20 @@
 """The analysis in its own process, so ingestion keeps a core to itself.
 
 Python runs one thread at a time per process: an Analyser on a thread of the web process
-takes CPU from request handling (measured in benchmarks/bench_collector_latency.py). Here it
-runs in a child process started with `spawn`, talking over one Pipe:
+takes CPU from request handling. Here it runs in a child process started with `spawn`,
+talking over one Pipe:
   parent -> child  ("end", segment, offset)         committed log end (after each commit)
-                   ("call", id, name, kwargs)       an API read
+                   ("read", id, ReadRequest)        a typed read (analysis/reads.py)
                    ("stop",)
   child -> parent  ("ready",) | ("failed", reason)
-                   ("round", RoundResult, seconds)  status per country, changes, counters
-                   ("result", id, ok, value)        answer to a call
+                   ("round", RoundResult)           status per country, changes, counters
+                   ("result", id, ok, value)        answer to a read
+Only this child may open an embedded (chdb) store: chdb locks its directory to one process
+(analysis/reads.py). With a ClickHouse server the parent reads the tables over its own
+connection and asks the child only for status before the first round.
 The child reads the log files itself (only up to the committed end it was told) and exits
 when the pipe closes, so a killed service leaves no analysis process behind.
+Measured effects of the constants below: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,23 +32,22 @@ from concurrent.futures import Future
 from typing import Any
 
 from netvigil import errors
-from netvigil.observatory.analyser import Analyser
+from netvigil.analysis.reads import STORE_READS, ReadRequest, StoreReads
 from netvigil.errors import AnalysisUnavailable
+from netvigil.observatory.analyser import Analyser
 from netvigil.observatory.pump import PumpBase
 
 log = logging.getLogger("netvigil.pump")
 
 
-# The analysis decodes thousands of measurement trees a second (acyclic: refcounting frees
-# them) while it holds the refresh window. At the default threshold (700 allocations) the
-# cyclic collector walks that window over and over: a 1.35x slower drain on the benchmark
-# corpus (benchmarks/bench_collector_latency.py). Collect rarely instead.
+# The analysis decodes many acyclic measurement trees (refcounting frees them) while it
+# holds the refresh window: at the default threshold the cyclic collector walks that window
+# over and over. Collect rarely instead.
 GC_THRESHOLD = (100_000, 50, 100)
 
 # Once the analysis has caught up, the next round waits as long as this one took (up to
-# ROUND_GAP): a chdb insert costs ~11 ms of CPU whatever its size (measured), so at 5,000
-# measurements/s rounds of 0.1 s spent a quarter of a core on that alone. Under light load
-# rounds are short and so are the waits; idle, a measurement is analysed at once.
+# ROUND_GAP): a store insert has a fixed CPU cost whatever its size, so many tiny rounds
+# under load cost more than fewer larger ones. Idle, a measurement is analysed at once.
 ROUND_GAP = 0.25
 
 
@@ -59,6 +62,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
         conn.send(("failed", f"analysis is not available: {type(exc).__name__}: {exc}"))
         return
     gc.freeze()  # what opening loaded (rules, the held window) is never collected
+    reads = StoreReads(analyser.obs.db, analyser.obs.raw, status=analyser.obs.status)
     conn.send(("ready",))
     stop_at: tuple[int, int] = (0, 0)
     next_round = 0.0  # monotonic time the next round may start
@@ -76,10 +80,10 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                         if msg[0] == "end":
                             stop_at = max(stop_at, (msg[1], msg[2]))
                         else:
-                            _handle(analyser, conn, msg)
+                            _handle(reads, conn, msg)
                     analyser.prefetch(stop_at)  # judged in the worker while the gap runs out
                 else:
-                    _handle(analyser, conn, msg)
+                    _handle(reads, conn, msg)
                 continue
             if backlog:
                 t0 = time.monotonic()
@@ -91,7 +95,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
                     time.sleep(interval)
                     continue
                 took = time.monotonic() - t0
-                conn.send(("round", res, took))
+                conn.send(("round", res))
                 next_round = t0 + min(ROUND_GAP, 2 * took) if analyser.checkpoint >= stop_at else 0.0
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the service went away
@@ -99,12 +103,12 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
         analyser.close()
 
 
-def _handle(analyser: Analyser, conn, msg) -> None:
+def _handle(reads: StoreReads, conn, msg) -> None:
     if msg[0] == "stop":
         raise KeyboardInterrupt
-    _, call_id, name, kwargs = msg
+    _, call_id, req = msg
     try:
-        conn.send(("result", call_id, True, analyser.call(name, kwargs)))
+        conn.send(("result", call_id, True, reads.answer(req)))
     except errors.NetvigilError as exc:
         conn.send(("result", call_id, False, (type(exc).__name__, exc.message, exc.where, exc.hint)))
     except Exception as exc:
@@ -112,8 +116,12 @@ def _handle(analyser: Analyser, conn, msg) -> None:
 
 
 class ProcessPump(PumpBase):
+    """The Analyser in a child process; reads are typed messages to it (or, on a ClickHouse
+    server, read by this process over its own connection)."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._server_reads: StoreReads | None = None  # this process's own connection (server engine)
         self.proc: multiprocessing.Process | None = None
         self.conn = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # sent by a thread: the loop never blocks on the pipe
@@ -187,7 +195,7 @@ class ProcessPump(PumpBase):
             elif kind == "error":
                 self.error = msg[1]
             elif kind == "round":
-                self._loop.call_soon_threadsafe(self._apply, msg[1], msg[2])
+                self._loop.call_soon_threadsafe(self._apply, msg[1])
             elif kind == "result":
                 fut = self._calls.pop(msg[1], None)
                 if fut is not None:
@@ -199,13 +207,29 @@ class ProcessPump(PumpBase):
             fut.set_result((False, ("AnalysisUnavailable", self.error, None, None)))
         self._calls.clear()
 
-    async def call(self, name: str, **kwargs) -> Any:
-        if not self.ready:
-            raise AnalysisUnavailable(self.error or "analysis is starting")
+    def _own_reads(self) -> StoreReads | None:
+        """A ClickHouse server takes a second connection: the tables are read here, not in
+        the writer process. None for chdb (only the writer process may open it)."""
+        if self._server_reads is None and self.engine.startswith(("http://", "https://", "clickhouse://")):
+            from netvigil.observatory.analyser import store_dir
+            from netvigil.store.engine import open_engine
+            from netvigil.store.raw import RawArchive
+
+            self._server_reads = StoreReads(open_engine(self.engine), RawArchive(store_dir(self.data_dir) / "raw"))
+        return self._server_reads
+
+    async def read(self, req: ReadRequest) -> Any:
+        """Answer a typed read: from this process's own connection where the engine allows
+        one, else by the analysis process."""
+        self._check_ready()
+        if isinstance(req, STORE_READS):
+            own = self._own_reads()
+            if own is not None:
+                return await asyncio.get_running_loop().run_in_executor(None, own.answer, req)
         call_id = next(self._ids)
         fut: Future = Future()
         self._calls[call_id] = fut
-        self._send(("call", call_id, name, kwargs))
+        self._send(("read", call_id, req))
         ok, value = await asyncio.wrap_future(fut)
         if ok:
             return value
@@ -229,3 +253,6 @@ class ProcessPump(PumpBase):
         self._woken.set()
         self.conn.close()
         self.ready = False
+        if self._server_reads is not None:
+            self._server_reads.db.close()
+            self._server_reads = None

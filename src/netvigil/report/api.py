@@ -27,8 +27,14 @@ from netvigil.report.params import (BUCKET_RE, ID_RE, PATH_VALUES, bool_param, c
                                     known_services, norm_asn, norm_cc, norm_path, norm_service, norm_technique,
                                     norm_time, page_params)
 from netvigil.report.read_http import CORS, ReadRoute, permalink_of, warm_charts
+from netvigil.report.repository import ReadRepository
 
 router = APIRouter(prefix="/api/v1", route_class=ReadRoute, lifespan=warm_charts)
+
+
+def reads_of(request: Request) -> ReadRepository:
+    """The app's typed read repository (report/repository.py)."""
+    return request.app.state.nv.reads
 
 
 def builtins(obj: Any) -> Any:
@@ -79,13 +85,9 @@ async def preflight(rest: str):
 async def status(request: Request, country: str | None = None, asn: str | None = None,
                  service: str | None = None, format: str = "json"):
     t0 = time.perf_counter()
-    pump = request.app.state.nv.pump
     fmt = check_format(format, parquet=True)
-    args = {"country": norm_cc(country), "asn": norm_asn(asn),
-            "service": norm_service(service, known_services(request))}
-    rows = pump.status(**args)  # the read model the analysis pump keeps current
-    if rows is None:
-        rows = await pump.call("status", **args)
+    rows = await reads_of(request).status(country=norm_cc(country), asn=norm_asn(asn),
+                                          service=norm_service(service, known_services(request)))
     out = [builtins(r) for r in rows]
     timed(request, "status", t0)
     if fmt in ("csv", "parquet"):
@@ -105,10 +107,11 @@ async def verdicts(request: Request, country: str | None = None, asn: str | None
     lim, off = page_params(request, 100, 10000)
     q = {"country": norm_cc(country), "asn": norm_asn(asn), "service": norm_service(service, known_services(request)),
          "since": norm_time(since, "since"), "until": norm_time(until, "until"), "path": norm_path(path)}
-    rows = await request.app.state.nv.pump.call("verdicts", **q, limit=lim + 1, offset=off)
+    reads = reads_of(request)
+    rows = await reads.verdicts(**q, limit=lim + 1, offset=off)
     total = None
     if fmt == "json":
-        total = await request.app.state.nv.pump.call("verdict_count", **q)
+        total = await reads.verdict_count(**q)
     out = [builtins(r) for r in rows[:lim]]
     timed(request, "verdicts", t0)
     return listing(request, out, offset=off, limit=lim, fmt=fmt, has_more=len(rows) > lim, name="verdicts",
@@ -126,8 +129,8 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
     lim, off = page_params(request, 10000, 100000)
     if not BUCKET_RE.match(bucket) or int(bucket[:-1]) == 0:
         raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d")
-    rows = await request.app.state.nv.pump.call(
-        "aggregates", country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service, known_services(request)),
+    rows = await reads_of(request).aggregates(
+        country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service, known_services(request)),
         since=norm_time(since, "since"), until=norm_time(until, "until"), bucket=bucket, path=norm_path(path))
     page = [builtins(r) for r in rows[off:off + lim]]
     timed(request, "aggregates", t0)
@@ -153,11 +156,11 @@ def incident_filter(incs: list, asn: str | None, technique: str | None, since: s
     return out
 
 
-async def told_dict(pump, inc, latest: str | None) -> dict:
+async def told_dict(reads: ReadRepository, inc, latest: str | None) -> dict:
     """The incident as published: measured rates in, with its dated statement."""
     from netvigil.report.text import incident_text
 
-    inc, facts = await told(pump, inc, latest)
+    inc, facts = await told(reads, inc, latest)
     d = builtins(inc)
     for n in d["networks"]:
         for span in n.get("techniques") or []:
@@ -167,15 +170,15 @@ async def told_dict(pump, inc, latest: str | None) -> dict:
     return d
 
 
-async def told_rows(pump, incidents) -> list[dict]:
+async def told_rows(reads: ReadRepository, incidents) -> list[dict]:
     """Incidents as published (the API's list, `netvigil export incidents`): each told with
     the newest data of its country."""
     latest: dict[str, str | None] = {}
     rows = []
     for inc in incidents:
         if inc.country not in latest:
-            latest[inc.country] = await latest_time(pump, inc.country)
-        rows.append(await told_dict(pump, inc, latest[inc.country]))
+            latest[inc.country] = await latest_time(reads, inc.country)
+        rows.append(await told_dict(reads, inc, latest[inc.country]))
     return rows
 
 
@@ -188,12 +191,12 @@ async def incidents(request: Request, country: str | None = None, service: str |
     keep incidents overlapping that range; `asn` those touching the network."""
     fmt = check_format(format, parquet=True)
     lim, off = page_params(request, 1000, 10000)
-    pump = request.app.state.nv.pump
+    reads = reads_of(request)
     svc = norm_service(service, known_services(request) | {"*"})
-    rows = await pump.call("incidents", country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
+    rows = await reads.incidents(country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
     rows = incident_filter(rows, norm_asn(asn), norm_technique(technique), norm_time(since, "since"),
                            norm_time(until, "until"))
-    page = await told_rows(pump, rows[off:off + lim])
+    page = await told_rows(reads, rows[off:off + lim])
     return listing(request, page, offset=off, limit=lim, fmt=fmt,
                    has_more=len(rows) > off + lim, name="incidents", total=len(rows))
 
@@ -202,11 +205,11 @@ async def incidents(request: Request, country: str | None = None, service: str |
 async def incident(request: Request, incident_id: str):
     if not ID_RE.match(incident_id):
         raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
-    pump = request.app.state.nv.pump
-    inc = await pump.call("incident", id=incident_id)
+    reads = reads_of(request)
+    inc = await reads.incident(incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
-    d = await told_dict(pump, inc, await latest_time(pump, inc.country))
+    d = await told_dict(reads, inc, await latest_time(reads, inc.country))
     return Response(msgspec.json.encode(d), media_type="application/json")
 
 
@@ -224,10 +227,11 @@ async def incident_chart(request: Request, incident_id: str, ext: str):
         raise Rejected(f"chart format {ext[:10]!r} is not supported (svg or png)", 404)
     if not ID_RE.match(incident_id):
         raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
-    inc = await request.app.state.nv.pump.call("incident", id=incident_id)
+    reads = reads_of(request)
+    inc = await reads.incident(incident_id)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
-    data = await chart_for_incident(request.app.state.nv.pump, inc, ext, permalink(request, incident_id))
+    data = await chart_for_incident(reads, inc, ext, permalink(request, incident_id))
     return Response(data, media_type="image/svg+xml" if ext == "svg" else "image/png")
 
 
@@ -237,7 +241,7 @@ async def stored_measurement(request: Request, measurement_uid: str) -> bytes | 
         raise Rejected(f"measurement uid {measurement_uid[:40]!r} is malformed")
     raw = nv.collector.raw(measurement_uid)
     if raw is None and nv.pump.obs is not None:
-        found = await nv.pump.call("measurement", uid=measurement_uid)
+        found = await nv.reads.measurement(measurement_uid)
         raw = msgspec.json.encode(found) if found is not None else None
     return raw
 
@@ -272,14 +276,13 @@ async def measurements(request: Request, probe_cc: str | None = None, probe_asn:
     if test_name is not None and not re.match(r"^[a-z0-9_]{1,64}$", test_name):
         raise Rejected(f"query parameter 'test_name' is {test_name[:20]!r}, expected like web_connectivity")
     col = request.app.state.nv.collector
-    pump = request.app.state.nv.pump
-    if not col.index and pump.obs is not None:
-        total, rows = await pump.call("measurement_index", country=cc, asn=asn, service=svc, since=lo, until=hi,
-                                      test_name=test_name, path=pth, limit=lim, offset=off)
-        out = [measurement_meta(r["uid"], r["time"], r["cc"], r["asn"], r["test_name"], r["input"], r["report_id"],
-                                r["service"] or None, r["path"]) for r in rows]
-        return listing(request, out, offset=off, limit=lim, fmt=fmt, has_more=off + len(out) < total,
-                       name="measurements", total=total)
+    if not col.index and request.app.state.nv.pump.obs is not None:
+        found = await reads_of(request).measurement_index(country=cc, asn=asn, service=svc, since=lo, until=hi,
+                                                          test_name=test_name, path=pth, limit=lim, offset=off)
+        out = [measurement_meta(r.uid, r.time, r.cc, r.asn, r.test_name, r.input, r.report_id, r.service or None,
+                                r.path) for r in found.rows]
+        return listing(request, out, offset=off, limit=lim, fmt=fmt, has_more=off + len(out) < found.total,
+                       name="measurements", total=found.total)
     out: list[dict] = []
     total = 0
     for uid in reversed(col.order):
@@ -309,7 +312,7 @@ async def stored_count(nv) -> int:
     hit = _STORED.get(nv)
     if hit is None or hit[0] != key:
         try:
-            n, _ = await nv.pump.call("measurement_index", limit=0)
+            n = (await nv.reads.measurement_index(limit=0)).total
         except Exception:  # the store is busy or gone: say what the collector knows
             return len(nv.collector.index)
         hit = _STORED[nv] = (key, n)
@@ -324,7 +327,7 @@ async def summary(request: Request):
 
     nv = request.app.state.nv
     stored = await stored_count(nv)
-    as_of, stale = freshness(await latest_time(nv.pump)) if nv.pump.obs is not None else (None, False)
+    as_of, stale = freshness(await latest_time(nv.reads)) if nv.pump.obs is not None else (None, False)
     return {"measurements": stored, "as_of": as_of, "stale": stale}
 
 

@@ -203,28 +203,28 @@ class ChartCache:
 CACHE = ChartCache()
 
 
-def data_version(pump, incident: Incident) -> str:
+def data_version(reads, incident: Incident) -> str:
     """Moves whenever the analysis has taken in new measurements or the incident changed."""
     import hashlib
 
     import msgspec
 
     body = hashlib.blake2b(msgspec.json.encode(incident), digest_size=8).hexdigest()
-    return f"{getattr(pump, 'analysed', 0)}.{body}"
+    return f"{reads.analysed}.{body}"
 
 
-async def chart_for_incident(pump, incident: Incident, fmt: str, permalink: str | None = None,
+async def chart_for_incident(reads, incident: Incident, fmt: str, permalink: str | None = None,
                              cache: ChartCache | None = CACHE) -> bytes:
-    key = (incident.id, fmt, permalink, data_version(pump, incident))
+    key = (incident.id, fmt, permalink, data_version(reads, incident))
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
     q = chart_query(incident)
     try:
-        rows = await pump.call("aggregates", **q)
+        rows = await reads.aggregates(**q)
     except Exception:
-        rows = await pump.call("aggregates", **(q | {"bucket": "1h"}))
+        rows = await reads.aggregates(**(q | {"bucket": "1h"}))
     try:
-        status = await pump.call("status", country=incident.country)
+        status = await reads.status(country=incident.country)
         names = {r.asn: r.network_name for r in status}
     except Exception:
         names = {}

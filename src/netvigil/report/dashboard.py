@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from html import escape
+from urllib.parse import urlencode
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -34,6 +35,8 @@ from netvigil.report.text import (country_name, incident_text, incident_title, i
 router = APIRouter(include_in_schema=False)
 
 FMT = "%Y-%m-%d %H:%M:%S"
+HOME_INCIDENTS = 50  # the newest ongoing incidents on the home page
+INCIDENTS_PAGE = 50  # incidents per page of /incidents
 
 
 def read_route(path: str):
@@ -45,12 +48,31 @@ def bad_request(request: Request, exc: Rejected) -> Response:
     return error_page(request, exc.status, str(exc))
 
 
+def page_links(request: Request, offset: int, total: int, size: int) -> str:
+    """Newer/older links of a paged list (nothing when it fits on one page)."""
+    if total <= size and offset == 0:
+        return ""
+    links = []
+    if offset > 0:
+        links.append(f"<a rel=prev href='{escape(page_href(request, max(0, offset - size)))}'>newer</a>")
+    if offset + size < total:
+        links.append(f"<a rel=next href='{escape(page_href(request, offset + size))}'>older</a>")
+    shown = f"{min(offset + 1, total)}&ndash;{min(offset + size, total)} of {total}"
+    return f"<nav class=pages aria-label=pages id=pages>{shown} {' '.join(links)}</nav>"
+
+
+def page_href(request: Request, offset: int) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "fragment")]
+    return request.url.path + "?" + urlencode([*params, ("offset", str(offset))])
+
+
 @read_route("/")
 async def index(request: Request):
     nv = request.app.state.nv
     try:
-        rows = await nv.pump.call("status")
-        incidents = await nv.pump.call("incidents", ongoing=True)
+        rows = await nv.reads.status()
+        # the newest ongoing incidents only: the page is fetched again every 5 s
+        incidents = await nv.reads.incidents(ongoing=True, newest_first=True, limit=HOME_INCIDENTS + 1)
         stored = await api.stored_count(nv)
     except AnalysisUnavailable as exc:
         body = unavailable(exc) + f"<p>{plural(len(nv.collector.index), 'measurement')} collected.</p>"
@@ -66,10 +88,15 @@ async def index(request: Request):
         cards.append(f"<li class=country data-key='cc-{escape(cc)}'><a href='/country/{escape(cc)}'>"
                      f"{escape(place_label(cc))}</a> <span class={'bad' if bad else 'good'}>{bad} of {len(rs)} "
                      f"service-network pairs restricted</span> <small>{plural(nets, 'network')}</small></li>")
-    told_incs = [await told(nv.pump, i, as_of or "") for i in incidents]
+    more = ""
+    if len(incidents) > HOME_INCIDENTS:
+        incidents = incidents[:HOME_INCIDENTS]
+        more = (f"<p class=muted id=more>The {HOME_INCIDENTS} newest are shown; "
+                f"<a href='/incidents?ongoing=1'>every ongoing incident</a>.</p>")
+    told_incs = [await told(nv.reads, i, as_of or "") for i in incidents]
     body = (f"<h1>Countries</h1><ul class=countries id=countries>{''.join(cards) or '<li>No data yet.</li>'}</ul>"
             f"<h2>{'Incidents ongoing in the latest data' if stale else 'Ongoing incidents'}</h2>"
-            f"{incident_list(told_incs, stale)}"
+            f"{incident_list(told_incs, stale)}{more}"
             f"<p class=muted id=totals>{plural(stored, 'measurement')} stored"
             f"{', newest from ' + escape(when(as_of)) if as_of else ''}.</p>")
     return fragment_or_page(request, "netvigil observatory", body, as_of=as_of, stale=stale)
@@ -77,7 +104,8 @@ async def index(request: Request):
 
 @read_route("/incidents")
 async def incidents_page(request: Request):
-    """Every incident, filtered (country, asn, service, technique, since, until)."""
+    """Incidents, filtered (country, asn, service, technique, since, until, ongoing), newest
+    first, one page of INCIDENTS_PAGE at a time (`offset`): only that page is read and told."""
     nv = request.app.state.nv
     q = request.query_params
     try:
@@ -85,17 +113,25 @@ async def incidents_page(request: Request):
         svc = api.norm_service(q.get("service"), api.known_services(request) | {"*"})
         tech, lo, hi = api.norm_technique(q.get("technique")), api.norm_time(q.get("since"), "since"), \
             api.norm_time(q.get("until"), "until")
+        ongoing = api.bool_param(q.get("ongoing"), "ongoing")
+        off = api.int_param(q.get("offset"), "offset", 0, 0, 10**9)
     except Rejected as exc:
         return bad_request(request, exc)
+    where = {"country": cc, "service": svc, "ongoing": ongoing, "since": lo, "until": hi}
     try:
-        incs = await nv.pump.call("incidents", country=cc, service=svc)
-        as_of, stale = freshness(await latest_time(nv.pump))
+        if asn or tech:  # filters on the networks inside an incident: read the matches, then page
+            incs = api.incident_filter(await nv.reads.incidents(**where, newest_first=True), asn, tech, lo, hi)
+            total, incs = len(incs), incs[off:off + INCIDENTS_PAGE]
+        else:
+            total = await nv.reads.incident_count(**where)
+            incs = await nv.reads.incidents(**where, newest_first=True, limit=INCIDENTS_PAGE, offset=off)
+        as_of, stale = freshness(await latest_time(nv.reads))
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, "incidents", unavailable(exc))
-    incs = api.incident_filter(incs, asn, tech, lo, hi)
-    told_incs = [await told(nv.pump, i, as_of or "") for i in incs]
+    told_incs = [await told(nv.reads, i, as_of or "") for i in incs]
     body = (f"<h1>Incidents</h1>{filter_form(request, ['country', 'asn', 'service', 'technique', 'since', 'until'])}"
-            f"<p class=muted>{plural(len(incs), 'incident')} match.</p>{incident_list(told_incs, stale)}")
+            f"<p class=muted>{plural(total, 'incident')} match.</p>{incident_list(told_incs, stale)}"
+            f"{page_links(request, off, total, INCIDENTS_PAGE)}")
     return fragment_or_page(request, "incidents", body, as_of=as_of, stale=stale)
 
 
@@ -148,20 +184,21 @@ async def country(request: Request, cc: str):
         return bad_request(request, exc)
     title = place_label(cc)
     try:
-        rows = await nv.pump.call("status", country=cc)
-        incidents = await nv.pump.call("incidents", country=cc)
-        if not rows and not incidents:
+        rows = await nv.reads.status(country=cc)
+        if not rows and not await nv.reads.incidents(country=cc, limit=1):
             return error_page(request, 404, f"No measurements from {country_name(cc)} ({cc}).",
                               "The countries with data are listed on the home page.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         since, until, bucket, hours = window_of(request, latest)
         path = api.norm_path(q.get("path"))
-        aggs = await nv.pump.call("aggregates", country=cc, asn=asn, service=svc, since=since.strftime(FMT),
-                                  until=until.strftime(FMT), bucket=bucket, path=path)
+        aggs = await nv.reads.aggregates(country=cc, asn=asn, service=svc, since=since.strftime(FMT),
+                                         until=until.strftime(FMT), bucket=bucket, path=path)
+        # only the incidents overlapping the window drawn (this page refreshes every 5 s)
+        incidents = await nv.reads.incidents(country=cc, since=since.strftime(FMT), until=until.strftime(FMT))
         since = trimmed(request, since, aggs, bucket)
-        recent = await nv.pump.call("verdicts", country=cc, since=(datetime.strptime(latest[:19], FMT)
-                                                                    - timedelta(hours=1)).strftime(FMT) if latest else None,
-                                    limit=5000, path="direct")
+        recent = await nv.reads.verdicts(country=cc, since=(datetime.strptime(latest[:19], FMT)
+                                                            - timedelta(hours=1)).strftime(FMT) if latest else None,
+                                         limit=5000, path="direct")
     except Rejected as exc:
         return bad_request(request, exc)
     except AnalysisUnavailable as exc:
@@ -171,7 +208,7 @@ async def country(request: Request, cc: str):
     incidents = api.incident_filter(incidents, asn, api.norm_technique(q.get("technique")), since.strftime(FMT),
                                     until.strftime(FMT))
     incidents = [i for i in incidents if not svc or i.service in (svc, "*")]
-    told_incs = [await told(nv.pump, i, latest or "") for i in incidents]
+    told_incs = [await told(nv.reads, i, latest or "") for i in incidents]
     names = {r.asn: r.network_name for r in rows}
     body = (f"<h1>{escape(title)}</h1><p class=muted>Newest measurement {escape(when(latest)) if latest else 'none'}."
             f"</p>{filter_form(request, ['asn', 'service', 'path', 'since', 'until', 'hours'], names=names)}"
@@ -192,19 +229,19 @@ async def network(request: Request, asn: str):
         return error_page(request, 404, str(exc))
     nv = request.app.state.nv
     try:
-        rows = await nv.pump.call("status", asn=asn)
+        rows = await nv.reads.status(asn=asn)
         if not rows:
             return error_page(request, 404, f"No measurements from network {asn}.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         since, until, bucket, _ = window_of(request, latest)
         path = api.norm_path(request.query_params.get("path"))
-        aggs = await nv.pump.call("aggregates", asn=asn, since=since.strftime(FMT), until=until.strftime(FMT),
-                                  bucket=bucket, path=path)
-        incs = [i for i in await nv.pump.call("incidents", country=rows[0].country)
+        aggs = await nv.reads.aggregates(asn=asn, since=since.strftime(FMT), until=until.strftime(FMT),
+                                         bucket=bucket, path=path)
+        incs = [i for i in await nv.reads.incidents(country=rows[0].country)
                 if asn in {n.asn for n in i.networks}]
-        recent = await nv.pump.call("verdicts", asn=asn, since=(datetime.strptime(latest[:19], FMT)
-                                                                 - timedelta(hours=1)).strftime(FMT) if latest else None,
-                                    limit=5000, path="direct")
+        recent = await nv.reads.verdicts(asn=asn, since=(datetime.strptime(latest[:19], FMT)
+                                                         - timedelta(hours=1)).strftime(FMT) if latest else None,
+                                         limit=5000, path="direct")
     except Rejected as exc:
         return bad_request(request, exc)
     except AnalysisUnavailable as exc:
@@ -213,7 +250,7 @@ async def network(request: Request, asn: str):
     name = next((r.network_name for r in rows if r.network_name), None)
     title = f"{name} ({asn})" if name else asn
     cc = rows[0].country
-    told_incs = [await told(nv.pump, i, latest or "") for i in incs]
+    told_incs = [await told(nv.reads, i, latest or "") for i in incs]
     body = (f"<p><a href='/country/{escape(cc)}'>&larr; {escape(place_label(cc))}</a></p><h1>{escape(title)}</h1>"
             f"{filter_form(request, ['path', 'since', 'until', 'hours'])}"
             f"<h2>Status by service</h2>{status_grid(rows, cc, quic_cells(recent))}"
@@ -233,15 +270,15 @@ async def service(request: Request, name: str):
         return error_page(request, 404, str(exc))
     nv = request.app.state.nv
     try:
-        rows = await nv.pump.call("status", service=svc)
+        rows = await nv.reads.status(service=svc)
         if not rows:
             return error_page(request, 404, f"No measurements of {service_name(svc)} yet.")
         latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
         since, until, bucket, _ = window_of(request, latest)
         path = api.norm_path(request.query_params.get("path"))
-        aggs = await nv.pump.call("aggregates", service=svc, since=since.strftime(FMT), until=until.strftime(FMT),
-                                  bucket=bucket, path=path)
-        incs = await nv.pump.call("incidents", service=svc)
+        aggs = await nv.reads.aggregates(service=svc, since=since.strftime(FMT), until=until.strftime(FMT),
+                                         bucket=bucket, path=path)
+        incs = await nv.reads.incidents(service=svc)
     except Rejected as exc:
         return bad_request(request, exc)
     except AnalysisUnavailable as exc:
@@ -255,7 +292,7 @@ async def service(request: Request, name: str):
         grids.append(f"<h3><a href='/country/{escape(cc)}'>{escape(place_label(cc))}</a></h3>{status_grid(mine, cc)}")
         lines.append(timelines([a for a in aggs if a.country == cc], [i for i in incs if i.country == cc],
                                trimmed(request, since, aggs, bucket), until, bucket, names, by="asn"))
-    told_incs = [await told(nv.pump, i, latest or "") for i in incs]
+    told_incs = [await told(nv.reads, i, latest or "") for i in incs]
     body = (f"<h1>{escape(title)}</h1>{filter_form(request, ['path', 'since', 'until', 'hours'])}"
             f"<h2>Status on every network</h2>{''.join(grids)}<h2>Incidents</h2>{incident_list(told_incs, stale)}"
             f"<h2>Over time{path_words(path)}</h2><div id=timelines>{''.join(lines)}</div>")
@@ -279,11 +316,11 @@ async def incident_page(request: Request, incident_id: str):
     if not api.ID_RE.match(incident_id):
         return error_page(request, 404, f"incident id {incident_id[:40]!r} is malformed")
     try:
-        inc = await nv.pump.call("incident", id=incident_id)
+        inc = await nv.reads.incident(incident_id)
         if inc is None:
             return error_page(request, 404, f"No incident {incident_id[:80]!r}.",
                               "Incidents are listed on the home page and on each country's page.")
-        inc, facts = await told(nv.pump, inc)
+        inc, facts = await told(nv.reads, inc)
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, "incident", unavailable(exc))
     call = ("an outage (the network itself fails, control targets too)" if inc.kind == "outage"
@@ -328,8 +365,8 @@ async def measurement_page(request: Request, uid: str):
     try:
         if len(t) == 19:
             until = (datetime.strptime(t, FMT) + timedelta(seconds=1)).strftime(FMT)
-            verdicts = [v for v in await nv.pump.call("verdicts", country=m.get("probe_cc"), asn=m.get("probe_asn"),
-                                                      since=t, until=until, limit=5000)
+            verdicts = [v for v in await nv.reads.verdicts(country=m.get("probe_cc"), asn=m.get("probe_asn"),
+                                                           since=t, until=until, limit=5000)
                         if v.measurement_uid == uid]
     except (AnalysisUnavailable, Exception):  # the steps are still worth showing
         verdicts = []
@@ -354,7 +391,7 @@ async def measurement_page(request: Request, uid: str):
     body = (f"<h1>Measurement</h1><p class=muted><code>{escape(uid)}</code></p>{facts}<h2>Verdict</h2>{verdict}"
             f"<h2>Steps</h2>{steps_html(m)}<p><a href='/api/v1/measurement/{escape(uid)}'>Raw JSON</a></p>")
     try:
-        as_of, stale = freshness(await latest_time(nv.pump))
+        as_of, stale = freshness(await latest_time(nv.reads))
     except AnalysisUnavailable:
         as_of, stale = None, False
     return fragment_or_page(request, f"Measurement {uid}", body, as_of=as_of, stale=stale)

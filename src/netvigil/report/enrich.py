@@ -14,6 +14,7 @@ import statistics
 from datetime import datetime, timedelta, timezone
 
 from netvigil.model.records import AggregateRow, Incident, Verdict
+from netvigil.report.repository import LocalRepository, ReadRepository
 from netvigil.report.text import Facts, stale_after_minutes
 
 QUIC_RULE = "secondary:quic.blocked"
@@ -88,10 +89,8 @@ def verdict_query(incident: Incident) -> dict:
             "until": incident.end, "limit": 5000}
 
 
-async def latest_time(pump, country: str | None = None) -> str | None:
-    rows = pump.status(country=country)
-    if rows is None:
-        rows = await pump.call("status", country=country)
+async def latest_time(reads: ReadRepository, country: str | None = None) -> str | None:
+    rows = await reads.status(country=country)
     return max((r.last_measurement for r in rows if r.last_measurement), default=None)
 
 
@@ -99,7 +98,7 @@ _TOLD: dict[tuple, tuple[Incident, Facts]] = {}
 TOLD_CACHE = 512
 
 
-async def told(pump, incident: Incident, latest: str | None = None) -> tuple[Incident, Facts]:
+async def told(reads: ReadRepository, incident: Incident, latest: str | None = None) -> tuple[Incident, Facts]:
     """The incident with its measured rates, and the facts its statement may add; kept per
     (incident record, newest data, analysed total): lists and pages ask again every 5 s."""
     import hashlib
@@ -107,45 +106,33 @@ async def told(pump, incident: Incident, latest: str | None = None) -> tuple[Inc
     import msgspec
 
     if latest is None:
-        latest = await latest_time(pump, incident.country)
+        latest = await latest_time(reads, incident.country)
     key = (incident.id, hashlib.blake2b(msgspec.json.encode(incident), digest_size=8).digest(), latest,
-           getattr(pump, "analysed", 0), freshness(latest)[1])
+           reads.analysed, freshness(latest)[1])
     hit = _TOLD.get(key)
     if hit is None:
-        hit = _TOLD[key] = await _told(pump, incident, latest)
+        hit = _TOLD[key] = await _told(reads, incident, latest)
         while len(_TOLD) > TOLD_CACHE:
             _TOLD.pop(next(iter(_TOLD)))
     return hit
 
 
-async def _told(pump, incident: Incident, latest: str) -> tuple[Incident, Facts]:
+async def _told(reads: ReadRepository, incident: Incident, latest: str) -> tuple[Incident, Facts]:
     as_of, stale = freshness(latest)
     facts = Facts(as_of=as_of, stale=stale)
     try:
         if incident.kind == "censorship":
-            verdicts = await pump.call("verdicts", **verdict_query(incident))
+            verdicts = await reads.verdicts(**verdict_query(incident))
             incident = with_rates(incident, verdicts)
             facts.quic = quic_blocked(incident, verdicts)
         else:
             since = (datetime.strptime(incident.start[:19], FMT) - timedelta(hours=6)).strftime(FMT)
-            rows = await pump.call("aggregates", country=incident.country, since=since, until=incident.end,
-                                   bucket="30m")
+            rows = await reads.aggregates(country=incident.country, since=since, until=incident.end,
+                                          bucket="30m")
             facts.level = outage_levels(incident, rows)
     except Exception:  # the statement is still right without these clauses
         pass
     return incident, facts
 
 
-class StoreReader:
-    """An Observatory read like the pump (`await call(name, **kw)`), so `netvigil report
-    --data-dir` tells an incident with the same code as the server."""
-
-    def __init__(self, obs):
-        self.obs = obs
-        self.analysed = 0
-
-    def status(self, country: str | None = None, **_) -> None:
-        return None
-
-    async def call(self, name: str, **kwargs):
-        return getattr(self.obs, name)(**kwargs)
+StoreReader = LocalRepository  # the name the CLI, tests and benchmarks use for a store open here

@@ -82,9 +82,8 @@ async def prerender(app) -> None:
             continue
         seen = nv.pump.analysed
         try:
-            incs = await nv.pump.call("incidents")
-            for inc in sorted(incs, key=lambda i: i.start)[-PRERENDER_LATEST:]:
-                await chart_for_incident(nv.pump, inc, "svg", permalink_of(nv.settings, inc.id))
+            for inc in await nv.reads.incidents(newest_first=True, limit=PRERENDER_LATEST):
+                await chart_for_incident(nv.reads, inc, "svg", permalink_of(nv.settings, inc.id))
         except asyncio.CancelledError:
             raise
         except Exception:  # a reader's request will draw it (and say what is wrong)

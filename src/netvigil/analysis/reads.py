@@ -1,0 +1,275 @@
+"""The read side of the analysed store: typed read requests and the SQL that answers them.
+
+Every read the API, the dashboard and the CLI make is one of the request Structs below; a
+request names its result type, so a read is `StoreReads.answer(request)` (one `match`,
+no method looked up by name) whether it runs in this process or arrives over the pipe of
+the analysis process (observatory/read_side.py). The SQL is the same text on chdb and on
+a ClickHouse server (analysis/queries.py for the shared fragments).
+
+Who may read where (why there is not always a second connection):
+- chdb is an embedded ClickHouse server: its data directory is locked by the process that
+  opened it ("Cannot lock file .../status. Another server instance in same directory is
+  already running"; tests/report/test_read_side.py checks this), and a process holds one
+  session. So another *process* never opens the store; inside the owning process a reader
+  uses the same session from its own thread (the session lock serialises statements, not
+  whole analysis rounds), and ClickHouse parts are immutable, so a SELECT sees whole
+  inserts only.
+- a ClickHouse server takes any number of connections: the web process reads with its own.
+- status is the exception: it is the writer's in-memory state (analysis/window.py), so a
+  StatusQuery is answered by whoever holds the AnalysedStore (`status` given to StoreReads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Union
+
+import msgspec
+
+from netvigil.analysis import queries
+from netvigil.model import times
+from netvigil.model.measurement import measurement_to_dict
+from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
+from netvigil.store.engine import Engine, sql_str, time_bucket
+from netvigil.store.raw import RawArchive
+
+
+class StatusQuery(msgspec.Struct, frozen=True):
+    """-> list[StatusRow]: the latest direct verdict per (country, network, service)."""
+    country: str | None = None
+    asn: str | None = None
+    service: str | None = None
+
+
+class VerdictQuery(msgspec.Struct, frozen=True):
+    """-> list[Verdict], newest first unless `order` is "ASC". `path` None: every path."""
+    country: str | None = None
+    asn: str | None = None
+    service: str | None = None
+    since: str | None = None
+    until: str | None = None
+    path: str | None = None
+    limit: int | None = 100
+    offset: int = 0
+    order: str = "DESC"
+
+
+class VerdictCount(msgspec.Struct, frozen=True):
+    """-> int: how many verdicts a VerdictQuery with the same filters matches."""
+    country: str | None = None
+    asn: str | None = None
+    service: str | None = None
+    since: str | None = None
+    until: str | None = None
+    path: str | None = None
+
+
+class AggregateQuery(msgspec.Struct, frozen=True):
+    """-> list[AggregateRow]: counts per time bucket of one measurement path."""
+    country: str | None = None
+    asn: str | None = None
+    service: str | None = None
+    since: str | None = None
+    until: str | None = None
+    bucket: str = "1h"
+    path: str = "direct"
+
+
+class IncidentQuery(msgspec.Struct, frozen=True):
+    """-> list[Incident] by (start, id), or newest first; `since`/`until` keep incidents
+    overlapping [since, until); `limit`/`offset` page after the filters."""
+    country: str | None = None
+    service: str | None = None
+    ongoing: bool | None = None
+    since: str | None = None
+    until: str | None = None
+    newest_first: bool = False
+    limit: int | None = None
+    offset: int = 0
+
+
+class IncidentCount(msgspec.Struct, frozen=True):
+    """-> int: how many incidents an IncidentQuery with the same filters matches."""
+    country: str | None = None
+    service: str | None = None
+    ongoing: bool | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+class IncidentById(msgspec.Struct, frozen=True):
+    """-> Incident | None."""
+    id: str
+
+
+class MeasurementIndexQuery(msgspec.Struct, frozen=True):
+    """-> MeasurementPage: stored measurements' metadata, newest first."""
+    country: str | None = None
+    asn: str | None = None
+    service: str | None = None
+    since: str | None = None
+    until: str | None = None
+    test_name: str | None = None
+    path: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class MeasurementByUid(msgspec.Struct, frozen=True):
+    """-> dict | None: the archived measurement (raw archive, the source of truth)."""
+    uid: str
+
+
+class IndexedMeasurement(msgspec.Struct, frozen=True):
+    """One row of the store's measurement index."""
+    uid: str
+    time: str
+    cc: str
+    asn: str
+    network_name: str
+    test_name: str
+    service: str
+    input: str
+    path: str
+    report_id: str
+
+
+class MeasurementPage(msgspec.Struct, frozen=True):
+    total: int  # matching the filters
+    rows: list[IndexedMeasurement]
+
+
+ReadRequest = Union[StatusQuery, VerdictQuery, VerdictCount, AggregateQuery, IncidentQuery, IncidentCount,
+                    IncidentById, MeasurementIndexQuery, MeasurementByUid]
+STORE_READS = (VerdictQuery, VerdictCount, AggregateQuery, IncidentQuery, IncidentCount, IncidentById,
+               MeasurementIndexQuery, MeasurementByUid)  # answered from the tables and archive alone
+
+
+class StoreReads:
+    """Answers read requests from the store's tables (and the raw archive for one measurement).
+
+    `status`: the writer's in-memory status (AnalysedStore.status) when this object lives
+    beside it; None where it does not (a StatusQuery here is then a usage error)."""
+
+    def __init__(self, db: Engine, raw: RawArchive | None,
+                 status: Callable[..., list[StatusRow]] | None = None):
+        self.db = db
+        self.raw = raw
+        self._status = status
+
+    def t(self, name: str) -> str:
+        return f"{self.db.database}.{name}"
+
+    def answer(self, req: ReadRequest) -> Any:
+        match req:
+            case StatusQuery():
+                return self.status(req)
+            case VerdictQuery():
+                return self.verdicts(req)
+            case VerdictCount():
+                return self.verdict_count(req)
+            case AggregateQuery():
+                return self.aggregates(req)
+            case IncidentQuery():
+                return self.incidents(req)
+            case IncidentCount():
+                return self.incident_count(req)
+            case IncidentById():
+                return self.incident(req.id)
+            case MeasurementIndexQuery():
+                return self.measurement_index(req)
+            case MeasurementByUid():
+                return self.measurement(req.uid)
+        raise TypeError(f"not a read request: {type(req).__name__}")
+
+    def status(self, q: StatusQuery) -> list[StatusRow]:
+        if self._status is None:
+            raise TypeError("status is the writer's state: ask the process that holds the AnalysedStore")
+        return self._status(country=q.country, asn=q.asn, service=q.service)
+
+    def verdicts(self, q: VerdictQuery) -> list[Verdict]:
+        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
+                              path=q.path)
+        order = "ASC" if q.order.upper() == "ASC" else "DESC"
+        lim = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
+        rows = self.db.query(f"SELECT * FROM {self.t('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}")
+        return [queries.verdict_from_row(r) for r in rows]
+
+    def verdict_count(self, q: VerdictCount) -> int:
+        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
+                              path=q.path)
+        rows = self.db.query(f"SELECT count() AS n FROM {self.t('verdicts')} FINAL {where}")
+        return int(rows[0]["n"]) if rows else 0
+
+    def aggregates(self, q: AggregateQuery) -> list[AggregateRow]:
+        from netvigil.analysis.analysed_store import bucket_seconds
+
+        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
+                              path=q.path)
+        start = time_bucket("time", bucket_seconds(q.bucket))
+        rows = self.db.query(
+            f"""SELECT {start} AS bucket,
+                   cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
+            FROM {self.t('verdicts')} FINAL {where}
+            GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service""")
+        # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
+        probes = self.db.query(
+            f"""SELECT {start} AS bucket, cc, asn, service, uniqExact(report_id) AS probes
+            FROM {self.t('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service""")
+        return queries.fold_aggregates(rows, {(r["bucket"], r["cc"], r["asn"], r["service"]): int(r["probes"])
+                                              for r in probes})
+
+    @staticmethod
+    def _incident_where(q: IncidentQuery | IncidentCount) -> str:
+        conds = []
+        if q.country:
+            conds.append(f"country = {sql_str(q.country)}")
+        if q.service:
+            conds.append(f"service = {sql_str(q.service)}")
+        if q.ongoing is True:
+            conds.append("end IS NULL")
+        elif q.ongoing is False:
+            conds.append("end IS NOT NULL")
+        if q.until:
+            conds.append(f"start < toDateTime({sql_str(times.stored(q.until))}, 'UTC')")
+        if q.since:
+            conds.append(f"(end IS NULL OR end >= toDateTime({sql_str(times.stored(q.since))}, 'UTC'))")
+        return ("WHERE " + " AND ".join(conds)) if conds else ""
+
+    def incidents(self, q: IncidentQuery) -> list[Incident]:
+        # newest first keeps ids ascending among equal starts: the order the pages list them in
+        order = "start DESC, id" if q.newest_first else "start, id"
+        lim = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
+        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL {self._incident_where(q)} "
+                             f"ORDER BY {order} {lim}")
+        return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
+
+    def incident_count(self, q: IncidentCount) -> int:
+        rows = self.db.query(f"SELECT count() AS n FROM {self.t('incidents')} FINAL {self._incident_where(q)}")
+        return int(rows[0]["n"]) if rows else 0
+
+    def incident(self, id: str) -> Incident | None:
+        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
+        return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
+
+    def measurement_index(self, q: MeasurementIndexQuery) -> MeasurementPage:
+        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
+                              path=q.path)
+        if q.test_name:
+            where += (" AND " if where else "WHERE ") + f"test_name = {sql_str(q.test_name)}"
+        total = self.db.query(f"SELECT count() AS n FROM {self.t('measurements')} FINAL {where}")
+        rows = self.db.query(
+            f"SELECT uid, toString(time) AS time, cc, asn, network_name, test_name, service, input, path, report_id "
+            f"FROM {self.t('measurements')} FINAL {where} ORDER BY time DESC, uid DESC "
+            f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}") if q.limit > 0 else []
+        return MeasurementPage(int(total[0]["n"]) if total else 0, [msgspec.convert(r, IndexedMeasurement) for r in rows])
+
+    def measurement(self, uid: str) -> dict[str, Any] | None:
+        if self.raw is None:
+            return None
+        rows = self.db.query(f"SELECT toString(day) AS day FROM {self.t('measurements')} "
+                             f"WHERE uid = {sql_str(uid)} LIMIT 1")
+        if not rows:
+            return None
+        m = self.raw.find(rows[0]["day"], uid)
+        return measurement_to_dict(m) if m is not None else None

@@ -1,0 +1,100 @@
+"""The read repository the API, the dashboard, charts and alerts read through.
+
+One class with typed methods; each builds a typed request (analysis/reads.py) and hands it
+to `ask`, the transport the service chose (observatory/read_side.py): the store read from
+a thread beside the writer, or a typed message to the analysis process when only that
+process may open the store. Routes get it from `request.app.state.nv.reads`; nothing here
+looks a method up by name.
+
+Status is served from the live read model the analysis pump keeps (`live_status`, updated
+after every round) and only before the first round asks the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from netvigil.analysis.reads import (AggregateQuery, IncidentById, IncidentCount, IncidentQuery, MeasurementByUid,
+                                     MeasurementIndexQuery, MeasurementPage, ReadRequest, StatusQuery, StoreReads,
+                                     VerdictCount, VerdictQuery)
+from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
+
+Ask = Callable[[ReadRequest], Awaitable[Any]]
+
+
+class ReadRepository:
+    """Typed reads. `version()` moves whenever the analysis took in data (cache keys)."""
+
+    def __init__(self, ask: Ask, *, live_status: Callable[[StatusQuery], list[StatusRow] | None] | None = None,
+                 version: Callable[[], int] = lambda: 0):
+        self._ask = ask
+        self._live_status = live_status
+        self._version = version
+
+    @property
+    def analysed(self) -> int:
+        """The analysis' progress counter: charts and told incidents are cached per value."""
+        return self._version()
+
+    def live_status(self, country: str | None = None, asn: str | None = None,
+                    service: str | None = None) -> list[StatusRow] | None:
+        """Status from the read model without waiting (None until the first round)."""
+        if self._live_status is None:
+            return None
+        return self._live_status(StatusQuery(country, asn, service))
+
+    async def status(self, country: str | None = None, asn: str | None = None,
+                     service: str | None = None) -> list[StatusRow]:
+        rows = self.live_status(country, asn, service)
+        return rows if rows is not None else await self._ask(StatusQuery(country, asn, service))
+
+    async def verdicts(self, *, country: str | None = None, asn: str | None = None, service: str | None = None,
+                       since: str | None = None, until: str | None = None, path: str | None = None,
+                       limit: int | None = 100, offset: int = 0, order: str = "DESC") -> list[Verdict]:
+        return await self._ask(VerdictQuery(country, asn, service, since, until, path, limit, offset, order))
+
+    async def verdict_count(self, *, country: str | None = None, asn: str | None = None, service: str | None = None,
+                            since: str | None = None, until: str | None = None, path: str | None = None) -> int:
+        return await self._ask(VerdictCount(country, asn, service, since, until, path))
+
+    async def aggregates(self, *, country: str | None = None, asn: str | None = None, service: str | None = None,
+                         since: str | None = None, until: str | None = None, bucket: str = "1h",
+                         path: str = "direct") -> list[AggregateRow]:
+        return await self._ask(AggregateQuery(country, asn, service, since, until, bucket, path))
+
+    async def incidents(self, *, country: str | None = None, service: str | None = None,
+                        ongoing: bool | None = None, since: str | None = None, until: str | None = None,
+                        newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[Incident]:
+        return await self._ask(IncidentQuery(country, service, ongoing, since, until, newest_first, limit, offset))
+
+    async def incident_count(self, *, country: str | None = None, service: str | None = None,
+                             ongoing: bool | None = None, since: str | None = None,
+                             until: str | None = None) -> int:
+        return await self._ask(IncidentCount(country, service, ongoing, since, until))
+
+    async def incident(self, id: str) -> Incident | None:
+        return await self._ask(IncidentById(id))
+
+    async def measurement_index(self, *, country: str | None = None, asn: str | None = None,
+                                service: str | None = None, since: str | None = None, until: str | None = None,
+                                test_name: str | None = None, path: str | None = None, limit: int = 100,
+                                offset: int = 0) -> MeasurementPage:
+        return await self._ask(MeasurementIndexQuery(country, asn, service, since, until, test_name, path,
+                                                     limit, offset))
+
+    async def measurement(self, uid: str) -> dict | None:
+        return await self._ask(MeasurementByUid(uid))
+
+
+class LocalRepository(ReadRepository):
+    """The repository over an AnalysedStore open in this process (the CLI: `netvigil report`,
+    `netvigil export`): answered in line, status from the store's own state."""
+
+    def __init__(self, store):
+        reads = StoreReads(store.db, store.raw, status=store.status)
+
+        async def ask(req: ReadRequest) -> Any:
+            return reads.answer(req)
+
+        super().__init__(ask)

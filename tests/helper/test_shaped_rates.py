@@ -16,8 +16,6 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.lab]
-
 RATE = 128_000
 NBYTES = 20_000  # the probe's default flow
 PORT = 4443
@@ -86,6 +84,7 @@ def shaped_pair(lab_ready):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
 
 
+@pytest.mark.lab
 def test_busy_helper_reports_the_shapers_rate_both_ways(shaped_pair):
     a, b = shaped_pair
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))

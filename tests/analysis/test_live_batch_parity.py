@@ -72,8 +72,17 @@ def _batch(measurements):
     return _enc(vs), _enc(incidents)
 
 
+def _analysis_only(i):
+    """The incident without what the quorum gate adds for publication (analysis/quorum.py: who
+    backs it), which a batch analysis of a file cannot know."""
+    ev = i.evidence and msgspec.structs.replace(i.evidence, independent_probes=None, source_networks=None,
+                                                trusted=False)
+    return msgspec.structs.replace(i, evidence=ev, confirmed=True)
+
+
 def _read(obs: AnalysedStore):
-    return (_enc(obs.verdicts(limit=None, order="ASC")), _enc(obs.incidents()), _enc(obs.status()))
+    return (_enc(obs.verdicts(limit=None, order="ASC")), _enc(map(_analysis_only, obs.incidents())),
+            _enc(obs.status()))
 
 
 def _serve(data_dir: Path, lines: list[bytes]) -> None:
@@ -94,6 +103,9 @@ def _serve(data_dir: Path, lines: list[bytes]) -> None:
 def _without_worker(served: Path, copy: Path) -> tuple:
     """The served collector's log, analysed again from the start without the judge worker."""
     shutil.copytree(served / "log", copy / "log")
+    (copy / "collector").mkdir()
+    for name in ("provenance.jsonl", "publication.json"):  # who sent what: the quorum gate counts it
+        shutil.copy(served / "collector" / name, copy / "collector" / name)
     an = Analyser(copy, batch=23, judge_worker=False)
     an.open()
     try:

@@ -158,7 +158,7 @@ def test_provenance_recorded_for_every_submission(tmp_path):
         assert r.status_code == 200
         p = c.get(f"/api/v1/admin/provenance/{probe.measurement_uids[0]}", headers=auth).json()
         assert p == {"uid": probe.measurement_uids[0], "network": "127.0.0.0/24", "probe_id": e["probe_id"],
-                     "claim": "unknown", "located": "local address"}
+                     "claim": "unknown", "located": "local address", "trusted": False}
         q = c.get(f"/api/v1/admin/provenance/{r.json()['measurement_uids'][0]}", headers=auth).json()
         assert q["probe_id"] is None and q["network"] == "127.0.0.0/24"
         assert c.get(f"/api/v1/admin/provenance/{probe.measurement_uids[0]}").status_code == 401

@@ -21,7 +21,9 @@ from netvigil.analysis.verdicts import judge
 from netvigil.lab import httpd
 from netvigil.lab.servicesd import AuthDNS, _h3_protocol
 from netvigil.probe.experiments import run_service
+from netvigil.model.measurement import measurement_to_dict
 from netvigil.probe.settings import ProbeSettings
+from netvigil.probe.show import summarize
 from netvigil.targets import load_catalogue
 from netvigil.targets.catalogue import ServiceObject
 from tests.conftest import THIRD_PARTY
@@ -146,6 +148,9 @@ async def test_probe_fetches_the_objects_and_the_analysis_reads_their_rates(tmp_
     f = judge(m, rules)
     assert len(f.sample_rates) == len(svc.objects) and f.rate_bps == min(f.sample_rates)
     assert not f.blocked, f
+    lines = summarize(measurement_to_dict(m), verbose=True)  # `netvigil show`: an unset size is not "None"
+    shown = [x for x in lines if "throughput https://" in x]
+    assert len(shown) == len(svc.objects) and not [x for x in shown if "None" in x], shown
 
 
 async def test_a_moved_object_is_a_failure_without_a_rate(tmp_path):

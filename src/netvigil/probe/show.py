@@ -86,7 +86,8 @@ def _step(key: str, x: dict) -> str:
         return f"http {x.get('request', {}).get('url')}: {_ok(f)} code={resp.get('code')} body={size}B"
     bps = x.get("bits_per_second")
     rate = f"{bps / 1e6:.3f} Mbit/s" if bps else "-"
-    return f"throughput {x.get('url')}: {x.get('bytes')}/{x.get('expected_bytes')} B {rate} {_ok(f)}"
+    size = f"{x.get('bytes')}/{x['expected_bytes']}" if x.get("expected_bytes") else f"{x.get('bytes')}"
+    return f"throughput {x.get('url')}: {size} B {rate} {_ok(f)}"  # a catalogue size may be unknown
 
 
 def show_files(files: list[Path], *, verbose: bool, stream: IO[str]) -> int:

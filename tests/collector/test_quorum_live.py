@@ -98,11 +98,18 @@ def test_one_client_publishes_nothing(tmp_path, relabelled):
             incs, blocked = public(obs.url)
             assert incs == [] and blocked == []  # no public incident, no status change
             assert receiver.alerts == []  # and no alert
-            # stored all the same, and shown apart as unconfirmed
+            # stored all the same, and shown apart as unconfirmed, backed by one probe on one network
+            apart = {"country": "DE", "include": "unconfirmed"}
+            held = httpx.get(f"{obs.url}/api/v1/incidents", params=apart).json()["results"]
+            assert "twitter" in {i["service"] for i in held} and not any(i["confirmed"] for i in held)
+            assert all(i["evidence"]["independent_probes"] == 1 and i["evidence"]["source_networks"] == 1
+                       and i["evidence"]["measurement_count"] > 1 for i in held)
+            cells = httpx.get(f"{obs.url}/api/v1/status", params=apart).json()["results"]
+            assert {c["asn"] for c in cells if c["class"] != "ok"} == {"AS3320", "AS3209"}
+            assert not any(c["confirmed"] for c in cells) and {c["independent_probes"] for c in cells} == {1}
+            bad = httpx.get(f"{obs.url}/api/v1/incidents", params={"include": "everything"})
+            assert bad.status_code == 400 and "include" in bad.json()["detail"]
             store = obs.app.state.nv.pump.analyser.obs
-            held = store.unconfirmed_incidents(country="DE")
-            assert {i.service for i in held} >= {"twitter"} and not any(i.confirmed for i in held)
-            assert all(i.evidence.independent_probes == 1 and i.evidence.source_networks == 1 for i in held)
             voices = store.db.query(f"SELECT DISTINCT probe_id, network FROM {store.t('voices')}")
             assert voices == [{"probe_id": "", "network": "127.0.0.0/24"}]
     finally:

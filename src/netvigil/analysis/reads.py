@@ -86,6 +86,7 @@ class IncidentQuery(msgspec.Struct, frozen=True):
     newest_first: bool = False
     limit: int | None = None
     offset: int = 0
+    unconfirmed: bool = False  # the incidents the quorum gate keeps unpublished instead (analysis/quorum.py)
 
 
 class IncidentCount(msgspec.Struct, frozen=True):
@@ -240,8 +241,11 @@ class StoreReads:
         # newest first keeps ids ascending among equal starts: the order the pages list them in
         order = "start DESC, id" if q.newest_first else "start, id"
         lim = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
-        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL {self._incident_where(q)} "
-                             f"ORDER BY {order} {lim}")
+        table, where = "incidents", self._incident_where(q)
+        if q.unconfirmed:  # those confirmed since are in `incidents`
+            table = "unconfirmed_incidents"
+            where += (" AND " if where else "WHERE ") + f"id NOT IN (SELECT id FROM {self.t('incidents')})"
+        rows = self.db.query(f"SELECT body FROM {self.t(table)} FINAL {where} ORDER BY {order} {lim}")
         return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
 
     def incident_count(self, q: IncidentCount) -> int:

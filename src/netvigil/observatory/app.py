@@ -57,6 +57,7 @@ class Observatory:
         )
         # the typed read side: routes, charts and alerts read through it (report/repository.py)
         self.reads = ReadRepository(self.pump.read, live_status=self.pump.live_status,
+                                    unconfirmed_status=self.pump.unconfirmed_status,
                                     version=lambda: self.pump.analysed)
         self.metrics.bind(self)
         from netvigil.report.enrich import told

@@ -48,6 +48,7 @@ class PumpBase:
         self.rounds = 0
         self.last_round_at: float | None = None
         self.status_view: dict[str, list[StatusRow]] | None = None
+        self.unconfirmed_view: dict[str, list[StatusRow]] = {}
         self._stale = False
 
     @property
@@ -59,6 +60,9 @@ class PumpBase:
         view = {} if res.full or self.status_view is None else dict(self.status_view)
         view.update(res.status)
         self.status_view = view  # one assignment: readers see the old or the new view
+        apart = {} if res.full else dict(self.unconfirmed_view)
+        apart.update(res.unconfirmed)
+        self.unconfirmed_view = apart  # cells the quorum does not back (analysis/quorum.py)
         self.analysed += res.analysed
         self.quarantined += res.quarantined
         self.rounds += 1
@@ -68,9 +72,11 @@ class PumpBase:
         if res.changes and self.on_changes:
             self.on_changes(res.changes)
 
-    def status(self, country: str | None = None, asn: str | None = None, service: str | None = None):
-        """Status rows from the read model (None until the first analysis round)."""
-        view = self.status_view
+    def status(self, country: str | None = None, asn: str | None = None, service: str | None = None,
+               unconfirmed: bool = False):
+        """Status rows from the read model (None until the first analysis round); `unconfirmed`:
+        the cells the quorum does not back instead."""
+        view = self.unconfirmed_view if unconfirmed else self.status_view
         if view is None:
             return None
         groups = [view.get(country, [])] if country else list(view.values())
@@ -78,6 +84,9 @@ class PumpBase:
 
     def live_status(self, q: StatusQuery) -> list[StatusRow] | None:
         return self.status(q.country, q.asn, q.service)
+
+    def unconfirmed_status(self, q: StatusQuery) -> list[StatusRow] | None:
+        return self.status(q.country, q.asn, q.service, unconfirmed=True)
 
     def _check_ready(self) -> None:
         if not self.ready:

@@ -83,11 +83,17 @@ async def preflight(rest: str):
 
 @router.get("/status", tags=["api"], summary="Current status per country / network / service")
 async def status(request: Request, country: str | None = None, asn: str | None = None,
-                 service: str | None = None, format: str = "json"):
+                 service: str | None = None, format: str = "json", include: str | None = None):
+    """Published cells: backed by the quorum of independent probes or a trusted one
+    (`independent_probes`, `source_networks`; `measurements` counts measurements).
+    `include=unconfirmed` adds the cells the quorum does not back, with `confirmed: false`."""
     t0 = time.perf_counter()
     fmt = check_format(format, parquet=True)
-    rows = await reads_of(request).status(country=norm_cc(country), asn=norm_asn(asn),
-                                          service=norm_service(service, known_services(request)))
+    apart = include_unconfirmed(include)
+    args = dict(country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service, known_services(request)))
+    rows = await reads_of(request).status(**args)
+    if apart:
+        rows = list(rows) + reads_of(request).unconfirmed_status(**args)
     out = [builtins(r) for r in rows]
     timed(request, "status", t0)
     if fmt in ("csv", "parquet"):
@@ -138,6 +144,15 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
                    has_more=len(rows) > off + lim, name="aggregates", total=len(rows))
 
 
+def include_unconfirmed(include: str | None) -> bool:
+    """`include=unconfirmed`: also what the quorum does not back (analysis/quorum.py)."""
+    if include in (None, ""):
+        return False
+    if include != "unconfirmed":
+        raise Rejected(f"include={include[:40]!r}: the only value is 'unconfirmed'")
+    return True
+
+
 def incident_filter(incs: list, asn: str | None, technique: str | None, since: str | None,
                     until: str | None) -> list:
     """Incidents touching a network, using a technique, or overlapping [since, until)."""
@@ -186,14 +201,21 @@ async def told_rows(reads: ReadRepository, incidents) -> list[dict]:
 async def incidents(request: Request, country: str | None = None, service: str | None = None,
                     asn: str | None = None, technique: str | None = None, since: str | None = None,
                     until: str | None = None, ongoing: str | None = None, limit: str | None = None,
-                    offset: str | None = None, format: str = "json"):
+                    offset: str | None = None, format: str = "json", include: str | None = None):
     """By start, oldest first. `technique` matches an id or its class (`tls`); `since`/`until`
-    keep incidents overlapping that range; `asn` those touching the network."""
+    keep incidents overlapping that range; `asn` those touching the network. Only published
+    incidents (backed by the quorum of independent probes or a trusted one: `evidence.
+    independent_probes`, `evidence.source_networks`); `include=unconfirmed` adds the others,
+    with `confirmed: false`."""
     fmt = check_format(format, parquet=True)
+    apart = include_unconfirmed(include)
     lim, off = page_params(request, 1000, 10000)
     reads = reads_of(request)
     svc = norm_service(service, known_services(request) | {"*"})
-    rows = await reads.incidents(country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
+    query = dict(country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
+    rows = await reads.incidents(**query)
+    if apart:
+        rows = sorted([*rows, *await reads.incidents(**query, unconfirmed=True)], key=lambda i: (i.start, i.id))
     rows = incident_filter(rows, norm_asn(asn), norm_technique(technique), norm_time(since, "since"),
                            norm_time(until, "until"))
     page = await told_rows(reads, rows[off:off + lim])

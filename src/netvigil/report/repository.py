@@ -27,9 +27,11 @@ class ReadRepository:
     """Typed reads. `version()` moves whenever the analysis took in data (cache keys)."""
 
     def __init__(self, ask: Ask, *, live_status: Callable[[StatusQuery], list[StatusRow] | None] | None = None,
+                 unconfirmed_status: Callable[[StatusQuery], list[StatusRow] | None] | None = None,
                  version: Callable[[], int] = lambda: 0):
         self._ask = ask
         self._live_status = live_status
+        self._unconfirmed = unconfirmed_status
         self._version = version
 
     @property
@@ -43,6 +45,13 @@ class ReadRepository:
         if self._live_status is None:
             return None
         return self._live_status(StatusQuery(country, asn, service))
+
+    def unconfirmed_status(self, country: str | None = None, asn: str | None = None,
+                           service: str | None = None) -> list[StatusRow]:
+        """Status cells the quorum does not back (analysis/quorum.py): shown apart, never as the status."""
+        if self._unconfirmed is None:
+            return []
+        return self._unconfirmed(StatusQuery(country, asn, service)) or []
 
     async def status(self, country: str | None = None, asn: str | None = None,
                      service: str | None = None) -> list[StatusRow]:
@@ -65,8 +74,11 @@ class ReadRepository:
 
     async def incidents(self, *, country: str | None = None, service: str | None = None,
                         ongoing: bool | None = None, since: str | None = None, until: str | None = None,
-                        newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[Incident]:
-        return await self._ask(IncidentQuery(country, service, ongoing, since, until, newest_first, limit, offset))
+                        newest_first: bool = False, limit: int | None = None, offset: int = 0,
+                        unconfirmed: bool = False) -> list[Incident]:
+        """`unconfirmed`: the incidents the quorum keeps unpublished instead (analysis/quorum.py)."""
+        return await self._ask(IncidentQuery(country, service, ongoing, since, until, newest_first, limit, offset,
+                                             unconfirmed))
 
     async def incident_count(self, *, country: str | None = None, service: str | None = None,
                              ongoing: bool | None = None, since: str | None = None,

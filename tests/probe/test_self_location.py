@@ -73,3 +73,16 @@ def test_the_lab_table_places_the_labs_probes(tmp_path, monkeypatch):
         assert locator.locate("8.8.8.8").asn == 15169  # and the world's addresses still from the shipped one
     finally:
         default_locator.cache_clear()
+
+
+def test_warm_up_loads_what_a_lookup_needs(monkeypatch):
+    from netvigil.targets import geo
+
+    monkeypatch.delenv("NETVIGIL_GEO_TABLES", raising=False)
+    default_locator.cache_clear()
+    geo._geoip.cache_clear()
+    try:
+        geo.warm_up()
+        assert default_locator()._asn_table is shipped() and geo._geoip.cache_info().currsize == 2
+    finally:
+        default_locator.cache_clear()

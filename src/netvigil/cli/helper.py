@@ -53,6 +53,9 @@ def helper(
         dns = parse_resolver(resolver)
     server = Helper(address.host, address.port, limits=limits, cert=cert, key=key, resolver=dns,
                     ca_file=ca_file)
+    from netvigil.targets.geo import warm_up
+
+    warm_up()  # the control's AS lookups: loaded now, not on the first request while flows are timed
 
     async def run() -> None:
         await server.start()

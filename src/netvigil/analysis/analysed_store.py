@@ -238,6 +238,7 @@ class AnalysedStore:
             since = min([horizon, self._dirty[cc]] + [i.start for i in live])
             # an incident that overlaps `since` is recomputed whole
             since = min([since] + [i.start for i in old_all if i.end is not None and i.end >= since])
+            since = max(since, self.live.floor(cc))  # memory bounded: before the floor is final (window.py)
             vs = self.live.verdicts(cc, since)
             new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version,
                                                     cache=self._span_cache.setdefault(cc, {}))}

@@ -4,14 +4,22 @@ country per refresh, a GROUP BY ... FINAL per status read, one uid query per bat
 
 Held here, all derived from the store and (re)loaded from it on demand, so a restart or a
 request for older data than is held falls back to the store:
-- `uid_days`: the measurement uids from `uid_floor` on (dedup of a batch without a query; a
-  measurement older than the floor is looked up in the store);
+- `uids` (and `uid_days`, by minute): the measurement uids from `uid_floor` on (dedup of a
+  batch without a query; a measurement older than the floor is looked up in the store);
 - per country, the verdicts of its refresh window as the store returns them (one per uid,
   the last judgement wins, as ReplacingMergeTree keeps the last insert), from `since` on;
 - per (country, asn, service), the latest direct verdict and the count (the status grid;
   latest = greatest time, then smallest uid, as argMax meets them in key order);
 - per country, its incidents;
 - per country, the latest verdict time (the refresh horizon).
+
+Memory is bounded, not only by time (issue #13): a live fleet's measurements all fall inside
+the 3-day window, so at 5,000/s the window alone would be 1.3 billion verdicts. At most
+`max_held` verdicts are held in all: past it, each country keeps its newest share and its
+`floor` rises (never past the start of an incident still open or ending after it, which must
+be recomputed whole); the refresh then starts at the floor, and incidents that ended before it
+are final, as those before the 3-day horizon are. Held uids are bounded the same way
+(`max_uids`, by minute of measurement time; older ones are looked up in the store).
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ def stored_form(v: Verdict) -> Verdict:
 
 _ORDER = operator.attrgetter("measurement_start_time", "measurement_uid")  # the store's ORDER BY time, uid
 PRUNE_STEP = 3600
+MAX_HELD = 400_000  # verdicts held in all countries' windows (~1.5 KB each with what refers to them)
+MAX_UIDS = 2_000_000  # measurement uids held for dedup (~120 bytes each)
+SHRINK_TO = 0.8  # past a bound, keep this share of it (the next shrink is a while away)
 
 
 @dataclass
@@ -81,11 +92,32 @@ class CountryWindow:
                 self._sorted = self.ordered(since)
             self.by_uid = {u: v for u, v in self.by_uid.items() if v.measurement_start_time >= since}
 
+    def bound(self, keep: int, incidents) -> str | None:
+        """Keep about the newest `keep` verdicts (whole rounds: a cut falls on a time), never
+        cutting into an incident that is open or ends after the cut. The new `since`, or None
+        when nothing was let go."""
+        ordered = self.ordered(self.since)
+        if len(ordered) <= keep:
+            return None
+        cut = ordered[len(ordered) - max(keep, 1)].measurement_start_time
+        for i in incidents:
+            if i.end is None or i.end >= cut:
+                cut = min(cut, i.start)
+        if cut <= self.since:
+            return None
+        kept = self.ordered(cut)
+        self.since, self._sorted = cut, kept
+        self.by_uid = {v.measurement_uid: v for v in kept}
+        return cut
+
 
 class LiveState:
-    def __init__(self, query: Callable[[str], list[dict]], table: Callable[[str], str], window_seconds: int):
+    def __init__(self, query: Callable[[str], list[dict]], table: Callable[[str], str], window_seconds: int,
+                 max_held: int | None = None, max_uids: int | None = None):
         self.query, self.t, self.window_seconds = query, table, window_seconds
+        self.max_held, self.max_uids = max_held or MAX_HELD, max_uids or MAX_UIDS
         self.windows: dict[str, CountryWindow] = {}
+        self.floors: dict[str, str] = {}  # country -> time before which its incidents are final (bounded memory)
         self.latest: dict[str, str] = {}
         self.incidents: dict[str, dict[str, Incident]] = {}
         self.status: dict[tuple, list] | None = None  # key -> [time, uid, class, technique, network_name, n]
@@ -96,7 +128,8 @@ class LiveState:
         self.lost: set[str] = set()  # countries whose held state was dropped: the store answers
         if self.born_empty:
             self.status = {}
-        self.uid_days: dict[str, set[str]] = {}  # day -> uids of that day's measurements
+        self.uids: dict[str, str] = {}  # uid -> the minute of its measurement time
+        self.uid_days: dict[str, list[str]] = {}  # minute (YYYY-MM-DD HH:MM) -> its uids
         self.uid_floor, self.newest = "", ""
         if rows and int(rows[0]["n"]):
             self.uid_floor = queries.shift_time(rows[0]["t"], -window_seconds)
@@ -108,7 +141,7 @@ class LiveState:
     # ---- dedup ----------------------------------------------------------------------------
     def unknown_here(self, uid: str, time: str) -> bool | None:
         """False when `uid` is known; True when it is surely new; None: ask the store."""
-        if any(uid in day for day in self.uid_days.values()):
+        if uid in self.uids:
             return False
         t = queries._time(time)
         return True if _TIME.match(t) and t >= self.uid_floor else None
@@ -117,19 +150,35 @@ class LiveState:
         """A measurement now in the store. Days older than the window before the newest
         measurement are let go (memory stays bounded; the floor rises: the store answers)."""
         t = queries._time(time)
-        if not _TIME.match(t) or t < self.uid_floor:
+        if not _TIME.match(t) or t < self.uid_floor or uid in self.uids:
             return  # answered by the store
-        day = self.uid_days.get(t[:10])
-        if day is None:
-            day = self.uid_days[t[:10]] = set()
-        day.add(uid)
+        minute = t[:16]
+        self.uids[uid] = minute
+        held = self.uid_days.get(minute)
+        if held is None:
+            held = self.uid_days[minute] = []
+        held.append(uid)
         if t > self.newest:
+            new_day = t[:10] != self.newest[:10]
             self.newest = t
-            if len(self.uid_days) > self.window_seconds // 86400 + 2:
-                first = queries.shift_time(t, -self.window_seconds)[:10]
-                for d in [d for d in self.uid_days if d < first]:
-                    del self.uid_days[d]
-                self.uid_floor = max(self.uid_floor, first + " 00:00:00")
+            # past the window and two days: let go of the days before the window
+            if new_day and len({m[:10] for m in self.uid_days}) > self.window_seconds // 86400 + 2:
+                self._let_go(queries.shift_time(t, -self.window_seconds)[:10] + " 00:00")
+        if len(self.uids) > self.max_uids:
+            keep = int(self.max_uids * SHRINK_TO)
+            minutes = sorted(self.uid_days)
+            n, i = len(self.uids), 0
+            while i < len(minutes) - 1 and n > keep:  # (the newest minute stays whole)
+                n -= len(self.uid_days[minutes[i]])
+                i += 1
+            self._let_go(minutes[i])
+
+    def _let_go(self, first: str) -> None:
+        """Forget the uids of minutes before `first` (YYYY-MM-DD HH:MM); the store answers for them."""
+        for minute in [m for m in self.uid_days if m < first]:
+            for uid in self.uid_days.pop(minute):
+                del self.uids[uid]
+        self.uid_floor = max(self.uid_floor, first + ":00")
 
     # ---- verdicts as they are written -----------------------------------------------------
     def note(self, verdicts: list[Verdict], fresh: set[str]) -> None:
@@ -162,6 +211,22 @@ class LiveState:
                 if v.measurement_uid in fresh and v.measurement_uid not in counted:
                     counted.add(v.measurement_uid)
                     cur[5] += 1
+        if sum(len(w.by_uid) for w in self.windows.values()) > self.max_held:
+            self.shrink()
+
+    def shrink(self) -> None:
+        """Past `max_held`: each country keeps its share of SHRINK_TO x max_held, newest first,
+        and its floor rises to where its window now starts (see the module docstring)."""
+        total = sum(len(w.by_uid) for w in self.windows.values())
+        for cc, w in self.windows.items():
+            keep = int(len(w.by_uid) * self.max_held * SHRINK_TO / max(total, 1))
+            cut = w.bound(keep, self.country_incidents(cc).values())
+            if cut is not None:
+                self.floors[cc] = max(self.floors.get(cc, ""), cut)
+
+    def floor(self, cc: str) -> str:
+        """The time before which COUNTRY's incidents are final ("" when nothing was let go)."""
+        return self.floors.get(cc, "")
 
     def forget(self, cc: str) -> None:
         self.lost.add(cc)
@@ -188,6 +253,8 @@ class LiveState:
         return self.latest[cc]
 
     def verdicts(self, cc: str, since: str) -> list[Verdict]:
+        """COUNTRY's verdicts from `since` on (never before its floor: not held, and final)."""
+        since = max(since, self.floor(cc))
         w = self.windows.get(cc)
         if w is None or since < w.since:
             rows = self.query(f"SELECT * FROM {self.t('verdicts')} FINAL WHERE cc = {sql_str(cc)} "

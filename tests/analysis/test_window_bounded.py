@@ -1,0 +1,71 @@
+"""The live analysis' memory is bounded (analysis/window.py, issue #13): past `max_held`
+verdicts or `max_uids` uids, the oldest are let go and the country's floor rises. What it
+publishes must be what an unbounded analysis publishes from the same feed, as long as no
+incident spans more than the bound: checked side by side on two stores, with a closed
+incident let go, an open one kept whole, resubmissions refused and a restart."""
+
+from __future__ import annotations
+
+import msgspec
+
+from netvigil.analysis import window
+from netvigil.analysis.analysed_store import AnalysedStore
+from tests.analysis.factory import at, round_of
+
+MAX_HELD, MAX_UIDS = 48, 60  # verdicts: a round of two networks is 4 (twitter and control each)
+
+
+def _feed() -> list[list]:
+    out = []
+    for r in range(40):
+        reset = 5 <= r <= 10 or r >= 30  # one closed incident, then one still open at the end
+        out.append(round_of(at(r), "AS12389", techniques={"twitter": "tls.reset_after_hello" if reset else None})
+                   + round_of(at(r), "AS8359"))
+    return out
+
+
+def _copy(ms):
+    return [msgspec.json.decode(msgspec.json.encode(m), type=type(m)) for m in ms]
+
+
+def _held(obs) -> int:
+    return sum(len(w.by_uid) for w in obs.live.windows.values())
+
+
+def test_bounded_memory_publishes_what_the_unbounded_analysis_does(tmp_path, monkeypatch):
+    monkeypatch.setattr(window, "MAX_HELD", MAX_HELD)
+    monkeypatch.setattr(window, "MAX_UIDS", MAX_UIDS)
+    small = AnalysedStore(tmp_path / "small")
+    monkeypatch.undo()
+    big = AnalysedStore(tmp_path / "big")
+    assert small.live.max_held == MAX_HELD and big.live.max_held == window.MAX_HELD
+    events = {"small": [], "big": []}
+    most = 0
+    with small, big:
+        for rnd in _feed():
+            for name, obs in (("small", small), ("big", big)):
+                assert obs.add(_copy(rnd)) == len(rnd)
+                events[name].append([(c.event, c.incident.id, c.at) for c in obs.refresh()])
+            most = max(most, _held(small))
+            assert len(small.live.uids) <= MAX_UIDS
+        assert events["small"] == events["big"]
+        assert [e for rnd in events["big"] for e, _, _ in rnd] == ["start", "end", "start"]
+        enc = lambda items: [msgspec.json.encode(i) for i in items]  # noqa: E731
+        assert enc(small.incidents()) == enc(big.incidents())
+        assert small.status() == big.status()
+        # the bound held, the closed incident is behind the floor, the open one is held whole
+        first, second = sorted(big.incidents(), key=lambda i: i.start)
+        # (over the bound only while a cut would fall inside an incident: 6 rounds of 4 verdicts)
+        assert most <= MAX_HELD + 24 and _held(small) <= MAX_HELD and _held(big) == 160
+        floor = small.live.floor("RU")
+        assert first.end < floor <= second.start and second.end is None
+        assert small.live.windows["RU"].since == floor
+        assert small.live.uid_floor > at(0)
+        # resubmitted rounds, held or let go, are refused (the store answers for the old ones)
+        assert sum(small.add(_copy(rnd)) for rnd in _feed()) == 0
+        assert len(small.verdicts(limit=None)) == len(big.verdicts(limit=None)) == 160
+        published = enc(big.incidents())
+    # a restart: the store answers what memory let go
+    with AnalysedStore(tmp_path / "small") as again:
+        assert enc(again.incidents()) == published
+        assert again.add(_copy(_feed()[0])) == 0

@@ -130,7 +130,12 @@ def evidence_block(inc: Incident) -> str:
         f"&amp;service={escape(inc.service)}" if inc.service not in ("*", "") else "") + "&amp;limit=1000"
     sample = (f"A sample of {len(ev.measurement_uids)} covering every network and phase is linked below; "
               f"<a href='{every}'>all verdicts of this window</a> (JSON)." if len(ev.measurement_uids) < total else "")
-    return (f"<div id=evidence><p>{plural(total, 'measurement')} from {plural(ev.probe_count, 'vantage network')}; rules version "
+    backed = ("" if ev.independent_probes is None else
+              f" Backed by {plural(ev.independent_probes, 'independent probe')} from "
+              f"{plural(ev.source_networks or 0, 'source network')}" + (" (a trusted probe among them)." if ev.trusted else "."))
+    if not inc.confirmed:
+        backed += " <strong>Unconfirmed</strong>: fewer independent probes than the observatory's quorum, none trusted."
+    return (f"<div id=evidence><p>{plural(total, 'measurement')} from {plural(ev.probe_count, 'vantage network')};{backed} rules version "
             f"<code>{escape(ev.rules_version)}</code>. {sample}</p><ul class=uids>{links}</ul></div>")
 
 

@@ -205,9 +205,19 @@ def _evidence(incident: Incident) -> str:
     if ev is None or not ev.measurement_count:
         return ""
     nets = len({n.asn for n in incident.networks})
-    # probe_count counts (network, name) vantages, not verified probe identities (issue #13):
-    # a statement must not call them independent probes
-    return f"Based on {plural(ev.measurement_count, 'measurement')} from probes on {plural(nets, 'network')}."
+    # probe_count counts (network, name) vantages, not verified probe identities: only the
+    # quorum's count (analysis/quorum.py: distinct enrolled ids on distinct source networks)
+    # is called independent probes; the operator's own data (None) has no such count
+    if ev.independent_probes:
+        backed = (f"{plural(ev.independent_probes, 'independent probe')} on "
+                  f"{plural(nets, 'network')}" + (", a trusted probe among them" if ev.trusted else ""))
+    elif ev.trusted and ev.independent_probes is not None:
+        backed = f"a trusted probe on {plural(nets, 'network')}"
+    else:
+        backed = f"probes on {plural(nets, 'network')}"
+    if not incident.confirmed:
+        backed += ", not yet confirmed by independent probes"
+    return f"Based on {plural(ev.measurement_count, 'measurement')} from {backed}."
 
 
 def _outage(incident: Incident, facts: Facts, where: str, live: bool) -> str:

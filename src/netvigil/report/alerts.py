@@ -195,6 +195,8 @@ class Alerter:
             return
         subs = self.subs.all()
         for change in changes:
+            if not change.incident.confirmed:
+                continue  # never on one voice: the analysis announces only what the quorum backs (analysis/quorum.py)
             for sub in subs:
                 if sub.wants(change):
                     try:

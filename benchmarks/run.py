@@ -4,8 +4,9 @@ Each benchmark is a script that measures its target and a baseline in the same r
 machines are noisy, so only ratios are meaningful) and prints lines of the form
 `RESULT name=value unit ratio=R baseline=...`. Usage:
 
-    .venv/bin/python benchmarks/run.py            # all
+    .venv/bin/python benchmarks/run.py            # all (long ones in their short mode)
     .venv/bin/python benchmarks/run.py probe lab  # those whose file name contains a word
+    .venv/bin/python benchmarks/run.py --full sustained  # long ones at full length (30 minutes)
 
 Benchmarks that need root (lab) say so and are skipped when not root.
 """
@@ -18,9 +19,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# benchmarks whose full run is long: the arguments of their short mode (unless --full)
+QUICK = {"bench_sustained.py": ["--quick"]}
 
 
 def main(argv: list[str]) -> int:
+    full = "--full" in argv
+    argv = [a for a in argv if a != "--full"]
     scripts = sorted(HERE.glob("bench_*.py"))
     if argv:
         scripts = [s for s in scripts if any(word in s.name for word in argv)]
@@ -31,7 +36,8 @@ def main(argv: list[str]) -> int:
     for script in scripts:
         print(f"== {script.name}", flush=True)
         t0 = time.monotonic()
-        rc = subprocess.call([sys.executable, str(script)], cwd=HERE.parent)
+        extra = [] if full else QUICK.get(script.name, [])
+        rc = subprocess.call([sys.executable, str(script), *extra], cwd=HERE.parent)
         print(f"== {script.name}: exit {rc} in {time.monotonic() - t0:.1f} s\n", flush=True)
         if rc != 0:
             failed.append(script.name)

@@ -8,7 +8,8 @@ in src/netvigil/data/ip2asn/PROVENANCE.md and docs/geo.md.
 
 Format (one gzip stream, so the wheel stays small and loading is a few array reads):
 a JSON header line, then per family the range starts, ends and AS numbers as little-endian
-arrays (IPv4: u32; IPv6: u64 high/low halves), then "asn<TAB>name" lines.
+arrays (IPv4: u32; IPv6: u64 high/low halves), then the named AS numbers (u32, ascending) and
+their names, one a line in the same order. Nothing is parsed row by row at load time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import msgspec
 
 from netvigil.errors import ConfigError
 
-FORMAT = "netvigil-ip2asn/1"
+FORMAT = "netvigil-ip2asn/2"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "ip2asn" / "ip2asn.bin.gz"
 MAX_ROWS = 5_000_000  # a hostile or wrong file stops here
 
@@ -61,32 +62,46 @@ def _bytes(a: array) -> bytes:
 class AsnTable:
     """Sorted, non-overlapping ranges; a lookup is one bisection per family."""
 
-    def __init__(self, info: AsnTableInfo, v4: tuple[array, array, array],
-                 v6: tuple[list[int], list[int], array], names: dict[int, str]):
+    def __init__(self, info: AsnTableInfo, v4: tuple[array, array, array], v6: tuple[array, array, array],
+                 name_asns: array, name_list: list[str]):
         self.info = info
         self._v4 = v4
-        self._v6 = v6
-        self.names = names
+        self._v6 = v6  # starts and ends as interleaved (high, low) u64 halves
+        self._name_asns = name_asns
+        self._name_list = name_list
 
     @property
     def name(self) -> str:
         return f"{self.info.source}@{self.info.version}"
 
+    @property
+    def names(self) -> dict[int, str]:
+        return dict(zip(self._name_asns, self._name_list, strict=True))
+
     def __len__(self) -> int:
-        return len(self._v4[0]) + len(self._v6[0])
+        return len(self._v4[0]) + len(self._v6[2])
+
+    def name_of(self, asn: int) -> str:
+        i = bisect_right(self._name_asns, asn) - 1
+        return self._name_list[i] if i >= 0 and self._name_asns[i] == asn else ""
 
     def lookup(self, ip: str) -> tuple[int, str] | None:
         """(AS number, AS name) of `ip`, None where no range covers it (private, unrouted)."""
         addr = ipaddress.ip_address(ip)
         if addr.version == 6 and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
-        starts, ends, asns = self._v4 if addr.version == 4 else self._v6
         value = int(addr)
-        i = bisect_right(starts, value) - 1
-        if i < 0 or value > ends[i]:
-            return None
-        asn = asns[i]
-        return asn, self.names.get(asn, "")
+        if addr.version == 4:
+            starts, ends, asns = self._v4
+            i = bisect_right(starts, value) - 1
+            if i < 0 or value > ends[i]:
+                return None
+        else:
+            starts, ends, asns = self._v6
+            i = bisect_right(range(len(asns)), value, key=lambda k: starts[2 * k] << 64 | starts[2 * k + 1]) - 1
+            if i < 0 or value > (ends[2 * i] << 64 | ends[2 * i + 1]):
+                return None
+        return asns[i], self.name_of(asns[i])
 
     # ---- reading and writing ------------------------------------------------------------
 
@@ -109,30 +124,29 @@ class AsnTable:
             raise ConfigError(f"not an IP-to-ASN table (header: {exc})", where=str(p)) from None
         if info.format != FORMAT:
             raise ConfigError(f"IP-to-ASN table format {info.format!r}, expected {FORMAT!r}", where=str(p))
-        if not (0 <= info.v4 <= MAX_ROWS and 0 <= info.v6 <= MAX_ROWS):
+        if not all(0 <= n <= MAX_ROWS for n in (info.v4, info.v6, info.names)):
             raise ConfigError("IP-to-ASN table header counts out of range", where=str(p))
-        sizes = [4 * info.v4] * 3 + [16 * info.v6, 16 * info.v6, 4 * info.v6]
+        sizes = [4 * info.v4] * 3 + [16 * info.v6, 16 * info.v6, 4 * info.v6, 4 * info.names]
         if len(body) < sum(sizes):
             raise ConfigError("IP-to-ASN table is truncated", where=str(p))
         parts, at = [], 0
         for n in sizes:
             parts.append(body[at:at + n])
             at += n
+        text = body[at:].decode("utf-8", "replace")
+        name_list = text.split("\n")[: info.names] if info.names else []
+        if len(name_list) != info.names:
+            raise ConfigError("IP-to-ASN table is truncated (names)", where=str(p))
         v4 = (_array("I", parts[0]), _array("I", parts[1]), _array("I", parts[2]))
-        v6 = (_join(_array("Q", parts[3])), _join(_array("Q", parts[4])), _array("I", parts[5]))
-        names: dict[int, str] = {}
-        for line in body[at:].decode("utf-8", "replace").splitlines():
-            asn, _, name = line.partition("\t")
-            if asn.isdigit():
-                names[int(asn)] = name
-        return cls(info, v4, v6, names)
+        v6 = (_array("Q", parts[3]), _array("Q", parts[4]), _array("I", parts[5]))
+        return cls(info, v4, v6, _array("I", parts[6]), name_list)
 
     def write(self, path: Path | str) -> None:
-        info = msgspec.structs.replace(self.info, v4=len(self._v4[0]), v6=len(self._v6[0]), names=len(self.names))
+        info = msgspec.structs.replace(self.info, v4=len(self._v4[0]), v6=len(self._v6[2]),
+                                       names=len(self._name_asns))
         out = [msgspec.json.encode(info) + b"\n"]
-        out += [_bytes(a) for a in self._v4]
-        out += [_bytes(_split(self._v6[0])), _bytes(_split(self._v6[1])), _bytes(self._v6[2])]
-        out.append("".join(f"{a}\t{n}\n" for a, n in sorted(self.names.items())).encode("utf-8"))
+        out += [_bytes(a) for a in (*self._v4, *self._v6, self._name_asns)]
+        out.append("\n".join(self._name_list).encode("utf-8"))
         Path(path).write_bytes(gzip.compress(b"".join(out), compresslevel=9, mtime=0))
 
     @classmethod
@@ -151,12 +165,14 @@ class AsnTable:
                 merged[-1][1] = last
             else:
                 merged.append([first, last, asn])
-        v4 = (array("I", [r[0] for r in fams[4]]), array("I", [r[1] for r in fams[4]]),
-              array("I", [r[2] for r in fams[4]]))
-        v6 = ([r[0] for r in fams[6]], [r[1] for r in fams[6]], array("I", [r[2] for r in fams[6]]))
+        v4 = tuple(array("I", [r[k] for r in fams[4]]) for k in range(3))
+        v6 = (_split([r[0] for r in fams[6]]), _split([r[1] for r in fams[6]]), array("I", [r[2] for r in fams[6]]))
         used = {r[2] for f in fams.values() for r in f}
+        named = sorted(a for a in names if a in used)
         info = AsnTableInfo(format=FORMAT, source=source, version=version, v4=0, v6=0, names=0)
-        return cls(info, v4, v6, {a: n for a, n in names.items() if a in used})
+        # a name is one line of the file: line breaks inside one would shift every later name
+        clean = [" ".join(names[a].split()) for a in named]
+        return cls(info, v4, v6, array("I", named), clean)  # type: ignore[arg-type]
 
     @classmethod
     def from_csv(cls, paths: list[Path | str], *, source: str, version: str) -> AsnTable:
@@ -184,10 +200,6 @@ class AsnTable:
                     if len(cells) > 3 and cells[3]:
                         names.setdefault(asn, cells[3].strip())
         return cls.from_ranges(rows, names, source=source, version=version)
-
-
-def _join(halves: array) -> list[int]:
-    return [halves[i] << 64 | halves[i + 1] for i in range(0, len(halves), 2)]
 
 
 def _split(values: list[int]) -> array:

@@ -107,6 +107,9 @@ def test_one_client_publishes_nothing(tmp_path, relabelled):
             cells = httpx.get(f"{obs.url}/api/v1/status", params=apart).json()["results"]
             assert {c["asn"] for c in cells if c["class"] != "ok"} == {"AS3320", "AS3209"}
             assert not any(c["confirmed"] for c in cells) and {c["independent_probes"] for c in cells} == {1}
+            page = httpx.get(f"{obs.url}/").text  # the dashboard shows them apart, never as the status
+            assert "Unconfirmed signals" in page and "Twitter" in page.split("id=unconfirmed")[1]
+            assert "Germany" not in page.split("id=unconfirmed")[0]
             bad = httpx.get(f"{obs.url}/api/v1/incidents", params={"include": "everything"})
             assert bad.status_code == 400 and "include" in bad.json()["detail"]
             store = obs.app.state.nv.pump.analyser.obs

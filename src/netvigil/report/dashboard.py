@@ -25,7 +25,7 @@ from netvigil.collector.intake import Rejected
 from netvigil.errors import AnalysisUnavailable
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
-                                             quic_cells, status_grid, timelines, unavailable)
+                                             quic_cells, status_grid, timelines, unavailable, unconfirmed_block)
 from netvigil.report.enrich import freshness, latest_time, told
 from netvigil.report.measurement_view import steps_html
 from netvigil.report.pages import error_page, fragment_or_page
@@ -73,6 +73,7 @@ async def index(request: Request):
         rows = await nv.reads.status()
         # the newest ongoing incidents only: the page is fetched again every 5 s
         incidents = await nv.reads.incidents(ongoing=True, newest_first=True, limit=HOME_INCIDENTS + 1)
+        unconfirmed = await nv.reads.incidents(ongoing=True, newest_first=True, limit=HOME_INCIDENTS, unconfirmed=True)
         stored = await api.stored_count(nv)
     except AnalysisUnavailable as exc:
         body = unavailable(exc) + f"<p>{plural(len(nv.collector.index), 'measurement')} collected.</p>"
@@ -97,6 +98,7 @@ async def index(request: Request):
     body = (f"<h1>Countries</h1><ul class=countries id=countries>{''.join(cards) or '<li>No data yet.</li>'}</ul>"
             f"<h2>{'Incidents ongoing in the latest data' if stale else 'Ongoing incidents'}</h2>"
             f"{incident_list(told_incs, stale)}{more}"
+            f"{unconfirmed_block(unconfirmed[:HOME_INCIDENTS], len(nv.reads.unconfirmed_status()))}"
             f"<p class=muted id=totals>{plural(stored, 'measurement')} stored"
             f"{', newest from ' + escape(when(as_of)) if as_of else ''}.</p>")
     return fragment_or_page(request, "netvigil observatory", body, as_of=as_of, stale=stale)

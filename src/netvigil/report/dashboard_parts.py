@@ -79,6 +79,22 @@ def status_grid(rows: list[StatusRow], cc: str, quic: set[tuple[str, str]] | Non
             f"<th scope=col>service \\ network</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
+def unconfirmed_block(incidents: list[Incident], cells: int) -> str:
+    """Signals the quorum does not back (analysis/quorum.py), shown apart from the status and
+    the incidents: what they claim, and how many independent probes say so."""
+    if not incidents and not cells:
+        return ""
+    items = "".join(
+        f"<li data-key='unc-{escape(i.id)}'>{escape(incident_title(i))} <small>backed by "
+        f"{plural((i.evidence.independent_probes or 0) if i.evidence else 0, 'independent probe')}</small></li>"
+        for i in incidents)
+    return (f"<section id=unconfirmed><h2>Unconfirmed signals</h2><p class=muted>Not published: fewer "
+            f"independent probes agree than this observatory requires, and no trusted probe "
+            f"({plural(len(incidents), 'incident')}, {plural(cells, 'status cell')}; "
+            f"<a href='/api/v1/incidents?include=unconfirmed'>JSON</a>).</p>"
+            f"<ul class=unconfirmed>{items}</ul></section>")
+
+
 def incident_list(incidents: list[tuple[Incident, Facts]], stale: bool = False) -> str:
     if not incidents:
         return "<p class=muted>No incidents.</p>"

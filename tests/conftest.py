@@ -83,7 +83,8 @@ def lab_prerequisites() -> list[str]:
 
 # --- CPU seconds per test: the figure that other work on a shared machine does not stretch ---
 
-_CPU: dict[str, float] = {}
+_CPU: dict[str, float] = {}  # nodeid -> CPU seconds (in the controller when run with xdist's -n)
+_STARTED: dict[str, float] = {}
 
 
 def _cpu_seconds() -> float:
@@ -98,13 +99,24 @@ def pytest_addoption(parser):
                           "for wall time, e.g. --cpu-durations=20")
 
 
+def pytest_runtest_logstart(nodeid, location):
+    _STARTED[nodeid] = _cpu_seconds()
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    start = _cpu_seconds()
-    try:
-        return (yield)
-    finally:
-        _CPU[item.nodeid] = _cpu_seconds() - start
+def pytest_runtest_makereport(item, call):
+    """The test's CPU seconds (setup to teardown) ride on its teardown report, so they reach
+    the controller from an xdist worker too."""
+    report = yield
+    if report.when == "teardown" and item.nodeid in _STARTED:
+        report.user_properties.append(("cpu_seconds", _cpu_seconds() - _STARTED.pop(item.nodeid)))
+    return report
+
+
+def pytest_runtest_logreport(report):
+    for key, value in report.user_properties:
+        if key == "cpu_seconds":
+            _CPU[report.nodeid] = value
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -113,7 +125,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.write_sep("=", f"CPU seconds: {sum(_CPU.values()):.1f} in {len(_CPU)} tests, "
-                      f"{_cpu_seconds():.1f} for the whole pytest run")
+                      f"{_cpu_seconds():.1f} for the whole pytest run (xdist workers included)")
     for nodeid, seconds in sorted(_CPU.items(), key=lambda kv: -kv[1])[: n or None]:
         tr.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
 

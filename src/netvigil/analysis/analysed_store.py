@@ -113,11 +113,11 @@ class AnalysedStore:
             total = 0
             for j, line in items:
                 total += 1
-                uid = j.m.measurement_uid
+                uid = j.measurement.measurement_uid
                 if uid in fresh:
                     continue
                 # recent uids are held in memory; only older measurements are looked up in the store
-                new = self.live.unknown_here(uid, j.m.measurement_start_time)
+                new = self.live.unknown_here(uid, j.measurement.measurement_start_time)
                 if new is not False:
                     fresh[uid] = (j, line, new)
             known = self._known_uids([u for u, (_, _, new) in fresh.items() if new is None])
@@ -128,11 +128,11 @@ class AnalysedStore:
                 self.raw.append_frames(frames())
             else:  # some were known already: archive only the new ones
                 given = lines() if lines is not None else {}
-                self.raw.append((day_of(j.m), line if line is not None else given[j.m.measurement_uid])
+                self.raw.append((day_of(j.measurement), line if line is not None else given[j.measurement.measurement_uid])
                                 for j, line in items)
             verdicts = self._index([j for j, _ in items])
             for j, _ in items:
-                self.live.remember(j.m.measurement_uid, j.m.measurement_start_time)
+                self.live.remember(j.measurement.measurement_uid, j.measurement.measurement_start_time)
             self.live.note(verdicts, set(fresh) - known)
             return len(items)
 
@@ -148,8 +148,8 @@ class AnalysedStore:
         """Verdicts in time order: those final now, then the provisional verdicts of the open
         rounds this batch changed (a uid's later verdict replaces its earlier one)."""
         out = []
-        for j in sorted(items, key=lambda j: j.m.measurement_start_time):
-            m = j.m
+        for j in sorted(items, key=lambda j: j.measurement.measurement_start_time):
+            m = j.measurement
             t = m.measurement_start_time[:19]
             if t < self._dirty.get(m.probe_cc, "9999"):
                 self._dirty[m.probe_cc] = t
@@ -208,7 +208,7 @@ class AnalysedStore:
         """Write the index rows and verdicts of measurements new to the store."""
         if not batch:
             return []
-        self.db.insert("measurements", [queries.measurement_row(j.m, j.row_service) for j in batch])
+        self.db.insert("measurements", [queries.measurement_row(j.measurement, j.row_service) for j in batch])
         judged = self._judge(batch)
         self.db.insert("verdicts", [queries.verdict_row(v, m.report_id) for m, v in judged])
         return [v for _, v in judged]

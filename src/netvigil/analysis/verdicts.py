@@ -157,8 +157,8 @@ class Judged(msgspec.Struct, array_like=True):
     """A measurement judged alone: what the store and the round context need of it once its
     tree is let go (a few hundred bytes, cheap to pass between processes)."""
 
-    m: Measurement  # the envelope; test_keys only CONTEXT_KEYS, and only when needs_context
-    f: Finding
+    measurement: Measurement  # the envelope; test_keys only CONTEXT_KEYS, and only when needs_context
+    finding: Finding  # judged alone (the round context may change it)
     service: str | None  # the verdict's
     row_service: str | None  # the measurements table's (named from the input alone)
 
@@ -206,11 +206,11 @@ class VerdictEngine:
         return [(it.m, to_verdict(it.m, it.finding, it.service, self.rules, it.uid)) for it in items]
 
     def push(self, j: Judged) -> list[tuple[Measurement, Verdict]]:
-        m = j.m
+        m = j.measurement
         uid = m.measurement_uid or measurement_uid(m)
         if not needs_context(m):
-            return [(m, to_verdict(m, j.f, j.service, self.rules, uid))]
-        return self._verdicts(self.rounds.push(Item(m, j.f, j.service, uid)))
+            return [(m, to_verdict(m, j.finding, j.service, self.rules, uid))]
+        return self._verdicts(self.rounds.push(Item(m, j.finding, j.service, uid)))
 
     def pending(self) -> list[tuple[Measurement, Verdict]]:
         return self._verdicts(self.rounds.pending())

@@ -25,7 +25,7 @@ import msgspec
 from netvigil.analysis.quorum import DEFAULT_QUORUM, Quorum, VoiceBook, voice_row
 from netvigil.analysis.verdicts import Judged, line_with_uid
 from netvigil.collector import log as mlog
-from netvigil.observatory.judge_worker import Batch, JudgeWorker, WorkerGone, read_measurements
+from netvigil.observatory.judge_worker import Batch, JudgeWorker, WorkerGone, read_log_measurements
 from netvigil.collector.quarantine import Quarantine, Quarantined, reason_of
 from netvigil.errors import MeasurementError
 from netvigil.model.records import IncidentChange, StatusRow
@@ -203,7 +203,7 @@ class Analyser:
         if len(scanned) != len(batch.judged):
             raise MeasurementError(f"the log has {len(scanned)} lines where the judge worker read {len(batch.judged)}",
                                    where=f"log segment {batch.start[0]} offset {batch.start[1]}")
-        return {j.m.measurement_uid: batch.lines.get(i, line)
+        return {j.measurement.measurement_uid: batch.lines.get(i, line)
                 for i, ((_, line), j) in enumerate(zip(scanned, batch.judged)) if j is not None}
 
     def _store(self, items: list, start: tuple[int, int], end: tuple[int, int], *,
@@ -270,7 +270,7 @@ class Analyser:
         """Quarantine entries for judged items the store refused (their lines found in the log)."""
         if not bad:
             return []
-        wanted = {j.m.measurement_uid: exc for j, exc in bad}
+        wanted = {j.measurement.measurement_uid: exc for j, exc in bad}
         out = []
         for pos, line in mlog.scan(self.log_dir, start, end):
             for uid in [u for u in wanted if u.encode() in line]:
@@ -296,8 +296,8 @@ class Analyser:
             if worked is not None:
                 judged = [j for j in worked.judged if j is not None]
                 failed.extend(worked.failed)
-                self._voices([j.m.measurement_uid for j in judged])
-                countries.update(j.m.probe_cc for j in judged)
+                self._voices([j.measurement.measurement_uid for j in judged])
+                countries.update(j.measurement.probe_cc for j in judged)
                 end = worked.end
                 refused = self._store([(j, None) for j in judged], worked.start, end,
                                       frames=lambda: worked.frames, lines=lambda: self._lines(worked))
@@ -306,7 +306,7 @@ class Analyser:
             else:
                 frames = FrameWriter()
                 items: list[tuple[Judged, bytes]] = []
-                for pos, m, line in read_measurements(self.log_dir, self.checkpoint, stop, self.batch):
+                for pos, m, line in read_log_measurements(self.log_dir, self.checkpoint, stop, self.batch):
                     end = (pos.segment, pos.offset + pos.length + 1)
                     if isinstance(m, Quarantined):
                         failed.append(m)
@@ -321,7 +321,7 @@ class Analyser:
                     frames.add(day_of(m), line)
                     countries.add(m.probe_cc)
                     items.append((j, line))
-                self._voices([j.m.measurement_uid for j, _ in items])
+                self._voices([j.measurement.measurement_uid for j, _ in items])
                 refused = self._store(items, self.checkpoint, end, frames=frames.frames, archived=archived)
                 read = len(items) - len(refused)
                 failed.extend(refused)

@@ -77,7 +77,7 @@ def _read(inp: BinaryIO) -> bytes | None:
     return data
 
 
-def read_measurements(log_dir: Path, start: tuple[int, int], stop: tuple[int, int],
+def read_log_measurements(log_dir: Path, start: tuple[int, int], stop: tuple[int, int],
                       limit: int) -> Iterator[tuple[mlog.Position, Measurement | Quarantined, bytes]]:
     """(position, measurement, line) of the committed log lines from `start`. A line that
     does not decode, or holds a time the store cannot read or an identifier we would publish
@@ -116,7 +116,7 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
     frames = FrameWriter()  # compressed here, while each line is in cache
     end = req.start
     failed: list[Quarantined] = []
-    for pos, m, line in read_measurements(log_dir, req.start, req.stop, req.limit):
+    for pos, m, line in read_log_measurements(log_dir, req.start, req.stop, req.limit):
         end = (pos.segment, pos.offset + pos.length + 1)
         if isinstance(m, Quarantined):
             judged.append(None)

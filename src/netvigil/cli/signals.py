@@ -24,9 +24,12 @@ def outages(
     step: int | None = typer.Option(None, "--step", help="Measurements: bucket length in seconds (default: run.json's cadence beside FILE, else 3600)."),
     labels: Path | None = typer.Option(None, "--labels", help="Measurements: lab labels.jsonl to score outage and censorship calls per (network, bucket) (default: labels.jsonl beside FILE, if any)."),
 ) -> None:
-    """Detect outages (onset, end, depth, score) per region or per origin AS in a real data file.
+    """Detect outages (onset, end, depth, score) per region or per origin AS in a real data file;
+    for measurements, outage or censorship per network, with the spans the incidents show.
 
     Example: netvigil outages tests/data/third_party/monash-ip-observatory/irn-2019-11-11_gif.csv --windows tests/signals/data/iran_2019_windows.csv
+
+    Example: netvigil outages tests/data/lab/russia-2022/measurements.jsonl.zst
     """
     from netvigil.analysis.rules import load_rules
     from netvigil.ingest.mrt import looks_like_mrt

@@ -1,0 +1,309 @@
+"""Sustained load, not a burst (issue #13): the observatory under RATE measurements/s from
+PROBES enrolled probe ids for MINUTES, with memory and arrival-to-status latency over time.
+
+`netvigil serve` (analysis on, chdb) in its own process; PROBES probes enrol. The load: the
+real OONI corpus of bench_collector_ingest, each line stamped with the current time (a live
+fleet measures now, so every line falls inside the analysis' refresh window) and claimed by
+its probe's own network (one ASN per probe, COUNTRIES countries), sent as each probe's JSONL
+batches with its own credential from SENDERS keep-alive connections. Every second a marker
+(one probe round of tests/data/lab/russia-2022, trusted token, a network of its own) is
+submitted; the time until /api/v1/status?asn=... shows it is its arrival-to-status latency.
+
+Baseline, same run: the same marker on the idle server before the load. Memory: the RSS of
+the server's process tree (web process, analysis process, judge worker), sampled every
+SAMPLE seconds; "start" is the end of the warm-up (the first WARMUP of the load), growth is
+given per hour of load from there.
+
+    .venv/bin/python benchmarks/bench_sustained.py                # 30 minutes (the issue's target)
+    .venv/bin/python benchmarks/bench_sustained.py --minutes 5
+    .venv/bin/python benchmarks/bench_sustained.py --quick        # 1 minute (benchmarks/run.py)
+
+Prints RESULT lines: p50/max latency under load and the ratio to idle, accepted rate, RSS at
+start and end per process and in all. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import bench_collector_ingest as ingest  # noqa: E402
+import bench_collector_latency as latency  # noqa: E402
+
+from netvigil.report.replay import load_run, rounds  # noqa: E402
+
+TOKEN = ingest.TOKEN
+COUNTRIES = ("RU", "IR", "CN", "TR", "BY", "KZ", "MM", "PK", "VE", "ET")
+BATCH = 50  # measurements per probe batch
+SENDERS = 8  # keep-alive connections of the load generator
+SAMPLE = 10.0  # seconds between memory samples
+
+
+# ---- the server's process tree ------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def tree_rss(pid: int) -> dict[str, int]:
+    """RSS in bytes of PID and its descendants, by role (web, analysis, judge, other)."""
+    rss: dict[str, int] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo += _children(p)
+        try:
+            pages = int(Path(f"/proc/{p}/statm").read_text().split()[1])
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        role = "web" if p == pid else ("judge" if "judge" in cmd else ("analysis" if p in _children(pid) else "other"))
+        rss[role] = rss.get(role, 0) + pages * os.sysconf("SC_PAGE_SIZE")
+    return rss
+
+
+def mb(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB"
+
+
+# ---- the load -----------------------------------------------------------------------------
+
+class Fleet:
+    """Enrolled probes and the lines they send: corpus templates with placeholders for the
+    time and the claimed network, so a line costs three byte replacements."""
+
+    def __init__(self, port: int, probes: int):
+        self.auths = []
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(probes):
+            c.request("POST", "/api/v1/probes/enrol", body=b"{}", headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            if r.status != 200:
+                raise SystemExit(f"enrolment: HTTP {r.status} {data[:200]!r}")
+            self.auths.append(json.loads(data)["authorization"])
+        self.templates = []
+        for m in ingest.corpus():
+            m = dict(m, measurement_start_time="@TIME@", probe_asn="@ASN@", probe_cc="@CC@",
+                     probe_network_name="@NAME@", report_id="@REPORT@")
+            self.templates.append(json.dumps(m, separators=(",", ":")).encode())
+        self.turn = [0] * probes
+
+    def batch(self, k: int) -> bytes:
+        """Probe k's next batch: BATCH distinct templates, stamped now."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()).encode()
+        asn, cc = f"AS{4_100_000_000 + k}".encode(), COUNTRIES[k % len(COUNTRIES)].encode()
+        name, report = f"bench-net-{k}".encode(), f"bench{k:05d}".encode()
+        lines = []
+        first = self.turn[k]
+        for i in range(BATCH):
+            t = self.templates[(first + i) % len(self.templates)]
+            lines.append(t.replace(b"@TIME@", stamp).replace(b"@ASN@", asn).replace(b"@CC@", cc)
+                         .replace(b"@NAME@", name).replace(b"@REPORT@", report))
+        self.turn[k] = first + BATCH
+        return b"\n".join(lines) + b"\n"
+
+
+def load(port: int, fleet: Fleet, rate: float, seconds: float, counts: dict) -> None:
+    """RATE measurements/s for SECONDS: each sender takes the next probe in turn and sends its
+    batch when due (batches are spread evenly over time)."""
+    interval = BATCH / rate  # seconds between two batches, all senders together
+    lock = threading.Lock()
+    t0 = time.monotonic()
+    state = {"next": 0}
+
+    def sender() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                n = state["next"]
+                state["next"] += 1
+            due = t0 + n * interval
+            if due - t0 >= seconds or time.monotonic() - t0 >= seconds:
+                return  # (a batch not sent in time is not sent: what was offered is what was due)
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            elif wait < -1.0:
+                with lock:
+                    counts["late"] = counts.get("late", 0) + BATCH  # the generator fell behind
+                continue
+            k = n % len(fleet.auths)
+            body = fleet.batch(k)
+            try:
+                c.request("POST", "/api/v1/submit", body=body,
+                          headers={"Authorization": fleet.auths[k], "Content-Type": "application/x-ndjson"})
+                r = c.getresponse()
+                r.read()
+                status = r.status
+            except (OSError, http.client.HTTPException):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                status = 0
+            with lock:
+                if status == 200:
+                    counts["accepted"] += BATCH
+                else:
+                    counts[f"http_{status}"] = counts.get(f"http_{status}", 0) + 1
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(SENDERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+# ---- markers ------------------------------------------------------------------------------
+
+def markers(port: int, samples, seconds: float, first: int, stop: threading.Event | None = None) -> list[float]:
+    """A marker each second for SECONDS; the latency of each (inf: never seen within 120 s)."""
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    t0 = time.monotonic()
+    k = first
+    while time.monotonic() - t0 < seconds and not (stop and stop.is_set()):
+        sent[latency.submit_marker(port, samples, k)] = time.monotonic()
+        k += 1
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            for asn, t_sub in sent.items():
+                if asn not in seen and latency.status_rows(port, asn):
+                    seen[asn] = time.monotonic() - t_sub
+            time.sleep(0.05)
+    t_end = time.monotonic()
+    while len(seen) < len(sent) and time.monotonic() - t_end < 120:
+        for asn, t_sub in sent.items():
+            if asn not in seen and latency.status_rows(port, asn):
+                seen[asn] = time.monotonic() - t_sub
+        time.sleep(0.1)
+    return [seen.get(a, float("inf")) for a in sent]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="example: bench_sustained.py --minutes 5 --rate 5000 --probes 1000")
+    ap.add_argument("--minutes", type=float, default=30.0, help="length of the load (default 30)")
+    ap.add_argument("--quick", action="store_true", help="1 minute of load (what benchmarks/run.py runs)")
+    ap.add_argument("--rate", type=float, default=5000.0, help="measurements/s offered (default 5000)")
+    ap.add_argument("--probes", type=int, default=1000, help="distinct enrolled probe ids (default 1000)")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of markers on the idle server (baseline)")
+    args = ap.parse_args(argv)
+    minutes = 1.0 if args.quick else args.minutes
+    if minutes <= 0 or args.rate <= 0 or args.probes < 1:
+        ap.error("--minutes, --rate and --probes must be positive")
+    seconds = minutes * 60
+    warmup = min(300.0, seconds / 4)
+
+    first_round = next(rounds(load_run(HERE.parent / "tests" / "data" / "lab" / "russia-2022")))[1]
+    samples = [m for m in first_round if m.probe_asn == first_round[0].probe_asn]
+    with tempfile.TemporaryDirectory() as tmp:
+        port = latency_port()
+        proc = start(os.path.join(tmp, "obs"), port)
+        try:
+            fleet = Fleet(port, args.probes)
+            idle = markers(port, samples, args.idle, first=0)
+            rss_idle = tree_rss(proc.pid)
+            counts: dict = {"accepted": 0}
+            loader = threading.Thread(target=load, args=(port, fleet, args.rate, seconds, counts), daemon=True)
+            stop = threading.Event()
+            lat: list[float] = []
+            marker_thread = threading.Thread(
+                target=lambda: lat.extend(markers(port, samples, seconds, first=1000, stop=stop)), daemon=True)
+            t0 = time.monotonic()
+            loader.start()
+            marker_thread.start()
+            memory: list[tuple[float, dict[str, int]]] = []
+            while loader.is_alive():
+                loader.join(SAMPLE)
+                memory.append((time.monotonic() - t0, tree_rss(proc.pid)))
+                el, r = memory[-1]
+                print(f"  t={el:5.0f} s accepted={counts['accepted'] / el:.0f}/s rss=" +
+                      " ".join(f"{k}:{mb(v)}" for k, v in sorted(r.items())) + f" all:{mb(sum(r.values()))}",
+                      flush=True)
+            elapsed = time.monotonic() - t0
+            stop.set()
+            marker_thread.join()
+            h = latency.health(port)
+            t_end = time.monotonic()
+            while h["analysed"] < h["measurements"] and time.monotonic() - t_end < 300:
+                time.sleep(1.0)
+                h = latency.health(port)
+            drained = time.monotonic() - t_end
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    start_rss = next((r for t, r in memory if t >= warmup), memory[0][1])
+    t_start = next((t for t, r in memory if t >= warmup), memory[0][0])
+    end_t, end_rss = memory[-1]
+    p50_idle = statistics.median(idle)
+    finite = [x for x in lat if x != float("inf")]
+    p50 = statistics.median(lat) if lat else float("inf")
+    total = lambda r: sum(r.values())  # noqa: E731
+    growth = (total(end_rss) - total(start_rss)) / max(end_t - t_start, 1) * 3600
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} (other users of the machine included)")
+    print(f"RESULT sustained_arrival_to_status_p50={p50:.2f} s max={max(lat, default=float('inf')):.2f} s "
+          f"ratio={p50 / p50_idle:.1f} baseline(idle)={p50_idle:.2f} s markers={len(lat)} seen={len(finite)} "
+          f"goal<5s")
+    print(f"RESULT sustained_accepted={counts['accepted'] / elapsed:.0f}/s offered={args.rate:.0f}/s "
+          f"probes={args.probes} minutes={elapsed / 60:.1f} "
+          f"not_accepted={ {k: v for k, v in counts.items() if k != 'accepted'} } (late: not sent in time, the generator waited on the server) "
+          f"backlog_drained_in={drained:.0f} s")
+    print(f"RESULT sustained_rss_start={mb(total(start_rss))} (t={t_start:.0f} s) end={mb(total(end_rss))} "
+          f"(t={end_t:.0f} s) idle={mb(total(rss_idle))} growth={growth / (1 << 20):.0f} MB/hour; "
+          + " ".join(f"{k}:{mb(start_rss.get(k, 0))}->{mb(v)}" for k, v in sorted(end_rss.items())))
+    third = len(lat) // 3
+    if third >= 3:
+        print(f"  p50 by third of the load: {statistics.median(lat[:third]):.2f} s, "
+              f"{statistics.median(lat[third:2 * third]):.2f} s, {statistics.median(lat[2 * third:]):.2f} s")
+    return 0
+
+
+def latency_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(data_dir: str, port: int):
+    """`netvigil serve` with the analysis on and quotas that let one machine act as a fleet."""
+    import subprocess
+
+    args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", data_dir,
+            "--rate", "100000", "--enrol-per-hour", "1000000"]
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, env={**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/api/v1/health")
+            r = c.getresponse()
+            if r.status == 200 and json.loads(r.read())["analysis"] == "running":
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("server did not start")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,13 +34,13 @@ def start_world() -> tuple[subprocess.Popen, dict]:
 
 
 async def ours(info: dict) -> tuple[float, int, int]:
-    from netvigil.probe.endpoint import Ctx, Target, chain
+    from netvigil.probe.endpoint import MeasureRun, Target, chain
     from netvigil.probe.settings import ProbeSettings, parse_port_map
     from netvigil.probe.trace import Trace
 
     settings = ProbeSettings(ca_file=info["ca_file"], port_map=parse_port_map(info["port_map"]), timeout=10.0)
     trace = Trace(max_events=10_000_000)
-    ctx = Ctx(trace, settings, asyncio.Semaphore(PARALLEL))
+    ctx = MeasureRun(trace, settings, asyncio.Semaphore(PARALLEL))
     target = Target(domain=HOST, protocols=("tcp", "tls", "https"))
     t0 = time.perf_counter()
     c0 = time.process_time()

@@ -69,3 +69,38 @@ def test_bounded_memory_publishes_what_the_unbounded_analysis_does(tmp_path, mon
     with AnalysedStore(tmp_path / "small") as again:
         assert enc(again.incidents()) == published
         assert again.add(_copy(_feed()[0])) == 0
+
+
+def test_a_window_held_in_order_as_verdicts_come_is_the_sorted_window():
+    """CountryWindow.put appends and replaces in place instead of sorting again; whatever the
+    order of arrival (late rounds, a uid judged again at its time or at another), what it
+    answers is the window sorted as the store sorts it."""
+    import random
+
+    from netvigil.model.records import Verdict
+
+    rng = random.Random(13)
+    w = window.CountryWindow(at(2))
+    made: dict[str, int] = {}
+    fast = 0
+    for step in range(2000):
+        late = step % 4 == 0  # a round older than the newest
+        r = rng.randrange(0, 40) + step // 100 if late else 39 + step // 100
+        uid = f"n{step:05d}"
+        if step % 3 == 0 and made:
+            uid = rng.choice(sorted(made))  # judged again: at its own time (a provisional made final) or not
+            r = made[uid] if step % 50 else r
+        same_time, new = made.get(uid) == r, uid not in made
+        made[uid] = r
+        kept = w._sorted is not None
+        w.put(Verdict(uid, at(r), "RU", "AS1", "twitter", None, None, "ok" if step % 2 else "blocked"))
+        if kept and (same_time or (new and not late)):  # appended, or replaced in place: not sorted again
+            assert w._sorted is not None
+            fast += 1
+        if step % 7 == 0:
+            since = at(rng.randrange(0, 60))
+            want = sorted((x for x in w.by_uid.values() if x.measurement_start_time >= since),
+                          key=lambda x: (x.measurement_start_time, x.measurement_uid))
+            assert w.ordered(since) == want
+            assert w.ordered(w.since) == sorted(w.by_uid.values(), key=lambda x: (x.measurement_start_time, x.measurement_uid))
+    assert fast  # (the in-place path was taken)

@@ -76,7 +76,8 @@ def tree_rss(pid: int) -> dict[str, int]:
             cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        role = "web" if p == pid else ("judge" if "judge" in cmd else ("analysis" if p in _children(pid) else "other"))
+        role = ("web" if p == pid else "judge" if "judge_worker" in cmd else "other" if "resource_tracker" in cmd
+                else "analysis" if "multiprocessing" in cmd else "other")
         rss[role] = rss.get(role, 0) + pages * os.sysconf("SC_PAGE_SIZE")
     return rss
 
@@ -206,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=5000.0, help="measurements/s offered (default 5000)")
     ap.add_argument("--probes", type=int, default=1000, help="distinct enrolled probe ids (default 1000)")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of markers on the idle server (baseline)")
+    ap.add_argument("--max-held", type=int, default=None,
+                    help="the analysis' bound on held verdicts (NETVIGIL_MAX_HELD_VERDICTS; default the server's, "
+                         "400,000; --quick: 20,000, so that one minute reaches it)")
     args = ap.parse_args(argv)
     minutes = 1.0 if args.quick else args.minutes
+    max_held = args.max_held or (20_000 if args.quick else None)
     if minutes <= 0 or args.rate <= 0 or args.probes < 1:
         ap.error("--minutes, --rate and --probes must be positive")
     seconds = minutes * 60
@@ -217,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = [m for m in first_round if m.probe_asn == first_round[0].probe_asn]
     with tempfile.TemporaryDirectory() as tmp:
         port = latency_port()
-        proc = start(os.path.join(tmp, "obs"), port)
+        proc = start(os.path.join(tmp, "obs"), port, max_held)
         try:
             fleet = Fleet(port, args.probes)
             idle = markers(port, samples, args.idle, first=0)
@@ -268,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
           f"not_accepted={ {k: v for k, v in counts.items() if k != 'accepted'} } (late: not sent in time, the generator waited on the server) "
           f"backlog_drained_in={drained:.0f} s")
     print(f"RESULT sustained_rss_start={mb(total(start_rss))} (t={t_start:.0f} s) end={mb(total(end_rss))} "
+          f"max_held={max_held or 'default'} "
           f"(t={end_t:.0f} s) idle={mb(total(rss_idle))} growth={growth / (1 << 20):.0f} MB/hour; "
           + " ".join(f"{k}:{mb(start_rss.get(k, 0))}->{mb(v)}" for k, v in sorted(end_rss.items())))
     third = len(lat) // 3
@@ -283,13 +289,16 @@ def latency_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir: str, port: int):
+def start(data_dir: str, port: int, max_held: int | None = None):
     """`netvigil serve` with the analysis on and quotas that let one machine act as a fleet."""
     import subprocess
 
     args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", data_dir,
             "--rate", "100000", "--enrol-per-hour", "1000000"]
-    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, env={**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN})
+    env = {**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN}
+    if max_held:
+        env["NETVIGIL_MAX_HELD_VERDICTS"] = str(max_held)
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

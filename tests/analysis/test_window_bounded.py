@@ -104,3 +104,19 @@ def test_a_window_held_in_order_as_verdicts_come_is_the_sorted_window():
             assert w.ordered(since) == want
             assert w.ordered(w.since) == sorted(w.by_uid.values(), key=lambda x: (x.measurement_start_time, x.measurement_uid))
     assert fast  # (the in-place path was taken)
+
+
+def test_the_bounds_come_from_the_environment_and_a_bad_one_is_one_clear_error(monkeypatch):
+    import pytest
+
+    from netvigil.errors import ConfigError
+
+    none = lambda q: []  # noqa: E731  (an empty store)
+    monkeypatch.setenv("NETVIGIL_MAX_HELD_VERDICTS", "1_000")
+    monkeypatch.setenv("NETVIGIL_MAX_HELD_UIDS", "5000")
+    live = window.LiveState(none, str, 86400)
+    assert (live.max_held, live.max_uids) == (1000, 5000)
+    monkeypatch.setenv("NETVIGIL_MAX_HELD_VERDICTS", "lots")
+    with pytest.raises(ConfigError) as err:
+        window.LiveState(none, str, 86400)
+    assert str(err.value).startswith("NETVIGIL_MAX_HELD_VERDICTS") and "'lots'" in str(err.value)

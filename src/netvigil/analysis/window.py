@@ -20,12 +20,14 @@ the 3-day window, so at 5,000/s the window alone would be 1.3 billion verdicts. 
 be recomputed whole); the refresh then starts at the floor, and incidents that ended before it
 are final, as those before the 3-day horizon are. Held uids are bounded the same way
 (`max_uids`, by minute of measurement time; older ones are looked up in the store).
+An operator sets the bounds with NETVIGIL_MAX_HELD_VERDICTS and NETVIGIL_MAX_HELD_UIDS.
 """
 
 from __future__ import annotations
 
 import bisect
 import operator
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,6 +58,22 @@ PRUNE_STEP = 3600
 MAX_HELD = 400_000  # verdicts held in all countries' windows (~1.5 KB each with what refers to them)
 MAX_UIDS = 2_000_000  # measurement uids held for dedup (~120 bytes each)
 SHRINK_TO = 0.8  # past a bound, keep this share of it (the next shrink is a while away)
+
+
+def _bound(name: str, default: int) -> int:
+    """A memory bound from the environment (a positive whole number), else `default`."""
+    from netvigil.errors import ConfigError
+
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        n = int(value.replace("_", ""))
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise ConfigError(f"must be a positive whole number, not {value[:40]!r}", where=name)
+    return n
 
 
 @dataclass
@@ -135,7 +153,8 @@ class LiveState:
     def __init__(self, query: Callable[[str], list[dict]], table: Callable[[str], str], window_seconds: int,
                  max_held: int | None = None, max_uids: int | None = None):
         self.query, self.t, self.window_seconds = query, table, window_seconds
-        self.max_held, self.max_uids = max_held or MAX_HELD, max_uids or MAX_UIDS
+        self.max_held = max_held or _bound("NETVIGIL_MAX_HELD_VERDICTS", MAX_HELD)
+        self.max_uids = max_uids or _bound("NETVIGIL_MAX_HELD_UIDS", MAX_UIDS)
         self.windows: dict[str, CountryWindow] = {}
         self.floors: dict[str, str] = {}  # country -> time before which its incidents are final (bounded memory)
         self.latest: dict[str, str] = {}

@@ -124,3 +124,15 @@ def test_announcements_wait_for_confirmation():
     # an incident that ends before it is ever confirmed is never announced
     other = msgspec.structs.replace(unconfirmed, id="i2", end="2026-12-06 11:00:00")
     assert q.changes([IncidentChange("start", other, other.start), IncidentChange("end", other, other.end)]) == []
+
+
+def test_rows_not_written_are_given_again(tmp_path):
+    """A round whose `voices` insert fails is tried again: the same rows come back."""
+    col = tmp_path / "collector"
+    ProvenanceLog(col / "provenance.jsonl").append([Provenance("u1", "198.51.100.0/24", "nvp_a")])
+    book = VoiceBook(col)
+    book.tail()
+    first = book.from_log(["u1", "u2"])
+    assert book.from_log(["u1", "u2"]) == []  # written: not again
+    book.rollback([r["uid"] for r in first], [])
+    assert book.from_log(["u1", "u2"]) == first

@@ -115,6 +115,7 @@ class VoiceBook:
         self._pending: OrderedDict[str, Provenance] = OrderedDict()
         self._rows: OrderedDict[str, Provenance | None] = OrderedDict()  # uid -> provenance (None: lost)
         self._registry_stamp: tuple[int, int] | None = None
+        self._late_again: list[Provenance] = []  # late lines whose rows were not written yet
         self.trusted_ids: frozenset[str] = frozenset()
         self._decoder = msgspec.json.Decoder(Provenance)
 
@@ -162,7 +163,7 @@ class VoiceBook:
             fh = open(self.provenance_path, "rb")
         except FileNotFoundError:
             return []
-        late: list[Provenance] = []
+        late, self._late_again = self._late_again, []
         with fh:
             fh.seek(self._offset)
             data = fh.read()
@@ -205,6 +206,14 @@ class VoiceBook:
         while len(self._rows) > CACHE_MAX:
             self._rows.popitem(last=False)
         return rows
+
+    def rollback(self, uids: list[str], late: list[Provenance]) -> None:
+        """Their `voices` rows were not written: from_log and tail give them again next time."""
+        for uid in uids:
+            p = self._rows.pop(uid, None)
+            if p is not None:
+                self._pending[uid] = p
+        self._late_again.extend(late)
 
     # ---- reading --------------------------------------------------------------------
     def voices(self, uids: Iterable[str]) -> dict[str, Voice]:

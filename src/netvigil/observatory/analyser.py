@@ -70,8 +70,9 @@ class Analyser:
     stores; for a machine with a core to spare."""
 
     def __init__(self, data_dir: Path, *, engine: str = "chdb", interval: float = 1.0, batch: int = 1000,
-                 judge_worker: bool = False):
+                 judge_worker: bool = False, quorum: int | None = None):
         self.data_dir = Path(data_dir)
+        self.quorum = quorum  # None: the service's (read_quorum)
         self.use_worker = judge_worker
         self.worker: JudgeWorker | None = None
         self.log_dir = self.data_dir / "log"
@@ -96,7 +97,7 @@ class Analyser:
         self.book = VoiceBook(self.data_dir / "collector", lookup=self._stored_voices)
         self.book.reload_trust()
         self.book.tail()
-        self.gate = Quorum(self.book, read_quorum(self.data_dir))
+        self.gate = Quorum(self.book, self.quorum if self.quorum is not None else read_quorum(self.data_dir))
         self.obs.gate = self.gate.incident
         self.gate.seed(self.obs.incidents(ongoing=True))
         self.obs.regate()  # what was published before (or by a rebuild) is judged again
@@ -129,9 +130,12 @@ class Analyser:
         changed, has every incident judged again."""
         rows = self.book.from_log(uids)
         late = self.book.tail()
-        rows += [voice_row(p.uid, p) for p in late]
-        if rows:
-            self.obs.db.insert("voices", rows)
+        try:
+            if rows or late:
+                self.obs.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])
+        except Exception:
+            self.book.rollback([r["uid"] for r in rows], late)  # the round is tried again
+            raise
         if self.book.reload_trust() or late:
             self.obs.regate()
             self.stale = True
@@ -296,11 +300,11 @@ class Analyser:
             if worked is not None:
                 judged = [j for j in worked.judged if j is not None]
                 failed.extend(worked.failed)
-                self._voices([j.measurement.measurement_uid for j in judged])
                 countries.update(j.measurement.probe_cc for j in judged)
                 end = worked.end
                 refused = self._store([(j, None) for j in judged], worked.start, end,
                                       frames=lambda: worked.frames, lines=lambda: self._lines(worked))
+                self._voices([j.measurement.measurement_uid for j in judged])
                 read = len(judged) - len(refused)
                 failed.extend(refused)
             else:
@@ -321,8 +325,8 @@ class Analyser:
                     frames.add(day_of(m), line)
                     countries.add(m.probe_cc)
                     items.append((j, line))
-                self._voices([j.measurement.measurement_uid for j, _ in items])
                 refused = self._store(items, self.checkpoint, end, frames=frames.frames, archived=archived)
+                self._voices([j.measurement.measurement_uid for j, _ in items])
                 read = len(items) - len(refused)
                 failed.extend(refused)
         if stop <= self.checkpoint:

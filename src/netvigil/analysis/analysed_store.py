@@ -25,13 +25,15 @@ import msgspec
 
 from netvigil.analysis import queries
 from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.reads import (AggregateQuery, IncidentQuery, MeasurementIndexQuery, StoreReads, VerdictCount,
+                                     VerdictQuery)
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts import Judge, Judged, VerdictEngine, line_with_uid
 from netvigil.analysis.window import LiveState
 from netvigil.errors import UsageError
-from netvigil.model.measurement import Measurement, measurement_to_dict
+from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
-from netvigil.store.engine import open_engine, sql_str, time_bucket
+from netvigil.store.engine import open_engine, sql_str
 from netvigil.store.raw import FrameWriter, RawArchive, day_of
 from netvigil.store.schema import create_tables, drop_tables
 
@@ -68,6 +70,9 @@ class AnalysedStore:
         target = self.data_dir / "chdb" if engine == "chdb" else engine
         self.db = open_engine(target)
         self.t = lambda name: f"{self.db.database}.{name}"
+        # every read is a typed request answered by StoreReads (analysis/reads.py): one SQL
+        # text for these methods, the API and the dashboard
+        self.reads = StoreReads(self.db, self.raw, status=self.status)
         self._lock = threading.RLock()
         self.judge = Judge(self.rules)
         self.engine = VerdictEngine(self.rules)
@@ -295,42 +300,19 @@ class AnalysedStore:
 
     def unconfirmed_incidents(self, *, country=None, service=None) -> list[Incident]:
         """Incidents the quorum gate keeps unpublished (fewer independent probes, none trusted)."""
-        conds = [f"{k} = {sql_str(v)}" for k, v in (("country", country), ("service", service)) if v]
-        where = ("WHERE " + " AND ".join(conds)) if conds else ""
-        where += (" AND " if where else "WHERE ") + f"id NOT IN (SELECT id FROM {self.t('incidents')})"  # confirmed since
-        rows = self.db.query(f"SELECT body FROM {self.t('unconfirmed_incidents')} FINAL {where} ORDER BY start, id")
-        return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
+        return self.reads.incidents(IncidentQuery(country=country, service=service, unconfirmed=True))
 
     # ---- reading ------------------------------------------------------------------------
     def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,
                  offset: int = 0, order: str = "DESC", path: str | None = None) -> list[Verdict]:
         """`path`: "direct", "vpn", ... or None for every path (the read API defaults to direct)."""
-        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
-        lim = f"LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
-        rows = self.db.query(
-            f"SELECT * FROM {self.t('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}"
-        )
-        return [queries.verdict_from_row(r) for r in rows]
+        return self.reads.verdicts(VerdictQuery(country, asn, service, since, until, path, limit, offset, order))
 
     def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h",
                    path: str = "direct") -> list[AggregateRow]:
         """Counts per bucket of one measurement path (direct: what a user on the network sees;
         vpn or proxy: the circumvention path; any: every path mixed)."""
-        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
-        start = time_bucket("time", bucket_seconds(bucket))
-        rows = self.db.query(
-            f"""SELECT {start} AS bucket,
-                   cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
-            FROM {self.t('verdicts')} FINAL {where}
-            GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service"""
-        )
-        # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
-        probes = self.db.query(
-            f"""SELECT {start} AS bucket,
-                   cc, asn, service, uniqExact(report_id) AS probes
-            FROM {self.t('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service"""
-        )
-        return queries.fold_aggregates(rows, {(r["bucket"], r["cc"], r["asn"], r["service"]): int(r["probes"]) for r in probes})
+        return self.reads.aggregates(AggregateQuery(country, asn, service, since, until, bucket, path))
 
     def status(self, country=None, asn=None, service=None) -> list[StatusRow]:
         """The latest direct verdict per (country, network, service), from memory (window.py)."""
@@ -343,50 +325,26 @@ class AnalysedStore:
             return queries.status_rows(rows, ongoing)
 
     def incidents(self, *, country=None, service=None, ongoing: bool | None = None) -> list[Incident]:
-        conds = []
-        if country:
-            conds.append(f"country = {sql_str(country)}")
-        if service:
-            conds.append(f"service = {sql_str(service)}")
-        if ongoing is True:
-            conds.append("end IS NULL")
-        elif ongoing is False:
-            conds.append("end IS NOT NULL")
-        where = ("WHERE " + " AND ".join(conds)) if conds else ""
-        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL {where} ORDER BY start, id")
-        return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
+        return self.reads.incidents(IncidentQuery(country=country, service=service, ongoing=ongoing))
 
     def incident(self, id: str) -> Incident | None:
-        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
-        return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
+        return self.reads.incident(id)
 
     def verdict_count(self, *, country=None, asn=None, service=None, since=None, until=None,
                       path: str | None = None) -> int:
         """How many verdicts match the filters of `verdicts` (the total of a paged list)."""
-        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
-        rows = self.db.query(f"SELECT count() AS n FROM {self.t('verdicts')} FINAL {where}")
-        return int(rows[0]["n"]) if rows else 0
+        return self.reads.verdict_count(VerdictCount(country, asn, service, since, until, path))
 
     def measurement_index(self, *, country=None, asn=None, service=None, since=None, until=None,
                           test_name=None, path=None, limit: int = 100, offset: int = 0) -> tuple[int, list[dict]]:
         """(total, one page newest first) of the stored measurements' metadata: the listing
         of a store written directly (demo, rebuild) that the collector's index has not seen."""
-        where = queries.where(country=country, asn=asn, service=service, since=since, until=until, path=path)
-        if test_name:
-            where += (" AND " if where else "WHERE ") + f"test_name = {sql_str(test_name)}"
-        total = self.db.query(f"SELECT count() AS n FROM {self.t('measurements')} FINAL {where}")
-        rows = self.db.query(
-            f"SELECT uid, toString(time) AS time, cc, asn, network_name, test_name, service, input, path, report_id "
-            f"FROM {self.t('measurements')} FINAL {where} ORDER BY time DESC, uid DESC "
-            f"LIMIT {int(limit)} OFFSET {int(offset)}")
-        return (int(total[0]["n"]) if total else 0), rows
+        page = self.reads.measurement_index(MeasurementIndexQuery(country, asn, service, since, until, test_name,
+                                                                  path, limit, offset))
+        return page.total, [msgspec.to_builtins(r) for r in page.rows]
 
     def measurement(self, uid: str) -> dict[str, Any] | None:
-        rows = self.db.query(f"SELECT toString(day) AS day FROM {self.t('measurements')} WHERE uid = {sql_str(uid)} LIMIT 1")
-        if not rows:
-            return None
-        m = self.raw.find(rows[0]["day"], uid)
-        return measurement_to_dict(m) if m is not None else None
+        return self.reads.measurement(uid)
 
     def close(self) -> None:
         self.db.close()

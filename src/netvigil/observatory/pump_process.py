@@ -198,13 +198,14 @@ class ProcessPump(PumpBase):
                 self._loop.call_soon_threadsafe(self._apply, msg[1])
             elif kind == "result":
                 fut = self._calls.pop(msg[1], None)
-                if fut is not None:
+                if fut is not None and fut.set_running_or_notify_cancel():  # not cancelled by its reader
                     fut.set_result((msg[2], msg[3]))
         self.ready = False
         if self.enabled and self.error is None:
             self.error = "the analysis process stopped"
         for fut in list(self._calls.values()):
-            fut.set_result((False, ("AnalysisUnavailable", self.error, None, None)))
+            if fut.set_running_or_notify_cancel():
+                fut.set_result((False, ("AnalysisUnavailable", self.error, None, None)))
         self._calls.clear()
 
     def _own_reads(self) -> StoreReads | None:

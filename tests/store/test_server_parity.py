@@ -164,7 +164,7 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
                 got = [_no_uids({k: v for k, v in i.items() if k != "text"})
                        for i in httpx.get(f"{srv.url}/api/v1/incidents").json()["results"]]
                 time.sleep(0.2)
-            parquet = httpx.get(f"{srv.url}/api/v1/incidents", params={"format": "parquet"})
+            parquet = httpx.get(f"{srv.url}/api/v1/incidents", params={"format": "parquet"}, timeout=120)  # the first imports pyarrow
     finally:
         drop(url)
     assert want and got == want

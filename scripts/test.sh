@@ -2,7 +2,7 @@
 # Installs netvigil and its test prerequisites, runs the whole test suite, then checks the
 # built wheel in a fresh virtualenv (scripts/wheel_smoke.sh).
 # This is the README's test command; .ci/run runs exactly this.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k probe
+# Extra arguments go to pytest, e.g. scripts/test.sh -k probe (one run, one process).
 # Ends with pytest's 15 slowest tests by wall and by CPU time, then one line with the times.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,16 +21,35 @@ children_cpu() {  # sets CPU
 }
 children_cpu
 cpu_started=$CPU
+PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider -q --durations=15 --cpu-durations=15)
+# NETVIGIL_TEST_WORKERS=N (N > 0): the tests that need no lab or browser run first, in N
+# parallel xdist workers (they mostly wait, on sockets, processes, analysis rounds), then lab
+# and browser tests one at a time, alone (namespaces with fixed names; the lab measures rates).
+# Unset or 0: the whole suite in one process. docs/testing.md has the measured effect of each.
+workers=${NETVIGIL_TEST_WORKERS:-0}
+case $workers in ''|*[!0-9]*) echo "netvigil: NETVIGIL_TEST_WORKERS must be a number, got '$workers'" >&2; exit 2;; esac
+run_pytest() {  # pytest "$@"; exit status 5 (nothing collected) is a failure
+  "${PYTEST[@]}" "$@"
+  local status=$?
+  if [ "$status" = 5 ]; then
+    echo "netvigil: pytest collected no tests ($*)" >&2
+    status=1
+  fi
+  [ "$status" = 0 ] || rc=$status
+}
+rc=0
 started=$SECONDS
-.venv/bin/python -m pytest -p no:cacheprovider -q --durations=15 --cpu-durations=15 "$@"
-rc=$?
+if [ "$#" -gt 0 ] || [ "$workers" = 0 ]; then  # the suite, or the part asked for, in one process
+  run_pytest "$@"
+else
+  echo "netvigil: tests without the lab or a browser, $workers xdist workers"
+  run_pytest -m "not lab and not browser" -n "$workers"
+  echo "netvigil: lab and browser tests, one at a time"
+  run_pytest -m "lab or browser"
+fi
 pytest_s=$((SECONDS - started))
 children_cpu
 pytest_cpu=$(awk -v a="$cpu_started" -v b="$CPU" 'BEGIN { printf "%.0f", b - a }')
-if [ "$rc" = 5 ]; then
-  echo "netvigil: pytest collected no tests" >&2
-  rc=1
-fi
 echo "netvigil: checking the built wheel in a fresh virtualenv (scripts/wheel_smoke.sh)"
 smoke_started=$SECONDS
 if ! scripts/wheel_smoke.sh; then

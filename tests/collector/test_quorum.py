@@ -136,3 +136,34 @@ def test_rows_not_written_are_given_again(tmp_path):
     assert book.from_log(["u1", "u2"]) == []  # written: not again
     book.rollback([r["uid"] for r in first], [])
     assert book.from_log(["u1", "u2"]) == first
+
+
+def test_status_cells_are_backed_by_agreeing_voices_in_their_day():
+    from netvigil.model.records import StatusRow
+
+    def row(asn: str, klass: str, incident_id: str | None = None) -> StatusRow:
+        return StatusRow(country="DE", asn=asn, service="twitter", klass=klass, last_measurement="2026-12-06 10:00:00",
+                         measurements=99, incident_id=incident_id)
+
+    vs = [verdict(f"a{i}", "AS3320", f"2026-12-06 09:{i:02d}:00") for i in range(20)]  # 20 probes agree
+    vs += [verdict("b0", "AS3209", "2026-12-06 09:00:00"), verdict("b1", "AS3209", "2026-12-06 09:01:00")]
+    vs += [verdict("c0", "AS1", "2026-12-06 09:00:00"), verdict("c1", "AS1", "2026-12-06 09:00:00", klass="ok"),
+           verdict("c2", "AS1", "2026-12-04 09:00:00")]  # disagrees, or older than the cell's day
+    vs += [verdict("d0", "AS2", "2026-12-06 09:00:00")]
+    voices = {f"a{i}": Voice(f"nvp_{i}", f"n{i}") for i in range(20)}
+    voices |= {"b0": Voice("nvp_b", "m1"), "b1": Voice("nvp_b", "m1"), "c0": Voice("nvp_c", "k1"),
+               "c1": Voice("nvp_x", "k2"), "c2": Voice("nvp_y", "k3")}  # d0: the operator's own
+    q = Quorum(Book(voices), 2)
+    linked = msgspec.structs.replace(incident(), id="inc")
+    rows = [row("AS3320", "tls"), row("AS3209", "tls"), row("AS1", "tls", incident_id="inc"), row("AS2", "tls")]
+    got = {r.asn: r for r in q.status(rows, lambda cc, since: [v for v in vs if v.measurement_start_time >= since],
+                                      {"inc": msgspec.structs.replace(linked, confirmed=False)})}
+    assert got["AS3320"].confirmed and got["AS3320"].independent_probes >= 8  # counted at least up to the cap
+    b = got["AS3209"]
+    assert not b.confirmed and (b.independent_probes, b.source_networks, b.measurements) == (1, 1, 99)
+    c = got["AS1"]  # one agreeing voice; its incident is not published: no link
+    assert not c.confirmed and c.independent_probes == 1 and c.incident_id is None
+    assert got["AS2"] == rows[3]  # the operator's own data, as the CLI shows it
+    # a published incident that explains the cell backs it
+    again = q.status(rows[2:3], lambda cc, since: vs, {"inc": linked})
+    assert again[0].confirmed and again[0].incident_id == "inc"

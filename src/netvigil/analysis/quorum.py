@@ -32,6 +32,7 @@ from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
 DEFAULT_QUORUM = 2
 UNKNOWN = "unknown"
 STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
+CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
 PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
 CACHE_MAX = 2_000_000  # uid -> voice held in memory (older ones are read back from the store)
 
@@ -297,23 +298,15 @@ class Quorum:
         """Status rows with their backing: the voices whose direct verdicts in the cell agree
         with its class in the STATUS_WINDOW before its last measurement, or the published
         incident that explains it."""
-        from netvigil.model.times import shift
-
-        out = []
-        by_country: dict[str, dict[tuple, list[tuple[str, str]]]] = {}
+        by_country: dict[str, list[StatusRow]] = {}
         for r in rows:
-            cells = by_country.get(r.country)
-            if cells is None:
-                firsts = [x.last_measurement for x in rows if x.country == r.country and x.last_measurement]
-                cells = by_country[r.country] = {}
-                since = shift(min(firsts), -STATUS_WINDOW) if firsts else "1970-01-01 00:00:00"
-                for v in verdicts_since(r.country, since):
-                    if v.path == "direct" and v.service:
-                        cells.setdefault((v.probe_asn, v.service, v.klass), []).append(
-                            (v.measurement_start_time[:19].replace("T", " "), v.measurement_uid))
-            last = (r.last_measurement or "9999")[:19].replace("T", " ")
-            floor = shift(last, -STATUS_WINDOW) if r.last_measurement else ""
-            b = self.backing_of(u for t, u in cells.get((r.asn, r.service, r.klass), []) if floor <= t <= last)
+            by_country.setdefault(r.country, []).append(r)
+        backed: dict[tuple, Backing] = {}
+        for cc, rs in by_country.items():
+            backed.update(self._cells(cc, rs, verdicts_since))
+        out = []
+        for r in rows:
+            b = backed[(r.country, r.asn, r.service)]
             if b.operator:
                 out.append(r)  # the operator's own data: as the CLI shows it
                 continue
@@ -323,6 +316,44 @@ class Quorum:
                 r, confirmed=b.confirmed(self.quorum) or linked, incident_id=r.incident_id if linked else None,
                 independent_probes=b.independent_probes, source_networks=b.source_networks))
         return out
+
+    def _cells(self, cc: str, rows: list[StatusRow],
+               verdicts_since: Callable[[str, str], list[Verdict]]) -> dict[tuple, Backing]:
+        """(cc, asn, service) -> backing of each cell, from the country's verdicts read newest
+        first; a cell stops being counted once CELL_COUNT_CAP independent probes (or the
+        operator's own data) back it, so a busy observatory reads only its latest verdicts
+        each round, not the whole day."""
+        from netvigil.model.times import shift, stored
+
+        span: dict[tuple, tuple[str, str]] = {}
+        for r in rows:
+            last = stored(r.last_measurement) if r.last_measurement else "9999-12-31 23:59:59"
+            floor = shift(last, -STATUS_WINDOW) if r.last_measurement else ""
+            span[(r.asn, r.service, r.klass)] = (floor, last)
+        voices: dict[tuple, set[Voice]] = {k: set() for k in span}
+        counting = set(span)
+        cap = max(self.quorum, CELL_COUNT_CAP)
+        vs = verdicts_since(cc, min(f for f, _ in span.values()) or "1970-01-01 00:00:00")
+        i = len(vs)
+        while i > 0 and counting:
+            chunk, i = vs[max(0, i - 512):i], max(0, i - 512)
+            picked = []
+            for v in reversed(chunk):
+                key = (v.probe_asn, v.service, v.klass)
+                if key in counting and v.path == "direct":
+                    floor, last = span[key]
+                    if floor <= stored(v.measurement_start_time) <= last:
+                        picked.append((key, v.measurement_uid))
+            said = self.book.voices([u for _, u in picked])
+            for key, uid in picked:
+                voices[key].add(said[uid])
+            for key in {k for k, _ in picked}:
+                if OPERATOR in voices[key] or backing(voices[key]).independent_probes >= cap:
+                    counting.discard(key)
+            oldest = stored(chunk[0].measurement_start_time)
+            if counting and all(oldest < span[k][0] for k in counting):
+                break  # older than every window still counted
+        return {(cc, k[0], k[1]): backing(v) for k, v in voices.items()}
 
     def seed(self, ongoing: Iterable[Incident]) -> None:
         """On start: the ongoing incidents already public were announced before."""

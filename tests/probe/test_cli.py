@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -142,34 +140,17 @@ def test_help_has_examples():
         assert r.returncode == 0 and "Example:" in r.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
 def test_submit_to_a_real_collector(world, tmp_path):
-    port = _free_port()
-    server = subprocess.Popen([*NETVIGIL, "serve", "--port", str(port), "--data-dir", str(tmp_path / "obs"),
-                               "--no-analysis"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"collector did not start: {server.stderr.read().decode()[-500:]}")
-                time.sleep(0.2)
+    """The collector serves on loopback from a thread of this process (the same app and server
+    as `netvigil serve --no-analysis`): the probe submits to it over HTTP."""
+    from netvigil.observatory.serve import ObservatoryThread
+
+    with ObservatoryThread(tmp_path / "obs", analysis=False) as srv:
         r = run("probe", "-s", "twitter", *world.cli_args(), "--timeout", "2", "--out", str(tmp_path / "m.jsonl"),
-                "--submit", f"http://127.0.0.1:{port}", "--queue-dir", str(tmp_path / "queue"))
+                "--submit", srv.url, "--queue-dir", str(tmp_path / "queue"))
         assert r.returncode == 0, r.stderr
         assert "submitted 2, queued 0" in r.stderr
-    finally:
-        server.terminate()
-        server.wait(10)
+        assert len(srv.app.state.nv.collector.index) == 2  # what the collector holds
 
 
 def test_blocked_run_has_clean_stderr():

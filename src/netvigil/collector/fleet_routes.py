@@ -159,7 +159,7 @@ async def enrol(request: Request):
         if not shown:
             raise Rejected("this observatory enrols probes by invitation: send the operator's invite token as "
                            "'Authorization: Bearer TOKEN' (netvigil agent --invite-file)", 401)
-        if not hmac.compare_digest(shown, invite):
+        if not hmac.compare_digest(shown.encode(), invite.encode()):  # str compare_digest refuses non-ASCII
             raise Rejected("invalid invite token", 403)
     fleet.admit_enrolment(client_address(request))
     body = await read_body(request, MAX_CHECKIN_BYTES, "enrolment body")

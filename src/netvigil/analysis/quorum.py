@@ -34,7 +34,7 @@ UNKNOWN = "unknown"
 STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
 CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
 PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
-CACHE_MAX = 2_000_000  # uid -> voice held in memory (older ones are read back from the store)
+CACHE_MAX = 500_000  # uid -> voice held in memory (older ones are read back from the store)
 
 
 class Voice(msgspec.Struct, frozen=True, array_like=True):
@@ -117,6 +117,7 @@ class VoiceBook:
         self._rows: OrderedDict[str, Provenance | None] = OrderedDict()  # uid -> provenance (None: lost)
         self._registry_stamp: tuple[int, int] | None = None
         self._late_again: list[Provenance] = []  # late lines whose rows were not written yet
+        self._interned: dict[tuple, Provenance] = {}
         self.trusted_ids: frozenset[str] = frozenset()
         self._decoder = msgspec.json.Decoder(Provenance)
 
@@ -179,7 +180,7 @@ class VoiceBook:
                 continue
             if p.uid in self._rows:
                 if self._rows[p.uid] is None:  # read from the log before its provenance was written
-                    self._rows[p.uid] = p
+                    self._rows[p.uid] = self._shared(p)
                     late.append(p)
             elif p.uid not in self._pending:  # the first line of a uid wins
                 self._pending[p.uid] = p
@@ -197,16 +198,28 @@ class VoiceBook:
         rows = []
         for uid in new:
             if uid in found:
-                self._rows[uid] = found[uid]
+                self._rows[uid] = self._shared(found[uid])
                 rows.append(voice_row(uid, found[uid]))
             elif uid in stored:
-                self._rows[uid] = _provenance(uid, stored[uid])
+                p = _provenance(uid, stored[uid])
+                self._rows[uid] = None if p is None else self._shared(p)
             else:
                 self._rows[uid] = None
                 rows.append(voice_row(uid, None))
         while len(self._rows) > CACHE_MAX:
             self._rows.popitem(last=False)
         return rows
+
+    def _shared(self, p: Provenance) -> Provenance:
+        """One object per (probe, network, claim, trust): a held uid costs its key, not a copy."""
+        key = (p.probe_id, p.network, p.claim, p.trusted)
+        got = self._interned.get(key)
+        if got is None:
+            if len(self._interned) > CACHE_MAX:
+                self._interned.clear()
+            got = self._interned[key] = Provenance(uid="", network=p.network, probe_id=p.probe_id,
+                                                   claim=p.claim, trusted=p.trusted)
+        return got
 
     def rollback(self, uids: list[str], late: list[Provenance]) -> None:
         """Their `voices` rows were not written: from_log and tail give them again next time."""

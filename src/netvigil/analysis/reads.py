@@ -3,8 +3,10 @@
 Every read the API, the dashboard and the CLI make is one of the request Structs below; a
 request names its result type, so a read is `StoreReads.answer(request)` (one `match`,
 no method looked up by name) whether it runs in this process or arrives over the pipe of
-the analysis process (observatory/read_side.py). The SQL is the same text on chdb and on
-a ClickHouse server (analysis/queries.py for the shared fragments).
+the analysis process (the pump's `read`, observatory/pump*.py). The SQL is the same text
+on chdb and on a ClickHouse server (analysis/queries.py for the shared fragments).
+Writes may delete incidents that a refresh replaced just before inserting the new ones, so
+a read between the two statements can miss them for that instant, as on any ClickHouse.
 
 Who may read where (why there is not always a second connection):
 - chdb is an embedded ClickHouse server: its data directory is locked by the process that

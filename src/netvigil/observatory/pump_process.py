@@ -121,7 +121,9 @@ class ProcessPump(PumpBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._server_reads: StoreReads | None = None  # this process's own connection (server engine)
+        self._server = self.engine.startswith(("http://", "https://", "clickhouse://"))  # a ClickHouse server
+        self._server_reads: StoreReads | None = None  # this process's own connection to it
+        self._server_lock = threading.Lock()
         self.proc: multiprocessing.Process | None = None
         self.conn = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # sent by a thread: the loop never blocks on the pipe
@@ -208,25 +210,25 @@ class ProcessPump(PumpBase):
                 fut.set_result((False, ("AnalysisUnavailable", self.error, None, None)))
         self._calls.clear()
 
-    def _own_reads(self) -> StoreReads | None:
-        """A ClickHouse server takes a second connection: the tables are read here, not in
-        the writer process. None for chdb (only the writer process may open it)."""
-        if self._server_reads is None and self.engine.startswith(("http://", "https://", "clickhouse://")):
-            from netvigil.observatory.analyser import store_dir
-            from netvigil.store.engine import open_engine
-            from netvigil.store.raw import RawArchive
+    def _answer_here(self, req: ReadRequest) -> Any:
+        """Answer from this process's own connection to a ClickHouse server (opened on first
+        use, on a worker thread: connecting blocks)."""
+        with self._server_lock:
+            if self._server_reads is None:
+                from netvigil.observatory.analyser import store_dir
+                from netvigil.store.engine import open_engine
+                from netvigil.store.raw import RawArchive
 
-            self._server_reads = StoreReads(open_engine(self.engine), RawArchive(store_dir(self.data_dir) / "raw"))
-        return self._server_reads
+                self._server_reads = StoreReads(open_engine(self.engine), RawArchive(store_dir(self.data_dir) / "raw"))
+        return self._server_reads.answer(req)
 
     async def read(self, req: ReadRequest) -> Any:
-        """Answer a typed read: from this process's own connection where the engine allows
-        one, else by the analysis process."""
+        """Answer a typed read: the tables from this process's own connection where the
+        engine takes a second one (a ClickHouse server), else by the analysis process (the
+        only process that may open an embedded chdb store)."""
         self._check_ready()
-        if isinstance(req, STORE_READS):
-            own = self._own_reads()
-            if own is not None:
-                return await asyncio.get_running_loop().run_in_executor(None, own.answer, req)
+        if self._server and isinstance(req, STORE_READS):
+            return await asyncio.get_running_loop().run_in_executor(None, self._answer_here, req)
         call_id = next(self._ids)
         fut: Future = Future()
         self._calls[call_id] = fut

@@ -1,9 +1,9 @@
 """The read repository the API, the dashboard, charts and alerts read through.
 
 One class with typed methods; each builds a typed request (analysis/reads.py) and hands it
-to `ask`, the transport the service chose (observatory/read_side.py): the store read from
-a thread beside the writer, or a typed message to the analysis process when only that
-process may open the store. Routes get it from `request.app.state.nv.reads`; nothing here
+to `ask`, the transport the service chose (the pump's `read`, observatory/pump.py and
+pump_process.py): the store read from a thread beside the writer, or a typed message to the
+analysis process when only that process may open the store. Routes get it from `request.app.state.nv.reads`; nothing here
 looks a method up by name.
 
 Status is served from the live read model the analysis pump keeps (`live_status`, updated
@@ -104,7 +104,7 @@ class LocalRepository(ReadRepository):
     `netvigil export`): answered in line, status from the store's own state."""
 
     def __init__(self, store):
-        reads = StoreReads(store.db, store.raw, status=store.status)
+        reads: StoreReads = store.reads  # the AnalysedStore's own (status from its memory)
 
         async def ask(req: ReadRequest) -> Any:
             return reads.answer(req)

@@ -29,7 +29,7 @@ from netvigil.analysis.reads import (AggregateQuery, IncidentQuery, MeasurementI
                                      VerdictQuery)
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts import Judge, Judged, VerdictEngine, line_with_uid
-from netvigil.analysis.window import LiveState
+from netvigil.analysis.window import LiveState, carry
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
@@ -245,11 +245,12 @@ class AnalysedStore:
             since = min([since] + [i.start for i in old_all if i.end is not None and i.end >= since])
             since = max(since, self.live.floor(cc))  # memory bounded: before the floor is final (window.py)
             vs = self.live.verdicts(cc, since)
-            new = {i.id: i for i in build_incidents(vs, self.rules.incidents, self.rules.version,
-                                                    cache=self._span_cache.setdefault(cc, {}))}
+            built, carried = carry(since, build_incidents(vs, self.rules.incidents, self.rules.version,
+                                                          cache=self._span_cache.setdefault(cc, {})), old_all)
+            new = {i.id: i for i in built}  # (carried: open at a bounded window's floor, window.py)
             if self.gate is not None:
                 new = {iid: self.gate(i, vs) for iid, i in new.items()}
-            old = {i.id: i for i in old_all if i.start >= since}
+            old = {i.id: i for i in old_all if i.start >= since} | carried
             diff = queries.diff_incidents(old, new, latest)
             told = {c.incident.id for c in diff}
             # the quorum gate's verdict changed (more probes, a probe trusted): a change to announce

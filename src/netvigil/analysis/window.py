@@ -16,9 +16,11 @@ request for older data than is held falls back to the store:
 Memory is bounded, not only by time (issue #13): a live fleet's measurements all fall inside
 the 3-day window, so at 5,000/s the window alone would be 1.3 billion verdicts. At most
 `max_held` verdicts are held in all: past it, each country keeps its newest share and its
-`floor` rises (never past the start of an incident still open or ending after it, which must
-be recomputed whole); the refresh then starts at the floor, and incidents that ended before it
-are final, as those before the 3-day horizon are. Held uids are bounded the same way
+`floor` rises; the refresh then starts at the floor, and incidents that ended before it are
+final, as those before the 3-day horizon are. An incident still open at the floor (a block
+that lasts weeks) or ending after it is carried (`carry`): recomputed from the floor, it keeps
+its id and start and each network's start; its measurement and probe counts are then those
+from the floor on, or as they were if higher. Held uids are bounded the same way
 (`max_uids`, by minute of measurement time; older ones are looked up in the store).
 An operator sets the bounds with NETVIGIL_MAX_HELD_VERDICTS and NETVIGIL_MAX_HELD_UIDS.
 """
@@ -58,6 +60,47 @@ PRUNE_STEP = 3600
 MAX_HELD = 400_000  # verdicts held in all countries' windows (~1.5 KB each with what refers to them)
 MAX_UIDS = 2_000_000  # measurement uids held for dedup (~120 bytes each)
 SHRINK_TO = 0.8  # past a bound, keep this share of it (the next shrink is a while away)
+
+
+def carry(since: str, built: list[Incident], held) -> tuple[list[Incident], dict[str, Incident]]:
+    """Incidents recomputed from `since` (`built`), with those of `held` that began before it
+    and overlap it (open, or ending at or after it: only a bounded window starts inside one)
+    carried on: the built incident of the same country, service and kind that begins first,
+    no later than the held one ends, takes the held one's id and start (and each network's
+    start), and counts as many measurements and probes as either; a held one with nothing
+    built to carry it stays as it was. Returns (incidents, the carried ones by id), the
+    carried ones to be diffed as the old state of their continuations."""
+    carried = {i.id: i for i in held if i.start < since and (i.end is None or i.end >= since)}
+    if not carried:
+        return built, {}
+    out = list(built)
+    taken: set[int] = set()
+    for c in sorted(carried.values(), key=lambda i: i.start):
+        j = next((k for k, n in sorted(enumerate(out), key=lambda kn: kn[1].start)
+                  if k not in taken and n.country == c.country and n.service == c.service and n.kind == c.kind
+                  and n.id not in carried and n.start <= (c.end or "9999")), None)
+        if j is None:
+            out.append(c)  # nothing after the floor carries it on: as it was
+            continue
+        taken.add(j)
+        n = out[j]
+        starts: dict[str, str] = {}
+        for ns in c.networks:
+            starts[ns.asn] = min(starts.get(ns.asn, ns.start), ns.start)
+        networks = []
+        for ns in n.networks:
+            first = starts.get(ns.asn)
+            if first is not None and first < ns.start:
+                segs = [dict(ns.techniques[0], start=first), *ns.techniques[1:]] if ns.techniques else []
+                ns = msgspec.structs.replace(ns, start=first, techniques=segs)
+            networks.append(ns)
+        evidence = n.evidence
+        if evidence is not None and c.evidence is not None:
+            evidence = msgspec.structs.replace(
+                evidence, measurement_count=max(evidence.measurement_count, c.evidence.measurement_count),
+                probe_count=max(evidence.probe_count, c.evidence.probe_count))
+        out[j] = msgspec.structs.replace(n, id=c.id, start=c.start, networks=networks, evidence=evidence)
+    return out, carried
 
 
 def _bound(name: str, default: int) -> int:
@@ -130,17 +173,13 @@ class CountryWindow:
                 self._sorted = self.ordered(since)
             self.by_uid = {u: v for u, v in self.by_uid.items() if v.measurement_start_time >= since}
 
-    def bound(self, keep: int, incidents) -> str | None:
-        """Keep about the newest `keep` verdicts (whole rounds: a cut falls on a time), never
-        cutting into an incident that is open or ends after the cut. The new `since`, or None
-        when nothing was let go."""
+    def bound(self, keep: int) -> str | None:
+        """Keep about the newest `keep` verdicts (whole rounds: a cut falls on a time). The new
+        `since`, or None when nothing was let go."""
         ordered = self.ordered(self.since)
         if len(ordered) <= keep:
             return None
         cut = ordered[len(ordered) - max(keep, 1)].measurement_start_time
-        for i in incidents:
-            if i.end is None or i.end >= cut:
-                cut = min(cut, i.start)
         if cut <= self.since:
             return None
         kept = self.ordered(cut)
@@ -262,7 +301,7 @@ class LiveState:
         total = sum(len(w.by_uid) for w in self.windows.values())
         for cc, w in self.windows.items():
             keep = int(len(w.by_uid) * self.max_held * SHRINK_TO / max(total, 1))
-            cut = w.bound(keep, self.country_incidents(cc).values())
+            cut = w.bound(keep)
             if cut is not None:
                 self.floors[cc] = max(self.floors.get(cc, ""), cut)
 

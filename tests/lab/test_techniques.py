@@ -141,7 +141,9 @@ def test_http_blockpage_injected(technique_run):
 
 def test_quic_blocked_tls_still_works(technique_run):
     s = steps(technique_run, "quic-drop", "twitter", "twitter.com")
-    assert failures(s, "quic_handshakes") == ["generic_timeout_error"]
+    # a timed-out handshake is tried once more (a busy machine can outlast the timeout): the
+    # censor drops the second attempt too
+    assert failures(s, "quic_handshakes") == ["generic_timeout_error"] * 2
     assert set(failures(s, "tls_handshakes")) == {None}
     before = steps(technique_run, "quic-drop", "twitter", "twitter.com", when=BEFORE)
     assert failures(before, "quic_handshakes") == [None]
@@ -180,11 +182,9 @@ def test_targeted_throttling_128k_both_directions(technique_run, direction):
     """Flows to the helper (an address the censor knows nothing of) with Twitter's SNI are
     shaped to 128 kbit/s each way; the same flows with the control SNI are not."""
     d = helper_test(technique_run, "throttle-128k", "twitter")[direction]
-    # an upload is timed where it lands (the helper) from a few 4 KiB TLS records of three
-    # 20 KB flows: on russia-2022 (2026-12-06) 23/28 tests within 20%, median +2%, worst +43%
-    # (downloads 26/26, worst 6.6%); one test's upload is held to 50% (docs/lab.md)
-    tol = 0.2 if direction == "download" else 0.5
-    assert (1 - tol) * 128_000 <= d.target_bps <= (1 + tol) * 128_000, d
+    # an upload is timed where it lands, by the helper's kernel receive clock (a busy helper
+    # reads late; helper/wireclock.py), a download by the probe as it reads
+    assert 0.8 * 128_000 <= d.target_bps <= 1.2 * 128_000, d
     assert d.control_bps > 10 * d.target_bps and d.throttled, d
     before = helper_test(technique_run, "throttle-128k", "twitter", when=BEFORE)[direction]
     assert not before.throttled and before.target_bps > 10 * d.target_bps, before
@@ -199,11 +199,10 @@ def test_targeted_throttling_verdict(technique_run):
 
 @pytest.mark.parametrize("service,rate", [("twitter", 128_000), ("facebook", 400_000), ("telegram", 1_000_000)])
 def test_several_rates_on_one_isp(technique_run, service, rate):
-    # the field's 128-400 kbit/s within 20%; a 20 KB flow at 1 Mbit/s lasts 0.16 s, a few
-    # arrival samples: within 50% (docs/lab.md)
-    tol = 0.2 if rate <= 400_000 else 0.5
+    # within 20% each way, 1 Mbit/s too (a 20 KB flow lasts 0.16 s there): uploads are timed
+    # by the helper's kernel clock, downloads as the probe reads (docs/lab.md)
     for direction, d in helper_test(technique_run, "throttle-rates", service).items():
-        assert (1 - tol) * rate <= d.target_bps <= (1 + tol) * rate, (direction, d)
+        assert 0.8 * rate <= d.target_bps <= 1.2 * rate, (direction, d)
         # 20 KB control flows on a loaded 2-core lab measure 2-10 Mbit/s (docs/lab.md): a
         # 1 Mbit/s shaper is only a little slower than that, the field's 128-400 kbit/s far
         assert d.control_bps > (3 if rate <= 400_000 else 1) * d.target_bps, (direction, d)
@@ -216,6 +215,25 @@ def test_general_throttling_slows_both_snis(technique_run):
     before = helper_test(technique_run, "throttle-general", "control", when=BEFORE)["download"]
     assert before.control_bps > 2 * d.control_bps, before
     assert verdict(technique_run, "throttle-general", "twitter").technique != "throttled.targeted"
+
+
+def test_general_throttling_identified_in_the_round_context(technique_run):
+    """Every measurement of the run through the analysis, as an observatory would: the ISP
+    whose whole uplink is slow is `throttled.general` (its 20 KB helper flows are timed; the
+    other vantages' fast flows, too short to time, are a lower bound for reference), and no
+    ISP without slowness is."""
+    from netvigil.analysis.rules import load_rules
+    from netvigil.analysis.verdicts import verdicts
+    from netvigil.model.measurement import decode_measurement
+
+    ms = [decode_measurement(json.dumps(m).encode()) for m in technique_run.ms]
+    v = {(x.probe_asn, x.measurement_start_time, x.service, x.path): x for x in verdicts(ms, load_rules())}
+    slow = technique_run.asn["throttle-general"]
+    assert v[(slow, DURING, "control", "direct")].technique == "throttled.general", v[(slow, DURING, "control", "direct")]
+    assert v[(slow, BEFORE, "control", "direct")].klass == "ok"
+    noisy = {technique_run.asn[s] for s in ("throttle-general", "outage", "outage-partial")}
+    general = [k for k, x in v.items() if x.technique == "throttled.general" and k[0] not in noisy]
+    assert general == [], general
 
 
 def test_sni_reset_seen_at_the_helper_too(technique_run):

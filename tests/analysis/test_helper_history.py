@@ -129,3 +129,14 @@ def test_a_stalled_flow_beside_fast_ones_is_no_rate():
     keys["transfers"][0]["samples"] = stalled
     f = helper_evidence({"x_sni_throughput": keys}, ok(), RULES)
     assert f.rate_bps is not None and f.rate_bps < 400_000
+
+
+def test_a_fast_flow_elsewhere_in_the_round_vetoes_general_slowness():
+    """The control's flows all slow, the service's test in the same round moved fast: the
+    probe was busy when the control ran, the network was not slow."""
+    ms = [m for r in range(4) for m in with_helper(round_of(when(5 * r), "AS65001"), fast)]
+    last = round_of(when(20), "AS65001")
+    with_helper(last[:1], fast)  # twitter: fast flows
+    with_helper(last[1:], slow)  # control: slow ones
+    v = judged(ms + last)
+    assert v[("AS65001", when(20), "control")].klass == "ok", v[("AS65001", when(20), "control")]

@@ -149,7 +149,7 @@ def compare(test: SNIThroughput, direction: str, th: dict[str, float]) -> Direct
 
 
 def _timed(t: HelperTransfer, min_seconds: float) -> bool:
-    return len(t.samples) >= 3 and t.samples[-1][0] - t.samples[0][0] >= min_seconds
+    return len(t.samples) >= 2 and t.samples[-1][0] - t.samples[0][0] >= min_seconds
 
 
 def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float) -> float | None:
@@ -182,6 +182,15 @@ def rate_floor(test: SNIThroughput, role: str, direction: str, min_seconds: floa
               if t.role == role and t.direction == direction and t.transport == "tcp" and usable(t)
               and t.samples[-1][0] > 0 and not _timed(t, min_seconds)]
     return max(bounds, default=None)
+
+
+def fastest_floor(tk: dict, min_seconds: float) -> float | None:
+    """The highest lower bound of any download flow of a measurement's SNI test, either SNI."""
+    test = read_test(tk) if isinstance(tk, dict) else None
+    if test is None or test.failure:
+        return None
+    bounds = [rate_floor(test, role, "download", min_seconds) for role in ("target", "control")]
+    return max((b for b in bounds if b), default=None)
 
 
 def floor_of(f: Finding) -> float | None:

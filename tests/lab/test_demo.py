@@ -41,12 +41,17 @@ def test_demo_without_prerequisites_replays(tmp_path):
 @pytest.mark.lab
 def test_demo_live_in_the_lab(lab_ready, tmp_path):
     """The README's main job as a new user runs it (as root), shortened to the first 8 rounds
-    (06:00-09:30 scenario time): Twitter's throttling from 09:00 is found on the lab's ISPs."""
+    (06:00-09:30 scenario time): Twitter's throttling from 09:00 is found on the lab's ISPs,
+    from what the lab's agents submitted to the lab's observatory (lab/fleet.py)."""
     p = subprocess.run([sys.executable, "-m", "netvigil", "demo", "--no-serve", "--rounds", "8",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     text = " ".join(p.stderr.split())
     assert "lab run: 8 rounds" in text
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert f"from {len(run['vantages'])} agents (enrolled" in text and run["fleet"]["agents"] == len(run["vantages"])
+    assert run["fleet"]["acknowledged"] == run["fleet"]["measured"] > 0 and run["fleet"]["left_queued"] == 0
+    assert len((tmp_path / "run" / "measurements.jsonl").read_text().splitlines()) == run["fleet"]["acknowledged"]
     assert "twitter in RU: censorship from 2022-02-26 09:00:00" in text
     assert "throttled.targeted 09:00" in text
     assert "Live metrics show that Twitter" in text

@@ -1,5 +1,5 @@
 """The lab runs the fleet (issue #13): `netvigil lab run` puts `netvigil agent` in every vantage
-against `netvigil serve` on the lab's transit. The agents enrol with the operator's invite,
+against `netvigil serve` on the lab's transit. The agents enrol with the operator's trusted invite,
 check in (the helper comes from the check-in), locate themselves with the lab's own table,
 measure and submit; an outage makes them queue and they send it all later; measurements.jsonl
 is what the observatory acknowledged; nothing keeps running once the run is over. And in the
@@ -80,6 +80,7 @@ def test_agents_enrol_check_in_and_submit(outage_run):
     idents = [json.loads(p.read_text()) for p in fleet_dir.glob("agent-*/identity.json")]
     assert len(idents) == len(vantages) == run["fleet"]["agents"] == len({p["probe_id"] for p in registry})
     assert {i["probe_id"] for i in idents} == {p["probe_id"] for p in registry}
+    assert all(p["trusted"] for p in registry)  # the operator's own probes: the trusted invite
     for p in fleet_dir.glob("agent-*/identity.json"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
     # the check-in handed out the lab's helper (the agents were given none on their command line)

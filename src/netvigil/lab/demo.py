@@ -1,7 +1,8 @@
 """`netvigil demo`: the russia-2022 scenario end to end.
 
 With root and network namespaces: build the lab, run the scenario on a compressed clock
-with progress, analyse the measurements with the AnalysedStore and print the incidents it
+with progress (an agent in every ISP submitting to the lab's observatory, lab/fleet.py),
+analyse what that observatory acknowledged with the AnalysedStore and print the incidents it
 found, then serve the dashboard until Ctrl-C. Without them: say so in one line and replay
 the bundled measurements recorded from a real run of the same lab (src/netvigil/data/recorded/),
 so the command always shows something real.
@@ -146,8 +147,9 @@ def run_demo(out: Path, *, serve: bool = True, port: int = 8470, rounds: int | N
         s = load_scenario(SCENARIO)
         console.print(f"netvigil demo: {s.name}: {s.description}")
         summary = run_with_progress(s, run_dir, rounds=rounds, timeout=3.0, parallel=4)
-        console.print(f"lab run: {summary.rounds} rounds, {summary.measurements} measurements in "
-                      f"{summary.wall_seconds:.0f} s -> {run_dir}")
+        console.print(f"lab run: {summary.rounds} rounds, {summary.measurements} measurements from "
+                      f"{summary.agents} agents (enrolled, checked in, submitted to the lab's observatory) in "
+                      f"{summary.wall_seconds:.0f} s -> {run_dir}", markup=False)
     console.print(measurement_summary(run_dir))
     incidents = analyse(run_dir, data_dir, console)
     console.print("[bold]What the observatory found[/]")

@@ -302,7 +302,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
     clock = ScenarioClock(scenario, speed=speed, rounds=rounds)
     t_wall = time.monotonic()
     clock_rows, failures, n_meas = [], 0, 0
-    measured = 0
+    measured, holding = 0, {}
     with Lab(scenario, work, log=log) as lab:
         fleet = LabFleet(lab, timeout=timeout)
         fleet.start_observatory()
@@ -316,6 +316,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
             wall_start = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             runs = fleet.round(when, vantages, parallel=parallel)
             measured += sum(a.measured for a in runs)
+            holding.update({a.vantage: bool(a.queued or a.problem) for a in runs})
             for a in runs:
                 if a.problem:
                     failures += 1
@@ -324,17 +325,17 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
                                "in_force": {k: v for k, v in in_force.items() if v},
                                "agents": {a.vantage: {"measured": a.measured, "submitted": a.submitted,
                                                       "queued": a.queued} for a in runs}})
+            n_meas += _append(meas_path, fleet.collect_new())  # an interrupted run keeps its rounds
             if on_round:
                 on_round(r, clock.rounds, when, in_force)
-        drained = fleet.drain(vantages, parallel=parallel)
+        drained = fleet.drain([v for v in vantages if holding.get(v.name)], parallel=parallel)
         left = sum(a.queued for a in drained)
         for a in drained:
             if a.problem or a.queued:
                 log(f"drain: agent at {a.vantage} still holds {a.queued}: {a.problem}")
+        fleet.stop_agents()
         fleet.stop_observatory()
-        lines = fleet.collected()
-        n_meas = len(lines)
-        meas_path.write_bytes(b"".join(line + b"\n" for line in lines))
+        n_meas += _append(meas_path, fleet.collect_new())
         agents = fleet.enrolled()
         if n_meas < measured - left:
             log(f"the observatory holds {n_meas} measurements, the agents measured {measured} "
@@ -346,6 +347,12 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, rounds: int | None = None
                       labels=n_labels, probe_failures=failures, setup_seconds=round(setup, 2),
                       wall_seconds=round(time.monotonic() - t_wall, 1), agents=len(agents), measured=measured,
                       left_queued=left)
+
+
+def _append(path: Path, lines: list[bytes]) -> int:
+    with open(path, "ab") as sink:
+        sink.write(b"".join(line + b"\n" for line in lines))
+    return len(lines)
 
 
 def _write_run(out_dir: Path, scenario: Scenario, clock: ScenarioClock, lab: Lab, vantages, rows, speed,

@@ -28,7 +28,7 @@ from netvigil.analysis.endpoints import combine
 from netvigil.analysis.finding import Endpoint, Finding
 from netvigil.analysis.outages.decision import controls_failed, outage_technique
 from netvigil.analysis.rules import RuleSet
-from netvigil.analysis.throughput import fastest_floor, floor_of
+from netvigil.analysis.throughput import floor_of
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
 
@@ -266,7 +266,8 @@ class RoundContext:
                    and ctl_rate < th["throttle_abs_bps"])
         # a flow of the same round that moved faster than "slow" (a lower bound) says the network
         # was not: the control's slow flows had waited for a busy probe
-        floors = [x for x in (fastest_floor(it.m.test_keys, th["helper_rate_min_seconds"]) for it in items) if x] if general else []
+        # (from the findings, not the measurements: a live store keeps only what the round needs)
+        floors = [x for x in (floor_of(it.finding) for it in items) if x]
         if general and floors and max(floors) >= th["general_slow_ratio"] * baseline:
             general = False
         out: list[Item] = []

@@ -184,15 +184,6 @@ def rate_floor(test: SNIThroughput, role: str, direction: str, min_seconds: floa
     return max(bounds, default=None)
 
 
-def fastest_floor(tk: dict, min_seconds: float) -> float | None:
-    """The highest lower bound of any download flow of a measurement's SNI test, either SNI."""
-    test = read_test(tk) if isinstance(tk, dict) else None
-    if test is None or test.failure:
-        return None
-    bounds = [rate_floor(test, role, "download", min_seconds) for role in ("target", "control")]
-    return max((b for b in bounds if b), default=None)
-
-
 def floor_of(f: Finding) -> float | None:
     """The lower bound a finding carries (rule id helper.rate_at_least=BPS), if any."""
     for r in f.rule_ids:

@@ -80,7 +80,7 @@ def looks_slow(t) -> bool:  # noqa: ANN001 - a client.Transfer
 
 
 async def one_test(address, i: int):  # noqa: ANN001, ANN201
-    from netvigil.helper import client
+    from netvigil.probe import helper_client as client
 
     down = await client.download(address, f"site{i}.test", NBYTES, timeout=60.0)
     up = await client.upload(address, f"site{i}.test", NBYTES, timeout=60.0)
@@ -113,7 +113,7 @@ async def level(address, pid: int, c: int, rounds: int = 1, spread_s: float = 0.
 
 
 async def main() -> int:
-    from netvigil.helper.client import HelperAddress
+    from netvigil.probe.helper_client import HelperAddress
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from netvigil.cli import main
-from netvigil.helper import client
-from netvigil.helper.client import HelperAddress
+from netvigil.probe import helper_client as client
+from netvigil.probe.helper_client import HelperAddress
 
 NETVIGIL = [sys.executable, "-m", "netvigil"]
 

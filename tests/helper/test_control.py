@@ -16,7 +16,7 @@ import dns.rrset
 import msgspec
 import pytest
 
-from netvigil.helper import client
+from netvigil.probe import helper_client as client
 from netvigil.helper.control import _h3_endpoint
 from netvigil.helper.th import THRequest, THResponse
 from netvigil.helper.limits import Limits

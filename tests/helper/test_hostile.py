@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netvigil.helper import client
+from netvigil.probe import helper_client as client
 from netvigil.helper.limits import Limits
 from netvigil.helper.server import Helper
 

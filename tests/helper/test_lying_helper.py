@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.helper import client
+from netvigil.probe import helper_client as client
 from netvigil.helper.certs import self_signed
-from netvigil.helper.client import HelperAddress
-from netvigil.helper.protocol import BAD_RESPONSE, SHORT_TRANSFER
+from netvigil.probe.helper_client import HelperAddress
+from netvigil.model.helper_protocol import BAD_RESPONSE, SHORT_TRANSFER
 
 
 def _reply(status: str, body: bytes, length: int | None = None) -> bytes:

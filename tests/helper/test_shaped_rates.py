@@ -42,7 +42,7 @@ asyncio.run(main())
 CLIENT = r"""
 import asyncio, json, sys
 from netvigil.analysis.throughput import flow_rate
-from netvigil.helper import client
+from netvigil.probe import helper_client as client
 
 async def main():
     address = client.HelperAddress(sys.argv[1], int(sys.argv[2]))

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from netvigil.errors import UsageError
-from netvigil.helper import client
-from netvigil.helper.client import HelperAddress
+from netvigil.probe import helper_client as client
+from netvigil.probe.helper_client import HelperAddress
 
 SNIS = ["twitter.com", "example.org", "xn--80ak6aa92e.com", "a" * 60 + ".test"]
 
@@ -67,7 +67,7 @@ async def test_sizes_outside_the_cap_are_refused_before_any_traffic(helper):
 
 
 async def test_http3_routes_answer_like_tcp(helper):
-    from netvigil.helper.exchange import quic_exchange
+    from netvigil.probe.helper_exchange import quic_exchange
 
     async def ask(method: str, target: str, body: bytes = b""):  # noqa: ANN202
         return await quic_exchange(helper.host, helper.port, "x.test", method, target, body,
@@ -97,7 +97,7 @@ async def test_quic_requests_over_the_per_client_limit_get_429():
 def test_a_helper_name_that_does_not_resolve_is_a_dns_failure():
     import socket
 
-    from netvigil.helper.exchange import _classify
+    from netvigil.probe.helper_exchange import _classify
 
     assert _classify(socket.gaierror(socket.EAI_NONAME, "Name or service not known")) == "dns_nxdomain_error"
     assert _classify(socket.gaierror(socket.EAI_AGAIN, "Temporary failure")) == "dns_server_misbehaving"

@@ -12,9 +12,9 @@ from netvigil.errors import UsageError
 def helper_options(listen: str, max_per_client: int, max_transfer_bytes: int,
                    allow_private_targets: bool):  # noqa: ANN201
     """(HelperAddress, Limits) from the flags both `helper` and `serve --helper-listen` take."""
-    from netvigil.helper.client import HelperAddress
+    from netvigil.probe.helper_client import HelperAddress
     from netvigil.helper.limits import Limits
-    from netvigil.helper.protocol import MAX_TRANSFER_BYTES
+    from netvigil.model.helper_protocol import MAX_TRANSFER_BYTES
 
     address = HelperAddress.parse(listen)
     if max_per_client < 1:

@@ -17,7 +17,7 @@ from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, QuicEv
 
 from netvigil.helper import routes
 from netvigil.helper.limits import Admission
-from netvigil.helper.protocol import Sampler
+from netvigil.model.helper_protocol import Sampler
 from netvigil.helper.tcp import ControlHandler
 
 SEND_WINDOW = 256 * 1024

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netvigil.helper.protocol import MAX_TRANSFER_BYTES
+from netvigil.model.helper_protocol import MAX_TRANSFER_BYTES
 
 
 @dataclass(frozen=True)

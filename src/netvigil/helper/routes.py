@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from netvigil.helper.limits import Limits
-from netvigil.helper.protocol import (
+from netvigil.model.helper_protocol import (
     CONTROL_PATH,
     DOWNLOAD_PATH,
     ECHO_PATH,

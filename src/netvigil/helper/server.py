@@ -16,7 +16,7 @@ from pathlib import Path
 
 from netvigil.errors import UsageError
 from netvigil.helper.certs import CertificateFiles
-from netvigil.helper.client import HelperAddress
+from netvigil.probe.helper_client import HelperAddress
 from netvigil.helper.limits import Admission, Limits
 from netvigil.helper.tcp import TCPHelper, server_context
 

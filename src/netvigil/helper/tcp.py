@@ -17,7 +17,7 @@ import msgspec
 
 from netvigil.helper import routes
 from netvigil.helper.limits import Admission, Limits
-from netvigil.helper.protocol import Sampler, UploadReport
+from netvigil.model.helper_protocol import Sampler, UploadReport
 from netvigil.helper.wireclock import WireClock
 
 MAX_HEAD_BYTES = 16 * 1024

@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 
-from netvigil.helper.protocol import SAMPLE_INTERVAL_S
+from netvigil.model.helper_protocol import SAMPLE_INTERVAL_S
 
 # struct tcp_info (include/uapi/linux/tcp.h), stable since Linux 4.1
 _LAST_DATA_RECV = 52  # __u32, ms since the last data segment arrived (jiffies: 1-10 ms steps)

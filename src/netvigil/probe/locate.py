@@ -18,7 +18,7 @@ UNKNOWN_CC = "ZZ"
 async def locate_via_helpers(helpers: tuple[str, ...] | list[str], *, locator: Locator | None = None,
                              timeout: float = 5.0) -> Location | None:
     """Ask each helper in turn for our address; None when none could say."""
-    from netvigil.helper.client import HelperAddress, echo
+    from netvigil.probe.helper_client import HelperAddress, echo
 
     for text in helpers:
         address = await echo(HelperAddress.parse(text), timeout=timeout)

@@ -34,7 +34,7 @@ def _decimate(points: list[tuple[float, int]], n: int = MAX_POINTS) -> list[tupl
 async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: str, nbytes: int,  # noqa: ANN001
                timeout: float, transport: str = "tcp") -> HelperTransfer:
     """One transfer through the helper client; a client error becomes a failure string."""
-    from netvigil.helper import client
+    from netvigil.probe import helper_client as client
 
     t0 = trace.now()
     trace.emit("started", "sni_throughput", sni=sni, direction=direction, transport=transport)
@@ -92,7 +92,7 @@ async def sni_throughput(trace: Trace, settings: ProbeSettings, target_sni: str,
 
 async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_sni: str, *,
                quic: bool) -> SNIThroughput:
-    from netvigil.helper.client import HelperAddress
+    from netvigil.probe.helper_client import HelperAddress
 
     roles = [("control", control_sni)] if target_sni == control_sni else [("target", target_sni), ("control", control_sni)]
     tried: list[str] = []

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import h11
 
-from netvigil.helper.protocol import ALPN_H3, ALPN_HTTP1, BAD_RESPONSE, Sampler
+from netvigil.model.helper_protocol import ALPN_H3, ALPN_HTTP1, BAD_RESPONSE, Sampler
 from netvigil.probe import failures
 
 CHUNK = 64 * 1024
@@ -163,7 +163,7 @@ async def quic_exchange(host: str, port: int, sni: str | None, method: str, targ
     from aioquic.asyncio.client import connect
     from aioquic.quic.configuration import QuicConfiguration
 
-    from netvigil.helper.h3client import H3Client, close_failure
+    from netvigil.probe.helper_h3 import H3Client, close_failure
 
     ex = Exchange()
     config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN_H3],

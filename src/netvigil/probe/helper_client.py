@@ -18,8 +18,8 @@ from typing import Literal
 import msgspec
 
 from netvigil.errors import UsageError
-from netvigil.helper.exchange import Exchange, quic_exchange, tcp_exchange
-from netvigil.helper.protocol import (
+from netvigil.probe.helper_exchange import Exchange, quic_exchange, tcp_exchange
+from netvigil.model.helper_protocol import (
     BAD_RESPONSE,
     CONTROL_PATH,
     DOWNLOAD_PATH,

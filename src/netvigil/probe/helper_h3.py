@@ -14,8 +14,8 @@ from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
-from netvigil.helper.exchange import USER_AGENT, Exchange, _body_chunks, _on_body
-from netvigil.helper.protocol import BAD_RESPONSE, Sampler
+from netvigil.probe.helper_exchange import USER_AGENT, Exchange, _body_chunks, _on_body
+from netvigil.model.helper_protocol import BAD_RESPONSE, Sampler
 from netvigil.probe import failures
 from netvigil.probe.quic import RetrievesConnectedWaiter, _close_failure
 

@@ -60,7 +60,7 @@ def floor(path: Path) -> float:
 
 
 def ours(path: Path) -> tuple[float, int]:
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
     from netvigil.ingest.ooni import read_measurements
 
     t = time.perf_counter()
@@ -71,7 +71,7 @@ def ours(path: Path) -> tuple[float, int]:
 def fingerprint_scan(path: Path) -> tuple[float, float, int]:
     """Block-page fingerprints on every distinct HTTP body of the input: the one-pass matcher
     (RuleSet.match_http) against the plain scan it replaced (every fingerprint in turn)."""
-    from netvigil.analysis.observations import observe
+    from netvigil.analysis.verdicts.observations import observe
     from netvigil.analysis.rules import load_rules
     from netvigil.ingest.ooni import read_measurements
 
@@ -96,7 +96,7 @@ def fingerprint_scan(path: Path) -> tuple[float, float, int]:
 
 
 def peak_rss(path: Path) -> int:
-    code = ("import resource,sys;from netvigil.analysis.verdicts import verdicts;"
+    code = ("import resource,sys;from netvigil.analysis.verdicts.engine import verdicts;"
             "from netvigil.ingest.ooni import read_measurements;"
             "n=sum(1 for _ in verdicts(read_measurements([sys.argv[1]])));"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")

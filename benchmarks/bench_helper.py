@@ -61,7 +61,7 @@ def start_helper(port: int) -> subprocess.Popen:
 
 def rate_bps(t) -> float | None:  # noqa: ANN001 - a client.Transfer
     """The per-flow rate as the analysis computes it from the samples (None when failed)."""
-    from netvigil.analysis.throughput import flow_rate
+    from netvigil.analysis.verdicts.throughput import flow_rate
 
     return None if t.failure else flow_rate(t.samples)
 
@@ -69,7 +69,7 @@ def rate_bps(t) -> float | None:  # noqa: ANN001 - a client.Transfer
 def looks_slow(t) -> bool:  # noqa: ANN001 - a client.Transfer
     """A flow the analysis would time (3+ samples over helper_rate_min_seconds) at under 10x
     the throttle: the helper's load passing for a slow network. A flow that arrived at once
-    is only a lower bound there (analysis/throughput.py), whatever its wait for a CPU."""
+    is only a lower bound there (analysis/verdicts/throughput.py), whatever its wait for a CPU."""
     from netvigil.analysis.rules import load_rules
 
     min_s = load_rules().thresholds["helper_rate_min_seconds"]

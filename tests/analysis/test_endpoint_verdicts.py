@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.analysed_store import AnalysedStore
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from tests.analysis.factory import at, service
 
 FB = ["facebook.com", "www.facebook.com", "m.facebook.com"]

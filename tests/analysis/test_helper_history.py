@@ -1,4 +1,4 @@
-"""The network's rate history from the SNI-keyed helper test (analysis/throughput.py and the
+"""The network's rate history from the SNI-keyed helper test (analysis/verdicts/throughput.py and the
 round context): a fast network's 20 KB flows end too soon to time, so they give a lower bound,
 kept as history only; a generally slow network (every flow timed, slow) is then
 `throttled.general`; another vantage's reference counts within the time window, not only at
@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.throughput import FLOOR, helper_evidence, rate_floor, read_test
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.throughput import FLOOR, helper_evidence, rate_floor, read_test
+from netvigil.analysis.verdicts.engine import verdicts
 from tests.analysis.factory import round_of
 from tests.analysis.test_throughput import flow, ok, transfer
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import random
 
-from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from tests.analysis.factory import at, round_of, service
 
 RULES = load_rules()

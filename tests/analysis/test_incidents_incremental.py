@@ -11,8 +11,8 @@ import random
 import msgspec
 import pytest
 
-from netvigil.analysis.changes import common_prefix, common_run, rounds_of
-from netvigil.analysis.incidents import _times_by_network, silence_spans
+from netvigil.analysis.incidents.changes import common_prefix, common_run, rounds_of
+from netvigil.analysis.incidents.builder import _times_by_network, silence_spans
 from netvigil.model.records import Verdict
 
 KLASSES = ["ok", "ok", "ok", "tls", "dns", "outage", "unknown"]

@@ -20,10 +20,10 @@ import httpx
 import msgspec
 import pytest
 
-from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.analysed_store import AnalysedStore
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from netvigil.observatory.analyser import Analyser, store_dir
 from netvigil.collector.intake import Rejected, accept
 from netvigil.model.measurement import decode_measurement, encode_measurement
@@ -73,7 +73,7 @@ def _batch(measurements):
 
 
 def _analysis_only(i):
-    """The incident without what the quorum gate adds for publication (analysis/quorum.py: who
+    """The incident without what the quorum gate adds for publication (analysis/incidents/quorum.py: who
     backs it), which a batch analysis of a file cannot know."""
     ev = i.evidence and msgspec.structs.replace(i.evidence, independent_probes=None, source_networks=None,
                                                 trusted=False)

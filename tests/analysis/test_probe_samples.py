@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from netvigil.ingest.ooni import read_measurements
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "netvigil"

@@ -5,7 +5,7 @@ batch judges it (Findings are never edited in place)."""
 from __future__ import annotations
 
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import Judge, VerdictEngine, verdicts
+from netvigil.analysis.verdicts.engine import Judge, VerdictEngine, verdicts
 from tests.analysis.factory import at, round_of
 
 

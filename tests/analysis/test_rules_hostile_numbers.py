@@ -3,7 +3,7 @@ verdict with the reason, not an OverflowError that stops the whole import."""
 
 from __future__ import annotations
 
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from netvigil.model.measurement import decode_measurement
 
 

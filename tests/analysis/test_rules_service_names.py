@@ -3,7 +3,7 @@ is not text must give no service, not an exception that stops the whole import."
 
 from __future__ import annotations
 
-from netvigil.analysis.verdicts import ServiceNamer, verdicts
+from netvigil.analysis.verdicts.engine import ServiceNamer, verdicts
 from netvigil.model.measurement import measurement_from_dict
 
 

@@ -1,5 +1,5 @@
 """The live Observatory keeps the refresh window, the status grid, the incidents and the recent
-uids in memory (analysis/window.py). What it answers must be what the store says: checked
+uids in memory (analysis/incidents/window.py). What it answers must be what the store says: checked
 against a fresh Observatory on the same directory (everything re-read from the store) and
 against refreshes forced to re-read their verdicts, on the recorded lab run russia-2022 fed
 as the collector feeds it (half rounds), with late data, resubmissions and a restart."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.report.replay import load_run, rounds
@@ -80,7 +80,7 @@ def test_verdicts_written_by_another_hand_are_in_the_status(tmp_path):
     """A store whose tables were filled directly (bench_api_status, a rebuild elsewhere) is not
     an empty one: its status comes from the store."""
     from netvigil.analysis import queries
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
 
     vs = list(verdicts(round_of(at(0), "AS7")))
     with AnalysedStore(tmp_path / "obs") as obs:
@@ -159,7 +159,7 @@ def test_late_data_older_than_the_held_window_is_read_from_the_store(tmp_path):
 
 
 def test_span_cache_gives_the_same_incidents(lab_rounds):
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
 
     rules = load_rules()
     vs = sorted(verdicts([m for r in lab_rounds for m in r]), key=lambda v: (v.measurement_start_time, v.measurement_uid))

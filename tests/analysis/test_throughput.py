@@ -1,4 +1,4 @@
-"""The SNI-keyed throughput rule (analysis/throughput.py) on synthetic helper tests: the KS
+"""The SNI-keyed throughput rule (analysis/verdicts/throughput.py) on synthetic helper tests: the KS
 test itself, targeted throttling in each direction, a slow network, and helpers that are
 down, lie or reset both SNIs (a measurement failure, never a throttled verdict)."""
 
@@ -9,10 +9,10 @@ from math import comb
 
 import pytest
 
-from netvigil.analysis.finding import Finding
+from netvigil.analysis.verdicts.finding import Finding
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.throughput import helper_evidence, ks_pvalue, ks_statistic
-from netvigil.analysis.verdicts import judge
+from netvigil.analysis.verdicts.throughput import helper_evidence, ks_pvalue, ks_statistic
+from netvigil.analysis.verdicts.engine import judge
 from netvigil.model.measurement import Measurement
 
 RULES = load_rules()
@@ -183,7 +183,7 @@ def test_judge_uses_the_extension():
 def test_round_context_does_not_override_the_helper_test():
     """The service's flows equal its control flows (no SNI difference) but were measured at
     a slow moment, the control measurement's at a fast one: not targeted throttling."""
-    from netvigil.analysis.verdicts import verdict_stream
+    from netvigil.analysis.verdicts.engine import verdict_stream
 
     def m(service: str, rate: float) -> Measurement:
         tk = keys_for({"download": rate, "upload": rate}, {"download": rate, "upload": rate})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from netvigil.collector.intake import accept
 from netvigil.model.measurement import decode_measurement, encode_measurement
 from netvigil.model.uid import measurement_uid

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.analysis import changes, finding
+from netvigil.analysis.incidents import changes
+from netvigil.analysis.verdicts import finding
 from netvigil.analysis.rules import RULES_DIR, load_rules
-from netvigil.analysis.verdicts import verdicts
+from netvigil.analysis.verdicts.engine import verdicts
 from netvigil.model import records, times
 from netvigil.model.vocabulary import CENSORSHIP, CLASSES, FAILING, Technique, VerdictClass, klass_of
 from netvigil.report import dashboard_parts
 from netvigil.report.replay import load_run
 
-ANALYSIS = Path(finding.__file__).parent
+ANALYSIS = Path(finding.__file__).parent.parent  # src/netvigil/analysis
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -40,11 +41,11 @@ def test_every_verdict_speaks_the_vocabulary(run):
 
 def test_every_confidence_factor_is_in_the_rules_and_used():
     rules = load_rules()
-    code = "".join(p.read_text() for p in ANALYSIS.glob("*.py"))
+    code = "".join(p.read_text() for p in ANALYSIS.rglob("*.py"))
     for name in rules.factors:
         assert f'factors["{name}"]' in code or f'fac["{name}"]' in code, name
     # no bare number multiplies a confidence in the judges (they read rules.factors)
-    for mod in ("context.py", "endpoints.py", "web_connectivity.py", "verdicts.py"):
+    for mod in ("verdicts/context.py", "verdicts/endpoints.py", "verdicts/web_connectivity.py", "verdicts/engine.py"):
         text = (ANALYSIS / mod).read_text()
         assert not re.search(r'conf(idence)?\["\w+"\]\s*\*\s*[0-9]', text), mod
         assert not re.search(r"min\(0\.\d+,", text), mod

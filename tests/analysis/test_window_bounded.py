@@ -1,4 +1,4 @@
-"""The live analysis' memory is bounded (analysis/window.py, issue #13): past `max_held`
+"""The live analysis' memory is bounded (analysis/incidents/window.py, issue #13): past `max_held`
 verdicts or `max_uids` uids, the oldest are let go and the country's floor rises. What it
 publishes must be what an unbounded analysis publishes from the same feed: checked side by
 side on two stores, with a closed incident let go and a block that stays open far longer
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from netvigil.analysis import window
+from netvigil.analysis.incidents import window
 from netvigil.analysis.analysed_store import AnalysedStore
 from tests.analysis.factory import at, round_of
 

@@ -79,7 +79,7 @@ def test_analysis_process_exits_when_the_service_is_killed(tmp_path):
 
 @pytest.mark.parametrize("process", [True, False], ids=["process", "thread"])
 def test_both_modes_analyse_what_arrives(tmp_path, process):
-    # one anonymous client: its word is published only with a quorum of 1 (analysis/quorum.py)
+    # one anonymous client: its word is published only with a quorum of 1 (analysis/incidents/quorum.py)
     app = create_app(tmp_path, analysis_process=process, analysis_interval=0.1, quorum=1)
     with TestClient(app) as c:
         rid = c.post("/report", json={}).json()["report_id"]

@@ -52,7 +52,7 @@ def archived_uids(data_dir: Path) -> list[str]:
 
 def run(data_dir: Path, *, worker: bool, kill_after: int | None = None) -> tuple[list, list, list, bool]:
     # small batches: many rounds, prefetches; a log written here has no provenance (one voice):
-    # a quorum of 1 publishes its incidents (analysis/quorum.py)
+    # a quorum of 1 publishes its incidents (analysis/incidents/quorum.py)
     an = Analyser(data_dir, batch=37, judge_worker=worker, quorum=1)
     an.open()
     try:

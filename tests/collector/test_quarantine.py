@@ -18,7 +18,7 @@ import pytest
 import zstandard
 
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import Judge
+from netvigil.analysis.verdicts.engine import Judge
 from netvigil.collector import intake
 from netvigil.observatory.analyser import Analyser
 from netvigil.observatory.judge_worker import Request, judge_batch

@@ -1,11 +1,11 @@
-"""The quorum's counting (analysis/quorum.py), on its own: who backs a claim and what may be announced."""
+"""The quorum's counting (analysis/incidents/quorum.py), on its own: who backs a claim and what may be announced."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from netvigil.analysis.quorum import (LOST, OPERATOR, Quorum, Voice, VoiceBook, backing, independent, supporting,
+from netvigil.analysis.incidents.quorum import (LOST, OPERATOR, Quorum, Voice, VoiceBook, backing, independent, supporting,
                                       voice_row)
 from netvigil.collector.provenance import Provenance, ProvenanceLog
 from netvigil.errors import UsageError

@@ -41,7 +41,7 @@ asyncio.run(main())
 
 CLIENT = r"""
 import asyncio, json, sys
-from netvigil.analysis.throughput import flow_rate
+from netvigil.analysis.verdicts.throughput import flow_rate
 from netvigil.probe import helper_client as client
 
 async def main():

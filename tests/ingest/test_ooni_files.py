@@ -11,7 +11,7 @@ import zstandard
 
 from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.ooni import IngestReport, read_measurements
-from netvigil.analysis.observations_csv import read_observation_verdicts
+from netvigil.analysis.verdicts.observations_csv import read_observation_verdicts
 
 
 @pytest.fixture

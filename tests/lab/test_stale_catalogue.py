@@ -65,7 +65,7 @@ def test_reset_on_the_main_domain_and_at_the_helper(stale_run):
 def test_verdict_is_the_reset_not_masked(stale_run):
     """The round's verdict (the service judged with its controls): the reset, never `ok`
     because the retired names of the service and of the control failed too."""
-    from netvigil.analysis.verdicts import verdict_stream
+    from netvigil.analysis.verdicts.engine import verdict_stream
     from netvigil.model.measurement import decode_measurement
 
     ms, asn, _ = stale_run

@@ -150,9 +150,9 @@ def test_quic_blocked_tls_still_works(technique_run):
 
 
 def helper_test(run, scenario, service, when=DURING) -> dict:
-    """Per direction, the SNI-keyed throughput test's comparison (analysis/throughput.py)."""
+    """Per direction, the SNI-keyed throughput test's comparison (analysis/verdicts/throughput.py)."""
     from netvigil.analysis.rules import load_rules
-    from netvigil.analysis.throughput import compare, read_test
+    from netvigil.analysis.verdicts.throughput import compare, read_test
 
     m = pick(run.ms, when=when, asn=run.asn[scenario], service=service)
     test = read_test(m["test_keys"])
@@ -163,7 +163,7 @@ def helper_test(run, scenario, service, when=DURING) -> dict:
 
 def verdict(run, scenario, service, when=DURING):
     from netvigil.analysis.rules import load_rules
-    from netvigil.analysis.verdicts import judge
+    from netvigil.analysis.verdicts.engine import judge
     from netvigil.model.measurement import decode_measurement
 
     m = pick(run.ms, when=when, asn=run.asn[scenario], service=service)
@@ -223,7 +223,7 @@ def test_general_throttling_identified_in_the_round_context(technique_run):
     other vantages' fast flows, too short to time, are a lower bound for reference), and no
     ISP without slowness is."""
     from netvigil.analysis.rules import load_rules
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
     from netvigil.model.measurement import decode_measurement
 
     ms = [decode_measurement(json.dumps(m).encode()) for m in technique_run.ms]

@@ -14,10 +14,10 @@ import msgspec
 import pytest
 import trustme
 
-from netvigil.analysis.endpoints import endpoint_results
-from netvigil.analysis.observations import observe
+from netvigil.analysis.verdicts.endpoints import endpoint_results
+from netvigil.analysis.verdicts.observations import observe
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import judge
+from netvigil.analysis.verdicts.engine import judge
 from netvigil.lab import httpd
 from netvigil.lab.servicesd import AuthDNS, _h3_protocol
 from netvigil.probe.experiments import run_service

@@ -13,8 +13,8 @@ import pytest
 from servers import LoopbackWorld  # noqa: F401 - the world fixture's servers
 
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.throughput import peak_rate, read_test
-from netvigil.analysis.verdicts import judge
+from netvigil.analysis.verdicts.throughput import peak_rate, read_test
+from netvigil.analysis.verdicts.engine import judge
 from netvigil.helper.limits import Limits
 from netvigil.helper.server import Helper
 from netvigil.model.measurement import Measurement

@@ -1,5 +1,5 @@
 """Statements and the evidence block say how many independent probes back a claim, never
-calling measurements or vantage networks probes (analysis/quorum.py, issue #13)."""
+calling measurements or vantage networks probes (analysis/incidents/quorum.py, issue #13)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ import pytest
 
 from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.analysis.reads import StatusQuery, VerdictQuery
-from netvigil.analysis.verdicts import line_with_uid
+from netvigil.analysis.verdicts.engine import line_with_uid
 from netvigil.model.measurement import measurement_to_dict
 from netvigil.observatory.app import create_app
 from netvigil.report import api, dashboard, read_http

@@ -118,7 +118,7 @@ def test_server_engine_reads_writes_and_deletes(clickhouse_url):
 def _no_uids(incident: dict) -> dict:
     ev = dict(incident["evidence"])
     ev["measurement_uids"] = len(ev["measurement_uids"])
-    # who backs it (analysis/quorum.py): counted for what probes submit, not for the operator's own data
+    # who backs it (analysis/incidents/quorum.py): counted for what probes submit, not for the operator's own data
     for k in ("independent_probes", "source_networks", "trusted"):
         ev.pop(k, None)
     return {**incident, "evidence": ev}

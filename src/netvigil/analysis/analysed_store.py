@@ -24,12 +24,12 @@ from typing import Any
 import msgspec
 
 from netvigil.analysis import queries
-from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.reads import (AggregateQuery, IncidentQuery, MeasurementIndexQuery, StoreReads, VerdictCount,
                                      VerdictQuery)
 from netvigil.analysis.rules import load_rules
-from netvigil.analysis.verdicts import Judge, Judged, VerdictEngine, line_with_uid
-from netvigil.analysis.window import LiveState, carry
+from netvigil.analysis.verdicts.engine import Judge, Judged, VerdictEngine, line_with_uid
+from netvigil.analysis.incidents.window import LiveState, carry
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
@@ -78,7 +78,7 @@ class AnalysedStore:
         self.engine = VerdictEngine(self.rules)
         self._dirty: dict[str, str] = {}  # country -> earliest measurement time added since the last refresh
         self._span_cache: dict[str, dict] = {}  # country -> spans per series, reused while its verdicts are unchanged
-        # the live observatory's publication gate (analysis/quorum.py): None publishes every
+        # the live observatory's publication gate (analysis/incidents/quorum.py): None publishes every
         # incident (the operator's own data: analyse, rebuild, the demo); an incident it leaves
         # unconfirmed is kept in `unconfirmed_incidents`, apart from the published ones
         self.gate: Callable[[Incident, list[Verdict]], Incident] | None = None

@@ -17,7 +17,7 @@ Who may read where (why there is not always a second connection):
   whole analysis rounds), and ClickHouse parts are immutable, so a SELECT sees whole
   inserts only.
 - a ClickHouse server takes any number of connections: the web process reads with its own.
-- status is the exception: it is the writer's in-memory state (analysis/window.py), so a
+- status is the exception: it is the writer's in-memory state (analysis/incidents/window.py), so a
   StatusQuery is answered by whoever holds the AnalysedStore (`status` given to StoreReads).
 """
 
@@ -88,7 +88,7 @@ class IncidentQuery(msgspec.Struct, frozen=True):
     newest_first: bool = False
     limit: int | None = None
     offset: int = 0
-    unconfirmed: bool = False  # the incidents the quorum gate keeps unpublished instead (analysis/quorum.py)
+    unconfirmed: bool = False  # the incidents the quorum gate keeps unpublished instead (analysis/incidents/quorum.py)
 
 
 class IncidentCount(msgspec.Struct, frozen=True):

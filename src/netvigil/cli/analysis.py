@@ -82,7 +82,7 @@ def analyse(
     Example: netvigil analyse measurements.jsonl --format jsonl
     """
     _check_format(fmt)
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
     from netvigil.ingest.ooni import IngestReport, read_measurements
 
     if not files and store is None:
@@ -130,9 +130,9 @@ def incidents(
     _check_format(fmt)
     if not files and store is None:
         raise UsageError("give measurement FILES or --store DIR", hint="see 'netvigil incidents --help'")
-    from netvigil.analysis.incidents import build_incidents
+    from netvigil.analysis.incidents.builder import build_incidents
     from netvigil.analysis.rules import load_rules
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
     from netvigil.ingest.ooni import IngestReport, read_measurements
 
     if store is not None:

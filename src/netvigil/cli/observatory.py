@@ -138,7 +138,7 @@ def _fleet_settings(invite_file, services, cadence, helpers, network_rate, enrol
 
 
 def _trusted_invite(path: Path | None, invite: str | None) -> str | None:
-    """The trusted invite token (analysis/quorum.py); it must differ from the plain invite."""
+    """The trusted invite token (analysis/incidents/quorum.py); it must differ from the plain invite."""
     from netvigil.collector.probes import read_invite
 
     token = read_invite(path, env="NETVIGIL_TRUSTED_INVITE_TOKEN")

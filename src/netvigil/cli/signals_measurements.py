@@ -66,7 +66,7 @@ def load_lab_labels(path: Path, step: int) -> tuple[set, set]:
 def run_measurements(file: Path, fmt: str, step: int | None, labels: Path | None, rules) -> None:
     from netvigil.analysis.outages.calls import measured_buckets, network_calls
     from netvigil.analysis.rules import load_rules
-    from netvigil.analysis.verdicts import verdicts
+    from netvigil.analysis.verdicts.engine import verdicts
     from netvigil.ingest.ooni import IngestReport, read_measurements
 
     if step is not None and step <= 0:

@@ -89,7 +89,7 @@ class Settings:
     report_idle_hours: float = 12.0  # a report without submissions for this long expires
     max_batch_uploads: int = 2  # batch uploads in progress per untrusted client address
     # independent probes (distinct ids on distinct /24s or /64s) that must agree before an
-    # incident, a status cell or an alert is published (analysis/quorum.py); `netvigil serve --quorum`
+    # incident, a status cell or an alert is published (analysis/incidents/quorum.py); `netvigil serve --quorum`
     quorum: int = 2
     extra: dict = field(default_factory=dict)
 

@@ -37,7 +37,7 @@ class FleetSettings:
     """`netvigil serve` options for the fleet (passed as create_app(extra={"fleet": ...}))."""
 
     invite_token: str | None = None  # None: open enrolment
-    trusted_invite_token: str | None = None  # probes enrolled with it are trusted (analysis/quorum.py)
+    trusted_invite_token: str | None = None  # probes enrolled with it are trusted (analysis/incidents/quorum.py)
     services: tuple[str, ...] = ()  # what agents measure; () = every service of the catalogue
     cadence_seconds: float = 3600.0  # between an agent's rounds
     jitter: float = 0.25  # each agent's wait is cadence x (1 +- jitter), drawn by the agent

@@ -6,7 +6,7 @@ A probe enrols once (POST /api/v1/probes/enrol) and gets an id and a secret; it 
 DATA_DIR/collector/probes.jsonl, mode 0600, append-only.
 
 Enrolment is open, or needs an operator's invite token (`netvigil serve --invite-file`).
-A probe is trusted (its word alone is enough to publish, analysis/quorum.py) when it enrolled
+A probe is trusted (its word alone is enough to publish, analysis/incidents/quorum.py) when it enrolled
 with the operator's second, trusted invite token (`--trusted-invite-file`: the operator's own
 probes, e.g. the lab's agents), or when an operator marks it so (admin endpoint).
 

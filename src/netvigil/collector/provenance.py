@@ -7,7 +7,7 @@ the address (docs/security.md). The write is not fsynced (a second fsync per req
 halve what the collector's group commit buys): a process crash loses nothing written, a
 machine crash may lose the last lines. A measurement with no line here (that, or data from
 before this file existed) counts as one anonymous voice: losing a line never adds a voice.
-The analysis counts these voices before it publishes anything (analysis/quorum.py).
+The analysis counts these voices before it publishes anything (analysis/incidents/quorum.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Provenance(msgspec.Struct):
     claim: str = "unknown"  # probes.ClaimCheck: match | mismatch | unknown
     located: str = ""  # what the IP-to-ASN table said (e.g. "AS3320/DE"), or why it said nothing
     # sent with the operator's probe token (--probe-token-file): a trusted voice on its own
-    # (an enrolled probe's trust is the registry's, read when it is counted: analysis/quorum.py)
+    # (an enrolled probe's trust is the registry's, read when it is counted: analysis/incidents/quorum.py)
     trusted: bool = False
 
 

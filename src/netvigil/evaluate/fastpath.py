@@ -17,11 +17,11 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netvigil.analysis.changes import CENSORSHIP
+from netvigil.analysis.incidents.changes import CENSORSHIP
 from netvigil.evaluate.ooni_records import OONIRecord, read_ooni_records
 from netvigil.evaluate.scoring import Binary, Confusion
 from netvigil.analysis.rules import RULES_DIR, RuleSet, load_rules
-from netvigil.analysis.verdicts import measurement_uid, verdict_stream
+from netvigil.analysis.verdicts.engine import measurement_uid, verdict_stream
 from netvigil.ingest.ooni import IngestReport
 
 # what a matched fingerprint means to netvigil, by its scope in the rule data

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from netvigil.evaluate.ooni_records import read_raw_measurements
 from netvigil.analysis.rules import RuleSet, load_rules
-from netvigil.analysis.verdicts import verdict_stream
+from netvigil.analysis.verdicts.engine import verdict_stream
 from netvigil.errors import ConfigError
 from netvigil.ingest.ooni import IngestReport
 

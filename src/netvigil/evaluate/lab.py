@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from netvigil.evaluate.scoring import Binary, Confusion
-from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.rules import RuleSet, load_rules
-from netvigil.analysis.verdicts import verdict_stream
+from netvigil.analysis.verdicts.engine import verdict_stream
 from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.ooni import IngestReport, read_measurements
 

@@ -16,7 +16,7 @@ import msgspec
 
 from netvigil.evaluate.scoring import Confusion
 from netvigil.analysis.rules import RuleSet, load_rules
-from netvigil.analysis.verdicts import judge
+from netvigil.analysis.verdicts.engine import judge
 from netvigil.errors import ConfigError, UsageError
 from netvigil.model.measurement import decode_measurement
 

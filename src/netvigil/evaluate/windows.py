@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from netvigil.analysis.changes import CENSORSHIP
+from netvigil.analysis.incidents.changes import CENSORSHIP
 from netvigil.evaluate.scoring import Binary
-from netvigil.analysis.incidents import build_incidents
+from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.errors import IngestError, UsageError
-from netvigil.analysis.observations_csv import asn_label, read_observation_verdicts
+from netvigil.analysis.verdicts.observations_csv import asn_label, read_observation_verdicts
 from netvigil.ingest.ooni import IngestReport
 
 

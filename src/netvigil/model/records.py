@@ -51,7 +51,7 @@ class Evidence(msgspec.Struct):
     probe_count: int
     rules_version: str
     measurement_count: int = 0
-    # who backs the claim (analysis/quorum.py): distinct enrolled probes on distinct source
+    # who backs the claim (analysis/incidents/quorum.py): distinct enrolled probes on distinct source
     # networks, and distinct source networks; None for the operator's own data (not counted)
     independent_probes: int | None = None
     source_networks: int | None = None
@@ -86,7 +86,7 @@ class StatusRow(msgspec.Struct):
     measurements: int = 0
     network_name: str | None = None
     incident_id: str | None = None
-    # analysis/quorum.py: backed by the quorum (or trusted) or not; `measurements` counts
+    # analysis/incidents/quorum.py: backed by the quorum (or trusted) or not; `measurements` counts
     # measurements, these count independent probes and source networks (None: operator's data)
     confirmed: bool = True
     independent_probes: int | None = None

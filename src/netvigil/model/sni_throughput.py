@@ -1,6 +1,6 @@
 """`test_keys.x_sni_throughput`: the SNI-keyed throughput test against our test helper.
 
-The probe writes it (probe/sni_test.py) and the analysis reads it (analysis/throughput.py);
+The probe writes it (probe/sni_test.py) and the analysis reads it (analysis/verdicts/throughput.py);
 one typed shape for both, documented in docs/measurement-format.md. The same flows go to
 the same helper with the service's SNI ("target") and with a control SNI ("control") at the
 same time, so a censor that keys on the SNI (Russia 2021: Censored Planet, "Throttling

@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from netvigil.analysis.quorum import DEFAULT_QUORUM, Quorum, VoiceBook, voice_row
-from netvigil.analysis.verdicts import Judged, line_with_uid
+from netvigil.analysis.incidents.quorum import DEFAULT_QUORUM, Quorum, VoiceBook, voice_row
+from netvigil.analysis.verdicts.engine import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.observatory.judge_worker import Batch, JudgeWorker, WorkerGone, read_log_measurements
 from netvigil.collector.quarantine import Quarantine, Quarantined, reason_of
@@ -46,7 +46,7 @@ def store_dir(data_dir: Path) -> Path:
 
 class RoundResult(msgspec.Struct):
     analysed: int
-    changes: list[IncidentChange]  # only what may be announced (the quorum gate, analysis/quorum.py)
+    changes: list[IncidentChange]  # only what may be announced (the quorum gate, analysis/incidents/quorum.py)
     # country -> its published status rows after the round; `full` when it is the whole status
     status: dict[str, list[StatusRow]]
     full: bool = False
@@ -87,7 +87,7 @@ class Analyser:
         self.quarantine = Quarantine(self.data_dir)
         self.quarantined = 0  # this run
         self._archived_through: tuple[int, int] | None = None  # a failed round archived the log up to here
-        self.book: VoiceBook | None = None  # who sent what (analysis/quorum.py)
+        self.book: VoiceBook | None = None  # who sent what (analysis/incidents/quorum.py)
         self.gate: Quorum | None = None
 
     def open(self) -> None:

@@ -26,7 +26,7 @@ from typing import BinaryIO, Iterator
 
 import msgspec
 
-from netvigil.analysis.verdicts import Judged, line_with_uid
+from netvigil.analysis.verdicts.engine import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.collector.quarantine import Quarantined, reason_of
 from netvigil.collector.validation import check_indexed
@@ -139,7 +139,7 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
 
 def main(argv: list[str]) -> int:
     from netvigil.analysis.rules import load_rules
-    from netvigil.analysis.verdicts import Judge
+    from netvigil.analysis.verdicts.engine import Judge
     from netvigil.observatory.pump_process import GC_THRESHOLD
 
     logging.basicConfig(level=logging.WARNING, format="netvigil judge worker: %(message)s")

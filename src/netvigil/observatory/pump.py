@@ -62,7 +62,7 @@ class PumpBase:
         self.status_view = view  # one assignment: readers see the old or the new view
         apart = {} if res.full else dict(self.unconfirmed_view)
         apart.update(res.unconfirmed)
-        self.unconfirmed_view = apart  # cells the quorum does not back (analysis/quorum.py)
+        self.unconfirmed_view = apart  # cells the quorum does not back (analysis/incidents/quorum.py)
         self.analysed += res.analysed
         self.quarantined += res.quarantined
         self.rounds += 1

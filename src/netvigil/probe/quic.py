@@ -70,7 +70,7 @@ async def quic_handshake(trace: Trace, ip: str, port: int, *, server_name: str, 
     A handshake that timed out is tried again (`retries` times, same transaction id, each
     attempt recorded): on a busy probe or server an aioquic handshake can outlast the
     timeout, and a censor that drops QUIC drops the second attempt too, so one timeout
-    followed by a success is transient (analysis/endpoints.py), two are a block."""
+    followed by a success is transient (analysis/verdicts/endpoints.py), two are a block."""
     failure = await _attempt(trace, ip, port, server_name=server_name, tid=tid, timeout=timeout,
                              ca_file=ca_file, verify=verify)
     for _ in range(max(0, retries)):

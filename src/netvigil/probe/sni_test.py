@@ -7,7 +7,7 @@ object of known size on request, so the flow goes to a server we run (netvigil h
 accepts any SNI. Both roles of a round run concurrently, as Wehe's simultaneous replays do, so
 a network that gets slower during the test slows both alike. The probe only records what
 arrived and when (test_keys.x_sni_throughput); the statistics are the analysis's
-(analysis/throughput.py), so they can be recomputed when the rules change.
+(analysis/verdicts/throughput.py), so they can be recomputed when the rules change.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ class Alerter:
         subs = self.subs.all()
         for change in changes:
             if not change.incident.confirmed:
-                continue  # never on one voice: the analysis announces only what the quorum backs (analysis/quorum.py)
+                continue  # never on one voice: the analysis announces only what the quorum backs (analysis/incidents/quorum.py)
             for sub in subs:
                 if sub.wants(change):
                     try:

@@ -145,7 +145,7 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
 
 
 def include_unconfirmed(include: str | None) -> bool:
-    """`include=unconfirmed`: also what the quorum does not back (analysis/quorum.py)."""
+    """`include=unconfirmed`: also what the quorum does not back (analysis/incidents/quorum.py)."""
     if include in (None, ""):
         return False
     if include != "unconfirmed":

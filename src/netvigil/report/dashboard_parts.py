@@ -80,7 +80,7 @@ def status_grid(rows: list[StatusRow], cc: str, quic: set[tuple[str, str]] | Non
 
 
 def unconfirmed_block(incidents: list[Incident], cells: int) -> str:
-    """Signals the quorum does not back (analysis/quorum.py), shown apart from the status and
+    """Signals the quorum does not back (analysis/incidents/quorum.py), shown apart from the status and
     the incidents: what they claim, and how many independent probes say so."""
     if not incidents and not cells:
         return ""

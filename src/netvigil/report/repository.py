@@ -48,7 +48,7 @@ class ReadRepository:
 
     def unconfirmed_status(self, country: str | None = None, asn: str | None = None,
                            service: str | None = None) -> list[StatusRow]:
-        """Status cells the quorum does not back (analysis/quorum.py): shown apart, never as the status."""
+        """Status cells the quorum does not back (analysis/incidents/quorum.py): shown apart, never as the status."""
         if self._unconfirmed is None:
             return []
         return self._unconfirmed(StatusQuery(country, asn, service)) or []
@@ -76,7 +76,7 @@ class ReadRepository:
                         ongoing: bool | None = None, since: str | None = None, until: str | None = None,
                         newest_first: bool = False, limit: int | None = None, offset: int = 0,
                         unconfirmed: bool = False) -> list[Incident]:
-        """`unconfirmed`: the incidents the quorum keeps unpublished instead (analysis/quorum.py)."""
+        """`unconfirmed`: the incidents the quorum keeps unpublished instead (analysis/incidents/quorum.py)."""
         return await self._ask(IncidentQuery(country, service, ongoing, since, until, newest_first, limit, offset,
                                              unconfirmed))
 

@@ -206,7 +206,7 @@ def _evidence(incident: Incident) -> str:
         return ""
     nets = len({n.asn for n in incident.networks})
     # probe_count counts (network, name) vantages, not verified probe identities: only the
-    # quorum's count (analysis/quorum.py: distinct enrolled ids on distinct source networks)
+    # quorum's count (analysis/incidents/quorum.py: distinct enrolled ids on distinct source networks)
     # is called independent probes; the operator's own data (None) has no such count
     if ev.independent_probes:
         backed = (f"{plural(ev.independent_probes, 'independent probe')} on "

@@ -2,7 +2,7 @@
 from the raw archive and can be dropped and rebuilt (`netvigil rebuild`).
 
 `voices` is not: it says who sent each measurement that came through the collector (probe id,
-/24 or /64, trust, claim check; from DATA_DIR/collector/provenance.jsonl, analysis/quorum.py),
+/24 or /64, trust, claim check; from DATA_DIR/collector/provenance.jsonl, analysis/incidents/quorum.py),
 which the raw archive does not hold, so a rebuild keeps it. A verdict's voice is its uid's row;
 a measurement with no row never came through the collector (the operator's own import)."""
 
@@ -28,7 +28,7 @@ TABLES = {
         id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
         start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64
     """,
-    # incidents the quorum gate keeps unpublished (analysis/quorum.py); same columns
+    # incidents the quorum gate keeps unpublished (analysis/incidents/quorum.py); same columns
     "unconfirmed_incidents": """
         id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
         start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64

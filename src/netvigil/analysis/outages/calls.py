@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from netvigil.analysis.changes import Span
+from netvigil.analysis.incidents.changes import Span
 from netvigil.analysis.outages.decision import network_call
 from netvigil.model import times
 from netvigil.model.records import Verdict
@@ -73,7 +73,7 @@ def network_calls(verdicts: Iterable[Verdict], params: dict[str, float], step: i
     """One NetworkCall per network with direct-path verdicts. `params`: rules.toml
     [incidents]; `end` (epoch s): silence is judged up to it (a network quiet at the end);
     `outage_rules`: the silence detector's (default: rules/outage.toml)."""
-    from netvigil.analysis.incidents import network_spans
+    from netvigil.analysis.incidents.builder import network_spans
 
     verdicts = list(verdicts)
     spans, _ = network_spans(verdicts, params, end=end, outage_rules=outage_rules)

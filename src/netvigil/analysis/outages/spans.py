@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from netvigil.analysis.changes import Span, common_run
+from netvigil.analysis.incidents.changes import Span, common_run
 from netvigil.analysis.outages.decision import silences
 from netvigil.model import times
 from netvigil.model.records import Verdict

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from netvigil.analysis.finding import Endpoint, Finding, klass_of
-from netvigil.analysis.observations import Observation, group_by_step, host_of
+from netvigil.analysis.verdicts.finding import Endpoint, Finding, klass_of
+from netvigil.analysis.verdicts.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
 
 STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")

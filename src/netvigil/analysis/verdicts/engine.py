@@ -20,13 +20,13 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from netvigil.analysis.context import Item, RoundContext
-from netvigil.analysis.endpoints import endpoint_results, input_domain, service_finding
-from netvigil.analysis.finding import Finding
-from netvigil.analysis.observations import observe
+from netvigil.analysis.verdicts.context import Item, RoundContext
+from netvigil.analysis.verdicts.endpoints import endpoint_results, input_domain, service_finding
+from netvigil.analysis.verdicts.finding import Finding
+from netvigil.analysis.verdicts.observations import observe
 from netvigil.analysis.rules import RuleSet, load_rules
-from netvigil.analysis.throughput import helper_evidence
-from netvigil.analysis.web_connectivity import analyse_web
+from netvigil.analysis.verdicts.throughput import helper_evidence
+from netvigil.analysis.verdicts.web_connectivity import analyse_web
 from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.model.records import Verdict
 from netvigil.model.uid import measurement_uid

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from netvigil.analysis.finding import Finding, klass_of
-from netvigil.analysis.observations import Observation, group_by_step, host_of
+from netvigil.analysis.verdicts.finding import Finding, klass_of
+from netvigil.analysis.verdicts.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
 
 LOCAL_ENGINES = {"udp", "getaddrinfo", "system", "tcp", "dot", None}

@@ -24,16 +24,16 @@ from collections import deque
 from dataclasses import replace
 from typing import NamedTuple
 
-from netvigil.analysis.endpoints import combine
-from netvigil.analysis.finding import Endpoint, Finding
+from netvigil.analysis.verdicts.endpoints import combine
+from netvigil.analysis.verdicts.finding import Endpoint, Finding
 from netvigil.analysis.outages.decision import controls_failed, outage_technique
 from netvigil.analysis.rules import RuleSet
-from netvigil.analysis.throughput import floor_of
+from netvigil.analysis.verdicts.throughput import floor_of
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
 
 # the SNI-keyed helper test compared this service's flows with control flows of the same
-# measurement and found no difference (analysis/throughput.py): a comparison with another
+# measurement and found no difference (analysis/verdicts/throughput.py): a comparison with another
 # measurement's rate, taken at another time, does not override it
 HELPER_SAID_NO = "helper.rate_measured"
 

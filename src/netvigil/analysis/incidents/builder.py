@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from netvigil.analysis.changes import Span, common_prefix, detect_spans
+from netvigil.analysis.incidents.changes import Span, common_prefix, detect_spans
 from netvigil.analysis.outages.spans import _times_by_network, per_network, silence_spans  # noqa: F401 (re-exported)
 from netvigil.analysis.outages.spans import merge_in_time as _merge
 from netvigil.model import times

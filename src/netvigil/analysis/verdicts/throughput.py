@@ -23,7 +23,7 @@ from math import comb
 
 import msgspec
 
-from netvigil.analysis.finding import Finding, klass_of
+from netvigil.analysis.verdicts.finding import Finding, klass_of
 from netvigil.analysis.rules import RuleSet
 from netvigil.model.sni_throughput import DIRECTIONS, HelperTransfer, SNIThroughput
 

@@ -58,10 +58,11 @@ def run_cmd(
 ) -> None:
     """Build the lab, run a scenario's rounds with an agent in every ISP, tear down.
 
-    An observatory (netvigil serve) runs on the lab's uncensored transit; in every ISP, VPN
-    subscriber and the control network, netvigil agent enrols with it (invite token), checks in,
-    locates itself, measures and submits, once per round. measurements.jsonl is what the
-    observatory acknowledged. Nothing keeps running after the run ends or fails.
+    An observatory (netvigil serve) runs on the lab's uncensored transit; in
+    every ISP, VPN subscriber and the control network, netvigil agent enrols
+    with it (invite token), checks in, locates itself, measures and submits,
+    once per round. measurements.jsonl is what the observatory acknowledged.
+    Nothing keeps running after the run ends or fails.
 
     Example: netvigil lab run russia-2022 --out runs/ru --rounds 4
     """

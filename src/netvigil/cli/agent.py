@@ -40,8 +40,9 @@ def agent(
 ) -> None:
     """Run a probe of the fleet: enrol once, then check in, measure and submit on a schedule.
 
-    Nothing measured is lost: measurements are on disk before the next is taken and are sent
-    when the observatory is reachable. Runs as a systemd service (deploy/systemd/netvigil-agent.service).
+    Nothing measured is lost: measurements are on disk before the next is
+    taken and are sent when the observatory is reachable. Runs as a systemd
+    service (deploy/systemd/netvigil-agent.service).
 
     Example: netvigil agent --server https://obs.example.org --data-dir /var/lib/netvigil-agent
 

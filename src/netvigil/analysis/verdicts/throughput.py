@@ -221,7 +221,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         tech = rules.technique_for("tls", hs) or "tls.failure"
         f = Finding(klass_of(tech), tech, conf["failure_with_control_ok"], rule_ids=[f"helper.sni_handshake:{hs}"],
                     domain=test.target_sni, failed_share=found.failed_share)
-        return f if found.klass in ("ok", "unknown", "throttled", "quic") else _secondary(found, tech)
+        return _replaces(found, f) if found.klass in ("ok", "unknown", "throttled", "quic") else _secondary(found, tech)
     if not ctl_ok:
         failed = next((t.failure for t in control if t.failure), None) or "short_or_garbled_transfer"
         return replace(found, rule_ids=found.rule_ids + [f"helper.failed:control_{failed}"])
@@ -236,7 +236,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         f = Finding("throttled", "throttled.targeted", c, rule_ids=ids, domain=test.target_sni, rate_bps=rate,
                     baseline_ratio=slow[0].ratio, sample_rates=[rate] if rate else [])
         if found.klass in ("ok", "unknown", "throttled", "quic"):
-            return f
+            return _replaces(found, f)
         return _secondary(found, "throttled.targeted")
     role = "target" if target else "control"
     rate = peak_rate(test, role, "download", th["helper_rate_min_seconds"])
@@ -250,6 +250,15 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         # too fast to time: the round context keeps the bound as the network's history only
         return replace(found, rule_ids=found.rule_ids + [f"{FLOOR}{floor:.0f}"])
     return found
+
+
+def _replaces(found: Finding, f: Finding) -> Finding:
+    """The helper's finding in place of the endpoints' one; their QUIC block is kept as a
+    secondary technique (a throttled service can have its UDP/443 dropped too: russia-2022
+    from 11:00, where the incident would otherwise date QUIC blocking from the reset)."""
+    if found.klass == "quic" and found.technique:
+        return _secondary(f, found.technique)
+    return f
 
 
 def _secondary(found: Finding, tech: str) -> Finding:

@@ -25,7 +25,7 @@ import msgspec
 import pytest
 
 from netvigil.analysis.analysed_store import AnalysedStore
-from netvigil.analysis.reads import StatusQuery, VerdictQuery
+from netvigil.analysis.reads import AggregateQuery, IncidentQuery, MeasurementIndexQuery, StatusQuery, VerdictQuery
 from netvigil.analysis.verdicts.engine import line_with_uid
 from netvigil.model.measurement import measurement_to_dict
 from netvigil.observatory.app import create_app
@@ -160,6 +160,15 @@ def test_process_mode_reads_are_typed_messages(store_dir):
             # (bounded wait: a dead pipe reader would leave this read unanswered)
             again = await asyncio.wait_for(nv.pump.read(VerdictQuery(country="RU", path="direct", limit=5)), 120)
             assert msgspec.to_builtins(again) == msgspec.to_builtins(got)
+            # the requests that inherit the filters (analysis/reads.py) cross the pipe with them
+            every = await nv.pump.read(VerdictQuery(country="RU", service="twitter", path="direct", limit=None))
+            assert await nv.pump.read(VerdictQuery(country="RU", service="twitter", path="direct").count()) == len(every)
+            buckets = await nv.pump.read(AggregateQuery(country="RU", service="twitter", bucket="1h"))
+            assert every and sum(b.total for b in buckets) == len(every)  # AggregateQuery's path: direct
+            page = await nv.pump.read(MeasurementIndexQuery(country="RU", service="twitter", path="direct", limit=3))
+            assert page.total == len(every) and len(page.rows) == 3
+            incidents = await nv.pump.read(IncidentQuery(country="RU"))
+            assert incidents and await nv.pump.read(IncidentQuery(country="RU").count()) == len(incidents)
             return got, status
 
         got, status = c.portal.call(ask)

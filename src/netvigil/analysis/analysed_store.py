@@ -307,13 +307,15 @@ class AnalysedStore:
     def verdicts(self, *, country=None, asn=None, service=None, since=None, until=None, limit: int | None = 100,
                  offset: int = 0, order: str = "DESC", path: str | None = None) -> list[Verdict]:
         """`path`: "direct", "vpn", ... or None for every path (the read API defaults to direct)."""
-        return self.reads.verdicts(VerdictQuery(country, asn, service, since, until, path, limit, offset, order))
+        return self.reads.verdicts(VerdictQuery(country=country, asn=asn, service=service, since=since, until=until,
+                                                path=path, limit=limit, offset=offset, order=order))
 
     def aggregates(self, *, country=None, asn=None, service=None, since=None, until=None, bucket: str = "1h",
                    path: str = "direct") -> list[AggregateRow]:
         """Counts per bucket of one measurement path (direct: what a user on the network sees;
         vpn or proxy: the circumvention path; any: every path mixed)."""
-        return self.reads.aggregates(AggregateQuery(country, asn, service, since, until, bucket, path))
+        return self.reads.aggregates(AggregateQuery(country=country, asn=asn, service=service, since=since,
+                                                    until=until, bucket=bucket, path=path))
 
     def status(self, country=None, asn=None, service=None) -> list[StatusRow]:
         """The latest direct verdict per (country, network, service), from memory (window.py)."""
@@ -334,14 +336,16 @@ class AnalysedStore:
     def verdict_count(self, *, country=None, asn=None, service=None, since=None, until=None,
                       path: str | None = None) -> int:
         """How many verdicts match the filters of `verdicts` (the total of a paged list)."""
-        return self.reads.verdict_count(VerdictCount(country, asn, service, since, until, path))
+        return self.reads.verdict_count(VerdictCount(country=country, asn=asn, service=service, since=since,
+                                                       until=until, path=path))
 
     def measurement_index(self, *, country=None, asn=None, service=None, since=None, until=None,
                           test_name=None, path=None, limit: int = 100, offset: int = 0) -> tuple[int, list[dict]]:
         """(total, one page newest first) of the stored measurements' metadata: the listing
         of a store written directly (demo, rebuild) that the collector's index has not seen."""
-        page = self.reads.measurement_index(MeasurementIndexQuery(country, asn, service, since, until, test_name,
-                                                                  path, limit, offset))
+        page = self.reads.measurement_index(MeasurementIndexQuery(
+            country=country, asn=asn, service=service, since=since, until=until, test_name=test_name, path=path,
+            limit=limit, offset=offset))
         return page.total, [msgspec.to_builtins(r) for r in page.rows]
 
     def measurement(self, uid: str) -> dict[str, Any] | None:

@@ -3,8 +3,11 @@
 Every read the API, the dashboard and the CLI make is one of the request Structs below; a
 request names its result type, so a read is `StoreReads.answer(request)` (one `match`,
 no method looked up by name) whether it runs in this process or arrives over the pipe of
-the analysis process (the pump's `read`, observatory/pump*.py). The SQL is the same text
-on chdb and on a ClickHouse server (analysis/queries.py for the shared fragments).
+the analysis process (the pump's `read`, observatory/pump*.py).
+The filters are written once (Scope, Filters, IncidentFilters) and the requests inherit
+them, keyword-only; a count request is its query's filters alone (`VerdictQuery.count()`).
+The SQL is the same text on chdb and on a ClickHouse server (analysis/queries.py for the
+shared fragments).
 Writes may delete incidents that a refresh replaced just before inserting the new ones, so
 a read between the two statements can miss them for that instant, as on any ClickHouse.
 
@@ -36,86 +39,92 @@ from netvigil.store.engine import Engine, sql_str, time_bucket
 from netvigil.store.raw import RawArchive
 
 
-class StatusQuery(msgspec.Struct, frozen=True):
+def _fields(base: type[msgspec.Struct], req: msgspec.Struct) -> dict[str, Any]:
+    """The values of `base`'s fields in `req`, an instance of a subclass of `base`."""
+    return {f: getattr(req, f) for f in base.__struct_fields__}
+
+
+class Scope(msgspec.Struct, frozen=True, kw_only=True):
+    """Which cells: a country, a network, a service (None: all). Keyword-only, as every
+    request below, so a field added to a base never shifts a caller's arguments."""
+    country: str | None = None
+    asn: str | None = None
+    service: str | None = None
+
+
+class StatusQuery(Scope, frozen=True, kw_only=True):
     """-> list[StatusRow]: the latest direct verdict per (country, network, service)."""
-    country: str | None = None
-    asn: str | None = None
-    service: str | None = None
 
 
-class VerdictQuery(msgspec.Struct, frozen=True):
-    """-> list[Verdict], newest first unless `order` is "ASC". `path` None: every path."""
-    country: str | None = None
-    asn: str | None = None
-    service: str | None = None
+class Filters(Scope, frozen=True, kw_only=True):
+    """The filters of the verdict and measurement tables (queries.where), defined once: the
+    requests over those tables add only their paging or bucketing to them."""
     since: str | None = None
     until: str | None = None
-    path: str | None = None
+    path: str | None = None  # None or "any": every path
+
+    def filters(self) -> dict[str, Any]:
+        """These filters alone (without the request's paging): keyword arguments of queries.where."""
+        return _fields(Filters, self)
+
+
+class VerdictCount(Filters, frozen=True, kw_only=True):
+    """-> int: how many verdicts the filters match (the total of a paged VerdictQuery)."""
+
+
+class VerdictQuery(Filters, frozen=True, kw_only=True):
+    """-> list[Verdict], newest first unless `order` is "ASC". `path` None: every path."""
     limit: int | None = 100
     offset: int = 0
     order: str = "DESC"
 
-
-class VerdictCount(msgspec.Struct, frozen=True):
-    """-> int: how many verdicts a VerdictQuery with the same filters matches."""
-    country: str | None = None
-    asn: str | None = None
-    service: str | None = None
-    since: str | None = None
-    until: str | None = None
-    path: str | None = None
+    def count(self) -> VerdictCount:
+        """The count of this query's filters (the total its pages are out of)."""
+        return VerdictCount(**self.filters())
 
 
-class AggregateQuery(msgspec.Struct, frozen=True):
+class AggregateQuery(Filters, frozen=True, kw_only=True):
     """-> list[AggregateRow]: counts per time bucket of one measurement path."""
-    country: str | None = None
-    asn: str | None = None
-    service: str | None = None
-    since: str | None = None
-    until: str | None = None
+    path: str = "direct"  # one path: counts of different paths do not add up
     bucket: str = "1h"
-    path: str = "direct"
 
 
-class IncidentQuery(msgspec.Struct, frozen=True):
-    """-> list[Incident] by (start, id), or newest first; `since`/`until` keep incidents
-    overlapping [since, until); `limit`/`offset` page after the filters."""
+class MeasurementIndexQuery(Filters, frozen=True, kw_only=True):
+    """-> MeasurementPage: stored measurements' metadata, newest first."""
+    test_name: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class IncidentFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """The filters of the incident table (an incident has a country and a service; its
+    networks are inside it): `since`/`until` keep incidents overlapping [since, until)."""
     country: str | None = None
     service: str | None = None
     ongoing: bool | None = None
     since: str | None = None
     until: str | None = None
+
+
+class IncidentCount(IncidentFilters, frozen=True, kw_only=True):
+    """-> int: how many incidents the filters match (the total of a paged IncidentQuery)."""
+
+
+class IncidentQuery(IncidentFilters, frozen=True, kw_only=True):
+    """-> list[Incident] by (start, id), or newest first; `limit`/`offset` page after the filters."""
     newest_first: bool = False
     limit: int | None = None
     offset: int = 0
     unconfirmed: bool = False  # the incidents the quorum gate keeps unpublished instead (analysis/incidents/quorum.py)
 
-
-class IncidentCount(msgspec.Struct, frozen=True):
-    """-> int: how many incidents an IncidentQuery with the same filters matches."""
-    country: str | None = None
-    service: str | None = None
-    ongoing: bool | None = None
-    since: str | None = None
-    until: str | None = None
+    def count(self) -> IncidentCount:
+        """The count of this query's filters."""
+        return IncidentCount(**_fields(IncidentFilters, self))
 
 
 class IncidentById(msgspec.Struct, frozen=True):
     """-> Incident | None."""
     id: str
-
-
-class MeasurementIndexQuery(msgspec.Struct, frozen=True):
-    """-> MeasurementPage: stored measurements' metadata, newest first."""
-    country: str | None = None
-    asn: str | None = None
-    service: str | None = None
-    since: str | None = None
-    until: str | None = None
-    test_name: str | None = None
-    path: str | None = None
-    limit: int = 100
-    offset: int = 0
 
 
 class MeasurementByUid(msgspec.Struct, frozen=True):
@@ -191,24 +200,21 @@ class StoreReads:
         return self._status(country=q.country, asn=q.asn, service=q.service)
 
     def verdicts(self, q: VerdictQuery) -> list[Verdict]:
-        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
-                              path=q.path)
+        where = queries.where(**q.filters())
         order = "ASC" if q.order.upper() == "ASC" else "DESC"
         lim = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
         rows = self.db.query(f"SELECT * FROM {self.t('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}")
         return [queries.verdict_from_row(r) for r in rows]
 
     def verdict_count(self, q: VerdictCount) -> int:
-        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
-                              path=q.path)
+        where = queries.where(**q.filters())
         rows = self.db.query(f"SELECT count() AS n FROM {self.t('verdicts')} FINAL {where}")
         return int(rows[0]["n"]) if rows else 0
 
     def aggregates(self, q: AggregateQuery) -> list[AggregateRow]:
         from netvigil.analysis.analysed_store import bucket_seconds
 
-        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
-                              path=q.path)
+        where = queries.where(**q.filters())
         start = time_bucket("time", bucket_seconds(q.bucket))
         rows = self.db.query(
             f"""SELECT {start} AS bucket,
@@ -223,7 +229,7 @@ class StoreReads:
                                               for r in probes})
 
     @staticmethod
-    def _incident_where(q: IncidentQuery | IncidentCount) -> str:
+    def _incident_where(q: IncidentFilters) -> str:
         conds = []
         if q.country:
             conds.append(f"country = {sql_str(q.country)}")
@@ -259,8 +265,7 @@ class StoreReads:
         return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
 
     def measurement_index(self, q: MeasurementIndexQuery) -> MeasurementPage:
-        where = queries.where(country=q.country, asn=q.asn, service=q.service, since=q.since, until=q.until,
-                              path=q.path)
+        where = queries.where(**q.filters())
         if q.test_name:
             where += (" AND " if where else "WHERE ") + f"test_name = {sql_str(q.test_name)}"
         total = self.db.query(f"SELECT count() AS n FROM {self.t('measurements')} FINAL {where}")

@@ -44,59 +44,64 @@ class ReadRepository:
         """Status from the read model without waiting (None until the first round)."""
         if self._live_status is None:
             return None
-        return self._live_status(StatusQuery(country, asn, service))
+        return self._live_status(StatusQuery(country=country, asn=asn, service=service))
 
     def unconfirmed_status(self, country: str | None = None, asn: str | None = None,
                            service: str | None = None) -> list[StatusRow]:
         """Status cells the quorum does not back (analysis/incidents/quorum.py): shown apart, never as the status."""
         if self._unconfirmed is None:
             return []
-        return self._unconfirmed(StatusQuery(country, asn, service)) or []
+        return self._unconfirmed(StatusQuery(country=country, asn=asn, service=service)) or []
 
     async def status(self, country: str | None = None, asn: str | None = None,
                      service: str | None = None) -> list[StatusRow]:
         rows = self.live_status(country, asn, service)
-        return rows if rows is not None else await self._ask(StatusQuery(country, asn, service))
+        return rows if rows is not None else await self._ask(StatusQuery(country=country, asn=asn, service=service))
 
     async def verdicts(self, *, country: str | None = None, asn: str | None = None, service: str | None = None,
                        since: str | None = None, until: str | None = None, path: str | None = None,
                        limit: int | None = 100, offset: int = 0, order: str = "DESC") -> list[Verdict]:
-        return await self._ask(VerdictQuery(country, asn, service, since, until, path, limit, offset, order))
+        return await self._ask(VerdictQuery(country=country, asn=asn, service=service, since=since, until=until,
+                                             path=path, limit=limit, offset=offset, order=order))
 
     async def verdict_count(self, *, country: str | None = None, asn: str | None = None, service: str | None = None,
                             since: str | None = None, until: str | None = None, path: str | None = None) -> int:
-        return await self._ask(VerdictCount(country, asn, service, since, until, path))
+        return await self._ask(VerdictCount(country=country, asn=asn, service=service, since=since, until=until,
+                                             path=path))
 
     async def aggregates(self, *, country: str | None = None, asn: str | None = None, service: str | None = None,
                          since: str | None = None, until: str | None = None, bucket: str = "1h",
                          path: str = "direct") -> list[AggregateRow]:
-        return await self._ask(AggregateQuery(country, asn, service, since, until, bucket, path))
+        return await self._ask(AggregateQuery(country=country, asn=asn, service=service, since=since, until=until,
+                                               bucket=bucket, path=path))
 
     async def incidents(self, *, country: str | None = None, service: str | None = None,
                         ongoing: bool | None = None, since: str | None = None, until: str | None = None,
                         newest_first: bool = False, limit: int | None = None, offset: int = 0,
                         unconfirmed: bool = False) -> list[Incident]:
         """`unconfirmed`: the incidents the quorum keeps unpublished instead (analysis/incidents/quorum.py)."""
-        return await self._ask(IncidentQuery(country, service, ongoing, since, until, newest_first, limit, offset,
-                                             unconfirmed))
+        return await self._ask(IncidentQuery(country=country, service=service, ongoing=ongoing, since=since, until=until,
+                                             newest_first=newest_first, limit=limit, offset=offset,
+                                             unconfirmed=unconfirmed))
 
     async def incident_count(self, *, country: str | None = None, service: str | None = None,
                              ongoing: bool | None = None, since: str | None = None,
                              until: str | None = None) -> int:
-        return await self._ask(IncidentCount(country, service, ongoing, since, until))
+        return await self._ask(IncidentCount(country=country, service=service, ongoing=ongoing, since=since, until=until))
 
     async def incident(self, id: str) -> Incident | None:
-        return await self._ask(IncidentById(id))
+        return await self._ask(IncidentById(id=id))
 
     async def measurement_index(self, *, country: str | None = None, asn: str | None = None,
                                 service: str | None = None, since: str | None = None, until: str | None = None,
                                 test_name: str | None = None, path: str | None = None, limit: int = 100,
                                 offset: int = 0) -> MeasurementPage:
-        return await self._ask(MeasurementIndexQuery(country, asn, service, since, until, test_name, path,
-                                                     limit, offset))
+        return await self._ask(MeasurementIndexQuery(country=country, asn=asn, service=service, since=since,
+                                                     until=until, test_name=test_name, path=path, limit=limit,
+                                                     offset=offset))
 
     async def measurement(self, uid: str) -> dict | None:
-        return await self._ask(MeasurementByUid(uid))
+        return await self._ask(MeasurementByUid(uid=uid))
 
 
 class LocalRepository(ReadRepository):

@@ -126,6 +126,26 @@ def test_announcements_wait_for_confirmation():
     assert q.changes([IncidentChange("start", other, other.start), IncidentChange("end", other, other.end)]) == []
 
 
+def test_an_announced_incident_that_loses_its_quorum_is_withdrawn():
+    q = Quorum(Book({}), 3)
+    q.seed([])
+    confirmed = incident()
+    assert [c.event for c in q.changes([IncidentChange("start", confirmed, confirmed.start)])] == ["start"]
+    lost = msgspec.structs.replace(confirmed, confirmed=False, evidence=msgspec.structs.replace(
+        confirmed.evidence, independent_probes=1, source_networks=1))
+    out = q.changes([IncidentChange("change", lost, "2026-12-06 10:00:00", detail="no longer backed")])
+    assert [(c.event, c.incident.id, c.incident.confirmed) for c in out] == [("withdrawn", "i1", False)]
+    assert "1 of the 3 required" in out[0].detail
+    # withdrawn once; what it does while unconfirmed is not announced, its end neither
+    assert q.changes([IncidentChange("change", lost, "2026-12-06 10:05:00", detail="x")]) == []
+    # backed again: announced again as a start
+    again = q.changes([IncidentChange("change", confirmed, "2026-12-06 10:10:00")])
+    assert [c.event for c in again] == ["start"]
+    # losing it as it ends is a withdrawal too, never an end told as fact
+    ended = msgspec.structs.replace(lost, end="2026-12-06 11:00:00")
+    assert [c.event for c in q.changes([IncidentChange("end", ended, ended.end)])] == ["withdrawn"]
+
+
 def test_rows_not_written_are_given_again(tmp_path):
     """A round whose `voices` insert fails is tried again: the same rows come back."""
     col = tmp_path / "collector"

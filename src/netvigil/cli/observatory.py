@@ -297,7 +297,7 @@ def subscribe(
         None, "--secret-file",
         help="File holding the HMAC-SHA256 key (or NETVIGIL_WEBHOOK_SECRET; default: generated and printed once)."),
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Observatory data directory."),
-    event: list[str] = typer.Option([], "--event", help="start, change or end (repeatable; default all)."),
+    event: list[str] = typer.Option([], "--event", help="start, change, end or withdrawn (repeatable; default all; withdrawn also goes with start)."),
     country: str = typer.Option(None, "--country", help="Only incidents in this country (e.g. RU)."),
     service: str = typer.Option(None, "--service", help="Only incidents of this service (e.g. twitter)."),
     list_: bool = typer.Option(False, "--list", help="List subscriptions (passwords masked, secrets never shown)."),

@@ -1,4 +1,5 @@
-"""Signed webhook alerts on incident start, change and end.
+"""Signed webhook alerts on incident start, change and end, and the withdrawal of an
+incident announced before that lost its quorum (analysis/incidents/quorum.py).
 
 Subscriptions live in DATA_DIR/subscriptions.json, mode 0600 since it holds the secrets
 (written by `netvigil subscribe` or the admin API; re-read when the file changes, so the CLI
@@ -33,7 +34,7 @@ from netvigil.report.webhook_target import (Resolver, TargetRefused, TargetUnres
 
 log = logging.getLogger("netvigil.alerts")
 
-EVENTS = ("start", "change", "end")
+EVENTS = ("start", "change", "end", "withdrawn")
 
 
 class Subscription(msgspec.Struct):
@@ -46,8 +47,12 @@ class Subscription(msgspec.Struct):
     created: str = ""
 
     def wants(self, change: IncidentChange) -> bool:
+        """A withdrawal goes to whoever was told of the start too (a subscription written
+        before "withdrawn" existed lists only start, change and end)."""
         inc = change.incident
-        return (change.event in self.events
+        event = change.event
+        wanted = event in self.events or (event == "withdrawn" and "start" in self.events)
+        return (wanted
                 and (self.country is None or self.country.upper() == inc.country.upper())
                 and (self.service is None or self.service == inc.service))
 
@@ -150,13 +155,17 @@ def alert_payload(change: IncidentChange, public_url: str | None = None, facts=N
     """The JSON body; `url` (the incident's page) only when the public URL is configured.
     `facts` (report.text.Facts: the newest data's date, QUIC, outage size) make the text the
     same dated statement as the incident's page."""
-    from netvigil.report.text import incident_text
+    from netvigil.report.text import incident_text, incident_title
 
+    if change.event == "withdrawn":  # never restate as fact what is no longer backed
+        text = f"Withdrawn: {incident_title(change.incident)}. {(change.detail or '').capitalize()}."
+    else:
+        text = incident_text(change.incident, facts)
     body = {
         "event": change.event,
         "at": change.at,
         "detail": change.detail,
-        "text": incident_text(change.incident, facts),
+        "text": text,
         "incident": msgspec.to_builtins(change.incident),
     }
     if public_url:
@@ -195,7 +204,7 @@ class Alerter:
             return
         subs = self.subs.all()
         for change in changes:
-            if not change.incident.confirmed:
+            if not change.incident.confirmed and change.event != "withdrawn":
                 continue  # never on one voice: the analysis announces only what the quorum backs (analysis/incidents/quorum.py)
             for sub in subs:
                 if sub.wants(change):

@@ -374,13 +374,20 @@ class Quorum:
 
     def changes(self, changes: list[IncidentChange]) -> list[IncidentChange]:
         """What may be announced: an incident's start when it is confirmed (then, not before),
-        its changes and end once announced; nothing of an unconfirmed incident."""
+        its changes and end once announced; nothing of an unconfirmed incident. An announced
+        incident that loses its quorum (a probe untrusted, provenance read late) is withdrawn
+        (event "withdrawn", docs/api.md "Alerts"); confirmed again later, it starts again."""
         if self.published is None:
             self.published = set()
         out = []
         for c in changes:
             iid, ok = c.incident.id, c.incident.confirmed
             if iid in self.published:
+                if not ok:
+                    self.published.discard(iid)
+                    out.append(IncidentChange(event="withdrawn", incident=c.incident, at=c.at,
+                                              detail=self.withdrawal(c.incident)))
+                    continue
                 if c.event == "end":
                     self.published.discard(iid)
                 out.append(c)
@@ -392,3 +399,9 @@ class Quorum:
                            IncidentChange(event="start", incident=c.incident, at=c.incident.start,
                                           detail="confirmed by independent probes"))
         return out
+
+    def withdrawal(self, inc: Incident) -> str:
+        ev = inc.evidence
+        n = ev.independent_probes if ev is not None and ev.independent_probes is not None else 0
+        return (f"no longer backed by independent probes ({n} of the {self.quorum} required, "
+                f"none trusted); shown apart as unconfirmed")

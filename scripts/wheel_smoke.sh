@@ -27,7 +27,7 @@ uv_retry() { "$UV" "$@" --offline -q 2>/dev/null || "$UV" "$@" -q; }
 say "building sdist and wheel (the wheel is built from the sdist)"
 uv_retry build --out-dir "$tmp/dist"
 wheel=$(ls "$tmp"/dist/netvigil-*.whl)
-.venv/bin/python scripts/check_wheel.py "$wheel"
+.venv/bin/python scripts/check_wheel.py "$wheel" "$(ls "$tmp"/dist/netvigil-*.tar.gz)"
 
 say "installing $(basename "$wheel") into a fresh venv ($tmp/venv), pins from requirements.lock"
 "$PY" -m venv "$tmp/venv"
@@ -46,7 +46,14 @@ say "$("$nv" --version)"
 say "netvigil demo --replay --no-serve (the bundled recorded russia-2022 run)"
 "$nv" demo --replay --no-serve --out demo >demo.log 2>&1 || { cat demo.log >&2; say "FAILED: demo" >&2; exit 1; }
 grep -q "ground truth:" demo.log || { cat demo.log >&2; say "FAILED: the demo printed no result" >&2; exit 1; }
-say "demo ok: $(grep -c 'netvigil report' demo.log) incident(s) reported"
+# The incidents are read from the store the demo wrote, not counted in its console text (which
+# wraps at 80 columns: a statement's "(netvigil report ID" can break across lines), and must be
+# the recorded run's set: Twitter, Facebook per provider, the Beeline outage.
+"$nv" export incidents --store demo/observatory --format jsonl --out incidents.jsonl >export.log 2>&1 \
+  || { cat export.log >&2; say "FAILED: export of the demo's incidents" >&2; exit 1; }
+found=$("$tmp/venv/bin/python" "$REPO/scripts/check_wheel_demo.py" incidents.jsonl) \
+  || { cat demo.log >&2; say "FAILED: the demo's incidents" >&2; exit 1; }
+say "demo ok: $found"
 
 port=$("$tmp/venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 say "netvigil serve on 127.0.0.1:$port (fresh data dir), then one bundled measurement submitted"

@@ -1,6 +1,7 @@
 """The wheel carries every data file the code reads (scripts/wheel_smoke.sh builds and runs
 it; these are the fast checks): every file git tracks under src/ matches the package-data
-patterns, and scripts/check_wheel.py refuses a wheel that lacks one."""
+patterns, and scripts/check_wheel.py refuses a wheel that lacks one, or lacks LICENSE, NOTICE
+or the licence expression."""
 
 from __future__ import annotations
 
@@ -37,13 +38,39 @@ def run_check(wheel) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(CHECK_WHEEL), str(wheel)], capture_output=True, text=True, timeout=60)
 
 
+def write_wheel(path, files, *, licences=("LICENSE", "NOTICE"), expression="BSD-3-Clause"):
+    """A wheel-shaped zip: FILES (empty), the licence files as in the repository, METADATA."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name in files:
+            z.writestr(name, b"")
+        for name in licences:
+            z.writestr(f"netvigil-0.dist-info/licenses/{name}", (REPO / name).read_bytes())
+        z.writestr("netvigil-0.dist-info/METADATA", f"Metadata-Version: 2.4\nName: netvigil\n"
+                                                    f"License-Expression: {expression}\n")
+        z.writestr("netvigil-0.dist-info/RECORD", b"")
+
+
+def test_the_licence_is_declared_once_and_shipped():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "BSD-3-Clause"
+    assert "BSD 3-Clause License" in (REPO / "LICENSE").read_text()
+    assert set(project["license-files"]) == {"LICENSE", "NOTICE"}
+
+
+def test_check_wheel_refuses_a_wheel_without_notice_or_licence_expression(tmp_path):
+    files = [p.removeprefix("src/") for p in tracked_src()]
+    no_notice, wrong_expr = tmp_path / "no_notice.whl", tmp_path / "wrong_expr.whl"
+    write_wheel(no_notice, files, licences=("LICENSE",))
+    write_wheel(wrong_expr, files, expression="MIT")
+    a, b = run_check(no_notice), run_check(wrong_expr)
+    assert a.returncode == 1 and "no NOTICE" in a.stderr and "no LICENSE" not in a.stderr
+    assert b.returncode == 1 and "License-Expression: BSD-3-Clause" in b.stderr
+
+
 def test_check_wheel_names_a_missing_file_and_accepts_a_complete_wheel(tmp_path):
     files = [p.removeprefix("src/") for p in tracked_src()]
     complete, partial = tmp_path / "complete.whl", tmp_path / "partial.whl"
-    with zipfile.ZipFile(complete, "w") as z:
-        for name in files:
-            z.writestr(name, b"")
-        z.writestr("netvigil-0.dist-info/RECORD", b"")
+    write_wheel(complete, files)
     missing = next(n for n in files if n.endswith("bogons.txt"))
     with zipfile.ZipFile(partial, "w") as z:
         for name in files:

@@ -137,11 +137,12 @@ def status_rows(rows: list[dict], ongoing: list[Incident]) -> list[StatusRow]:
                 span_of.setdefault(key, (inc.id, n.start))
     out = []
     for r in rows:
-        hit = span_of.get((r["cc"], r["asn"], r["service"])) or span_of.get((r["cc"], r["asn"], "*"))
+        incident_id, since = (span_of.get((r["cc"], r["asn"], r["service"]))
+                              or span_of.get((r["cc"], r["asn"], "*")) or (None, None))
         out.append(StatusRow(
             country=r["cc"], asn=r["asn"], service=r["service"], klass=r["class"], technique=r["technique"] or None,
-            since=hit[1] if hit else None, last_measurement=r["last"], measurements=int(r["n"]),
-            network_name=r["network_name"] or None, incident_id=hit[0] if hit else None,
+            since=since, last_measurement=r["last"], measurements=int(r["n"]),
+            network_name=r["network_name"] or None, incident_id=incident_id,
         ))
     return out
 

@@ -169,7 +169,8 @@ class StoreReads:
         self.raw = raw
         self._status = status
 
-    def t(self, name: str) -> str:
+    def table(self, name: str) -> str:
+        """The table's name qualified by the store's database."""
         return f"{self.db.database}.{name}"
 
     def answer(self, req: ReadRequest) -> Any:
@@ -203,12 +204,12 @@ class StoreReads:
         where = queries.where(**q.filters())
         order = "ASC" if q.order.upper() == "ASC" else "DESC"
         lim = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
-        rows = self.db.query(f"SELECT * FROM {self.t('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}")
+        rows = self.db.query(f"SELECT * FROM {self.table('verdicts')} FINAL {where} ORDER BY time {order}, uid {lim}")
         return [queries.verdict_from_row(r) for r in rows]
 
     def verdict_count(self, q: VerdictCount) -> int:
         where = queries.where(**q.filters())
-        rows = self.db.query(f"SELECT count() AS n FROM {self.t('verdicts')} FINAL {where}")
+        rows = self.db.query(f"SELECT count() AS n FROM {self.table('verdicts')} FINAL {where}")
         return int(rows[0]["n"]) if rows else 0
 
     def aggregates(self, q: AggregateQuery) -> list[AggregateRow]:
@@ -219,12 +220,12 @@ class StoreReads:
         rows = self.db.query(
             f"""SELECT {start} AS bucket,
                    cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
-            FROM {self.t('verdicts')} FINAL {where}
+            FROM {self.table('verdicts')} FINAL {where}
             GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service""")
         # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
         probes = self.db.query(
             f"""SELECT {start} AS bucket, cc, asn, service, uniqExact(report_id) AS probes
-            FROM {self.t('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service""")
+            FROM {self.table('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service""")
         return queries.fold_aggregates(rows, {(r["bucket"], r["cc"], r["asn"], r["service"]): int(r["probes"])
                                               for r in probes})
 
@@ -252,33 +253,33 @@ class StoreReads:
         table, where = "incidents", self._incident_where(q)
         if q.unconfirmed:  # those confirmed since are in `incidents`
             table = "unconfirmed_incidents"
-            where += (" AND " if where else "WHERE ") + f"id NOT IN (SELECT id FROM {self.t('incidents')})"
-        rows = self.db.query(f"SELECT body FROM {self.t(table)} FINAL {where} ORDER BY {order} {lim}")
+            where += (" AND " if where else "WHERE ") + f"id NOT IN (SELECT id FROM {self.table('incidents')})"
+        rows = self.db.query(f"SELECT body FROM {self.table(table)} FINAL {where} ORDER BY {order} {lim}")
         return [msgspec.json.decode(r["body"], type=Incident) for r in rows]
 
     def incident_count(self, q: IncidentCount) -> int:
-        rows = self.db.query(f"SELECT count() AS n FROM {self.t('incidents')} FINAL {self._incident_where(q)}")
+        rows = self.db.query(f"SELECT count() AS n FROM {self.table('incidents')} FINAL {self._incident_where(q)}")
         return int(rows[0]["n"]) if rows else 0
 
     def incident(self, id: str) -> Incident | None:
-        rows = self.db.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
+        rows = self.db.query(f"SELECT body FROM {self.table('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
         return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
 
     def measurement_index(self, q: MeasurementIndexQuery) -> MeasurementPage:
         where = queries.where(**q.filters())
         if q.test_name:
             where += (" AND " if where else "WHERE ") + f"test_name = {sql_str(q.test_name)}"
-        total = self.db.query(f"SELECT count() AS n FROM {self.t('measurements')} FINAL {where}")
+        total = self.db.query(f"SELECT count() AS n FROM {self.table('measurements')} FINAL {where}")
         rows = self.db.query(
             f"SELECT uid, toString(time) AS time, cc, asn, network_name, test_name, service, input, path, report_id "
-            f"FROM {self.t('measurements')} FINAL {where} ORDER BY time DESC, uid DESC "
+            f"FROM {self.table('measurements')} FINAL {where} ORDER BY time DESC, uid DESC "
             f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}") if q.limit > 0 else []
         return MeasurementPage(int(total[0]["n"]) if total else 0, [msgspec.convert(r, IndexedMeasurement) for r in rows])
 
     def measurement(self, uid: str) -> dict[str, Any] | None:
         if self.raw is None:
             return None
-        rows = self.db.query(f"SELECT toString(day) AS day FROM {self.t('measurements')} "
+        rows = self.db.query(f"SELECT toString(day) AS day FROM {self.table('measurements')} "
                              f"WHERE uid = {sql_str(uid)} LIMIT 1")
         if not rows:
             return None

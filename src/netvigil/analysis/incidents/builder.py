@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from netvigil.analysis.incidents.changes import Span, common_prefix, detect_spans
 from netvigil.analysis.outages.spans import _times_by_network, per_network, silence_spans  # noqa: F401 (re-exported)
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 MAX_SAMPLE_UIDS = 20
 
 _ts = times.epoch  # a round's verdicts share one time: cached, one parse per round
+
+
+class _SeriesSpans(NamedTuple):
+    """What one series gave last time (the `cache` of spans_from_verdicts)."""
+
+    verdicts: list[Verdict]
+    spans: list[Span]
+    memo: dict  # detect_spans' per-round memo
 
 
 def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],
@@ -49,13 +57,13 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],
         cc, asn, service = key
         vs.sort(key=lambda v: v.measurement_start_time)
         hit = cache.get(key) if cache is not None else None
-        memo = hit[2] if hit is not None else {}
-        if hit is not None and len(hit[0]) == len(vs) and common_prefix(hit[0], vs) == len(vs):
-            found = hit[1]
+        memo = hit.memo if hit is not None else {}
+        if hit is not None and len(hit.verdicts) == len(vs) and common_prefix(hit.verdicts, vs) == len(vs):
+            found = hit.spans
         else:  # (unchanged rounds of the series come from `memo`)
             # control targets only ever tell of outages; they are never "censored" services
             found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == "outage"]
-        fresh_cache[key] = (vs, found, memo)
+        fresh_cache[key] = _SeriesSpans(vs, found, memo)
         spans.extend(found)
     if cache is not None:
         cache.clear()

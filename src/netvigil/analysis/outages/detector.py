@@ -18,7 +18,7 @@ import dataclasses
 import math
 from collections import deque
 from statistics import median
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.outages.signal_rules import OutageRules, SignalRule
@@ -75,8 +75,18 @@ class _Baseline:
         return self.recent
 
 
-def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, float, float, bool]], set[int]]:
-    """Per data point: (ts, value, baseline, relative worsening, anomalous).
+class _Point(NamedTuple):
+    """One data point as the detector judged it."""
+
+    ts: int
+    value: float
+    baseline: float  # nan while the baseline is still being learnt
+    worsening: float  # relative to the baseline, in the signal's bad direction
+    anomalous: bool
+
+
+def _flag(series: Series, rule: SignalRule) -> tuple[list[_Point], set[int]]:
+    """Every data point judged, and the timestamps where an outage was entered.
 
     Points already past `exit_ratio` just before an entry are the descent into the outage:
     they join it (onset = start of the descent) and, like all anomalous points, stay out
@@ -91,17 +101,16 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
         else:
             rule = dataclasses.replace(rule, season_seconds=0)  # too short for a season
     base = _Baseline(rule)
-    out: list[tuple[int, float, float, float, bool]] = []
+    out: list[_Point] = []
     pending: list[int] = []  # indices in `out` of a possible descent
     in_outage = False
     entries: set[int] = set()  # timestamps where an interval was entered (detection time)
 
     def settle(anomalous: bool) -> None:
         for j in pending:
-            ts_j, v_j, b_j, rel_j, _ = out[j]
-            out[j] = (ts_j, v_j, b_j, rel_j, anomalous)
+            out[j] = out[j]._replace(anomalous=anomalous)
             if not anomalous:
-                base.add(ts_j, v_j)
+                base.add(out[j].ts, out[j].value)
         pending.clear()
 
     for ts, v in zip(series.times, series.values):
@@ -109,7 +118,7 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
             continue  # no data is not a value: gaps are handled by the caller (volume fills 0)
         if not base.ready() or (warmup_end is not None and ts < warmup_end):
             base.add(ts, v)
-            out.append((ts, v, float("nan"), 0.0, False))
+            out.append(_Point(ts, v, float("nan"), 0.0, False))
             continue
         history = base.values(ts)
         # Anomalous values never enter the baseline, so during an outage it stays what it
@@ -119,7 +128,7 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
             settle(False)
             base.add(ts, v)
             in_outage = False
-            out.append((ts, v, b, 0.0, False))
+            out.append(_Point(ts, v, b, 0.0, False))
             continue
         worse = (b - v) if drop else (v - b)
         rel = worse / abs(b)
@@ -142,14 +151,14 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[tuple[int, float, floa
                 entries.add(ts)
             elif past_exit:
                 pending.append(len(out))
-                out.append((ts, v, b, rel, False))
+                out.append(_Point(ts, v, b, rel, False))
                 continue
             else:
                 settle(False)
         in_outage = anomalous
         if not anomalous:
             base.add(ts, v)
-        out.append((ts, v, b, rel, anomalous))
+        out.append(_Point(ts, v, b, rel, anomalous))
     settle(False)
     return out, entries
 
@@ -163,7 +172,7 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
     groups: list[list[int]] = []  # indices into points
     normal_run = 0
     for i, p in enumerate(points):
-        if p[4]:
+        if p.anomalous:
             if groups and normal_run <= rule.merge_gap_points:
                 groups[-1].append(i)
             else:
@@ -176,22 +185,22 @@ def detect_outages(series: Series, rules: OutageRules | None = None) -> list[Out
         if len(idx) < rule.min_points:
             continue
         first = points[idx[0]]
-        end_ts = points[idx[-1] + 1][0] if idx[-1] + 1 < len(points) else None
-        rels = [max(0.0, points[i][3]) for i in idx]
-        detected_ts = next((points[i][0] for i in idx if points[i][0] in entries), first[0])
+        end_ts = points[idx[-1] + 1].ts if idx[-1] + 1 < len(points) else None
+        rels = [max(0.0, points[i].worsening) for i in idx]
+        detected_ts = next((points[i].ts for i in idx if points[i].ts in entries), first.ts)
         intervals.append(OutageInterval(
             key=series.key,
             signal=series.signal,
-            onset=utc_text(first[0]),
+            onset=utc_text(first.ts),
             end=utc_text(end_ts),
-            onset_ts=first[0],
+            onset_ts=first.ts,
             end_ts=end_ts,
             detected=utc_text(detected_ts),
             detected_ts=detected_ts,
             depth=round(max(rels), 4),
             score=round(min(1.0, sum(rels) / len(rels)), 4),
-            baseline=round(first[2], 4),
-            worst_value=(min if rule.polarity == "drop" else max)(points[i][1] for i in idx),
+            baseline=round(first.baseline, 4),
+            worst_value=(min if rule.polarity == "drop" else max)(points[i].value for i in idx),
             points=len(idx),
             rule_id=rule.id,
             rules_version=rules.version,

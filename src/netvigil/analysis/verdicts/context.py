@@ -41,7 +41,7 @@ HELPER_SAID_NO = "helper.rate_measured"
 class Item(NamedTuple):
     """One measurement in its round: its finding alone, its service and uid."""
 
-    m: Measurement
+    measurement: Measurement
     finding: Finding
     service: str | None
     uid: str
@@ -186,7 +186,7 @@ class RoundContext:
         """Add one measurement; returns the items now final: the network's previous round
         when this one starts another, or the item itself, judged alone with the history,
         when it belongs to a round older than the open one (it arrived late)."""
-        m = item.m
+        m = item.measurement
         self.note_addresses(m)
         self.note_rate(m, item.service, item.finding)
         self.note_endpoints(m, item.finding)
@@ -251,7 +251,7 @@ class RoundContext:
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf, fac = self.rules.thresholds, self.rules.confidence, self.rules.factors
-        items = [it._replace(finding=self._set_aside_stale(it.m, it.finding)) for it in items]
+        items = [it._replace(finding=self._set_aside_stale(it.measurement, it.finding)) for it in items]
         controls = [it.finding for it in items if it.service == "control"]
         # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
         # protocol is unusable on this network, not that a service is targeted
@@ -261,7 +261,7 @@ class RoundContext:
         outage_tech = outage_technique(controls) if ctl_failed else "outage"
         ctl_rates = [c.rate_bps for c in controls if c.klass not in ("outage", "unknown") and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
-        baseline, basis = self._baseline(network, self._window(items[0].m) if items else None)
+        baseline, basis = self._baseline(network, self._window(items[0].measurement) if items else None)
         general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
                    and ctl_rate < th["throttle_abs_bps"])
         # a flow of the same round that moved faster than "slow" (a lower bound) says the network

@@ -203,7 +203,7 @@ class VerdictEngine:
         self.rounds = RoundContext(rules)
 
     def _verdicts(self, items: list[Item]) -> list[tuple[Measurement, Verdict]]:
-        return [(it.m, to_verdict(it.m, it.finding, it.service, self.rules, it.uid)) for it in items]
+        return [(it.measurement, to_verdict(it.measurement, it.finding, it.service, self.rules, it.uid)) for it in items]
 
     def push(self, j: Judged) -> list[tuple[Measurement, Verdict]]:
         m = j.measurement

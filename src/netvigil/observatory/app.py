@@ -102,7 +102,7 @@ def make_settings(settings: dict) -> Settings:
 
 def create_app(data_dir: Path, **settings) -> FastAPI:
     """The collector + API + dashboard application over DATA_DIR."""
-    from netvigil.report import api, dashboard, docs  # report area: read side
+    from netvigil.report import api, dashboard, docs, sources  # report area: read side
 
     nv = Observatory(Path(data_dir), make_settings(settings))
 
@@ -120,7 +120,9 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
     app = FastAPI(
         title="netvigil observatory",
         version=__version__,
-        description="Collector (OONI protocol), API and live dashboard of netvigil. See docs/api.md.",
+        description="Collector (OONI protocol), API and live dashboard of netvigil. See docs/api.md. "
+                    "Third-party data, its licences and the credit to show: GET /api/v1/sources.",
+        license_info={"name": "BSD-3-Clause", "identifier": "BSD-3-Clause"},
         lifespan=lifespan,
         docs_url=None,  # report/docs.py serves /docs from local assets
     )
@@ -167,4 +169,5 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
+    app.include_router(sources.router)  # /about, /api/v1/sources: data credits
     return app

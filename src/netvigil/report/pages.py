@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from netvigil.report.dashboard_assets import CSS, JS
+from netvigil.report.sources import footer_html
 from netvigil.report.text import when
 
 
@@ -56,7 +57,8 @@ def document(title: str, body: str, *, as_of: str | None = None, stale: bool = F
             f"<body data-refresh='{refresh}'><header><a class=home href='/'>netvigil</a> <span class=sub>observatory "
             f"of internet censorship and outages</span>{freshness_line(as_of, stale)}{nav}</header>"
             f"<div id=announce class=sr-only aria-live=polite role=status></div>"
-            f"<main id=main data-hash='{content_hash(body)}'>{body}</main><script>{JS}</script></body></html>")
+            f"<main id=main data-hash='{content_hash(body)}'>{body}</main>{footer_html()}"  # data credits (CC BY)
+            f"<script>{JS}</script></body></html>")
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-cache"})
 
 

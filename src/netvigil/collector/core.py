@@ -1,10 +1,12 @@
-"""The collector's state: the log, the uid index, open reports and per-probe rate limits.
+"""The collector's state: the log, the recent uids, open reports and per-probe rate limits.
 
 `Collector.submit()` is the one path every submission takes (single or batch): accept
-(validate, scrub, uid) -> skip what is already stored or in flight -> append to the log ->
-wait for the group commit -> index. Only then does the HTTP layer answer 200.
-On start the log is replayed to rebuild the index, so a restart (or a kill -9) forgets
-nothing that was acknowledged.
+(validate, scrub, uid) -> skip what is already stored (within the retry window) or in
+flight -> append to the log -> wait for the group commit -> remember the uid. Only then
+does the HTTP layer answer 200. On start the log is replayed to rebuild the recent uids,
+so a restart (or a kill -9) forgets nothing that was acknowledged. The duplicate check is
+bounded (dedup.py: the last `dedup_window` uids), so memory does not grow with every
+measurement ever received.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from pathlib import Path
 import msgspec
 
 from netvigil.collector import intake
+from netvigil.collector.dedup import KEEP_META, WINDOW, RecentUids
 from netvigil.collector.intake import Rejected
 from netvigil.collector.log import MeasurementLog, Position
 from netvigil.collector.quota import RateLimiter
 from netvigil.collector.reports import Reports
 
 
-class MeasurementMeta(msgspec.Struct, array_like=True):
-    """What GET /api/v1/measurements lists without reading the log."""
+class MeasurementMeta(msgspec.Struct, array_like=True, gc=False):
+    """What GET /api/v1/measurements lists without reading the log (only strings and a
+    Position: never in a cycle, so not tracked by the cyclic GC, which would walk them all)."""
 
     measurement_uid: str
     measurement_start_time: str
@@ -91,6 +95,10 @@ class Settings:
     # independent probes (distinct ids on distinct /24s or /64s) that must agree before an
     # incident, a status cell or an alert is published (analysis/incidents/quorum.py); `netvigil serve --quorum`
     quorum: int = 2
+    # the duplicate check's retry window, in stored measurements (collector/dedup.py), and how
+    # many of the newest keep their metadata in memory (GET /api/v1/measurements, raw reads)
+    dedup_window: int = WINDOW
+    dedup_meta: int = KEEP_META
     extra: dict = field(default_factory=dict)
 
 
@@ -98,8 +106,9 @@ class Collector:
     def __init__(self, data_dir: Path, settings: Settings):
         self.settings = settings
         self.log = MeasurementLog(Path(data_dir) / "log", fsync=settings.fsync)
-        self.index: dict[str, MeasurementMeta] = {}
-        self.order: list[str] = []  # uids in arrival order (for listing)
+        self.uids = RecentUids(self._confirm, window=settings.dedup_window, keep_meta=settings.dedup_meta)
+        self.index: dict[str, MeasurementMeta] = self.uids.meta  # the newest, in arrival order
+        self.stored = 0  # measurements stored (log lines of distinct uids, as far as the window saw)
         self.reports = Reports(settings.max_open_reports, settings.report_idle_hours * 3600)
         self.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self._inflight: dict[str, asyncio.Future] = {}
@@ -122,17 +131,51 @@ class Collector:
         tmp.write_text(json.dumps({"quorum": int(self.settings.quorum)}))
         os.replace(tmp, path)
 
+    @property
+    def order(self):
+        """Uids of `index` in arrival order (reversible)."""
+        return self.index.keys()
+
+    @property
+    def complete(self) -> bool:
+        """True while `index` holds every measurement stored since the log began."""
+        return self.stored == len(self.index)
+
+    def _confirm(self, uid: str, segment: int, offset: int) -> bool:
+        line = self.log.read_line(segment, offset)
+        if line is None:
+            return False
+        try:
+            return _peek.decode(line).measurement_uid == uid
+        except msgspec.MsgspecError:
+            return False
+
     def _replay(self) -> int:
         n = 0
+        chunk: list[tuple[Position, _Peek]] = []
+
+        def flush() -> int:
+            known = self.uids.known(m.measurement_uid for _, m in chunk)
+            added = 0
+            for pos, m in chunk:
+                if m.measurement_uid not in known:
+                    known.add(m.measurement_uid)
+                    self.uids.add(m.measurement_uid, _meta(m, pos))
+                    added += 1
+            chunk.clear()
+            return added
+
         for pos, line in self.log.scan():
             try:
                 m = _peek.decode(line)
             except msgspec.MsgspecError:
                 continue
-            if m.measurement_uid and m.measurement_uid not in self.index:
-                self.index[m.measurement_uid] = _meta(m, pos)
-                self.order.append(m.measurement_uid)
-                n += 1
+            if m.measurement_uid:
+                chunk.append((pos, m))
+                if len(chunk) >= 10_000:
+                    n += flush()
+        n += flush()
+        self.stored = n
         return n
 
     # ---- reports (OONI protocol) -----------------------------------------------------
@@ -192,10 +235,10 @@ class Collector:
         uids = [a.uid for a in accepted]
         new: list[intake.Accepted] = []
         waits: list[asyncio.Future] = []
-        seen: set[str] = set()
+        seen: set[str] = self.uids.known(uids)
         for a in accepted:
             uid = a.uid
-            if uid in self.index or uid in seen:
+            if uid in seen:
                 self.stats["duplicates"] += 1
             elif uid in self._inflight:
                 self.stats["duplicates"] += 1
@@ -211,8 +254,8 @@ class Collector:
             try:
                 positions = await asyncio.wrap_future(self.log.append([a.line for a in new]))
                 for a, pos in zip(new, positions):
-                    self.index[a.uid] = _meta(a.envelope, pos)
-                    self.order.append(a.uid)
+                    self.uids.add(a.uid, _meta(a.envelope, pos))
+                self.stored += len(new)
                 self.stats["accepted"] += len(new)
                 if report_id in self.reports:
                     self.reports[report_id]["count"] += len(new)
@@ -230,9 +273,18 @@ class Collector:
 
     # ---- reading ---------------------------------------------------------------------
 
+    def known(self, uids: list[str]) -> set[str]:
+        """Those of UIDS already stored (within the retry window)."""
+        return self.uids.known(uids)
+
     def raw(self, uid: str) -> bytes | None:
+        """The stored line of UID, if it is within the retry window (else the store answers)."""
         meta = self.index.get(uid)
-        return self.log.read(meta.position) if meta else None
+        if meta is not None:
+            return self.log.read(meta.position)
+        for _, (segment, offset) in self.uids.where([uid]) if self.uids.generations else ():
+            return self.log.read_line(segment, offset)
+        return None
 
     def close(self) -> None:
         self.log.close()

@@ -120,8 +120,8 @@ def claimed_asn_quota(request: Request):
                 counts[a.envelope.probe_asn] = counts.get(a.envelope.probe_asn, 0) + 1
             for asn, n in counts.items():
                 fleet.charge_asn(asn, float(n), "measurements")
-        index = nv.collector.index
-        new = {a.uid: a.envelope for a in accepted if a.uid not in index}
+        known = nv.collector.known([a.uid for a in accepted])
+        new = {a.uid: a.envelope for a in accepted if a.uid not in known}
         rows = fleet.provenance_rows(list(new), new, request.state.probe, client_address(request), trusted=token)
         fleet.provenance.append(rows)
         request.state.recorded = True

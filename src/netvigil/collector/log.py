@@ -156,6 +156,18 @@ class MeasurementLog:
             f.seek(pos.offset)
             return f.read(pos.length)
 
+    def read_line(self, segment: int, offset: int) -> bytes | None:
+        """The committed line starting at OFFSET of SEGMENT (None: no such segment or past the end)."""
+        if (segment, offset) >= self.end():
+            return None
+        try:
+            with open(self.dir / _segment_name(segment), "rb") as f:
+                f.seek(offset)
+                line = f.readline()
+        except OSError:
+            return None
+        return line[:-1] if line.endswith(b"\n") else None
+
     def scan(self, start: tuple[int, int] = (0, 0), *, stop: tuple[int, int] | None = None,
              limit: int | None = None) -> Iterator[tuple[Position, bytes]]:
         """Committed lines from `start` up to `stop` (default: the committed end now)."""

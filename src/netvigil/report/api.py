@@ -298,7 +298,7 @@ async def measurements(request: Request, probe_cc: str | None = None, probe_asn:
     if test_name is not None and not re.match(r"^[a-z0-9_]{1,64}$", test_name):
         raise Rejected(f"query parameter 'test_name' is {test_name[:20]!r}, expected like web_connectivity")
     col = request.app.state.nv.collector
-    if not col.index and request.app.state.nv.pump.obs is not None:
+    if (not col.index or not col.complete) and request.app.state.nv.pump.obs is not None:
         found = await reads_of(request).measurement_index(country=cc, asn=asn, service=svc, since=lo, until=hi,
                                                           test_name=test_name, path=pth, limit=lim, offset=off)
         out = [measurement_meta(r.uid, r.time, r.cc, r.asn, r.test_name, r.input, r.report_id, r.service or None,
@@ -328,15 +328,15 @@ async def stored_count(nv) -> int:
     """Measurements stored: the collector's index, or the store's table when the store was
     written directly (demo, rebuild); the count is kept per app and analysed total (it only
     moves then)."""
-    if nv.collector.index or nv.pump.obs is None:
-        return len(nv.collector.index)
+    if nv.collector.stored or nv.pump.obs is None:
+        return nv.collector.stored
     key = nv.pump.analysed
     hit = _STORED.get(nv)
     if hit is None or hit[0] != key:
         try:
             n = (await nv.reads.measurement_index(limit=0)).total
         except Exception:  # the store is busy or gone: say what the collector knows
-            return len(nv.collector.index)
+            return nv.collector.stored
         hit = _STORED[nv] = (key, n)
     return hit[1]
 
@@ -406,6 +406,6 @@ async def delete_subscription(request: Request, sub_id: str):
 async def stats(request: Request):
     require_admin(request)
     nv = request.app.state.nv
-    return {**nv.collector.stats, "stored": len(nv.collector.index), "open_reports":
+    return {**nv.collector.stats, "stored": nv.collector.stored, "open_reports":
             sum(1 for r in nv.collector.reports.values() if r["open"]), "analysis": nv.pump.error or "running",
             "analysed": nv.pump.analysed, "alerts_sent": len(nv.alerter.sent)}

@@ -76,7 +76,7 @@ async def index(request: Request):
         unconfirmed = await nv.reads.incidents(ongoing=True, newest_first=True, limit=HOME_INCIDENTS, unconfirmed=True)
         stored = await api.stored_count(nv)
     except AnalysisUnavailable as exc:
-        body = unavailable(exc) + f"<p>{plural(len(nv.collector.index), 'measurement')} collected.</p>"
+        body = unavailable(exc) + f"<p>{plural(nv.collector.stored, 'measurement')} collected.</p>"
         return fragment_or_page(request, "netvigil", body)
     as_of, stale = freshness(max((r.last_measurement for r in rows if r.last_measurement), default=None))
     by_cc: dict[str, list] = {}

@@ -33,7 +33,7 @@ class Metrics:
         class _State:
             def collect(self):
                 yield GaugeMetricFamily("netvigil_measurements_stored", "Measurements in the log",
-                                        value=len(nv.collector.index))
+                                        value=nv.collector.stored)
                 yield GaugeMetricFamily("netvigil_log_commits", "Group commits (fsyncs) so far",
                                         value=nv.collector.log.commits)
                 pump = nv.pump

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
+from netvigil.cli import main as cli
 from netvigil.errors import ConfigError
 from netvigil.probe.locate import locate_settings
 from netvigil.probe.settings import ProbeSettings
-from netvigil.targets.geo import GeoTable, Locator, main
+from netvigil.targets.geo import GeoTable, Locator
 from tests.conftest import TEST_DATA
 
 TABLE = "# lab table\n127.0.0.0/8\tAS64500\tru\tLoopback Telecom\n127.0.0.0/24\t64501\tRU\tInner\n" \
@@ -51,11 +53,15 @@ def test_bad_rows_name_file_and_line(tmp_path, row, what):
 def test_table_from_mrt_rib_and_back(tmp_path, capsys):
     rib = TEST_DATA / "third_party" / "mrtparse-samples" / "quagga_rib"
     out = tmp_path / "asn.tsv"
-    assert main(["build", str(rib), str(out)]) == 0
+    assert cli(["geo", "build-rib", str(rib), str(out)]) == 0  # cli/geo.py
     table = GeoTable.load(out)
     assert table.lookup("172.17.1.200") == (64512, "", "")
     assert len(table) == len(GeoTable.from_mrt(rib)) > 0
-    assert main(["lookup", "not-an-ip"]) == 2
+    capsys.readouterr()
+    assert cli(["geo", "lookup", "172.17.1.200", str(out)]) == 0
+    assert msgspec.json.decode(capsys.readouterr().out) == {"asn": 64512, "cc": "ZZ", "network_name": "",
+                                                            "source": "table:asn.tsv"}
+    assert cli(["geo", "lookup", "not-an-ip"]) == 2
 
 
 async def test_probe_locates_itself_through_the_helper(helper, tmp_path):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import gzip
 import ipaddress
 
+import msgspec
 import pytest
 
+from netvigil.cli import main as cli
 from netvigil.errors import ConfigError
-from netvigil.targets.asn_table import DEFAULT_PATH, AsnTable, main, shipped
+from netvigil.targets.asn_table import DEFAULT_PATH, AsnTable, shipped
 
 # Documented operators of well-known anycast addresses (each published by its operator):
 # Google Public DNS, Cloudflare's 1.1.1.1, RIPE NCC's K-root, Quad9's 9.9.9.9.
@@ -86,18 +88,28 @@ def test_a_bad_file_is_one_clear_error(tmp_path, content, what):
         AsnTable.load(tmp_path / "absent.bin.gz")
 
 
-def test_cli_builds_from_ip_location_db_csv_and_looks_up(tmp_path, capsys):
+def test_cli_builds_from_ip_location_db_csv_and_looks_up(tmp_path, capsys, monkeypatch):
+    """`netvigil geo build-asn|info|lookup` (cli/geo.py), in-process."""
+    monkeypatch.delenv("NETVIGIL_GEO_TABLES", raising=False)
     v4, v6, out = tmp_path / "asn-ipv4.csv", tmp_path / "asn-ipv6.csv", tmp_path / "t.bin.gz"
     v4.write_text('203.0.113.0,203.0.113.255,64500,"Doc, Inc."\n198.51.100.0,198.51.100.255,64501,Doc B\n')
     v6.write_text("2001:db8::,2001:db8::ffff,64503,Doc D\n")
-    assert main(["build", str(v4), str(v6), "--version", "t1", "--out", str(out)]) == 0
-    capsys.readouterr()
-    assert main(["lookup", "203.0.113.9", "--table", str(out)]) == 0
-    assert '"asn": 64500, "name": "Doc, Inc."' in capsys.readouterr().out
+    assert cli(["geo", "build-asn", str(v4), str(v6), "--version", "t1", "--out", str(out)]) == 0
+    assert "3 ranges, 3 AS names" in capsys.readouterr().out
+    assert cli(["geo", "info", "--asn-table", str(out)]) == 0
+    info = msgspec.json.decode(capsys.readouterr().out)
+    assert (info["version"], info["v4"], info["v6"], info["names"]) == ("t1", 2, 1, 3)
+    assert cli(["geo", "lookup", "2001:db8::5", "--asn-table", str(out)]) == 0
+    located = msgspec.json.decode(capsys.readouterr().out)
+    assert (located["asn"], located["network_name"], located["source"]) == (64503, "Doc D", "ip2asn:ip-location-db/asn@t1")
     v4.write_text("203.0.113.0,203.0.113.255,64500,x\n198.51.100.9,nonsense,1,y\n")
-    assert main(["build", str(v4), "--version", "t1", "--out", str(out)]) == 2
-    assert f"{v4}:2" in capsys.readouterr().err
-    assert main(["lookup", "not-an-ip", "--table", str(out)]) == 2
+    assert cli(["geo", "build-asn", str(v4), "--version", "t1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{v4}:2" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli(["geo", "lookup", "not-an-ip", "--asn-table", str(out)]) == 2
+    assert "not an IP address: 'not-an-ip'" in capsys.readouterr().err
+    assert cli(["geo", "build-asn", str(v6), "--version", "t1", "--out", str(tmp_path / "no" / "t.bin.gz")]) == 2
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_the_collectors_claim_check_uses_it():

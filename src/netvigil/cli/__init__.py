@@ -34,7 +34,7 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # One module per area; each defines register(app).
-AREAS = ("probe", "lab", "analysis", "observatory", "signals", "export", "helper", "quarantine", "agent")
+AREAS = ("probe", "lab", "analysis", "observatory", "signals", "export", "helper", "quarantine", "agent", "geo")
 
 
 _registered = False

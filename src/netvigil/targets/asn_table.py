@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import gzip
 import ipaddress
-import json
 import sys
 from array import array
 from bisect import bisect_right
@@ -215,44 +214,3 @@ def shipped() -> AsnTable | None:
     if not DEFAULT_PATH.exists():
         return None
     return AsnTable.load(DEFAULT_PATH)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """python -m netvigil.targets.asn_table build CSV... --version V OUT | lookup IP | info"""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m netvigil.targets.asn_table",
-        description="Build or query the shipped IP-to-ASN table. Example: python -m netvigil.targets.asn_table "
-                    "build asn-ipv4.csv asn-ipv6.csv --version 2.3.2026061719 --out ip2asn.bin.gz")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    build = sub.add_parser("build", help="from ip-location-db asn CSVs (first,last,asn,name)")
-    build.add_argument("csv", nargs="+")
-    build.add_argument("--out", required=True)
-    build.add_argument("--version", required=True, help="the source's version (npm package version)")
-    build.add_argument("--source", default="ip-location-db/asn")
-    look = sub.add_parser("lookup", help="AS number and name of one address")
-    look.add_argument("ip")
-    look.add_argument("--table", default=str(DEFAULT_PATH))
-    info = sub.add_parser("info", help="what a table file holds")
-    info.add_argument("--table", default=str(DEFAULT_PATH))
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "build":
-            table = AsnTable.from_csv(args.csv, source=args.source, version=args.version)
-            table.write(args.out)
-            print(f"{len(table)} ranges, {len(table.names)} AS names -> {args.out}")
-        elif args.cmd == "lookup":
-            ipaddress.ip_address(args.ip)
-            hit = AsnTable.load(args.table).lookup(args.ip)
-            print(json.dumps({"ip": args.ip, "asn": hit[0] if hit else 0, "name": hit[1] if hit else ""}))
-        else:
-            print(msgspec.json.encode(AsnTable.load(args.table).info).decode())
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -2,8 +2,8 @@
 
 Three sources, the first that knows wins (a later one fills only what is still empty):
 1. prefix tables (TSV: prefix, asn, cc, name; longest prefix wins). The observatory builds
-   one from a RouteViews/RIPE RIS RIB dump with our MRT reader (`python -m
-   netvigil.targets.geo build RIB.bz2 OUT.tsv`, see docs/geo.md); the lab ships one for
+   one from a RouteViews/RIPE RIS RIB dump with our MRT reader (`netvigil geo
+   build-rib RIB.bz2 OUT.tsv`, see docs/geo.md); the lab ships one for
    its private addresses, so lab runs take the same path as the world. Tables are named by
    NETVIGIL_GEO_TABLES (paths separated by ':') or passed in.
 2. the shipped IP-to-ASN table (targets/asn_table.py; RouteViews/RIR/DB-IP ranges, IPv4 and
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -205,40 +204,3 @@ def default_locator() -> Locator:
 def locate(ip: str) -> Location:
     """With the tables named by NETVIGIL_GEO_TABLES, then geoip2fast."""
     return default_locator().locate(ip)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """python -m netvigil.targets.geo build RIB OUT | lookup IP [TABLE...]"""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m netvigil.targets.geo",
-        description="Build or query a netvigil IP-to-ASN table. Example: python -m "
-                    "netvigil.targets.geo build rib.20261206.0000.bz2 asn.tsv")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    build = sub.add_parser("build", help="prefix -> origin AS table from an MRT RIB dump")
-    build.add_argument("rib")
-    build.add_argument("out")
-    look = sub.add_parser("lookup", help="locate one address")
-    look.add_argument("ip")
-    look.add_argument("tables", nargs="*")
-    args = parser.parse_args(argv)
-    from netvigil.errors import NetvigilError
-
-    try:
-        if args.cmd == "build":
-            table = GeoTable.from_mrt(args.rib)
-            table.write(args.out)
-            print(f"{len(table)} prefixes -> {args.out}")
-        else:
-            ipaddress.ip_address(args.ip)
-            tables = [GeoTable.load(t) for t in args.tables] + env_tables()
-            print(msgspec.json.encode(Locator(tables).locate(args.ip)).decode())
-    except (NetvigilError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -73,7 +73,7 @@ def shaped_pair(lab_ready):
         sh("ip", "-n", a, "link", "add", "h0", "type", "veth", "peer", "name", "c0", "netns", b)
         for ns, dev, addr in ((a, "h0", "10.78.0.1/30"), (b, "c0", "10.78.0.2/30")):
             sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", dev, "gso_max_segs", "1", "up")  # as lab/topology.py
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10")
             sh("ip", "netns", "exec", ns, "tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10",

@@ -123,8 +123,10 @@ class IncidentQuery(IncidentFilters, frozen=True, kw_only=True):
 
 
 class IncidentById(msgspec.Struct, frozen=True):
-    """-> Incident | None."""
+    """-> Incident | None; `unconfirmed`: also one the quorum keeps unpublished (its permalink
+    answers, marked `confirmed: false`: analysis/incidents/quorum.py)."""
     id: str
+    unconfirmed: bool = False
 
 
 class MeasurementByUid(msgspec.Struct, frozen=True):
@@ -188,7 +190,7 @@ class StoreReads:
             case IncidentCount():
                 return self.incident_count(req)
             case IncidentById():
-                return self.incident(req.id)
+                return self.incident(req.id, unconfirmed=req.unconfirmed)
             case MeasurementIndexQuery():
                 return self.measurement_index(req)
             case MeasurementByUid():
@@ -219,15 +221,30 @@ class StoreReads:
         start = time_bucket("time", bucket_seconds(q.bucket))
         rows = self.db.query(
             f"""SELECT {start} AS bucket,
-                   cc, asn, service, class, technique, count() AS n, uniqExact(report_id) AS probes
+                   cc, asn, service, class, technique, count() AS n, 0 AS probes
             FROM {self.table('verdicts')} FINAL {where}
             GROUP BY bucket, cc, asn, service, class, technique ORDER BY bucket, cc, asn, service""")
-        # distinct reports (OONI measurements carry no probe identity; a report is one probe run)
+        # probes: distinct probe ids (an anonymous client: its /24 or /64; lost provenance: one
+        # "unknown"), from the `voices` table, never report ids or measurements; the operator's
+        # own imports have no voice row and no probe identity (analysis/incidents/quorum.py)
+        who = ("multiIf(w.probe_id != '', w.probe_id, w.network != '', concat('net:', w.network), "
+               "w.uid != '', 'unknown', '')")
         probes = self.db.query(
-            f"""SELECT {start} AS bucket, cc, asn, service, uniqExact(report_id) AS probes
-            FROM {self.table('verdicts')} FINAL {where} GROUP BY bucket, cc, asn, service""")
-        return queries.fold_aggregates(rows, {(r["bucket"], r["cc"], r["asn"], r["service"]): int(r["probes"])
-                                              for r in probes})
+            f"""SELECT {start} AS bucket, cc, asn, service, uniqExactIf(who, who != '') AS probes,
+                   uniqExactIf(net, net != '') AS networks
+            FROM (SELECT v.time AS time, v.cc AS cc, v.asn AS asn, v.service AS service, {who} AS who,
+                         w.network AS net
+                  FROM (SELECT uid, time, cc, asn, service FROM {self.table('verdicts')} FINAL {where}) AS v
+                  LEFT JOIN (SELECT uid, probe_id, network FROM {self.table('voices')} FINAL
+                             WHERE uid IN (SELECT uid FROM {self.table('verdicts')} {where})) AS w
+                  ON v.uid = w.uid)
+            GROUP BY bucket, cc, asn, service""")
+        found = {(r["bucket"], r["cc"], r["asn"], r["service"]): r for r in probes}
+        out = queries.fold_aggregates(rows, {k: int(r["probes"]) for k, r in found.items()})
+        for a in out:
+            r = found.get((a.bucket, a.country, a.asn, a.service))
+            a.source_networks = int(r["networks"]) if r else 0
+        return out
 
     @staticmethod
     def _incident_where(q: IncidentFilters) -> str:
@@ -261,8 +278,11 @@ class StoreReads:
         rows = self.db.query(f"SELECT count() AS n FROM {self.table('incidents')} FINAL {self._incident_where(q)}")
         return int(rows[0]["n"]) if rows else 0
 
-    def incident(self, id: str) -> Incident | None:
+    def incident(self, id: str, *, unconfirmed: bool = False) -> Incident | None:
         rows = self.db.query(f"SELECT body FROM {self.table('incidents')} FINAL WHERE id = {sql_str(id)} LIMIT 1")
+        if not rows and unconfirmed:
+            rows = self.db.query(f"SELECT body FROM {self.table('unconfirmed_incidents')} FINAL "
+                                 f"WHERE id = {sql_str(id)} LIMIT 1")
         return msgspec.json.decode(rows[0]["body"], type=Incident) if rows else None
 
     def measurement_index(self, q: MeasurementIndexQuery) -> MeasurementPage:

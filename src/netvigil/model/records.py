@@ -103,7 +103,10 @@ class AggregateRow(msgspec.Struct):
     total: int
     counts: dict[str, int]  # class -> count
     techniques: dict[str, int]  # technique -> count
+    # distinct probe ids that sent them (analysis/incidents/quorum.py voices; never reports or
+    # measurements) and their distinct source networks; 0 for the operator's own imports
     probes: int = 0
+    source_networks: int = 0
 
 
 class IncidentChange(msgspec.Struct):

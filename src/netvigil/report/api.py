@@ -225,13 +225,16 @@ async def incidents(request: Request, country: str | None = None, service: str |
 
 @router.get("/incidents/{incident_id}", tags=["api"], summary="One incident with its text")
 async def incident(request: Request, incident_id: str):
+    """A permalink answers for an unconfirmed incident too, with `confirmed: false`; `quorum`
+    is how many independent probes this observatory requires (analysis/incidents/quorum.py)."""
     if not ID_RE.match(incident_id):
         raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
     reads = reads_of(request)
-    inc = await reads.incident(incident_id)
+    inc = await reads.incident(incident_id, unconfirmed=True)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
     d = await told_dict(reads, inc, await latest_time(reads, inc.country))
+    d["quorum"] = request.app.state.nv.settings.quorum
     return Response(msgspec.json.encode(d), media_type="application/json")
 
 
@@ -250,7 +253,7 @@ async def incident_chart(request: Request, incident_id: str, ext: str):
     if not ID_RE.match(incident_id):
         raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
     reads = reads_of(request)
-    inc = await reads.incident(incident_id)
+    inc = await reads.incident(incident_id, unconfirmed=True)
     if inc is None:
         raise Rejected(f"incident {incident_id!r} not found", 404)
     data = await chart_for_incident(reads, inc, ext, permalink(request, incident_id))

@@ -136,7 +136,8 @@ def incident_chart(incident: Incident, rows: list[AggregateRow],
                 "Source: netvigil observatory" + (f" \u00b7 {permalink}" if permalink else "")]
     return alt.layer(*layers, data=alt.Data(values=data)).properties(width=560, height=46).facet(
         row=alt.Row("network:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=11)),
-    ).properties(title=alt.TitleParams(incident_title(incident), subtitle=subtitle, subtitleColor="#333",
+    ).properties(title=alt.TitleParams(incident_title(incident) if incident.confirmed else  # never passed off as published
+                                       f"Unconfirmed: {incident_title(incident)}", subtitle=subtitle, subtitleColor="#333",
                                        anchor="start"))
 
 

@@ -25,7 +25,8 @@ from netvigil.collector.intake import Rejected
 from netvigil.errors import AnalysisUnavailable
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
-                                             quic_cells, status_grid, timelines, unavailable, unconfirmed_block)
+                                             quic_cells, status_grid, timelines, unavailable, unconfirmed_block,
+                                             unconfirmed_notice)
 from netvigil.report.enrich import freshness, latest_time, told
 from netvigil.report.measurement_view import steps_html
 from netvigil.report.pages import error_page, fragment_or_page
@@ -318,7 +319,7 @@ async def incident_page(request: Request, incident_id: str):
     if not api.ID_RE.match(incident_id):
         return error_page(request, 404, f"incident id {incident_id[:40]!r} is malformed")
     try:
-        inc = await nv.reads.incident(incident_id)
+        inc = await nv.reads.incident(incident_id, unconfirmed=True)  # its permalink answers, marked so
         if inc is None:
             return error_page(request, 404, f"No incident {incident_id[:80]!r}.",
                               "Incidents are listed on the home page and on each country's page.")
@@ -327,19 +328,20 @@ async def incident_page(request: Request, incident_id: str):
         return fragment_or_page(request, "incident", unavailable(exc))
     call = ("an outage (the network itself fails, control targets too)" if inc.kind == "outage"
             else "censorship (service-specific failures while control targets work)")
-    title = incident_title(inc)
+    title = incident_title(inc) if inc.confirmed else f"Unconfirmed: {incident_title(inc)}"
     iid = escape(inc.id)
     end = escape(inc.end + " UTC") if inc.end else ("not seen in the latest data" if facts.stale else "ongoing")
+    embed = (f"<details><summary>Embed this chart</summary><label for=embed>HTML to paste</label>"
+             f"<textarea id=embed class=embed rows=3 readonly>{escape(embed_snippet(request, inc.id, title))}</textarea>"
+             f"</details>") if inc.confirmed else ""  # an unpublished claim is not offered for embedding
     body = (f"<p><a href='/country/{escape(inc.country)}'>&larr; {escape(place_label(inc.country))}</a></p>"
-            f"<h1>{escape(title)}</h1><blockquote id=statement>{escape(incident_text(inc, facts))}</blockquote>"
+            f"<h1>{escape(title)}</h1>{unconfirmed_notice(inc, nv.settings.quorum)}"
+            f"<blockquote id=statement>{escape(incident_text(inc, facts))}</blockquote>"
             f"<figure><img id=chart alt='{escape(title)}: share of blocked or slowed measurements per provider' "
             f"src='/api/v1/incidents/{iid}/chart.svg' width=900 height=420><figcaption class=muted>Chart: netvigil "
             f"observatory &middot; <a href='/incident/{iid}'>permalink</a> &middot; "
             f"<a href='/api/v1/incidents/{iid}/chart.svg'>SVG</a> &middot; <a href='/api/v1/incidents/{iid}/chart.png'>"
-            f"PNG</a></figcaption></figure>"
-            f"<details><summary>Embed this chart</summary><label for=embed>HTML to paste</label>"
-            f"<textarea id=embed class=embed rows=3 readonly>{escape(embed_snippet(request, inc.id, title))}</textarea>"
-            f"</details>"
+            f"PNG</a></figcaption></figure>{embed}"
             f"<dl class=facts><dt>call</dt><dd id=kind>{escape(call)}</dd><dt>start</dt><dd>{escape(inc.start)} UTC"
             f"</dd><dt>end</dt><dd>{end}</dd><dt>circumvention</dt><dd id=circumvention "
             f"class={escape(inc.circumvention)}>{escape(CIRCUMVENTION.get(inc.circumvention, inc.circumvention))}"

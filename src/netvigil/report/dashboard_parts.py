@@ -95,6 +95,19 @@ def unconfirmed_block(incidents: list[Incident], cells: int) -> str:
             f"<ul class=unconfirmed>{items}</ul></section>")
 
 
+def unconfirmed_notice(inc: Incident, quorum: int) -> str:
+    """The banner of an unconfirmed incident's page: not published, who backs it, how many must."""
+    if inc.confirmed:
+        return ""
+    ev = inc.evidence
+    n = ev.independent_probes if ev is not None and ev.independent_probes is not None else 0
+    nets = ev.source_networks if ev is not None and ev.source_networks is not None else 0
+    return (f"<p id=unconfirmed-notice class=banner role=status><strong>Unconfirmed, not published.</strong> "
+            f"Backed by {plural(n, 'independent probe')} from {plural(nets, 'source network')}; "
+            f"{quorum} {'is' if quorum == 1 else 'are'} required (or a trusted probe). It is not on the "
+            f"status, in the incident lists or in alerts until enough probes agree.</p>")
+
+
 def incident_list(incidents: list[tuple[Incident, Facts]], stale: bool = False) -> str:
     if not incidents:
         return "<p class=muted>No incidents.</p>"

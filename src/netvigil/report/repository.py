@@ -89,8 +89,9 @@ class ReadRepository:
                              until: str | None = None) -> int:
         return await self._ask(IncidentCount(country=country, service=service, ongoing=ongoing, since=since, until=until))
 
-    async def incident(self, id: str) -> Incident | None:
-        return await self._ask(IncidentById(id=id))
+    async def incident(self, id: str, *, unconfirmed: bool = False) -> Incident | None:
+        """`unconfirmed`: also an incident the quorum keeps unpublished (a permalink answers it)."""
+        return await self._ask(IncidentById(id=id, unconfirmed=unconfirmed))
 
     async def measurement_index(self, *, country: str | None = None, asn: str | None = None,
                                 service: str | None = None, since: str | None = None, until: str | None = None,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the sdist and wheel, installs the wheel into a fresh virtualenv in a temp dir and
-# runs what a new user runs: netvigil --version, the replay demo, and netvigil serve on
-# 127.0.0.1 until /api/v1/health answers. Catches package data left out of the wheel and
-# dependencies missing from pyproject.toml (the editable .venv hides both).
+# runs what a new user runs: netvigil --version, the replay demo (its incidents must be the
+# recorded run's: scripts/check_wheel_demo.py), and netvigil serve on 127.0.0.1 until
+# /api/v1/health answers. Catches package data left out of the wheel, dependencies missing
+# from pyproject.toml (the editable .venv hides both) and a wheel without LICENSE/NOTICE.
 # Dependencies are pinned by requirements.lock and come from uv's cache when it has them.
 # Usage: scripts/wheel_smoke.sh   (scripts/test.sh runs it after pytest)
 set -euo pipefail
@@ -82,6 +83,15 @@ while True:
         time.sleep(0.25)
 with urllib.request.urlopen(base + "/", timeout=10) as page:
     assert page.status == 200, f"dashboard answered {page.status}"
+    html = page.read().decode()
+# the credits of the shipped third-party data (NOTICE): read from the wheel's sources.toml
+for needed in ("<footer id=sources", "href='/about'", "href='https://db-ip.com/'"):
+    if needed not in html:
+        sys.exit(f"the dashboard's page lacks {needed!r} (the data credits footer)")
+with urllib.request.urlopen(base + "/api/v1/sources", timeout=10) as r:
+    ids = {s["id"] for s in json.load(r)["sources"]}
+if not {"ip-location-db-asn", "ooni-blocking-fingerprints"} <= ids:
+    sys.exit(f"/api/v1/sources lists {sorted(ids)}, not the shipped data sets")
 recorded = files("netvigil") / "data" / "recorded" / "russia-2022" / "measurements.jsonl.zst"
 with recorded.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as fh:
     line = fh.read(1 << 20).split(b"\n", 1)[0]
@@ -92,5 +102,5 @@ with urllib.request.urlopen(req, timeout=30) as r:
 if not (isinstance(uids, list) and len(uids) == 1):
     sys.exit(f"submission answered {uids!r}, expected one measurement_uid")
 EOF
-say "serve ok: /api/v1/health, the dashboard and a submission answered"
+say "serve ok: /api/v1/health, the dashboard (with its data credits), /api/v1/sources and a submission answered"
 say "passed"

@@ -79,6 +79,8 @@ def incident(end: str | None = None) -> Incident:
 
 
 class Book:
+    generation = 0
+
     def __init__(self, voices: dict[str, Voice]):
         self.v = voices
 

@@ -82,6 +82,7 @@ class AnalysedStore:
         # incident (the operator's own data: analyse, rebuild, the demo); an incident it leaves
         # unconfirmed is kept in `unconfirmed_incidents`, apart from the published ones
         self.gate: Callable[[Incident, list[Verdict]], Incident] | None = None
+        self.on_verdicts: Callable[[list[Verdict]], None] | None = None  # told every verdict written (the quorum's count)
         create_tables(self.db)
         self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)
         if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.t('measurements')} LIMIT 1"):
@@ -139,6 +140,8 @@ class AnalysedStore:
             for j, _ in items:
                 self.live.remember(j.measurement.measurement_uid, j.measurement.measurement_start_time)
             self.live.note(verdicts, set(fresh) - known)
+            if self.on_verdicts is not None:
+                self.on_verdicts(verdicts)
             return len(items)
 
     def _known_uids(self, uids: list[str]) -> set[str]:

@@ -54,6 +54,7 @@ class RoundResult(msgspec.Struct):
     quarantined: int = 0  # measurements set aside this round (quarantine.py)
     # country -> its status rows the quorum does not back (shown apart, never as the status)
     unconfirmed: dict[str, list[StatusRow]] = {}
+    checkpoint: tuple[int, int] = (0, 0)  # the log is analysed up to here (the collector's lag gate)
 
 
 def read_quorum(data_dir: Path) -> int:
@@ -99,6 +100,7 @@ class Analyser:
         self.book.tail()
         self.gate = Quorum(self.book, self.quorum if self.quorum is not None else read_quorum(self.data_dir))
         self.obs.gate = self.gate.incident
+        self.obs.on_verdicts = self.gate.feed  # status cells counted as verdicts are written
         self.gate.seed(self.obs.incidents(ongoing=True))
         self.obs.regate()  # what was published before (or by a rebuild) is judged again
         if self.use_worker:
@@ -353,4 +355,4 @@ class Analyser:
             self.checkpoint = end
             self._save_checkpoint()
         self.rounds += 1
-        return RoundResult(read, changes, status, full, self.stale, len(failed), unconfirmed)
+        return RoundResult(read, changes, status, full, self.stale, len(failed), unconfirmed, self.checkpoint)

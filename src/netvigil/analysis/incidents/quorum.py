@@ -31,8 +31,6 @@ from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
 
 DEFAULT_QUORUM = 2
 UNKNOWN = "unknown"
-STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
-CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
 PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
 CACHE_MAX = 500_000  # uid -> voice held in memory (older ones are read back from the store)
 
@@ -60,9 +58,10 @@ class Backing(msgspec.Struct, frozen=True):
         return self.trusted or self.independent_probes >= quorum
 
 
-def independent(pairs: Iterable[tuple[str, str]]) -> int:
+def independent(pairs: Iterable[tuple[str, str]], limit: int | None = None) -> int:
     """How many (probe, network) pairs can be chosen with no probe and no network twice: a
-    maximum bipartite matching (augmenting paths; a few probes per claim in practice)."""
+    maximum bipartite matching (augmenting paths; a few probes per claim in practice),
+    counted up to `limit` (each probe added can raise the matching by one at most)."""
     nets_of: dict[str, list[str]] = {}
     for probe, net in set(pairs):
         nets_of.setdefault(probe, []).append(net)
@@ -78,7 +77,12 @@ def independent(pairs: Iterable[tuple[str, str]]) -> int:
                 return True
         return False
 
-    return sum(1 for probe in sorted(nets_of) if augment(probe, set()))
+    matched = 0
+    for probe in sorted(nets_of):
+        if limit is not None and matched >= limit:
+            break
+        matched += augment(probe, set())
+    return matched
 
 
 def backing(voices: Iterable[Voice]) -> Backing:
@@ -120,6 +124,7 @@ class VoiceBook:
         self._interned: dict[tuple, Provenance] = {}
         self.trusted_ids: frozenset[str] = frozenset()
         self._decoder = msgspec.json.Decoder(Provenance)
+        self.generation = 0  # moves when a voice already given may have changed (trust, late provenance)
 
     # ---- feeding --------------------------------------------------------------------
     def _registry_stamp_now(self) -> tuple[int, int]:
@@ -156,6 +161,7 @@ class VoiceBook:
         ids = frozenset(k for k, v in trusted.items() if v)
         changed = ids != self.trusted_ids
         self.trusted_ids = ids
+        self.generation += changed
         return changed
 
     def tail(self) -> list[Provenance]:
@@ -186,6 +192,7 @@ class VoiceBook:
                 self._pending[p.uid] = p
                 while len(self._pending) > PENDING_MAX:
                     self._pending.popitem(last=False)
+        self.generation += bool(late)
         return late
 
     def from_log(self, uids: Iterable[str]) -> list[dict]:
@@ -288,8 +295,12 @@ class Quorum:
             from netvigil.errors import UsageError
 
             raise UsageError(f"--quorum must be 1 or more (got {quorum})")
+        from netvigil.analysis.incidents.cell_voices import CELL_COUNT_CAP, CellVoices
+
         self.book, self.quorum = book, quorum
         self.published: set[str] | None = None  # incident ids whose start was announced
+        self.cells = CellVoices(max(quorum, CELL_COUNT_CAP))  # who backs each status cell
+        self._generation = book.generation
 
     def backing_of(self, uids: Iterable[str]) -> Backing:
         return backing(self.book.voices(uids).values())
@@ -309,14 +320,12 @@ class Quorum:
     def status(self, rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Verdict]],
                incidents: dict[str, Incident]) -> list[StatusRow]:
         """Status rows with their backing: the voices whose direct verdicts in the cell agree
-        with its class in the STATUS_WINDOW before its last measurement, or the published
-        incident that explains it."""
-        by_country: dict[str, list[StatusRow]] = {}
-        for r in rows:
-            by_country.setdefault(r.country, []).append(r)
-        backed: dict[tuple, Backing] = {}
-        for cc, rs in by_country.items():
-            backed.update(self._cells(cc, rs, verdicts_since))
+        with its class in the STATUS_WINDOW before its last measurement (counted as they are
+        written: cell_voices.py), or the published incident that explains it."""
+        if self.book.generation != self._generation:  # trust or provenance changed: count again
+            self._generation = self.book.generation
+            self.cells.reset()
+        backed = self.cells.backings(rows, verdicts_since, self.book.voices)
         out = []
         for r in rows:
             b = backed[(r.country, r.asn, r.service)]
@@ -330,43 +339,9 @@ class Quorum:
                 independent_probes=b.independent_probes, source_networks=b.source_networks))
         return out
 
-    def _cells(self, cc: str, rows: list[StatusRow],
-               verdicts_since: Callable[[str, str], list[Verdict]]) -> dict[tuple, Backing]:
-        """(cc, asn, service) -> backing of each cell, from the country's verdicts read newest
-        first; a cell stops being counted once CELL_COUNT_CAP independent probes (or the
-        operator's own data) back it, so a busy observatory reads only its latest verdicts
-        each round, not the whole day."""
-        from netvigil.model.times import shift, stored
-
-        span: dict[tuple, tuple[str, str]] = {}
-        for r in rows:
-            last = stored(r.last_measurement) if r.last_measurement else "9999-12-31 23:59:59"
-            floor = shift(last, -STATUS_WINDOW) if r.last_measurement else ""
-            span[(r.asn, r.service, r.klass)] = (floor, last)
-        voices: dict[tuple, set[Voice]] = {k: set() for k in span}
-        counting = set(span)
-        cap = max(self.quorum, CELL_COUNT_CAP)
-        vs = verdicts_since(cc, min(f for f, _ in span.values()) or "1970-01-01 00:00:00")
-        i = len(vs)
-        while i > 0 and counting:
-            chunk, i = vs[max(0, i - 512):i], max(0, i - 512)
-            picked = []
-            for v in reversed(chunk):
-                key = (v.probe_asn, v.service, v.klass)
-                if key in counting and v.path == "direct":
-                    floor, last = span[key]
-                    if floor <= stored(v.measurement_start_time) <= last:
-                        picked.append((key, v.measurement_uid))
-            said = self.book.voices([u for _, u in picked])
-            for key, uid in picked:
-                voices[key].add(said[uid])
-            for key in {k for k, _ in picked}:
-                if OPERATOR in voices[key] or backing(voices[key]).independent_probes >= cap:
-                    counting.discard(key)
-            oldest = stored(chunk[0].measurement_start_time)
-            if counting and all(oldest < span[k][0] for k in counting):
-                break  # older than every window still counted
-        return {(cc, k[0], k[1]): backing(v) for k, v in voices.items()}
+    def feed(self, verdicts: list[Verdict]) -> None:
+        """Verdicts as they are written (AnalysedStore.on_verdicts): counted for the status cells."""
+        self.cells.feed(verdicts)
 
     def seed(self, ongoing: Iterable[Incident]) -> None:
         """On start: the ongoing incidents already public were announced before."""

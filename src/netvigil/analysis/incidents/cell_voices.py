@@ -1,0 +1,198 @@
+"""Who backs each status cell, kept as verdicts are written (the quorum's status side).
+
+A status cell (country, network, service) is backed by the voices whose direct verdicts in
+the cell have its class in the STATUS_WINDOW before its last measurement (quorum.py). Counting
+that from the country's verdicts every round cost ~15% of the analysis under load; here each
+verdict is counted once, when it is written (`feed`), and a round recomputes only the cells
+whose voices or window moved. `recount` is the same count done from scratch, for tests and
+benchmarks: both give the same status rows.
+
+Counts are capped: a cell's independent probes and source networks are counted up to
+max(quorum, CELL_COUNT_CAP), enough to say it is backed, so a cell backed by thousands of
+probes costs no more than one backed by eight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from netvigil.analysis.incidents.quorum import OPERATOR, Backing, Voice, independent
+from netvigil.model.records import StatusRow, Verdict
+from netvigil.model.times import shift, stored
+
+STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
+CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
+NEVER = "9999-12-31 23:59:59"
+
+Key = tuple[str, str, str, str]  # (country, asn, service, class)
+VoicesOf = Callable[[list[str]], dict[str, Voice]]
+
+
+def window_of(row: StatusRow) -> tuple[str, str]:
+    """[floor, last] of the verdicts that may back ROW: the day before its last measurement."""
+    if not row.last_measurement:
+        return "", NEVER
+    last = stored(row.last_measurement)
+    return shift(last, -STATUS_WINDOW), last
+
+
+def capped_backing(voices: Iterable[Voice], cap: int) -> Backing:
+    """quorum.backing with both counts stopped at CAP."""
+    counted = [v for v in voices if v.counted]
+    operator = bool(counted) and all(v == OPERATOR for v in counted)
+    real = [v for v in counted if v != OPERATOR]
+    return Backing(independent_probes=independent(((v.probe, v.network) for v in real), cap),
+                   source_networks=min(len({v.network for v in real}), cap),
+                   trusted=any(v.trusted for v in counted), operator=operator)
+
+
+def _counts(v: Verdict) -> bool:
+    return v.path == "direct" and bool(v.service)
+
+
+def recount(rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Verdict]], voices_of: VoicesOf,
+            cap: int) -> dict[tuple[str, str, str], Backing]:
+    """(cc, asn, service) -> backing of each row, counted from scratch over every verdict of
+    its window (the reference the incremental CellVoices must agree with)."""
+    out: dict[tuple[str, str, str], Backing] = {}
+    by_country: dict[str, list[StatusRow]] = {}
+    for r in rows:
+        by_country.setdefault(r.country, []).append(r)
+    for cc, rs in by_country.items():
+        spans = {(r.asn, r.service, r.klass): window_of(r) for r in rs}
+        vs = verdicts_since(cc, min(f for f, _ in spans.values()) or "1970-01-01 00:00:00")
+        picked: dict[tuple, list[str]] = {k: [] for k in spans}
+        for v in vs:
+            key = (v.probe_asn, v.service, v.klass)
+            if key in spans and _counts(v):
+                floor, last = spans[key]
+                if floor <= stored(v.measurement_start_time) <= last:
+                    picked[key].append(v.measurement_uid)
+        said = voices_of([u for uids in picked.values() for u in uids])
+        for r in rs:
+            key = (r.asn, r.service, r.klass)
+            out[(cc, r.asn, r.service)] = capped_backing({said[u] for u in picked[key]}, cap)
+    return out
+
+
+class Said:
+    """One voice in one cell: the times of its verdicts there, and the newest of them."""
+
+    __slots__ = ("times", "newest", "prune_at")
+
+    def __init__(self):
+        self.times: dict[str, str] = {}  # uid -> time
+        self.newest = ""
+        self.prune_at = 64  # let go of times before the floor when there are this many
+
+    def add(self, uid: str, t: str) -> None:
+        self.times[uid] = t
+        if t > self.newest:
+            self.newest = t
+
+    def remove(self, uid: str) -> None:
+        t = self.times.pop(uid, None)
+        if t is not None and t == self.newest:
+            self.newest = max(self.times.values(), default="")
+
+    def inside(self, floor: str, last: str) -> bool:
+        if floor <= self.newest <= last:  # the usual case: a cell's last is its newest verdict
+            return True
+        return self.newest > last and any(floor <= t <= last for t in self.times.values())
+
+
+class CellVoices:
+    """Per (country, asn, service, class): each voice and the times of its verdicts there.
+
+    `feed` takes verdicts as they are written (a uid's later verdict replaces its earlier
+    one, which may have had another class); their voices are looked up at the next
+    `backings`, once the round's provenance is in (quorum.VoiceBook). A country is seeded
+    from its verdicts the first time its cells are asked for (after a start or a `reset`)."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.cells: dict[Key, dict[Voice, Said]] = {}
+        self.of_uid: dict[str, tuple[Key, Voice]] = {}
+        self.waiting: list[Verdict] = []  # fed, voices not looked up yet
+        self.seeded: set[str] = set()
+        self.changed: set[Key] = set()
+        self._memo: dict[Key, tuple[str, str, Backing]] = {}  # key -> (floor, last, its backing)
+
+    def reset(self) -> None:
+        """Forget every count (a probe's trust or a measurement's provenance changed)."""
+        self.__init__(self.cap)
+
+    def feed(self, verdicts: Iterable[Verdict]) -> None:
+        self.waiting.extend(v for v in verdicts if _counts(v))
+
+    def _apply(self, verdicts: list[Verdict], voices_of: VoicesOf) -> None:
+        if not verdicts:
+            return
+        said = voices_of(list(dict.fromkeys(v.measurement_uid for v in verdicts)))
+        for v in verdicts:
+            uid, voice = v.measurement_uid, said[v.measurement_uid]
+            key = (v.probe_cc, v.probe_asn, v.service, v.klass)
+            before = self.of_uid.get(uid)
+            if before is not None:
+                self._drop(uid, *before)
+            by_voice = self.cells.get(key)
+            if by_voice is None:
+                by_voice = self.cells[key] = {}
+            entry = by_voice.get(voice)
+            if entry is None:
+                entry = by_voice[voice] = Said()
+            entry.add(uid, stored(v.measurement_start_time))
+            self.of_uid[uid] = (key, voice)
+            self.changed.add(key)
+
+    def _drop(self, uid: str, key: Key, voice: Voice) -> None:
+        by_voice = self.cells.get(key)
+        entry = by_voice.get(voice) if by_voice else None
+        if entry is not None:
+            entry.remove(uid)
+            if not entry.times:
+                del by_voice[voice]
+        del self.of_uid[uid]
+        self.changed.add(key)
+
+    def backings(self, rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Verdict]],
+                 voices_of: VoicesOf) -> dict[tuple[str, str, str], Backing]:
+        """(cc, asn, service) -> backing of each row, from what was fed since the last call."""
+        waiting, self.waiting = self.waiting, []
+        for cc in sorted({r.country for r in rows} - self.seeded):
+            floors = [window_of(r)[0] for r in rows if r.country == cc]
+            self._apply([v for v in verdicts_since(cc, min(floors) or "1970-01-01 00:00:00") if _counts(v)],
+                        voices_of)
+            self.seeded.add(cc)
+        self._apply(waiting, voices_of)  # after the seed: a verdict fed later is the newer judgement
+        out = {}
+        for r in rows:
+            key = (r.country, r.asn, r.service, r.klass)
+            floor, last = window_of(r)
+            memo = self._memo.get(key)
+            if memo is None or key in self.changed or memo[:2] != (floor, last):
+                memo = self._memo[key] = (floor, last, self._count(key, floor, last))
+            out[(r.country, r.asn, r.service)] = memo[2]
+        self.changed.clear()
+        return out
+
+    def _count(self, key: Key, floor: str, last: str) -> Backing:
+        """The voices with a verdict in [floor, last]. What is before the floor is let go (a
+        cell's floor only rises: it can never count again): a voice whose newest verdict is,
+        and a voice's older times once it holds many."""
+        by_voice = self.cells.get(key, {})
+        inside = []
+        for voice, entry in list(by_voice.items()):
+            if entry.newest < floor:
+                for uid in entry.times:
+                    del self.of_uid[uid]
+                del by_voice[voice]
+                continue
+            if len(entry.times) >= entry.prune_at:
+                for uid in [u for u, t in entry.times.items() if t < floor]:
+                    del entry.times[uid]
+                    del self.of_uid[uid]
+                entry.prune_at = max(64, 2 * len(entry.times))
+            if entry.inside(floor, last):
+                inside.append(voice)
+        return capped_backing(inside, self.cap)

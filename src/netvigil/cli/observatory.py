@@ -64,6 +64,10 @@ def serve(
     quorum: int = typer.Option(
         2, "--quorum", help="Independent probes (distinct ids on distinct /24s or /64s) that must agree before an "
                             "incident, status cell or alert is published; trusted probes publish alone."),
+    max_analysis_lag: float = typer.Option(
+        None, "--max-analysis-lag",
+        help="Refuse untrusted submissions (503, Retry-After) while the analysis is more than this many seconds "
+             "behind; probes keep them queued (default: never refuse)."),
     admin_token: str = typer.Option(None, "--admin-token", hidden=True),
     probe_token: list[str] = typer.Option([], "--probe-token", hidden=True),
 ) -> None:
@@ -80,6 +84,9 @@ def serve(
 
     Publish only what 3 independent probes agree on, or what your own probes say:
     netvigil serve --quorum 3 --trusted-invite-file ./own-probes.invite
+
+    Under more load than the analysis keeps up with, keep status within seconds of arrival:
+    netvigil serve --max-analysis-lag 3
     """
     from netvigil.cli.secret_args import refuse_in_argv, secret_from, token_list
     from netvigil.collector.connections import ConnectionLimits
@@ -97,6 +104,8 @@ def serve(
             raise UsageError(f"{name} must be positive, got {value}")
     if quorum < 1:
         raise UsageError(f"--quorum must be 1 or more, got {quorum}")
+    if max_analysis_lag is not None and not max_analysis_lag > 0:
+        raise UsageError(f"--max-analysis-lag must be positive, got {max_analysis_lag}")
     limits = ConnectionLimits.from_options(header_timeout, body_timeout, max_per_address, max_connections,
                                            trusted_proxy)
     token = secret_from(admin_token_file, "NETVIGIL_ADMIN_TOKEN", "--admin-token-file", min_length=16)
@@ -112,7 +121,8 @@ def serve(
                         rate_per_second=rate, rate_burst=burst or max(rate * 10, 10), analysis=not no_analysis,
                         public_url=base, allow_private_webhooks=allow_private_webhooks, limits=limits,
                         max_batch_bytes=max_batch_bytes, max_open_reports=max_open_reports,
-                        report_idle_hours=report_idle_hours, quorum=quorum, extra={"fleet": fleet})
+                        report_idle_hours=report_idle_hours, quorum=quorum, max_analysis_lag=max_analysis_lag,
+                        extra={"fleet": fleet})
     finally:
         if helper is not None:
             helper.stop()

@@ -12,6 +12,7 @@ measurement ever received.
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 import threading
 import time
@@ -99,6 +100,10 @@ class Settings:
     # many of the newest keep their metadata in memory (GET /api/v1/measurements, raw reads)
     dedup_window: int = WINDOW
     dedup_meta: int = KEEP_META
+    # refuse untrusted submissions (503, Retry-After) while the oldest measurement the analysis
+    # has not finished arrived more than this many seconds ago (None: never); the lag gate keeps
+    # arrival-to-status bounded under overload, the clients keep what is refused queued
+    max_analysis_lag: float | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -114,6 +119,9 @@ class Collector:
         self._inflight: dict[str, asyncio.Future] = {}
         self._lock = threading.Lock()
         self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0}
+        # (log end after a commit, its monotonic time) not yet analysed, for the lag gate
+        self._commits: collections.deque[tuple[tuple[int, int], float]] = collections.deque(maxlen=1 << 20)
+        self._track_lag = settings.max_analysis_lag is not None and settings.analysis
         self.replayed = self._replay()
         self._write_publication(Path(data_dir) / "collector" / "publication.json")
 
@@ -256,6 +264,9 @@ class Collector:
                 for a, pos in zip(new, positions):
                     self.uids.add(a.uid, _meta(a.envelope, pos))
                 self.stored += len(new)
+                if self._track_lag:
+                    last = positions[-1]
+                    self._commits.append(((last.segment, last.offset + last.length + 1), time.monotonic()))
                 self.stats["accepted"] += len(new)
                 if report_id in self.reports:
                     self.reports[report_id]["count"] += len(new)
@@ -272,6 +283,13 @@ class Collector:
         return uids
 
     # ---- reading ---------------------------------------------------------------------
+
+    def analysis_lag(self, checkpoint: tuple[int, int]) -> float:
+        """Seconds since the oldest commit the analysis (at CHECKPOINT) has not finished arrived."""
+        commits = self._commits
+        while commits and commits[0][0] <= checkpoint:
+            commits.popleft()
+        return time.monotonic() - commits[0][1] if commits else 0.0
 
     def known(self, uids: list[str]) -> set[str]:
         """Those of UIDS already stored (within the retry window)."""

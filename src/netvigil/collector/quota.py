@@ -26,6 +26,14 @@ class OverQuota(Rejected):
         super().__init__(f"{message}; retry after {self.retry_after} s", 429)
 
 
+class Busy(Rejected):
+    """A 503 that says when to come back: the service is behind, not the client over its quota."""
+
+    def __init__(self, message: str, retry_after: float):
+        self.retry_after = max(1, math.ceil(min(retry_after, 3600.0)))
+        super().__init__(f"{message}; retry after {self.retry_after} s", 503)
+
+
 class RateLimiter:
     """Token bucket per key (client address), at most `max_keys` remembered (least recent forgotten)."""
 

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from netvigil import __version__
 from netvigil.collector.intake import REPORT_ID_RE, Rejected
-from netvigil.collector.quota import admit, charge, declared_length, over_burst
+from netvigil.collector.quota import Busy, admit, charge, declared_length, over_burst
 
 router = APIRouter()
 
@@ -80,6 +80,20 @@ def check_probe(request: Request, cost: float = 1.0) -> str | None:
     if cost:
         charge(nv.collector.limiter, key, cost, "request")
     return key
+
+
+def check_lag(request: Request, key: str | None) -> None:
+    """503 for an untrusted submission while the analysis is more than --max-analysis-lag behind
+    (before the body is read: a refused client costs nothing). Trusted probes pass, as with quotas."""
+    nv = request.app.state.nv
+    limit = nv.settings.max_analysis_lag
+    if key is None or limit is None:
+        return
+    lag = nv.collector.analysis_lag(nv.pump.checkpoint)
+    if lag > limit:
+        nv.collector.stats["deferred"] = nv.collector.stats.get("deferred", 0) + 1
+        raise Busy(f"the analysis is {lag:.1f} s behind (at most {limit:g} s): submit later, "
+                   "nothing is stored from this request", min(30.0, lag))
 
 
 async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
@@ -142,7 +156,7 @@ async def open_report(request: Request):
 async def submit_one(report_id: str, request: Request):
     """Body `{"format": "json", "content": MEASUREMENT}`; answers `measurement_uid` once durable."""
     nv = request.app.state.nv
-    check_probe(request)
+    check_lag(request, check_probe(request))
     nv.collector.check_report(report_id)
     from netvigil.collector import fleet_routes
 
@@ -175,6 +189,7 @@ async def submit_batch(request: Request):
     key = check_probe(request, cost=0.0)  # token first, then the bucket: before reading the body
     from netvigil.collector import fleet_routes
 
+    check_lag(request, key)
     if key is not None:
         admit(nv.collector.limiter, key)
         nv.uploads.enter(key)

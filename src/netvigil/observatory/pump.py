@@ -48,6 +48,7 @@ class PumpBase:
         self.rounds = 0
         self.last_round_at: float | None = None
         self.status_view: dict[str, list[StatusRow]] | None = None
+        self.checkpoint: tuple[int, int] = (0, 0)  # the log is analysed up to here
         self.unconfirmed_view: dict[str, list[StatusRow]] = {}
         self._stale = False
 
@@ -64,6 +65,7 @@ class PumpBase:
         apart.update(res.unconfirmed)
         self.unconfirmed_view = apart  # cells the quorum does not back (analysis/incidents/quorum.py)
         self.analysed += res.analysed
+        self.checkpoint = max(self.checkpoint, res.checkpoint)
         self.quarantined += res.quarantined
         self.rounds += 1
         self._stale = res.stale

@@ -17,37 +17,22 @@ many status requests were not answered 200 (the goal: none).
 from __future__ import annotations
 
 import http.client
+import multiprocessing
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import multiprocessing
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import free_port, start_serve  # noqa: E402
 
 PHASE_SECONDS = 20.0
 SLOWLORIS_CONNECTIONS = 4200
 ROUND_SECONDS = 15.0  # the slowloris tool's default
 PHASE_LIMIT_S = 120.0  # every attack process stops after this, whatever happens
-
-
-def start_server(data_dir: Path, port: int, wait: float = 120.0) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/api/v1/status")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit("server did not start")
 
 
 def get_status(port: int) -> int:
@@ -170,9 +155,9 @@ def during(port: int, attack, n_procs: int) -> tuple[list[float], int, dict]:
 
 
 def main() -> None:
-    port = 8600 + (os.getpid() + 29) % 1000
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_server(Path(tmp) / "obs", port)
+        proc = start_serve(Path(tmp) / "obs", port)  # analysis on: /status answers from its first round
         try:
             for _ in range(50):  # warm up
                 get_status(port)

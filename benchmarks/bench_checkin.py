@@ -36,16 +36,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import NETVIGIL, free_port, start_serve  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))  # one round of one phase
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 PROCS, THREADS, PROBES = 2, 4, 200
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # the server with the check-in routed like any endpoint (the fast path passes it on)
@@ -60,21 +56,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def start(data_dir: str, port: int, routed: bool = False) -> subprocess.Popen:
-    args = ["serve", "--port", str(port), "--data-dir", data_dir, "--no-analysis",
-            "--enrol-per-hour", "100000", "--rate", "1000", "--agent-service", "twitter"]
-    head = [sys.executable, "-c", ROUTED] if routed else [sys.executable, "-m", "netvigil"]
-    proc = subprocess.Popen(head + args, stderr=subprocess.DEVNULL)
-    for _ in range(1200):  # at most 60 s
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/api/v1/health")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.terminate()
-    raise SystemExit("server did not start")
+    command = [sys.executable, "-c", ROUTED] if routed else NETVIGIL
+    return start_serve(data_dir, port, "--enrol-per-hour", "100000", "--rate", "1000", "--agent-service", "twitter",
+                       analysis=False, wait=60, command=command)
 
 
 def _request(kind: str, auth: str, body: bytes) -> bytes:

@@ -24,6 +24,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import start_serve  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "third_party"
 TOKEN = "bench"
@@ -55,24 +58,9 @@ def batches(items: list[dict], n: int) -> list[bytes]:
 
 
 def start_server(data_dir: str, port: int, *, analysis: bool = False, wait: float = 60.0) -> subprocess.Popen:
-    """`netvigil serve` in its own process, returned once it answers (and, with `analysis`,
-    once its analysis runs)."""
-    args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(args if analysis else [*args, "--no-analysis"], stderr=subprocess.DEVNULL,
-                            env={**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN})
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/api/v1/health")
-            r = c.getresponse()
-            if r.status == 200 and (not analysis or json.loads(r.read())["analysis"] == "running"):
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.terminate()
-    raise SystemExit("server did not start")
+    """`netvigil serve` in its own process with this benchmark's probe token, returned once it
+    answers (and, with `analysis`, once its analysis runs): _server.start_serve."""
+    return start_serve(data_dir, port, analysis=analysis, wait=wait, env={"NETVIGIL_PROBE_TOKENS": TOKEN})
 
 
 def run_batches(port: int, work: list[bytes], threads: int) -> tuple[int, float]:

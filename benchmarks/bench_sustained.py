@@ -90,6 +90,25 @@ def tree_rss(pid: int) -> dict[str, int]:
     return rss
 
 
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of PID and its descendants so far, by role (as tree_rss)."""
+    cpu: dict[str, float] = {}
+    todo = [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        todo += _children(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        role = ("web" if p == pid else "judge" if "judge_worker" in cmd else "other" if "resource_tracker" in cmd
+                else "analysis" if "multiprocessing" in cmd else "other")
+        cpu[role] = cpu.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
 def mb(n: int) -> str:
     return f"{n / (1 << 20):.0f} MB"
 
@@ -218,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-held", type=int, default=None,
                     help="the analysis' bound on held verdicts (NETVIGIL_MAX_HELD_VERDICTS; default the server's, "
                          "400,000; --quick: 20,000, so that one minute reaches it)")
+    ap.add_argument("--max-analysis-lag", type=float, default=3.0,
+                    help="the server's --max-analysis-lag: untrusted submissions get 503 while the analysis is "
+                         "more than this many seconds behind (default 3; 0: off, the backlog grows unbounded)")
     args = ap.parse_args(argv)
     minutes = 1.0 if args.quick else args.minutes
     max_held = args.max_held or (20_000 if args.quick else None)
@@ -230,12 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     samples = [m for m in first_round if m.probe_asn == first_round[0].probe_asn]
     with tempfile.TemporaryDirectory() as tmp:
         port = latency_port()
-        proc = start(os.path.join(tmp, "obs"), port, max_held)
+        proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag)
         try:
             fleet = Fleet(port, args.probes)
             idle = markers(port, samples, args.idle, first=0)
             rss_idle = tree_rss(proc.pid)
             counts: dict = {"accepted": 0}
+            cpu_start = tree_cpu(proc.pid)
             loader = threading.Thread(target=load, args=(port, fleet, args.rate, seconds, counts), daemon=True)
             stop = threading.Event()
             lat: list[float] = []
@@ -261,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1.0)
                 h = latency.health(port)
             drained = time.monotonic() - t_end
+            cpu_end = tree_cpu(proc.pid)
+            analysed = h["analysed"]
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -278,12 +303,17 @@ def main(argv: list[str] | None = None) -> int:
           f"goal<5s")
     print(f"RESULT sustained_accepted={counts['accepted'] / elapsed:.0f}/s offered={args.rate:.0f}/s "
           f"probes={args.probes} minutes={elapsed / 60:.1f} "
-          f"not_accepted={ {k: v for k, v in counts.items() if k != 'accepted'} } (late: not sent in time, the generator waited on the server) "
+          f"not_accepted={ {k: v for k, v in counts.items() if k != 'accepted'} } (late: not sent in time, the generator "
+          f"waited on the server; http_503: batches deferred, the analysis more than {args.max_analysis_lag:g} s behind) "
           f"backlog_drained_in={drained:.0f} s")
     print(f"RESULT sustained_rss_start={mb(total(start_rss))} (t={t_start:.0f} s) end={mb(total(end_rss))} "
           f"max_held={max_held or 'default'} "
           f"(t={end_t:.0f} s) idle={mb(total(rss_idle))} growth={growth / (1 << 20):.0f} MB/hour; "
           + " ".join(f"{k}:{mb(start_rss.get(k, 0))}->{mb(v)}" for k, v in sorted(end_rss.items())))
+    used = {k: cpu_end.get(k, 0.0) - cpu_start.get(k, 0.0) for k in cpu_end}
+    print(f"RESULT sustained_cpu_per_measurement (µs of CPU per accepted measurement, load and drain): "
+          + " ".join(f"{k}:{v / max(counts['accepted'], 1) * 1e6:.0f}" for k, v in sorted(used.items()))
+          + f" all:{sum(used.values()) / max(counts['accepted'], 1) * 1e6:.0f} analysed={analysed}")
     third = len(lat) // 3
     if third >= 3:
         print(f"  p50 by third of the load: {statistics.median(lat[:third]):.2f} s, "
@@ -297,12 +327,14 @@ def latency_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir: str, port: int, max_held: int | None = None):
+def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0):
     """`netvigil serve` with the analysis on and quotas that let one machine act as a fleet."""
     import subprocess
 
     args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", data_dir,
             "--rate", "100000", "--enrol-per-hour", "1000000"]
+    if max_lag > 0:
+        args += ["--max-analysis-lag", str(max_lag)]
     env = {**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN}
     if max_held:
         env["NETVIGIL_MAX_HELD_VERDICTS"] = str(max_held)

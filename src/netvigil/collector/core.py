@@ -120,7 +120,8 @@ class Collector:
         self._lock = threading.Lock()
         self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0}
         # (log end after a commit, its monotonic time) not yet analysed, for the lag gate
-        self._commits: collections.deque[tuple[tuple[int, int], float]] = collections.deque(maxlen=1 << 20)
+        # (commits within 50 ms share one entry: at most 20 a second)
+        self._commits: collections.deque[tuple[tuple[int, int], float]] = collections.deque()
         self._track_lag = settings.max_analysis_lag is not None and settings.analysis
         self.replayed = self._replay()
         self._write_publication(Path(data_dir) / "collector" / "publication.json")
@@ -265,8 +266,7 @@ class Collector:
                     self.uids.add(a.uid, _meta(a.envelope, pos))
                 self.stored += len(new)
                 if self._track_lag:
-                    last = positions[-1]
-                    self._commits.append(((last.segment, last.offset + last.length + 1), time.monotonic()))
+                    self._committed(positions[-1])
                 self.stats["accepted"] += len(new)
                 if report_id in self.reports:
                     self.reports[report_id]["count"] += len(new)
@@ -283,6 +283,16 @@ class Collector:
         return uids
 
     # ---- reading ---------------------------------------------------------------------
+
+    def _committed(self, last: Position) -> None:
+        end, now = (last.segment, last.offset + last.length + 1), time.monotonic()
+        commits = self._commits
+        if commits and now - commits[-1][1] < 0.05:
+            commits[-1] = (max(end, commits[-1][0]), commits[-1][1])  # the bucket's first time: lag errs high
+        elif len(commits) < 100_000:  # (~80 minutes of buckets: past that, the lag is over any limit anyway)
+            commits.append((end, now))
+        else:
+            commits[-1] = (max(end, commits[-1][0]), commits[-1][1])
 
     def analysis_lag(self, checkpoint: tuple[int, int]) -> float:
         """Seconds since the oldest commit the analysis (at CHECKPOINT) has not finished arrived."""

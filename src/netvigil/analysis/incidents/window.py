@@ -59,7 +59,10 @@ def stored_form(v: Verdict) -> Verdict:
 _ORDER = operator.attrgetter("measurement_start_time", "measurement_uid")  # the store's ORDER BY time, uid
 PRUNE_STEP = 3600
 MAX_HELD = 400_000  # verdicts held in all countries' windows (~1.5 KB each with what refers to them)
-MAX_UIDS = 2_000_000  # measurement uids held for dedup (~150 bytes each, measured)
+# measurement uids held for dedup (~150 bytes each, measured: ~75 MB): reached in minutes by a
+# busy fleet, so memory is flat after a short warm-up; a measurement older than the floor is
+# looked up in the store (one query per batch)
+MAX_UIDS = 500_000
 SHRINK_TO = 0.8  # past a bound, keep this share of it (the next shrink is a while away)
 
 

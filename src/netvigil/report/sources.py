@@ -88,10 +88,10 @@ def about_body() -> str:
                 ("Shipped as", ", ".join(f"<code>{escape(f)}</code>" for f in src.files))]
         dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
         items.append(f"<section id='source-{escape(src.id)}'><h2>{escape(src.name)}</h2><dl>{dl}</dl></section>")
-    return (f"<h1>Data sources and licences</h1><p>netvigil's code and its own data are under the "
+    return (f"<div style='overflow-wrap:anywhere'><h1>Data sources and licences</h1><p>netvigil's code and its own data are under the "
             f"{escape(s.licence)} licence. The package also ships the third-party data below; each keeps its "
             f"own licence (the package's NOTICE file says what each means for you). The same list as JSON: "
-            f"<a href='/api/v1/sources'>/api/v1/sources</a>.</p>{''.join(items)}")
+            f"<a href='/api/v1/sources'>/api/v1/sources</a>.</p>{''.join(items)}</div>")
 
 
 router = APIRouter()

@@ -28,7 +28,8 @@ from netvigil.collector.log import Position
 
 KEEP_META = 50_000  # measurements whose metadata is held (newest first listing; ~600 bytes each)
 WINDOW = 2_000_000  # uids deduplicated in all (the retry window, in measurements)
-GENERATION = 1 << 16  # uids per fingerprint generation (moved out of `meta` together)
+GENERATION = 1 << 17  # uids per fingerprint generation (moved out of `meta` together; a look-up costs ~5 us a generation)
+_TOP = np.iinfo(np.int64).max
 _OFFSET_BITS = 40  # a packed position: segment << 40 | offset (segments are 256 MB)
 
 
@@ -52,15 +53,16 @@ class RecentUids:
                               "must be 1 or more", where="collector settings")
         self.confirm = confirm
         self.keep_meta = min(keep_meta, window)
-        self.generation = min(generation, self.keep_meta)  # a small window spills small generations
-        self.max_generations = max(0, -(-(window - self.keep_meta) // self.generation))  # ceil
+        # at most ~16 generations (a small window spills small ones)
+        self.generation = max(1, min(generation, (window - self.keep_meta) // 8 or self.keep_meta))
+        self.max_generations = (window - self.keep_meta) // self.generation  # held in all: under window + generation
         self.meta: dict = {}  # uid -> MeasurementMeta, oldest first
         self.generations: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted hashes, packed positions)
         self.forgotten = 0  # uids that left the window: no longer deduplicated here
 
     def __len__(self) -> int:
         """Uids deduplicated now (both tiers)."""
-        return len(self.meta) + sum(len(h) for h, _ in self.generations)
+        return len(self.meta) + sum(len(h) - 1 for h, _ in self.generations)
 
     def add(self, uid: str, meta) -> None:
         """Remember a uid just stored (meta.position is where its line is)."""
@@ -76,9 +78,10 @@ class RecentUids:
             hashes = np.fromiter((hash(u) for u in uids), dtype=np.int64, count=n)
             packed = np.fromiter((_pack(self.meta[u].position) for u in uids), dtype=np.int64, count=n)
             order = np.argsort(hashes, kind="stable")
-            self.generations.append((hashes[order], packed[order]))
+            # a sentinel past the end: a search never falls off the array
+            self.generations.append((np.append(hashes[order], _TOP), np.append(packed[order], -1)))
             while len(self.generations) > self.max_generations:
-                self.forgotten += len(self.generations.pop(0)[0])
+                self.forgotten += len(self.generations.pop(0)[0]) - 1
         else:
             self.forgotten += n
         for u in uids:
@@ -104,13 +107,15 @@ class RecentUids:
         done: set[str] = set()
         for hashes, packed in reversed(self.generations):  # newest first
             idx = np.searchsorted(hashes, query)
-            idx[idx == len(hashes)] = 0
-            for i in np.flatnonzero(hashes[idx] == query):
+            hit = hashes[idx] == query
+            if not hit.any():
+                continue
+            for i in np.flatnonzero(hit):
                 uid = uids[i]
                 if uid in done:
                     continue
                 j = int(idx[i])  # equal hashes sit together: try each
-                while j < len(hashes) and hashes[j] == query[i]:
+                while hashes[j] == query[i] and packed[j] >= 0:
                     seg, off = _unpack(int(packed[j]))
                     if self.confirm(uid, seg, off):
                         found.append((uid, (seg, off)))

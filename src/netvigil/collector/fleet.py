@@ -127,15 +127,21 @@ class Fleet:
                         address: str | None, trusted: bool = False) -> list[Provenance]:
         """`trusted`: sent with the operator's probe token (an enrolled probe's trust is the registry's)."""
         network = source_network(address)
+        local = is_local(address)
+        claims: dict[tuple[str, str], tuple[str, str]] = {}  # one look-up per claimed (ASN, country) of a batch
         rows = []
         for uid in uids:
             meta = index.get(uid)
             if meta is None:
                 continue
-            claim, located = check_claim(address, meta.probe_asn, meta.probe_cc, self.locator) \
-                if not is_local(address) else (ClaimCheck.UNKNOWN, "local address")
+            key = (meta.probe_asn, meta.probe_cc)
+            checked = claims.get(key)
+            if checked is None:
+                claim, located = check_claim(address, *key, self.locator) if not local \
+                    else (ClaimCheck.UNKNOWN, "local address")
+                checked = claims[key] = (claim.value, located)
             rows.append(Provenance(uid=uid, network=network, probe_id=probe.probe_id if probe else None,
-                                   claim=claim.value, located=located, trusted=trusted and probe is None))
+                                   claim=checked[0], located=checked[1], trusted=trusted and probe is None))
         return rows
 
 

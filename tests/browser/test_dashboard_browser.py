@@ -140,7 +140,7 @@ def pages(server, browser) -> dict[str, str]:
             "outage": f"{u}/incident/{outage['id']}", "network": f"{u}/network/AS12389",
             "service": f"{u}/service/twitter", "incidents": f"{u}/incidents",
             "measurement": f"{u}/measurement/{twitter['evidence']['measurement_uids'][-1]}",
-            "not_found": f"{u}/incident/deadbeef"}
+            "not_found": f"{u}/incident/deadbeef", "about": f"{u}/about"}
 
 
 @pytest.mark.parametrize("width", WIDTHS)

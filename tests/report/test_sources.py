@@ -125,6 +125,17 @@ def test_each_source_names_real_files_and_a_provenance_stating_its_licence():
             assert src.licence in note and (src.commit or src.version.split()[-1]) in note, src.provenance
 
 
+def test_the_fingerprints_are_the_copy_their_provenance_records():
+    """'Copied unmodified' stays true: the sha256 in the note is the shipped file's."""
+    import hashlib
+
+    note = (SRC / "netvigil/analysis/rules/PROVENANCE.md").read_text()
+    recorded = dict(re.findall(r"`(fingerprints_\w+\.csv)` ([0-9a-f]{64})", note))
+    assert set(recorded) == {"fingerprints_dns.csv", "fingerprints_http.csv"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((RULES_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
 def test_notice_lists_every_source_with_its_source_commit_and_licence():
     notice = (REPO / "NOTICE").read_text()
     for src in sources.load_sources().sources:

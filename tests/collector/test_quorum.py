@@ -189,3 +189,29 @@ def test_status_cells_are_backed_by_agreeing_voices_in_their_day():
     # a published incident that explains the cell backs it
     again = q.status(rows[2:3], lambda cc, since: vs, {"inc": linked})
     assert again[0].confirmed and again[0].incident_id == "inc"
+
+
+def test_a_restart_goes_on_where_the_provenance_file_was_read_to(tmp_path):
+    col = tmp_path / "collector"
+    log = ProvenanceLog(col / "provenance.jsonl")
+    log.append([Provenance("u1", "198.51.100.0/24", "nvp_a"), Provenance("u2", "203.0.113.0/24", "nvp_b")])
+    book = VoiceBook(col)
+    book.tail()
+    book.from_log(["u1"])  # u1 analysed; u2's measurement is not read from the log yet
+    book.save()
+    log.append([Provenance("u3", "192.0.2.0/24", "nvp_c")])
+    # a damaged line before the saved offset would be read again by a restart from the start
+    with open(col / "provenance.jsonl", "r+b") as fh:
+        fh.write(b"\x00" * 10)
+    again = VoiceBook(col)
+    assert again._offset == book._offset  # not from the start
+    again.tail()
+    rows = {r["uid"]: r for r in again.from_log(["u2", "u3"])}
+    assert rows["u2"]["probe_id"] == "nvp_b" and rows["u3"]["probe_id"] == "nvp_c"  # waiting lines kept
+    assert "u1" not in again._pending  # matched before the save: not read again
+    # a provenance file shorter than the saved offset was replaced: read from the start
+    (col / "provenance.jsonl").write_bytes(b"")
+    ProvenanceLog(col / "provenance.jsonl").append([Provenance("u9", "100.64.0.0/24", "nvp_z")])
+    fresh = VoiceBook(col)
+    fresh.tail()
+    assert fresh.from_log(["u9"])[0]["probe_id"] == "nvp_z"

@@ -354,5 +354,6 @@ class Analyser:
         if end != self.checkpoint:
             self.checkpoint = end
             self._save_checkpoint()
+            self.book.save()  # a restart reads the provenance file on from here (quorum.py)
         self.rounds += 1
         return RoundResult(read, changes, status, full, self.stale, len(failed), unconfirmed, self.checkpoint)

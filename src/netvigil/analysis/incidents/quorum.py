@@ -104,10 +104,19 @@ def voice_of_provenance(p: Provenance, trusted_ids: frozenset[str]) -> Voice:
     return Voice(f"net:{p.network}", p.network, p.trusted, counted)
 
 
+class BookState(msgspec.Struct):
+    """Where the provenance file was read to, and its lines still waiting for their
+    measurement (VoiceBook.save): a restart goes on from there instead of reading it all."""
+
+    offset: int
+    pending: list[Provenance]
+
+
 class VoiceBook:
     """uid -> voice for the analysis: the collector's provenance file, tailed each round, the
     probe registry's trust (re-read when it changes), and the store's `voices` table for
-    measurements analysed before this run.
+    measurements analysed before this run. `save()` (after the analysis' checkpoint moved)
+    keeps how far the file was read, so a restart does not read it from the start again.
 
     `lookup(uids)` answers stored rows {uid: {"probe_id", "network", "trusted", "claim"}}.
     """
@@ -125,6 +134,31 @@ class VoiceBook:
         self.trusted_ids: frozenset[str] = frozenset()
         self._decoder = msgspec.json.Decoder(Provenance)
         self.generation = 0  # moves when a voice already given may have changed (trust, late provenance)
+        self.state_path = Path(collector_dir) / "provenance.state.json"
+        self._load_state()
+
+    # ---- where a restart goes on from ------------------------------------------------
+    def _load_state(self) -> None:
+        """The saved offset and waiting lines, unless the file is shorter than that offset
+        (replaced since: read from the start)."""
+        try:
+            state = msgspec.json.decode(self.state_path.read_bytes(), type=BookState)
+            size = os.stat(self.provenance_path).st_size
+        except (OSError, msgspec.MsgspecError):
+            return
+        if not 0 <= state.offset <= size:
+            return
+        self._offset = state.offset
+        for p in state.pending:
+            self._pending.setdefault(p.uid, p)
+
+    def save(self) -> None:
+        """Keep the offset read to and the lines still waiting (atomically). Call it only once
+        every line before the offset is either waiting or in the store's `voices` table (after
+        the round that wrote them): an older state only means more to read again."""
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.json.encode(BookState(self._offset, list(self._pending.values()))))
+        os.replace(tmp, self.state_path)
 
     # ---- feeding --------------------------------------------------------------------
     def _registry_stamp_now(self) -> tuple[int, int]:

@@ -10,6 +10,11 @@ benchmarks: both give the same status rows.
 Counts are capped: a cell's independent probes and source networks are counted up to
 max(quorum, CELL_COUNT_CAP), enough to say it is backed, so a cell backed by thousands of
 probes costs no more than one backed by eight.
+
+Memory is bounded: each uid is held (so that its judgement again, with another class, moves
+it) until TRACKED_MAX are held; then the oldest minutes are folded into their voice's newest
+time in their cell (still counted; a judgement again of one of them, long after, is taken as
+a new verdict). The live window (window.py) lets go of its oldest verdicts the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from netvigil.model.times import shift, stored
 STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
 CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
 NEVER = "9999-12-31 23:59:59"
+TRACKED_MAX = 400_000  # uids held one by one (~200 bytes each); older ones are folded
 
 Key = tuple[str, str, str, str]  # (country, asn, service, class)
 VoicesOf = Callable[[list[str]], dict[str, Voice]]
@@ -76,12 +82,14 @@ def recount(rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Ver
 
 
 class Said:
-    """One voice in one cell: the times of its verdicts there, and the newest of them."""
+    """One voice in one cell: the times of its verdicts there (held uid by uid, or folded
+    into the newest time of those let go), and the newest of them all."""
 
-    __slots__ = ("times", "newest", "prune_at")
+    __slots__ = ("times", "folded", "newest", "prune_at")
 
     def __init__(self):
         self.times: dict[str, str] = {}  # uid -> time
+        self.folded = ""  # the newest time of the uids no longer held one by one
         self.newest = ""
         self.prune_at = 64  # let go of times before the floor when there are this many
 
@@ -93,12 +101,21 @@ class Said:
     def remove(self, uid: str) -> None:
         t = self.times.pop(uid, None)
         if t is not None and t == self.newest:
-            self.newest = max(self.times.values(), default="")
+            self.newest = max(max(self.times.values(), default=""), self.folded)
+
+    def fold(self, uid: str) -> None:
+        t = self.times.pop(uid, None)
+        if t is not None and t > self.folded:
+            self.folded = t
+
+    def empty(self) -> bool:
+        return not self.times and not self.folded
 
     def inside(self, floor: str, last: str) -> bool:
         if floor <= self.newest <= last:  # the usual case: a cell's last is its newest verdict
             return True
-        return self.newest > last and any(floor <= t <= last for t in self.times.values())
+        return self.newest > last and (floor <= self.folded <= last
+                                       or any(floor <= t <= last for t in self.times.values()))
 
 
 class CellVoices:
@@ -113,6 +130,8 @@ class CellVoices:
         self.cap = cap
         self.cells: dict[Key, dict[Voice, Said]] = {}
         self.of_uid: dict[str, tuple[Key, Voice]] = {}
+        self.minutes: dict[str, list[str]] = {}  # minute -> uids held from it (some may be gone since)
+        self.listed = 0  # uids in `minutes`
         self.waiting: list[Verdict] = []  # fed, voices not looked up yet
         self.seeded: set[str] = set()
         self.changed: set[Key] = set()
@@ -141,16 +160,35 @@ class CellVoices:
             entry = by_voice.get(voice)
             if entry is None:
                 entry = by_voice[voice] = Said()
-            entry.add(uid, stored(v.measurement_start_time))
+            t = stored(v.measurement_start_time)
+            entry.add(uid, t)
             self.of_uid[uid] = (key, voice)
             self.changed.add(key)
+            if before is None:
+                self.minutes.setdefault(t[:16], []).append(uid)
+                self.listed += 1
+        if self.listed > TRACKED_MAX:
+            self._fold(int(TRACKED_MAX * 0.8))
+
+    def _fold(self, keep: int) -> None:
+        """Fold the uids of the oldest minutes until about `keep` are listed."""
+        for minute in sorted(self.minutes):
+            if self.listed <= keep:
+                break
+            for uid in self.minutes.pop(minute):
+                self.listed -= 1
+                held = self.of_uid.pop(uid, None)
+                if held is not None:
+                    entry = self.cells.get(held[0], {}).get(held[1])
+                    if entry is not None:
+                        entry.fold(uid)
 
     def _drop(self, uid: str, key: Key, voice: Voice) -> None:
         by_voice = self.cells.get(key)
         entry = by_voice.get(voice) if by_voice else None
         if entry is not None:
             entry.remove(uid)
-            if not entry.times:
+            if entry.empty():
                 del by_voice[voice]
         del self.of_uid[uid]
         self.changed.add(key)

@@ -64,6 +64,8 @@ def test_unconfirmed_permalink_and_withdrawal(tmp_path, relabelled):  # noqa: F8
             assert "Embed this chart" not in html  # an unpublished claim is not offered for embedding
             assert httpx.get(f"{obs.url}/api/v1/incidents/{iid}/chart.svg").status_code == 200
             assert httpx.get(f"{obs.url}/api/v1/incidents/0123456789abcdef").status_code == 404
+            home = httpx.get(f"{obs.url}/").text  # the home page's unconfirmed signals link to it
+            assert f"href='/incident/{iid}'" in home.split("id=unconfirmed")[1]
 
             # the operator trusts the probe: published, announced
             r = httpx.post(f"{obs.url}/api/v1/admin/probes/{probe['probe_id']}/trust", headers=admin,

@@ -85,7 +85,8 @@ def unconfirmed_block(incidents: list[Incident], cells: int) -> str:
     if not incidents and not cells:
         return ""
     items = "".join(
-        f"<li data-key='unc-{escape(i.id)}'>{escape(incident_title(i))} <small>backed by "
+        f"<li data-key='unc-{escape(i.id)}'><a href='/incident/{escape(i.id)}'>{escape(incident_title(i))}</a> "
+        f"<small>backed by "
         f"{plural((i.evidence.independent_probes or 0) if i.evidence else 0, 'independent probe')}</small></li>"
         for i in incidents)
     return (f"<section id=unconfirmed><h2>Unconfirmed signals</h2><p class=muted>Not published: fewer "

@@ -52,9 +52,9 @@ def test_memory_holds_the_window_not_every_uid(make):
         uids += submit(col, [line(i) for i in range(start, start + 50)])
     assert col.stored == 2000 and log_lines(col) == 2000
     held = col.uids
-    assert len(held.meta) <= META + held.generation  # metadata of the newest only
-    assert len(held) <= WINDOW + held.generation  # the whole structure: the window, not 2,000
-    assert held.forgotten >= 2000 - WINDOW - held.generation
+    assert len(held.meta) < META + held.spill  # metadata of the newest only
+    assert WINDOW - held.generation <= len(held) < WINDOW + held.spill  # the window, not 2,000
+    assert held.forgotten == 2000 - len(held)
     assert not col.complete  # the listing then asks the store
 
 
@@ -63,7 +63,7 @@ def test_a_retry_inside_the_window_is_stored_once(make):
     uids = []
     for start in range(0, 1000, 50):
         uids += submit(col, [line(i) for i in range(start, start + 50)])
-    recent_meta, recent_fp = 990, 1000 - WINDOW + 20  # newest (metadata), older (fingerprint only)
+    recent_meta, recent_fp = 990, 800  # newest (metadata), older (fingerprint only)
     assert uids[recent_fp] not in col.index  # it is in the fingerprint tier
     before = log_lines(col)
     again = submit(col, [line(recent_meta), line(recent_fp)])
@@ -83,9 +83,9 @@ def test_after_a_restart_the_window_is_rebuilt_from_the_log(make):
     col.close()
     col = make()
     assert col.replayed == 1000 and col.stored == 1000
-    assert len(col.uids) <= WINDOW + col.uids.generation
+    assert len(col.uids) < WINDOW + col.uids.spill
     before = log_lines(col)
-    assert submit(col, [line(1000 - WINDOW + 20)]) == [uids[1000 - WINDOW + 20]]
+    assert submit(col, [line(800)]) == [uids[800]]
     assert log_lines(col) == before
 
 

@@ -15,6 +15,9 @@ Two tiers, both bounded:
 - fingerprint generations: for older uids within the window, 16 bytes each (numpy): the
   uid's 64-bit hash and where its line is in the log, sorted by hash. A hash hit is
   confirmed by reading that line, so a hash collision never drops a new measurement.
+  `meta` spills an eighth of a generation at a time; small generations are merged into a
+  full one, and the oldest full one leaves the window whole (so the window holds between
+  `window` - one generation and `window` + one spill uids).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from netvigil.collector.log import Position
 
 KEEP_META = 50_000  # measurements whose metadata is held (newest first listing; ~600 bytes each)
 WINDOW = 2_000_000  # uids deduplicated in all (the retry window, in measurements)
-GENERATION = 1 << 17  # uids per fingerprint generation (moved out of `meta` together; a look-up costs ~5 us a generation)
+GENERATION = 1 << 17  # uids per full fingerprint generation (a look-up costs ~5 us a generation)
 _TOP = np.iinfo(np.int64).max
 _OFFSET_BITS = 40  # a packed position: segment << 40 | offset (segments are 256 MB)
 
@@ -39,6 +42,12 @@ def _pack(pos: Position) -> int:
 
 def _unpack(packed: int) -> tuple[int, int]:
     return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
+
+
+def _sorted(hashes: np.ndarray, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A generation: sorted by hash, with a sentinel past the end (a search never falls off)."""
+    order = np.argsort(hashes, kind="stable")
+    return np.append(hashes[order], _TOP), np.append(packed[order], -1)
 
 
 class RecentUids:
@@ -53,35 +62,48 @@ class RecentUids:
                               "must be 1 or more", where="collector settings")
         self.confirm = confirm
         self.keep_meta = min(keep_meta, window)
-        # at most ~16 generations (a small window spills small ones)
-        self.generation = max(1, min(generation, (window - self.keep_meta) // 8 or self.keep_meta))
-        self.max_generations = (window - self.keep_meta) // self.generation  # held in all: under window + generation
+        self.fingerprints = window - self.keep_meta  # held at most as fingerprints
+        # at most ~16 full generations (a small window has small ones); `meta` spills an eighth
+        # of one at a time (so it holds at most keep_meta + spill), merged once a full one is there
+        self.generation = max(1, min(generation, self.fingerprints // 8 or self.keep_meta))
+        self.spill = max(1, self.generation // 8)
+        self.held = 0  # fingerprints held
         self.meta: dict = {}  # uid -> MeasurementMeta, oldest first
         self.generations: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted hashes, packed positions)
         self.forgotten = 0  # uids that left the window: no longer deduplicated here
 
     def __len__(self) -> int:
         """Uids deduplicated now (both tiers)."""
-        return len(self.meta) + sum(len(h) - 1 for h, _ in self.generations)
+        return len(self.meta) + self.held
 
     def add(self, uid: str, meta) -> None:
         """Remember a uid just stored (meta.position is where its line is)."""
         self.meta[uid] = meta
-        if len(self.meta) >= self.keep_meta + self.generation:
+        if len(self.meta) >= self.keep_meta + self.spill:
             self._spill()
 
     def _spill(self) -> None:
-        """The oldest `generation` uids of `meta` become one fingerprint generation."""
-        n = self.generation
+        """The oldest `spill` uids of `meta` become fingerprints: a small generation, merged
+        with the small ones before it once together they make a full one."""
+        n = self.spill
         uids = list(itertools.islice(self.meta, n))
-        if self.max_generations:
+        if self.fingerprints:
             hashes = np.fromiter((hash(u) for u in uids), dtype=np.int64, count=n)
             packed = np.fromiter((_pack(self.meta[u].position) for u in uids), dtype=np.int64, count=n)
-            order = np.argsort(hashes, kind="stable")
-            # a sentinel past the end: a search never falls off the array
-            self.generations.append((np.append(hashes[order], _TOP), np.append(packed[order], -1)))
-            while len(self.generations) > self.max_generations:
-                self.forgotten += len(self.generations.pop(0)[0]) - 1
+            self.generations.append(_sorted(hashes, packed))
+            self.held += n
+            small = 0
+            while small < len(self.generations) and len(self.generations[-1 - small][0]) - 1 < self.generation:
+                small += 1
+            if small > 1 and sum(len(h) - 1 for h, _ in self.generations[-small:]) >= self.generation:
+                parts = self.generations[-small:]
+                del self.generations[-small:]
+                self.generations.append(_sorted(np.concatenate([h[:-1] for h, _ in parts]),
+                                                np.concatenate([p[:-1] for _, p in parts])))
+            while self.held > self.fingerprints:  # the oldest generation leaves the window
+                gone = len(self.generations.pop(0)[0]) - 1
+                self.held -= gone
+                self.forgotten += gone
         else:
             self.forgotten += n
         for u in uids:

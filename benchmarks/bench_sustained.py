@@ -237,22 +237,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-held", type=int, default=None,
                     help="the analysis' bound on held verdicts (NETVIGIL_MAX_HELD_VERDICTS; default the server's, "
                          "400,000; --quick: 20,000, so that one minute reaches it)")
+    ap.add_argument("--max-uids", type=int, default=None,
+                    help="the analysis' bound on held uids (NETVIGIL_MAX_HELD_UIDS; default the server's, 500,000)")
     ap.add_argument("--max-analysis-lag", type=float, default=3.0,
                     help="the server's --max-analysis-lag: untrusted submissions get 503 while the analysis is "
                          "more than this many seconds behind (default 3; 0: off, the backlog grows unbounded)")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="seconds of load before memory's 'start' (default: a quarter of the load, at most 300)")
     args = ap.parse_args(argv)
     minutes = 1.0 if args.quick else args.minutes
     max_held = args.max_held or (20_000 if args.quick else None)
     if minutes <= 0 or args.rate <= 0 or args.probes < 1:
         ap.error("--minutes, --rate and --probes must be positive")
     seconds = minutes * 60
-    warmup = min(300.0, seconds / 4)
+    warmup = args.warmup if args.warmup is not None else min(300.0, seconds / 4)
 
     first_round = next(rounds(load_run(HERE.parent / "tests" / "data" / "lab" / "russia-2022")))[1]
     samples = [m for m in first_round if m.probe_asn == first_round[0].probe_asn]
     with tempfile.TemporaryDirectory() as tmp:
         port = latency_port()
-        proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag)
+        proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag, args.max_uids)
         try:
             fleet = Fleet(port, args.probes)
             idle = markers(port, samples, args.idle, first=0)
@@ -307,9 +311,13 @@ def main(argv: list[str] | None = None) -> int:
           f"waited on the server; http_503: batches deferred, the analysis more than {args.max_analysis_lag:g} s behind) "
           f"backlog_drained_in={drained:.0f} s")
     print(f"RESULT sustained_rss_start={mb(total(start_rss))} (t={t_start:.0f} s) end={mb(total(end_rss))} "
-          f"max_held={max_held or 'default'} "
+          f"max_held={max_held or 'default'} max_uids={args.max_uids or 'default'} "
           f"(t={end_t:.0f} s) idle={mb(total(rss_idle))} growth={growth / (1 << 20):.0f} MB/hour; "
           + " ".join(f"{k}:{mb(start_rss.get(k, 0))}->{mb(v)}" for k, v in sorted(end_rss.items())))
+    t_half, half_rss = next(((t, r) for t, r in memory if t >= end_t / 2), memory[0])
+    print(f"RESULT sustained_rss_second_half={mb(total(half_rss))} (t={t_half:.0f} s) -> {mb(total(end_rss))} "
+          f"(t={end_t:.0f} s): {(total(end_rss) - total(half_rss)) / max(end_t - t_half, 1) * 3600 / (1 << 20):.0f} MB/hour "
+          f"(the analysis grows until its bounds fill: 400,000 held verdicts, 500,000 uids)")
     used = {k: cpu_end.get(k, 0.0) - cpu_start.get(k, 0.0) for k in cpu_end}
     print(f"RESULT sustained_cpu_per_measurement (µs of CPU per accepted measurement, load and drain): "
           + " ".join(f"{k}:{v / max(counts['accepted'], 1) * 1e6:.0f}" for k, v in sorted(used.items()))
@@ -327,7 +335,7 @@ def latency_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0):
+def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0, max_uids: int | None = None):
     """`netvigil serve` with the analysis on and quotas that let one machine act as a fleet."""
     import subprocess
 
@@ -338,6 +346,8 @@ def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float 
     env = {**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN}
     if max_held:
         env["NETVIGIL_MAX_HELD_VERDICTS"] = str(max_held)
+    if max_uids:
+        env["NETVIGIL_MAX_HELD_UIDS"] = str(max_uids)
     proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

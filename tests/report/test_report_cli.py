@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from netvigil.report.replay import load_run, rounds
 from tests.clirun import CliResult, run_cli
+from tests.recorded_store import copy_of_run_store
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
 
@@ -30,13 +30,9 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def fill_with_run(store: Path) -> None:
-    """An Observatory store at `store` holding the recorded russia-2022 run, round by round."""
-    from netvigil.analysis.analysed_store import AnalysedStore
-
-    with AnalysedStore(store) as obs:
-        for _, batch in rounds(load_run(RUN)):
-            obs.add(batch)
-        obs.refresh()
+    """An Observatory store at `store` holding the recorded russia-2022 run, round by round
+    (a copy of one filled once per test process: tests/recorded_store.py)."""
+    copy_of_run_store(RUN, store)
 
 
 def incident_id(data_dir: Path) -> str:
@@ -80,7 +76,9 @@ def test_report_over_http_matches(data_dir, tmp_path):
 
     iid = incident_id(data_dir)
     outage = next(i.id for i in outages(data_dir))
-    with ObservatoryThread(data_dir) as obs:
+    # the analysis as a thread: the statement over HTTP is the point, not the analysis process
+    # (tests/collector/test_collector_analysis_process.py, tests/test_fuzz_all_routes.py serve that)
+    with ObservatoryThread(data_dir, analysis_process=False) as obs:
         import httpx, time
 
         for _ in range(200):  # wait for the pump to open the store
@@ -144,7 +142,7 @@ def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
     from netvigil.observatory.serve import ObservatoryThread
 
     fill_with_run(tmp_path)
-    with ObservatoryThread(tmp_path) as srv:
+    with ObservatoryThread(tmp_path, analysis_process=False) as srv:  # the same store_dir either way
         for _ in range(300):
             if httpx.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":
                 break

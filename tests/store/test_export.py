@@ -77,7 +77,9 @@ def cli(*args: str) -> CliResult:
 
 @pytest.fixture(scope="module")
 def client(store):
-    with ready_client(create_app(store, analysis_interval=0.2)) as c:
+    """The API over the store, its analysis as a thread (the export is the point, not the
+    analysis process: tests/test_fuzz_all_routes.py serves every route through that)."""
+    with ready_client(create_app(store, analysis_process=False, analysis_interval=0.2)) as c:
         yield c
 
 

@@ -129,7 +129,7 @@ def run_demo(out: Path, *, serve: bool = True, port: int = 8470, rounds: int | N
              replay: bool = False) -> None:
     from netvigil.lab.runner import prerequisites
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # commands stay copyable
     out = Path(out)
     run_dir, data_dir = out / "run", out / "observatory"
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -154,38 +152,35 @@ def test_systemd_rates_the_unit_safe_or_ok(unit, tmp_path):
 
 # --- backup and restore: the measurement log is the one thing to keep -----------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.load(r)
 
 
 class Served:
-    """`netvigil serve` in its own process (one embedded store per process)."""
+    """The observatory on DATA_DIR as `netvigil serve` runs it, here from a thread of the test
+    process with its analysis as a thread: what a backup keeps is the point, not the processes
+    (a served process: scripts/wheel_smoke.sh, tests/collector/test_collector_analysis_process.py).
+    Stopped as SIGTERM stops serve: uvicorn's graceful exit, then the app's shutdown."""
 
     def __init__(self, data_dir: Path):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([str(NETVIGIL), "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        from netvigil.observatory.serve import ObservatoryThread
+
+        self.server = ObservatoryThread(data_dir, analysis_process=False).start()
+        self.base = self.server.url
 
     def wait_analysed(self, n: int, seconds: float = 120) -> dict:
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + seconds  # a bound for a broken analysis, not a speed limit
         health: dict = {}
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            assert self.server.thread.is_alive(), "the observatory stopped"
             try:
                 health = get(self.base + "/api/v1/health")
                 if health["analysed"] >= n:
                     return health
             except OSError:
                 pass
-            time.sleep(0.25)
+            time.sleep(0.1)
         raise AssertionError(f"analysis did not reach {n} measurements: {health}")
 
     def verdicts(self) -> list[tuple]:
@@ -193,13 +188,9 @@ class Served:
         return sorted((r["measurement_uid"], r["service"], r["class"], r["technique"]) for r in rows)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stderr.close()
+        self.server.server.should_exit = True  # what serve's SIGTERM handler sets
+        self.server.thread.join(timeout=120)  # a bound for a stuck shutdown, not a speed limit
+        assert not self.server.thread.is_alive(), "the observatory did not stop"
 
 
 @pytest.mark.slow

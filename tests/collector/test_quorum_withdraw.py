@@ -31,6 +31,11 @@ def public_ids(url: str) -> set[str]:
     return {i["id"] for i in httpx.get(f"{url}/api/v1/incidents", params={"country": "DE"}).json()["results"]}
 
 
+def blocked_cells(url: str) -> list[dict]:
+    cells = httpx.get(f"{url}/api/v1/status", params={"country": "DE"}).json()["results"]
+    return [c for c in cells if c["class"] != "ok"]
+
+
 def test_unconfirmed_permalink_and_withdrawal(tmp_path, relabelled):  # noqa: F811
     receiver = Receiver()
     admin = {"Authorization": f"Bearer {ADMIN}"}
@@ -74,6 +79,7 @@ def test_unconfirmed_permalink_and_withdrawal(tmp_path, relabelled):  # noqa: F8
             started = receiver.wait("start", service="twitter", timeout=180)
             assert started["incident"]["id"] == iid
             wait_for(lambda: iid in public_ids(obs.url), timeout=60)
+            wait_for(lambda: blocked_cells(obs.url) != [], timeout=60)
             published = httpx.get(f"{obs.url}/api/v1/incidents/{iid}").json()
             assert published["confirmed"] is True
             assert "Unconfirmed" not in httpx.get(f"{obs.url}/incident/{iid}").text.split("<h1>")[1].split("</h1>")[0]
@@ -88,6 +94,7 @@ def test_unconfirmed_permalink_and_withdrawal(tmp_path, relabelled):  # noqa: F8
             assert withdrawn["text"].startswith("Withdrawn: ") and "1 of the 2 required" in withdrawn["detail"]
             assert all(ok for ev, _, ok in receiver.alerts)  # every delivery signed and verified
             wait_for(lambda: iid not in public_ids(obs.url), timeout=60)
+            wait_for(lambda: blocked_cells(obs.url) == [], timeout=60)  # the status cells go with it
             assert unconfirmed_twitter(obs.url)["id"] == iid
             assert httpx.get(f"{obs.url}/api/v1/incidents/{iid}").json()["confirmed"] is False
             assert [ev for ev, body, _ in receiver.alerts if body["incident"]["id"] == iid].count("start") == 1

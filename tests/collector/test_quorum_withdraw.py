@@ -3,10 +3,11 @@ loses its quorum is withdrawn (issue #13), end to end over HTTP on loopback.
 
 One enrolled probe (127.0.1.1) sends the 96 relabelled measurements of one German ISP
 (tests/collector/test_quorum_live.py): its Twitter incident is unconfirmed, and its page and
-API by id say so (1 independent probe, 2 required) instead of a 404. The operator trusts the
-probe: the incident is published with a signed start alert. The operator takes the trust
-back: the incident leaves the public list, is shown apart as unconfirmed again, and the
-webhook receiver gets a signed "withdrawn" alert for it.
+API by id say so (1 independent probe, 2 required) instead of a 404, and the aggregates count
+one probe however many measurements it sent. The operator trusts the probe: the incident is
+published with a signed start alert. The operator takes the trust back: the incident and its
+status cells leave the public lists, it is shown apart as unconfirmed again, and the webhook
+receiver gets a signed "withdrawn" alert for it.
 """
 
 from __future__ import annotations

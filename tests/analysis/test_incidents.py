@@ -53,7 +53,7 @@ def test_one_incident_per_country_service_with_exact_onset_and_end():
     assert nets["AS8359"].techniques[1]["start"] == at(25)
     assert inc.end is None and inc.start == at(10)
     assert inc.circumvention == "works"
-    assert inc.evidence.rules_version == RULES.version and inc.evidence.probe_count >= 2
+    assert inc.evidence.rules_version == RULES.version and inc.evidence.vantage_networks >= 2
 
 
 def test_outage_is_an_outage_and_a_block_elsewhere_stays_censorship():

@@ -29,7 +29,7 @@ def _feed() -> list[list]:
 def _told(incidents) -> list[tuple]:
     """An incident as published, but for its measurement count (the bounded one counts from its floor)."""
     return [(i.id, i.country, i.service, i.kind, i.start, i.end, i.circumvention, i.techniques, i.confirmed,
-             [msgspec.json.encode(n) for n in i.networks], i.evidence.rules_version, i.evidence.probe_count)
+             [msgspec.json.encode(n) for n in i.networks], i.evidence.rules_version, i.evidence.vantage_networks)
             for i in incidents]
 
 

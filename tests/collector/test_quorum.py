@@ -75,7 +75,7 @@ def verdict(uid: str, asn: str, t: str, klass: str = "tls", service: str = "twit
 def incident(end: str | None = None) -> Incident:
     return Incident(id="i1", country="DE", service="twitter", kind="censorship", start="2026-12-06 09:00:00",
                     end=end, networks=[NetworkSpan(asn="AS3320", technique="tls.reset", start="2026-12-06 09:00:00")],
-                    evidence=Evidence(measurement_uids=["a"], probe_count=1, rules_version="r", measurement_count=3))
+                    evidence=Evidence(measurement_uids=["a"], vantage_networks=1, rules_version="r", measurement_count=3))
 
 
 class Book:

@@ -12,7 +12,7 @@ def incident(**kw) -> Incident:
     base = dict(id="i1", country="RU", service="twitter", kind="censorship", start="2022-02-26 09:00:00", end=None,
                 networks=[NetworkSpan("AS12389", "tls.timeout_after_hello", "2022-02-26 09:00:00", network_name="Rostelecom"),
                           NetworkSpan("AS8359", "tls.reset_after_hello", "2022-02-26 09:05:00", network_name="MTS")],
-                circumvention="works", evidence=Evidence(["u1"], 2, "r1", 2))
+                circumvention="works", evidence=Evidence(["u1"], "r1", vantage_networks=2, measurement_count=2))
     base.update(kw)
     return Incident(**base)
 

@@ -48,8 +48,11 @@ class NetworkSpan(msgspec.Struct):
 
 class Evidence(msgspec.Struct):
     measurement_uids: list[str]
-    probe_count: int
     rules_version: str
+    # distinct (ASN, network name) vantages the measurements came from; not probes (an anonymous
+    # client can claim any vantage): `independent_probes` below counts those. 0 in an incident
+    # stored before the field had this name (it was probe_count): `netvigil rebuild` recounts
+    vantage_networks: int = 0
     measurement_count: int = 0
     # who backs the claim (analysis/incidents/quorum.py): distinct enrolled probes on distinct source
     # networks, and distinct source networks; None for the operator's own data (not counted)

@@ -165,7 +165,7 @@ def evidence_block(inc: Incident) -> str:
               f"{plural(ev.source_networks or 0, 'source network')}" + (" (a trusted probe among them)." if ev.trusted else "."))
     if not inc.confirmed:
         backed += " <strong>Unconfirmed</strong>: fewer independent probes than the observatory's quorum, none trusted."
-    return (f"<div id=evidence><p>{plural(total, 'measurement')} from {plural(ev.probe_count, 'vantage network')};{backed} rules version "
+    return (f"<div id=evidence><p>{plural(total, 'measurement')} from {plural(ev.vantage_networks, 'vantage network')};{backed} rules version "
             f"<code>{escape(ev.rules_version)}</code>. {sample}</p><ul class=uids>{links}</ul></div>")
 
 

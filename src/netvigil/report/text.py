@@ -205,7 +205,7 @@ def _evidence(incident: Incident) -> str:
     if ev is None or not ev.measurement_count:
         return ""
     nets = len({n.asn for n in incident.networks})
-    # probe_count counts (network, name) vantages, not verified probe identities: only the
+    # vantage_networks counts (network, name) vantages, not verified probe identities: only the
     # quorum's count (analysis/incidents/quorum.py: distinct enrolled ids on distinct source networks)
     # is called independent probes; the operator's own data (None) has no such count
     if ev.independent_probes:

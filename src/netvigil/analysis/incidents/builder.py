@@ -172,7 +172,7 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
             ))
     verdicts = [v for s in group for v in s.verdicts]
     uids = sorted({v.measurement_uid for v in verdicts})
-    probes = {(v.probe_asn, v.probe_network_name) for v in verdicts}
+    vantages = {(v.probe_asn, v.probe_network_name) for v in verdicts}
     if kind == "censorship":
         states = [n.circumvention for n in networks]
         circumvention = "works" if "works" in states else ("blocked" if "blocked" in states else "unknown")
@@ -182,7 +182,7 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
     return Incident(
         id=ident, country=cc, service=service, kind=kind, start=start, end=end, networks=networks,
         circumvention=circumvention,
-        evidence=Evidence(measurement_uids=evidence_sample(verdicts, MAX_SAMPLE_UIDS), probe_count=len(probes), rules_version=rules_version,
+        evidence=Evidence(measurement_uids=evidence_sample(verdicts, MAX_SAMPLE_UIDS), vantage_networks=len(vantages), rules_version=rules_version,
                           measurement_count=len(uids)),
         techniques=techniques,
     )

@@ -102,7 +102,7 @@ def carry(since: str, built: list[Incident], held) -> tuple[list[Incident], dict
         if evidence is not None and c.evidence is not None:
             evidence = msgspec.structs.replace(
                 evidence, measurement_count=max(evidence.measurement_count, c.evidence.measurement_count),
-                probe_count=max(evidence.probe_count, c.evidence.probe_count))
+                vantage_networks=max(evidence.vantage_networks, c.evidence.vantage_networks))
         out[j] = msgspec.structs.replace(n, id=c.id, start=c.start, networks=networks, evidence=evidence)
     return out, carried
 

@@ -21,13 +21,18 @@ given per hour of load from there.
 Prints RESULT lines: p50/max latency under load and the ratio to idle, accepted rate, RSS at
 start and end per process and in all. Loopback only.
 
-Measured 2026-12-06 (2 cores shared with eight other sessions, load average 5-20; the 30-minute
-run was not made): 7 minutes, 5,000/s offered, 1,449/s accepted, --max-held 20,000: p50
-81 s (thirds 21, 81, 154 s; idle 0.14 s) although the backlog drained 27 s after the load;
-RSS 965 MB -> 1,508 MB from 110 s to 420 s (analysis 490 -> 699 MB, web 400 -> 735 MB: the
-collector's uid index of every measurement grows in the web process; in the analysis the
-held verdicts stay under the bound, uids grow to theirs, 2,000,000). Not yet reached: p50
-under 5 s and flat memory at 5,000/s.
+With --max-analysis-lag S (default 3; the server's option), untrusted batches get 503 while
+the analysis is more than S seconds behind: the status stays seconds behind whatever rate the
+machine sustains (counted as http_503; the generator does not resend them).
+
+Measured 2026-12-06 (2 cores shared with five other sessions, load average 5-12; details and
+the per-stage costs in docs/benchmarks.md): 1 minute back to back, 5,000/s offered: gate off
+p50 21.5 s and growing, 637/s accepted; gate on p50 4.57 s, 676/s. 5 minutes, gate on:
+p50 4.30 s (flat by thirds), max 14.5 s, 622/s accepted; web RSS flat (302 -> 320 MB), the
+analysis grows until its bounds fill (~500,000 measurements). Not reached here: 5,000/s (the
+three processes take ~1.1-1.5 ms of CPU per measurement).
+
+The lead's run: .venv/bin/python benchmarks/bench_sustained.py --minutes 30
 """
 
 from __future__ import annotations

@@ -110,3 +110,21 @@ def test_a_hash_hit_is_confirmed_in_the_log():
 def test_a_bad_window_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="dedup window 0"):
         Collector(tmp_path, Settings(analysis=False, dedup_window=0))
+
+
+def test_counts_say_what_the_log_holds_past_the_metadata_tier(tmp_path):
+    """/api/v1/health and /admin/stats count every stored measurement, not the metadata held."""
+    from fastapi.testclient import TestClient
+
+    from netvigil.observatory.app import create_app
+
+    app = create_app(tmp_path, analysis=False, admin_token="admin-secret-123456", dedup_window=WINDOW,
+                     dedup_meta=META)
+    with TestClient(app) as c:
+        for start in range(0, 500, 50):
+            body = b"\n".join(line(i) for i in range(start, start + 50))
+            assert c.post("/api/v1/submit", content=body).status_code == 200
+        assert len(app.state.nv.collector.index) < 500  # metadata of the newest only
+        assert c.get("/api/v1/health").json()["measurements"] == 500
+        stats = c.get("/api/v1/admin/stats", headers={"Authorization": "Bearer admin-secret-123456"}).json()
+        assert stats["stored"] == 500

@@ -38,10 +38,15 @@ def test_behind_analysis_defers_untrusted_submissions(tmp_path):
         assert r.status_code == 503  # the OONI protocol's path too
         trusted = c.post("/api/v1/submit", content=line(4), headers={"Authorization": "Bearer trusted-1"})
         assert trusted.status_code == 200 and nv.collector.stored == 2
+        # the analysis is down (a failed round, a dead process): intake goes on, it waits on no one
+        nv.pump.error = "the analysis process stopped"
+        assert c.post("/api/v1/submit", content=line(5)).status_code == 200 and nv.collector.stored == 3
+        nv.pump.error = None
+        assert c.post("/api/v1/submit", content=line(6)).status_code == 503
         # a round that reached the log's end: taken again
         nv.pump._apply(RoundResult(2, [], {}, checkpoint=nv.collector.log.end()))
-        assert c.post("/api/v1/submit", content=line(2)).status_code == 200 and nv.collector.stored == 3
-        assert nv.collector.stats["deferred"] == 2
+        assert c.post("/api/v1/submit", content=line(2)).status_code == 200 and nv.collector.stored == 4
+        assert nv.collector.stats["deferred"] == 3
     finally:
         nv.collector.close()
 

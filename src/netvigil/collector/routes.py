@@ -84,10 +84,11 @@ def check_probe(request: Request, cost: float = 1.0) -> str | None:
 
 def check_lag(request: Request, key: str | None) -> None:
     """503 for an untrusted submission while the analysis is more than --max-analysis-lag behind
-    (before the body is read: a refused client costs nothing). Trusted probes pass, as with quotas."""
+    (before the body is read: a refused client costs nothing). Trusted probes pass, as with quotas;
+    so does everyone while the analysis is down (its error set): intake never waits on a dead consumer."""
     nv = request.app.state.nv
     limit = nv.settings.max_analysis_lag
-    if key is None or limit is None:
+    if key is None or limit is None or nv.pump.error is not None:
         return
     lag = nv.collector.analysis_lag(nv.pump.checkpoint)
     if lag > limit:

@@ -52,7 +52,7 @@ def main() -> None:
         driven = (time.perf_counter() - t0) / ROUNDS
         p.stdin.close()
         p.wait(timeout=60)
-        stored = len(srv.app.state.nv.collector.index)
+        stored = srv.app.state.nv.collector.stored
     print(f"RESULT agent round as a process (--once): {once:.2f} s/round")
     print(f"RESULT agent round told to a running agent (--driven): {driven:.2f} s/round")
     print(f"RESULT ratio once/driven: {once / driven:.1f}x ({ROUNDS} rounds each, {stored} measurements stored)")

@@ -41,6 +41,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -260,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     first_round = next(rounds(load_run(HERE.parent / "tests" / "data" / "lab" / "russia-2022")))[1]
     samples = [m for m in first_round if m.probe_asn == first_round[0].probe_asn]
     with tempfile.TemporaryDirectory() as tmp:
+        free = shutil.disk_usage(tmp).free
+        need = 18_000 * args.rate * seconds  # the log keeps every accepted 18 KB line
+        print(f"disk: {free / 1e9:.0f} GB free in {tmp}; the offered load would write up to {need / 1e9:.0f} GB "
+              f"(only what is accepted is written)" + ("  WARNING: may fill the disk" if need > free else ""), flush=True)
         port = latency_port()
         proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag, args.max_uids)
         try:

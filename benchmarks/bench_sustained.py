@@ -28,7 +28,9 @@ machine sustains (counted as http_503; the generator does not resend them).
 Measured 2026-12-06 (2 cores shared with five other sessions, load average 5-12; details and
 the per-stage costs in docs/benchmarks.md): 1 minute back to back, 5,000/s offered: gate off
 p50 21.5 s and growing, 637/s accepted; gate on p50 4.57 s, 676/s. 5 minutes, gate on:
-p50 4.30 s (flat by thirds), max 14.5 s, 622/s accepted; web RSS flat (302 -> 320 MB), the
+p50 4.30 s (flat by thirds), max 14.5 s, 622/s accepted. Load average 3.6, 1 minute: gate on
+p50 2.82 s, 1,431/s accepted; gate off p50 10.66 s and growing, 1,863/s. Web RSS flat after its
+warm-up (5 minutes at 539/s: 302 -> 320 MB), the
 analysis grows until its bounds fill (~500,000 measurements). Not reached here: 5,000/s (the
 three processes take ~1.1-1.5 ms of CPU per measurement).
 

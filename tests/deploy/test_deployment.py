@@ -160,7 +160,7 @@ def get(url: str) -> dict:
 class Served:
     """The observatory on DATA_DIR as `netvigil serve` runs it, here from a thread of the test
     process with its analysis as a thread: what a backup keeps is the point, not the processes
-    (a served process: scripts/wheel_smoke.sh, tests/collector/test_collector_analysis_process.py).
+    (a served process: scripts/wheel_smoke.sh, tests/observatory/test_analysis_process.py).
     Stopped as SIGTERM stops serve: uvicorn's graceful exit, then the app's shutdown."""
 
     def __init__(self, data_dir: Path):

@@ -77,7 +77,7 @@ def test_report_over_http_matches(data_dir, tmp_path):
     iid = incident_id(data_dir)
     outage = next(i.id for i in outages(data_dir))
     # the analysis as a thread: the statement over HTTP is the point, not the analysis process
-    # (tests/collector/test_collector_analysis_process.py, tests/test_fuzz_all_routes.py serve that)
+    # (tests/observatory/test_analysis_process.py, tests/test_fuzz_all_routes.py serve that)
     with ObservatoryThread(data_dir, analysis_process=False) as obs:
         import httpx, time
 

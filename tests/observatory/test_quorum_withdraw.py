@@ -2,7 +2,7 @@
 loses its quorum is withdrawn (issue #13), end to end over HTTP on loopback.
 
 One enrolled probe (127.0.1.1) sends the 96 relabelled measurements of one German ISP
-(tests/collector/test_quorum_live.py): its Twitter incident is unconfirmed, and its page and
+(tests/observatory/test_quorum_live.py): its Twitter incident is unconfirmed, and its page and
 API by id say so (1 independent probe, 2 required) instead of a 404, and the aggregates count
 one probe however many measurements it sent. The operator trusts the probe: the incident is
 published with a signed start alert. The operator takes the trust back: the incident and its
@@ -19,7 +19,7 @@ import httpx
 from netvigil.model.records import Incident, IncidentChange, NetworkSpan
 from netvigil.report.alerts import Subscription, alert_payload
 
-from tests.collector.test_quorum_live import ADMIN, client, enrol, jsonl, relabelled, serve, settled  # noqa: F401
+from tests.observatory.test_quorum_live import ADMIN, client, enrol, jsonl, relabelled, serve, settled  # noqa: F401
 from tests.report.test_report_live import Receiver, wait_for
 
 

@@ -58,6 +58,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import bench_collector_ingest as ingest  # noqa: E402
 import bench_collector_latency as latency  # noqa: E402
+from _server import start_serve  # noqa: E402
 
 from netvigil.report.replay import load_run, rounds  # noqa: E402
 
@@ -349,31 +350,15 @@ def latency_port() -> int:
 
 def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0, max_uids: int | None = None):
     """`netvigil serve` with the analysis on and quotas that let one machine act as a fleet."""
-    import subprocess
-
-    args = [sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--data-dir", data_dir,
-            "--rate", "100000", "--enrol-per-hour", "1000000"]
+    args = ["--rate", "100000", "--enrol-per-hour", "1000000"]
     if max_lag > 0:
         args += ["--max-analysis-lag", str(max_lag)]
-    env = {**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN}
+    env = {"NETVIGIL_PROBE_TOKENS": TOKEN}
     if max_held:
         env["NETVIGIL_MAX_HELD_VERDICTS"] = str(max_held)
     if max_uids:
         env["NETVIGIL_MAX_HELD_UIDS"] = str(max_uids)
-    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/api/v1/health")
-            r = c.getresponse()
-            if r.status == 200 and json.loads(r.read())["analysis"] == "running":
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit("server did not start")
+    return start_serve(data_dir, port, *args, env=env)  # benchmarks/_server.py
 
 
 if __name__ == "__main__":

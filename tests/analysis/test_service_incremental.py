@@ -122,7 +122,7 @@ def test_an_unchanged_incident_is_not_written_again(tmp_path):
             obs.add(round_of(at(r), "AS12389", techniques={"twitter": "tls.reset_after_hello" if r >= 2 else None}))
             obs.refresh()
         # each write carries a new version (background merges may fold the rows at any time)
-        written = lambda: obs.db.query(f"SELECT id, version FROM {obs.t('incidents')} FINAL")  # noqa: E731
+        written = lambda: obs.db.query(f"SELECT id, version FROM {obs.table('incidents')} FINAL")  # noqa: E731
         before = written()
         assert len(before) == 1
         # a round of another network of the country: the country is refreshed, the incident is the same

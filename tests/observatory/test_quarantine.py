@@ -97,7 +97,7 @@ def test_an_unreadable_date_in_the_log_is_set_aside_and_the_rounds_go_on(tmp_pat
         assert "measurement_start_time" in entries[0].reason
         assert "probe_cc" in entries[3].reason  # would have shown as a phantom country
         assert a.quarantined == 4
-        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.t('measurements')}")}
+        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.table('measurements')}")}
         assert stored == {uid_of(line) for line in lines}
         assert set(archived_uids(tmp_path).values()) == {1}  # each archived once
     finally:
@@ -139,7 +139,7 @@ def test_one_percent_poisoned_feed_keeps_going_and_good_verdicts_equal_a_clean_r
         entries = Quarantine(feed_dir).entries()
         assert {e.uid for e in entries} == poisoned and {e.stage for e in entries} == {"judge"}
         assert a.quarantined == len(poisoned)
-        stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.t('measurements')}")[0]["n"]
+        stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.table('measurements')}")[0]["n"]
         assert int(stored) == len(lines) - len(poisoned)
         assert verdict_dump(a) == expected
         assert set(archived_uids(feed_dir)) == {uid_of(line) for line in good}
@@ -168,7 +168,7 @@ def test_a_row_the_store_refuses_is_found_by_bisection_and_each_line_archived_on
         entries = Quarantine(tmp_path).entries()
         assert {e.uid for e in entries} == refused and {e.stage for e in entries} == {"store"}
         assert all(e.position.length > 0 for e in entries)  # found in the log
-        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.t('measurements')}")}
+        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.table('measurements')}")}
         assert stored == {uid_of(line) for line in lines} - refused
         counts = archived_uids(tmp_path)
         assert set(counts) == {uid_of(line) for line in lines} and set(counts.values()) == {1}
@@ -201,7 +201,7 @@ def test_a_store_that_is_down_fails_the_round_without_quarantining_and_the_retry
         assert a.checkpoint == log_end(tmp_path)
         counts = archived_uids(tmp_path)
         assert set(counts) == {uid_of(line) for line in recorded_lines()[:15]} and set(counts.values()) == {1}
-        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.t('measurements')}")}
+        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.table('measurements')}")}
         assert stored == set(counts) and Quarantine(tmp_path).entries() == []
     finally:
         a.obs.db.insert, a.obs.db.query = real_insert, real_query
@@ -347,7 +347,7 @@ def test_no_line_in_the_log_stops_the_analysis(fuzz_analyser):
         assert a.checkpoint == mlog.end()
         new = a.quarantine.entries()[before:]
         if isinstance(uid, str) and uid.startswith("20220226090000.") and not raw_tail:  # its own uid
-            stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.t('measurements')} WHERE uid = '{uid}'")
+            stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.table('measurements')} WHERE uid = '{uid}'")
             assert (len(new), int(stored[0]["n"])) in ((1, 0), (0, 1)), (changes, new)
         else:
             assert len(new) <= 1

@@ -69,7 +69,6 @@ class AnalysedStore:
         self.raw = RawArchive(self.data_dir / "raw")
         target = self.data_dir / "chdb" if engine == "chdb" else engine
         self.db = open_engine(target)
-        self.t = lambda name: f"{self.db.database}.{name}"
         # every read is a typed request answered by StoreReads (analysis/reads.py): one SQL
         # text for these methods, the API and the dashboard
         self.reads = StoreReads(self.db, self.raw, status=self.status)
@@ -84,11 +83,15 @@ class AnalysedStore:
         self.gate: Callable[[Incident, list[Verdict]], Incident] | None = None
         self.on_verdicts: Callable[[list[Verdict]], None] | None = None  # told every verdict written (the quorum's count)
         create_tables(self.db)
-        self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)
-        if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.t('measurements')} LIMIT 1"):
+        self.live = LiveState(self.db.query, self.table, REFRESH_WINDOW)
+        if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.table('measurements')} LIMIT 1"):
             self.rebuild()  # tables lost (e.g. a shared embedded session): derive them again
 
     # ---- writing ------------------------------------------------------------------------
+    def table(self, name: str) -> str:
+        """NAME qualified with the store's database (chdb names it after the data directory)."""
+        return f"{self.db.database}.{name}"
+
     def add(self, measurements: Iterable[Measurement]) -> int:
         return self.add_lines((m, None) for m in measurements)
 
@@ -148,7 +151,7 @@ class AnalysedStore:
         known: set[str] = set()
         for i in range(0, len(uids), 1000):
             chunk = ",".join(sql_str(u) for u in uids[i : i + 1000])
-            rows = self.db.query(f"SELECT uid FROM {self.t('measurements')} WHERE uid IN ({chunk})")
+            rows = self.db.query(f"SELECT uid FROM {self.table('measurements')} WHERE uid IN ({chunk})")
             known.update(r["uid"] for r in rows)
         return known
 
@@ -188,8 +191,8 @@ class AnalysedStore:
                     n += self._index_lenient(batch)
                     batch = []
             n += self._index_lenient(batch)
-            self.live = LiveState(self.db.query, self.t, REFRESH_WINDOW)  # derived from what was just written
-            self._dirty = {r["cc"]: "1970-01-01 00:00:00" for r in self.db.query(f"SELECT DISTINCT cc FROM {self.t('measurements')}")}
+            self.live = LiveState(self.db.query, self.table, REFRESH_WINDOW)  # derived from what was just written
+            self._dirty = {r["cc"]: "1970-01-01 00:00:00" for r in self.db.query(f"SELECT DISTINCT cc FROM {self.table('measurements')}")}
             self.refresh()
             return n
 
@@ -279,7 +282,7 @@ class AnalysedStore:
         for table, ids in (("incidents", gone + [i.id for i in moved if not i.confirmed]),
                            ("unconfirmed_incidents", gone + [i.id for i in moved if i.confirmed])):
             if ids:
-                self.db.execute(f"DELETE FROM {self.t(table)} WHERE country = {sql_str(cc)} "
+                self.db.execute(f"DELETE FROM {self.table(table)} WHERE country = {sql_str(cc)} "
                                 f"AND id IN ({','.join(sql_str(i) for i in ids)})")
         unconfirmed = [queries.incident_row(i) for i in changed if not i.confirmed]
         if unconfirmed:
@@ -299,7 +302,7 @@ class AnalysedStore:
         probe's trust or a measurement's provenance changed)."""
         with self._lock:
             for table in ("incidents", "unconfirmed_incidents"):
-                for r in self.db.query(f"SELECT DISTINCT country FROM {self.t(table)}"):
+                for r in self.db.query(f"SELECT DISTINCT country FROM {self.table(table)}"):
                     self._dirty.setdefault(r["country"], "9999")
 
     def unconfirmed_incidents(self, *, country=None, service=None) -> list[Incident]:

@@ -122,7 +122,7 @@ class Analyser:
         for i in range(0, len(uids), 1000):
             chunk = ",".join(sql_str(u) for u in uids[i : i + 1000])
             for r in self.obs.db.query(f"SELECT uid, probe_id, network, trusted, claim FROM "
-                                       f"{self.obs.t('voices')} FINAL WHERE uid IN ({chunk})"):
+                                       f"{self.obs.table('voices')} FINAL WHERE uid IN ({chunk})"):
                 out[r["uid"]] = r
         return out
 

@@ -195,7 +195,7 @@ class CountryWindow:
 class LiveState:
     def __init__(self, query: Callable[[str], list[dict]], table: Callable[[str], str], window_seconds: int,
                  max_held: int | None = None, max_uids: int | None = None):
-        self.query, self.t, self.window_seconds = query, table, window_seconds
+        self.query, self.table, self.window_seconds = query, table, window_seconds
         self.max_held = max_held or _bound("NETVIGIL_MAX_HELD_VERDICTS", MAX_HELD)
         self.max_uids = max_uids or _bound("NETVIGIL_MAX_HELD_UIDS", MAX_UIDS)
         self.windows: dict[str, CountryWindow] = {}
@@ -206,8 +206,8 @@ class LiveState:
         self._keys: dict[str, list[tuple]] = {}  # country -> its keys of `status`, in order
         self._keys_of: dict | None = None
         self._keys_n = 0
-        rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.t('measurements')}")
-        derived = [self.query(f"SELECT count() AS n FROM {self.t(name)}") for name in ("verdicts", "incidents")]
+        rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.table('measurements')}")
+        derived = [self.query(f"SELECT count() AS n FROM {self.table(name)}") for name in ("verdicts", "incidents")]
         # an empty store: everything it will hold passes through `note`, nothing is loaded
         self.born_empty = not any(r and int(r[0]["n"]) for r in [rows, *derived])
         self.lost: set[str] = set()  # countries whose held state was dropped: the store answers
@@ -218,7 +218,7 @@ class LiveState:
         self.uid_floor, self.newest = "", ""
         if rows and int(rows[0]["n"]):
             self.uid_floor = queries.shift_time(rows[0]["t"], -window_seconds)
-            rows = self.query(f"SELECT uid, toString(time) AS t FROM {self.t('measurements')} "
+            rows = self.query(f"SELECT uid, toString(time) AS t FROM {self.table('measurements')} "
                               f"WHERE time >= toDateTime('{self.uid_floor}', 'UTC')")
             for r in rows:
                 self.remember(r["uid"], r["t"])
@@ -330,7 +330,7 @@ class LiveState:
     # ---- refresh inputs -------------------------------------------------------------------
     def latest_time(self, cc: str) -> str | None:
         if cc not in self.latest:
-            rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.t('verdicts')} "
+            rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.table('verdicts')} "
                               f"WHERE cc = {sql_str(cc)}")
             if not rows or not int(rows[0]["n"]):
                 return None
@@ -342,7 +342,7 @@ class LiveState:
         since = max(since, self.floor(cc))
         w = self.windows.get(cc)
         if w is None or since < w.since:
-            rows = self.query(f"SELECT * FROM {self.t('verdicts')} FINAL WHERE cc = {sql_str(cc)} "
+            rows = self.query(f"SELECT * FROM {self.table('verdicts')} FINAL WHERE cc = {sql_str(cc)} "
                               f"AND time >= toDateTime({sql_str(since)}, 'UTC') ORDER BY time ASC, uid")
             w = self.windows[cc] = CountryWindow(since)
             for r in rows:
@@ -351,7 +351,7 @@ class LiveState:
 
     def country_incidents(self, cc: str) -> dict[str, Incident]:
         if cc not in self.incidents:
-            rows = self.query(f"SELECT body FROM {self.t('incidents')} FINAL WHERE country = {sql_str(cc)} "
+            rows = self.query(f"SELECT body FROM {self.table('incidents')} FINAL WHERE country = {sql_str(cc)} "
                               f"ORDER BY start, id")
             self.incidents[cc] = {i.id: i for i in (msgspec.json.decode(r["body"], type=Incident) for r in rows)}
         return self.incidents[cc]
@@ -364,7 +364,7 @@ class LiveState:
                 f"""SELECT cc, asn, service, toString(max(time)) AS t,
                        argMin(tuple(uid, class, technique, network_name), tuple(toUInt32(4294967295) - toUInt32(time), uid)) AS x,
                        count() AS n
-                FROM {self.t('verdicts')} FINAL WHERE path = 'direct' AND service != '' GROUP BY cc, asn, service""")
+                FROM {self.table('verdicts')} FINAL WHERE path = 'direct' AND service != '' GROUP BY cc, asn, service""")
             for r in rows:
                 x = r["x"]
                 x = [x[k] for k in sorted(x)] if isinstance(x, dict) else list(x)

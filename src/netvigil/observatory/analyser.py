@@ -129,9 +129,16 @@ class Analyser:
     def _voices(self, uids: list[str]) -> None:
         """Who sent what was just read from the log, into the store's `voices` table; a
         provenance line that comes after its measurement was counted, or a probe's trust that
-        changed, has every incident judged again."""
-        rows = self.book.from_log(uids)
+        changed, has every incident judged again.
+
+        The provenance file is read first: the collector writes a line's provenance before
+        the line (collector/provenance.py), so every line of this round finds its voice. The
+        other way round, each line committed since the last round was "late" (lost, then
+        corrected: every incident judged again and every status cell counted again from the
+        held window), every round under load: the analysis' cost grew with its window
+        (issue #13, tests/observatory/test_provenance_order.py)."""
         late = self.book.tail()
+        rows = self.book.from_log(uids)
         try:
             if rows or late:
                 self.obs.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])

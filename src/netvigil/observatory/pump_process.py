@@ -34,6 +34,7 @@ from typing import Any
 from netvigil import errors
 from netvigil.analysis.reads import STORE_READS, ReadRequest, StoreReads
 from netvigil.errors import AnalysisUnavailable
+from netvigil.observatory import round_profile
 from netvigil.observatory.analyser import Analyser
 from netvigil.observatory.pump import PumpBase
 
@@ -57,6 +58,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
     analyser = Analyser(data_dir, engine=engine, interval=interval, batch=batch,
                         judge_worker=(os.cpu_count() or 1) >= 2)
     try:
+        profile = round_profile.from_env()  # off unless NETVIGIL_PROFILE_ANALYSIS is set
         analyser.open()
     except Exception as exc:
         conn.send(("failed", f"analysis is not available: {type(exc).__name__}: {exc}"))
@@ -88,7 +90,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
             if backlog:
                 t0 = time.monotonic()
                 try:
-                    res = analyser.round(stop_at)
+                    res = analyser.round(stop_at) if profile is None else profile.run(analyser.round, stop_at)
                 except Exception as exc:
                     log.exception("analysis round failed")
                     conn.send(("error", f"analysis round failed: {type(exc).__name__}: {exc}"))
@@ -100,6 +102,8 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
     except (EOFError, OSError, KeyboardInterrupt):
         pass  # the service went away
     finally:
+        if profile is not None:
+            profile.dump()
         analyser.close()
 
 

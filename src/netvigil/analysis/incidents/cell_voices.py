@@ -20,6 +20,7 @@ a new verdict). The live window (window.py) lets go of its oldest verdicts the s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from netvigil.analysis.incidents.quorum import OPERATOR, Backing, Voice, independent
 from netvigil.model.records import StatusRow, Verdict
@@ -39,7 +40,15 @@ def window_of(row: StatusRow) -> tuple[str, str]:
     if not row.last_measurement:
         return "", NEVER
     last = stored(row.last_measurement)
-    return shift(last, -STATUS_WINDOW), last
+    return _day_before(last), last
+
+
+@lru_cache(maxsize=1 << 14)
+def _day_before(last: str) -> str:
+    """shift(last, -STATUS_WINDOW), cached: every status row of every changed country asks each
+    round, and the rows of a round share a few times (measured under a sustained load: a
+    strptime per row was the largest part of counting the cells, growing with the grid)."""
+    return shift(last, -STATUS_WINDOW)
 
 
 def capped_backing(voices: Iterable[Voice], cap: int) -> Backing:

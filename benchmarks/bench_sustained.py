@@ -35,6 +35,13 @@ analysis grows until its bounds fill (~500,000 measurements). Not reached here: 
 three processes take ~1.1-1.5 ms of CPU per measurement).
 
 The lead's run: .venv/bin/python benchmarks/bench_sustained.py --minutes 30
+(2026-12-06, before the fix below: accepted fell from 658/s to ~0 after ~750 s, analysis CPU
+2,394 us per measurement.) Found with bench_analysis_rounds.py and --profile DIR (the analysis'
+rounds profiled minute by minute): each line committed since the last round was read from the
+log before its provenance line, so it looked "late" every round, and every round regated every
+incident, counted every status cell again from the whole held window and looked its voices up
+in the store's `voices` table (FINAL, a cost that grows with the table). Fixed in
+observatory/analyser.py (`_voices` reads the provenance file first).
 """
 
 from __future__ import annotations
@@ -251,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-analysis-lag", type=float, default=3.0,
                     help="the server's --max-analysis-lag: untrusted submissions get 503 while the analysis is "
                          "more than this many seconds behind (default 3; 0: off, the backlog grows unbounded)")
+    ap.add_argument("--profile", metavar="DIR", default=None,
+                    help="profile the analysis process's rounds into DIR, one cProfile file per minute and "
+                         "CPU per measurement by minute in DIR/slices.tsv (NETVIGIL_PROFILE_ANALYSIS, "
+                         "observatory/round_profile.py); off by default")
     ap.add_argument("--warmup", type=float, default=None,
                     help="seconds of load before memory's 'start' (default: a quarter of the load, at most 300)")
     args = ap.parse_args(argv)
@@ -269,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"disk: {free / 1e9:.0f} GB free in {tmp}; the offered load would write up to {need / 1e9:.0f} GB "
               f"(only what is accepted is written)" + ("  WARNING: may fill the disk" if need > free else ""), flush=True)
         port = latency_port()
-        proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag, args.max_uids)
+        proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag, args.max_uids,
+                     profile=os.path.abspath(args.profile) if args.profile else None)
         try:
             fleet = Fleet(port, args.probes)
             idle = markers(port, samples, args.idle, first=0)
@@ -348,7 +360,8 @@ def latency_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0, max_uids: int | None = None):
+def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0, max_uids: int | None = None,
+          profile: str | None = None):
     """`netvigil serve` with the analysis on and quotas that let one machine act as a fleet."""
     args = ["--rate", "100000", "--enrol-per-hour", "1000000"]
     if max_lag > 0:
@@ -358,6 +371,8 @@ def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float 
         env["NETVIGIL_MAX_HELD_VERDICTS"] = str(max_held)
     if max_uids:
         env["NETVIGIL_MAX_HELD_UIDS"] = str(max_uids)
+    if profile:
+        env["NETVIGIL_PROFILE_ANALYSIS"] = profile
     return start_serve(data_dir, port, *args, env=env)  # benchmarks/_server.py
 
 

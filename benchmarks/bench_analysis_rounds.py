@@ -1,0 +1,151 @@
+"""The analysis' cost per measurement as its held window fills (issue #13), without HTTP.
+
+Why: under bench_sustained the analysis' CPU per measurement grew with the run (220-560 us in
+one minute, 2,394 us over 30 minutes) until the lag gate refused nearly everything. This
+drives the Analyser (observatory/analyser.py) as the service does, round after round: each
+round PER_ROUND measurements from PROBES enrolled probes in ten countries (the OONI corpus of
+bench_collector_ingest, stamped one second later each round), their provenance lines written
+first and their log lines after (as the collector does), then one `round()`. It prints the
+round CPU per measurement by slice of rounds (the held window grows, then its bounds cut it),
+for the analysis as it is and, in the same run, for the baseline that read the provenance
+file after the log lines (every line committed since the last round was then "late": every
+incident judged again and every status cell counted again from the whole window).
+
+    .venv/bin/python benchmarks/bench_analysis_rounds.py                    # 120 rounds x 1,000
+    .venv/bin/python benchmarks/bench_analysis_rounds.py --rounds 20 --per-round 200   # a quick look
+
+Measured 2026-12-06 (2 cores shared with a CI run), 500/round, median us per measurement by
+quarter of the rounds: bounds 8,000/10,000, 40 rounds: baseline 673, 998, 1011, 1191; now 579,
+597, 660, 785 (1.52x in the last quarter). Bounds 30,000/40,000, 80 rounds: baseline 731,
+1370, 1704, 2219; now 611, 659, 731, 1080 (2.05x): the baseline's extra cost per round grows
+with the held window (the status cells counted again from it, every incident judged again).
+What still grows here is bounded: the refresh (throttled to a fifth of the time) and the
+status grid while 1,000 probes' cells fill.
+
+Bounds: --max-held / --max-uids (NETVIGIL_MAX_HELD_VERDICTS / _UIDS), small by default so a
+short run reaches them. Everything stays in a temporary directory; no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import bench_collector_ingest as ingest  # noqa: E402
+
+from netvigil.analysis.incidents.quorum import voice_row  # noqa: E402
+from netvigil.collector.intake import accept  # noqa: E402
+from netvigil.collector.log import MeasurementLog  # noqa: E402
+from netvigil.collector.provenance import Provenance, ProvenanceLog  # noqa: E402
+from netvigil.model import times  # noqa: E402
+from netvigil.observatory.analyser import Analyser  # noqa: E402
+
+COUNTRIES = ("RU", "IR", "CN", "TR", "BY", "KZ", "MM", "PK", "VE", "ET")
+START = "2026-12-01 00:00:00"
+
+
+class LogFirst(Analyser):
+    """The baseline: the round's log lines matched to provenance before the file is read."""
+
+    def _voices(self, uids: list[str]) -> None:
+        rows = self.book.from_log(uids)
+        late = self.book.tail()
+        if rows or late:
+            self.obs.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])
+        if self.book.reload_trust() or late:
+            self.obs.regate()
+            self.stale = True
+
+
+def templates() -> list[dict]:
+    return [m for m in ingest.corpus() if isinstance(m, dict)]
+
+
+def round_lines(tpl: list[dict], r: int, per_round: int, probes: int) -> list[tuple[int, bytes]]:
+    """(probe, raw line) for round R: probes take turns, each line stamped at START + R s."""
+    stamp = times.shift(START, r)
+    out = []
+    for i in range(per_round):
+        k = (r * per_round + i) % probes
+        m = dict(tpl[(r * per_round + i) % len(tpl)], measurement_start_time=stamp, probe_asn=f"AS{4_100_000_000 + k}",
+                 probe_cc=COUNTRIES[k % len(COUNTRIES)], probe_network_name=f"bench-net-{k}", report_id=f"bench{k:05d}")
+        out.append((k, json.dumps(m, separators=(",", ":")).encode()))
+    return out
+
+
+def run(cls, rounds: int, per_round: int, probes: int) -> list[float]:
+    """Round CPU seconds per measurement, round by round."""
+    tpl = templates()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        mlog = MeasurementLog(data / "log")
+        prov = ProvenanceLog(data / "collector" / "provenance.jsonl")
+        an = cls(data, batch=per_round, judge_worker=False, quorum=2)
+        an.open()
+        out = []
+        try:
+            an.round((0, 0))
+            for r in range(rounds):
+                accepted = []
+                for k, raw in round_lines(tpl, r, per_round, probes):
+                    try:
+                        accepted.append((k, accept(raw)))
+                    except Exception:  # noqa: BLE001  (a corpus line the collector refuses)
+                        continue
+                prov.append([Provenance(uid=a.uid, network=f"198.51.{k // 256}.{k % 256}/24", probe_id=f"probe-{k}",
+                                        claim="match") for k, a in accepted])
+                mlog.append([a.line for _, a in accepted]).result()
+                end = max((int(p.name[4:12]), p.stat().st_size) for p in (data / "log").glob("seg-*.jsonl"))
+                c0 = time.process_time()
+                res = an.round(end)
+                out.append((time.process_time() - c0) / max(res.analysed, 1))
+        finally:
+            an.close()
+            mlog.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="example: bench_analysis_rounds.py --rounds 60 --per-round 500")
+    ap.add_argument("--rounds", type=int, default=120, help="rounds per variant (default 120)")
+    ap.add_argument("--per-round", type=int, default=1000, help="measurements per round (default 1000)")
+    ap.add_argument("--probes", type=int, default=1000, help="distinct probes (default 1000)")
+    ap.add_argument("--max-held", type=int, default=40_000, help="held verdicts bound (default 40,000)")
+    ap.add_argument("--max-uids", type=int, default=50_000, help="held uids bound (default 50,000)")
+    ap.add_argument("--slices", type=int, default=4, help="slices of rounds to report (default 4)")
+    args = ap.parse_args(argv)
+    if min(args.rounds, args.per_round, args.probes, args.max_held, args.max_uids, args.slices) < 1:
+        ap.error("every number must be positive")
+    os.environ["NETVIGIL_MAX_HELD_VERDICTS"] = str(args.max_held)
+    os.environ["NETVIGIL_MAX_HELD_UIDS"] = str(args.max_uids)
+    results = {}
+    for name, cls in (("log-first (baseline)", LogFirst), ("provenance-first", Analyser)):
+        results[name] = run(cls, args.rounds, args.per_round, args.probes)
+    n = args.rounds
+    edges = [round(i * n / args.slices) for i in range(args.slices + 1)]
+    print(f"analysis CPU per measurement (us, median of each slice of rounds), {args.per_round}/round, "
+          f"bounds {args.max_held:,} verdicts / {args.max_uids:,} uids")
+    for name, per in results.items():
+        cells = [statistics.median(per[a:b]) * 1e6 for a, b in zip(edges, edges[1:]) if b > a]
+        print(f"  {name:22s} " + "  ".join(f"{c:7.0f}" for c in cells))
+    base, new = results["log-first (baseline)"], results["provenance-first"]
+    last = edges[-2]
+    ratio = statistics.median(base[last:]) / max(statistics.median(new[last:]), 1e-9)
+    print(f"RESULT analysis_rounds last_slice_us baseline={statistics.median(base[last:]) * 1e6:.0f} "
+          f"now={statistics.median(new[last:]) * 1e6:.0f} ratio={ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

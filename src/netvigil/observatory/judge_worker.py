@@ -161,6 +161,14 @@ class WorkerGone(Exception):
     pass
 
 
+def _readable(fh) -> bool:
+    """Something (or EOF) to read now: poll, as select() refuses a descriptor past 1023 (a
+    process with many files open: the suite in one process failed so)."""
+    p = select.poll()
+    p.register(fh, select.POLLIN)
+    return bool(p.poll(0))
+
+
 class JudgeWorker:
     """The analysis' side: starts the worker, asks for batches, keeps one in flight."""
 
@@ -182,7 +190,7 @@ class JudgeWorker:
 
     def _started(self) -> bool:
         """Ready yet? Never waits: until then the analysis judges in its own process."""
-        if not self.ready and select.select([self.proc.stdout], [], [], 0)[0]:
+        if not self.ready and _readable(self.proc.stdout):
             ready = self._answer()
             if not isinstance(ready, Ready) or ready.rules_version != self.rules_version:
                 raise WorkerGone(f"the judge worker has other rules ({getattr(ready, 'rules_version', '?')})")

@@ -299,13 +299,14 @@ class DrivenAgent:
         except OSError:
             return self._gone(f"agent not listening ({command!r})")
         fd = self.proc.stdout.fileno()
+        poller = select.poll()  # not select(): it refuses a descriptor past 1023
+        poller.register(fd, select.POLLIN)
         deadline = time.monotonic() + limit
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
                 return self._gone(f"no answer to {command!r} in {limit:g} s")
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
+            if poller.poll(left * 1000):
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     return self._gone(f"agent exited during {command!r}")

@@ -58,7 +58,7 @@ class RoundProfile:
             per = self.cpu / self.analysed * 1e6 if self.analysed else 0.0
             with open(self.dir / "slices.tsv", "a") as fh:
                 fh.write(f"{self.n}\t{time.monotonic() - self.t0:.1f}\t{self.rounds}\t{self.analysed}\t"
-                         f"{self.cpu:.2f}\t{per:.0f}\n")
+                         f"{self.cpu:.6f}\t{per:.1f}\n")
             self.n += 1
         self._start_slice()
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _server import free_port  # noqa: E402 (benchmarks/ is the script's directory)
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = (1, 10, 50, 100, 250, 500)
@@ -36,12 +37,6 @@ NBYTES = 24_000
 THROTTLE_BPS = 150_000
 SPREAD_S = 10.0
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -51,7 +51,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -65,7 +64,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import bench_collector_ingest as ingest  # noqa: E402
 import bench_collector_latency as latency  # noqa: E402
-from _server import start_serve  # noqa: E402
+from _server import free_port, start_serve  # noqa: E402
 
 from netvigil.report.replay import load_run, rounds  # noqa: E402
 
@@ -279,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         need = 18_000 * args.rate * seconds  # the log keeps every accepted 18 KB line
         print(f"disk: {free / 1e9:.0f} GB free in {tmp}; the offered load would write up to {need / 1e9:.0f} GB "
               f"(only what is accepted is written)" + ("  WARNING: may fill the disk" if need > free else ""), flush=True)
-        port = latency_port()
+        port = free_port()
         proc = start(os.path.join(tmp, "obs"), port, max_held, args.max_analysis_lag, args.max_uids,
                      profile=os.path.abspath(args.profile) if args.profile else None)
         try:
@@ -352,12 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  p50 by third of the load: {statistics.median(lat[:third]):.2f} s, "
               f"{statistics.median(lat[third:2 * third]):.2f} s, {statistics.median(lat[2 * third:]):.2f} s")
     return 0
-
-
-def latency_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(data_dir: str, port: int, max_held: int | None = None, max_lag: float = 0.0, max_uids: int | None = None,

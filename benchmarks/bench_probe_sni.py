@@ -15,34 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from netvigil._io import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 REPEAT = 5
 OBJECT_BYTES = 100_000
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
 
 
 class Counter:
@@ -53,7 +36,7 @@ class Counter:
         self.bytes = 0
 
     async def start(self) -> int:
-        self.port = free_port()
+        self.port = free_port(udp=True)
         self.tcp = await asyncio.start_server(self._tcp, "127.0.0.1", self.port)
         loop = asyncio.get_running_loop()
         self.udp, _ = await loop.create_datagram_endpoint(lambda: _UDPIn(self), local_addr=("127.0.0.1", self.port))
@@ -187,7 +170,7 @@ async def measure(info: dict, helper_port: int) -> None:
 def main() -> None:
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/probe/servers.py"), "0"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    hport = free_port()
+    hport = free_port(udp=True)
     helper = subprocess.Popen([sys.executable, "-m", "netvigil", "helper", "--listen", f"127.0.0.1:{hport}"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from netvigil._io import free_port
 from netvigil.collector.connections import ConnectionLimits, guarded_protocol
 from netvigil.errors import UsageError
 
@@ -58,12 +59,6 @@ def run_observatory(data_dir: Path, host: str = "127.0.0.1", port: int = 8470, *
     """Serve collector + API + dashboard until interrupted."""
     _check_port(host, port)
     _server(data_dir, host, port, log_level, limits, **settings).run()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class ObservatoryThread:

@@ -1,12 +1,15 @@
-"""netvigil._io: the one free_port the packages share."""
+"""netvigil._io: the one free_port and the one 'readable yet?' wait the packages share."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import resource
 import socket
 
 import pytest
 
-from netvigil._io import free_port
+from netvigil._io import free_port, readable
 
 
 def test_free_port_can_be_bound_for_tcp():
@@ -40,3 +43,50 @@ def test_the_observatory_and_benchmarks_use_the_same_free_port():
 
     assert serve.free_port is free_port
 
+
+def test_readable_sees_data_and_eof_and_never_waits_at_zero():
+    r, w = os.pipe()
+    try:
+        assert not readable(r)
+        assert not readable(r, 0.01)
+        os.write(w, b"x")
+        assert readable(r)
+        assert os.read(r, 1) == b"x"
+        assert not readable(r)
+        os.close(w)
+        w = -1
+        assert readable(r)  # EOF counts: the reader learns the writer is gone
+        assert os.read(r, 1) == b""
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_readable_takes_a_file_object():
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as fh, os.fdopen(w, "wb") as out:
+        assert not readable(fh)
+        out.write(b"line\n")
+        out.flush()
+        assert readable(fh)
+
+
+def test_readable_on_a_descriptor_past_1023():
+    """select() raises ValueError there; the suite in one process reaches such numbers."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"descriptor limit {soft}/{hard} too low")
+    if soft < 1100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1100, hard))
+    r, w = os.pipe()
+    high = fcntl.fcntl(r, fcntl.F_DUPFD, 1024)  # the lowest free one past 1023: clobbers nothing
+    try:
+        assert not readable(high)
+        os.write(w, b"x")
+        assert readable(high)
+    finally:
+        for fd in (high, r, w):
+            os.close(fd)
+        if soft < 1100:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -6,7 +6,9 @@ benchmarks can all use it without an import cycle (tests/test_architecture.py).
 
 from __future__ import annotations
 
+import select
 import socket
+from typing import IO
 
 
 def free_port(host: str = "127.0.0.1", *, udp: bool = False) -> int:
@@ -28,3 +30,11 @@ def free_port(host: str = "127.0.0.1", *, udp: bool = False) -> int:
                 return port
     raise OSError(f"no port free for both TCP and UDP on {host} in 50 tries")
 
+
+def readable(fh: IO | int, timeout: float = 0.0) -> bool:
+    """Something (or EOF) to read on `fh` (a file or a descriptor) within `timeout` seconds
+    (0: now, without waiting). poll, not select(): select refuses a descriptor past 1023,
+    as in a process with many files open (the whole suite in one process failed so)."""
+    poller = select.poll()
+    poller.register(fh, select.POLLIN)
+    return bool(poller.poll(max(timeout, 0.0) * 1000))

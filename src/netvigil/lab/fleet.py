@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import select
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import msgspec
 
+from netvigil._io import readable
 from netvigil.errors import LabError
 from netvigil.lab import censor
 from netvigil.lab.plan import OBS_IP, OBS_PORT
@@ -299,14 +299,12 @@ class DrivenAgent:
         except OSError:
             return self._gone(f"agent not listening ({command!r})")
         fd = self.proc.stdout.fileno()
-        poller = select.poll()  # not select(): it refuses a descriptor past 1023
-        poller.register(fd, select.POLLIN)
         deadline = time.monotonic() + limit
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
                 return self._gone(f"no answer to {command!r} in {limit:g} s")
-            if poller.poll(left * 1000):
+            if readable(fd, left):
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     return self._gone(f"agent exited during {command!r}")

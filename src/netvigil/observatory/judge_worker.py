@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import BinaryIO, Iterator
 
 import msgspec
 
+from netvigil._io import readable
 from netvigil.analysis.verdicts.engine import Judged, line_with_uid
 from netvigil.collector import log as mlog
 from netvigil.collector.quarantine import Quarantined, reason_of
@@ -161,14 +161,6 @@ class WorkerGone(Exception):
     pass
 
 
-def _readable(fh) -> bool:
-    """Something (or EOF) to read now: poll, as select() refuses a descriptor past 1023 (a
-    process with many files open: the suite in one process failed so)."""
-    p = select.poll()
-    p.register(fh, select.POLLIN)
-    return bool(p.poll(0))
-
-
 class JudgeWorker:
     """The analysis' side: starts the worker, asks for batches, keeps one in flight."""
 
@@ -190,7 +182,7 @@ class JudgeWorker:
 
     def _started(self) -> bool:
         """Ready yet? Never waits: until then the analysis judges in its own process."""
-        if not self.ready and _readable(self.proc.stdout):
+        if not self.ready and readable(self.proc.stdout):
             ready = self._answer()
             if not isinstance(ready, Ready) or ready.rules_version != self.rules_version:
                 raise WorkerGone(f"the judge worker has other rules ({getattr(ready, 'rules_version', '?')})")

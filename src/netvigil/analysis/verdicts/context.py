@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from netvigil.analysis.verdicts.endpoints import combine
 from netvigil.analysis.verdicts.finding import Endpoint, Finding
+from netvigil.analysis.verdicts.slot_rates import SlotRates
 from netvigil.analysis.outages.decision import controls_failed, outage_technique
 from netvigil.analysis.rules import RuleSet
 from netvigil.analysis.verdicts.throughput import floor_of
@@ -68,9 +69,9 @@ class RoundContext:
         # that name succeeded (from any network): tells a DNS redirect to a foreign host from
         # on-path interception
         self.good_ips: dict[str, dict[str, set[str]]] = {}
-        # time window -> network -> control-target rate (or its lower bound): the reference
-        # when a network has no history of its own yet (another vantage, same window)
-        self.slot_rates: dict[str, dict[tuple, float]] = {}
+        # time window -> network -> control-target rate (or its lower bound), kept sorted: the
+        # reference when a network has no history of its own yet (another vantage, same window)
+        self.slot_rates: dict[str, SlotRates] = {}
         # time window (rules: stale_window_seconds) -> endpoint -> (country, technique) of its
         # failures on any network: an endpoint failing the same way in another country within
         # the window is stale, not blocked (real probes never share a start time to the second)
@@ -85,7 +86,7 @@ class RoundContext:
         run = ann.get("run_id") or m.report_id
         return network, (m.test_start_time or m.measurement_start_time, str(run) if ann.get("run_id") else "")
 
-    def _slot(self, table: dict[str, dict], slot: str) -> dict:
+    def _slot(self, table: dict, slot: str, new=dict):
         """The evidence of one time slot in `table` (the last 8 slots are kept; an evicted
         slot's open rounds are judged again without it)."""
         per = table.get(slot)
@@ -93,7 +94,7 @@ class RoundContext:
             if len(table) >= 8:
                 self._changed_slots.add(next(iter(table)))
                 table.pop(next(iter(table)))
-            per = table[slot] = {}
+            per = table[slot] = new()
         return per
 
     def note_addresses(self, m: Measurement) -> None:
@@ -230,9 +231,10 @@ class RoundContext:
         rates = self.control_rates.get(network)
         if rates and len(rates) >= self.rules.thresholds["baseline_min"]:
             return statistics.median(rates), "own_history"
-        others = [r for n, r in (self.slot_rates.get(slot or "") or {}).items() if n != network]
-        if others:
-            return statistics.median(others), "other_vantages_same_time"
+        per = self.slot_rates.get(slot or "")
+        median = per.median_without(network) if per is not None else None  # O(log n): slot_rates.py
+        if median is not None:
+            return median, "other_vantages_same_time"
         return None, ""
 
     def note_rate(self, m: Measurement, service: str | None, f: Finding) -> None:
@@ -240,13 +242,11 @@ class RoundContext:
         reference of other networks measured within the same window (real probes never
         share a start time)."""
         rate = _reference_rate(f) if service == "control" and f.klass == "ok" else None
-        if not rate:
+        if not rate or rate != rate:  # none, or NaN (not a rate: it would unsort the slot)
             return
         slot = self._window(m)
-        per = self._slot(self.slot_rates, slot)
-        network = self.keys(m)[0]
-        if per.get(network) != rate:
-            per[network] = rate
+        per = self._slot(self.slot_rates, slot, SlotRates)
+        if per.set(self.keys(m)[0], rate):
             self._changed_slots.add(slot)
 
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:

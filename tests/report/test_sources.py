@@ -104,6 +104,34 @@ def test_api_sources_answers_the_same_list(client):
     assert client.head("/about").status_code == 200
 
 
+def _svg_text(svg: str) -> str:
+    """The lines an SVG shows (each <text> or <tspan>'s own text), entities decoded."""
+    import xml.etree.ElementTree as ET
+
+    return "\n".join(e.text for e in ET.fromstring(svg).iter() if e.tag.endswith(("}text", "}tspan")) and e.text)
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_the_embeddable_chart_carries_every_credit_and_licence(confirmed):
+    """The chart is embedded without the page's footer: its own text gives the same credits."""
+    from netvigil.model.records import AggregateRow, Incident, NetworkSpan
+    from netvigil.report.chart import incident_chart, render
+
+    inc = Incident(id="RU-twitter-20220226T0900", country="RU", service="twitter", kind="censorship",
+                   start="2022-02-26 09:00:00", end=None, confirmed=confirmed,
+                   networks=[NetworkSpan(asn="AS12389", technique="tls.reset_after_hello", start="2022-02-26 09:00:00")])
+    rows = [AggregateRow(bucket=f"2022-02-26 {h:02d}:00:00", country="RU", asn="AS12389", service="twitter",
+                         total=10, counts={"blocked": 8, "ok": 2} if h >= 9 else {"ok": 10}, techniques={})
+            for h in range(7, 12)]
+    shown = _svg_text(render(incident_chart(inc, rows, permalink="http://127.0.0.1:9/incident/x"), "svg").decode())
+    toml = tomllib.loads((SRC / "netvigil/data/sources.toml").read_text())
+    for src in toml["sources"]:
+        line = next(t for t in shown.splitlines() if src["attribution"][0]["text"] in t)
+        assert line.startswith("Data: ") and line.endswith(f"({src['licence']})"), line
+        assert all(c["text"] in line for c in src["attribution"]), line
+    assert "Source: netvigil observatory" in shown and "http://127.0.0.1:9/incident/x" in shown
+
+
 def test_openapi_names_the_licence_and_the_sources_endpoint(client):
     spec = client.get("/openapi.json").json()
     assert spec["info"]["license"] == {"name": "BSD-3-Clause", "identifier": "BSD-3-Clause"}

@@ -14,6 +14,7 @@ import altair as alt
 import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
+from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
 
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -103,7 +104,8 @@ def incident_chart(incident: Incident, rows: list[AggregateRow],
                    names: dict[str, str | None] | None = None, permalink: str | None = None) -> alt.FacetChart:
     """One small panel per provider (identical curves would hide each other on one panel),
     the onset (and end) on every panel, technique changes marked and labelled, the class of
-    each point by colour AND shape with a legend, and a credit line with the permalink.
+    each point by colour AND shape with a legend, a credit line with the permalink, and the
+    third-party data's credits (report/sources.py), as the pages' footer gives them.
     `names`: ASN -> network name for networks not in the incident (e.g. from status rows)."""
     names = {a: (f"{n} ({a})" if n else a) for a, n in (names or {}).items()} | network_names(incident)
     onset = incident.start.replace(" ", "T")
@@ -133,7 +135,8 @@ def incident_chart(incident: Incident, rows: list[AggregateRow],
     what = "control targets failing" if incident.kind == "outage" else "share of measurements blocked or slowed"
     subtitle = [f"{what} per provider; onset {incident.start[11:16]} UTC"
                 + (f", end {incident.end[11:16]} UTC" if incident.end else ""),
-                "Source: netvigil observatory" + (f" \u00b7 {permalink}" if permalink else "")]
+                "Source: netvigil observatory" + (f" \u00b7 {permalink}" if permalink else ""),
+                *(f"Data: {line}" for line in credit_lines())]  # embedded elsewhere, the chart keeps its credits
     return alt.layer(*layers, data=alt.Data(values=data)).properties(width=560, height=46).facet(
         row=alt.Row("network:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=11)),
     ).properties(title=alt.TitleParams(incident_title(incident) if incident.confirmed else  # never passed off as published

@@ -4,8 +4,9 @@ CC BY asks for attribution wherever results from the data are shown, and DB-IP a
 application for a link back on those pages: every dashboard page carries a footer with the
 credits (`footer_html`, used by pages.document) linking to /about, which lists each data set
 in full; GET /api/v1/sources gives the same as JSON for API clients and front ends built on
-the API. One source of truth, shipped in the package: netvigil/data/sources.toml (NOTICE at
-the repository root says the same for people reading the wheel).
+the API; the embeddable incident chart, which travels without the footer, carries them as
+text (`credit_lines`). One source of truth, shipped in the package: netvigil/data/sources.toml
+(NOTICE at the repository root says the same for people reading the wheel).
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def footer_html() -> str:
              for src in s.sources]
     return (f"<footer id=sources class=muted style='padding:8px 16px;font-size:13px'>Data: {'; '.join(parts)}. "
             f"<a href='{ABOUT}'>Data sources and licences</a>. netvigil is open source ({escape(s.licence)}).</footer>")
+
+
+@functools.cache
+def credit_lines() -> tuple[str, ...]:
+    """The footer's credits as plain text, one line per data set: the embeddable chart (SVG
+    and PNG) has no links and no footer."""
+    return tuple(", ".join(c.text for c in src.attribution) + f" ({src.licence})" for src in load_sources().sources)
 
 
 def about_body() -> str:

@@ -145,6 +145,8 @@ class CellVoices:
         self.seeded: set[str] = set()
         self.changed: set[Key] = set()
         self._memo: dict[Key, tuple[str, str, Backing]] = {}  # key -> (floor, last, its backing)
+        self._rows: dict[tuple[str, str, str], tuple[StatusRow, Backing]] = {}  # the row last asked, its backing
+        self.moved: set[tuple[str, str, str]] = set()  # rows whose row or backing was looked at again
 
     def reset(self) -> None:
         """Forget every count (a probe's trust or a measurement's provenance changed)."""
@@ -204,7 +206,11 @@ class CellVoices:
 
     def backings(self, rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Verdict]],
                  voices_of: VoicesOf) -> dict[tuple[str, str, str], Backing]:
-        """(cc, asn, service) -> backing of each row, from what was fed since the last call."""
+        """(cc, asn, service) -> backing of each row, from what was fed since the last call.
+        A row equal to the one asked last time, whose cell was fed nothing since, keeps its
+        backing without its window being looked at again; `moved` is then the rows that did
+        not (what the caller has to look at again: a round's cost is the cells that changed,
+        not the whole grid of the countries asked for)."""
         waiting, self.waiting = self.waiting, []
         for cc in sorted({r.country for r in rows} - self.seeded):
             floors = [window_of(r)[0] for r in rows if r.country == cc]
@@ -212,15 +218,33 @@ class CellVoices:
                         voices_of)
             self.seeded.add(cc)
         self._apply(waiting, voices_of)  # after the seed: a verdict fed later is the newer judgement
-        out = {}
+        changed, last_rows, memos = self.changed, self._rows, self._memo
+        touched = {k[:3] for k in changed}
+        out: dict[tuple[str, str, str], Backing] = {}
+        moved: set[tuple[str, str, str]] = set()
         for r in rows:
+            cell = (r.country, r.asn, r.service)
+            before = last_rows.get(cell)
+            if before is not None and cell not in touched and before[0] == r:
+                out[cell] = before[1]
+                continue
             key = (r.country, r.asn, r.service, r.klass)
             floor, last = window_of(r)
-            memo = self._memo.get(key)
-            if memo is None or key in self.changed or memo[:2] != (floor, last):
-                memo = self._memo[key] = (floor, last, self._count(key, floor, last))
-            out[(r.country, r.asn, r.service)] = memo[2]
-        self.changed.clear()
+            memo = memos.get(key)
+            if memo is None or key in changed or memo[:2] != (floor, last):
+                memo = memos[key] = (floor, last, self._count(key, floor, last))
+                changed.discard(key)
+            out[cell] = memo[2]
+            last_rows[cell] = (r, memo[2])
+            moved.add(cell)
+        # a cell fed but not counted now (its class is not its row's, or its country was not
+        # asked for): what was remembered of it is stale, forgotten (counted when next asked)
+        for key in changed:
+            memos.pop(key, None)
+            if key[:3] not in moved:
+                last_rows.pop(key[:3], None)
+        changed.clear()
+        self.moved = moved
         return out
 
     def _count(self, key: Key, floor: str, last: str) -> Backing:

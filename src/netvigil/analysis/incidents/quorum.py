@@ -335,6 +335,9 @@ class Quorum:
         self.published: set[str] | None = None  # incident ids whose start was announced
         self.cells = CellVoices(max(quorum, CELL_COUNT_CAP))  # who backs each status cell
         self._generation = book.generation
+        # (cc, asn, service) -> (its incident linked?, the row as published last time): a row
+        # the cells say did not move is not built again (a round costs what changed)
+        self._gated: dict[tuple[str, str, str], tuple[bool, StatusRow]] = {}
 
     def backing_of(self, uids: Iterable[str]) -> Backing:
         return backing(self.book.voices(uids).values())
@@ -359,18 +362,27 @@ class Quorum:
         if self.book.generation != self._generation:  # trust or provenance changed: count again
             self._generation = self.book.generation
             self.cells.reset()
+            self._gated.clear()
         backed = self.cells.backings(rows, verdicts_since, self.book.voices)
+        moved, gated = self.cells.moved, self._gated
         out = []
         for r in rows:
-            b = backed[(r.country, r.asn, r.service)]
-            if b.operator:
-                out.append(r)  # the operator's own data: as the CLI shows it
-                continue
+            cell = (r.country, r.asn, r.service)
             inc = incidents.get(r.incident_id) if r.incident_id else None
             linked = inc is not None and inc.confirmed
-            out.append(msgspec.structs.replace(
-                r, confirmed=b.confirmed(self.quorum) or linked, incident_id=r.incident_id if linked else None,
-                independent_probes=b.independent_probes, source_networks=b.source_networks))
+            before = gated.get(cell)
+            if before is not None and cell not in moved and before[0] == linked:
+                out.append(before[1])  # the same row, backing and incident as last time
+                continue
+            b = backed[cell]
+            if b.operator:
+                g = r  # the operator's own data: as the CLI shows it
+            else:
+                g = msgspec.structs.replace(
+                    r, confirmed=b.confirmed(self.quorum) or linked, incident_id=r.incident_id if linked else None,
+                    independent_probes=b.independent_probes, source_networks=b.source_networks)
+            gated[cell] = (linked, g)
+            out.append(g)
         return out
 
     def feed(self, verdicts: list[Verdict]) -> None:

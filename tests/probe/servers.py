@@ -248,8 +248,11 @@ class LoopbackWorld:
     """All test servers; see the module docstring."""
 
     def __init__(self, *, delay: float = 0.0, throttle_bps: int = 400_000, ipv6: bool = True,
-                 routes: dict[str, str] | None = None):
-        """`routes` sends a domain to a behaviour's server, e.g. {"twitter.com": "rst_after_hello"}."""
+                 routes: dict[str, str] | None = None, quic: tuple[str, ...] = ("good",)):
+        """`routes` sends a domain to a behaviour's server, e.g. {"twitter.com": "rst_after_hello"};
+        `quic` names the behaviours whose address also answers QUIC handshakes (elsewhere a
+        probe's QUIC check waits for its handshake timeout, twice)."""
+        self.quic = quic
         self.delay = delay  # added before every DNS answer, TLS handshake and HTTP response
         self.throttle_bps = throttle_bps
         self.ipv6 = ipv6 and socket.has_ipv6 and _v6_loopback()
@@ -365,7 +368,7 @@ class LoopbackWorld:
             servers.append(await asyncio.start_server(self._http_handler(b), ADDR[b], p))
         servers.append(await asyncio.start_server(self._proxy_handler("socks5"), ADDR["socks5"], p))
         servers.append(await asyncio.start_server(self._proxy_handler("http"), ADDR["http_connect"], p))
-        quic = [await self._quic_server(ADDR["good"], p)]
+        quic = [await self._quic_server(ADDR[b], p) for b in self.quic]
         if self.ipv6:
             quic.append(await self._quic_server("::1", p))
         self._ready.set()

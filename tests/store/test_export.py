@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -215,3 +216,37 @@ def test_parquet_of_odd_rows():
     assert back[0]["input"] == '{"odd":1}' and back[0]["service"] is None and back[0]["rule_ids"] is None
     with pytest.raises(UsageError, match=r"verdicts\[1\]\.measurement_start_time: 'soon' is not a UTC time"):
         to_parquet("verdicts", [base, {**base, "measurement_start_time": "soon"}])
+
+
+def _help_text(r: CliResult) -> str:
+    """The help as one line of words (rich's box and wrapping taken out)."""
+    return " ".join(re.sub(r"[\u2500-\u257f]", " ", r.stdout).split())
+
+
+def test_export_help_names_where_each_command_keeps_its_store(tmp_path):
+    """The --store help says where serve, demo and analyse put the store; serve's is checked
+    against the path the observatory really opens on a new DATA_DIR (the demo's,
+    DEMO/observatory, is exported in tests/deploy/test_wheel_demo.py)."""
+    from netvigil.observatory.analyser import store_dir
+
+    r = cli("export", "--help")
+    assert r.returncode == 0, r.stderr
+    words = _help_text(r)
+    assert "DIR of 'netvigil analyse FILES --store DIR'" in words
+    assert "DEMO/observatory of 'netvigil demo --out DEMO'" in words
+    assert "DATA_DIR/store of 'netvigil serve --data-dir DATA_DIR'" in words
+    assert store_dir(tmp_path / "DATA_DIR") == tmp_path / "DATA_DIR" / "store"
+    demo = cli("demo", "--help")
+    assert "--out" in demo.stdout and "--store" in cli("analyse", "--help").stdout
+
+
+def test_cli_export_takes_a_serve_data_dir(cli_store, tmp_path):
+    """`--store DATA_DIR` of a `netvigil serve` exports its DATA_DIR/store, as the help says."""
+    data_dir = tmp_path / "obs"
+    shutil.copytree(cli_store / "raw", data_dir / "store" / "raw")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    r = cli("export", "incidents", "--store", str(data_dir), "--format", "jsonl", "--out", str(a))
+    assert r.returncode == 0, r.stderr
+    r = cli("export", "incidents", "--store", str(cli_store), "--format", "jsonl", "--out", str(b))
+    assert r.returncode == 0, r.stderr
+    assert a.read_text() == b.read_text() and a.read_text().count("\n") >= 1

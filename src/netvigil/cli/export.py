@@ -66,7 +66,9 @@ def _rows(obs, kind: str, f: dict, *, bucket, ongoing, limit, offset) -> list[di
 
 def export(
     kind: str = typer.Argument(..., help="What to export: verdicts, aggregates, incidents or status."),
-    store: Path = typer.Option(..., "--store", help="Observatory store directory (for 'netvigil serve': DATA_DIR/store)."),
+    store: Path = typer.Option(..., "--store", help="Observatory store directory: DIR of 'netvigil analyse FILES --store DIR', "
+                               "DEMO/observatory of 'netvigil demo --out DEMO', DATA_DIR/store of 'netvigil serve "
+                               "--data-dir DATA_DIR' (its DATA_DIR is taken too)."),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet (typed columns), csv or jsonl."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (replaced atomically)."),
     country: str = typer.Option(None, "--country", help="Only this country (two-letter code)."),
@@ -93,6 +95,8 @@ def export(
         raise UsageError("incidents are filtered by --country, --service and --ongoing only")
     if kind == "status" and (f["since"] or f["until"]):
         raise UsageError("status is the latest state: it takes --country, --asn and --service only")
+    if not (store / "raw").is_dir() and (store / "store" / "raw").is_dir():
+        store = store / "store"  # a `netvigil serve` DATA_DIR (observatory/analyser.py store_dir)
     if not (store / "raw").is_dir():
         raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
                          hint="create one with 'netvigil analyse FILES --store DIR'")

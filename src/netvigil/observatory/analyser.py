@@ -95,10 +95,13 @@ class Analyser:
         from netvigil.analysis.analysed_store import AnalysedStore  # the analysis area's facade
 
         self.obs = AnalysedStore(store_dir(self.data_dir), engine=self.engine)
-        self.book = VoiceBook(self.data_dir / "collector", lookup=self._stored_voices)
+        # the quorum's caches are bounded by the live window's uid bound (NETVIGIL_MAX_HELD_UIDS)
+        bound = self.obs.live.max_uids
+        self.book = VoiceBook(self.data_dir / "collector", lookup=self._stored_voices, max_rows=bound)
         self.book.reload_trust()
         self.book.tail()
-        self.gate = Quorum(self.book, self.quorum if self.quorum is not None else read_quorum(self.data_dir))
+        self.gate = Quorum(self.book, self.quorum if self.quorum is not None else read_quorum(self.data_dir),
+                           max_uids=bound)
         self.obs.gate = self.gate.incident
         self.obs.on_verdicts = self.gate.feed  # status cells counted as verdicts are written
         self.gate.seed(self.obs.incidents(ongoing=True))

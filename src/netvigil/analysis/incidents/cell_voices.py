@@ -12,9 +12,10 @@ max(quorum, CELL_COUNT_CAP), enough to say it is backed, so a cell backed by tho
 probes costs no more than one backed by eight.
 
 Memory is bounded: each uid is held (so that its judgement again, with another class, moves
-it) until TRACKED_MAX are held; then the oldest minutes are folded into their voice's newest
-time in their cell (still counted; a judgement again of one of them, long after, is taken as
-a new verdict). The live window (window.py) lets go of its oldest verdicts the same way.
+it) until TRACKED_MAX are held (in the analysis: TRACKED_SHARE of the live window's uid bound,
+NETVIGIL_MAX_HELD_UIDS); then the oldest minutes are folded into their voice's newest time in
+their cell (still counted; a judgement again of one of them, long after, is taken as a new
+verdict). The live window (window.py) lets go of its oldest verdicts the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agr
 CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
 NEVER = "9999-12-31 23:59:59"
 TRACKED_MAX = 400_000  # uids held one by one (~200 bytes each); older ones are folded
+TRACKED_SHARE = 0.8  # of the live window's uid bound, when the analysis passes it (Quorum(max_uids=))
 
 Key = tuple[str, str, str, str]  # (country, asn, service, class)
 VoicesOf = Callable[[list[str]], dict[str, Voice]]
@@ -135,8 +137,9 @@ class CellVoices:
     `backings`, once the round's provenance is in (quorum.VoiceBook). A country is seeded
     from its verdicts the first time its cells are asked for (after a start or a `reset`)."""
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, tracked_max: int | None = None):
         self.cap = cap
+        self.tracked_max = tracked_max  # None: TRACKED_MAX
         self.cells: dict[Key, dict[Voice, Said]] = {}
         self.of_uid: dict[str, tuple[Key, Voice]] = {}
         self.minutes: dict[str, list[str]] = {}  # minute -> uids held from it (some may be gone since)
@@ -150,7 +153,7 @@ class CellVoices:
 
     def reset(self) -> None:
         """Forget every count (a probe's trust or a measurement's provenance changed)."""
-        self.__init__(self.cap)
+        self.__init__(self.cap, self.tracked_max)
 
     def feed(self, verdicts: Iterable[Verdict]) -> None:
         self.waiting.extend(v for v in verdicts if _counts(v))
@@ -178,8 +181,9 @@ class CellVoices:
             if before is None:
                 self.minutes.setdefault(t[:16], []).append(uid)
                 self.listed += 1
-        if self.listed > TRACKED_MAX:
-            self._fold(int(TRACKED_MAX * 0.8))
+        limit = self.tracked_max or TRACKED_MAX
+        if self.listed > limit:
+            self._fold(int(limit * 0.8))
 
     def _fold(self, keep: int) -> None:
         """Fold the uids of the oldest minutes until about `keep` are listed."""

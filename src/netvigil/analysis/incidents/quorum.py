@@ -32,7 +32,10 @@ from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
 DEFAULT_QUORUM = 2
 UNKNOWN = "unknown"
 PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
-CACHE_MAX = 500_000  # uid -> voice held in memory (older ones are read back from the store)
+# uid -> voice held in memory (older ones are read back from the store): by default the live
+# window's bound on held uids (window.MAX_UIDS); the analysis passes the bound it runs with
+# (NETVIGIL_MAX_HELD_UIDS), so small bounds hold small caches
+CACHE_MAX = 500_000
 
 
 class Voice(msgspec.Struct, frozen=True, array_like=True):
@@ -121,7 +124,9 @@ class VoiceBook:
     `lookup(uids)` answers stored rows {uid: {"probe_id", "network", "trusted", "claim"}}.
     """
 
-    def __init__(self, collector_dir: Path, lookup: Callable[[list[str]], dict[str, dict]] | None = None):
+    def __init__(self, collector_dir: Path, lookup: Callable[[list[str]], dict[str, dict]] | None = None,
+                 max_rows: int | None = None):
+        self.max_rows = max_rows or CACHE_MAX  # uids held (the rest: the store's `voices` table)
         self.provenance_path = Path(collector_dir) / "provenance.jsonl"
         self.registry_path = Path(collector_dir) / "probes.jsonl"
         self.lookup = lookup
@@ -247,7 +252,7 @@ class VoiceBook:
             else:
                 self._rows[uid] = None
                 rows.append(voice_row(uid, None))
-        while len(self._rows) > CACHE_MAX:
+        while len(self._rows) > self.max_rows:
             self._rows.popitem(last=False)
         return rows
 
@@ -256,7 +261,7 @@ class VoiceBook:
         key = (p.probe_id, p.network, p.claim, p.trusted)
         got = self._interned.get(key)
         if got is None:
-            if len(self._interned) > CACHE_MAX:
+            if len(self._interned) > self.max_rows:
                 self._interned.clear()
             got = self._interned[key] = Provenance(uid="", network=p.network, probe_id=p.probe_id,
                                                    claim=p.claim, trusted=p.trusted)
@@ -324,16 +329,19 @@ def supporting(inc: Incident, verdicts: Iterable[Verdict]) -> list[str]:
 class Quorum:
     """The publication gate of the live observatory (observatory/analyser.py)."""
 
-    def __init__(self, book: VoiceBook, quorum: int = DEFAULT_QUORUM):
+    def __init__(self, book: VoiceBook, quorum: int = DEFAULT_QUORUM, max_uids: int | None = None):
+        """`max_uids`: the live window's bound on held uids (window.LiveState.max_uids): the
+        status cells hold at most TRACKED_SHARE of it one by one (None: cell_voices.TRACKED_MAX)."""
         if quorum < 1:
             from netvigil.errors import UsageError
 
             raise UsageError(f"--quorum must be 1 or more (got {quorum})")
-        from netvigil.analysis.incidents.cell_voices import CELL_COUNT_CAP, CellVoices
+        from netvigil.analysis.incidents.cell_voices import CELL_COUNT_CAP, TRACKED_SHARE, CellVoices
 
         self.book, self.quorum = book, quorum
         self.published: set[str] | None = None  # incident ids whose start was announced
-        self.cells = CellVoices(max(quorum, CELL_COUNT_CAP))  # who backs each status cell
+        tracked = max(1, int(max_uids * TRACKED_SHARE)) if max_uids else None
+        self.cells = CellVoices(max(quorum, CELL_COUNT_CAP), tracked)  # who backs each status cell
         self._generation = book.generation
         # (cc, asn, service) -> (its incident linked?, the row as published last time): a row
         # the cells say did not move is not built again (a round costs what changed)

@@ -192,6 +192,20 @@ class CountryWindow:
         return cut
 
 
+@dataclass(slots=True)
+class StatusCell:
+    """One cell of the status grid, (country, network, service): its latest direct verdict
+    (greatest time, then smallest uid, as argMax meets them in key order) and how many
+    measurements it counts. Updated in place by each verdict written."""
+
+    time: str = ""
+    uid: str = ""
+    klass: str = ""
+    technique: str = ""
+    network_name: str = ""
+    measurements: int = 0
+
+
 class LiveState:
     def __init__(self, query: Callable[[str], list[dict]], table: Callable[[str], str], window_seconds: int,
                  max_held: int | None = None, max_uids: int | None = None):
@@ -202,7 +216,7 @@ class LiveState:
         self.floors: dict[str, str] = {}  # country -> time before which its incidents are final (bounded memory)
         self.latest: dict[str, str] = {}
         self.incidents: dict[str, dict[str, Incident]] = {}
-        self.status: dict[tuple, list] | None = None  # key -> [time, uid, class, technique, network_name, n]
+        self.status: dict[tuple, StatusCell] | None = None  # (cc, asn, service) -> its cell
         self._keys: dict[str, list[tuple]] = {}  # country -> its keys of `status`, in order
         self._keys_of: dict | None = None
         self._keys_n = 0
@@ -290,12 +304,13 @@ class LiveState:
                 key = (cc, v.probe_asn, v.service)
                 cur = self.status.get(key)
                 if cur is None:
-                    cur = self.status[key] = ["", "", "", "", "", 0]
-                if t > cur[0] or (t == cur[0] and v.measurement_uid <= cur[1]):
-                    cur[:5] = [t, v.measurement_uid, v.klass, v.technique or "", v.probe_network_name or ""]
+                    cur = self.status[key] = StatusCell()
+                if t > cur.time or (t == cur.time and v.measurement_uid <= cur.uid):
+                    cur.time, cur.uid, cur.klass = t, v.measurement_uid, v.klass
+                    cur.technique, cur.network_name = v.technique or "", v.probe_network_name or ""
                 if v.measurement_uid in fresh and v.measurement_uid not in counted:
                     counted.add(v.measurement_uid)
-                    cur[5] += 1
+                    cur.measurements += 1
         if sum(len(w.by_uid) for w in self.windows.values()) > self.max_held:
             self.shrink()
 
@@ -368,7 +383,8 @@ class LiveState:
             for r in rows:
                 x = r["x"]
                 x = [x[k] for k in sorted(x)] if isinstance(x, dict) else list(x)
-                self.status[(r["cc"], r["asn"], r["service"])] = [r["t"], *x, int(r["n"])]
+                uid, klass, tech, name = x
+                self.status[(r["cc"], r["asn"], r["service"])] = StatusCell(r["t"], uid, klass, tech, name, int(r["n"]))
         if asn:
             asn = queries.as_asn(asn)
         out = []
@@ -376,9 +392,9 @@ class LiveState:
             cc, a, svc = key
             if (country and cc != country) or (asn and a != asn) or (service and service != "*" and svc != service):
                 continue
-            t, _, klass, tech, name, n = self.status[key]
-            out.append({"cc": cc, "asn": a, "service": svc, "class": klass, "technique": tech, "last": t, "n": n,
-                        "network_name": name})
+            c = self.status[key]
+            out.append({"cc": cc, "asn": a, "service": svc, "class": c.klass, "technique": c.technique, "last": c.time,
+                        "n": c.measurements, "network_name": c.network_name})
         return out
 
     def _status_keys(self, country: str | None) -> list[tuple]:

@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -67,6 +68,36 @@ class LogFirst(Analyser):
             self.stale = True
 
 
+class WholeGrid(Analyser):
+    """The baseline of issue #13's per-round costs, put back on today's analysis: each network's
+    reference rate the `statistics.median` of every other network's rate in its time slot
+    (O(n) per network: O(n^2 log n) a slot), and every status cell of the changed countries
+    looked at again each round (its window, its count's memo, its published row built again)."""
+
+    def open(self) -> None:
+        super().open()
+        ctx, gate = self.obs.engine.rounds, self.gate
+        status = gate.status
+
+        def baseline(network: tuple, slot: str | None = None):
+            rates = ctx.control_rates.get(network)
+            if rates and len(rates) >= ctx.rules.thresholds["baseline_min"]:
+                return statistics.median(rates), "own_history"
+            per = ctx.slot_rates.get(slot or "")
+            others = [r for n, r in (per.by_network.items() if per is not None else ()) if n != network]
+            if others:
+                return statistics.median(others), "other_vantages_same_time"
+            return None, ""
+
+        def whole_grid(rows, verdicts_since, incidents):
+            gate.cells._rows.clear()  # no row kept from the last round: each is windowed and built again
+            gate._gated.clear()
+            return status(rows, verdicts_since, incidents)
+
+        ctx._baseline = baseline
+        gate.status = whole_grid
+
+
 def templates() -> list[dict]:
     return [m for m in ingest.corpus() if isinstance(m, dict)]
 
@@ -83,8 +114,9 @@ def round_lines(tpl: list[dict], r: int, per_round: int, probes: int) -> list[tu
     return out
 
 
-def run(cls, rounds: int, per_round: int, probes: int) -> list[float]:
-    """Round CPU seconds per measurement, round by round."""
+def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[float]:
+    """Round CPU seconds per measurement, round by round (a generator: the variants' rounds
+    are taken in turn, so a shared machine's load falls on each alike)."""
     tpl = templates()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -92,7 +124,6 @@ def run(cls, rounds: int, per_round: int, probes: int) -> list[float]:
         prov = ProvenanceLog(data / "collector" / "provenance.jsonl")
         an = cls(data, batch=per_round, judge_worker=False, quorum=2)
         an.open()
-        out = []
         try:
             an.round((0, 0))
             for r in range(rounds):
@@ -108,11 +139,10 @@ def run(cls, rounds: int, per_round: int, probes: int) -> list[float]:
                 end = max((int(p.name[4:12]), p.stat().st_size) for p in (data / "log").glob("seg-*.jsonl"))
                 c0 = time.process_time()
                 res = an.round(end)
-                out.append((time.process_time() - c0) / max(res.analysed, 1))
+                yield (time.process_time() - c0) / max(res.analysed, 1)
         finally:
             an.close()
             mlog.close()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("every number must be positive")
     os.environ["NETVIGIL_MAX_HELD_VERDICTS"] = str(args.max_held)
     os.environ["NETVIGIL_MAX_HELD_UIDS"] = str(args.max_uids)
-    results = {}
-    for name, cls in (("log-first (baseline)", LogFirst), ("provenance-first", Analyser)):
-        results[name] = run(cls, args.rounds, args.per_round, args.probes)
+    variants = {"log-first (baseline)": LogFirst, "whole grid (baseline)": WholeGrid, "now": Analyser}
+    runs = {name: run(cls, args.rounds, args.per_round, args.probes) for name, cls in variants.items()}
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for _ in range(args.rounds):
+            for name, rounds in runs.items():
+                results[name].append(next(rounds))
+    finally:
+        for rounds in runs.values():
+            rounds.close()
     n = args.rounds
     edges = [round(i * n / args.slices) for i in range(args.slices + 1)]
     print(f"analysis CPU per measurement (us, median of each slice of rounds), {args.per_round}/round, "
@@ -139,11 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, per in results.items():
         cells = [statistics.median(per[a:b]) * 1e6 for a, b in zip(edges, edges[1:]) if b > a]
         print(f"  {name:22s} " + "  ".join(f"{c:7.0f}" for c in cells))
-    base, new = results["log-first (baseline)"], results["provenance-first"]
     last = edges[-2]
-    ratio = statistics.median(base[last:]) / max(statistics.median(new[last:]), 1e-9)
-    print(f"RESULT analysis_rounds last_slice_us baseline={statistics.median(base[last:]) * 1e6:.0f} "
-          f"now={statistics.median(new[last:]) * 1e6:.0f} ratio={ratio:.2f}x")
+    new = statistics.median(results["now"][last:])
+    for key, name in (("analysis_rounds", "log-first (baseline)"), ("analysis_rounds_grid", "whole grid (baseline)")):
+        base = statistics.median(results[name][last:])
+        print(f"RESULT {key} last_slice_us baseline={base * 1e6:.0f} now={new * 1e6:.0f} "
+              f"ratio={base / max(new, 1e-9):.2f}x")
     return 0
 
 

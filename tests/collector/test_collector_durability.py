@@ -32,14 +32,15 @@ def start_server(data_dir, port) -> subprocess.Popen:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "NETVIGIL_PROBE_TOKENS": TOKEN},
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode())
+    with httpx.Client(timeout=1) as c:  # one client for every poll: httpx.get() builds an SSL context each call
+        while time.monotonic() < deadline:
+            try:
+                if c.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read().decode())
     proc.kill()
     raise AssertionError("server did not start")
 
@@ -100,18 +101,19 @@ def test_kill_9_loses_no_acknowledged_measurement(tmp_path):
     assert len(acked) >= 2000, "the load run acknowledged too little to be a test"
     proc = start_server(tmp_path / "obs", port)
     try:
-        health = httpx.get(f"{url}/api/v1/health").json()
-        assert health["measurements"] >= len(set(acked))
-        stored: set[str] = set()
-        next_url = f"{url}/api/v1/measurements?limit=10000"
-        while next_url:
-            page = httpx.get(next_url, timeout=30).json()
-            stored.update(r["measurement_uid"] for r in page["results"])
-            next_url = page["metadata"]["next_url"]
-        lost = set(acked) - stored
-        assert not lost, f"{len(lost)} acknowledged measurements lost, e.g. {sorted(lost)[:3]}"
-        one = httpx.get(f"{url}/api/v1/measurement/{acked[-1]}").json()
-        assert one["measurement_uid"] == acked[-1]
+        with httpx.Client(timeout=30) as c:
+            health = c.get(f"{url}/api/v1/health").json()
+            assert health["measurements"] >= len(set(acked))
+            stored: set[str] = set()
+            next_url = f"{url}/api/v1/measurements?limit=10000"
+            while next_url:
+                page = c.get(next_url).json()
+                stored.update(r["measurement_uid"] for r in page["results"])
+                next_url = page["metadata"]["next_url"]
+            lost = set(acked) - stored
+            assert not lost, f"{len(lost)} acknowledged measurements lost, e.g. {sorted(lost)[:3]}"
+            one = c.get(f"{url}/api/v1/measurement/{acked[-1]}").json()
+            assert one["measurement_uid"] == acked[-1]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)

@@ -142,7 +142,7 @@ def accept(raw: bytes, *, report_id: str | None = None, where: str = "measuremen
         extra = {"measurement_uid": uid}
         if report_id and b'"report_id"' not in raw:
             extra["report_id"] = report_id
-        line = _encoder.encode(extra)[:-1] + b"," + raw.lstrip()[1:]
+        line = b"".join((_encoder.encode(extra)[:-1], b",", memoryview(raw)[1:]))  # one copy of the bulk
     else:  # rare: rewrite the object (still lossless for unknown keys)
         obj = msgspec.json.decode(raw)
         obj["measurement_uid"] = uid

@@ -100,32 +100,43 @@ def check_lag(request: Request, key: str | None) -> None:
 async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
     """The body, refused with a 413 naming LIMIT as soon as it is known to be over it."""
     declared_length(request.headers, limit, what)
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     try:
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
+            size += len(chunk)
+            if size > limit:
                 raise Rejected(f"{what} is over the limit of {limit} bytes", 413)
+            if chunk:
+                chunks.append(chunk)
     except ClientDisconnect:
         raise Rejected(f"{what}: the client went away before sending all of it", 400) from None
-    return bytes(body)
+    # one copy (a bytearray grown chunk by chunk, then copied to bytes, cost two of a 1 MB batch)
+    return bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
 
 
-def _lines(body: bytes) -> list[bytes]:
-    return [line for line in body.split(b"\n") if line.strip()]
+# blank space a line may start with, blank lines included (bytes.strip()'s whitespace)
+_BLANK = re.compile(rb"[ \t\n\r\x0b\x0c]*")
 
 
-_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s]", re.MULTILINE)
-
-
-def _more_lines_than(body: bytes, limit: float) -> bool:
-    """True if BODY holds more than LIMIT non-blank lines; stops counting there (no split of a huge body)."""
-    if body.count(b"\n") < limit:
-        return False
-    for n, _ in enumerate(_LINE.finditer(body), 1):
-        if n > limit:
-            return True
-    return False
+def _lines(body: bytes, limit: float | None = None) -> list[bytes] | None:
+    """The non-blank lines of BODY (each from its first non-blank byte: intake strips them
+    anyway); None once there are more than LIMIT. One pass: a run of blank lines is skipped
+    by one regex match, each line found by bytes.find (memchr), so the work is bounded by
+    LIMIT lines however the body is made (counting newlines first, then splitting, cost
+    ~15 us per 18 KB measurement)."""
+    lines: list[bytes] = []
+    find, skip, end = body.find, _BLANK.match, len(body)
+    pos = skip(body).end()
+    while pos < end:
+        if limit is not None and len(lines) >= limit:
+            return None
+        nl = find(b"\n", pos)
+        if nl < 0:
+            nl = end
+        lines.append(body[pos:nl])
+        pos = skip(body, nl).end()
+    return lines
 
 
 @router.post("/report", tags=["collector"], summary="Open a report (OONI collector protocol)")
@@ -196,12 +207,11 @@ async def submit_batch(request: Request):
         nv.uploads.enter(key)
     try:
         body = await read_body(request, nv.settings.max_batch_bytes, "batch")
-        big = len(body) > (64 << 10)  # counted and split on a thread: the event loop keeps serving
-        burst = nv.collector.limiter.burst
-        if key is not None and (await asyncio.to_thread(_more_lines_than, body, burst) if big
-                                else _more_lines_than(body, burst)):
+        burst = nv.collector.limiter.burst if key is not None else None
+        # split on a thread when big: the event loop keeps serving
+        lines = await asyncio.to_thread(_lines, body, burst) if len(body) > (64 << 10) else _lines(body, burst)
+        if lines is None:
             over_burst(nv.collector.limiter, key, "batch")
-        lines = await asyncio.to_thread(_lines, body) if big else _lines(body)
         del body
         if not lines:
             raise Rejected("batch is empty (send one JSON measurement per line)")

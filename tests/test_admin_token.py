@@ -76,14 +76,15 @@ def start(args: list[str], port: int, env: dict) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "netvigil", "serve", "--port", str(port), "--no-analysis", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode())
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1) as c:  # one client for every poll: httpx.get() builds an SSL context each call
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read().decode())
+            try:
+                if c.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
     proc.kill()
     raise AssertionError("server did not start")
 

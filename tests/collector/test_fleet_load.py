@@ -74,10 +74,11 @@ def test_thousand_agents_enrol_and_check_in_while_status_answers(tmp_path):
     settings = FleetSettings(enrol_per_hour=10 * AGENTS, services=("twitter",))
     with ObservatoryThread(tmp_path / "obs", extra={"fleet": settings}) as srv:
         pump = srv.app.state.nv.pump
-        for _ in range(1200):  # the analysis must be up for /api/v1/status to answer (at most 2 min)
-            if pump.obs is not None and httpx.get(f"{srv.url}/api/v1/status").status_code == 200:
-                break
-            time.sleep(0.1)
+        with httpx.Client() as c:
+            for _ in range(1200):  # the analysis must be up for /api/v1/status to answer (at most 2 min)
+                if pump.obs is not None and c.get(f"{srv.url}/api/v1/status").status_code == 200:
+                    break
+                time.sleep(0.1)
         enrol_codes, checkin_codes, ids, status_codes, errors, during = asyncio.run(fleet(srv.host, srv.port))
         registry = srv.app.state.fleet.registry
     assert enrol_codes == [200] * AGENTS

@@ -81,10 +81,11 @@ def test_report_over_http_matches(data_dir, tmp_path):
     with ObservatoryThread(data_dir, analysis_process=False) as obs:
         import httpx, time
 
-        for _ in range(200):  # wait for the pump to open the store
-            if httpx.get(f"{obs.url}/api/v1/health").json()["analysis"] == "running":
-                break
-            time.sleep(0.05)
+        with httpx.Client() as c:  # one client for every poll: httpx.get() builds an SSL context each call
+            for _ in range(200):  # wait for the pump to open the store
+                if c.get(f"{obs.url}/api/v1/health").json()["analysis"] == "running":
+                    break
+                time.sleep(0.05)
         r = netvigil("report", iid, "--url", obs.url, "--out-dir", str(tmp_path))
         o = netvigil("report", outage, "--url", obs.url, "--out-dir", str(tmp_path / "outage"))
         from netvigil.cli.observatory import _fetch_incident
@@ -143,10 +144,11 @@ def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
 
     fill_with_run(tmp_path)
     with ObservatoryThread(tmp_path, analysis_process=False) as srv:  # the same store_dir either way
-        for _ in range(300):
-            if httpx.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":
-                break
-            time.sleep(0.05)
+        with httpx.Client() as c:  # one client for every poll: httpx.get() builds an SSL context each call
+            for _ in range(300):
+                if c.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":
+                    break
+                time.sleep(0.05)
         incs = httpx.get(f"{srv.url}/api/v1/incidents", params={"country": "RU"}, timeout=60).json()["results"]
         uid = incs[0]["evidence"]["measurement_uids"][0]
         raw = httpx.get(f"{srv.url}/api/v1/measurement/{uid}", timeout=60)

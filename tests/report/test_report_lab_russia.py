@@ -54,11 +54,12 @@ def observed(tmp_path_factory):
             res = submit_measurements(obs.url, list(round_ms), token="lab")
             assert res.rejected == 0 and res.queued == 0, res.errors
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            h = httpx.get(f"{obs.url}/api/v1/health").json()
-            if h["analysed"] >= len(ms) and not obs.app.state.nv.pump._stale:
-                break
-            time.sleep(0.2)
+        with httpx.Client() as c:  # one client for every poll: httpx.get() builds an SSL context each call
+            while time.monotonic() < deadline:
+                h = c.get(f"{obs.url}/api/v1/health").json()
+                if h["analysed"] >= len(ms) and not obs.app.state.nv.pump._stale:
+                    break
+                time.sleep(0.2)
         time.sleep(1.0)  # let the last alerts go out
         incidents = httpx.get(f"{obs.url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
         page = httpx.get(f"{obs.url}/country/RU").text

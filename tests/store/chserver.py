@@ -92,15 +92,16 @@ class TempClickHouse:
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(self.url + "/ping", timeout=1.0).text.strip() == "Ok.":
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        with httpx.Client(timeout=1.0) as c:  # one client for every poll: httpx.get() builds an SSL context each call
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    return False
+                try:
+                    if c.get(self.url + "/ping").text.strip() == "Ok.":
+                        return True
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         return False
 
     def _tail(self) -> str:

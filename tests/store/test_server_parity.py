@@ -153,8 +153,9 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
         with ObservatoryThread(tmp_path / "served", engine=url, analysis_interval=0.2, probe_tokens={"p"}) as srv:
             assert submit_measurements(srv.url, ms, token="p").submitted == len(ms)
             deadline = time.monotonic() + 90
+            poll = httpx.Client()  # one client for every poll: httpx.get() builds an SSL context each call
             while time.monotonic() < deadline:
-                health = httpx.get(f"{srv.url}/api/v1/health").json()
+                health = poll.get(f"{srv.url}/api/v1/health").json()
                 if health["analysed"] >= len(ms) or health["analysis"] != "running" and health["analysed"]:
                     break
                 time.sleep(0.1)
@@ -162,8 +163,9 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
             got = []
             while time.monotonic() < deadline and got != want:  # the last refresh may be a round behind
                 got = [_no_uids({k: v for k, v in i.items() if k != "text"})
-                       for i in httpx.get(f"{srv.url}/api/v1/incidents").json()["results"]]
+                       for i in poll.get(f"{srv.url}/api/v1/incidents").json()["results"]]
                 time.sleep(0.2)
+            poll.close()
             parquet = httpx.get(f"{srv.url}/api/v1/incidents", params={"format": "parquet"}, timeout=120)  # the first imports pyarrow
     finally:
         drop(url)

@@ -61,8 +61,10 @@ def _address(text: str) -> Address | None:
     return None if ip.is_loopback or ip.is_unspecified else ip
 
 
+@functools.lru_cache(maxsize=4096)
 def targets(*spellings: str | None) -> tuple[Address, ...]:
-    """The addresses to scrub among `spellings` (probe_ip, the client's address...)."""
+    """The addresses to scrub among `spellings` (probe_ip, the client's address...); cached:
+    a probe sends the same pair with every measurement."""
     out: list[Address] = []
     for text in spellings:
         ip = _address(text) if text and len(text) <= 64 else None

@@ -2,7 +2,10 @@
 replay demo from the repository gives the recorded run's incidents (Twitter, Facebook per
 provider, the Beeline outage), read from the store it wrote; and the check names an incident
 that is missing. The smoke once said "2 incident(s)" because it counted console lines that
-rich had wrapped."""
+rich had wrapped.
+
+`demo` and `export` run in-process through the entry point's main() (tests/clirun.py): their
+subprocess tests are elsewhere (docs/testing.md); the check script runs as the smoke runs it."""
 
 from __future__ import annotations
 
@@ -11,22 +14,19 @@ import sys
 
 import pytest
 
+from tests.clirun import run_cli
 from tests.conftest import REPO
 
 CHECK = REPO / "scripts" / "check_wheel_demo.py"
 
 
-def netvigil(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netvigil", *args], capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("demo")
-    demo = netvigil("demo", "--replay", "--no-serve", "--out", str(d / "demo"))
+    demo = run_cli("demo", "--replay", "--no-serve", "--out", str(d / "demo"))
     assert demo.returncode == 0, demo.stderr[-2000:]
     out = d / "incidents.jsonl"
-    exp = netvigil("export", "incidents", "--store", str(d / "demo" / "observatory"), "--format", "jsonl",
+    exp = run_cli("export", "incidents", "--store", str(d / "demo" / "observatory"), "--format", "jsonl",
                    "--out", str(out))
     assert exp.returncode == 0, exp.stderr
     return out

@@ -137,10 +137,13 @@ def child(n: int) -> dict:
         if len(batch.judged) != n or batch.failed:
             raise SystemExit(f"judge worker: {len(batch.judged)} judged, {len(batch.failed)} set aside of {n}")
         dec = msgspec.json.Decoder()
-        t = time.process_time()
-        for line in stored:
-            dec.decode(line)
-        out["decode"] = (time.process_time() - t) / n * 1e6
+        passes = []
+        for _ in range(3):  # the least of three: the floor, as little moved by a busy machine as can be
+            t = time.process_time()
+            for line in stored:
+                dec.decode(line)
+            passes.append(time.process_time() - t)
+        out["decode"] = min(passes) / n * 1e6
         out["bytes"] = sum(map(len, stored)) / n
     return out
 

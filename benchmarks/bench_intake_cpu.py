@@ -152,7 +152,11 @@ def _tree(rev: str, into: Path) -> Path:
     """REV's src/ extracted under INTO (git archive: the repository is not touched)."""
     tar = into / "src.tar"
     with open(tar, "wb") as fh:
-        subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"], stdout=fh, check=True)
+        r = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"], stdout=fh,
+                           stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"--against {rev}: git archive failed ({r.stderr.strip()[:200]}); "
+                         "give a revision of this checkout, or --against '' to measure the work tree alone")
     with tarfile.open(tar) as tf:
         tf.extractall(into, filter="data")
     return into / "src"

@@ -1,9 +1,9 @@
 """HTTP/1.1 as bytes on keep-alive loopback connections: a load generator for tests.
 
-A test that simulates a fleet measures the server, not the client: httpx costs several
-milliseconds of CPU a request (connection-pool bookkeeping, and an `import trio` attempted on
-every request to detect the async library), which made 1,000 simulated agents cost 75 s of
-CPU, most of it the client's. Here a request is a few bytes written and a response is read by
+A test that simulates a fleet measures the server, not the client: httpx's AsyncClient costs
+several milliseconds of CPU a request (connection-pool bookkeeping, and httpcore's
+`import sniffio` on every request, which fails here and so searches sys.path each time), which
+made 1,000 simulated agents cost 75 s of CPU, most of it the client's. Here a request is a few bytes written and a response is read by
 its Content-Length, as benchmarks/bench_checkin.py does with blocking sockets.
 """
 

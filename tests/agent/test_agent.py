@@ -93,7 +93,8 @@ def test_never_enrolled_and_observatory_down_is_one_line(world, tmp_path):
 
 def test_kill_9_mid_round_loses_nothing_measured(tmp_path):
     """Slow servers (0.4 s before each DNS answer, handshake and response): the agent is killed
-    once the first measurement of the round is on disk; the next run sends it."""
+    once the first measurement of the round is on disk; the next run sends it. The killed agent
+    is a process (kill -9 is the point); the next run is in-process through main()."""
     from servers import LoopbackWorld
 
     data = tmp_path / "agent"
@@ -115,7 +116,7 @@ def test_kill_9_mid_round_loses_nothing_measured(tmp_path):
         assert len(lines) == 1, "the round ended before it could be killed half-way"
         assert len(srv.app.state.nv.collector.index) == 0  # killed before it submitted anything
         killed = json.loads(lines[0])
-        r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        r = run_cli(*args[len(NETVIGIL):])
         assert r.returncode == 0, r.stderr
         held = stored(srv)
         assert (killed["annotations"]["service"], killed["measurement_start_time"]) in held

@@ -5,8 +5,9 @@ bench_sustained measures them end to end, but on a shared machine its figures mo
 to run. This one drives the same code paths in-process, with nothing else in between:
 - web: a JSONL batch (50 measurements of the real OONI corpus of bench_collector_ingest, stamped
   now, claimed by the probe's own network) sent to the app's POST /api/v1/submit as an enrolled
-  probe, straight through its ASGI interface (no socket, no h11: the route, quotas, the
-  collector's decode/validate/scrub/uid, provenance and the log commit, fsync off);
+  probe from a documentation address (CLIENT), straight through its ASGI interface (no socket,
+  no h11: the route, quotas, the collector's decode/validate/scrub/uid, provenance and the log
+  commit, fsync off);
 - judge worker: `judge_batch` over the log lines the web wrote (decode, checks, judge, archive
   frames), as observatory/judge_worker.py runs it;
 - baseline: msgspec's untyped JSON decode of the same lines (the floor of any path that reads them).
@@ -43,6 +44,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BATCH = 50
+# the submitter's address as the route sees it (a documentation address, RFC 5737: only a string in
+# the ASGI scope, nothing is sent anywhere): not loopback, so the scrub looks for it in every line
+# and the claim is checked against the IP-to-ASN table, as for a real probe
+CLIENT = "203.0.113.7"
 BEFORE = "2c885d1"  # the revision before issue #13's intake and judge worker work (the default --against)
 
 
@@ -89,7 +94,7 @@ class _Asgi:
         hdrs.append((b"content-length", str(len(body)).encode()))
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-                 "root_path": "", "headers": hdrs, "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000)}
+                 "root_path": "", "headers": hdrs, "client": (CLIENT, 40000), "server": ("127.0.0.1", 8000)}
         await self.app(scope, receive, send)
         return sent["status"], sent["body"]
 

@@ -5,6 +5,8 @@ on their uplinks) with its ground-truth labels. Its measurements are submitted r
 round over HTTP (OONI protocol, the probe's own client) to a real observatory on loopback
 whose analysis runs continuously; a webhook receiver records the signed alerts. The API,
 the dashboard and the alerts must name the providers, techniques and onsets of the labels.
+The analysis runs as a thread of the server, not in its own process (that one is covered by
+tests/observatory/test_analysis_process.py and the byte-identical live-vs-batch parity).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def observed(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("obs")
     receiver = Receiver()
     Subscriptions(data_dir / "subscriptions.json", allow_private=True).add(receiver.url, secret=SECRET, country="RU")
-    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"lab"}, allow_private_webhooks=True) as obs:
+    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"lab"}, allow_private_webhooks=True,
+                           analysis_process=False) as obs:
         for _, round_ms in itertools.groupby(ms, key=lambda m: m.measurement_start_time):
             res = submit_measurements(obs.url, list(round_ms), token="lab")
             assert res.rejected == 0 and res.queued == 0, res.errors

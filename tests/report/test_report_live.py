@@ -4,7 +4,9 @@ A recorded run of the lab's russia-2022 scenario (tests/data/lab/russia-2022: Tw
 throttled from 09:00 then reset from 12:00, Facebook blocked per ISP from 10:00, an outage
 on Beeline 10:30-11:30, VPN working) is submitted over HTTP in two phases, as live probes
 would (before 11:00, then the rest), to a real server whose analysis pump runs on chdb; a
-webhook receiver on loopback records the signed alerts.
+webhook receiver on loopback records the signed alerts. The pump runs as a thread of the
+server (both pumps hand changes to the same alerter; the analysis process is covered by
+tests/observatory/test_analysis_process.py and the byte-identical live-vs-batch parity).
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def live(tmp_path_factory):
     from netvigil.report.alerts import Subscriptions
 
     Subscriptions(data_dir / "subscriptions.json", allow_private=True).add(receiver.url, secret=SECRET, country="RU")
-    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}, allow_private_webhooks=True) as obs:
+    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}, allow_private_webhooks=True,
+                           analysis_process=False) as obs:
         res = submit_measurements(obs.url, phase1, token="p")
         assert res.submitted == len(phase1)
         started = receiver.wait("start", service="twitter")

@@ -36,10 +36,10 @@ def closed_port() -> int:
     return port
 
 
-async def _with_helper(world, name: str, extra: tuple[str, ...] = (), **kw) -> tuple[Measurement, int]:
+async def _with_helper(world, name: str, extra: tuple[str, ...] = (), listener=None, **kw) -> tuple[Measurement, int]:
     async with Helper("127.0.0.1", 0, limits=Limits()) as h:
         helpers = (*extra, f"127.0.0.1:{h.port}")
-        m = await run_service(world.settings(helpers=helpers, **kw), CAT, CAT.service(name))
+        m = await run_service(world.settings(helpers=helpers, **kw), CAT, CAT.service(name), listener=listener)
         return m, h.port
 
 
@@ -86,10 +86,19 @@ def test_control_service_measures_the_network_only(world):
 
 
 def test_helpers_tried_in_order(world):
+    """A helper that refuses TCP is down: the probe goes on to the next at once, its QUIC checks
+    (whose handshakes UDP would let run to their timeout) interrupted, not waited out."""
     dead = f"127.0.0.1:{closed_port()}"
-    m, port = asyncio.run(_with_helper(world, "twitter", extra=(dead,)))
+    events: list[tuple[str, str, dict]] = []
+    m, port = asyncio.run(_with_helper(world, "twitter", extra=(dead,),
+                                       listener=lambda *e: events.append(e)))
     x = m.test_keys["x_sni_throughput"]
     assert x["helpers_tried"] == [dead] and x["helper"] == f"127.0.0.1:{port}" and len(x["transfers"]) == 12
+    assert sorted((q["role"], q.get("failure")) for q in x["quic"]) == [("control", None), ("target", None)]
+    quic_ends = [info["failure"] for phase, step, info in events
+                 if step == "sni_throughput" and info["transport"] == "quic" and phase != "started"]
+    # the dead helper's two checks (target and control SNI) interrupted; the live one's complete
+    assert sorted(quic_ends, key=str) == [None, None, "interrupted", "interrupted"]
 
 
 def test_helper_down_is_a_failure_not_a_verdict(world):

@@ -43,6 +43,10 @@ async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: s
         tr = await fn(helper, sni, nbytes, timeout=timeout, transport=transport)
         got, samples = int(tr.bytes), _decimate(list(tr.samples or []))
         failure, op = tr.failure, tr.failed_operation
+    except asyncio.CancelledError:  # not needed any more (its helper is down): said, then gone
+        trace.emit("failed", "sni_throughput", sni=sni, direction=direction, transport=transport,
+                   bytes=0, failure=failures.INTERRUPTED)
+        raise
     except Exception as exc:  # noqa: BLE001 - a broken helper is data, never a crash
         got, samples, failure, op = 0, [], failures.classify(exc), None
     out = HelperTransfer(round=rnd, role=role, sni=sni, direction=direction, transport=transport,
@@ -75,6 +79,12 @@ def exclusive() -> asyncio.Lock:
     return lock
 
 
+async def _cancel(tasks: list[asyncio.Future]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _unreachable(transfers: list[HelperTransfer]) -> bool:
     """No control flow got past connect: the helper is down or unreachable from here."""
     ctl = [t for t in transfers if t.role == "control"]
@@ -103,15 +113,22 @@ async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_s
         quic_results: list[HelperTransfer] = []
         for rnd in range(settings.helper_rounds):
             order = roles if rnd % 2 == 0 else roles[::-1]  # alternate who starts first
-            jobs = [_one(trace, helper, rnd, role, sni, d, settings.helper_bytes, settings.helper_seconds)
-                    for d in ("download", "upload") for role, sni in order]
-            if rnd == 0 and quic:
-                jobs += [_quic_check(trace, helper, rnd, role, sni, settings.helper_seconds) for role, sni in order]
-            done = await asyncio.gather(*jobs)
-            transfers += [t for t in done if isinstance(t, HelperTransfer)]
-            quic_results += [t for ts in done if isinstance(ts, list) for t in ts]
+            # QUIC beside round 0's TCP flows, same time; a helper refusing TCP is down, and
+            # waiting out its QUIC handshake timeouts (UDP gets no refusal) would only delay the
+            # next helper: those checks are cancelled, their results are not used
+            checks = [asyncio.ensure_future(_quic_check(trace, helper, rnd, role, sni, settings.helper_seconds))
+                      for role, sni in order] if rnd == 0 and quic else []
+            try:
+                transfers += await asyncio.gather(*[
+                    _one(trace, helper, rnd, role, sni, d, settings.helper_bytes, settings.helper_seconds)
+                    for d in ("download", "upload") for role, sni in order])
+            except BaseException:
+                await _cancel(checks)
+                raise
             if rnd == 0 and _unreachable(transfers):
+                await _cancel(checks)
                 break
+            quic_results += [t for ts in await asyncio.gather(*checks) for t in ts]
         if _unreachable(transfers):
             tried.append(text)
             result.failure = next(t.failure for t in transfers if t.role == "control")

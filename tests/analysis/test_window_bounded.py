@@ -66,6 +66,9 @@ def test_bounded_memory_publishes_what_the_unbounded_analysis_does(tmp_path, mon
         assert most <= MAX_HELD + 4 and _held(small) <= MAX_HELD and _held(big) == 4 * ROUNDS
         floor = small.live.floor("RU")
         assert first.end < second.start < floor and second.end is None
+        # what ended before the floor is final: let go from memory (the store answers for it)
+        assert list(small.live.incidents["RU"]) == [second.id]
+        assert list(big.live.incidents["RU"]) == [first.id, second.id]
         assert small.live.windows["RU"].since == floor
         counted = {i.id: i.evidence.measurement_count for i in small.incidents()}
         assert counted[second.id] < second.evidence.measurement_count  # counted from the floor

@@ -10,7 +10,7 @@ request for older data than is held falls back to the store:
   the last judgement wins, as ReplacingMergeTree keeps the last insert), from `since` on;
 - per (country, asn, service), the latest direct verdict and the count (the status grid;
   latest = greatest time, then smallest uid, as argMax meets them in key order);
-- per country, its incidents;
+- per country, its incidents (but those that ended before its floor: final, in the store);
 - per country, the latest verdict time (the refresh horizon).
 
 Memory is bounded, not only by time (issue #13): a live fleet's measurements all fall inside
@@ -322,7 +322,17 @@ class LiveState:
             keep = int(len(w.by_uid) * self.max_held * SHRINK_TO / max(total, 1))
             cut = w.bound(keep)
             if cut is not None:
-                self.floors[cc] = max(self.floors.get(cc, ""), cut)
+                self.floors[cc] = floor = max(self.floors.get(cc, ""), cut)
+                self._let_go_final(cc, floor)
+
+    def _let_go_final(self, cc: str, floor: str) -> None:
+        """Forget COUNTRY's incidents that ended before its floor: final, and in the store (a
+        refresh starts at the floor and only carries on what overlaps it; status links only
+        ongoing ones). Held, every closed incident of hours of load was walked each refresh."""
+        held = self.incidents.get(cc)
+        if held:
+            for iid in [iid for iid, i in held.items() if i.end is not None and i.end < floor]:
+                del held[iid]
 
     def floor(self, cc: str) -> str:
         """The time before which COUNTRY's incidents are final ("" when nothing was let go)."""

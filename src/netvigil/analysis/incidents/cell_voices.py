@@ -139,7 +139,7 @@ class CellVoices:
 
     def __init__(self, cap: int, tracked_max: int | None = None):
         self.cap = cap
-        self.tracked_max = tracked_max  # None: TRACKED_MAX
+        self.tracked_max = tracked_max or TRACKED_MAX  # uids held one by one before folding
         self.cells: dict[Key, dict[Voice, Said]] = {}
         self.of_uid: dict[str, tuple[Key, Voice]] = {}
         self.minutes: dict[str, list[str]] = {}  # minute -> uids held from it (some may be gone since)
@@ -181,9 +181,8 @@ class CellVoices:
             if before is None:
                 self.minutes.setdefault(t[:16], []).append(uid)
                 self.listed += 1
-        limit = self.tracked_max or TRACKED_MAX
-        if self.listed > limit:
-            self._fold(int(limit * 0.8))
+        if self.listed > self.tracked_max:
+            self._fold(int(self.tracked_max * 0.8))
 
     def _fold(self, keep: int) -> None:
         """Fold the uids of the oldest minutes until about `keep` are listed."""

@@ -22,12 +22,6 @@ class SlotRates:
         self.by_network: dict[tuple, float] = {}
         self.ordered: list[float] = []
 
-    def __len__(self) -> int:
-        return len(self.by_network)
-
-    def get(self, network: tuple) -> float | None:
-        return self.by_network.get(network)
-
     def set(self, network: tuple, rate: float) -> bool:
         """Note NETWORK's rate; False when it was that already (nothing changed)."""
         old = self.by_network.get(network)

@@ -57,7 +57,8 @@ def _verdict_table(verdicts) -> int:
     return n
 
 
-def _existing_store(store: Path) -> None:
+def existing_store(store: Path) -> None:
+    """Refuse a --store that holds no store, before a new empty one is made there."""
     if not (store / "raw").is_dir():
         raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
                          hint="create one with 'netvigil analyse FILES --store DIR'")
@@ -92,7 +93,7 @@ def analyse(
         from netvigil.analysis.analysed_store import AnalysedStore
 
         if not files:
-            _existing_store(store)
+            existing_store(store)
         with AnalysedStore(store) as obs:
             if files:
                 batch, added = [], 0
@@ -138,7 +139,7 @@ def incidents(
     if store is not None:
         from netvigil.analysis.analysed_store import AnalysedStore
 
-        _existing_store(store)
+        existing_store(store)
         with AnalysedStore(store) as obs:
             obs.refresh()
             items = obs.incidents(country=country, ongoing=True if ongoing else None)
@@ -240,7 +241,7 @@ def rebuild(
 
     Example: netvigil rebuild --store ./observatory
     """
-    _existing_store(store)
+    existing_store(store)
     from netvigil.analysis.analysed_store import AnalysedStore
 
     with AnalysedStore(store) as obs:

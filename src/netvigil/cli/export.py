@@ -95,11 +95,12 @@ def export(
         raise UsageError("incidents are filtered by --country, --service and --ongoing only")
     if kind == "status" and (f["since"] or f["until"]):
         raise UsageError("status is the latest state: it takes --country, --asn and --service only")
-    if not (store / "raw").is_dir() and (store / "store" / "raw").is_dir():
-        store = store / "store"  # a `netvigil serve` DATA_DIR (observatory/analyser.py store_dir)
-    if not (store / "raw").is_dir():
-        raise UsageError("no observatory store here (expected DIR/raw/)", where=str(store),
-                         hint="create one with 'netvigil analyse FILES --store DIR'")
+    from netvigil.cli.analysis import existing_store
+    from netvigil.observatory.analyser import store_dir
+
+    if (store_dir(store) / "raw").is_dir():
+        store = store_dir(store)  # a `netvigil serve` DATA_DIR: its DATA_DIR/store
+    existing_store(store)
     from netvigil.analysis.analysed_store import AnalysedStore
     from netvigil.report.export import render
 

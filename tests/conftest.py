@@ -170,7 +170,7 @@ def ready_client(app):
 
     with TestClient(app, raise_server_exceptions=False) as c:
         deadline = time.monotonic() + 60
-        while app.state.nv.pump.obs is None and time.monotonic() < deadline:
+        while not app.state.nv.pump.ready and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert app.state.nv.pump.obs is not None, app.state.nv.pump.error
+        assert app.state.nv.pump.ready, app.state.nv.pump.error
         yield c

@@ -76,7 +76,7 @@ def test_thousand_agents_enrol_and_check_in_while_status_answers(tmp_path):
         pump = srv.app.state.nv.pump
         with httpx.Client() as c:
             for _ in range(1200):  # the analysis must be up for /api/v1/status to answer (at most 2 min)
-                if pump.obs is not None and c.get(f"{srv.url}/api/v1/status").status_code == 200:
+                if pump.ready and c.get(f"{srv.url}/api/v1/status").status_code == 200:
                     break
                 time.sleep(0.1)
         enrol_codes, checkin_codes, ids, status_codes, errors, during = asyncio.run(fleet(srv.host, srv.port))

@@ -156,7 +156,7 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
             "status": "ok",
             "measurements": await api.stored_count(nv),  # the store's count when it was written directly
             "replayed": nv.collector.replayed,
-            "analysis": nv.pump.error or ("running" if nv.pump.obs is not None else "starting"),
+            "analysis": nv.pump.error or ("running" if nv.pump.ready else "starting"),
             "analysed": nv.pump.analysed,
             "quarantined": nv.pump.quarantined,  # set aside by the analysis: GET /api/v1/quarantine
             "uptime_seconds": round(time.time() - nv.started, 1),

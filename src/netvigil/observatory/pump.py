@@ -41,7 +41,7 @@ class PumpBase:
         self.enabled = enabled
         self.on_changes = on_changes
         self.error: str | None = None if enabled else "analysis is disabled in this collector"
-        self.ready = False
+        self.ready = False  # the store is open: reads are answered (an AnalysisUnavailable until then)
         self.analysed = 0
         self.quarantine = Quarantine(self.data_dir)  # what the analysis set aside (quarantine.py)
         self.quarantined = self.quarantine.count()  # since the data dir was made
@@ -51,11 +51,6 @@ class PumpBase:
         self.checkpoint: tuple[int, int] = (0, 0)  # the log is analysed up to here
         self.unconfirmed_view: dict[str, list[StatusRow]] = {}
         self._stale = False
-
-    @property
-    def obs(self) -> Any:
-        """Truthy once the store is open (kept for callers that test `pump.obs is None`)."""
-        return self if self.ready else None
 
     def _apply(self, res: RoundResult) -> None:
         view = {} if res.full or self.status_view is None else dict(self.status_view)
@@ -167,7 +162,7 @@ class AnalysisPump(PumpBase):
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self.ready = False
+        self.ready = False  # the store is open: reads are answered (an AnalysisUnavailable until then)
         self.read_exec.shutdown(wait=True)  # no read left on the store it closes next
         await asyncio.get_running_loop().run_in_executor(self.exec, self.analyser.close)
         self.exec.shutdown(wait=True)

@@ -265,7 +265,7 @@ async def stored_measurement(request: Request, measurement_uid: str) -> bytes | 
     if not re.match(r"^[0-9A-Za-z._-]{1,120}$", measurement_uid):
         raise Rejected(f"measurement uid {measurement_uid[:40]!r} is malformed")
     raw = nv.collector.raw(measurement_uid)
-    if raw is None and nv.pump.obs is not None:
+    if raw is None and nv.pump.ready:
         found = await nv.reads.measurement(measurement_uid)
         raw = msgspec.json.encode(found) if found is not None else None
     return raw
@@ -301,7 +301,7 @@ async def measurements(request: Request, probe_cc: str | None = None, probe_asn:
     if test_name is not None and not re.match(r"^[a-z0-9_]{1,64}$", test_name):
         raise Rejected(f"query parameter 'test_name' is {test_name[:20]!r}, expected like web_connectivity")
     col = request.app.state.nv.collector
-    if (not col.index or not col.complete) and request.app.state.nv.pump.obs is not None:
+    if (not col.index or not col.complete) and request.app.state.nv.pump.ready:
         found = await reads_of(request).measurement_index(country=cc, asn=asn, service=svc, since=lo, until=hi,
                                                           test_name=test_name, path=pth, limit=lim, offset=off)
         out = [measurement_meta(r.uid, r.time, r.cc, r.asn, r.test_name, r.input, r.report_id, r.service or None,
@@ -331,7 +331,7 @@ async def stored_count(nv) -> int:
     """Measurements stored: the collector's index, or the store's table when the store was
     written directly (demo, rebuild); the count is kept per app and analysed total (it only
     moves then)."""
-    if nv.collector.stored or nv.pump.obs is None:
+    if nv.collector.stored or not nv.pump.ready:
         return nv.collector.stored
     key = nv.pump.analysed
     hit = _STORED.get(nv)
@@ -352,7 +352,7 @@ async def summary(request: Request):
 
     nv = request.app.state.nv
     stored = await stored_count(nv)
-    as_of, stale = freshness(await latest_time(nv.reads)) if nv.pump.obs is not None else (None, False)
+    as_of, stale = freshness(await latest_time(nv.reads)) if nv.pump.ready else (None, False)
     return {"measurements": stored, "as_of": as_of, "stale": stale}
 
 

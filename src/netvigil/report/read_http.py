@@ -78,7 +78,7 @@ async def prerender(app) -> None:
     seen = None
     while True:
         await asyncio.sleep(0.5 if seen is None else PRERENDER_EVERY)
-        if nv.pump.obs is None or nv.pump.analysed == seen:
+        if not nv.pump.ready or nv.pump.analysed == seen:
             continue
         seen = nv.pump.analysed
         try:

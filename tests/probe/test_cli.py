@@ -102,6 +102,8 @@ def test_probe_urls_list_and_proxy(world, tmp_path):
     (["probe", "-s", "twitter", "--resolver", "dns.example:53"], ["bad --resolver"]),
     (["probe", "-s", "twitter", "--resolver", "127.0.0.1:99999"], ["bad --resolver"]),
     (["probe", "-s", "twitter", "--scenario-time", "yesterday"], ["bad --scenario-time"]),
+    # one time form for every command (model/times.py): the agent refuses a T separator too
+    (["agent", "--server", "http://127.0.0.1:9", "--scenario-time", "2022-03-01T09:00:00"], ["bad --scenario-time"]),
     (["probe", "-s", "twitter", "--proxy", "gopher://1.2.3.4:1"], ["bad --proxy"]),
     (["probe", "-s", "twitter", "--probe-asn", "12389"], ["bad --probe-asn"]),
     (["probe", "-s", "twitter", "--probe-cc", "russia"], ["bad --probe-cc"]),

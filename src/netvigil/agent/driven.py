@@ -15,15 +15,13 @@ input ends the agent, so a harness that goes away takes its agents with it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 
 import msgspec
 
 from netvigil.agent.loop import describe
 from netvigil.errors import NetvigilError
-
-_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+from netvigil.model.times import TIME_RE
 
 
 def serve_commands(agent, lines: Iterable[str], write: Callable[[bytes], None]) -> int:
@@ -33,7 +31,7 @@ def serve_commands(agent, lines: Iterable[str], write: Callable[[bytes], None]) 
         cmd, _, arg = line.strip().partition(" ")
         arg = arg.strip()
         try:
-            if cmd == "round" and (not arg or _TIME.fullmatch(arg)):
+            if cmd == "round" and (not arg or TIME_RE.match(arg)):
                 agent.config.probe = msgspec.structs.replace(agent.config.probe, scenario_time=arg or None)
                 result = agent.run_round()
                 rounds += 1

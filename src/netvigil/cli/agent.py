@@ -54,6 +54,7 @@ def agent(
 
     from netvigil.agent.loop import Agent, AgentConfig
     from netvigil.collector.probes import read_invite
+    from netvigil.model.times import TIME_RE
     from netvigil.probe.settings import ProbeSettings, parse_helper, parse_port_map, parse_resolver
     from netvigil.targets.testlists import check_url
 
@@ -63,7 +64,7 @@ def agent(
         raise UsageError("--daily-mb must be >= 0, --timeout and --server-timeout > 0 and --cadence >= 1")
     if path not in ("direct", "vpn", "proxy"):
         raise UsageError(f"bad --path {path!r}", hint="expected direct, vpn or proxy")
-    if scenario_time is not None and not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", scenario_time):
+    if scenario_time is not None and not TIME_RE.match(scenario_time):
         raise UsageError(f"bad --scenario-time {scenario_time!r}", hint='expected "YYYY-MM-DD HH:MM:SS"')
     if not re.fullmatch(r"AS\d+", probe_asn) or not re.fullmatch(r"[A-Z]{2}", probe_cc):
         raise UsageError(f"bad --probe-asn {probe_asn!r} or --probe-cc {probe_cc!r}", hint="e.g. AS12389 and RU")

@@ -215,10 +215,8 @@ class StoreReads:
         return int(rows[0]["n"]) if rows else 0
 
     def aggregates(self, q: AggregateQuery) -> list[AggregateRow]:
-        from netvigil.analysis.analysed_store import bucket_seconds
-
         where = queries.where(**q.filters())
-        start = time_bucket("time", bucket_seconds(q.bucket))
+        start = time_bucket("time", times.bucket_seconds(q.bucket))
         rows = self.db.query(
             f"""SELECT {start} AS bucket,
                    cc, asn, service, class, technique, count() AS n, 0 AS probes

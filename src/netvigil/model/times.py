@@ -10,6 +10,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
+from netvigil.errors import UsageError
+
 FORMAT = "%Y-%m-%d %H:%M:%S"
 # the one form a measurement's times take (ASCII digits only)
 TIME_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
@@ -17,6 +19,9 @@ TIME_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z
 STORABLE_RE = re.compile(r"\A(19[7-9][0-9]|20[0-9][0-9])-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
 # what an API query may give: a day, a day and a minute, or a full time; T and Z allowed
 QUERY_RE = re.compile(r"\A([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?Z?\Z")
+# a time bucket's length: a count and a unit (10m, 1h, 1d)
+BUCKET_RE = re.compile(r"\A([0-9]+)\s*(m|min|h|d)\Z")
+_UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
 def stored(text: str) -> str:
@@ -70,3 +75,12 @@ def from_query(value: str) -> str | None:
     except ValueError:
         return None
     return text
+
+
+def bucket_seconds(bucket: str) -> int:
+    """The length of a time bucket written like 10m, 1h or 1d: one reading for the API, the
+    export and the dashboard's timelines, so a bucket means the same everywhere."""
+    m = BUCKET_RE.match(bucket.strip().lower())
+    if not m or int(m.group(1)) == 0:
+        raise UsageError(f"bad bucket {bucket!r}", hint="use e.g. 10m, 1h or 1d")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]

@@ -9,11 +9,11 @@ technique are vertical marks. The SVG scales to its box (viewBox, width 100%).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
+from netvigil.model.times import bucket_seconds
 from netvigil.report.text import service_name, technique_label
 
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -28,9 +28,8 @@ LEFT, CELL_H, WIDTH = 150, 16, 900
 
 
 def bucket_delta(bucket: str) -> timedelta:
-    m = re.match(r"^(\d+)([mhd])$", bucket)
-    n, unit = (int(m.group(1)), m.group(2)) if m else (1, "h")
-    return timedelta(minutes=n) if unit == "m" else timedelta(hours=n) if unit == "h" else timedelta(days=n)
+    """A bucket's length as the timelines step by it (read as the store's aggregates read it)."""
+    return timedelta(seconds=bucket_seconds(bucket))
 
 
 def dominant(row: AggregateRow) -> str:

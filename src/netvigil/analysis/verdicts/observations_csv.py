@@ -25,6 +25,7 @@ from pathlib import Path
 from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.ooni import IngestReport
+from netvigil.model import times
 from netvigil.model.records import Verdict
 
 MAX_OPEN = 5000  # measurements kept open while their rows are interleaved
@@ -47,8 +48,9 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _time(text: str) -> str | None:
-    t = text.strip().replace("T", " ")[:19]
-    return t if len(t) == 19 and t[4] == "-" and t[13] == ":" else None
+    """The cell's time in the stored form, None when it is not one (model/times.py reads it)."""
+    t = times.stored(text.strip())
+    return t if times.TIME_RE.match(t) else None
 
 
 def asn_label(text: str) -> str:

@@ -119,3 +119,40 @@ def test_worker_exits_with_the_analysis(tmp_path):
     proc = an.worker.proc
     an.close()
     assert proc.poll() is not None
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["alone", "worker"])
+@pytest.mark.parametrize("log", ["empty", "empty-last-segment"])
+def test_the_checkpoint_reaches_an_end_past_an_empty_segment(tmp_path, log, worker):
+    """A fresh data dir's log is one empty segment (end (1, 0), checkpoint (0, 0)); a rotation
+    whose write failed leaves an empty last segment. Reading nothing up to that end, the round
+    still moves the checkpoint there: else the analysis stays 'pending' and its process ran
+    round after round at full speed (~2,000/s, a core) until the first measurement came."""
+    if log == "empty-last-segment":
+        lines = [accept(encode_measurement(m)).line for m in load_run(DATA / "lab" / "russia-2022")[:3]]
+        mlog = MeasurementLog(tmp_path / "log")
+        mlog.append(lines).result()
+        mlog.close()
+        (tmp_path / "log" / "seg-00000002.jsonl").touch()
+    mlog = MeasurementLog(tmp_path / "log")
+    end = mlog.end()
+    mlog.close()
+    assert end == ((1, 0) if log == "empty" else (2, 0))
+    an = Analyser(tmp_path, judge_worker=worker, quorum=1)
+    an.open()
+    try:
+        if worker:
+            deadline = time.monotonic() + 60
+            while not an.worker._started() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert an.worker.ready
+        for _ in range(3):  # one round reads everything here; a bug would stay pending
+            if not an.pending(end):
+                break
+            an.round(end)
+        assert an.checkpoint == end and not an.pending(end)
+        assert an.worker is None if not worker else an.worker.ready, "the worker was not lost on the way"
+        assert json.loads((tmp_path / "collector" / "analysed.json").read_text()) == {"segment": end[0], "offset": end[1]}
+        assert len(an.obs.verdicts(limit=None)) == (0 if log == "empty" else 3)
+    finally:
+        an.close()

@@ -322,7 +322,9 @@ class Analyser:
             else:
                 frames = FrameWriter()
                 items: list[tuple[Judged, bytes]] = []
+                scanned = 0
                 for pos, m, line in read_log_measurements(self.log_dir, self.checkpoint, stop, self.batch):
+                    scanned += 1
                     end = (pos.segment, pos.offset + pos.length + 1)
                     if isinstance(m, Quarantined):
                         failed.append(m)
@@ -337,6 +339,8 @@ class Analyser:
                     frames.add(day_of(m), line)
                     countries.add(m.probe_cc)
                     items.append((j, line))
+                if scanned < self.batch:  # all read up to `stop`: the checkpoint reaches it even past
+                    end = max(end, stop)  # an empty segment (else an empty log is pending forever)
                 refused = self._store(items, self.checkpoint, end, frames=frames.frames, archived=archived)
                 self._voices([j.measurement.measurement_uid for j, _ in items])
                 read = len(items) - len(refused)

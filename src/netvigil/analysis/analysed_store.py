@@ -326,12 +326,13 @@ class AnalysedStore:
     def status(self, country=None, asn=None, service=None) -> list[StatusRow]:
         """The latest direct verdict per (country, network, service), from memory (window.py)."""
         with self._lock:
-            rows = self.live.status_rows(country, asn, service)
             if country:
                 ongoing = [i for i in self.live.country_incidents(country).values() if i.end is None]
+                if not asn and (not service or service == "*"):  # a country's whole grid: patched (window.py)
+                    return self.live.country_rows(country, ongoing)
             else:
                 ongoing = self.incidents(ongoing=True)
-            return queries.status_rows(rows, ongoing)
+            return queries.status_rows(self.live.status_rows(country, asn, service), ongoing)
 
     def incidents(self, *, country=None, service=None, ongoing: bool | None = None) -> list[Incident]:
         return self.reads.incidents(IncidentQuery(country=country, service=service, ongoing=ongoing))

@@ -124,27 +124,38 @@ def fold_aggregates(rows: list[dict], probes: dict[tuple, int] | None = None) ->
     return list(out.values())
 
 
-def status_rows(rows: list[dict], ongoing: list[Incident]) -> list[StatusRow]:
-    """Status cells with the ongoing incident that explains them: the service's own incident,
-    else an outage of the whole network ("*"). A service's incident never explains the cells
-    of other services (the control cell of a network is not part of its Twitter block)."""
-    span_of: dict[tuple, tuple[str, str]] = {}
+Spans = dict[tuple[str, str, str], tuple[str, str]]  # (cc, asn, service or "*") -> (incident id, since)
+
+
+def incident_spans(ongoing: list[Incident]) -> Spans:
+    """Which ongoing incident explains which cells: a network's open span of a service's
+    incident, or of an outage of the whole network ("*")."""
+    span_of: Spans = {}
     for inc in ongoing:
         whole_network = inc.kind == "outage" or inc.service == "*"
         for n in inc.networks:
             if n.end is None:
                 key = (inc.country, n.asn, "*" if whole_network else inc.service)
                 span_of.setdefault(key, (inc.id, n.start))
-    out = []
-    for r in rows:
-        incident_id, since = (span_of.get((r["cc"], r["asn"], r["service"]))
-                              or span_of.get((r["cc"], r["asn"], "*")) or (None, None))
-        out.append(StatusRow(
-            country=r["cc"], asn=r["asn"], service=r["service"], klass=r["class"], technique=r["technique"] or None,
-            since=since, last_measurement=r["last"], measurements=int(r["n"]),
-            network_name=r["network_name"] or None, incident_id=incident_id,
-        ))
-    return out
+    return span_of
+
+
+def status_row(cc: str, asn: str, service: str, klass: str, technique: str, last: str, n: int,
+               network_name: str, span_of: Spans) -> StatusRow:
+    """One status cell with the ongoing incident that explains it: the service's own incident,
+    else an outage of the whole network. A service's incident never explains the cells of
+    other services (the control cell of a network is not part of its Twitter block)."""
+    incident_id, since = span_of.get((cc, asn, service)) or span_of.get((cc, asn, "*")) or (None, None)
+    return StatusRow(country=cc, asn=asn, service=service, klass=klass, technique=technique or None, since=since,
+                     last_measurement=last, measurements=int(n), network_name=network_name or None,
+                     incident_id=incident_id)
+
+
+def status_rows(rows: list[dict], ongoing: list[Incident]) -> list[StatusRow]:
+    """Status cells (LiveState.status_rows) with the ongoing incident that explains them."""
+    span_of = incident_spans(ongoing)
+    return [status_row(r["cc"], r["asn"], r["service"], r["class"], r["technique"], r["last"], r["n"],
+                       r["network_name"], span_of) for r in rows]
 
 
 def incident_row(i: Incident) -> dict:

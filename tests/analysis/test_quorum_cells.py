@@ -208,16 +208,16 @@ def test_a_round_looks_again_only_at_the_cells_that_changed():
         window.put([v])
         quorum.feed([v])
     first = quorum.status(window.rows({"DE", "FR"}), window.since, {})
-    assert len(quorum.cells.moved) == len(first) == 4
+    assert len(quorum.moved) == len(first) == 4
     again = quorum.status(window.rows({"DE", "FR"}), window.since, {})
-    assert quorum.cells.moved == set() and all(a is b for a, b in zip(first, again))
+    assert quorum.moved == set() and all(a is b for a, b in zip(first, again))
     book.of["late"] = Voice("nvp_new", "net_new")
     v = Verdict(measurement_uid="late", measurement_start_time="2026-12-01 11:00:00", probe_cc="FR",
                 probe_asn="AS3", service="twitter", input=None, domain=None, klass="tls", path="direct")
     window.put([v])
     quorum.feed([v])
     assert agree(quorum, book, window, {"DE", "FR"}) == 4
-    assert quorum.cells.moved == {("FR", "AS3", "twitter")}
+    assert quorum.moved == {("FR", "AS3", "twitter")}
 
 
 def test_memory_is_bounded_and_folded_uids_still_count(monkeypatch):

@@ -24,14 +24,15 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from netvigil.analysis.incidents.quorum import OPERATOR, Backing, Voice, independent
+from netvigil.analysis.incidents.window import MAX_UIDS
 from netvigil.model.records import StatusRow, Verdict
 from netvigil.model.times import shift, stored
 
 STATUS_WINDOW = 86400  # seconds: a status cell is backed by the voices that agree with it in the last day
 CELL_COUNT_CAP = 8  # a status cell's probes are counted up to this many (or the quorum): then it is backed
 NEVER = "9999-12-31 23:59:59"
-TRACKED_MAX = 400_000  # uids held one by one (~200 bytes each); older ones are folded
-TRACKED_SHARE = 0.8  # of the live window's uid bound, when the analysis passes it (Quorum(max_uids=))
+TRACKED_SHARE = 0.8  # of the live window's uid bound (window.MAX_UIDS, or what the analysis passes)
+TRACKED_MAX = int(MAX_UIDS * TRACKED_SHARE)  # uids held one by one (~200 bytes each); older ones are folded
 
 Key = tuple[str, str, str, str]  # (country, asn, service, class)
 VoicesOf = Callable[[list[str]], dict[str, Voice]]
@@ -134,7 +135,7 @@ class CellVoices:
 
     `feed` takes verdicts as they are written (a uid's later verdict replaces its earlier
     one, which may have had another class); their voices are looked up at the next
-    `backings`, once the round's provenance is in (quorum.VoiceBook). A country is seeded
+    `catch_up`, once the round's provenance is in (quorum.VoiceBook). A country is seeded
     from its verdicts the first time its cells are asked for (after a start or a `reset`)."""
 
     def __init__(self, cap: int, tracked_max: int | None = None):
@@ -148,8 +149,6 @@ class CellVoices:
         self.seeded: set[str] = set()
         self.changed: set[Key] = set()
         self._memo: dict[Key, tuple[str, str, Backing]] = {}  # key -> (floor, last, its backing)
-        self._rows: dict[tuple[str, str, str], tuple[StatusRow, Backing]] = {}  # the row last asked, its backing
-        self.moved: set[tuple[str, str, str]] = set()  # rows whose row or backing was looked at again
 
     def reset(self) -> None:
         """Forget every count (a probe's trust or a measurement's provenance changed)."""
@@ -207,48 +206,40 @@ class CellVoices:
         del self.of_uid[uid]
         self.changed.add(key)
 
-    def backings(self, rows: list[StatusRow], verdicts_since: Callable[[str, str], list[Verdict]],
-                 voices_of: VoicesOf) -> dict[tuple[str, str, str], Backing]:
-        """(cc, asn, service) -> backing of each row, from what was fed since the last call.
-        A row equal to the one asked last time, whose cell was fed nothing since, keeps its
-        backing without its window being looked at again; `moved` is then the rows that did
-        not (what the caller has to look at again: a round's cost is the cells that changed,
-        not the whole grid of the countries asked for)."""
+    def catch_up(self, countries: set[str], floor_of: Callable[[str], str],
+                 verdicts_since: Callable[[str, str], list[Verdict]], voices_of: VoicesOf) -> set[tuple[str, str, str]]:
+        """Count what was fed since the last call (COUNTRIES asked for the first time are seeded
+        from their verdicts since `floor_of(country)`, their rows' earliest window floor). The
+        cells whose verdicts moved: their backing is to be asked again (`backing`); the others'
+        is as it was, so a round costs the cells that changed, not the grids asked for."""
         waiting, self.waiting = self.waiting, []
-        for cc in sorted({r.country for r in rows} - self.seeded):
-            floors = [window_of(r)[0] for r in rows if r.country == cc]
-            self._apply([v for v in verdicts_since(cc, min(floors) or "1970-01-01 00:00:00") if _counts(v)],
+        for cc in sorted(countries - self.seeded):
+            self._apply([v for v in verdicts_since(cc, floor_of(cc) or "1970-01-01 00:00:00") if _counts(v)],
                         voices_of)
             self.seeded.add(cc)
         self._apply(waiting, voices_of)  # after the seed: a verdict fed later is the newer judgement
-        changed, last_rows, memos = self.changed, self._rows, self._memo
-        touched = {k[:3] for k in changed}
-        out: dict[tuple[str, str, str], Backing] = {}
-        moved: set[tuple[str, str, str]] = set()
-        for r in rows:
-            cell = (r.country, r.asn, r.service)
-            before = last_rows.get(cell)
-            if before is not None and cell not in touched and before[0] == r:
-                out[cell] = before[1]
-                continue
-            key = (r.country, r.asn, r.service, r.klass)
-            floor, last = window_of(r)
-            memo = memos.get(key)
-            if memo is None or key in changed or memo[:2] != (floor, last):
-                memo = memos[key] = (floor, last, self._count(key, floor, last))
-                changed.discard(key)
-            out[cell] = memo[2]
-            last_rows[cell] = (r, memo[2])
-            moved.add(cell)
-        # a cell fed but not counted now (its class is not its row's, or its country was not
-        # asked for): what was remembered of it is stale, forgotten (counted when next asked)
-        for key in changed:
-            memos.pop(key, None)
-            if key[:3] not in moved:
-                last_rows.pop(key[:3], None)
-        changed.clear()
-        self.moved = moved
-        return out
+        return {k[:3] for k in self.changed}
+
+    def backing(self, row: StatusRow) -> Backing:
+        """ROW's backing: the voices of its class in its window (counted again only when its
+        cell was fed or its window moved since it was last counted)."""
+        key = (row.country, row.asn, row.service, row.klass)
+        floor, last = window_of(row)
+        memo = self._memo.get(key)
+        if memo is None or key in self.changed or memo[0] != floor or memo[1] != last:
+            memo = self._memo[key] = (floor, last, self._count(key, floor, last))
+            self.changed.discard(key)
+        return memo[2]
+
+    def settle(self) -> set[tuple[str, str, str]]:
+        """End of a round: the cells fed but not counted now (their class is not their row's,
+        or their country was not asked for). What was remembered of them is stale: forgotten
+        here, and returned so that the caller forgets its own (counted when next asked)."""
+        for key in self.changed:
+            self._memo.pop(key, None)
+        stale = {k[:3] for k in self.changed}
+        self.changed.clear()
+        return stale
 
     def _count(self, key: Key, floor: str, last: str) -> Backing:
         """The voices with a verdict in [floor, last]. What is before the floor is let go (a

@@ -19,6 +19,7 @@ Voices:
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,16 +27,13 @@ from pathlib import Path
 
 import msgspec
 
+from netvigil.analysis.incidents.window import MAX_UIDS
 from netvigil.collector.provenance import MAX_LINE, Provenance
 from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
 
 DEFAULT_QUORUM = 2
 UNKNOWN = "unknown"
 PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
-# uid -> voice held in memory (older ones are read back from the store): by default the live
-# window's bound on held uids (window.MAX_UIDS); the analysis passes the bound it runs with
-# (NETVIGIL_MAX_HELD_UIDS), so small bounds hold small caches
-CACHE_MAX = 500_000
 
 
 class Voice(msgspec.Struct, frozen=True, array_like=True):
@@ -126,7 +124,9 @@ class VoiceBook:
 
     def __init__(self, collector_dir: Path, lookup: Callable[[list[str]], dict[str, dict]] | None = None,
                  max_rows: int | None = None):
-        self.max_rows = max_rows or CACHE_MAX  # uids held (the rest: the store's `voices` table)
+        # uids held (the rest: the store's `voices` table): the live window's bound on held uids,
+        # which the analysis passes (NETVIGIL_MAX_HELD_UIDS), so small bounds hold small caches
+        self.max_rows = max_rows or MAX_UIDS
         self.provenance_path = Path(collector_dir) / "provenance.jsonl"
         self.registry_path = Path(collector_dir) / "probes.jsonl"
         self.lookup = lookup
@@ -315,6 +315,9 @@ def voice_row(uid: str, p: Provenance | None) -> dict:
 
 # ---- the gate ----------------------------------------------------------------------------
 
+_COUNTRY = operator.attrgetter("country")
+
+
 def supporting(inc: Incident, verdicts: Iterable[Verdict]) -> list[str]:
     """uids of the verdicts that make the incident's claim: not ok, on its networks and service,
     inside its time."""
@@ -343,9 +346,11 @@ class Quorum:
         tracked = max(1, int(max_uids * TRACKED_SHARE)) if max_uids else None
         self.cells = CellVoices(max(quorum, CELL_COUNT_CAP), tracked)  # who backs each status cell
         self._generation = book.generation
-        # (cc, asn, service) -> (its incident linked?, the row as published last time): a row
-        # the cells say did not move is not built again (a round costs what changed)
-        self._gated: dict[tuple[str, str, str], tuple[bool, StatusRow]] = {}
+        # (cc, asn, service) -> (the row asked, its incident linked?, the row as published): a
+        # row asked again unchanged (the same object: window.LiveState.country_rows), whose
+        # cell was fed nothing, is not looked at again (a round costs what changed)
+        self._last: dict[tuple[str, str, str], tuple[StatusRow, bool, StatusRow]] = {}
+        self.moved: set[tuple[str, str, str]] = set()  # the cells looked at again by the last `status`
 
     def backing_of(self, uids: Iterable[str]) -> Backing:
         return backing(self.book.voices(uids).values())
@@ -370,27 +375,37 @@ class Quorum:
         if self.book.generation != self._generation:  # trust or provenance changed: count again
             self._generation = self.book.generation
             self.cells.reset()
-            self._gated.clear()
-        backed = self.cells.backings(rows, verdicts_since, self.book.voices)
-        moved, gated = self.cells.moved, self._gated
-        out = []
+            self._last.clear()
+        from netvigil.analysis.incidents.cell_voices import window_of
+
+        cells, last, quorum = self.cells, self._last, self.quorum
+        touched = cells.catch_up(set(map(_COUNTRY, rows)),
+                                 lambda cc: min(window_of(r)[0] for r in rows if r.country == cc),
+                                 verdicts_since, self.book.voices)
+        out, moved = [], set()
         for r in rows:
             cell = (r.country, r.asn, r.service)
-            inc = incidents.get(r.incident_id) if r.incident_id else None
+            iid = r.incident_id
+            inc = incidents.get(iid) if iid else None
             linked = inc is not None and inc.confirmed
-            before = gated.get(cell)
-            if before is not None and cell not in moved and before[0] == linked:
-                out.append(before[1])  # the same row, backing and incident as last time
+            before = last.get(cell)
+            if (before is not None and before[1] == linked and cell not in touched
+                    and (before[0] is r or before[0] == r)):
+                out.append(before[2])  # the same row, backing and incident as last time
                 continue
-            b = backed[cell]
+            b = cells.backing(r)
             if b.operator:
                 g = r  # the operator's own data: as the CLI shows it
             else:
                 g = msgspec.structs.replace(
-                    r, confirmed=b.confirmed(self.quorum) or linked, incident_id=r.incident_id if linked else None,
+                    r, confirmed=b.confirmed(quorum) or linked, incident_id=iid if linked else None,
                     independent_probes=b.independent_probes, source_networks=b.source_networks)
-            gated[cell] = (linked, g)
+            last[cell] = (r, linked, g)
+            moved.add(cell)
             out.append(g)
+        for cell in cells.settle() - moved:  # fed, not counted now: counted when next asked
+            last.pop(cell, None)
+        self.moved = moved
         return out
 
     def feed(self, verdicts: list[Verdict]) -> None:

@@ -1,18 +1,22 @@
 """The package map holds: no two top-level packages of netvigil import each other.
 
 Every import counts, lazy ones inside functions included, so a cycle cannot hide behind a
-deferred import. docs/architecture.md draws the map this test keeps true.
+deferred import. docs/architecture.md's table says which packages each one imports; this test
+keeps that table equal to the code, so the map a newcomer reads is the code's.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import netvigil
 
 ROOT = Path(netvigil.__file__).parent
+DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+FLOOR = {"model"}  # with errors.py and _io.py (modules, not packages): every package may use them
 
 
 def _imported_modules(tree: ast.AST, module: list[str]) -> set[str]:
@@ -35,13 +39,15 @@ def _imported_modules(tree: ast.AST, module: list[str]) -> set[str]:
 
 
 def package_graph() -> dict[str, dict[str, set[str]]]:
-    """{package: {imported package: files that import it}} over src/netvigil."""
+    """{package: {imported package: files that import it}} over src/netvigil; every package
+    with a Python file is a key, importing others or not."""
     graph: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT)
         if len(rel.parts) == 1:
             continue  # netvigil/__init__.py and __main__.py sit above the packages
         package = rel.parts[0]
+        graph[package]  # noqa: B018  (a package that imports no other package is still in the map)
         module = list(rel.with_suffix("").parts)
         for name in _imported_modules(ast.parse(path.read_text(), str(path)), module):
             target = name.split(".")[1]
@@ -85,6 +91,44 @@ def test_no_import_cycle_between_top_level_packages():
 
 
 def test_the_lower_layers_import_nothing_above_them():
-    """model and errors are the floor: every package may use them, they use no package."""
+    """model, errors.py and _io.py are the floor: every package may use them, they use no
+    package (errors.py and _io.py not even model)."""
     graph = package_graph()
-    assert set(graph.get("model", {})) <= set(), dict(graph.get("model", {}))
+    assert set(graph["model"]) == set(), dict(graph["model"])
+    for name in ("errors.py", "_io.py"):
+        imported = _imported_modules(ast.parse((ROOT / name).read_text()), [name[:-3]])
+        assert imported <= {"netvigil.errors", "netvigil._io"}, (name, imported)
+
+
+def test_every_package_is_parsed():
+    """No package is left out of the graph: every folder of src/netvigil that holds Python
+    (a namespace package such as probe/ included) is in it, and so are its sub-packages' files."""
+    folders = {d.name for d in ROOT.iterdir() if d.is_dir() and any(d.rglob("*.py"))}
+    assert folders and set(package_graph()) == folders
+    assert "probe" in folders and not (ROOT / "probe" / "__init__.py").exists()  # the namespace case
+    deep = _imported_modules(ast.parse((ROOT / "analysis" / "verdicts" / "engine.py").read_text()),
+                             ["analysis", "verdicts", "engine"])
+    assert "netvigil.targets.catalogue" in deep  # a lazy import two folders down is seen
+
+
+def documented_imports() -> dict[str, set[str]]:
+    """{package: packages it imports, besides the floor} from docs/architecture.md's table."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        m = re.match(r"\|\s*`(\w+)/`\s*\|[^|]*\|([^|]*)\|\s*$", line)
+        if m:
+            rows[m.group(1)] = set(re.findall(r"`(\w+)/`", m.group(2)))
+    return rows
+
+
+def test_the_documented_map_is_the_code():
+    """Each row of docs/architecture.md's package table names exactly the packages that
+    package imports; a new import, a dropped one or a new package fails until the map is
+    redrawn."""
+    documented = documented_imports()
+    assert len(documented) >= 10, "the package table in docs/architecture.md was not found"
+    graph = package_graph()
+    actual = {p: set(deps) - FLOOR for p, deps in graph.items() if p not in FLOOR}
+    wrong = {p: {"doc": sorted(documented.get(p, set())), "code": sorted(actual.get(p, set()))}
+             for p in sorted(set(documented) | set(actual)) if documented.get(p) != actual.get(p)}
+    assert not wrong, f"docs/architecture.md's package table differs from the imports: {wrong}"

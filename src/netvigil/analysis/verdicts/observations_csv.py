@@ -2,7 +2,7 @@
 OONI notebooks export them) -> per-measurement verdicts.
 
 A separate, named input with its own rules (rule ids `csv.*`, docs/rules.md), not the
-verdict engine of verdicts.py: the rows carry each step's failure string but not the
+verdict engine (engine.py): the rows carry each step's failure string but not the
 measurement (no answers, certificates, bodies or throughput), so fingerprints, controls and
 the round context cannot apply. Rows of one measurement are consecutive (as exported); a
 measurement's endpoint is its IP (or hostname); an endpoint fails when any of its rows carries

@@ -1,6 +1,6 @@
 """A Finding: what one analyser concluded about one measurement (or endpoint).
 
-Analysers return Findings; verdicts.py turns them into the public Verdict records.
+Analysers return Findings; engine.py turns them into the public Verdict records.
 `rule_ids` name the rules (and fingerprints) that fired, most important first.
 A Finding is immutable (frozen; a changed one is `dataclasses.replace(f, ...)`, and its lists
 are never edited in place): the round context may judge the same finding more than once.

@@ -3,7 +3,7 @@
 Every test type that carries network data uses the same OONI lists in its test_keys
 (`queries`, `tcp_connect`, `tls_handshakes`, `requests`, `network_events`,
 `quic_handshakes`; netvigil adds `throughput`), so one transformer reads them all; test
-types differ only in how the rows are judged (see verdicts.py).
+types differ only in how the rows are judged (see engine.py).
 """
 
 from __future__ import annotations

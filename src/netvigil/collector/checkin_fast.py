@@ -28,11 +28,11 @@ class CheckInFastPath:
             return
         from netvigil.collector.fleet_routes import check_in
         from netvigil.collector.intake import Rejected
-        from netvigil.collector.routes import rejected_handler
+        from netvigil.collector.routes import rejected_response
 
         request = Request(scope, receive)
         try:
             response = await check_in(request)
         except Rejected as exc:
-            response = rejected_handler(request, exc)
+            response = rejected_response(request, exc)
         await response(scope, receive, send)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from netvigil.collector import scrub
+from netvigil.collector import literal, scrub
 from netvigil.collector.validation import (CONSTRAINED, ENVELOPE_CAP, REPORT_ID_RE, UID_RE,  # noqa: F401
                                           Rejected, check_envelope)
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
@@ -138,9 +138,9 @@ def accept(raw: bytes, *, report_id: str | None = None, where: str = "measuremen
         raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")
     if m.measurement_uid == uid and (m.report_id or not report_id):
         line = raw  # it already carries everything
-    elif m.measurement_uid is None and b'"measurement_uid"' not in raw:
+    elif m.measurement_uid is None and not literal.contains(raw, b'"measurement_uid"'):  # (~1 µs, `in` ~8)
         extra = {"measurement_uid": uid}
-        if report_id and b'"report_id"' not in raw:
+        if report_id and not literal.contains(raw, b'"report_id"'):
             extra["report_id"] = report_id
         line = b"".join((_encoder.encode(extra)[:-1], b",", memoryview(raw)[1:]))  # one copy of the bulk
     else:  # rare: rewrite the object (still lossless for unknown keys)

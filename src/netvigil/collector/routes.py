@@ -228,7 +228,15 @@ async def submit_batch(request: Request):
                     media_type="application/json")
 
 
-def rejected_handler(request: Request, exc: Rejected) -> JSONResponse:
+async def rejected_handler(request: Request, exc: Rejected) -> JSONResponse:
+    """The app's handler of Rejected. A coroutine: Starlette runs a plain function handler on a
+    worker thread, a thread hop for every 4xx and for each batch the lag gate refuses (~30% of
+    a refused batch's CPU, py-spy)."""
+    return rejected_response(request, exc)
+
+
+def rejected_response(request: Request, exc: Rejected) -> JSONResponse:
+    """The answer to a Rejected: its status, `{"detail": ...}`, Retry-After when it has one."""
     metrics = getattr(request.app.state.nv, "metrics", None)
     if metrics is not None:
         metrics.rejected.labels(str(exc.status)).inc()

@@ -23,7 +23,7 @@ from netvigil.errors import UsageError
 from netvigil.model.vocabulary import Technique, VerdictClass
 
 if TYPE_CHECKING:
-    from netvigil.analysis.outages.signal_rules import OutageRules
+    from netvigil.analysis.outages.signal_rules import Cadence, OutageRules
     from netvigil.model.signals import OutageInterval
 
 log = logging.getLogger("netvigil.outages")
@@ -81,14 +81,15 @@ def network_call(outage: bool, censored: bool, measured: bool) -> Call:
     return Call.NONE if measured else Call.UNKNOWN
 
 
-def cadence(times: list[float]) -> int | None:
-    """The probe cadence of a network when it is regular (most gaps near the median)."""
+def cadence(times: list[float], rule: Cadence) -> int | None:
+    """The probe cadence of a network when it is regular (most gaps near the median; the
+    numbers are outage.toml's [cadence])."""
     gaps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
-    if len(gaps) < 7:
+    if len(gaps) < rule.min_gaps:
         return None
     g = gaps[len(gaps) // 2]
-    near = sum(0.5 * g <= x <= 1.5 * g for x in gaps)
-    return int(g) if g >= 60 and near >= 0.8 * len(gaps) else None
+    near = sum(rule.band_low * g <= x <= rule.band_high * g for x in gaps)
+    return int(g) if g >= rule.min_seconds and near >= rule.min_share * len(gaps) else None
 
 
 def silences(by_net: dict[tuple[str, str], list[float]], end: float | None = None,
@@ -101,14 +102,16 @@ def silences(by_net: dict[tuple[str, str], list[float]], end: float | None = Non
     the newest measurement of any network) is where silence is judged up to; `rules`: the
     outage rules (default: the shipped rules/outage.toml)."""
     from netvigil.analysis.outages.detector import volume_outages
+    from netvigil.analysis.rules import load_rules
 
     if not by_net:
         return []
+    rules = rules or load_rules().outage
     if end is None:
         end = max(max(ts) for ts in by_net.values())
     out = []
     for (cc, asn), ts in by_net.items():
-        step = cadence(sorted(set(ts)))
+        step = cadence(sorted(set(ts)), rules.cadence)
         if step is None:
             continue
         counts: dict[int, int] = defaultdict(int)

@@ -34,11 +34,29 @@ class SignalRule:
 
 
 @dataclass(frozen=True)
+class Cadence:
+    """When a network measures regularly enough that its silence is a signal (outage.toml
+    [cadence], read by analysis/outages/decision.cadence): at least `min_gaps` gaps between
+    measurements, a median gap of `min_seconds` or more, and `min_share` of the gaps within
+    `band_low`..`band_high` x the median."""
+
+    min_gaps: int = 7
+    min_seconds: int = 60
+    band_low: float = 0.5
+    band_high: float = 1.5
+    min_share: float = 0.8
+
+
+@dataclass(frozen=True)
 class OutageRules:
+    """The outage-signal rules of one outage.toml: a rule per signal, the national share and
+    the cadence test of silence; `version` is recorded by every outage interval."""
+
     version: str
     signals: dict[str, SignalRule]
     min_region_share: float
     path: str = ""
+    cadence: Cadence = Cadence()
 
     def rule(self, signal: str) -> SignalRule:
         try:
@@ -110,4 +128,5 @@ def parse_outage_rules(p: str) -> OutageRules:
         signals=signals,
         min_region_share=float(national.get("min_region_share", 0.8)),
         path=p,
+        cadence=_build(Cadence, data.get("cadence") or {}, f"{p}: [cadence]"),
     )

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netvigil.collector.log import Position
+
+if TYPE_CHECKING:
+    import numpy as np
 
 KEEP_META = 50_000  # measurements whose metadata is held (newest first listing; ~600 bytes each)
 WINDOW = 2_000_000  # uids deduplicated in all (the retry window, in measurements)
 GENERATION = 1 << 17  # uids per full fingerprint generation (a look-up costs ~5 us a generation)
-_TOP = np.iinfo(np.int64).max
+_TOP = (1 << 63) - 1  # the largest int64 (np.iinfo(np.int64).max)
 _OFFSET_BITS = 40  # a packed position: segment << 40 | offset (segments are 256 MB)
 
 
@@ -46,6 +48,8 @@ def _unpack(packed: int) -> tuple[int, int]:
 
 def _sorted(hashes: np.ndarray, packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A generation: sorted by hash, with a sentinel past the end (a search never falls off)."""
+    import numpy as np  # lazy: only a collector past keep_meta uids holds fingerprints
+
     order = np.argsort(hashes, kind="stable")
     return np.append(hashes[order], _TOP), np.append(packed[order], -1)
 
@@ -88,6 +92,8 @@ class RecentUids:
         n = self.spill
         uids = list(itertools.islice(self.meta, n))
         if self.fingerprints:
+            import numpy as np  # lazy: see _sorted
+
             hashes = np.fromiter((hash(u) for u in uids), dtype=np.int64, count=n)
             packed = np.fromiter((_pack(self.meta[u].position) for u in uids), dtype=np.int64, count=n)
             self.generations.append(_sorted(hashes, packed))
@@ -124,6 +130,8 @@ class RecentUids:
 
     def where(self, uids: list[str]) -> list[tuple[str, tuple[int, int]]]:
         """(uid, (segment, offset)) of those of UIDS held as fingerprints, each confirmed in the log."""
+        import numpy as np  # lazy: see _sorted
+
         query = np.fromiter((hash(u) for u in uids), dtype=np.int64, count=len(uids))
         found: list[tuple[str, tuple[int, int]]] = []
         done: set[str] = set()

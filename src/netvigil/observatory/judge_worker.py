@@ -35,6 +35,11 @@ from netvigil.store.raw import FrameWriter, day_of
 
 log = logging.getLogger("netvigil.judge_worker")
 
+# The analysis decodes many acyclic measurement trees (refcounting frees them) while it
+# holds the refresh window: at the default threshold the cyclic collector walks that window
+# over and over. Collect rarely instead (this worker and the analysis process, pump_process.py).
+GC_THRESHOLD = (100_000, 50, 100)
+
 
 class Request(msgspec.Struct, array_like=True):
     start: tuple[int, int]
@@ -158,7 +163,6 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
 def main(argv: list[str]) -> int:
     from netvigil.analysis.rules import load_rules
     from netvigil.analysis.verdicts.engine import Judge
-    from netvigil.observatory.pump_process import GC_THRESHOLD
 
     logging.basicConfig(level=logging.WARNING, format="netvigil judge worker: %(message)s")
     gc.set_threshold(*GC_THRESHOLD)

@@ -36,15 +36,11 @@ from netvigil.analysis.reads import STORE_READS, ReadRequest, StoreReads
 from netvigil.errors import AnalysisUnavailable
 from netvigil.observatory import round_profile
 from netvigil.observatory.analyser import Analyser
+from netvigil.observatory.judge_worker import GC_THRESHOLD  # (defined there: the worker imports no pump)
 from netvigil.observatory.pump import PumpBase
 
 log = logging.getLogger("netvigil.pump")
 
-
-# The analysis decodes many acyclic measurement trees (refcounting frees them) while it
-# holds the refresh window: at the default threshold the cyclic collector walks that window
-# over and over. Collect rarely instead.
-GC_THRESHOLD = (100_000, 50, 100)
 
 # Once the analysis has caught up, the next round waits as long as this one took (up to
 # ROUND_GAP): a store insert has a fixed CPU cost whatever its size, so many tiny rounds

@@ -73,7 +73,8 @@ def test_unthrottled_gives_no_verdict_and_a_rate_only_when_timed(twitter):
     f = judge(m, RULES)
     assert f.klass == "ok" and f.technique is None
     assert not any(r.startswith("helper.sni_throttled") for r in f.rule_ids)
-    timed = peak_rate(read_test(m.test_keys), "target", "download", RULES.thresholds["helper_rate_min_seconds"])
+    timed = peak_rate(read_test(m.test_keys), "target", "download", RULES.thresholds["helper_rate_min_seconds"],
+                      RULES.thresholds["helper_stall_factor"])
     assert f.rate_bps == timed and ("helper.rate_measured" in f.rule_ids) == (timed is not None)
 
 

@@ -296,7 +296,7 @@ class RoundContext:
                 # a shaper caps each flow: the fastest of the slow samples is its ceiling
                 # (slower ones shared a slot with another flow of the same round)
                 slow = [r for r in f.sample_rates if r < th["throttle_ratio"] * ctl_rate and r < th["throttle_abs_bps"]]
-                slow = [r for r in slow if r <= 2 * min(slow)] if slow else []
+                slow = [r for r in slow if r <= th["throttle_ceiling_spread"] * min(slow)] if slow else []
                 if slow:
                     f = replace(f, rate_bps=max(slow))
                 ratio = f.rate_bps / ctl_rate

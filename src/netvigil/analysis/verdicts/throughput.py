@@ -152,11 +152,12 @@ def _timed(t: HelperTransfer, min_seconds: float) -> bool:
     return len(t.samples) >= 2 and t.samples[-1][0] - t.samples[0][0] >= min_seconds
 
 
-def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float) -> float | None:
+def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float,
+              stall_factor: float) -> float | None:
     """The fastest flow whose rate could be measured: a flow that arrived in a few samples
     within `min_seconds` gives only a lower bound set by latency and scheduling, not a rate
     (as the network's rate it would make a busy, fast network look slow). None as well when a
-    flow too short to time moved more than STALL_FACTOR times faster than the timed ones:
+    flow too short to time moved more than `stall_factor` times faster than the timed ones:
     those were held back by the probe or the helper (a stall, then a burst), not the network,
     whose rate this round is then only bounded (rate_floor)."""
     flows = [t for t in test.transfers if t.role == role and t.direction == direction
@@ -164,12 +165,11 @@ def peak_rate(test: SNIThroughput, role: str, direction: str, min_seconds: float
     rates = [flow_rate(t.samples) for t in flows if _timed(t, min_seconds)]
     peak = max((r for r in rates if r), default=None)
     floor = rate_floor(test, role, direction, min_seconds)
-    if peak is not None and floor is not None and floor > STALL_FACTOR * peak:
+    if peak is not None and floor is not None and floor > stall_factor * peak:
         return None
     return peak
 
 
-STALL_FACTOR = 2.0
 FLOOR = "helper.rate_at_least="
 
 
@@ -239,7 +239,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
             return _replaces(found, f)
         return _secondary(found, "throttled.targeted")
     role = "target" if target else "control"
-    rate = peak_rate(test, role, "download", th["helper_rate_min_seconds"])
+    rate = peak_rate(test, role, "download", th["helper_rate_min_seconds"], th["helper_stall_factor"])
     if rate is not None and found.klass in ("ok", "unknown"):
         # the network's rate (the fastest flow: a busy probe or helper slows some flows, a
         # slow network caps all): the round context compares it with the network's history

@@ -236,7 +236,8 @@ def _http_diff(ctx: WebContext, domain: str | None) -> Finding | None:
     if final is None or final.failure or urlsplit(final.url or "").scheme != "http":
         return None  # over verified TLS a middlebox cannot alter the page
     fps = ctx.rules.match_http(final.body, final.headers, false_positives=True)
-    if any(f.confidence_no_fp >= 5 or "cloudflare" in f.id for f in fps):
+    if any(f.confidence_no_fp >= ctx.rules.thresholds["http_diff_false_positive_min"] or "cloudflare" in f.id
+           for f in fps):
         return None
     ctl = ctx.ctl_http
     reasons = []

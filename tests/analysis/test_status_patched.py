@@ -38,8 +38,9 @@ def _from_scratch(obs: AnalysedStore, book: VoiceBook, ccs: list[str]):
     for cc in ccs:
         incidents = obs.live.country_incidents(cc)
         held.update(incidents)
-        rows += queries.status_rows(obs.live.status_rows(cc, None, None),
-                                    [i for i in incidents.values() if i.end is None])
+        cells = sorted(obs.live.status_rows(cc, None, None), key=lambda d: (d["asn"], d["service"]))
+        assert [(d["asn"], d["service"]) for d in cells] == sorted(k[1:] for k in obs.live.status if k[0] == cc)
+        rows += queries.status_rows(cells, [i for i in incidents.values() if i.end is None])
     return rows, Quorum(book, 2).status(rows, obs.live.verdicts, held)
 
 

@@ -236,6 +236,7 @@ class LiveState:
         self._keys: dict[str, list[tuple]] = {}  # country -> its keys of `status`, in order
         self._keys_of: dict | None = None
         self._keys_n = 0
+        self._added: list[tuple] = []  # keys new to the grid since its keys were last put in order
         self._moved: dict[str, set[tuple]] = {}  # country -> its cells written since its rows were built
         self._published: dict[str, CountryRows] = {}  # country -> its status rows as last built
         rows = self.query(f"SELECT toString(max(time)) AS t, count() AS n FROM {self.table('measurements')}")
@@ -323,6 +324,7 @@ class LiveState:
                 cur = self.status.get(key)
                 if cur is None:
                     cur = self.status[key] = StatusCell()
+                    self._added.append(key)
                 if t > cur.time or (t == cur.time and v.measurement_uid <= cur.uid):
                     cur.time, cur.uid, cur.klass = t, v.measurement_uid, v.klass
                     cur.technique, cur.network_name = v.technique or "", v.probe_network_name or ""
@@ -439,19 +441,23 @@ class LiveState:
         keys = self._status_keys(cc)  # (loads the grid)
         grid = self.status
         span_of = queries.incident_spans(ongoing)
-        moved = self._moved.pop(cc, None)
+        moved = self._moved.pop(cc, None) or set()
         held = self._published.get(cc)
-        if held is None or held.grid is not grid or len(held.rows) != len(keys):  # new cells, or the grid reloaded
+        if held is None or held.grid is not grid:  # first asked, or the grid reloaded
             held = self._published[cc] = CountryRows(grid, span_of, {k: i for i, k in enumerate(keys)},
                                                      [_row(k, grid[k], span_of) for k in keys])
             return list(held.rows)
         if span_of != held.span_of:
             nets = {key[1] for key, _ in held.span_of.items() ^ span_of.items()}
-            moved = (moved or set()) | {k for k in keys if k[1] in nets}
+            moved |= {k for k in keys if k[1] in nets}
             held.span_of = span_of
         rows, at = held.rows, held.at
-        for key in moved or ():
-            rows[at[key]] = _row(key, grid[key], span_of)
+        if len(rows) != len(keys):  # cells added (never removed): the others keep their rows
+            held.rows = rows = [rows[at[k]] if k in at and k not in moved else _row(k, grid[k], span_of) for k in keys]
+            held.at = {k: i for i, k in enumerate(keys)}
+        else:
+            for key in moved:
+                rows[at[key]] = _row(key, grid[key], span_of)
         return list(rows)
 
     def _status_keys(self, country: str | None) -> list[tuple]:
@@ -460,7 +466,12 @@ class LiveState:
         networks: 17% of the analysis, one sort per country per round)."""
         grid = self.status
         assert grid is not None
-        if self._keys_of is not grid or self._keys_n != len(grid):  # keys were added (never removed)
+        if self._keys_of is grid and self._added:  # keys added (never removed): each put in its place
+            for key in self._added:
+                bisect.insort(self._keys.setdefault(key[0], []), key)
+            self._keys_n += len(self._added)
+        self._added = []
+        if self._keys_of is not grid or self._keys_n != len(grid):  # a grid (re)loaded
             by_cc: dict[str, list[tuple]] = {}
             for key in sorted(grid):
                 by_cc.setdefault(key[0], []).append(key)

@@ -25,6 +25,8 @@ class _State(msgspec.Struct):
 
 
 class ByteBudget:
+    """The day's throughput bytes, kept in a file so a restarted agent does not spend them twice."""
+
     def __init__(self, path: Path, daily_bytes: int = DEFAULT_DAILY_BYTES, clock=time.time):
         self.path, self.daily, self.clock = Path(path), daily_bytes, clock
 

@@ -19,6 +19,8 @@ FILE = "identity.json"
 
 
 class Identity(msgspec.Struct):
+    """What enrolment gave this agent at one observatory: its probe id and secret, kept so it enrols once."""
+
     server: str
     probe_id: str
     secret: str

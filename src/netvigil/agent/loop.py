@@ -37,6 +37,8 @@ MAX_BACKOFF = 900.0  # seconds between enrolment attempts at most
 
 
 class AgentConfig(msgspec.Struct, kw_only=True):
+    """What the operator chose (`netvigil agent` options); the observatory's check-in decides the rest."""
+
     server: str
     data_dir: str
     invite: str | None = None
@@ -48,6 +50,8 @@ class AgentConfig(msgspec.Struct, kw_only=True):
 
 
 class RoundResult(msgspec.Struct):
+    """One round's counts, printed as its line and answered by `--driven` (a harness reads them)."""
+
     measured: int
     submitted: int
     queued: int
@@ -74,6 +78,11 @@ def default_answer(catalogue) -> CheckInAnswer:
 
 
 class Agent:
+    """The long-running probe: check in, measure into the on-disk queue, submit what is queued.
+
+    Measurements go to the queue before any is sent, so an observatory that is down loses none:
+    the next round (or `flush`) sends them."""
+
     def __init__(self, config: AgentConfig, *, say: Callable[[str], None] = lambda _: None):
         self.config = config
         self.server = config.server.rstrip("/")

@@ -26,6 +26,9 @@ RULES_DIR = Path(__file__).resolve().parent / "rules"
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """One known block page, DNS answer or false positive (the fingerprint CSVs): a match is
+    confirmed evidence, so each carries an id the verdict cites."""
+
     id: str
     scope: str  # nat | isp | prod | inst | vbw | fp (false positive) ...
     location: str  # body | header.<name> | dns
@@ -163,6 +166,10 @@ def required_prefix(regex: re.Pattern) -> str:
 
 @dataclass
 class RuleSet:
+    """Everything the verdicts depend on, loaded once from rules/ (`load_rules`): failure maps,
+    thresholds, confidences, factors and fingerprints. Its `version` is in every verdict, so a
+    verdict can be recomputed and compared when any of these change."""
+
     version: str
     failures: dict[str, dict[str, str]]
     server_side: frozenset[str]

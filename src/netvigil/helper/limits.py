@@ -14,6 +14,8 @@ from netvigil.model.helper_protocol import MAX_TRANSFER_BYTES
 
 @dataclass(frozen=True)
 class Limits:
+    """The helper's bounds per transfer, client and connection: it is open to the internet."""
+
     max_transfer_bytes: int = MAX_TRANSFER_BYTES
     max_connections: int = 2048          # all clients, TCP connections + QUIC requests
     max_per_client: int = 32             # per client IP address

@@ -24,6 +24,9 @@ log = logging.getLogger("netvigil.helper")
 
 
 class Helper:
+    """The helper process: TLS over TCP and QUIC over UDP on one port, with one admission, so a
+    client cannot get past the limits by switching transport."""
+
     def __init__(self, host: str, port: int, *, limits: Limits | None = None,
                  cert: Path | None = None, key: Path | None = None,
                  resolver: tuple[str, int] | None = None, ca_file: Path | None = None):

@@ -33,6 +33,9 @@ def server_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class TCPHelper:
+    """The helper over TLS/TCP: each connection is admitted first, then handshakes with any SNI
+    (the probe names the SNI under test) and gets one HTTP/1.1 request."""
+
     def __init__(self, ctx: ssl.SSLContext, admission: Admission,
                  control: ControlHandler | None, stats: dict[str, int]):
         self.ctx = ctx

@@ -32,6 +32,9 @@ _any = msgspec.json.Decoder()
 
 @dataclass
 class IngestReport:
+    """What reading files gave: counts and the first problems with file:line, so bad lines are
+    reported and skipped instead of stopping the import."""
+
     read: int = 0
     skipped: int = 0
     files: int = 0

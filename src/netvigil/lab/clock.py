@@ -13,6 +13,8 @@ from netvigil.lab.scenario import TIME_FMT, Scenario
 
 
 class ScenarioClock:
+    """Maps round numbers to scenario times and, with a speed, waits for each (module docstring)."""
+
     def __init__(self, scenario: Scenario, speed: float = 0.0, rounds: int | None = None):
         self.scenario = scenario
         self.speed = speed

@@ -69,6 +69,9 @@ def check_prerequisites() -> None:
 
 
 class Lab:
+    """One lab run's namespaces, daemons and certificates; a context manager, so leaving it
+    deletes every namespace of the run whatever happened."""
+
     def __init__(self, scenario: Scenario, work: Path, rid: str | None = None, log: Log | None = None):
         self.scenario = scenario
         self.work = Path(work)

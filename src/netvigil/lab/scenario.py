@@ -78,6 +78,8 @@ class Vantage(msgspec.Struct, frozen=True):
 
 
 class Scenario(msgspec.Struct, frozen=True):
+    """A lab scenario file, checked: its clock, ISPs, services and the policies in force over time."""
+
     name: str
     description: str
     version: str

@@ -13,6 +13,9 @@ from netvigil.model.vocabulary import CLASSES  # noqa: F401  (the first column o
 
 
 class Verdict(msgspec.Struct, omit_defaults=False):
+    """The public judgement of one measurement: class, technique, confidence and the rule ids and
+    rules version that produced it, so anyone can check or recompute it."""
+
     measurement_uid: str
     measurement_start_time: str
     probe_cc: str
@@ -37,6 +40,8 @@ class Verdict(msgspec.Struct, omit_defaults=False):
 
 
 class NetworkSpan(msgspec.Struct):
+    """One network's part of an incident: when it started and ended there and how."""
+
     asn: str
     technique: str | None
     start: str
@@ -47,6 +52,8 @@ class NetworkSpan(msgspec.Struct):
 
 
 class Evidence(msgspec.Struct):
+    """What backs an incident: the measurements, the rules version and who sent them (the quorum)."""
+
     measurement_uids: list[str]
     rules_version: str
     # distinct (ASN, network name) vantages the measurements came from; not probes (an anonymous
@@ -62,6 +69,9 @@ class Evidence(msgspec.Struct):
 
 
 class Incident(msgspec.Struct):
+    """One (country, service) event of censorship or outage over its networks, with onset and end:
+    what the dashboard, the API and the alerts publish."""
+
     id: str
     country: str
     service: str

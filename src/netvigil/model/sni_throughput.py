@@ -34,6 +34,9 @@ class HelperTransfer(msgspec.Struct):
 
 
 class SNIThroughput(msgspec.Struct):
+    """The SNI-keyed throughput test's result: target and control flows to the same helper, the
+    SNI the only difference, so a rate difference is the network's treatment of the name."""
+
     helper: str | None  # HOST:PORT of the helper that answered (None: none did)
     target_sni: str
     control_sni: str

@@ -21,6 +21,8 @@ from netvigil.errors import ConfigError
 
 
 class RoundProfile:
+    """Profiles the analysis rounds slice by slice (module docstring); off unless asked for."""
+
     def __init__(self, out_dir: Path, slice_seconds: float = 60.0):
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)

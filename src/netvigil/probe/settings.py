@@ -11,6 +11,9 @@ from netvigil.probe.proxy import ProxyURL
 
 
 class ProbeSettings(msgspec.Struct, kw_only=True):
+    """How one probe run measures (resolver, CA, proxy, timeouts, helpers, claimed location):
+    one struct, so the CLI, the agent and the lab set the same things."""
+
     resolver: tuple[str, int] | None = None  # UDP resolver; None = system resolver
     ca_file: str | None = None
     proxy: ProxyURL | None = None

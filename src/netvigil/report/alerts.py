@@ -41,6 +41,8 @@ EVENTS = ("start", "change", "end", "withdrawn")
 
 
 class Subscription(msgspec.Struct):
+    """One webhook: where incident events go, which ones, and the secret they are signed with."""
+
     id: str
     url: str
     secret: str | None = None  # None only in files written before signing was mandatory
@@ -177,6 +179,9 @@ def alert_payload(change: IncidentChange, public_url: str | None = None, facts=N
 
 
 class Alerter:
+    """Delivers incident events to the subscribed webhooks, signed, with retries and backoff;
+    refuses private addresses unless allowed, so a subscriber cannot aim it inside the network."""
+
     def __init__(self, subscriptions: Subscriptions, *, retries: int = 5, backoff: float = 0.5,
                  timeout: float = 5.0, metrics=None, allow_private: bool = False,
                  public_url: str | None = None, resolver: Resolver | None = None, verify=True):

@@ -13,6 +13,9 @@ from prometheus_client.core import GaugeMetricFamily
 
 
 class Metrics:
+    """The service's Prometheus metrics, on a registry of their own so two apps in one process
+    (tests) do not share counters."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry

@@ -31,6 +31,9 @@ _dec = msgspec.json.Decoder()
 
 
 class Engine(Protocol):
+    """What the analysis needs of a ClickHouse: embedded chdb and a server both provide it,
+    so the same SQL runs on either (tests/store/test_server_parity.py)."""
+
     database: str
 
     def execute(self, sql: str) -> None: ...

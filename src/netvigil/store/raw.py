@@ -53,6 +53,9 @@ class FrameWriter:
 
 
 class RawArchive:
+    """The day files of the raw archive: appended durably, read back in order. Every table is
+    rebuilt from here, so nothing else has to be kept forever."""
+
     def __init__(self, directory: Path):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,9 @@ class ServiceObject(msgspec.Struct, frozen=True):
 
 
 class Service(msgspec.Struct, frozen=True):
+    """A service as measured: every endpoint a user needs (web, API, CDNs, short links), since a
+    block of one of them breaks the service."""
+
     name: str
     display_name: str
     endpoints: tuple[Endpoint, ...]
@@ -101,6 +104,8 @@ class _CatalogueFile(msgspec.Struct):
 
 
 class Catalogue(msgspec.Struct, frozen=True):
+    """The versioned service catalogue (services.toml): what probes measure and verdicts name."""
+
     version: str
     services: dict[str, Service]
     path: str = ""

@@ -33,6 +33,8 @@ ENV = "NETVIGIL_GEO_TABLES"
 
 
 class Location(msgspec.Struct, frozen=True):
+    """Where a probe is (ASN, country, network name) and which source said so."""
+
     asn: int
     cc: str
     network_name: str

@@ -21,6 +21,8 @@ from netvigil.errors import IngestError, UsageError
 
 
 class Window(msgspec.Struct):
+    """A documented outage window (epoch seconds), for a country or one of its regions."""
+
     start: int
     end: int
     country: str | None = None
@@ -36,6 +38,8 @@ class Window(msgspec.Struct):
 
 
 class Score(msgspec.Struct):
+    """Outage calls scored against the documented windows, per (region, bucket)."""
+
     tp: int
     fp: int
     fn: int

@@ -16,6 +16,9 @@ from netvigil.errors import ConfigError
 
 @dataclass(frozen=True)
 class SignalRule:
+    """One signal's outage rule (outage.toml [signal.*]): when a value is worse enough than its
+    baseline to open an outage interval, and when it ends."""
+
     id: str
     polarity: str  # "drop" (lower is worse) or "rise" (higher is worse)
     baseline_points: int

@@ -58,6 +58,10 @@ class _Round:
 
 
 class RoundContext:
+    """The one round sequencer: holds each network's open round and the evidence across rounds
+    (control rates, other vantages' addresses and endpoints) that judging one measurement alone
+    cannot see. See the module docstring for push, pending and flush_all."""
+
     def __init__(self, rules: RuleSet, history: int = 50):
         self.rules = rules
         self.rounds: dict[tuple, _Round] = {}  # network -> its open round

@@ -24,6 +24,9 @@ STEPS = STEP_ORDER + ("throughput",)
 
 
 class EndpointResult:
+    """One endpoint's evidence while a measurement is judged: its finding over TCP/TLS/HTTP and
+    over QUIC, and its throughput samples, combined with the others' afterwards."""
+
     __slots__ = ("domain", "finding", "rate_bps", "tried", "samples", "quic_tried", "quic_finding", "inconsistent")
 
     def __init__(self, domain: str):

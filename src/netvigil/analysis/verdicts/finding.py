@@ -17,6 +17,11 @@ from netvigil.model.vocabulary import CENSORSHIP, klass_of  # noqa: F401  (klass
 
 @dataclass(slots=True, frozen=True)  # thousands per second: no per-instance dict
 class Finding:
+    """What one judge concluded about one measurement or endpoint, before it is a Verdict.
+
+    Frozen: the round context makes new findings (`dataclasses.replace`) instead of editing
+    them, so a round judged twice gives the same answer."""
+
     klass: str  # a VerdictClass (model/vocabulary.py)
     technique: str | None = None
     confidence: float = 0.0

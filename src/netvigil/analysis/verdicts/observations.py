@@ -15,6 +15,9 @@ import msgspec
 
 
 class Observation(msgspec.Struct, omit_defaults=True, gc=False):
+    """One (endpoint, step) row of a measurement, as ooni/data's observations: the judges read
+    these flat rows instead of each test's own nesting."""
+
     step: str  # dns | tcp | tls | http | quic | throughput
     domain: str | None = None
     ip: str | None = None

@@ -16,6 +16,7 @@ import vl_convert as vlc
 from netvigil.model.records import AggregateRow, Incident
 from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
+from netvigil.report.timeline import COLOURS, WORDS
 
 FMT = "%Y-%m-%d %H:%M:%S"
 NOT_FAILING = ("ok", "unknown")
@@ -46,13 +47,10 @@ def network_names(incident: Incident) -> dict[str, str]:
     return {n.asn: (f"{n.network_name} ({n.asn})" if n.network_name else n.asn) for n in incident.networks}
 
 
-CLASS_WORDS = {"ok": "working", "throttled": "slowed (throttled)", "partial": "partly failing", "dns": "DNS blocked",
-               "tcp": "IP blocked", "tls": "TLS blocked", "http": "HTTP blocked", "quic": "QUIC blocked",
-               "down": "service down", "outage": "no connectivity", "unknown": "no verdict"}
-CLASS_COLOURS = {"working": "#2e7d32", "slowed (throttled)": "#6a1b9a", "partly failing": "#8d6e00",
-                 "DNS blocked": "#c62828", "IP blocked": "#ad1457", "TLS blocked": "#b23c00",
-                 "HTTP blocked": "#4a148c", "QUIC blocked": "#00695c", "service down": "#455a64",
-                 "no connectivity": "#263238", "no verdict": "#616161"}
+CLASS_WORDS = WORDS  # a class in words, as the dashboard's timelines say it
+# the timelines' colours by those words; "no verdict" darker than their grey, which is the
+# colour of this chart's step line
+CLASS_COLOURS = {WORDS[k]: c for k, c in COLOURS.items()} | {WORDS["unknown"]: "#616161"}
 
 
 def _rows_for(incident: Incident, rows: list[AggregateRow]) -> list[AggregateRow]:

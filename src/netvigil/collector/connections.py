@@ -1,9 +1,9 @@
 """Bounded cost per connection: header and body deadlines and a per-address connection cap.
 
-uvicorn's h11 protocol closes idle keep-alive connections but never times out a request whose
-headers or body arrive slowly (slowloris), and it counts every open connection against one
-server-wide `limit_concurrency`, past which it answers 503 to everybody. So one client could
-hold every slot. `guarded_protocol(limits)` returns a subclass of uvicorn's H11Protocol that:
+uvicorn's HTTP protocols close idle keep-alive connections but never time out a request whose
+headers or body arrive slowly (slowloris), and they count every open connection against one
+server-wide `limit_concurrency`, past which they answer 503 to everybody. So one client could
+hold every slot. `guarded_protocol(limits)` returns a subclass of uvicorn's protocol that:
 - refuses a connection (429 + Retry-After, then close) when its address already holds
   `per_address` connections; trusted reverse proxies are exempt (they carry many clients);
 - cuts off (408, then close) a connection whose request headers are not complete
@@ -13,7 +13,14 @@ hold every slot. `guarded_protocol(limits)` returns a subclass of uvicorn's H11P
 - aborts a connection whose client has not read our response for `body_timeout` seconds
   (writing paused: a slow reader), or that is still closing `header_timeout` seconds after
   we closed it (a close waits for the client to read what is left to send).
+- (httptools only) answers 400 and closes a connection whose request line and headers pass
+  MAX_HEADER_BYTES before they are complete, as h11 does past its own 16 KB limit.
 One sweep a second over the live connections enforces both deadlines.
+
+The protocol is uvicorn's httptools one when httptools is installed (a dependency), else its
+h11 one: h11 parses a body in Python, ~10 µs per 18 KB measurement, httptools (llhttp, in C)
+~0.6; the web reads every byte of each batch, and of each batch the lag gate refuses
+(issue #13: bench_intake_cpu.py --http).
 """
 
 from __future__ import annotations
@@ -26,6 +33,13 @@ from dataclasses import dataclass
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from netvigil.errors import ConfigError, UsageError
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools missing (an install without it): h11, which caps headers itself
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+MAX_HEADER_BYTES = 16 * 1024  # a request's line and headers (h11's own limit, which httptools lacks)
 
 
 @dataclass(frozen=True)
@@ -78,13 +92,13 @@ class ConnectionGuard:
     def __init__(self, limits: ConnectionLimits):
         self.limits = limits
         self.by_address: dict[str, int] = {}
-        self.live: set[GuardedH11Protocol] = set()
+        self.live: set[_Guarded] = set()
         self.refused = 0  # connections over the per-address cap
         self.timed_out = 0  # connections cut off for slow headers or body
         self._sweep: asyncio.TimerHandle | None = None
         self.interval = min(1.0, limits.header_timeout / 4, limits.body_timeout / 4)
 
-    def admit(self, conn: GuardedH11Protocol, address: str | None) -> bool:
+    def admit(self, conn: _Guarded, address: str | None) -> bool:
         if address is not None and address not in self.limits.trusted_proxies:
             n = self.by_address.get(address, 0)
             if n >= self.limits.per_address:
@@ -96,7 +110,7 @@ class ConnectionGuard:
             self._sweep = conn.loop.call_later(self.interval, self.sweep, conn.loop)
         return True
 
-    def release(self, conn: GuardedH11Protocol, address: str | None) -> None:
+    def release(self, conn: _Guarded, address: str | None) -> None:
         if conn not in self.live:
             return
         self.live.discard(conn)
@@ -115,8 +129,9 @@ class ConnectionGuard:
         self._sweep = loop.call_later(self.interval, self.sweep, loop) if self.live else None
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the guard's cap and deadlines (see the module docstring)."""
+class _Guarded:
+    """The guard's cap and deadlines over one of uvicorn's HTTP protocols (see the module
+    docstring): a mixin, before H11Protocol or HttpToolsProtocol in the bases."""
 
     guard: ConnectionGuard  # set on the subclass made by guarded_protocol()
 
@@ -210,6 +225,45 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
-    """A protocol class for uvicorn.Config(http=...) with its own guard (one per server)."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": ConnectionGuard(limits)})
+class GuardedH11Protocol(_Guarded, H11Protocol):
+    """uvicorn's h11 protocol with the guard's cap and deadlines."""
+
+
+if HttpToolsProtocol is not None:
+    class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
+        """uvicorn's httptools protocol with the guard's cap and deadlines, and a header cap:
+        the bytes of every chunk received wholly within one request's line and headers count
+        (a chunk in which a request began is not counted, so a pipelined or kept-alive request
+        is never charged with its predecessor's bytes; it is at most one read, 256 KB)."""
+
+        _in_headers = False
+        _began = False
+        _header_bytes = 0
+
+        def on_message_begin(self) -> None:
+            self._in_headers, self._began, self._header_bytes = True, True, 0
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_headers = False
+            super().on_headers_complete()
+
+        def data_received(self, data: bytes) -> None:
+            was, self._began = self._in_headers, False
+            super().data_received(data)
+            if was and self._in_headers and not self._began:
+                self._header_bytes += len(data)
+                if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                    self.send_400_response("Invalid HTTP request received.")  # h11's answer past its limit
+
+
+def guarded_protocol(limits: ConnectionLimits, http: str = "auto") -> type[_Guarded]:
+    """A protocol class for uvicorn.Config(http=...) with its own guard (one per server).
+    HTTP: "httptools", "h11", or "auto" (httptools when installed)."""
+    if http not in ("auto", "httptools", "h11"):
+        raise ConfigError(f"http must be auto, httptools or h11, got {http!r}", where="server limits")
+    if http == "httptools" and HttpToolsProtocol is None:
+        raise ConfigError("http 'httptools' needs the httptools package (pip install httptools)",
+                          where="server limits")
+    base = GuardedH11Protocol if http == "h11" or HttpToolsProtocol is None else GuardedHttpToolsProtocol
+    return type(base.__name__, (base,), {"guard": ConnectionGuard(limits)})

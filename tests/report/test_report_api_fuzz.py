@@ -41,3 +41,13 @@ def test_pages_and_ids_never_500(client, segment):
                      "/api/v1/incidents/{}/chart.svg"):
         r = client.get(template.format(quote(segment, safe="")))
         assert r.status_code < 500, (template, segment, r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize("suffix", ["", "/chart.svg"])
+def test_an_incident_and_its_chart_refuse_alike(client, suffix):
+    """One lookup for the incident and its chart (report/api.incident_by_id): a malformed id is
+    a 400 naming it, an unknown one a 404 naming it."""
+    bad = client.get(f"/api/v1/incidents/{quote('a b', safe='')}{suffix}")
+    assert bad.status_code == 400 and "'a b' is malformed" in bad.json()["detail"]
+    unknown = client.get(f"/api/v1/incidents/RU-twitter-nothing{suffix}")
+    assert unknown.status_code == 404 and "'RU-twitter-nothing' not found" in unknown.json()["detail"]

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from netvigil.collector.intake import Rejected
 from netvigil.collector.routes import read_body, require_admin
+from netvigil.model.records import Incident
 from netvigil.report.enrich import latest_time, told
 from netvigil.report.export import PARQUET_MEDIA_TYPE, to_csv, to_parquet
 from netvigil.report.params import (BUCKET_RE, ID_RE, PATH_VALUES, bool_param, check_format, int_param,  # noqa: F401
@@ -223,16 +224,23 @@ async def incidents(request: Request, country: str | None = None, service: str |
                    has_more=len(rows) > off + lim, name="incidents", total=len(rows))
 
 
+async def incident_by_id(reads: ReadRepository, incident_id: str) -> Incident:
+    """The incident of a permalink, unconfirmed ones included: a malformed id is a 400, an
+    unknown one a 404 (the same for the incident and its chart)."""
+    if not ID_RE.match(incident_id):
+        raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
+    inc = await reads.incident(incident_id, unconfirmed=True)
+    if inc is None:
+        raise Rejected(f"incident {incident_id!r} not found", 404)
+    return inc
+
+
 @router.get("/incidents/{incident_id}", tags=["api"], summary="One incident with its text")
 async def incident(request: Request, incident_id: str):
     """A permalink answers for an unconfirmed incident too, with `confirmed: false`; `quorum`
     is how many independent probes this observatory requires (analysis/incidents/quorum.py)."""
-    if not ID_RE.match(incident_id):
-        raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
     reads = reads_of(request)
-    inc = await reads.incident(incident_id, unconfirmed=True)
-    if inc is None:
-        raise Rejected(f"incident {incident_id!r} not found", 404)
+    inc = await incident_by_id(reads, incident_id)
     d = await told_dict(reads, inc, await latest_time(reads, inc.country))
     d["quorum"] = request.app.state.nv.settings.quorum
     return Response(msgspec.json.encode(d), media_type="application/json")
@@ -250,12 +258,8 @@ async def incident_chart(request: Request, incident_id: str, ext: str):
 
     if ext not in ("svg", "png"):
         raise Rejected(f"chart format {ext[:10]!r} is not supported (svg or png)", 404)
-    if not ID_RE.match(incident_id):
-        raise Rejected(f"incident id {incident_id[:40]!r} is malformed")
     reads = reads_of(request)
-    inc = await reads.incident(incident_id, unconfirmed=True)
-    if inc is None:
-        raise Rejected(f"incident {incident_id!r} not found", 404)
+    inc = await incident_by_id(reads, incident_id)
     data = await chart_for_incident(reads, inc, ext, permalink(request, incident_id))
     return Response(data, media_type="image/svg+xml" if ext == "svg" else "image/png")
 

@@ -16,23 +16,25 @@ from netvigil.errors import UsageError
 COMMON_NAME = "netvigil-helper"
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """Write cert.pem and key.pem (EC P-256, one year) into `directory`."""
+def self_signed(directory: Path, name: str = COMMON_NAME, *, days: int = 365,
+                files: tuple[str, str] = ("cert.pem", "key.pem")) -> tuple[Path, Path]:
+    """Write a self-signed EC P-256 certificate for `name` (its CN and DNS name), valid `days`,
+    and its key (0600) into `directory` as `files`: the helper's, and the lab VPN's pinned ones."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(COMMON_NAME)]), critical=False)
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path, key_path = directory / files[0], directory / files[1]
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.PKCS8,

@@ -3,15 +3,12 @@ self-signed OpenVPN certificates (pinned by fingerprint, recipes/1_openvpn)."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 from pathlib import Path
 
 import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 
 def service_certs(out: Path, domains: list[str], quic_domains: list[str] = ()) -> dict[str, Path]:
@@ -41,19 +38,11 @@ def service_certs(out: Path, domains: list[str], quic_domains: list[str] = ()) -
 
 
 def self_signed(out: Path, name: str) -> tuple[Path, Path, str]:
-    """EC self-signed cert + key; returns (cert, key, sha256 fingerprint as AA:BB:..)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = out / f"{name}.crt", out / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    """EC self-signed cert + key (ten years: a lab's pinned pair, helper/certs.py makes it);
+    returns (cert, key, sha256 fingerprint as AA:BB:..)."""
+    from netvigil.helper.certs import self_signed as make
+
+    cert_path, key_path = make(out, name, days=3650, files=(f"{name}.crt", f"{name}.key"))
+    der = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(serialization.Encoding.DER)
+    digest = hashlib.sha256(der).hexdigest().upper()
     return cert_path, key_path, ":".join(digest[i:i + 2] for i in range(0, 64, 2))

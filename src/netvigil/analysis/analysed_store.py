@@ -5,7 +5,7 @@
 
 `add` archives raw measurements (zstd JSONL by day: the source of truth), writes index rows
 and verdicts; it is idempotent by measurement_uid (assigned when missing). Verdicts come from
-the same VerdictEngine as `netvigil analyse` (verdicts.py): measurements of a probe round may
+the same VerdictEngine as `netvigil analyse` (verdicts/engine.py): measurements of a probe round may
 arrive one by one (the collector), so after each batch the open rounds it touched are written
 with their provisional verdicts, and each round's final verdicts when it closes.
 `refresh` recomputes incidents for the countries that received data and returns the
@@ -15,7 +15,6 @@ start/change/end events for alerts.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,7 +29,6 @@ from netvigil.analysis.reads import (AggregateQuery, IncidentQuery, MeasurementI
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts.engine import Judge, Judged, VerdictEngine, line_with_uid
 from netvigil.analysis.incidents.window import LiveState, carry
-from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import open_engine, sql_str
@@ -38,20 +36,6 @@ from netvigil.store.raw import FrameWriter, RawArchive, day_of
 from netvigil.store.schema import create_tables, drop_tables
 
 REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
-
-
-_BUCKET = re.compile(r"^(\d+)\s*(m|min|h|d)$")
-
-
-_UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def bucket_seconds(bucket: str) -> int:
-    """The length of a time bucket written like 10m, 1h or 1d."""
-    mt = _BUCKET.match(bucket.strip().lower())
-    if not mt or int(mt.group(1)) == 0:
-        raise UsageError(f"bad bucket {bucket!r}", hint="use e.g. 10m, 1h or 1d")
-    return int(mt.group(1)) * _UNIT_SECONDS[mt.group(2)]
 
 
 log = logging.getLogger("netvigil.analysis")

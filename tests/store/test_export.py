@@ -153,7 +153,7 @@ def test_bad_format_is_a_400_naming_it(client, path, fmt):
     assert "'format'" in detail and fmt in detail and "\n" not in detail
 
 
-@pytest.mark.parametrize("bucket", ["0m", "000h", "5x"])
+@pytest.mark.parametrize("bucket", ["0m", "000h", "5x", "10000d", "1w"])
 def test_bad_bucket_is_a_400_naming_it(client, bucket):
     r = client.get("/api/v1/aggregates", params={"bucket": bucket})
     assert r.status_code == 400

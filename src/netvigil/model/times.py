@@ -19,8 +19,8 @@ TIME_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z
 STORABLE_RE = re.compile(r"\A(19[7-9][0-9]|20[0-9][0-9])-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
 # what an API query may give: a day, a day and a minute, or a full time; T and Z allowed
 QUERY_RE = re.compile(r"\A([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?Z?\Z")
-# a time bucket's length: a count and a unit (10m, 1h, 1d)
-BUCKET_RE = re.compile(r"\A([0-9]+)\s*(m|min|h|d)\Z")
+# a time bucket's length: a count (at most 4 digits: up to 27 years) and a unit (10m, 1h, 1d)
+BUCKET_RE = re.compile(r"\A([0-9]{1,4})\s*(m|min|h|d)\Z")
 _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 
 

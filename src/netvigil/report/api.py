@@ -24,8 +24,8 @@ from netvigil.collector.routes import read_body, require_admin
 from netvigil.model.records import Incident
 from netvigil.report.enrich import latest_time, told
 from netvigil.report.export import PARQUET_MEDIA_TYPE, to_csv, to_parquet
-from netvigil.report.params import (BUCKET_RE, ID_RE, PATH_VALUES, bool_param, check_format, int_param,  # noqa: F401
-                                    known_services, norm_asn, norm_cc, norm_path, norm_service, norm_technique,
+from netvigil.report.params import (ID_RE, PATH_VALUES, bool_param, check_format, int_param,  # noqa: F401
+                                    known_services, norm_asn, norm_bucket, norm_cc, norm_path, norm_service, norm_technique,
                                     norm_time, page_params)
 from netvigil.report.read_http import CORS, ReadRoute, permalink_of, warm_charts
 from netvigil.report.repository import ReadRepository
@@ -134,8 +134,7 @@ async def aggregates(request: Request, country: str | None = None, asn: str | No
     t0 = time.perf_counter()
     fmt = check_format(format, parquet=True)
     lim, off = page_params(request, 10000, 100000)
-    if not BUCKET_RE.match(bucket) or int(bucket[:-1]) == 0:
-        raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d")
+    bucket = norm_bucket(bucket)
     rows = await reads_of(request).aggregates(
         country=norm_cc(country), asn=norm_asn(asn), service=norm_service(service, known_services(request)),
         since=norm_time(since, "since"), until=norm_time(until, "until"), bucket=bucket, path=norm_path(path))

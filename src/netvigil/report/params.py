@@ -8,11 +8,11 @@ import re
 from fastapi import Request
 
 from netvigil.collector.intake import Rejected
+from netvigil.errors import UsageError
 from netvigil.model import times
 
 CC_RE = re.compile(r"^[A-Za-z]{2}$")
 ASN_RE = re.compile(r"^(AS)?\d{1,10}$", re.I)
-BUCKET_RE = re.compile(r"^\d{1,3}[mhd]$")
 TIME_RE = times.QUERY_RE
 SERVICE_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
@@ -112,6 +112,15 @@ def norm_technique(technique: str | None) -> str | None:
 
 
 ID_RE = re.compile(r"^[0-9A-Za-z._:-]{1,200}$")
+
+
+def norm_bucket(bucket: str) -> str:
+    """A bucket read as the store's aggregates read it (model/times.bucket_seconds); a 400 if bad."""
+    try:
+        times.bucket_seconds(bucket)
+    except UsageError:
+        raise Rejected(f"query parameter 'bucket' is {bucket[:20]!r}, expected like 10m, 1h or 1d") from None
+    return bucket
 
 
 def page_params(request: Request, default: int, hi: int) -> tuple[int, int]:

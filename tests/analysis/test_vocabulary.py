@@ -29,6 +29,15 @@ def test_one_definition_of_the_classes():
     assert {klass_of(t) for t in Technique} <= set(CLASSES)
 
 
+def test_every_class_has_words_and_a_colour():
+    """The timelines and charts say and colour every class (a new one would show raw and grey)."""
+    from netvigil.report import chart, timeline
+
+    assert set(CLASSES) <= set(timeline.WORDS) and set(CLASSES) <= set(timeline.COLOURS)
+    assert len(set(timeline.WORDS.values())) == len(timeline.WORDS)  # no two classes said alike
+    assert set(chart.CLASS_COLOURS) == set(timeline.WORDS.values())
+
+
 @pytest.mark.parametrize("run", ["russia-2022", "tls-mitm", "dns-blockpage", "quic-drop", "outage-partial", "vpn-blocked"])
 def test_every_verdict_speaks_the_vocabulary(run):
     rules = load_rules()

@@ -19,10 +19,10 @@ from netvigil.report.text import service_name, technique_label
 FMT = "%Y-%m-%d %H:%M:%S"
 COLOURS = {"ok": "#2e7d32", "dns": "#c62828", "tcp": "#ad1457", "tls": "#b23c00", "http": "#4a148c",
            "quic": "#00695c", "throttled": "#6a1b9a", "down": "#455a64", "outage": "#263238",
-           "unknown": "#9e9e9e", "partial": "#8d6e00"}
+           "vpn": "#1565c0", "unknown": "#9e9e9e", "partial": "#8d6e00"}
 WORDS = {"ok": "working", "dns": "DNS blocked", "tcp": "IP blocked", "tls": "TLS blocked", "http": "HTTP blocked",
          "quic": "QUIC blocked", "throttled": "slowed (throttled)", "down": "service down",
-         "outage": "no connectivity", "partial": "partly failing", "unknown": "no verdict"}
+         "vpn": "VPN blocked", "outage": "no connectivity", "partial": "partly failing", "unknown": "no verdict"}
 PATTERNS = {"throttled": "stripes", "partial": "stripes", "outage": "hatch"}
 LEFT, CELL_H, WIDTH = 150, 16, 900
 

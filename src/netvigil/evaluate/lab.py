@@ -12,7 +12,6 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from netvigil.evaluate.scoring import Binary, Confusion
@@ -21,12 +20,7 @@ from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.verdicts.engine import verdict_stream
 from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.ooni import IngestReport, read_measurements
-
-NETWORK_WIDE = {"outage", "outage.partial", "throttled.general"}
-
-
-def _ts(t: str) -> float:
-    return datetime.strptime(t[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+from netvigil.model.times import epoch
 
 
 def klass(technique: str) -> str:
@@ -42,7 +36,7 @@ def read_labels(path: Path) -> list[dict]:
             continue
         try:
             lab = json.loads(line)
-            _ts(lab["start"]), _ts(lab["end"])
+            epoch(lab["start"]), epoch(lab["end"])
             lab["technique"], lab["asn"]
         except (ValueError, KeyError, TypeError) as exc:
             raise IngestError(f"bad label: {exc}", where=f"{path}:{n}") from None
@@ -124,18 +118,18 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
             by_key[(lab["asn"], lab.get("service"))].append(lab)
 
     def active(labs, t):
-        return [lab for lab in labs if _ts(lab["start"]) <= t < _ts(lab["end"])]
+        return [lab for lab in labs if epoch(lab["start"]) <= t < epoch(lab["end"])]
 
     rounds: dict[tuple, list] = defaultdict(list)  # one score per (network, service, round)
     for v in verdicts:
-        t = _ts(v.measurement_start_time)
+        t = epoch(v.measurement_start_time)
         if v.path != "direct":
             res.vpn.add(v.klass not in ("ok",), bool(active(vpn_blocked.get(v.probe_asn, []), t)))
             continue
         if v.service is not None:
             rounds[(v.probe_asn, v.service, v.measurement_start_time)].append(v)
     for (asn, service, when), vs in sorted(rounds.items()):
-        labs = active(by_key.get((asn, service), []), _ts(when))
+        labs = active(by_key.get((asn, service), []), epoch(when))
         expected = sorted({lab["technique"] for lab in labs}) or ["ok"]
         bad = Counter(v.technique or v.klass for v in vs if v.klass != "ok")
         got = bad.most_common(1)[0][0] if bad else "ok"
@@ -164,8 +158,8 @@ def _events(labels: list[dict]) -> list[dict]:
         labs = sorted({(lab["start"], lab["end"], lab["technique"]): lab for lab in labs}.values(), key=lambda x: x["start"])
         for lab in labs:
             ev = events[-1] if events and events[-1]["key"] == (cc, asn, svc) else None
-            if ev is not None and _ts(lab["start"]) <= _ts(ev["end"]):
-                ev["end"] = max(ev["end"], lab["end"], key=_ts)
+            if ev is not None and epoch(lab["start"]) <= epoch(ev["end"]):
+                ev["end"] = max(ev["end"], lab["end"], key=epoch)
                 ev["techniques"].append(lab)
             else:
                 events.append({"key": (cc, asn, svc), "start": lab["start"], "end": lab["end"], "techniques": [lab]})
@@ -182,17 +176,17 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
         cc, asn, svc = ev["key"]
         start, end = ev["start"], ev["end"]
         main = [lab for lab in ev["techniques"] if lab["technique"] != "quic.blocked"] or ev["techniques"]
-        start = min((lab["start"] for lab in main), key=_ts)
+        start = min((lab["start"] for lab in main), key=epoch)
         spans = [(i, n) for i in incidents if i.country == cc and i.service == svc for n in i.networks if n.asn == asn]
-        overlapping = [(i, n) for i, n in spans if _ts(n.start) < _ts(end) and (n.end is None or _ts(n.end) > _ts(start))]
+        overlapping = [(i, n) for i, n in spans if epoch(n.start) < epoch(end) and (n.end is None or epoch(n.end) > epoch(start))]
         row = {"asn": asn, "service": svc, "technique": "+".join(dict.fromkeys(lab["technique"] for lab in main)),
                "onset_rounds": None, "end_rounds": None, "got": None}
         if overlapping:
-            i, n = min(overlapping, key=lambda x: abs(_ts(x[1].start) - _ts(start)))
-            row["onset_rounds"] = round((_ts(n.start) - _ts(start)) / cadence, 2)
+            i, n = min(overlapping, key=lambda x: abs(epoch(x[1].start) - epoch(start)))
+            row["onset_rounds"] = round((epoch(n.start) - epoch(start)) / cadence, 2)
             if n.end is not None:
-                row["end_rounds"] = round((_ts(n.end) - _ts(end)) / cadence, 2)
-            elif _ts(end) > _ts(last_seen.get(asn, end)):
+                row["end_rounds"] = round((epoch(n.end) - epoch(end)) / cadence, 2)
+            elif epoch(end) > epoch(last_seen.get(asn, end)):
                 row["end_rounds"] = 0.0  # still in force when the run ended
             row["got"] = "+".join(t["technique"] for t in n.techniques) or n.technique
             if svc != "*":
@@ -200,7 +194,7 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
                 # is in force at the span's last round, else it works where the ISP has a VPN path
                 last = n.end or last_seen.get(asn, end)
                 vpn_labs = [lab for lab in labels if lab["technique"] == "vpn.blocked" and lab["asn"] == asn]
-                at_last = [lab for lab in vpn_labs if _ts(lab["start"]) <= _ts(last) <= _ts(lab["end"])]
+                at_last = [lab for lab in vpn_labs if epoch(lab["start"]) <= epoch(last) <= epoch(lab["end"])]
                 expected = "blocked" if at_last else ("works" if asn in res.vpn_isps else "unknown")
                 res.circumvention.append({"service": svc, "asn": asn, "start": start, "got": n.circumvention,
                                           "expected": expected})
@@ -209,7 +203,7 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
             if lab["technique"] != "throttled.targeted" or not lab.get("rate_bps"):
                 continue
             rates = [v.rate_bps for v in verdicts if v.probe_asn == asn and v.service == svc and v.rate_bps
-                     and v.klass == "throttled" and _ts(lab["start"]) <= _ts(v.measurement_start_time) < _ts(lab["end"])]
+                     and v.klass == "throttled" and epoch(lab["start"]) <= epoch(v.measurement_start_time) < epoch(lab["end"])]
             if rates:
                 m = statistics.median(rates)
                 res.rates.append({"asn": asn, "service": svc, "configured_bps": float(lab["rate_bps"]), "measured_bps": m,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import socket
 import ssl
 import threading
 from pathlib import Path
@@ -146,14 +145,6 @@ def _quiet_handler(previous):  # noqa: ANN001, ANN202
             loop.default_exception_handler(context)
 
     return handler
-
-
-def bind_check(host: str) -> None:
-    """A clear error for a --listen host that is not an address of this machine."""
-    try:
-        socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise UsageError(f"cannot resolve listen host: {exc.strerror}", where=host) from None
 
 
 class HelperThread:

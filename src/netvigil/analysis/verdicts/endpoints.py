@@ -261,11 +261,6 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
                    endpoints=eps)
 
 
-def service_rate(samples: list[Observation]) -> float | None:
-    rates = [o.rate_bps for o in samples if o.rate_bps]
-    return min(rates) if rates else None
-
-
 def input_domain(m_input: Any) -> str | None:
     if isinstance(m_input, list):
         m_input = m_input[0] if m_input else None

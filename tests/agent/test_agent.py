@@ -19,7 +19,8 @@ from pathlib import Path
 
 from netvigil.agent.budget import ByteBudget, throughput_bound
 from netvigil.agent.loop import Agent, AgentConfig
-from netvigil.collector.fleet import CheckInAnswer, FleetSettings
+from netvigil.collector.fleet import FleetSettings
+from netvigil.model.checkin import CheckInAnswer
 from netvigil.collector.provenance import ProvenanceLog
 from netvigil.probe.settings import ProbeSettings
 from netvigil.observatory.serve import ObservatoryThread, free_port

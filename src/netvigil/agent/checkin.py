@@ -13,7 +13,7 @@ import msgspec
 
 from netvigil import __version__
 from netvigil.agent.identity import Identity, ServerUnreachable, write_private
-from netvigil.collector.fleet import CheckInAnswer
+from netvigil.model.checkin import CheckInAnswer
 from netvigil.errors import ConfigError, NetvigilError
 
 FILE = "checkin.json"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import threading
 import time
@@ -28,7 +29,7 @@ import msgspec
 from netvigil.agent import checkin, identity
 from netvigil.agent.budget import DEFAULT_DAILY_BYTES, ByteBudget, throughput_bound
 from netvigil.agent.identity import Identity, ServerUnreachable
-from netvigil.collector.fleet import CheckInAnswer, jittered
+from netvigil.model.checkin import CheckInAnswer
 from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.probe.locate import UNKNOWN_ASN, UNKNOWN_CC
 from netvigil.probe.settings import ProbeSettings
@@ -67,6 +68,12 @@ def describe(r: RoundResult, n: int) -> str:
     """The round's line on stderr."""
     return (f"round {n}: measured {r.measured}, submitted {r.submitted}, queued {r.queued}, rejected {r.rejected} "
             f"as {r.probe_asn}/{r.probe_cc}" + ("" if r.checked_in else " (observatory unreachable)"))
+
+
+def jittered(cadence: float, jitter: float, rng: random.Random | None = None) -> float:
+    """The wait before the next round: cadence x (1 +- jitter), so a fleet does not beat in step."""
+    r = (rng or random).uniform(-jitter, jitter)
+    return max(1.0, cadence * (1.0 + r))
 
 
 def default_answer(catalogue) -> CheckInAnswer:

@@ -18,7 +18,6 @@ that opened it; only that voice may submit to or close it (403 otherwise).
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +28,7 @@ import msgspec
 from netvigil.collector.probes import ClaimCheck, Probe, ProbeRegistry, check_claim, is_local, source_network
 from netvigil.collector.provenance import Provenance, ProvenanceLog
 from netvigil.collector.quota import RateLimiter, charge
+from netvigil.model.checkin import CheckIn, CheckInAnswer  # noqa: F401  (the protocol: model/checkin.py)
 from netvigil.targets.geo import Locator, default_locator
 
 
@@ -45,30 +45,6 @@ class FleetSettings:
     network_factor: float = 4.0  # a /24 (/64) may send this many times one probe's rate
     asn_factor: float = 20.0  # a claimed ASN: this many times one probe's rate
     enrol_per_hour: float = 20.0  # enrolments per source network per hour (burst the same)
-
-
-class CheckIn(msgspec.Struct, forbid_unknown_fields=False):
-    """POST /api/v1/check-in body (OONI's check-in fields we use; all optional)."""
-
-    software_name: str = ""
-    software_version: str = ""
-    probe_asn: str = "AS0"
-    probe_cc: str = "ZZ"
-
-
-class CheckInAnswer(msgspec.Struct):
-    v: int
-    probe_id: str | None
-    catalogue_version: str
-    services: list[str]
-    cadence_seconds: float
-    jitter: float
-    helpers: list[str]
-    probe_asn: str  # where the observatory locates the check-in's source address (AS0: unknown)
-    probe_cc: str
-    probe_network_name: str
-    located: bool
-    utc_time: str
 
 
 class Fleet:
@@ -152,12 +128,6 @@ def voice(probe: Probe | None, token: str | None, trusted_token: bool, address: 
     if trusted_token and token:
         return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     return f"addr:{address}"
-
-
-def jittered(cadence: float, jitter: float, rng: random.Random | None = None) -> float:
-    """An agent's wait before its next round: cadence x (1 +- jitter), so a fleet does not beat in step."""
-    r = (rng or random).uniform(-jitter, jitter)
-    return max(1.0, cadence * (1.0 + r))
 
 
 def fleet_of(app) -> Fleet:

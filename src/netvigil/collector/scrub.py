@@ -95,8 +95,13 @@ def _escapes_address(raw: bytes) -> bool:
     return any(_ESCAPED_ADDRESS_CHAR.match(raw, i) for i in starts)
 
 
+@functools.lru_cache(maxsize=4096)
+def _v4_needle(ip: ipaddress.IPv4Address) -> bytes:
+    return str(ip).encode()  # (str() of an address formats it anew each time: ~1.5 µs a line)
+
+
 def _v4_spans(raw: bytes, ip: ipaddress.IPv4Address) -> list[tuple[int, int]]:
-    needle = str(ip).encode()
+    needle = _v4_needle(ip)
     spans = []
     for i in literal.find_all(raw, needle):  # the literal, then the boundaries by hand (a lookbehind is 100x slower)
         end = i + len(needle)

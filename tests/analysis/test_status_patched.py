@@ -7,7 +7,8 @@ quorum gate and a VoiceBook tailing a real provenance file, as the analysis proc
 rounds that feed some countries and publish others (or both), blocks that begin and end on
 some networks (cells change class; incidents open and close, so the cells they explain move),
 measurements whose provenance line is lost or comes late, a probe trusted then untrusted (both
-a generation change: everything counted again), the day window sliding past old voices. After
+a generation change: everything counted again), the day window sliding past old voices, a
+restart (the grid read back from the store). After
 every round each published country is compared with the rows built again from the whole
 grid (queries.status_rows) and gated by a new Quorum that counts every cell from the window.
 """
@@ -64,9 +65,16 @@ def test_patched_status_is_the_status_built_from_scratch(tmp_path):
     spans_before: dict[str, dict] = {}
     shown: dict[str, list] = {}
     kinds: set[tuple] = set()
-    with AnalysedStore(tmp_path / "store") as obs:
+    obs = AnalysedStore(tmp_path / "store")
+    try:
         obs.gate, obs.on_verdicts = gate.incident, gate.feed
         for r in range(64):
+            if r == 40:  # a restart: the grid and incidents are read back from the store
+                obs.close()
+                obs = AnalysedStore(tmp_path / "store")
+                assert obs.live.status is None
+                gate = Quorum(book, 2)
+                obs.gate, obs.on_verdicts = gate.incident, gate.feed
             when = at(r, cadence_min=45)  # 64 rounds: 48 h, the day window slides
             for cell in blocked:  # blocks begin and end: cells change class, incidents open and close
                 if rng.random() < 0.12:
@@ -123,4 +131,6 @@ def test_patched_status_is_the_status_built_from_scratch(tmp_path):
         assert min(reused, rebuilt, kept) > 50, (reused, rebuilt, kept)
         # published and unconfirmed cells, blocked ones, ones an incident explains
         assert {(True, True, True), (False, False, True), (True, False, False)} <= kinds, kinds
+    finally:
+        obs.close()
     assert compared > 500

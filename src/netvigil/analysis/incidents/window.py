@@ -406,7 +406,8 @@ class LiveState:
         return self.incidents[cc]
 
     # ---- status ---------------------------------------------------------------------------
-    def status_rows(self, country: str | None, asn: str | None, service: str | None) -> list[dict]:
+    def _grid(self) -> dict[tuple, StatusCell]:
+        """The status grid, loaded from the store when it is not held."""
         if self.status is None:
             self.status = {}
             rows = self.query(
@@ -419,6 +420,10 @@ class LiveState:
                 x = [x[k] for k in sorted(x)] if isinstance(x, dict) else list(x)
                 uid, klass, tech, name = x
                 self.status[(r["cc"], r["asn"], r["service"])] = StatusCell(r["t"], uid, klass, tech, name, int(r["n"]))
+        return self.status
+
+    def status_rows(self, country: str | None, asn: str | None, service: str | None) -> list[dict]:
+        self._grid()
         if asn:
             asn = queries.as_asn(asn)
         out = []
@@ -438,8 +443,8 @@ class LiveState:
         networks whose span did) are built again; the others are the same objects as last
         time. Measured under a sustained load: a round built every changed country's whole
         grid (~3,400 rows) for the few hundred cells that moved."""
-        keys = self._status_keys(cc)  # (loads the grid)
-        grid = self.status
+        grid = self._grid()
+        keys = self._status_keys(cc)
         span_of = queries.incident_spans(ongoing)
         moved = self._moved.pop(cc, None) or set()
         held = self._published.get(cc)

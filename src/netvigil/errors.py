@@ -60,3 +60,15 @@ class LabError(NetvigilError):
 
 class PrerequisiteError(LabError):
     """Something the lab or the browser needs is missing (root, namespaces, a binary)."""
+
+
+class Rejected(Exception):
+    """Bad input over HTTP: `str()` is the one-line reason sent back with the 4xx `status`.
+
+    Apart from NetvigilError on purpose: it carries its own HTTP status and is answered (and
+    counted as a rejection) by the collector's handler; a NetvigilError reaching a route is
+    answered by its exit code (400 or 500)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status

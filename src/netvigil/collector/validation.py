@@ -18,15 +18,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from netvigil.errors import Rejected  # noqa: F401  (re-exported: the collector raises it)
 from netvigil.model import times, uid
-
-
-class Rejected(Exception):
-    """Bad input: `str()` is the one-line reason sent back with a 4xx."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 # \A...\Z (never ^...$): also safe for callers that use .match

@@ -19,8 +19,8 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from netvigil.collector.intake import Rejected
 from netvigil.collector.routes import read_body, require_admin
+from netvigil.errors import Rejected
 from netvigil.model.records import Incident
 from netvigil.report.enrich import latest_time, told
 from netvigil.report.export import PARQUET_MEDIA_TYPE, to_csv, to_parquet

@@ -21,8 +21,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from netvigil.collector.intake import Rejected
-from netvigil.errors import AnalysisUnavailable
+from netvigil.errors import AnalysisUnavailable, Rejected
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
                                              quic_cells, status_grid, timelines, unavailable, unconfirmed_block,

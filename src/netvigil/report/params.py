@@ -7,8 +7,7 @@ import re
 
 from fastapi import Request
 
-from netvigil.collector.intake import Rejected
-from netvigil.errors import UsageError
+from netvigil.errors import Rejected, UsageError
 from netvigil.model import times
 
 CC_RE = re.compile(r"^[A-Za-z]{2}$")

@@ -27,7 +27,7 @@ def _check(kind: str, fmt: str) -> None:
 
 def _filters(country, asn, service, since, until, bucket, path=None) -> dict:
     """The API's checks on the filters (same words), before the store is opened."""
-    from netvigil.collector.intake import Rejected
+    from netvigil.errors import Rejected
     from netvigil.model.times import bucket_seconds
     from netvigil.report.api import norm_asn, norm_cc, norm_path, norm_service, norm_time
 

@@ -295,7 +295,7 @@ def test_stored_count_is_kept_per_app():
             return MeasurementPage(n, [])
         class App:  # what stored_count reads of the app's Observatory
             collector = SimpleNamespace(index={}, stored=0)
-            pump = SimpleNamespace(obs=object(), analysed=7)
+            pump = SimpleNamespace(ready=True, analysed=7)  # the store is open (pump.ready, 679593c)
             reads = SimpleNamespace(measurement_index=measurement_index)
         return App()
 

@@ -232,9 +232,8 @@ def _fetch_incident(url: str, incident_id: str, page_size: int = 10000):
 def _local_incident(data_dir: Path, incident_id: str):
     import asyncio
 
+    from netvigil.observatory.analyser import store_dir
     from netvigil.report.chart import aggregates_for
-
-    from netvigil.observatory.pump import store_dir
 
     store = store_dir(Path(data_dir))
     if not store.exists():

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from netvigil.observatory.analyser import Analyser, RoundResult, store_dir  # noqa: F401  (re-export)
+from netvigil.observatory.analyser import Analyser, RoundResult
 from netvigil.collector.log import MeasurementLog
 from netvigil.errors import AnalysisUnavailable
 from netvigil.collector.quarantine import Quarantine

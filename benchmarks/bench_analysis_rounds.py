@@ -95,12 +95,21 @@ class WholeGrid(Analyser):
             return None, ""
 
         def whole_grid(rows, verdicts_since, incidents):
-            gate.cells._rows.clear()  # no row kept from the last round: each is windowed and built again
-            gate._gated.clear()
+            gate._last.clear()  # no row kept from the last round: each is windowed and built again
             return status(rows, verdicts_since, incidents)
 
         ctx._baseline = baseline
         gate.status = whole_grid
+
+
+class RowsRebuilt(Analyser):
+    """The baseline of the patched publication: each changed country's status rows built
+    again from its whole grid each round (new objects, so the quorum compares each with the
+    row it published last time), as before window.LiveState.country_rows kept them."""
+
+    def _publish(self, *args, **kwargs):
+        self.obs.live._published.clear()
+        return super()._publish(*args, **kwargs)
 
 
 def templates() -> list[dict]:
@@ -119,9 +128,11 @@ def round_lines(tpl: list[dict], r: int, per_round: int, probes: int) -> list[tu
     return out
 
 
-def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[float]:
-    """Round CPU seconds per measurement, round by round (a generator: the variants' rounds
-    are taken in turn, so a shared machine's load falls on each alike)."""
+def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, float]]:
+    """(round CPU seconds per measurement, the round's publication CPU seconds), round by
+    round (a generator: the variants' rounds are taken in turn, so a shared machine's load
+    falls on each alike). Publication: `Analyser._publish` (the changed countries' status
+    rows and their quorum backing)."""
     tpl = templates()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -129,6 +140,17 @@ def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[float]:
         prov = ProvenanceLog(data / "collector" / "provenance.jsonl")
         an = cls(data, batch=per_round, judge_worker=False, quorum=2)
         an.open()
+        spent = [0.0]
+        publish = an._publish
+
+        def timed(*args, **kwargs):
+            p0 = time.process_time()
+            try:
+                return publish(*args, **kwargs)
+            finally:
+                spent[0] += time.process_time() - p0
+
+        an._publish = timed
         try:
             an.round((0, 0))
             for r in range(rounds):
@@ -142,9 +164,10 @@ def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[float]:
                                         claim="match") for k, a in accepted])
                 mlog.append([a.line for _, a in accepted]).result()
                 end = max((int(p.name[4:12]), p.stat().st_size) for p in (data / "log").glob("seg-*.jsonl"))
+                spent[0] = 0.0
                 c0 = time.process_time()
                 res = an.round(end)
-                yield (time.process_time() - c0) / max(res.analysed, 1)
+                yield (time.process_time() - c0) / max(res.analysed, 1), spent[0]
         finally:
             an.close()
             mlog.close()
@@ -159,18 +182,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-held", type=int, default=40_000, help="held verdicts bound (default 40,000)")
     ap.add_argument("--max-uids", type=int, default=50_000, help="held uids bound (default 50,000)")
     ap.add_argument("--slices", type=int, default=4, help="slices of rounds to report (default 4)")
+    ap.add_argument("--baselines", default="log-first,whole-grid,rows-rebuilt",
+                    help="baselines run in turn with `now` (comma-separated; default all three)")
     args = ap.parse_args(argv)
     if min(args.rounds, args.per_round, args.probes, args.max_held, args.max_uids, args.slices) < 1:
         ap.error("every number must be positive")
     os.environ["NETVIGIL_MAX_HELD_VERDICTS"] = str(args.max_held)
     os.environ["NETVIGIL_MAX_HELD_UIDS"] = str(args.max_uids)
-    variants = {"log-first (baseline)": LogFirst, "whole grid (baseline)": WholeGrid, "now": Analyser}
+    baselines = {"log-first": ("log-first (baseline)", LogFirst, "analysis_rounds"),
+                 "whole-grid": ("whole grid (baseline)", WholeGrid, "analysis_rounds_grid"),
+                 "rows-rebuilt": ("rows rebuilt (baseline)", RowsRebuilt, "analysis_rounds_rows")}
+    chosen = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    if not chosen or any(b not in baselines for b in chosen):
+        ap.error(f"--baselines: one or more of {', '.join(baselines)} (got {args.baselines!r})")
+    variants = {baselines[b][0]: baselines[b][1] for b in chosen} | {"now": Analyser}
     runs = {name: run(cls, args.rounds, args.per_round, args.probes) for name, cls in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
+    published: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(args.rounds):
             for name, rounds in runs.items():
-                results[name].append(next(rounds))
+                per, pub = next(rounds)
+                results[name].append(per)
+                published[name].append(pub)
     finally:
         for rounds in runs.values():
             rounds.close()
@@ -181,12 +215,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, per in results.items():
         cells = [statistics.median(per[a:b]) * 1e6 for a, b in zip(edges, edges[1:]) if b > a]
         print(f"  {name:22s} " + "  ".join(f"{c:7.0f}" for c in cells))
+    print("publication CPU per round (ms, median of each slice: the changed countries' status rows)")
+    for name, per in published.items():
+        cells = [statistics.median(per[a:b]) * 1e3 for a, b in zip(edges, edges[1:]) if b > a]
+        print(f"  {name:22s} " + "  ".join(f"{c:7.1f}" for c in cells))
     last = edges[-2]
     new = statistics.median(results["now"][last:])
-    for key, name in (("analysis_rounds", "log-first (baseline)"), ("analysis_rounds_grid", "whole grid (baseline)")):
+    new_pub = statistics.median(published["now"][last:])
+    for b in chosen:
+        name, _, key = baselines[b]
         base = statistics.median(results[name][last:])
         print(f"RESULT {key} last_slice_us baseline={base * 1e6:.0f} now={new * 1e6:.0f} "
               f"ratio={base / max(new, 1e-9):.2f}x")
+        base_pub = statistics.median(published[name][last:])
+        print(f"RESULT {key}_publication last_slice_ms baseline={base_pub * 1e3:.1f} now={new_pub * 1e3:.1f} "
+              f"ratio={base_pub / max(new_pub, 1e-9):.2f}x")
     return 0
 
 

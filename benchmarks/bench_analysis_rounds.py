@@ -10,8 +10,12 @@ round CPU per measurement by slice of rounds (the held window grows, then its bo
 for the analysis as it is and, in the same run (rounds taken in turn), for two baselines: the
 one that read the provenance file after the log lines (every line committed since the last
 round was then "late": every incident judged again and every status cell counted again from
-the whole window), and "whole grid" (`WholeGrid`: every status cell of the changed countries
-looked at again each round, and the slot median taken over every other network's rate).
+the whole window), "whole grid" (`WholeGrid`: every status cell of the changed countries
+looked at again each round, and the slot median taken over every other network's rate) and
+"rows rebuilt" (`RowsRebuilt`: each changed country's status rows built again from its whole
+grid, as before window.LiveState.country_rows patched them). It also prints each variant's
+publication CPU per round (`Analyser._publish`: the changed countries' rows and their quorum
+backing); `--baselines` picks the baselines run beside "now".
 
     .venv/bin/python benchmarks/bench_analysis_rounds.py                    # 80 rounds x 1,000
     .venv/bin/python benchmarks/bench_analysis_rounds.py --rounds 20 --per-round 200   # a quick look
@@ -26,6 +30,11 @@ now 603, 772, 749, 881 (1.15x in the last quarter; log-first 2,044: 2.32x). The 
 has no control rates, so the slot median is not exercised here: bench_slot_median.py.
 What still grows here is bounded: the refresh (throttled to a fifth of the time) and the
 status grid while 1,000 probes' cells fill.
+Publication patched (2026-12-06, load average 5-9, `--rounds 40 --per-round 500 --max-held
+30000 --max-uids 40000`; ~260 of ~3,070 cells move a round): publication ms per round by
+quarter, rows rebuilt 13.3, 21.8, 21.0, 20.1 / whole grid 12.4, 26.6, 30.7, 23.7 / now 9.1,
+14.0, 16.3, 16.5 (1.22x and 1.44x in the last quarter); the revision before (2e685bb), run
+alone in turn with this one, twice: 38.3 and 47.3 -> 20.9 and 21.2 ms in the last quarter.
 
 Bounds: --max-held / --max-uids (NETVIGIL_MAX_HELD_VERDICTS / _UIDS), small by default so a
 short run reaches them. Everything stays in a temporary directory; no network.

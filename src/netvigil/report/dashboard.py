@@ -22,11 +22,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from netvigil.errors import AnalysisUnavailable, Rejected
+from netvigil.model import times
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
                                              quic_cells, status_grid, timelines, unavailable, unconfirmed_block,
                                              unconfirmed_notice)
-from netvigil.report.enrich import freshness, latest_time, told
+from netvigil.report.enrich import freshness, latest_time, newest, told
 from netvigil.report.measurement_view import steps_html
 from netvigil.report.pages import error_page, fragment_or_page
 from netvigil.report.text import (country_name, incident_text, incident_title, is_vantage, place_label, plural,
@@ -78,7 +79,7 @@ async def index(request: Request):
     except AnalysisUnavailable as exc:
         body = unavailable(exc) + f"<p>{plural(nv.collector.stored, 'measurement')} collected.</p>"
         return fragment_or_page(request, "netvigil", body)
-    as_of, stale = freshness(max((r.last_measurement for r in rows if r.last_measurement), default=None))
+    as_of, stale = freshness(newest(rows))
     by_cc: dict[str, list] = {}
     for r in rows:
         by_cc.setdefault(r.country, []).append(r)
@@ -142,6 +143,11 @@ def path_words(path: str) -> str:
     return {"direct": "", "vpn": ", through a VPN", "proxy": ", through a proxy", "any": ", every path"}[path]
 
 
+def hour_before(latest: str | None) -> str | None:
+    """An hour before the newest measurement: the verdicts a page's QUIC marks are read from."""
+    return times.shift(latest, -3600) if latest else None
+
+
 def window_of(request: Request, latest: str | None) -> tuple[datetime, datetime, str, int]:
     """(since, until, bucket, hours) of the timelines: `since`/`until` if given, else the last
     `hours` (1-1440, default 24) before the newest data."""
@@ -190,7 +196,7 @@ async def country(request: Request, cc: str):
         if not rows and not await nv.reads.incidents(country=cc, limit=1):
             return error_page(request, 404, f"No measurements from {country_name(cc)} ({cc}).",
                               "The countries with data are listed on the home page.")
-        latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
+        latest = newest(rows)
         since, until, bucket, hours = window_of(request, latest)
         path = api.norm_path(q.get("path"))
         aggs = await nv.reads.aggregates(country=cc, asn=asn, service=svc, since=since.strftime(FMT),
@@ -198,9 +204,7 @@ async def country(request: Request, cc: str):
         # only the incidents overlapping the window drawn (this page refreshes every 5 s)
         incidents = await nv.reads.incidents(country=cc, since=since.strftime(FMT), until=until.strftime(FMT))
         since = trimmed(request, since, aggs, bucket)
-        recent = await nv.reads.verdicts(country=cc, since=(datetime.strptime(latest[:19], FMT)
-                                                            - timedelta(hours=1)).strftime(FMT) if latest else None,
-                                         limit=5000, path="direct")
+        recent = await nv.reads.verdicts(country=cc, since=hour_before(latest), limit=5000, path="direct")
     except Rejected as exc:
         return bad_request(request, exc)
     except AnalysisUnavailable as exc:
@@ -234,16 +238,14 @@ async def network(request: Request, asn: str):
         rows = await nv.reads.status(asn=asn)
         if not rows:
             return error_page(request, 404, f"No measurements from network {asn}.")
-        latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
+        latest = newest(rows)
         since, until, bucket, _ = window_of(request, latest)
         path = api.norm_path(request.query_params.get("path"))
         aggs = await nv.reads.aggregates(asn=asn, since=since.strftime(FMT), until=until.strftime(FMT),
                                          bucket=bucket, path=path)
         incs = [i for i in await nv.reads.incidents(country=rows[0].country)
                 if asn in {n.asn for n in i.networks}]
-        recent = await nv.reads.verdicts(asn=asn, since=(datetime.strptime(latest[:19], FMT)
-                                                         - timedelta(hours=1)).strftime(FMT) if latest else None,
-                                         limit=5000, path="direct")
+        recent = await nv.reads.verdicts(asn=asn, since=hour_before(latest), limit=5000, path="direct")
     except Rejected as exc:
         return bad_request(request, exc)
     except AnalysisUnavailable as exc:
@@ -275,7 +277,7 @@ async def service(request: Request, name: str):
         rows = await nv.reads.status(service=svc)
         if not rows:
             return error_page(request, 404, f"No measurements of {service_name(svc)} yet.")
-        latest = max((r.last_measurement for r in rows if r.last_measurement), default=None)
+        latest = newest(rows)
         since, until, bucket, _ = window_of(request, latest)
         path = api.norm_path(request.query_params.get("path"))
         aggs = await nv.reads.aggregates(service=svc, since=since.strftime(FMT), until=until.strftime(FMT),

@@ -89,9 +89,13 @@ def verdict_query(incident: Incident) -> dict:
             "until": incident.end, "limit": 5000}
 
 
-async def latest_time(reads: ReadRepository, country: str | None = None) -> str | None:
-    rows = await reads.status(country=country)
+def newest(rows) -> str | None:
+    """The newest measurement time of status rows (what a page's freshness is told from)."""
     return max((r.last_measurement for r in rows if r.last_measurement), default=None)
+
+
+async def latest_time(reads: ReadRepository, country: str | None = None) -> str | None:
+    return newest(await reads.status(country=country))
 
 
 _TOLD: dict[tuple, tuple[Incident, Facts]] = {}

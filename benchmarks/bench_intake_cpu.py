@@ -10,6 +10,13 @@ to run. This one drives the same code paths in-process, with nothing else in bet
   commit, fsync off);
 - judge worker: `judge_batch` over the log lines the web wrote (decode, checks, judge, archive
   frames), as observatory/judge_worker.py runs it;
+- http: other batches of the same corpus sent to the same app served by uvicorn with the tree's
+  own protocol (collector/connections.py guarded_protocol: h11 before, httptools since) over a
+  loopback socket: the server's CPU (this process's less the sending thread's), HTTP parsing
+  included, as the web process pays it;
+- refused: the same batches while the lag gate refuses them (the analysis made to look 99 s
+  behind): the 503 and the drained body, which the web pays for every batch it turns away (3
+  of 4 in the 30-minute sustained run);
 - baseline: msgspec's untyped JSON decode of the same lines (the floor of any path that reads them).
 
 With --against REV (default: BEFORE, the last revision before issue #13's intake work), the same
@@ -24,6 +31,9 @@ of 17.9 KB, the trees in turn batch by batch: web 241 -> 202 and 218 -> 182 us (
 runs); judge worker 341 -> 320 and 307 -> 312 us (1.06x, 0.98x: no change it can resolve).
 Each tree in a separate process run after the other instead gave 0.98-1.38x for the same code:
 only the batch-by-batch alternation measures a 10-20% change on a shared machine.
+Then against fbe1984 (before the literal search, the coroutine 503 handler and httptools), two
+runs, load average 5-6: web 150 -> 133 and 161 -> 153 us (1.13x, 1.06x), http 152 -> 144 and
+182 -> 172 (1.06x both), refused 24 -> 14 and 34 -> 20 (1.73x, 1.72x), judge worker 1.00x, 0.98x.
 docs/benchmarks.md says what went and what is left.
 """
 
@@ -34,6 +44,7 @@ import asyncio
 import gc
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -49,15 +60,17 @@ BATCH = 50
 # and the claim is checked against the IP-to-ASN table, as for a real probe
 CLIENT = "203.0.113.7"
 BEFORE = "2c885d1"  # the revision before issue #13's intake and judge worker work (the default --against)
+PATHS = ("web", "http", "refused", "judge")  # what is measured, each in µs of CPU per measurement
 
 
-def _lines(n: int) -> list[bytes]:
-    """N distinct corpus measurements as a probe sends them (compact JSON, stamped now)."""
+def _lines(n: int, ago: float = 3600) -> list[bytes]:
+    """N distinct corpus measurements as a probe sends them (compact JSON, stamped AGO seconds
+    before now, one second apart)."""
     sys.path.insert(0, str(HERE))
     import bench_collector_ingest as ingest
 
     corpus = ingest.corpus()
-    now = time.time()
+    now = time.time() + 3600 - ago
     out = []
     for i in range(n):
         m = dict(corpus[i % len(corpus)],
@@ -99,6 +112,81 @@ class _Asgi:
         return sent["status"], sent["body"]
 
 
+class _Served:
+    """An app of the tree served by uvicorn with the tree's guarded protocol on a loopback port,
+    in a thread of this process; batches sent from this thread on one kept-alive socket."""
+
+    def __init__(self, tmp: Path, bodies: list[bytes]):
+        import threading
+
+        import uvicorn
+
+        from netvigil.collector.connections import ConnectionLimits, guarded_protocol
+        from netvigil.collector.fleet import FleetSettings
+        from netvigil.observatory.app import create_app
+
+        self.app = create_app(tmp, analysis=False, fsync=False, rate_per_second=1e9, rate_burst=1e9,
+                              max_analysis_lag=3.0,
+                              extra={"fleet": FleetSettings(network_factor=1.0, asn_factor=1.0, enrol_per_hour=1e9)})
+        nv = self.app.state.nv
+        self.lagging = False
+        # the lag gate as when the analysis falls behind: on only while `lagging`
+        nv.collector.analysis_lag = lambda checkpoint: 99.0 if self.lagging else 0.0
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        limits = ConnectionLimits()
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="error", access_log=False,
+                                http=guarded_protocol(limits), limit_concurrency=limits.max_connections,
+                                timeout_keep_alive=3600)  # (idle while the other paths are measured)
+        self.server = uvicorn.Server(config)
+        threading.Thread(target=self.server.run, daemon=True).start()
+        for _ in range(600):  # bounded: 60 s
+            if self.server.started:
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit("uvicorn did not start")
+        nv.pump.error = None  # (analysis=False sets it, and the gate lets everyone by while it is set)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        status, data = self._exchange(self._request("/api/v1/probes/enrol", b"{}", "application/json", ""))
+        if status != 200:
+            raise SystemExit(f"enrolment over HTTP: {status} {data[:200]!r}")
+        auth = json.loads(data)["authorization"]
+        self.requests = [self._request("/api/v1/submit", body, "application/x-ndjson", auth) for body in bodies]
+
+    @staticmethod
+    def _request(path: str, body: bytes, kind: str, auth: str) -> bytes:
+        head = (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {kind}\r\n"
+                f"content-length: {len(body)}\r\n" + (f"authorization: {auth}\r\n" if auth else "") + "\r\n")
+        return head.encode() + body
+
+    def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise SystemExit(f"the server closed the connection: {data[:200]!r}")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            body += self.sock.recv(65536)
+        return int(head.split()[1]), body
+
+    def send(self, i: int, lagging: bool) -> float:
+        """The server's CPU seconds for request I (this process's CPU less this thread's)."""
+        self.lagging = lagging
+        t, mine = time.process_time(), time.thread_time()
+        status, data = self._exchange(self.requests[i])
+        used = (time.process_time() - t) - (time.thread_time() - mine)
+        if status != (503 if lagging else 200):
+            raise SystemExit(f"submit over HTTP{' (lagging)' if lagging else ''}: {status} {data[:300]!r}")
+        return used
+
+
 class _Child:
     """One tree's paths in this process (whatever `netvigil` is first on sys.path), a batch per
     call: the parent alternates the trees batch by batch, so a busy machine's load falls on both."""
@@ -120,6 +208,17 @@ class _Child:
         if status != 200:
             raise SystemExit(f"enrolment: HTTP {status} {data[:200]!r}")
         self.auth = {"authorization": json.loads(data)["authorization"], "content-type": "application/x-ndjson"}
+        (tmp / "served").mkdir()
+        other = _lines(n, ago=7200)  # not the web path's measurements: each is stored once
+        self.served = _Served(tmp / "served", [b"\n".join(other[i:i + BATCH]) + b"\n" for i in range(0, n, BATCH)])
+
+    def http(self, i: int) -> float:
+        """The server's CPU seconds to take batch I over a socket (HTTP parsing included)."""
+        return self.served.send(i, lagging=False)
+
+    def refused(self, i: int) -> float:
+        """The server's CPU seconds to refuse batch I (lag gate, 503) and drain its body."""
+        return self.served.send(i, lagging=True)
 
     def web(self, i: int) -> float:
         """CPU seconds to take batch I through POST /api/v1/submit."""
@@ -172,7 +271,8 @@ class _Child:
 
 
 def child(n: int) -> None:
-    """Answers the parent's commands ("web I", "log", "judge K", "decode K") with CPU seconds."""
+    """Answers the parent's commands ("web I", "http I", "refused I", "log", "judge K", "decode K")
+    with CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         c = _Child(n, Path(tmp))
         print("ready", flush=True)
@@ -228,11 +328,11 @@ def _measure(trees: dict[str, Path], n: int) -> dict[str, dict[str, float]]:
     """µs of CPU per measurement by tree and path; batch by batch, the trees in turn (each
     batch's first tree alternating), the first batch of each path a warm-up."""
     procs = {name: _Tree(src, n) for name, src in trees.items()}
-    total: dict[str, dict[str, float]] = {name: {"web": 0.0, "judge": 0.0, "decode": 0.0} for name in trees}
+    total: dict[str, dict[str, float]] = {name: dict.fromkeys(PATHS + ("decode",), 0.0) for name in trees}
     order = list(procs)
     batches = n // BATCH
     try:
-        for what in ("web", "log", "judge", "decode"):
+        for what in ("web", "http", "refused", "log", "judge", "decode"):
             if what == "log":
                 for name, t in procs.items():
                     total[name]["bytes"] = t.ask("log")
@@ -276,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     new = med["new"]
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; {args.n} measurements of "
           f"{new['bytes'] / 1000:.1f} KB, the trees in turn batch by batch, least of {args.rounds} rounds")
-    for what in ("web", "judge"):
+    for what in PATHS:
         line = (f"RESULT intake_cpu_{what}={new[what]:.0f} us/measurement "
                 f"({new[what] / new['decode']:.2f}x a JSON decode of the line, {new['decode']:.0f} us)")
         if "old" in med:

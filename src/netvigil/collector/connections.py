@@ -20,7 +20,7 @@ One sweep a second over the live connections enforces both deadlines.
 The protocol is uvicorn's httptools one when httptools is installed (a dependency), else its
 h11 one: h11 parses a body in Python, ~10 µs per 18 KB measurement, httptools (llhttp, in C)
 ~0.6; the web reads every byte of each batch, and of each batch the lag gate refuses
-(issue #13: bench_intake_cpu.py --http).
+(issue #13: benchmarks/bench_intake_cpu.py, its http and refused paths).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import msgspec
 from netvigil.collector import literal, scrub
 from netvigil.collector.validation import (CONSTRAINED, ENVELOPE_CAP, REPORT_ID_RE, UID_RE,  # noqa: F401
                                           Rejected, check_envelope)
-from netvigil.model.measurement import SCRUBBED_IP, Measurement
-from netvigil.model.uid import measurement_uid  # noqa: F401  (the one uid function; re-exported)
+from netvigil.model.measurement import SCRUBBED_IP
+from netvigil.model.uid import envelope_fields, measurement_uid  # noqa: F401  (the one uid function; re-exported)
 
 
 class _Envelope(msgspec.Struct):
@@ -29,32 +29,12 @@ class _Envelope(msgspec.Struct):
     format: str = "json"
 
 
-def _submitted_struct() -> type:
-    """The df-000 envelope, typed and validated, with test_keys kept as raw JSON bytes.
-
-    The collector validates the envelope (what analysis indexes on) and stores test_keys
-    byte for byte: no decode/re-encode of the bulk of a measurement on the hot path. The
-    fields are Measurement's own (same names, order and defaults, so uids do not change),
-    but for test_keys (raw) and extra_fields (the submitted bytes are kept instead), and
-    with the bounds of validation.CONSTRAINED (checked by msgspec as it decodes).
-    """
-    fields = []
-    for f in msgspec.structs.fields(Measurement):
-        kind = CONSTRAINED.get(f.name, f.type)
-        if f.name == "extra_fields":
-            continue
-        if f.name == "test_keys":
-            fields.append((f.name, msgspec.Raw, msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))))
-        elif f.required:
-            fields.append((f.name, kind))
-        elif f.default_factory is not msgspec.NODEFAULT:
-            fields.append((f.name, kind, msgspec.field(default_factory=f.default_factory)))
-        else:
-            fields.append((f.name, kind, f.default))
-    return msgspec.defstruct("Submitted", fields, omit_defaults=True, module=__name__)
-
-
-Submitted = _submitted_struct()
+# The df-000 envelope, typed and validated, with test_keys kept as raw JSON bytes: the
+# collector validates the envelope (what analysis indexes on) and stores test_keys byte for
+# byte, no decode/re-encode of the bulk of a measurement on the hot path. The fields are
+# Measurement's own (model/uid.envelope_fields: the uid's struct, so uids do not change),
+# with the bounds of validation.CONSTRAINED (checked by msgspec as it decodes).
+Submitted = msgspec.defstruct("Submitted", envelope_fields(CONSTRAINED), omit_defaults=True, module=__name__)
 
 
 _envelope = msgspec.json.Decoder(_Envelope)

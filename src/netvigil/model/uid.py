@@ -27,25 +27,28 @@ from netvigil.model.measurement import Measurement
 UID_RE = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z._-]{7,99}\Z")
 
 
-def _canonical_struct() -> type:
-    """Measurement's envelope with test_keys as raw JSON and without extra_fields: the same
-    fields, order and defaults as the collector's decoded submission (so its uids hold)."""
+def envelope_fields(types: dict[str, Any] | None = None) -> list[tuple]:
+    """Measurement's fields with test_keys as raw JSON and without extra_fields, in its order
+    and with its defaults; `types` narrows some (the collector's bounds). One list for this
+    module's CanonicalEnvelope and the collector's decoded submission (collector/intake.py
+    Submitted), so the two are the same struct and a uid is the same from either."""
     fields = []
     for f in msgspec.structs.fields(Measurement):
+        kind = (types or {}).get(f.name, f.type)
         if f.name == "extra_fields":
             continue
         if f.name == "test_keys":
             fields.append((f.name, msgspec.Raw, msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))))
         elif f.required:
-            fields.append((f.name, f.type))
+            fields.append((f.name, kind))
         elif f.default_factory is not msgspec.NODEFAULT:
-            fields.append((f.name, f.type, msgspec.field(default_factory=f.default_factory)))
+            fields.append((f.name, kind, msgspec.field(default_factory=f.default_factory)))
         else:
-            fields.append((f.name, f.type, f.default))
-    return msgspec.defstruct("CanonicalEnvelope", fields, omit_defaults=True, module=__name__)
+            fields.append((f.name, kind, f.default))
+    return fields
 
 
-CanonicalEnvelope = _canonical_struct()
+CanonicalEnvelope = msgspec.defstruct("CanonicalEnvelope", envelope_fields(), omit_defaults=True, module=__name__)
 _FIELDS = tuple(name for name in CanonicalEnvelope.__struct_fields__ if name not in ("test_keys", "measurement_uid", "report_id"))
 _sorted = msgspec.json.Encoder(order="sorted")
 _compact = msgspec.json.Encoder()

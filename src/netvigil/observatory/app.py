@@ -23,6 +23,7 @@ from netvigil import __version__
 from netvigil.collector import fleet_routes, quarantine_routes, routes
 from netvigil.collector.checkin_fast import CheckInFastPath
 from netvigil.collector.core import Collector, Settings
+from netvigil.collector.submit_fast import SubmitFastPath
 from netvigil.collector.connections import ConnectionGuard
 from netvigil.collector.intake import Rejected
 from netvigil.observatory.pump import AnalysisPump
@@ -129,6 +130,7 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
     app.state.nv = nv
     app.add_exception_handler(Rejected, routes.rejected_handler)
     app.add_middleware(CheckInFastPath)  # a fleet's commonest request skips the routing (issue #13)
+    app.add_middleware(SubmitFastPath)  # and its batches (each refused one too)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -31,9 +31,10 @@ of 17.9 KB, the trees in turn batch by batch: web 241 -> 202 and 218 -> 182 us (
 runs); judge worker 341 -> 320 and 307 -> 312 us (1.06x, 0.98x: no change it can resolve).
 Each tree in a separate process run after the other instead gave 0.98-1.38x for the same code:
 only the batch-by-batch alternation measures a 10-20% change on a shared machine.
-Then against fbe1984 (before the literal search, the coroutine 503 handler and httptools), two
-runs, load average 5-6: web 150 -> 133 and 161 -> 153 us (1.13x, 1.06x), http 152 -> 144 and
-182 -> 172 (1.06x both), refused 24 -> 14 and 34 -> 20 (1.73x, 1.72x), judge worker 1.00x, 0.98x.
+Then against fbe1984 (before the literal search, the coroutine 503 handler, httptools and the
+submit fast path), two runs, load average 4.6: web 243 -> 209 and 250 -> 200 us (1.16x,
+1.25x), http 210 -> 197 and 300 -> 267 (1.06x, 1.12x), refused 26 -> 11 and 32 -> 15 (2.33x,
+2.10x), judge worker 0.98x, 0.99x.
 docs/benchmarks.md says what went and what is left.
 """
 

@@ -134,6 +134,34 @@ def test_torn_tail_is_cut_on_replay(tmp_path):
     log.close()
 
 
+def test_the_log_end_is_never_past_its_segment_during_a_rotation(tmp_path, monkeypatch):
+    """end() is read on other threads (the web sends it to the analysis): seen in the middle
+    of a rotation (here: as it opens the next segment) it must still be a committed end. It
+    was two fields, and between the segment's increment and the size's reset it read (new
+    segment, old size): a position past the new, empty segment's end, which the analysis
+    took as reached (a whole segment skipped)."""
+    import netvigil.collector.log as log_module
+
+    log = MeasurementLog(tmp_path, segment_bytes=100)
+    seen: list[tuple[tuple[int, int], int]] = []  # (end(), its segment's size) at that moment
+    real_open = os.open
+
+    def open_seeing_the_end(path, *args, **kwargs):  # the rotation opens the next segment: end() now
+        if str(path).endswith(".jsonl"):
+            end = log.end()
+            file = tmp_path / f"seg-{end[0]:08d}.jsonl"
+            seen.append((end, file.stat().st_size if file.exists() else 0))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(log_module.os, "open", open_seeing_the_end)
+    for i in range(30):
+        log.append([f'{{"i":{i}}}'.encode()]).result(timeout=5)
+    log.close()
+    assert len(seen) >= 2, "the log rotated"
+    for (seg, offset), size in seen:
+        assert offset <= size, f"end() said ({seg}, {offset}) while segment {seg} held {size} bytes"
+
+
 def test_log_rotates_segments_and_scans_across_them(tmp_path):
     log = MeasurementLog(tmp_path, segment_bytes=100)
     for i in range(30):

@@ -156,3 +156,44 @@ def test_the_checkpoint_reaches_an_end_past_an_empty_segment(tmp_path, log, work
         assert len(an.obs.verdicts(limit=None)) == (0 if log == "empty" else 3)
     finally:
         an.close()
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["alone", "worker"])
+def test_a_stop_inside_a_line_being_written_skips_nothing(tmp_path, worker):
+    """A 30-minute load lost a whole log segment (~14,000 measurements): across a rotation the
+    log's end read as (new segment, old segment's size), and the round, having read every
+    line there was, took that end as reached. The checkpoint stops at the last whole line
+    read: the half-written line after it is read once it is whole, and nothing is skipped."""
+    ms = load_run(DATA / "lab" / "russia-2022")[:4]
+    lines = [accept(encode_measurement(m)).line for m in ms]
+    log_dir = tmp_path / "log"
+    mlog = MeasurementLog(log_dir)
+    mlog.append(lines[:3]).result()
+    whole = mlog.end()
+    mlog.close()
+    seg = log_dir / "seg-00000001.jsonl"
+    with open(seg, "ab") as f:  # the writer part-way through the fourth line
+        f.write(lines[3][:100])
+    stop = (1, whole[1] + len(lines[3]) + 1)  # an end past what the file holds yet
+    an = Analyser(tmp_path, judge_worker=worker, quorum=1)
+    an.open()
+    try:
+        if worker:
+            deadline = time.monotonic() + 60
+            while not an.worker._started() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert an.worker.ready
+        an.round(stop)
+        assert an.checkpoint == whole, "the checkpoint passed a line it did not read"
+        with open(seg, "ab") as f:  # the write completes
+            f.write(lines[3][100:] + b"\n")
+        for _ in range(3):
+            if not an.pending(stop):
+                break
+            an.round(stop)
+        assert an.checkpoint == stop
+        assert sorted(v.measurement_uid for v in an.obs.verdicts(limit=None)) == \
+            sorted(accept(encode_measurement(m)).uid for m in ms)
+        assert not (tmp_path / "collector" / "quarantine.jsonl").exists(), "no fragment of a line was read"
+    finally:
+        an.close()

@@ -73,6 +73,10 @@ class MeasurementLog:
         self._repair_tail(self.dir / _segment_name(self._seg))
         self._fd = os.open(self.dir / _segment_name(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = os.fstat(self._fd).st_size
+        # (segment, size) as one value, assigned whole: end() runs on other threads, and read as
+        # two fields across a rotation it gave (new segment, old size), a position past the new
+        # segment's end that the analysis then took as read (a whole segment skipped)
+        self._end = (self._seg, self._size)
         self.commits = 0  # number of group commits (fsyncs), for metrics
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="netvigil-log-committer", daemon=True)
@@ -140,6 +144,7 @@ class MeasurementLog:
             if self.fsync:
                 os.fdatasync(self._fd)
             self._size = offset
+            self._end = (self._seg, offset)
             self.commits += 1
         except OSError as exc:
             err = StoreError(f"cannot write the measurement log: {exc.strerror}", where=str(self.dir))
@@ -163,7 +168,7 @@ class MeasurementLog:
 
     def end(self) -> tuple[int, int]:
         """(segment, offset) just past the last committed line."""
-        return (self._seg, self._size)
+        return self._end
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -196,6 +201,15 @@ class MeasurementLog:
         self._queue.put(None)
         self._thread.join(timeout=10)
         os.close(self._fd)
+
+
+def past_empty_segment(end: tuple[int, int], stop: tuple[int, int], read_all: bool) -> tuple[int, int]:
+    """Where a reader that read every committed line up to STOP (READ_ALL: it took fewer lines
+    than its limit) has got to: STOP itself when STOP starts a segment (a fresh log is (1, 0),
+    and a reader left at the last line of an earlier segment would otherwise be 'behind'
+    forever), else END, the end of the last line it read. Never STOP inside a segment: a line
+    there that the reader did not read (written while it read, or a torn end) would be skipped."""
+    return max(end, stop) if read_all and stop[1] == 0 else end
 
 
 def scan(directory: Path, start: tuple[int, int], stop: tuple[int, int], *,

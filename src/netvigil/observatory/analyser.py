@@ -339,8 +339,7 @@ class Analyser:
                     frames.add(day_of(m), line)
                     countries.add(m.probe_cc)
                     items.append((j, line))
-                if scanned < self.batch:  # all read up to `stop`: the checkpoint reaches it even past
-                    end = max(end, stop)  # an empty segment (else an empty log is pending forever)
+                end = mlog.past_empty_segment(end, stop, scanned < self.batch)
                 refused = self._store(items, self.checkpoint, end, frames=frames.frames, archived=archived)
                 self._voices([j.measurement.measurement_uid for j, _ in items])
                 read = len(items) - len(refused)

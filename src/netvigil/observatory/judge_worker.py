@@ -155,8 +155,7 @@ def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
             lines[len(judged)] = archived
         frames.add(day_of(m), archived)
         judged.append(j)
-    if len(judged) < req.limit:  # read all up to the committed end: the checkpoint reaches it even
-        end = max(end, req.stop)  # past an empty segment (else an empty log is 'pending' forever)
+    end = mlog.past_empty_segment(end, req.stop, len(judged) < req.limit)
     return Batch(req.start, end, judged, lines, frames.frames(), failed)
 
 

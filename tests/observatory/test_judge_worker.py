@@ -121,6 +121,20 @@ def test_worker_exits_with_the_analysis(tmp_path):
     assert proc.poll() is not None
 
 
+def open_analyser(data_dir: Path, worker: bool) -> Analyser:
+    """An open Analyser (quorum 1); with WORKER, once its judge worker is ready."""
+    an = Analyser(data_dir, judge_worker=worker, quorum=1)
+    an.open()
+    if worker:
+        deadline = time.monotonic() + 60
+        while not an.worker._started() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not an.worker.ready:
+            an.close()
+            pytest.fail("the judge worker did not start within 60 s")
+    return an
+
+
 @pytest.mark.parametrize("worker", [False, True], ids=["alone", "worker"])
 @pytest.mark.parametrize("log", ["empty", "empty-last-segment"])
 def test_the_checkpoint_reaches_an_end_past_an_empty_segment(tmp_path, log, worker):
@@ -138,14 +152,8 @@ def test_the_checkpoint_reaches_an_end_past_an_empty_segment(tmp_path, log, work
     end = mlog.end()
     mlog.close()
     assert end == ((1, 0) if log == "empty" else (2, 0))
-    an = Analyser(tmp_path, judge_worker=worker, quorum=1)
-    an.open()
+    an = open_analyser(tmp_path, worker)
     try:
-        if worker:
-            deadline = time.monotonic() + 60
-            while not an.worker._started() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert an.worker.ready
         for _ in range(3):  # one round reads everything here; a bug would stay pending
             if not an.pending(end):
                 break
@@ -175,14 +183,8 @@ def test_a_stop_inside_a_line_being_written_skips_nothing(tmp_path, worker):
     with open(seg, "ab") as f:  # the writer part-way through the fourth line
         f.write(lines[3][:100])
     stop = (1, whole[1] + len(lines[3]) + 1)  # an end past what the file holds yet
-    an = Analyser(tmp_path, judge_worker=worker, quorum=1)
-    an.open()
+    an = open_analyser(tmp_path, worker)
     try:
-        if worker:
-            deadline = time.monotonic() + 60
-            while not an.worker._started() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert an.worker.ready
         an.round(stop)
         assert an.checkpoint == whole, "the checkpoint passed a line it did not read"
         with open(seg, "ab") as f:  # the write completes

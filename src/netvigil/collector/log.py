@@ -69,14 +69,14 @@ class MeasurementLog:
         self.segments = sorted(int(p.name[4:12]) for p in self.dir.glob("seg-*.jsonl"))
         if not self.segments:
             self.segments = [1]
-        self._seg = self.segments[-1]
-        self._repair_tail(self.dir / _segment_name(self._seg))
-        self._fd = os.open(self.dir / _segment_name(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._size = os.fstat(self._fd).st_size
-        # (segment, size) as one value, assigned whole: end() runs on other threads, and read as
-        # two fields across a rotation it gave (new segment, old size), a position past the new
-        # segment's end that the analysis then took as read (a whole segment skipped)
-        self._end = (self._seg, self._size)
+        seg = self.segments[-1]
+        self._repair_tail(self.dir / _segment_name(seg))
+        self._fd = os.open(self.dir / _segment_name(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # the segment written and its size, one value assigned whole: end() runs on other
+        # threads, and read as two fields across a rotation it gave (new segment, old size), a
+        # position past the new segment's end that the analysis then took as read (a whole
+        # segment skipped)
+        self._end = (seg, os.fstat(self._fd).st_size)
         self.commits = 0  # number of group commits (fsyncs), for metrics
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="netvigil-log-committer", daemon=True)
@@ -127,15 +127,15 @@ class MeasurementLog:
 
     def _commit(self, batch: list[tuple[list[bytes], Future]]) -> None:
         try:
-            if self._size >= self.segment_bytes:
+            if self._end[1] >= self.segment_bytes:
                 self._rotate()
+            seg, offset = self._end
             chunks: list[bytes] = []
             results: list[list[Position]] = []
-            offset = self._size
             for lines, _ in batch:
                 positions = []
                 for line in lines:
-                    positions.append(Position(self._seg, offset, len(line)))
+                    positions.append(Position(seg, offset, len(line)))
                     chunks.append(line)
                     chunks.append(b"\n")
                     offset += len(line) + 1
@@ -143,8 +143,7 @@ class MeasurementLog:
             _write_all(self._fd, chunks)
             if self.fsync:
                 os.fdatasync(self._fd)
-            self._size = offset
-            self._end = (self._seg, offset)
+            self._end = (seg, offset)
             self.commits += 1
         except OSError as exc:
             err = StoreError(f"cannot write the measurement log: {exc.strerror}", where=str(self.dir))
@@ -156,10 +155,10 @@ class MeasurementLog:
 
     def _rotate(self) -> None:
         os.close(self._fd)
-        self._seg += 1
-        self.segments.append(self._seg)
-        self._fd = os.open(self.dir / _segment_name(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._size = 0
+        seg = self._end[0] + 1
+        self.segments.append(seg)
+        self._fd = os.open(self.dir / _segment_name(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._end = (seg, 0)  # only now: the new segment exists (its start is a committed end)
         dir_fd = os.open(self.dir, os.O_RDONLY)  # make the new file's name durable too
         try:
             os.fsync(dir_fd)

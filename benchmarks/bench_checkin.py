@@ -5,7 +5,7 @@ each, from the same load generator (PROCS processes x THREADS keep-alive connect
 a request at a time; pre-built request bytes, so the generator leaves the cores to the server):
 - baseline: GET /api/v1/health (a light endpoint, same HTTP stack, no fleet work);
 - routed: POST /api/v1/check-in on a second server whose check-in goes through FastAPI's
-  routing as before collector/checkin_fast.py (the same answers, the old path);
+  routing as before collector/fast_path.py (the same answers, the old path);
 - check-in: POST /api/v1/check-in as an enrolled probe (credential check, rate bucket,
   body decode, location of the source address, answer).
 Prints RESULT lines: requests/s of each and the ratios; non-200 answers are counted and
@@ -46,10 +46,10 @@ PROCS, THREADS, PROBES = 2, 4, 200
 
 # the server with the check-in routed like any endpoint (the fast path passes it on)
 ROUTED = """import sys
-from netvigil.collector import checkin_fast
+from netvigil.collector import fast_path
 async def routed(self, scope, receive, send):
     await self.app(scope, receive, send)
-checkin_fast.CheckInFastPath.__call__ = routed
+fast_path.FastPath.__call__ = routed
 from netvigil.cli import main
 sys.exit(main(sys.argv[1:]))
 """

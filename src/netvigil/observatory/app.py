@@ -21,10 +21,9 @@ from fastapi.responses import JSONResponse, Response
 
 from netvigil import __version__
 from netvigil.collector import fleet_routes, quarantine_routes, routes
-from netvigil.collector.checkin_fast import CheckInFastPath
 from netvigil.collector.core import Collector, Settings
-from netvigil.collector.submit_fast import SubmitFastPath
 from netvigil.collector.connections import ConnectionGuard
+from netvigil.collector.fast_path import FastPath
 from netvigil.collector.intake import Rejected
 from netvigil.observatory.pump import AnalysisPump
 from netvigil.observatory.pump_process import ProcessPump
@@ -129,8 +128,9 @@ def create_app(data_dir: Path, **settings) -> FastAPI:
     )
     app.state.nv = nv
     app.add_exception_handler(Rejected, routes.rejected_handler)
-    app.add_middleware(CheckInFastPath)  # a fleet's commonest request skips the routing (issue #13)
-    app.add_middleware(SubmitFastPath)  # and its batches (each refused one too)
+    # a fleet's commonest requests skip the routing (issue #13): the same route functions and handlers
+    app.add_middleware(FastPath, path="/api/v1/check-in", route=fleet_routes.check_in)
+    app.add_middleware(FastPath, path="/api/v1/submit", route=routes.submit_batch)  # each refused batch too
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

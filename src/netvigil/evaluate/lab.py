@@ -21,10 +21,11 @@ from netvigil.analysis.verdicts.engine import verdict_stream
 from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.ooni import IngestReport, read_measurements
 from netvigil.model.times import epoch
+from netvigil.model.vocabulary import Circumvention, Technique, VerdictClass
 
 
 def klass(technique: str) -> str:
-    return technique.split(".")[0] if technique != "ok" else "ok"
+    return technique.split(".")[0] if technique != VerdictClass.OK else "ok"
 
 
 def read_labels(path: Path) -> list[dict]:
@@ -83,8 +84,8 @@ class LabResult:
                        f"{r['measured_bps']:.0f} bit/s ({100 * r['error']:+.1f}%)")
         circ = Binary()
         for c in self.circumvention:
-            if c["expected"] != "unknown":
-                circ.add(c["got"] == "works", c["expected"] == "works")
+            if c["expected"] != Circumvention.UNKNOWN:
+                circ.add(c["got"] == Circumvention.WORKS, c["expected"] == Circumvention.WORKS)
             out.append(f"  circumvention {c['asn']} {c['service']} from {c['start']}: {c['got']} (expected {c['expected']})")
         out.append(circ.line("circumvention works"))
         return out
@@ -112,7 +113,7 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
     by_key: dict[tuple, list[dict]] = defaultdict(list)
     vpn_blocked: dict[str, list[dict]] = defaultdict(list)
     for lab in labels:
-        if lab["technique"] == "vpn.blocked":
+        if lab["technique"] == Technique.VPN_BLOCKED:
             vpn_blocked[lab["asn"]].append(lab)
         else:
             by_key[(lab["asn"], lab.get("service"))].append(lab)
@@ -124,20 +125,20 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
     for v in verdicts:
         t = epoch(v.measurement_start_time)
         if v.path != "direct":
-            res.vpn.add(v.klass not in ("ok",), bool(active(vpn_blocked.get(v.probe_asn, []), t)))
+            res.vpn.add(v.klass not in (VerdictClass.OK,), bool(active(vpn_blocked.get(v.probe_asn, []), t)))
             continue
         if v.service is not None:
             rounds[(v.probe_asn, v.service, v.measurement_start_time)].append(v)
     for (asn, service, when), vs in sorted(rounds.items()):
         labs = active(by_key.get((asn, service), []), epoch(when))
         expected = sorted({lab["technique"] for lab in labs}) or ["ok"]
-        bad = Counter(v.technique or v.klass for v in vs if v.klass != "ok")
+        bad = Counter(v.technique or v.klass for v in vs if v.klass != VerdictClass.OK)
         got = bad.most_common(1)[0][0] if bad else "ok"
         primary = got if got in expected else expected[0]
         res.confusion.add(primary, got)
-        res.outage.add(klass(got) == "outage", klass(primary) == "outage")
+        res.outage.add(klass(got) == VerdictClass.OUTAGE, klass(primary) == VerdictClass.OUTAGE)
         if service != "control":
-            res.throttle_fp.add(klass(got) == "throttled", klass(primary) == "throttled")
+            res.throttle_fp.add(klass(got) == VerdictClass.THROTTLED, klass(primary) == VerdictClass.THROTTLED)
     incidents = build_incidents(verdicts, rules.incidents, rules.version)
     res.incidents = len(incidents)
     _onsets(res, labels, incidents, verdicts, cadence)
@@ -149,9 +150,9 @@ def _events(labels: list[dict]) -> list[dict]:
     (e.g. throttling that turned into resets); QUIC-only labels ride along with others."""
     by: dict[tuple, list[dict]] = defaultdict(list)
     for lab in labels:
-        if lab["technique"] == "vpn.blocked" or lab.get("service") in (None, "control"):
+        if lab["technique"] == Technique.VPN_BLOCKED or lab.get("service") in (None, "control"):
             continue
-        svc = "*" if lab["technique"] in ("outage", "outage.partial") else lab["service"]
+        svc = "*" if lab["technique"] in (Technique.OUTAGE, Technique.OUTAGE_PARTIAL) else lab["service"]
         by[(lab["country"], lab["asn"], svc)].append(lab)
     events = []
     for (cc, asn, svc), labs in by.items():
@@ -175,7 +176,7 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
     for ev in events:
         cc, asn, svc = ev["key"]
         start, end = ev["start"], ev["end"]
-        main = [lab for lab in ev["techniques"] if lab["technique"] != "quic.blocked"] or ev["techniques"]
+        main = [lab for lab in ev["techniques"] if lab["technique"] != Technique.QUIC_BLOCKED] or ev["techniques"]
         start = min((lab["start"] for lab in main), key=epoch)
         spans = [(i, n) for i in incidents if i.country == cc and i.service == svc for n in i.networks if n.asn == asn]
         overlapping = [(i, n) for i, n in spans if epoch(n.start) < epoch(end) and (n.end is None or epoch(n.end) > epoch(start))]
@@ -193,17 +194,17 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
                 # the incident reports the latest state: the VPN is blocked if a vpn.blocked label
                 # is in force at the span's last round, else it works where the ISP has a VPN path
                 last = n.end or last_seen.get(asn, end)
-                vpn_labs = [lab for lab in labels if lab["technique"] == "vpn.blocked" and lab["asn"] == asn]
+                vpn_labs = [lab for lab in labels if lab["technique"] == Technique.VPN_BLOCKED and lab["asn"] == asn]
                 at_last = [lab for lab in vpn_labs if epoch(lab["start"]) <= epoch(last) <= epoch(lab["end"])]
                 expected = "blocked" if at_last else ("works" if asn in res.vpn_isps else "unknown")
                 res.circumvention.append({"service": svc, "asn": asn, "start": start, "got": n.circumvention,
                                           "expected": expected})
         res.onsets.append(row)
         for lab in ev["techniques"]:
-            if lab["technique"] != "throttled.targeted" or not lab.get("rate_bps"):
+            if lab["technique"] != Technique.THROTTLED_TARGETED or not lab.get("rate_bps"):
                 continue
             rates = [v.rate_bps for v in verdicts if v.probe_asn == asn and v.service == svc and v.rate_bps
-                     and v.klass == "throttled" and epoch(lab["start"]) <= epoch(v.measurement_start_time) < epoch(lab["end"])]
+                     and v.klass == VerdictClass.THROTTLED and epoch(lab["start"]) <= epoch(v.measurement_start_time) < epoch(lab["end"])]
             if rates:
                 m = statistics.median(rates)
                 res.rates.append({"asn": asn, "service": svc, "configured_bps": float(lab["rate_bps"]), "measured_bps": m,

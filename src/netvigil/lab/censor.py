@@ -21,6 +21,7 @@ import msgspec
 from netvigil.lab.plan import IspNet, Plan
 from netvigil.lab.scenario import Isp, Policy, policy_domains
 from netvigil.lab.topology import ns_exec
+from netvigil.model.vocabulary import Technique
 
 LINE_RATE = "10gbit"
 BOGON_IP = "127.0.0.1"
@@ -45,7 +46,7 @@ class IspState(msgspec.Struct):
 
 
 def throttle_rates(isp: Isp) -> list[int]:
-    return sorted({p.rate_bps for p in isp.policies if p.technique == "throttled.targeted" and p.rate_bps})
+    return sorted({p.rate_bps for p in isp.policies if p.technique == Technique.THROTTLED_TARGETED and p.rate_bps})
 
 
 def setup_tc(net: IspNet, isp: Isp) -> None:
@@ -80,39 +81,39 @@ def render(net: IspNet, isp: Isp, policies: list[Policy], plan: Plan) -> tuple[s
         tech = p.technique
         domains = policy_domains(p)
         ips = [plan.domain_ip[d] for d in domains if d in plan.domain_ip]
-        if tech == "dns.nxdomain":
+        if tech == Technique.DNS_NXDOMAIN:
             dns.update({d: {"action": "nxdomain"} for d in domains})
-        elif tech == "dns.bogon":
+        elif tech == Technique.DNS_BOGON:
             dns.update({d: {"action": "bogon", "ip": BOGON_IP} for d in domains})
-        elif tech == "dns.blockpage":
+        elif tech == Technique.DNS_BLOCKPAGE:
             dns.update({d: {"action": "blockpage", "ip": net.blockpage} for d in domains})
-        elif tech == "dns.injected":
+        elif tech == Technique.DNS_INJECTED:
             dns.update({d: {"action": "inject", "ip": FORGED_IP, "delay": 0.05} for d in domains})
         elif tech in SNI_MARKS:
             sni.update({d: {"action": tech, "mark": SNI_MARKS[tech]} for d in domains})
-        elif tech == "tls.closed_after_hello":
+        elif tech == Technique.TLS_CLOSED_AFTER_HELLO:
             sni.update({d: {"action": "fin", "mark": 3} for d in domains})
-        elif tech == "throttled.targeted":
+        elif tech == Technique.THROTTLED_TARGETED:
             base = throttle_base(rates.index(p.rate_bps))
             sni.update({d: {"action": f"throttle {p.rate_bps}", "mark": base, "slots": SLOTS} for d in domains})
-        elif tech == "tcp.ip_blocked":
+        elif tech == Technique.TCP_IP_BLOCKED:
             for ip in ips:
                 if p.variant == "reject":
                     filt += [f"-A FORWARD -d {ip} -p tcp -j REJECT --reject-with tcp-reset",
                              f"-A FORWARD -d {ip} -j REJECT --reject-with icmp-port-unreachable"]
                 else:
                     filt.append(f"-A FORWARD -d {ip} -j DROP")
-        elif tech == "http.blockpage":
+        elif tech == Technique.HTTP_BLOCKPAGE:
             nat += [f"-A PREROUTING -p tcp -d {ip} --dport 80 -j DNAT --to-destination {net.blockpage}:80"
                     for ip in ips]
-        elif tech == "tls.mitm":
+        elif tech == Technique.TLS_MITM:
             nat += [f"-A PREROUTING -p tcp -d {ip} --dport 443 -j DNAT --to-destination {net.blockpage}:443"
                     for ip in ips]
-        elif tech == "quic.blocked":
+        elif tech == Technique.QUIC_BLOCKED:
             filt += [f"-A FORWARD -d {ip} -p udp --dport 443 -m length --length 1001: -j DROP" for ip in ips]
-        elif tech == "vpn.blocked":
+        elif tech == Technique.VPN_BLOCKED:
             filt.append("-A FORWARD -p udp --dport 1194 -j DROP")
-        elif tech == "outage.partial":
+        elif tech == Technique.OUTAGE_PARTIAL:
             filt.append(f"-A FORWARD -m statistic --mode random --probability {p.loss:.3f} -j DROP")
     if sni:
         mangle.append("-A PREROUTING -i d+ -p tcp --dport 443 -m mark --mark 0 -m length --length 53: "
@@ -142,7 +143,7 @@ def apply(net: IspNet, isp: Isp, t: datetime, plan: Plan, state: IspState, polic
         tmp.write_text(ptext)
         os.replace(tmp, policy_file)
         state.policy = ptext
-    general = [p for p in pols if p.technique == "throttled.general"]
+    general = [p for p in pols if p.technique == Technique.THROTTLED_GENERAL]
     rate = f"{general[0].rate_bps}bit" if general else LINE_RATE
     if rate != state.general_rate:
         devs = ["up0", "d0"] + (["d1"] if net.ns_vpn else [])
@@ -150,7 +151,7 @@ def apply(net: IspNet, isp: Isp, t: datetime, plan: Plan, state: IspState, polic
                 + ("" if general else " quantum 60000") for d in devs]
         ns_exec(net.ns_mb, "tc", "-batch", "-", input="\n".join(cmds) + "\n")
         state.general_rate = rate
-    up = not any(p.technique == "outage" for p in pols)
+    up = not any(p.technique == Technique.OUTAGE for p in pols)
     if up != state.uplink_up:
         # the transit side goes down: routes there vanish, the ISP's packets die on a dead link
         if up:

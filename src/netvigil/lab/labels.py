@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 
 from netvigil.lab.scenario import NETWORK_WIDE, TECHNIQUES, TIME_FMT, Scenario, policy_domains
+from netvigil.model.vocabulary import Technique
 
 
 class Label(msgspec.Struct, omit_defaults=True):
@@ -57,7 +58,7 @@ def build_labels(scenario: Scenario) -> list[Label]:
                 base = dict(scenario=scenario.name, country=isp.cc, asn=isp.asn, isp=isp.name,
                             technique=p.technique, label_class=TECHNIQUES[p.technique], start=start.strftime(TIME_FMT), end=end.strftime(TIME_FMT),
                             variant=p.variant, rate_bps=p.rate_bps, loss=p.loss)
-                if p.technique == "vpn.blocked":
+                if p.technique == Technique.VPN_BLOCKED:
                     out.append(Label(service="vpn", domain=None, path="vpn", **base))
                 elif p.technique in NETWORK_WIDE:
                     out += [Label(service=s, domain=d, **base) for s, d in measured_domains(scenario)]

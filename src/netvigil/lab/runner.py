@@ -34,6 +34,7 @@ from netvigil.lab.labels import write_labels
 from netvigil.lab.pki import service_certs
 from netvigil.lab.plan import DNS_IP, HELPER_IP, HELPER_PORT, Plan, geo_rows, make_plan
 from netvigil.lab.scenario import Scenario
+from netvigil.model.vocabulary import Technique
 
 Log = Callable[[str], None]
 
@@ -208,7 +209,7 @@ class Lab:
         for n in nets:
             self.procs.append(vpn.start_client(n, client, self.work))
         by_name = {i.name: i for i in self.scenario.isps}
-        open_nets = [n for n in nets if not any(p.technique == "vpn.blocked" and p.active(self.scenario.start)
+        open_nets = [n for n in nets if not any(p.technique == Technique.VPN_BLOCKED and p.active(self.scenario.start)
                                                for p in by_name[n.name].policies)]
         vpn.wait_up(open_nets)
 

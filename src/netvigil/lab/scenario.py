@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from netvigil.errors import ConfigError, UsageError
+from netvigil.model.vocabulary import Technique
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TIME_FMT = "%Y-%m-%d %H:%M:%S"
@@ -317,7 +318,7 @@ def _policy(rp: _RawPolicy, k: str, start, end, cat, err, where, text) -> Policy
         if w.end <= w.start:
             raise err(f"{k}.end", "window ends before it starts")
     variant = rp.variant
-    if rp.technique == "tcp.ip_blocked":
+    if rp.technique == Technique.TCP_IP_BLOCKED:
         variant = variant or "drop"
         if variant not in ("drop", "reject"):
             raise err(f"{k}.variant", f"{variant!r} is not drop or reject")
@@ -327,7 +328,7 @@ def _policy(rp: _RawPolicy, k: str, start, end, cat, err, where, text) -> Policy
             raise err(f"{k}.rate_kbit", f"{rp.technique} needs rate_kbit > 0")
         rate = int(rp.rate_kbit * 1000)
     loss = None
-    if rp.technique == "outage.partial":
+    if rp.technique == Technique.OUTAGE_PARTIAL:
         loss = rp.loss if rp.loss is not None else 0.3
         if not 0 < loss < 1:
             raise err(f"{k}.loss", "must be between 0 and 1")

@@ -1,4 +1,5 @@
-"""The verdict vocabulary, defined once (docs/design.md section 3): classes and techniques.
+"""The verdict vocabulary, defined once (docs/design.md section 3): classes, techniques,
+incident kinds and circumvention states.
 
 StrEnum members are their strings (`VerdictClass.TLS == "tls"`, same hash), so records keep
 plain strings on the wire and in the store, and sets of members test plain strings.
@@ -47,6 +48,21 @@ class Technique(StrEnum):
     VPN_BLOCKED = "vpn.blocked"
     OUTAGE = "outage"
     OUTAGE_PARTIAL = "outage.partial"
+
+
+class IncidentKind(StrEnum):
+    """What an incident is about (model/records.Incident.kind)."""
+
+    CENSORSHIP = "censorship"  # a service restricted on some networks
+    OUTAGE = "outage"  # the network itself down (its control targets fail too)
+
+
+class Circumvention(StrEnum):
+    """Whether a VPN gets through where a service is blocked (Incident.circumvention)."""
+
+    WORKS = "works"
+    BLOCKED = "blocked"
+    UNKNOWN = "unknown"  # no VPN measurement to tell
 
 
 CLASSES: tuple[str, ...] = tuple(c.value for c in VerdictClass)

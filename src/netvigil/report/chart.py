@@ -14,6 +14,7 @@ import altair as alt
 import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
+from netvigil.model.vocabulary import IncidentKind
 from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
 from netvigil.report.timeline import COLOURS, WORDS
@@ -57,7 +58,7 @@ def _rows_for(incident: Incident, rows: list[AggregateRow]) -> list[AggregateRow
     """The buckets behind the chart: the incident's service, or for an outage (service "*")
     the control targets of each network (every service folded when there are none)."""
     mine = [r for r in rows if r.country == incident.country]
-    if incident.kind != "outage" and incident.service not in ("*", ""):
+    if incident.kind != IncidentKind.OUTAGE and incident.service not in ("*", ""):
         return [r for r in mine if r.service == incident.service]
     if any(r.service == "control" for r in mine):  # connectivity itself: blocked services would blur it
         mine = [r for r in mine if r.service == "control"]
@@ -130,7 +131,7 @@ def incident_chart(incident: Incident, rows: list[AggregateRow],
     layers += [changes.mark_rule(color="#000", strokeDash=[1, 2], size=2).encode(x="time:T"),
                changes.mark_text(align="left", dx=3, dy=-14, fontSize=10, color="#000").encode(
                    x="time:T", y=alt.value(0), text="label:N")]
-    what = "control targets failing" if incident.kind == "outage" else "share of measurements blocked or slowed"
+    what = "control targets failing" if incident.kind == IncidentKind.OUTAGE else "share of measurements blocked or slowed"
     subtitle = [f"{what} per provider; onset {incident.start[11:16]} UTC"
                 + (f", end {incident.end[11:16]} UTC" if incident.end else ""),
                 "Source: netvigil observatory" + (f" \u00b7 {permalink}" if permalink else ""),
@@ -165,7 +166,7 @@ def render(chart: alt.TopLevelMixin, fmt: str) -> bytes:
 
 def chart_query(incident: Incident) -> dict:
     since, until, bucket = window(incident)
-    service = None if incident.kind == "outage" or incident.service in ("*", "") else incident.service
+    service = None if incident.kind == IncidentKind.OUTAGE or incident.service in ("*", "") else incident.service
     return {"country": incident.country, "service": service, "since": since, "until": until, "bucket": bucket}
 
 

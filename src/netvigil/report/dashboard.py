@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from netvigil.errors import AnalysisUnavailable, Rejected
 from netvigil.model import times
+from netvigil.model.vocabulary import IncidentKind
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
                                              quic_cells, status_grid, timelines, unavailable, unconfirmed_block,
@@ -327,7 +328,7 @@ async def incident_page(request: Request, incident_id: str):
         inc, facts = await told(nv.reads, inc)
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, "incident", unavailable(exc))
-    call = ("an outage (the network itself fails, control targets too)" if inc.kind == "outage"
+    call = ("an outage (the network itself fails, control targets too)" if inc.kind == IncidentKind.OUTAGE
             else "censorship (service-specific failures while control targets work)")
     title = incident_title(inc) if inc.confirmed else f"Unconfirmed: {incident_title(inc)}"
     iid = escape(inc.id)

@@ -9,7 +9,7 @@ from html import escape
 from fastapi import Request
 
 from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
-from netvigil.model.vocabulary import FAILING  # noqa: F401  (dashboard.py imports it from here)
+from netvigil.model.vocabulary import FAILING, IncidentKind, Technique, VerdictClass
 from netvigil.report.enrich import QUIC_RULE
 from netvigil.report.text import Facts, incident_text, incident_title, network_label, plural, service_name, \
     technique_label
@@ -22,7 +22,7 @@ def unavailable(exc: Exception) -> str:
 
 
 def cell_class(row: StatusRow) -> str:
-    return row.klass if row.klass in FAILING or row.klass in ("ok", "unknown") else "unknown"
+    return row.klass if row.klass in FAILING or row.klass in (VerdictClass.OK, VerdictClass.UNKNOWN) else "unknown"
 
 
 def net_label(asn: str, name: str | None) -> str:
@@ -37,7 +37,7 @@ def quic_cells(verdicts: list[Verdict]) -> set[tuple[str, str]]:
         key = (v.service or "", v.probe_asn)
         if v.path == "direct" and (key not in latest or v.measurement_start_time > latest[key].measurement_start_time):
             latest[key] = v
-    return {k for k, v in latest.items() if QUIC_RULE in v.rule_ids or v.technique == "quic.blocked"}
+    return {k for k, v in latest.items() if QUIC_RULE in v.rule_ids or v.technique == Technique.QUIC_BLOCKED}
 
 
 def status_grid(rows: list[StatusRow], cc: str, quic: set[tuple[str, str]] | None = None) -> str:
@@ -61,7 +61,7 @@ def status_grid(rows: list[StatusRow], cc: str, quic: set[tuple[str, str]] | Non
                 tds.append("<td class='cell none'>&ndash;</td>")
                 continue
             label = technique_label(r.technique) or r.klass
-            also = (svc, asn) in quic and r.technique != "quic.blocked"
+            also = (svc, asn) in quic and r.technique != Technique.QUIC_BLOCKED
             tip = (f"{r.klass} {r.technique or ''}{' + QUIC blocked' if also else ''} since {r.since or '?'}; "
                    f"last {r.last_measurement or '?'}")
             inner = escape(label) + ("<small class=quic>+ QUIC blocked</small>" if also else "")
@@ -201,13 +201,13 @@ def timelines(aggs: list[AggregateRow], incidents: list[Incident], since: dateti
     with the legend of the classes drawn."""
     if not aggs:
         return "<p class=muted>No measurements in this window.</p>"
-    classes = sorted({dominant(a) for a in aggs}, key=lambda c: (c != "ok", c))
+    classes = sorted({dominant(a) for a in aggs}, key=lambda c: (c != VerdictClass.OK, c))
     if by == "service":
         return legend(classes) + timeline_svg("*", aggs, incidents, since, until, bucket, names, by="service",
                                               title=title)
     out = [legend(classes)]
     for svc in sorted({a.service for a in aggs}, key=lambda s: (s == "control", s)):
         out.append(timeline_svg(svc, [a for a in aggs if a.service == svc],
-                                [i for i in incidents if i.service == svc or i.kind == "outage"],
+                                [i for i in incidents if i.service == svc or i.kind == IncidentKind.OUTAGE],
                                 since, until, bucket, names))
     return "".join(out)

@@ -14,6 +14,7 @@ import statistics
 from datetime import datetime, timedelta, timezone
 
 from netvigil.model.records import AggregateRow, Incident, Verdict
+from netvigil.model.vocabulary import IncidentKind
 from netvigil.report.repository import LocalRepository, ReadRepository
 from netvigil.report.text import Facts, stale_after_minutes
 
@@ -125,7 +126,7 @@ async def _told(reads: ReadRepository, incident: Incident, latest: str) -> tuple
     as_of, stale = freshness(latest)
     facts = Facts(as_of=as_of, stale=stale)
     try:
-        if incident.kind == "censorship":
+        if incident.kind == IncidentKind.CENSORSHIP:
             verdicts = await reads.verdicts(**verdict_query(incident))
             incident = with_rates(incident, verdicts)
             facts.quic = quic_blocked(incident, verdicts)

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from netvigil.model.records import Incident, NetworkSpan
+from netvigil.model.vocabulary import Circumvention, IncidentKind
 
 WORDS = Path(__file__).with_name("words.toml")
 
@@ -243,7 +244,7 @@ def incident_text(incident: Incident, facts: Facts | None = None) -> str:
     facts = facts or Facts()
     live = not facts.stale
     where = f"{_providers(incident)} in {country_name(incident.country)}"
-    if incident.kind == "outage":
+    if incident.kind == IncidentKind.OUTAGE:
         return _outage(incident, facts, where, live)
     svc = service_name(incident.service)
     techs = incident_techniques(incident)
@@ -262,10 +263,10 @@ def incident_text(incident: Incident, facts: Facts | None = None) -> str:
     if techs and not throttled:
         parts.append(_per_provider(incident))
     parts += [_main_change(incident), _quic(incident, facts)]
-    if incident.circumvention == "works":
+    if incident.circumvention == Circumvention.WORKS:
         parts.append("Circumvention is currently possible using VPN services." if ongoing and live
                      else "Circumvention was possible using VPN services.")
-    elif incident.circumvention == "blocked":
+    elif incident.circumvention == Circumvention.BLOCKED:
         parts.append("VPN services are also restricted, limiting circumvention.")
     parts.append(_evidence(incident))
     return " ".join(p for p in parts if p)
@@ -273,7 +274,7 @@ def incident_text(incident: Incident, facts: Facts | None = None) -> str:
 
 def incident_title(incident: Incident) -> str:
     svc = service_name(incident.service)
-    if incident.kind == "outage":
+    if incident.kind == IncidentKind.OUTAGE:
         asns = {n.asn for n in incident.networks}
         where = f" on {network_label(incident.networks[0])}" if len(asns) == 1 else ""
         return f"Network outage{where} in {country_name(incident.country)}, {day(incident.start)}"

@@ -14,6 +14,7 @@ from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
 from netvigil.model.times import bucket_seconds
+from netvigil.model.vocabulary import IncidentKind, VerdictClass
 from netvigil.report.text import service_name, technique_label
 
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -35,7 +36,7 @@ def bucket_delta(bucket: str) -> timedelta:
 def dominant(row: AggregateRow) -> str:
     if row.total <= 0:
         return "unknown"
-    failing = {k: v for k, v in row.counts.items() if k not in ("ok", "unknown") and v > 0}
+    failing = {k: v for k, v in row.counts.items() if k not in (VerdictClass.OK, VerdictClass.UNKNOWN) and v > 0}
     bad = sum(failing.values())
     if bad * 2 >= row.total and failing:
         return max(failing, key=failing.get)
@@ -132,7 +133,7 @@ def _marks(incidents: list[Incident], asns: list[str] | None, since: datetime, u
     out = []
     changes: dict[str, str] = {}
     for inc in incidents:
-        outage = inc.kind == "outage"
+        outage = inc.kind == IncidentKind.OUTAGE
         if outage and asns is not None and not {n.asn for n in inc.networks} & set(asns):
             continue
         for kind, label, at in (("onset", "outage" if outage else "onset", inc.start),

@@ -19,6 +19,7 @@ from netvigil.analysis.incidents.changes import Span
 from netvigil.analysis.outages.decision import network_call
 from netvigil.model import times
 from netvigil.model.records import Verdict
+from netvigil.model.vocabulary import IncidentKind, VerdictClass
 
 if TYPE_CHECKING:
     from netvigil.analysis.outages.signal_rules import OutageRules
@@ -89,8 +90,8 @@ def network_calls(verdicts: Iterable[Verdict], params: dict[str, float], step: i
     calls = []
     for (cc, asn), bs in sorted(buckets.items()):
         mine = sorted(by_net.get((cc, asn), []), key=lambda s: (s.start, s.service))
-        outages = [s for s in mine if s.kind == "outage"]
-        censored = [s for s in mine if s.kind == "censorship"]
+        outages = [s for s in mine if s.kind == IncidentKind.OUTAGE]
+        censored = [s for s in mine if s.kind == IncidentKind.CENSORSHIP]
         first = min(bs)
         out_at = sorted({b for s in outages for b in _covered(s, step, first, last)})
         cens_at = sorted({b for s in censored for b in _covered(s, step, first, last)} - set(out_at))
@@ -98,7 +99,7 @@ def network_calls(verdicts: Iterable[Verdict], params: dict[str, float], step: i
         for s in outages:
             when = f"from {s.start}" + (f" to {s.end}" if s.end else " (ongoing)")
             if s.verdicts:
-                ids = sorted({r for v in s.verdicts if v.klass == "outage" for r in v.rule_ids if r.startswith("context.")})
+                ids = sorted({r for v in s.verdicts if v.klass == VerdictClass.OUTAGE for r in v.rule_ids if r.startswith("context.")})
                 reasons.append(f"outage {when}: the control targets failed too [{', '.join(ids)}]")
                 rule_ids.update(ids)
             else:

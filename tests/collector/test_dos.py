@@ -348,7 +348,7 @@ def test_a_report_idle_past_its_time_takes_no_more_measurements(tmp_path):
 
 def test_content_length_is_checked_before_the_body():
     from netvigil.collector.intake import Rejected
-    from netvigil.collector.quota import declared_length
+    from netvigil.web.request import declared_length
 
     assert declared_length({"content-length": " 12 "}, 100) == 12 and declared_length({}, 100) is None
     for value, status in (("9" * 5000, 413), ("101", 413), ("1e3", 400), ("١٢", 400), ("-1", 400)):

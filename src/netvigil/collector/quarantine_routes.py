@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from netvigil.collector.quarantine import as_dict, read_line
-from netvigil.collector.routes import require_admin
+from netvigil.web.request import require_admin
 
 router = APIRouter()
 

@@ -98,22 +98,6 @@ class Inflight:
             self._count.pop(key, None)
 
 
-def declared_length(headers, limit: int, what: str = "request body") -> int | None:
-    """Content-Length checked against `limit` before reading: 413 names the limit."""
-    declared = headers.get("content-length")
-    if declared is None:
-        return None
-    text = declared.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise Rejected(f"Content-Length header {declared[:40]!r} is not a number", 400)
-    if len(text) > 18:  # int() of thousands of digits is slow (and refused past 4,300)
-        raise Rejected(f"{what} of {text[:18]}... bytes is over the limit of {limit} bytes", 413)
-    n = int(text)
-    if n > limit:
-        raise Rejected(f"{what} of {n} bytes is over the limit of {limit} bytes", 413)
-    return n
-
-
 def charge(limiter: RateLimiter, key: str, cost: float, what: str) -> None:
     """Take `cost` tokens from KEY's bucket or raise: 413 if it can never pass, 429 with Retry-After if later."""
     if cost > limiter.burst:

@@ -14,43 +14,20 @@ read (collector/quota.py); a 429 carries Retry-After.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 
 from netvigil import __version__
 from netvigil.collector.intake import REPORT_ID_RE, Rejected
-from netvigil.collector.quota import Busy, admit, charge, declared_length, over_burst
+from netvigil.collector.quota import Busy, admit, charge, over_burst
+from netvigil.web.request import bearer, read_body, token_in
 
 router = APIRouter()
 
 BACKEND_VERSION = f"netvigil-{__version__}"
-
-
-def bearer(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return request.headers.get("x-netvigil-token") or None
-
-
-def token_in(token: str | None, allowed) -> bool:
-    return bool(token) and any(hmac.compare_digest(token, t) for t in allowed)
-
-
-def require_admin(request: Request) -> None:
-    admin = request.app.state.nv.settings.admin_token
-    if not admin:
-        raise Rejected("admin endpoints are disabled (start the server with an admin token)", 403)
-    token = bearer(request)
-    if not token:
-        raise Rejected("admin endpoint: missing token (send 'Authorization: Bearer TOKEN')", 401)
-    if not hmac.compare_digest(token, admin):
-        raise Rejected("admin endpoint: invalid token", 403)
 
 
 def client_address(request: Request) -> str:
@@ -95,24 +72,6 @@ def check_lag(request: Request, key: str | None) -> None:
         nv.collector.stats["deferred"] = nv.collector.stats.get("deferred", 0) + 1
         raise Busy(f"the analysis is {lag:.1f} s behind (at most {limit:g} s): submit later, "
                    "nothing is stored from this request", min(30.0, lag))
-
-
-async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
-    """The body, refused with a 413 naming LIMIT as soon as it is known to be over it."""
-    declared_length(request.headers, limit, what)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Rejected(f"{what} is over the limit of {limit} bytes", 413)
-            if chunk:
-                chunks.append(chunk)
-    except ClientDisconnect:
-        raise Rejected(f"{what}: the client went away before sending all of it", 400) from None
-    # one copy (a bytearray grown chunk by chunk, then copied to bytes, cost two of a 1 MB batch)
-    return bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
 
 
 # blank space a line may start with, blank lines included (bytes.strip()'s whitespace)

@@ -19,7 +19,6 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from netvigil.collector.routes import read_body, require_admin
 from netvigil.errors import Rejected
 from netvigil.model.records import Incident
 from netvigil.report.enrich import latest_time, told
@@ -29,6 +28,7 @@ from netvigil.report.params import (ID_RE, PATH_VALUES, bool_param, check_format
                                     norm_time, page_params)
 from netvigil.report.read_http import CORS, ReadRoute, permalink_of, warm_charts
 from netvigil.report.repository import ReadRepository
+from netvigil.web.request import read_body, require_admin
 
 router = APIRouter(prefix="/api/v1", route_class=ReadRoute, lifespan=warm_charts)
 

@@ -8,6 +8,7 @@ halve what the collector's group commit buys): a process crash loses nothing wri
 machine crash may lose the last lines. A measurement with no line here (that, or data from
 before this file existed) counts as one anonymous voice: losing a line never adds a voice.
 The analysis counts these voices before it publishes anything (analysis/incidents/quorum.py).
+The record itself (`Provenance`) is model/provenance.py's, which both sides share.
 """
 
 from __future__ import annotations
@@ -18,19 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-MAX_LINE = 4096  # a longer line in the file is damage: skipped when read
-
-
-class Provenance(msgspec.Struct):
-    uid: str
-    network: str  # /24 or /64 of the submitting address, "unknown" when there was none
-    probe_id: str | None = None  # None: an anonymous (legacy) client, or a trusted-token client
-    claim: str = "unknown"  # probes.ClaimCheck: match | mismatch | unknown
-    located: str = ""  # what the IP-to-ASN table said (e.g. "AS3320/DE"), or why it said nothing
-    # sent with the operator's probe token (--probe-token-file): a trusted voice on its own
-    # (an enrolled probe's trust is the registry's, read when it is counted: analysis/incidents/quorum.py)
-    trusted: bool = False
-
+from netvigil.model.provenance import MAX_LINE, Provenance
 
 _decoder = msgspec.json.Decoder(Provenance)
 _encoder = msgspec.json.Encoder()

@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from netvigil.analysis.incidents.window import MAX_UIDS
-from netvigil.collector.provenance import MAX_LINE, Provenance
+from netvigil.model.provenance import MAX_LINE, Provenance
 from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
 
 DEFAULT_QUORUM = 2

@@ -132,3 +132,21 @@ def test_the_documented_map_is_the_code():
     wrong = {p: {"doc": sorted(documented.get(p, set())), "code": sorted(actual.get(p, set()))}
              for p in sorted(set(documented) | set(actual)) if documented.get(p) != actual.get(p)}
     assert not wrong, f"docs/architecture.md's package table differs from the imports: {wrong}"
+
+
+# (importer, imported): the analysis and the read side take nothing from the intake; the
+# probe and the agent talk to the collector over HTTP only (their shared types are model/'s)
+FORBIDDEN = {
+    ("analysis", "collector"): "the provenance record is model/provenance.py's",
+    ("report", "collector"): "the request helpers (read_body, require_admin) are web/request.py's",
+    ("probe", "collector"): "the submitting client lives with the probe",
+    ("agent", "collector"): "the check-in protocol is model/checkin.py's",
+}
+
+
+def test_no_back_import_into_the_collector():
+    graph = package_graph()
+    found = {f"{a} -> {b} ({', '.join(sorted(graph[a][b]))}): {why}"
+             for (a, b), why in FORBIDDEN.items() if b in graph.get(a, {})}
+    assert not found, "imports the architecture forbids:\n" + "\n".join(sorted(found))
+    assert {"analysis", "report", "probe", "agent", "collector"} <= set(graph)  # the names are real packages

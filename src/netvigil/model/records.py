@@ -48,7 +48,7 @@ class NetworkSpan(msgspec.Struct):
     end: str | None = None
     network_name: str | None = None
     techniques: list[dict] = []  # how it changed: [{"technique", "start", "end"}]
-    circumvention: str = "unknown"  # works | blocked | unknown, on this network
+    circumvention: str = "unknown"  # a Circumvention (works | blocked | unknown), on this network
 
 
 class Evidence(msgspec.Struct):
@@ -75,11 +75,11 @@ class Incident(msgspec.Struct):
     id: str
     country: str
     service: str
-    kind: str  # censorship | outage
+    kind: str  # an IncidentKind (model/vocabulary.py): censorship | outage
     start: str
     end: str | None
     networks: list[NetworkSpan]
-    circumvention: str = "unknown"  # works | blocked | unknown
+    circumvention: str = "unknown"  # a Circumvention: works | blocked | unknown
     evidence: Evidence | None = None
     techniques: list[str] = []
     summary: str | None = None

@@ -25,6 +25,7 @@ alternating, ROUNDS times: the ratio old/new is the CPU saved. Loopback only: no
 
     .venv/bin/python benchmarks/bench_intake_cpu.py                  # work tree against BEFORE
     .venv/bin/python benchmarks/bench_intake_cpu.py --against HEAD --rounds 5   # an uncommitted change
+    .venv/bin/python benchmarks/bench_intake_cpu.py --paths judge --against 846ffea   # the worker alone
 
 Measured 2026-12-06 (2 cores shared, load average 1.3-1.5), against BEFORE, 2,000 measurements
 of 17.9 KB, the trees in turn batch by batch: web 241 -> 202 and 218 -> 182 us (1.19x both
@@ -192,7 +193,7 @@ class _Child:
     """One tree's paths in this process (whatever `netvigil` is first on sys.path), a batch per
     call: the parent alternates the trees batch by batch, so a busy machine's load falls on both."""
 
-    def __init__(self, n: int, tmp: Path):
+    def __init__(self, n: int, tmp: Path, served: bool = True):
         from netvigil.collector.fleet import FleetSettings
         from netvigil.observatory.app import create_app
 
@@ -209,9 +210,10 @@ class _Child:
         if status != 200:
             raise SystemExit(f"enrolment: HTTP {status} {data[:200]!r}")
         self.auth = {"authorization": json.loads(data)["authorization"], "content-type": "application/x-ndjson"}
-        (tmp / "served").mkdir()
-        other = _lines(n, ago=7200)  # not the web path's measurements: each is stored once
-        self.served = _Served(tmp / "served", [b"\n".join(other[i:i + BATCH]) + b"\n" for i in range(0, n, BATCH)])
+        if served:  # (not when only the judge worker is measured: no server to start)
+            (tmp / "served").mkdir()
+            other = _lines(n, ago=7200)  # not the web path's measurements: each is stored once
+            self.served = _Served(tmp / "served", [b"\n".join(other[i:i + BATCH]) + b"\n" for i in range(0, n, BATCH)])
 
     def http(self, i: int) -> float:
         """The server's CPU seconds to take batch I over a socket (HTTP parsing included)."""
@@ -271,11 +273,11 @@ class _Child:
         return time.process_time() - t
 
 
-def child(n: int) -> None:
+def child(n: int, served: bool = True) -> None:
     """Answers the parent's commands ("web I", "http I", "refused I", "log", "judge K", "decode K")
     with CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
-        c = _Child(n, Path(tmp))
+        c = _Child(n, Path(tmp), served)
         print("ready", flush=True)
         for command in sys.stdin:
             what, _, arg = command.strip().partition(" ")
@@ -303,9 +305,10 @@ def _tree(rev: str, into: Path) -> Path:
 class _Tree:
     """A child process measuring one source tree."""
 
-    def __init__(self, src: Path, n: int):
+    def __init__(self, src: Path, n: int, paths: tuple[str, ...] = PATHS):
         self.src = src
-        self.proc = subprocess.Popen([sys.executable, __file__, "--child", "--n", str(n)], cwd=REPO,
+        self.proc = subprocess.Popen([sys.executable, __file__, "--child", "--n", str(n), "--paths", ",".join(paths)],
+                                     cwd=REPO,
                                      env={**os.environ, "PYTHONPATH": str(src)}, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.ask("")  # "ready"
@@ -325,15 +328,18 @@ class _Tree:
         self.proc.wait(timeout=60)
 
 
-def _measure(trees: dict[str, Path], n: int) -> dict[str, dict[str, float]]:
+def _measure(trees: dict[str, Path], n: int, paths: tuple[str, ...] = PATHS) -> dict[str, dict[str, float]]:
     """µs of CPU per measurement by tree and path; batch by batch, the trees in turn (each
-    batch's first tree alternating), the first batch of each path a warm-up."""
-    procs = {name: _Tree(src, n) for name, src in trees.items()}
+    batch's first tree alternating), the first batch of each path a warm-up. The web path
+    always runs (it writes the log the judge worker reads), measured or not."""
+    procs = {name: _Tree(src, n, paths) for name, src in trees.items()}
     total: dict[str, dict[str, float]] = {name: dict.fromkeys(PATHS + ("decode",), 0.0) for name in trees}
     order = list(procs)
     batches = n // BATCH
     try:
         for what in ("web", "http", "refused", "log", "judge", "decode"):
+            if what not in paths + ("web", "log", "decode"):
+                continue
             if what == "log":
                 for name, t in procs.items():
                     total[name]["bytes"] = t.ask("log")
@@ -359,25 +365,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", default=BEFORE, metavar="REV",
                     help=f"the old code: a git revision whose src/ is measured too (default {BEFORE}, before "
                          "issue #13's intake work; HEAD for an uncommitted change; '' for none)")
+    ap.add_argument("--paths", default=",".join(PATHS), metavar="P,P",
+                    help=f"what to measure, of {','.join(PATHS)} (default all; 'judge' alone starts no server)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.n < 2 * BATCH or args.rounds < 1:
         ap.error(f"--n must be at least {2 * BATCH} and --rounds at least 1")
+    paths = tuple(p for p in PATHS if p in args.paths.split(","))
+    if not paths or set(args.paths.split(",")) - set(PATHS):
+        ap.error(f"--paths takes some of {','.join(PATHS)}, comma-separated: got {args.paths!r}")
     if args.child:
         sys.path.insert(0, os.environ.get("PYTHONPATH", str(REPO / "src")))
-        child(args.n)
+        child(args.n, served=bool({"http", "refused"} & set(paths)))
         return 0
     trees = {"new": REPO / "src"}
     with tempfile.TemporaryDirectory() as tmp:
         if args.against:
             trees["old"] = _tree(args.against, Path(tmp))
-        runs = [_measure(trees, args.n) for _ in range(args.rounds)]
+        runs = [_measure(trees, args.n, paths) for _ in range(args.rounds)]
     # per tree and path: the least of the rounds (CPU time on a shared machine only grows with load)
     med = {name: {k: min(r[name][k] for r in runs) for k in runs[0][name]} for name in trees}
     new = med["new"]
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; {args.n} measurements of "
           f"{new['bytes'] / 1000:.1f} KB, the trees in turn batch by batch, least of {args.rounds} rounds")
-    for what in PATHS:
+    for what in paths:
         line = (f"RESULT intake_cpu_{what}={new[what]:.0f} us/measurement "
                 f"({new[what] / new['decode']:.2f}x a JSON decode of the line, {new['decode']:.0f} us)")
         if "old" in med:

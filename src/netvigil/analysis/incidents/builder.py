@@ -19,6 +19,7 @@ from netvigil.analysis.outages.spans import _times_by_network, per_network, sile
 from netvigil.analysis.outages.spans import merge_in_time as _merge
 from netvigil.model import times
 from netvigil.model.records import Evidence, Incident, NetworkSpan, Verdict
+from netvigil.model.vocabulary import Circumvention, IncidentKind, VerdictClass
 
 if TYPE_CHECKING:
     from netvigil.analysis.outages.signal_rules import OutageRules
@@ -62,7 +63,7 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],
             found = hit.spans
         else:  # (unchanged rounds of the series come from `memo`)
             # control targets only ever tell of outages; they are never "censored" services
-            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == "outage"]
+            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == IncidentKind.OUTAGE]
         fresh_cache[key] = _SeriesSpans(vs, found, memo)
         spans.extend(found)
     if cache is not None:
@@ -79,7 +80,7 @@ def _circumvention(span: Span, circ: dict) -> str:
         return "unknown"
     latest = max(v.measurement_start_time for v in inside)
     last_round = [v for v in inside if v.measurement_start_time == latest]
-    return "works" if any(v.klass == "ok" for v in last_round) else "blocked"
+    return "works" if any(v.klass == VerdictClass.OK for v in last_round) else "blocked"
 
 
 def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict | None = None,
@@ -92,8 +93,8 @@ def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict
     spans, circ = spans_from_verdicts(verdicts, params, series_cache)
     spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None, end,
                            outage_rules)
-    outages = per_network([s for s in spans if s.kind == "outage"], params["merge_gap_seconds"])
-    return [s for s in spans if s.kind == "censorship"] + outages, circ
+    outages = per_network([s for s in spans if s.kind == IncidentKind.OUTAGE], params["merge_gap_seconds"])
+    return [s for s in spans if s.kind == IncidentKind.CENSORSHIP] + outages, circ
 
 
 def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str,
@@ -168,14 +169,14 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
             networks.append(NetworkSpan(
                 asn=asn, technique=s.technique, start=s.start, end=s.end, network_name=s.network_name,
                 techniques=[{"technique": g["technique"], "start": g["start"], "end": g["end"]} for g in s.segments],
-                circumvention=_circumvention(s, circ) if kind == "censorship" else "unknown",
+                circumvention=_circumvention(s, circ) if kind == IncidentKind.CENSORSHIP else "unknown",
             ))
     verdicts = [v for s in group for v in s.verdicts]
     uids = sorted({v.measurement_uid for v in verdicts})
     vantages = {(v.probe_asn, v.probe_network_name) for v in verdicts}
-    if kind == "censorship":
+    if kind == IncidentKind.CENSORSHIP:
         states = [n.circumvention for n in networks]
-        circumvention = "works" if "works" in states else ("blocked" if "blocked" in states else "unknown")
+        circumvention = "works" if Circumvention.WORKS in states else ("blocked" if Circumvention.BLOCKED in states else "unknown")
     else:
         circumvention = "unknown"
     techniques = sorted({t["technique"] for n in networks for t in n.techniques})

@@ -30,6 +30,7 @@ import msgspec
 from netvigil.analysis.incidents.window import MAX_UIDS
 from netvigil.model.provenance import MAX_LINE, Provenance
 from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
+from netvigil.model.vocabulary import IncidentKind, VerdictClass
 
 DEFAULT_QUORUM = 2
 UNKNOWN = "unknown"
@@ -322,10 +323,10 @@ def supporting(inc: Incident, verdicts: Iterable[Verdict]) -> list[str]:
     """uids of the verdicts that make the incident's claim: not ok, on its networks and service,
     inside its time."""
     asns = {n.asn for n in inc.networks}
-    whole = inc.kind == "outage" or inc.service == "*"
+    whole = inc.kind == IncidentKind.OUTAGE or inc.service == "*"
     end = inc.end or "9999"
     return [v.measurement_uid for v in verdicts
-            if v.klass != "ok" and v.probe_asn in asns and (whole or v.service == inc.service)
+            if v.klass != VerdictClass.OK and v.probe_asn in asns and (whole or v.service == inc.service)
             and inc.start <= v.measurement_start_time[:19].replace("T", " ") <= end]
 
 

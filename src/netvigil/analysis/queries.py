@@ -8,6 +8,7 @@ import msgspec
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
+from netvigil.model.vocabulary import IncidentKind
 from netvigil.store.engine import sql_str
 
 
@@ -132,7 +133,7 @@ def incident_spans(ongoing: list[Incident]) -> Spans:
     incident, or of an outage of the whole network ("*")."""
     span_of: Spans = {}
     for inc in ongoing:
-        whole_network = inc.kind == "outage" or inc.service == "*"
+        whole_network = inc.kind == IncidentKind.OUTAGE or inc.service == "*"
         for n in inc.networks:
             if n.end is None:
                 key = (inc.country, n.asn, "*" if whole_network else inc.service)

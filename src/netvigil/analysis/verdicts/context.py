@@ -32,6 +32,7 @@ from netvigil.analysis.rules import RuleSet
 from netvigil.analysis.verdicts.throughput import floor_of
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
+from netvigil.model.vocabulary import Technique, VerdictClass
 
 # the SNI-keyed helper test compared this service's flows with control flows of the same
 # measurement and found no difference (analysis/verdicts/throughput.py): a comparison with another
@@ -161,10 +162,10 @@ class RoundContext:
         if combine(eps, self.rules) != replace(f, endpoints=tuple(eps), stale=(), rule_ids=_own_rules(f)):
             return None
         kept = [Endpoint(e.domain, None if e.finding is not None and e.finding.klass in broken else e.finding,
-                         None if "quic" in broken else e.quic_finding, e.tried, e.quic_tried, e.inconsistent, e.sample_rates)
+                         None if VerdictClass.QUIC in broken else e.quic_finding, e.tried, e.quic_tried, e.inconsistent, e.sample_rates)
                 for e in eps]
         found = combine(kept, self.rules)
-        if found.klass in ("ok", "unknown"):
+        if found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN):
             return None
         return replace(found, rule_ids=found.rule_ids + [f"context.{k}_fails_for_controls_too" for k in sorted(broken)],
                        endpoints=f.endpoints, stale=f.stale)
@@ -245,7 +246,7 @@ class RoundContext:
         """A control's rate (or, from flows too short to time, its lower bound) as the
         reference of other networks measured within the same window (real probes never
         share a start time)."""
-        rate = _reference_rate(f) if service == "control" and f.klass == "ok" else None
+        rate = _reference_rate(f) if service == "control" and f.klass == VerdictClass.OK else None
         if not rate or rate != rate:  # none, or NaN (not a rate: it would unsort the slot)
             return
         slot = self._window(m)
@@ -259,11 +260,11 @@ class RoundContext:
         controls = [it.finding for it in items if it.service == "control"]
         # the controls failing the same way (e.g. QUIC, or cleartext HTTP, for everyone) says the
         # protocol is unusable on this network, not that a service is targeted
-        ctl_broken = {c.klass for c in controls if c.klass not in ("ok", "throttled", "outage", "unknown")}
+        ctl_broken = {c.klass for c in controls if c.klass not in (VerdictClass.OK, VerdictClass.THROTTLED, VerdictClass.OUTAGE, VerdictClass.UNKNOWN)}
         # an outage or not: the one decision (analysis/outages/decision.py)
         ctl_failed = controls_failed(controls, th["outage_control_share"])
         outage_tech = outage_technique(controls) if ctl_failed else "outage"
-        ctl_rates = [c.rate_bps for c in controls if c.klass not in ("outage", "unknown") and c.rate_bps]
+        ctl_rates = [c.rate_bps for c in controls if c.klass not in (VerdictClass.OUTAGE, VerdictClass.UNKNOWN) and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline, basis = self._baseline(network, self._window(items[0].measurement) if items else None)
         general = (ctl_rate is not None and baseline is not None and ctl_rate < th["general_slow_ratio"] * baseline
@@ -276,14 +277,14 @@ class RoundContext:
             general = False
         out: list[Item] = []
         for m, f, service, uid in items:
-            if f.technique == "tls.mitm":
+            if f.technique == Technique.TLS_MITM:
                 f = self._redirected(m, f)
             if service != "control" and f.klass in ctl_broken and not ctl_failed:
                 f = self._excused(f, ctl_broken) or Finding(
                     "ok", None, conf["ok"] * fac["ok_when_controls_fail_alike"], rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
                     domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates, endpoints=f.endpoints, stale=f.stale)
             if service == "control":
-                if f.klass not in ("ok", "throttled") and ctl_failed:
+                if f.klass not in (VerdictClass.OK, VerdictClass.THROTTLED) and ctl_failed:
                     tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
                     f = Finding("outage", tech, conf["outage"] * fac["outage_control_target"], rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
                 elif general:
@@ -291,12 +292,12 @@ class RoundContext:
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
                 out.append(Item(m, f, service, uid))
                 continue
-            if ctl_failed and f.klass not in ("ok", "unknown"):
+            if ctl_failed and f.klass not in (VerdictClass.OK, VerdictClass.UNKNOWN):
                 f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
-            elif f.rate_bps is not None and ctl_rate and f.klass not in ("dns", "tcp", "outage", "unknown"):
+            elif f.rate_bps is not None and ctl_rate and f.klass not in (VerdictClass.DNS, VerdictClass.TCP, VerdictClass.OUTAGE, VerdictClass.UNKNOWN):
                 # the sample arrived: slowness is what users feel, other failures stay secondary
-                was = ([f"secondary:{f.technique}"] if f.technique and f.klass != "throttled" else
-                       [r for r in f.rule_ids if f.klass == "throttled"])
+                was = ([f"secondary:{f.technique}"] if f.technique and f.klass != VerdictClass.THROTTLED else
+                       [r for r in f.rule_ids if f.klass == VerdictClass.THROTTLED])
                 # a shaper caps each flow: the fastest of the slow samples is its ceiling
                 # (slower ones shared a slot with another flow of the same round)
                 slow = [r for r in f.sample_rates if r < th["throttle_ratio"] * ctl_rate and r < th["throttle_abs_bps"]]
@@ -312,7 +313,7 @@ class RoundContext:
                     f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps,
                                 baseline_ratio=f.rate_bps / baseline if baseline else ratio)
-            elif f.technique == "throttled.targeted" and ctl_failed:
+            elif f.technique == Technique.THROTTLED_TARGETED and ctl_failed:
                 f = Finding("outage", "outage.partial", conf["outage"] * fac["outage_throttled_controls_failed"], rule_ids=["context.controls_failed_too"], domain=f.domain)
             if f.blocked and controls and not ctl_failed and "context.controls_ok" not in f.rule_ids:
                 # the same network reached the controls in the same round: a targeted failure
@@ -321,7 +322,7 @@ class RoundContext:
             out.append(Item(m, f, service, uid))
         # the history takes a rate, else a lower bound (a fast network's flows end too soon to
         # time): the bound only ever lowers the baseline, so it can hide slowness, never invent it
-        refs = [r for r in (_reference_rate(c) for c in controls if c.klass == "ok") if r]
+        refs = [r for r in (_reference_rate(c) for c in controls if c.klass == VerdictClass.OK) if r]
         ref = ctl_rate if ctl_rate is not None else (statistics.median(refs) if refs else None)
         if record and ref is not None and not general:
             self.control_rates.setdefault(network, deque(maxlen=self.history)).append(ref)
@@ -339,4 +340,4 @@ def _own_rules(f: Finding) -> list[str]:
 
 def _path_failed(e: Endpoint) -> bool:
     """Failed on the TCP path (dns, tcp, tls, http): not only over QUIC."""
-    return e.finding is not None and e.finding.klass != "quic"
+    return e.finding is not None and e.finding.klass != VerdictClass.QUIC

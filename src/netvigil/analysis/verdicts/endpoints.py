@@ -17,6 +17,7 @@ from typing import Any
 from netvigil.analysis.verdicts.finding import Endpoint, Finding, klass_of
 from netvigil.analysis.verdicts.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
+from netvigil.model.vocabulary import VerdictClass
 
 STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
 TIMEOUT = "generic_timeout_error"
@@ -176,7 +177,7 @@ def _bogon_sinks(obs: list[Observation], results: dict[str, EndpointResult], rul
         sinks = [ip for ip in o.answers if rules.is_sink(ip)]
         if not sinks or r is None or any(ip in tcp_ok for ip in sinks):
             continue
-        if r.finding is not None and r.finding.klass == "tcp":  # tried, and it did not connect
+        if r.finding is not None and r.finding.klass == VerdictClass.TCP:  # tried, and it did not connect
             fp = rules.dns_fingerprints.get(sinks[0])
             r.finding = Finding("dns", "dns.bogon", conf["bogon"], fp is not None,
                                 ["dns.bogon_answer"] + ([f"fp:{fp.id}"] if fp else []), domain=o.domain)
@@ -218,11 +219,11 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
     sample_rates = [x for r in tried for x in r.sample_rates]
     rate = min(sample_rates) if sample_rates else None
     eps = tuple(tried)
-    path = [r for r in tried if r.finding is not None and r.finding.klass != "quic"]
+    path = [r for r in tried if r.finding is not None and r.finding.klass != VerdictClass.QUIC]
     quic_tried = [r for r in tried if r.quic_tried]
     quic = [r for r in quic_tried if r.quic_finding is not None]
     noise: list[str] = []
-    if _isolated(path, len(tried)) and path[0].finding.klass in ("tcp", "tls", "http"):
+    if _isolated(path, len(tried)) and path[0].finding.klass in (VerdictClass.TCP, VerdictClass.TLS, VerdictClass.HTTP):
         noise.append(path[0].finding.technique)
         path = []
     if len(quic) == 1 and len(tried) >= 4 and _timeout(quic[0].quic_finding):

@@ -27,6 +27,7 @@ from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.ooni import IngestReport
 from netvigil.model import times
 from netvigil.model.records import Verdict
+from netvigil.model.vocabulary import VerdictClass
 
 MAX_OPEN = 5000  # measurements kept open while their rows are interleaved
 REQUIRED = ("measurement_uid", "probe_asn", "measurement_start_time")
@@ -107,7 +108,7 @@ def _failure_step(row: dict) -> tuple[str, str] | None:
         if f:
             return step, f
     fc = (row.get("failure_class") or "").strip()
-    if fc and fc != "ok":
+    if fc and fc != VerdictClass.OK:
         step = "http" if fc == "https" else fc
         return step, (row.get("failure_str") or "failure").strip() or "failure"
     return None

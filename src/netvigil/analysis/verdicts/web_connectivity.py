@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from netvigil.analysis.verdicts.finding import Finding, klass_of
 from netvigil.analysis.verdicts.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
+from netvigil.model.vocabulary import Technique
 
 LOCAL_ENGINES = {"udp", "getaddrinfo", "system", "tcp", "dot", None}
 NX_CONTROL = {"dns_name_error", "dns_nxdomain_error"}
@@ -180,8 +181,8 @@ def _finding_for(ctx: WebContext, step: str, o: Observation, rule: str, domain: 
         # headers arrived, the body never finished while the control fetched it: throttling
         return Finding("throttled", "throttled.targeted", conf["throttled"] * ctx.rules.factors["throttled_after_headers"],
                        rule_ids=["http.timeout_after_headers", rule], domain=o.domain or domain)
-    c = conf["mitm"] if tech == "tls.mitm" else conf["failure_with_control_ok"]
-    if tech == "tls.mitm" and _control_tls_ok(ctx, o):
+    c = conf["mitm"] if tech == Technique.TLS_MITM else conf["failure_with_control_ok"]
+    if tech == Technique.TLS_MITM and _control_tls_ok(ctx, o):
         # the control completed a verified handshake with that address
         return Finding(klass_of(tech), tech, c, True, [rule, f"{step}.failure:{o.failure}", "tls.control_handshake_ok"],
                        domain=o.domain or domain)

@@ -8,7 +8,8 @@ rename would miss; the enum member says the same thing (a StrEnum member is its 
 Some other vocabularies share words with ours (a probe step is "tls", a URL scheme "http", a
 transport "quic", a circumvention path "vpn"): a comparison whose other side is named for one
 of them (OTHER_WORDS) is not ours. Where a string is data of another kind, ALLOWED says so
-file by file. One pass of `ast` over the sources, no import of the code it checks.
+file by file. A table of techniques (a set or dict of `dns.bogon`-like strings) is the same
+copy and is caught too. One pass of `ast` over the sources, no import of the code it checks.
 """
 
 from __future__ import annotations
@@ -97,6 +98,23 @@ def bare_words(source: str, rel: str) -> list[str]:
     return found
 
 
+TECHNIQUES = {w for w in WORDS if "." in w}  # `dns.bogon`: no other vocabulary spells these
+
+
+def technique_tables(source: str, rel: str) -> list[str]:
+    """`file:line: [...]` for each table of techniques spelled as strings: a set, tuple, list
+    or dict literal whose items (keys) are all plain strings, one of them a dotted technique."""
+    found = []
+    for node in ast.walk(ast.parse(source, rel)):
+        items = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, (ast.Set, ast.Tuple, ast.List)) else None
+        if not items or not all(isinstance(i, ast.Constant) and isinstance(i.value, str) for i in items):
+            continue
+        words = [i.value for i in items if i.value in TECHNIQUES]
+        if words and not rel.endswith("model/vocabulary.py"):
+            found.append(f"{rel}:{node.lineno}: {words} (use Technique members)")
+    return found
+
+
 def test_the_check_sees_a_bare_word_and_passes_the_others():
     src = ('if v.klass == "outage" or f.klass not in ("ok", VerdictClass.UNKNOWN):\n    pass\n'
            'if "quic" in broken or inc.kind != "censorship":\n    pass\n'
@@ -119,6 +137,14 @@ def test_no_bare_vocabulary_string_in_a_comparison():
     found = [hit for p in files if p.relative_to(ROOT).as_posix() not in PENDING
              for hit in bare_words(p.read_text(), p.relative_to(ROOT).as_posix())]
     assert not found, "bare vocabulary strings (model/vocabulary.py has the enum members):\n" + "\n".join(found)
+
+
+def test_no_table_of_techniques_spelled_as_strings():
+    assert technique_tables('T = {"outage", "outage.partial"}\nD = {"tls.mitm": 2}\n', "x.py") == [
+        "x.py:1: ['outage.partial'] (use Technique members)", "x.py:2: ['tls.mitm'] (use Technique members)"]
+    assert technique_tables('S = ("dns", "tcp")\nR = [f"fp:{x}", "http.diff"]\n', "x.py") == []  # steps; rule ids
+    found = [hit for p in sorted(ROOT.rglob("*.py")) for hit in technique_tables(p.read_text(), p.relative_to(ROOT).as_posix())]
+    assert not found, "tables of techniques as bare strings:\n" + "\n".join(found)
 
 
 def test_every_allowed_place_still_has_its_string():

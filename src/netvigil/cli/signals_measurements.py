@@ -17,12 +17,13 @@ import typer
 
 from netvigil.analysis.outages.scoring import Score, confusion
 from netvigil.model.signals import parse_utc
+from netvigil.model.vocabulary import Technique
 from netvigil.errors import IngestError, UsageError
 
-OUTAGE_TECHNIQUES = {"outage", "outage.partial"}
+OUTAGE_TECHNIQUES = {Technique.OUTAGE, Technique.OUTAGE_PARTIAL}
 # Not scored: the whole ISP slow is degradation, neither outage nor censorship; a blocked
 # VPN is invisible on the direct path that fusion judges (circumvention is scored elsewhere).
-NEITHER = {"throttled.general", "vpn.blocked"}
+NEITHER = {Technique.THROTTLED_GENERAL, Technique.VPN_BLOCKED}
 
 
 def _step_from_run(file: Path) -> int | None:

@@ -26,8 +26,8 @@ from netvigil.model.vocabulary import Technique
 LINE_RATE = "10gbit"
 BOGON_IP = "127.0.0.1"
 FORGED_IP = "10.77.250.1"  # inside the lab prefix, routed nowhere
-SNI_MARKS = {"tls.reset_after_hello": 2, "tls.timeout_after_hello": 3}
-SNI_TECHNIQUES = set(SNI_MARKS) | {"tls.closed_after_hello", "throttled.targeted"}
+SNI_MARKS = {Technique.TLS_RESET_AFTER_HELLO: 2, Technique.TLS_TIMEOUT_AFTER_HELLO: 3}
+SNI_TECHNIQUES = set(SNI_MARKS) | {Technique.TLS_CLOSED_AFTER_HELLO, Technique.THROTTLED_TARGETED}
 SLOTS = 32
 
 

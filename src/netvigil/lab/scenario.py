@@ -15,32 +15,20 @@ from pathlib import Path
 import msgspec
 
 from netvigil.errors import ConfigError, UsageError
-from netvigil.model.vocabulary import Technique
+from netvigil.model.vocabulary import Technique, klass_of
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TIME_FMT = "%Y-%m-%d %H:%M:%S"
 
-# technique id -> label class (docs/design.md section 3 plus the lab's own ids, docs/design.md section 15)
-TECHNIQUES: dict[str, str] = {
-    "dns.nxdomain": "dns",
-    "dns.bogon": "dns",
-    "dns.blockpage": "dns",
-    "dns.injected": "dns",
-    "tcp.ip_blocked": "tcp",
-    "tls.reset_after_hello": "tls",
-    "tls.closed_after_hello": "tls",
-    "tls.timeout_after_hello": "tls",
-    "tls.mitm": "tls",
-    "http.blockpage": "http",
-    "quic.blocked": "quic",
-    "throttled.targeted": "throttled",
-    "throttled.general": "throttled",
-    "vpn.blocked": "vpn",
-    "outage": "outage",
-    "outage.partial": "outage",
-}
+# the techniques the lab's censor applies -> their label class (docs/design.md sections 3 and 15)
+TECHNIQUES: dict[str, str] = {t.value: klass_of(t) for t in (
+    Technique.DNS_NXDOMAIN, Technique.DNS_BOGON, Technique.DNS_BLOCKPAGE, Technique.DNS_INJECTED,
+    Technique.TCP_IP_BLOCKED, Technique.TLS_RESET_AFTER_HELLO, Technique.TLS_CLOSED_AFTER_HELLO,
+    Technique.TLS_TIMEOUT_AFTER_HELLO, Technique.TLS_MITM, Technique.HTTP_BLOCKPAGE, Technique.QUIC_BLOCKED,
+    Technique.THROTTLED_TARGETED, Technique.THROTTLED_GENERAL, Technique.VPN_BLOCKED, Technique.OUTAGE,
+    Technique.OUTAGE_PARTIAL)}
 # techniques that hit the whole network, not named services
-NETWORK_WIDE = {"throttled.general", "outage", "outage.partial", "vpn.blocked"}
+NETWORK_WIDE = {Technique.THROTTLED_GENERAL, Technique.OUTAGE, Technique.OUTAGE_PARTIAL, Technique.VPN_BLOCKED}
 
 
 class Window(msgspec.Struct, frozen=True):

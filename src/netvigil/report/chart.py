@@ -14,13 +14,13 @@ import altair as alt
 import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
-from netvigil.model.vocabulary import IncidentKind
+from netvigil.model.vocabulary import IncidentKind, VerdictClass
 from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
 from netvigil.report.timeline import COLOURS, WORDS
 
 FMT = "%Y-%m-%d %H:%M:%S"
-NOT_FAILING = ("ok", "unknown")
+NOT_FAILING = (VerdictClass.OK, VerdictClass.UNKNOWN)
 
 
 def failing_share(row: AggregateRow) -> float:

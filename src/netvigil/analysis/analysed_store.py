@@ -236,7 +236,8 @@ class AnalysedStore:
             since = max(since, self.live.floor(cc))  # memory bounded: before the floor is final (window.py)
             vs = self.live.verdicts(cc, since)
             built, carried = carry(since, build_incidents(vs, self.rules.incidents, self.rules.version,
-                                                          cache=self._span_cache.setdefault(cc, {})), old_all)
+                                                          cache=self._span_cache.setdefault(cc, {}),
+                                                          grouped=(cc, self.live.series(cc, since))), old_all)
             new = {i.id: i for i in built}  # (carried: open at a bounded window's floor, window.py)
             if self.gate is not None:
                 new = {iid: self.gate(i, vs) for iid, i in new.items()}

@@ -52,24 +52,42 @@ def spans_from_verdicts(verdicts: Iterable[Verdict], params: dict[str, float],
             circ[(v.probe_cc, v.probe_asn, v.service)].append(v)
             continue
         series[(v.probe_cc, v.probe_asn, v.service)].append(v)
+    for vs in series.values():
+        vs.sort(key=lambda v: v.measurement_start_time)
+    return _series_spans(series, params, cache), circ
+
+
+def spans_from_series(cc: str, grouped: dict[tuple, list[Verdict]], params: dict[str, float],
+                      cache: dict | None = None) -> tuple[list[Span], dict]:
+    """spans_from_verdicts of one country's verdicts already grouped by the live window
+    (window.CountryWindow.series: (direct?, asn, service) -> verdicts in time order, in the
+    order each series first comes): the same spans, without a pass over the whole window and
+    a sort of each series on every refresh."""
+    series: dict[tuple, list[Verdict]] = {}
+    circ: dict[tuple, list[Verdict]] = {}
+    for (direct, asn, service), vs in grouped.items():
+        (series if direct else circ)[(cc, asn, service)] = vs
+    return _series_spans(series, params, cache), circ
+
+
+def _series_spans(series: dict[tuple, list[Verdict]], params: dict[str, float], cache: dict | None) -> list[Span]:
     spans: list[Span] = []
     fresh_cache = {}
     for key, vs in series.items():
         cc, asn, service = key
-        vs.sort(key=lambda v: v.measurement_start_time)
         hit = cache.get(key) if cache is not None else None
         memo = hit.memo if hit is not None else {}
         if hit is not None and len(hit.verdicts) == len(vs) and common_prefix(hit.verdicts, vs) == len(vs):
             found = hit.spans
         else:  # (unchanged rounds of the series come from `memo`)
             # control targets only ever tell of outages; they are never "censored" services
-            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == IncidentKind.OUTAGE]
+            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == "outage"]
         fresh_cache[key] = _SeriesSpans(vs, found, memo)
         spans.extend(found)
     if cache is not None:
         cache.clear()
         cache.update(fresh_cache)
-    return spans, circ
+    return spans
 
 
 def _circumvention(span: Span, circ: dict) -> str:
@@ -84,13 +102,18 @@ def _circumvention(span: Span, circ: dict) -> str:
 
 
 def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict | None = None,
-                  end: float | None = None, outage_rules: OutageRules | None = None) -> tuple[list[Span], dict]:
+                  end: float | None = None, outage_rules: OutageRules | None = None,
+                  grouped: tuple[str, dict] | None = None) -> tuple[list[Span], dict]:
     """Censorship spans per (network, service) and outage spans per network (the one
     outage decision, analysis/outages), and the other paths' verdicts: what the incidents and
     `netvigil outages` both show. `end`: silence is judged up to it (default: newest verdict);
-    `outage_rules`: the silence detector's (default: rules/outage.toml)."""
+    `outage_rules`: the silence detector's (default: rules/outage.toml); `grouped`: (country,
+    its VERDICTS by series, window.CountryWindow.series), so they are not grouped again."""
     series_cache = cache.setdefault("series", {}) if cache is not None else None
-    spans, circ = spans_from_verdicts(verdicts, params, series_cache)
+    if grouped is not None:
+        spans, circ = spans_from_series(grouped[0], grouped[1], params, series_cache)
+    else:
+        spans, circ = spans_from_verdicts(verdicts, params, series_cache)
     spans += silence_spans(verdicts, cache.setdefault("silence", {}) if cache is not None else None, end,
                            outage_rules)
     outages = per_network([s for s in spans if s.kind == IncidentKind.OUTAGE], params["merge_gap_seconds"])
@@ -98,9 +121,10 @@ def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict
 
 
 def build_incidents(verdicts: Iterable[Verdict], params: dict[str, float], rules_version: str,
-                    cache: dict | None = None) -> list[Incident]:
+                    cache: dict | None = None, grouped: tuple[str, dict] | None = None) -> list[Incident]:
+    """`grouped`: (country, VERDICTS by series) when the caller holds them so (the live refresh)."""
     verdicts = list(verdicts)
-    spans, circ = network_spans(verdicts, params, cache)
+    spans, circ = network_spans(verdicts, params, cache, grouped=grouped)
     groups: dict[tuple, list[Span]] = defaultdict(list)
     for s in spans:
         groups[(s.cc, s.service, s.kind)].append(s)

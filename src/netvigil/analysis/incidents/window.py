@@ -123,11 +123,21 @@ def _bound(name: str, default: int) -> int:
     return n
 
 
+def _series_key(v: Verdict) -> tuple | None:
+    """The series a verdict belongs to in the incident builder (builder.spans_from_verdicts):
+    (direct?, asn, service); None for a verdict without a service (no series)."""
+    return (v.path == "direct", v.probe_asn, v.service) if v.service else None
+
+
 @dataclass
 class CountryWindow:
     since: str  # every verdict of the country with time >= since is in by_uid
     by_uid: dict[str, Verdict] = field(default_factory=dict)
     _sorted: list[Verdict] | None = None
+    # the verdicts of `_sorted` per series (_series_key), each in the same order: kept as
+    # `_sorted` is, so a refresh need not group and sort the whole window again (None: grouped
+    # again when next asked)
+    _series: dict[tuple, list[Verdict]] | None = None
 
     def put(self, v: Verdict) -> None:
         """Held in order as it comes: a verdict after the last is appended and a later judgement
@@ -142,21 +152,37 @@ class CountryWindow:
         if done is None:
             return
         key = _ORDER(v)
+        series = self._series
         if old is None:
             if not done or key >= _ORDER(done[-1]):
                 done.append(v)
+                if series is not None and v.service:
+                    series.setdefault(_series_key(v), []).append(v)
                 return
         elif old.measurement_start_time == v.measurement_start_time:
             i = bisect.bisect_left(done, key, key=_ORDER)
             if i < len(done) and done[i] is old:
                 done[i] = v
+                if series is not None and (old.service or v.service):
+                    self._replace_in_series(old, v, key)
                 return
-        self._sorted = None  # out of order: sorted again when next asked
+        self._sorted = self._series = None  # out of order: sorted again when next asked
+
+    def _replace_in_series(self, old: Verdict, v: Verdict, key: tuple) -> None:
+        sk = _series_key(v)
+        held = self._series.get(sk) if sk == _series_key(old) else None
+        if held is not None:
+            i = bisect.bisect_left(held, key, key=_ORDER)
+            if i < len(held) and held[i] is old:
+                held[i] = v
+                return
+        self._series = None  # (a re-judged verdict that changed series: grouped again when asked)
 
     def ordered(self, since: str) -> list[Verdict]:
         """Verdicts from `since` on, ordered as the store's ORDER BY time, uid."""
         if self._sorted is None:
             self._sorted = sorted(self.by_uid.values(), key=_ORDER)
+            self._series = None
         if since <= self.since:
             return self._sorted
         lo, hi = 0, len(self._sorted)
@@ -168,13 +194,45 @@ class CountryWindow:
                 hi = mid
         return self._sorted[lo:]
 
+    def series(self, since: str) -> dict[tuple, list[Verdict]]:
+        """The verdicts of `ordered(since)` grouped by series (_series_key), each list in that
+        order and a copy (the caller may keep it), the series in the order their first verdict
+        comes in `ordered(since)`: what grouping that list gives (builder.spans_from_series)."""
+        ordered = self.ordered(since)
+        if self._series is None:
+            grouped: dict[tuple, list[Verdict]] = {}
+            for v in self._sorted:
+                if v.service:
+                    grouped.setdefault(_series_key(v), []).append(v)
+            self._series = grouped
+        out = []
+        cut = since > self.since
+        for k, vs in self._series.items():
+            if cut:
+                lo, hi = 0, len(vs)
+                while lo < hi:  # first verdict at or after `since`
+                    mid = (lo + hi) // 2
+                    if vs[mid].measurement_start_time < since:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                vs = vs[lo:]
+            else:
+                vs = list(vs)
+            if vs:
+                out.append((_ORDER(vs[0]), k, vs))
+        if len(out) > 1 and ordered:
+            out.sort(key=operator.itemgetter(0))
+        return {k: vs for _, k, vs in out}
+
     def prune(self, since: str) -> None:
         """Let go of verdicts before `since`, once it moved an hour (not on every refresh:
         a pass over the whole window each time cost 8% of a refresh under load)."""
         if since > self.since and (not _TIME.match(self.since) or queries.shift_time(self.since, PRUNE_STEP) <= since):
-            self.since = since
-            if self._sorted is not None:
+            if self._sorted is not None:  # (sliced before `since` moves: ordered() slices only past it)
                 self._sorted = self.ordered(since)
+            self.since = since
+            self._series = None
             self.by_uid = {u: v for u, v in self.by_uid.items() if v.measurement_start_time >= since}
 
     def bound(self, keep: int) -> str | None:
@@ -187,7 +245,7 @@ class CountryWindow:
         if cut <= self.since:
             return None
         kept = self.ordered(cut)
-        self.since, self._sorted = cut, kept
+        self.since, self._sorted, self._series = cut, kept, None
         self.by_uid = {v.measurement_uid: v for v in kept}
         return cut
 
@@ -397,6 +455,15 @@ class LiveState:
             for r in rows:
                 w.put(queries.verdict_from_row(r))
         return w.ordered(since)
+
+    def series(self, cc: str, since: str) -> dict[tuple, list[Verdict]]:
+        """`verdicts(cc, since)` grouped by series (CountryWindow.series), for the refresh."""
+        since = max(since, self.floor(cc))
+        w = self.windows.get(cc)
+        if w is None or since < w.since:
+            self.verdicts(cc, since)
+            w = self.windows[cc]
+        return w.series(since)
 
     def country_incidents(self, cc: str) -> dict[str, Incident]:
         if cc not in self.incidents:

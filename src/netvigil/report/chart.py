@@ -14,19 +14,18 @@ import altair as alt
 import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
-from netvigil.model.vocabulary import IncidentKind, VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
 from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
 from netvigil.report.timeline import COLOURS, WORDS
 
 FMT = "%Y-%m-%d %H:%M:%S"
-NOT_FAILING = (VerdictClass.OK, VerdictClass.UNKNOWN)
 
 
 def failing_share(row: AggregateRow) -> float:
     if row.total <= 0:
         return 0.0
-    ok = sum(row.counts.get(k, 0) for k in NOT_FAILING)
+    ok = sum(row.counts.get(k, 0) for k in NOTHING_FOUND)
     return max(0.0, (row.total - ok) / row.total)
 
 

@@ -9,7 +9,7 @@ from html import escape
 from fastapi import Request
 
 from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
-from netvigil.model.vocabulary import FAILING, IncidentKind, Technique, VerdictClass
+from netvigil.model.vocabulary import FAILING, NOTHING_FOUND, IncidentKind, Technique, VerdictClass
 from netvigil.report.enrich import QUIC_RULE
 from netvigil.report.text import Facts, incident_text, incident_title, network_label, plural, service_name, \
     technique_label
@@ -22,7 +22,7 @@ def unavailable(exc: Exception) -> str:
 
 
 def cell_class(row: StatusRow) -> str:
-    return row.klass if row.klass in FAILING or row.klass in (VerdictClass.OK, VerdictClass.UNKNOWN) else "unknown"
+    return row.klass if row.klass in FAILING or row.klass in NOTHING_FOUND else "unknown"
 
 
 def net_label(asn: str, name: str | None) -> str:

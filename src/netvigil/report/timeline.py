@@ -14,7 +14,7 @@ from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
 from netvigil.model.times import bucket_seconds
-from netvigil.model.vocabulary import IncidentKind, VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
 from netvigil.report.text import service_name, technique_label
 
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -36,7 +36,7 @@ def bucket_delta(bucket: str) -> timedelta:
 def dominant(row: AggregateRow) -> str:
     if row.total <= 0:
         return "unknown"
-    failing = {k: v for k, v in row.counts.items() if k not in (VerdictClass.OK, VerdictClass.UNKNOWN) and v > 0}
+    failing = {k: v for k, v in row.counts.items() if k not in NOTHING_FOUND and v > 0}
     bad = sum(failing.values())
     if bad * 2 >= row.total and failing:
         return max(failing, key=failing.get)

@@ -32,7 +32,7 @@ from netvigil.analysis.rules import RuleSet
 from netvigil.analysis.verdicts.throughput import floor_of
 from netvigil.model import times
 from netvigil.model.measurement import Measurement
-from netvigil.model.vocabulary import Technique, VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, Technique, VerdictClass
 
 # the SNI-keyed helper test compared this service's flows with control flows of the same
 # measurement and found no difference (analysis/verdicts/throughput.py): a comparison with another
@@ -165,7 +165,7 @@ class RoundContext:
                          None if VerdictClass.QUIC in broken else e.quic_finding, e.tried, e.quic_tried, e.inconsistent, e.sample_rates)
                 for e in eps]
         found = combine(kept, self.rules)
-        if found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN):
+        if found.klass in NOTHING_FOUND:
             return None
         return replace(found, rule_ids=found.rule_ids + [f"context.{k}_fails_for_controls_too" for k in sorted(broken)],
                        endpoints=f.endpoints, stale=f.stale)
@@ -292,7 +292,7 @@ class RoundContext:
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
                 out.append(Item(m, f, service, uid))
                 continue
-            if ctl_failed and f.klass not in (VerdictClass.OK, VerdictClass.UNKNOWN):
+            if ctl_failed and f.klass not in NOTHING_FOUND:
                 f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
             elif f.rate_bps is not None and ctl_rate and f.klass not in (VerdictClass.DNS, VerdictClass.TCP, VerdictClass.OUTAGE, VerdictClass.UNKNOWN):
                 # the sample arrived: slowness is what users feel, other failures stay secondary

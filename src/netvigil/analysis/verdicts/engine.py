@@ -30,7 +30,7 @@ from netvigil.analysis.verdicts.web_connectivity import analyse_web
 from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.model.records import Verdict
 from netvigil.model.uid import measurement_uid
-from netvigil.model.vocabulary import VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, VerdictClass
 
 # OONI test names that are about one service
 TEST_SERVICE = {
@@ -97,7 +97,7 @@ def _judge(m: Measurement, rules: RuleSet) -> Finding:
     if m.test_name in WEB_TESTS and "control" in tk:
         return analyse_web(obs, tk, m.input if isinstance(m.input, str) else None, rules)
     found = helper_evidence(tk, service_finding(endpoint_results(obs, tk, rules), rules), rules)
-    if m.test_name in BOOTSTRAP_TESTS and found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN) and "success" in tk:
+    if m.test_name in BOOTSTRAP_TESTS and found.klass in NOTHING_FOUND and "success" in tk:
         if tk.get("success") is True:
             return Finding("ok", None, rules.confidence["ok"] * rules.factors["bootstrap"], rule_ids=[f"{m.test_name}.bootstrap_ok"])
         if tk.get("success") is False or tk.get("failure"):

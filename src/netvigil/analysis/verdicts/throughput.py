@@ -26,7 +26,10 @@ import msgspec
 from netvigil.analysis.verdicts.finding import Finding, klass_of
 from netvigil.analysis.rules import RuleSet
 from netvigil.model.sni_throughput import DIRECTIONS, HelperTransfer, SNIThroughput
-from netvigil.model.vocabulary import VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, VerdictClass
+
+# what a throughput finding replaces: nothing found, a rate already judged, QUIC alone failing
+_RATE_DECIDES = NOTHING_FOUND | {VerdictClass.THROTTLED, VerdictClass.QUIC}
 
 TIME_BOUND = "generic_timeout_error"  # a transfer cut by its time bound while reading: still a rate
 HANDSHAKE = ("tls_handshake", "quic_handshake")
@@ -222,7 +225,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         tech = rules.technique_for("tls", hs) or "tls.failure"
         f = Finding(klass_of(tech), tech, conf["failure_with_control_ok"], rule_ids=[f"helper.sni_handshake:{hs}"],
                     domain=test.target_sni, failed_share=found.failed_share)
-        return _replaces(found, f) if found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN, VerdictClass.THROTTLED, VerdictClass.QUIC) else _secondary(found, tech)
+        return _replaces(found, f) if found.klass in _RATE_DECIDES else _secondary(found, tech)
     if not ctl_ok:
         failed = next((t.failure for t in control if t.failure), None) or "short_or_garbled_transfer"
         return replace(found, rule_ids=found.rule_ids + [f"helper.failed:control_{failed}"])
@@ -236,18 +239,18 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         c = min(rules.factors["cap"], conf["throttled"] + th["helper_both_directions_bonus"] * (len(slow) - 1))
         f = Finding("throttled", "throttled.targeted", c, rule_ids=ids, domain=test.target_sni, rate_bps=rate,
                     baseline_ratio=slow[0].ratio, sample_rates=[rate] if rate else [])
-        if found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN, VerdictClass.THROTTLED, VerdictClass.QUIC):
+        if found.klass in _RATE_DECIDES:
             return _replaces(found, f)
         return _secondary(found, "throttled.targeted")
     role = "target" if target else "control"
     rate = peak_rate(test, role, "download", th["helper_rate_min_seconds"], th["helper_stall_factor"])
-    if rate is not None and found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN):
+    if rate is not None and found.klass in NOTHING_FOUND:
         # the network's rate (the fastest flow: a busy probe or helper slows some flows, a
         # slow network caps all): the round context compares it with the network's history
         # (throttled.general); the targeted question is answered above, within the test
         return replace(found, rate_bps=rate, sample_rates=[rate], rule_ids=found.rule_ids + ["helper.rate_measured"])
     floor = rate_floor(test, role, "download", th["helper_rate_min_seconds"])
-    if floor is not None and found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN):
+    if floor is not None and found.klass in NOTHING_FOUND:
         # too fast to time: the round context keeps the bound as the network's history only
         return replace(found, rule_ids=found.rule_ids + [f"{FLOOR}{floor:.0f}"])
     return found
@@ -289,7 +292,7 @@ def _quic(test: SNIThroughput, found: Finding, rules: RuleSet) -> Finding:
         if found.klass == VerdictClass.QUIC:
             return replace(found, confidence=max(found.confidence, conf["failure_with_control_ok"]),
                            rule_ids=found.rule_ids + [f"helper.quic_sni_keyed:{fail}"])
-        elif found.klass in (VerdictClass.OK, VerdictClass.UNKNOWN):
+        elif found.klass in NOTHING_FOUND:
             return Finding("quic", "quic.blocked", conf["failure_with_control_ok"],
                            rule_ids=[f"helper.quic_sni_keyed:{fail}"], domain=test.target_sni,
                            rate_bps=found.rate_bps, sample_rates=found.sample_rates)

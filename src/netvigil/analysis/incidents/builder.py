@@ -81,7 +81,7 @@ def _series_spans(series: dict[tuple, list[Verdict]], params: dict[str, float], 
             found = hit.spans
         else:  # (unchanged rounds of the series come from `memo`)
             # control targets only ever tell of outages; they are never "censored" services
-            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == "outage"]
+            found = [s for s in detect_spans(cc, asn, service, vs, params, memo) if service != "control" or s.kind == IncidentKind.OUTAGE]
         fresh_cache[key] = _SeriesSpans(vs, found, memo)
         spans.extend(found)
     if cache is not None:

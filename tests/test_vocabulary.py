@@ -1,4 +1,5 @@
-"""The vocabulary is written once: no bare verdict class, technique or incident kind in a test.
+"""The vocabulary is written once: no bare verdict class, technique, incident kind or
+circumvention state compared in src/.
 
 model/vocabulary.py (and analysis/outages/decision.py's `Call`) define the words as StrEnums.
 A comparison or membership test in src/ against a bare string equal to one of their values
@@ -48,7 +49,6 @@ ALLOWED = {
     ("lab/runner.py", "vpn"): "a lab vantage's kind (an ISP line or a VPN exit)",
     ("targets/geo.py", "none"): "the --geo source option ('none': no database)",
 }
-
 
 
 @functools.cache

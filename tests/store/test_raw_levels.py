@@ -44,7 +44,7 @@ def test_the_level_is_what_the_writer_uses(tmp_path):
     lines = [_line(i) for i in range(30)]
     fw = FrameWriter()
     cobj = zstandard.ZstdCompressor(level=LEVEL).compressobj()
-    expected = b"".join(cobj.compress(line + b"\n") for line in lines) + cobj.flush()
+    expected = cobj.compress(b"".join(line + b"\n" for line in lines)) + cobj.flush()
     for line in lines:
         fw.add(DAY, line)
     assert fw.frames() == {DAY: expected}

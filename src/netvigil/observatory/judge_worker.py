@@ -4,7 +4,7 @@ Decoding and judging are two thirds of the analysis' work per measurement, and o
 not keep up with 5,000 measurements/s (benchmarks/bench_collector_latency.py). This worker
 reads the same committed log lines as the analysis, decodes and judges each one alone
 (analysis.verdicts.Judge: no store, no round context) and answers with a small `Judged` per
-line, and the raw archive's frames of the batch (compressed while each line is in cache);
+line, and the raw archive's frames of the batch (one zstd frame a day, store/raw.py);
 the analysis stores batch k while the worker judges batch k+1.
 
 It runs as `python -m netvigil.observatory.judge_worker LOG_DIR` and exits when its stdin
@@ -134,7 +134,7 @@ _uid_only = msgspec.json.Decoder(_UidOnly)
 def judge_batch(judge, log_dir: Path, req: Request) -> Batch:
     judged: list[Judged | None] = []
     lines: dict[int, bytes] = {}
-    frames = FrameWriter()  # compressed here, while each line is in cache
+    frames = FrameWriter()  # compressed here, once the batch is judged
     end = req.start
     failed: list[Quarantined] = []
     for pos, m, line in read_log_measurements(log_dir, req.start, req.stop, req.limit):

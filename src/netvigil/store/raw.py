@@ -41,19 +41,29 @@ def _measurement(line: bytes) -> Measurement:
 
 
 class FrameWriter:
-    """Compresses lines into one frame per day as they come (while they are in cache)."""
+    """Lines to one zstd frame per day. Kept until `frames()` and compressed there in one call
+    per day: measured in the judge worker, that costs less than compressing each line as it
+    comes (the match tables stay in cache for the whole batch instead of being evicted by
+    the judge between two lines) and gives a smaller frame (bench_intake_cpu.py)."""
 
     def __init__(self):
-        self.parts: dict[str, tuple[object, list[bytes]]] = {}
+        self.parts: dict[str, list[bytes]] = {}
 
     def add(self, day: str, line: bytes) -> None:
         part = self.parts.get(day)
-        if part is None:  # a compressor per day: one compressor runs one stream at a time
-            part = self.parts[day] = (zstandard.ZstdCompressor(level=LEVEL).compressobj(), [])
-        part[1].append(part[0].compress(line + b"\n"))
+        if part is None:
+            part = self.parts[day] = []
+        part.append(line)
 
     def frames(self) -> dict[str, bytes]:
-        return {day: b"".join(chunks) + cobj.flush() for day, (cobj, chunks) in self.parts.items()}
+        out: dict[str, bytes] = {}
+        compressor = zstandard.ZstdCompressor(level=LEVEL)  # one stream at a time: one day after the other
+        for day, lines in self.parts.items():
+            cobj = compressor.compressobj()  # (streamed, not one-shot: a one-shot frame of a batch
+            lines.append(b"")  # picks smaller tables from its known size and compresses less)
+            out[day] = cobj.compress(b"\n".join(lines)) + cobj.flush()
+            lines.pop()
+        return out
 
 
 class RawArchive:

@@ -75,14 +75,16 @@ def status_rows(port: int, asn: str) -> list:
     return json.loads(data).get("results", []) if r.status == 200 else []
 
 
-def submit_marker(port: int, samples, k: int) -> str:
-    asn = f"AS{4200000000 + k}"
+def submit_marker(port: int, samples, k: int, network: int | None = None) -> str:
+    """Marker K on network NETWORK (default: a network of its own, AS4200000000+K)."""
+    net = k if network is None else network
+    asn = f"AS{4200000000 + net}"
     stamp = datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S")
     lines = []
     for m in samples:
         d = msgspec.json.decode(encode_measurement(m))
         d.pop("measurement_uid", None)
-        d.update(probe_asn=asn, probe_network_name=f"marker-{k}", measurement_start_time=stamp,
+        d.update(probe_asn=asn, probe_network_name=f"marker-{net}", measurement_start_time=stamp,
                  test_start_time=stamp, report_id=f"marker{k}")
         d["annotations"] = dict(d.get("annotations") or {}, run_id=f"marker-{k}")
         lines.append(msgspec.json.encode(d))

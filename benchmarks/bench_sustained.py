@@ -73,6 +73,7 @@ COUNTRIES = ("RU", "IR", "CN", "TR", "BY", "KZ", "MM", "PK", "VE", "ET")
 BATCH = 50  # measurements per probe batch
 SENDERS = 8  # keep-alive connections of the load generator
 SAMPLE = 10.0  # seconds between memory samples
+MARKER_NETWORKS = 60  # the markers' networks, taken in turn (a marker a second: each every minute)
 
 
 # ---- the server's process tree ------------------------------------------------------------
@@ -240,28 +241,41 @@ def load(port: int, fleet: Fleet, rate: float, seconds: float, counts: dict) -> 
 
 # ---- markers ------------------------------------------------------------------------------
 
+def _shows(port: int, asn: str, stamp: str) -> bool:
+    """Whether ASN's status holds a measurement of STAMP or later (the marker's own)."""
+    return any((r.get("last_measurement") or "").replace("T", " ").rstrip("Z")[:19] >= stamp
+               for r in latency.status_rows(port, asn))
+
+
 def markers(port: int, samples, seconds: float, first: int, stop: threading.Event | None = None) -> list[float]:
-    """A marker each second for SECONDS; the latency of each (inf: never seen within 120 s)."""
-    sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
+    """A marker each second for SECONDS; the latency of each (inf: never seen within 120 s).
+
+    The markers take turns over MARKER_NETWORKS networks of their own, as a fleet's networks
+    are a fixed set: a new network every second would grow the status grid (and the
+    analysis' memory) with the length of the run, which no real fleet does. A marker is seen
+    when its network's status holds a measurement of its time or later."""
+    sent: dict[int, tuple[str, str, float]] = {}  # k -> (asn, stamp, monotonic time sent)
+    seen: dict[int, float] = {}
     t0 = time.monotonic()
     k = first
     while time.monotonic() - t0 < seconds and not (stop and stop.is_set()):
-        sent[latency.submit_marker(port, samples, k)] = time.monotonic()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        asn = latency.submit_marker(port, samples, k, network=k % MARKER_NETWORKS)
+        sent[k] = (asn, stamp, time.monotonic())
         k += 1
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            for asn, t_sub in sent.items():
-                if asn not in seen and latency.status_rows(port, asn):
-                    seen[asn] = time.monotonic() - t_sub
+            for j, (asn, stamp, t_sub) in sent.items():
+                if j not in seen and _shows(port, asn, stamp):
+                    seen[j] = time.monotonic() - t_sub
             time.sleep(0.05)
     t_end = time.monotonic()
     while len(seen) < len(sent) and time.monotonic() - t_end < 120:
-        for asn, t_sub in sent.items():
-            if asn not in seen and latency.status_rows(port, asn):
-                seen[asn] = time.monotonic() - t_sub
+        for j, (asn, stamp, t_sub) in sent.items():
+            if j not in seen and _shows(port, asn, stamp):
+                seen[j] = time.monotonic() - t_sub
         time.sleep(0.1)
-    return [seen.get(a, float("inf")) for a in sent]
+    return [seen.get(j, float("inf")) for j in sent]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """The live window keeps its verdicts grouped by series as they come (window.CountryWindow.series,
 issue #13: each refresh grouped and sorted the whole window again), and the refresh builds
 from those groups (builder.spans_from_series). Over seeded sequences of what a live window
-sees (rounds appended, a round re-judged, a verdict that changes series, late data, the start
-pruned or bounded, a refresh from a later `since`), the groups must be what grouping the
+sees (rounds appended, a round re-judged, a verdict that changes series, late data put in its
+place or the window sorted again, the start pruned or bounded, a refresh from a later `since`), the groups must be what grouping the
 ordered window from scratch gives, and the incidents built from them the incidents built from
 the flat list, byte for byte."""
 
@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from netvigil.analysis.incidents.builder import build_incidents, spans_from_series, spans_from_verdicts
+from netvigil.analysis.incidents import window
 from netvigil.analysis.incidents.window import CountryWindow
 from netvigil.analysis.rules import load_rules
 from netvigil.model.records import Verdict
@@ -79,13 +80,19 @@ def _ids(grouped):
     return [(k, [id(v) for v in vs]) for k, vs in grouped.items()]
 
 
+@pytest.mark.parametrize("late_place", [3, 4096])
 @pytest.mark.parametrize("seed", range(10))
-def test_series_are_the_groups_of_the_ordered_window(seed):
+def test_series_are_the_groups_of_the_ordered_window(seed, late_place, monkeypatch):
+    """(late_place: how far back a late verdict is put in place; past it the window is sorted again)"""
+    monkeypatch.setattr(window, "LATE_PLACE", late_place)
     kept = 0
     for w, since in _steps(seed):
         got = w.series(since)
         assert _ids(got) == _ids(_scratch(w, since))  # same series, same order, same verdicts
         flat = w.ordered(since)
+        assert [id(v) for v in flat] == [id(v) for v in sorted(
+            (v for v in w.by_uid.values() if v.measurement_start_time >= max(since, w.since)),
+            key=lambda v: (v.measurement_start_time, v.measurement_uid))]
         assert sum(len(vs) for vs in got.values()) == sum(1 for v in flat if v.service)
         kept += w._series is not None
         for vs in got.values():  # handed out as copies: the caller may keep them

@@ -64,6 +64,7 @@ MAX_HELD = 400_000  # verdicts held in all countries' windows (~1.5 KB each with
 # looked up in the store (one query per batch)
 MAX_UIDS = 500_000
 SHRINK_TO = 0.8  # past a bound, keep this share of it (the next shrink is a while away)
+LATE_PLACE = 4096  # a verdict that comes after up to this many later ones is put in its place
 
 
 def carry(since: str, built: list[Incident], held) -> tuple[list[Incident], dict[str, Incident]]:
@@ -158,6 +159,20 @@ class CountryWindow:
                 done.append(v)
                 if series is not None and v.service:
                     series.setdefault(_series_key(v), []).append(v)
+                return
+            # a little late (a fleet's measurements arrive seconds out of their time order):
+            # put in its place near the end, not the whole window sorted again at the next refresh
+            # (measured under a sustained load from 1,000 probes: ~10% of a refresh, and the
+            # series grouped again each time)
+            i = bisect.bisect_right(done, key, len(done) - LATE_PLACE if len(done) > LATE_PLACE else 0, key=_ORDER)
+            if i > len(done) - LATE_PLACE and (i == 0 or _ORDER(done[i - 1]) < key):
+                done.insert(i, v)
+                if series is not None and v.service:
+                    held = series.get(_series_key(v))
+                    if held is None:
+                        series[_series_key(v)] = [v]
+                    else:
+                        held.insert(bisect.bisect_right(held, key, key=_ORDER), v)
                 return
         elif old.measurement_start_time == v.measurement_start_time:
             i = bisect.bisect_left(done, key, key=_ORDER)

@@ -13,9 +13,13 @@ round was then "late": every incident judged again and every status cell counted
 the whole window), "whole grid" (`WholeGrid`: every status cell of the changed countries
 looked at again each round, and the slot median taken over every other network's rate) and
 "rows rebuilt" (`RowsRebuilt`: each changed country's status rows built again from its whole
-grid, as before window.LiveState.country_rows patched them). It also prints each variant's
-publication CPU per round (`Analyser._publish`: the changed countries' rows and their quorum
-backing); `--baselines` picks the baselines run beside "now".
+grid, as before window.LiveState.country_rows patched them) and "regrouped"
+(`RefreshRegrouped`: the incident refresh before it was made incremental: the whole window
+grouped by series and each series sorted again, every round of every changed series stepped
+again, the quorum gate scanning the whole window per incident, a late verdict having the window
+sorted again). It also prints each variant's publication CPU per round (`Analyser._publish`:
+the changed countries' rows and their quorum backing) and its incident refresh's CPU per
+refresh (`AnalysedStore.refresh`); `--baselines` picks the baselines run beside "now".
 
     .venv/bin/python benchmarks/bench_analysis_rounds.py                    # 80 rounds x 1,000
     .venv/bin/python benchmarks/bench_analysis_rounds.py --rounds 20 --per-round 200   # a quick look
@@ -35,6 +39,12 @@ Publication patched (2026-12-06, load average 5-9, `--rounds 40 --per-round 500 
 quarter, rows rebuilt 13.3, 21.8, 21.0, 20.1 / whole grid 12.4, 26.6, 30.7, 23.7 / now 9.1,
 14.0, 16.3, 16.5 (1.22x and 1.44x in the last quarter); the revision before (2e685bb), run
 alone in turn with this one, twice: 38.3 and 47.3 -> 20.9 and 21.2 ms in the last quarter.
+Incremental refresh (2026-12-06, load average 8, `--rounds 24 --per-round 500 --max-held 30000
+--max-uids 40000 --baselines regrouped`): refresh ms per refresh by quarter, regrouped 43.4,
+49.8, 74.3, 92.7, now 35.0, 44.3, 54.7, 68.6 (1.35x in the last quarter); CPU per measurement
+821 -> 742 us (1.11x). This corpus builds no incident (the gate's part is not exercised) and
+~600 of its series change each refresh: what is left is per changed series (detect_spans'
+rounds, ~60 us each) and the silences (per network, over its whole window).
 
 Bounds: --max-held / --max-uids (NETVIGIL_MAX_HELD_VERDICTS / _UIDS), small by default so a
 short run reaches them. Everything stays in a temporary directory; no network.
@@ -58,6 +68,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import bench_collector_ingest as ingest  # noqa: E402
 
+from netvigil.analysis import analysed_store  # noqa: E402
+from netvigil.analysis.incidents import builder, changes, quorum, window  # noqa: E402
 from netvigil.analysis.incidents.quorum import voice_row  # noqa: E402
 from netvigil.collector.intake import accept  # noqa: E402
 from netvigil.collector.log import MeasurementLog  # noqa: E402
@@ -121,6 +133,68 @@ class RowsRebuilt(Analyser):
         return super()._publish(*args, **kwargs)
 
 
+def _old_detect_spans(cc, asn, service, verdicts, params, memo=None):
+    """detect_spans before 5969423: both machines step through every round of the series."""
+    rounds = [(r, r.state(params["open_share"])) for r in changes.rounds_of(verdicts, memo)]
+    name = next((v.probe_network_name for v in verdicts if v.probe_network_name), None)
+    spans = _old_machine(cc, asn, service, name, rounds, "censorship", "blocked", {"ok"}, params)
+    spans += _old_machine(cc, asn, service, name, rounds, "outage", "outage", {"ok", "blocked"}, params)
+    return sorted(spans, key=lambda s: s.start)
+
+
+def _old_machine(cc, asn, service, name, rounds, kind, bad, good, params):
+    open_rounds, close_rounds = int(params["open_rounds"]), int(params["close_rounds"])
+    spans, cur, pending, good_run = [], None, [], []
+    for rnd, st in rounds:
+        if st != bad and st not in good:
+            continue
+        if cur is None:
+            if st == bad:
+                pending.append(rnd)
+                if len(pending) >= open_rounds:
+                    cur = changes.Span(cc, asn, service, kind, pending[0].time, None, name)
+                    for r in pending:
+                        changes._add(cur, r, bad)
+                    pending = []
+            else:
+                pending = []
+            continue
+        if st == bad:
+            good_run = []
+            changes._add(cur, rnd, bad)
+            continue
+        good_run.append(rnd)
+        if len(good_run) >= close_rounds:
+            cur.end = good_run[0].time
+            changes._close_segment(cur, cur.end)
+            spans.append(cur)
+            cur, good_run = None, []
+    if cur is not None:
+        spans.append(cur)
+    return spans
+
+
+class RefreshRegrouped(Analyser):
+    """The baseline of the incremental refresh (issue #13), put back for this analyser's rounds
+    only: each refresh groups and sorts the country's whole window again
+    (builder.spans_from_verdicts, not the window's kept series), steps every round of every
+    changed series again (detect_spans before 5969423), the quorum gate scans the whole window
+    for each incident (no quorum.by_network), and a verdict that comes after a later one has the
+    window sorted again at the next refresh (window.LATE_PLACE 0)."""
+
+    def round(self, stop):
+        def regrouped(vs, params, version, cache=None, grouped=None):
+            return builder.build_incidents(vs, params, version, cache)
+
+        saved = (builder.detect_spans, analysed_store.build_incidents, quorum.by_network, window.LATE_PLACE)
+        builder.detect_spans, analysed_store.build_incidents = _old_detect_spans, regrouped
+        quorum.by_network, window.LATE_PLACE = (lambda verdicts: None), 0
+        try:
+            return super().round(stop)
+        finally:
+            builder.detect_spans, analysed_store.build_incidents, quorum.by_network, window.LATE_PLACE = saved
+
+
 def templates() -> list[dict]:
     return [m for m in ingest.corpus() if isinstance(m, dict)]
 
@@ -137,8 +211,9 @@ def round_lines(tpl: list[dict], r: int, per_round: int, probes: int) -> list[tu
     return out
 
 
-def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, float]]:
-    """(round CPU seconds per measurement, the round's publication CPU seconds), round by
+def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, float, float]]:
+    """(round CPU seconds per measurement, the round's publication CPU seconds, its incident
+    refresh's CPU seconds: 0 when it did not refresh), round by
     round (a generator: the variants' rounds are taken in turn, so a shared machine's load
     falls on each alike). Publication: `Analyser._publish` (the changed countries' status
     rows and their quorum backing)."""
@@ -160,6 +235,17 @@ def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, 
                 spent[0] += time.process_time() - p0
 
         an._publish = timed
+        refreshed = [0.0]
+        refresh = an.obs.refresh
+
+        def timed_refresh():
+            p0 = time.process_time()
+            try:
+                return refresh()
+            finally:
+                refreshed[0] += time.process_time() - p0
+
+        an.obs.refresh = timed_refresh
         try:
             an.round((0, 0))
             for r in range(rounds):
@@ -173,10 +259,10 @@ def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, 
                                         claim="match") for k, a in accepted])
                 mlog.append([a.line for _, a in accepted]).result()
                 end = max((int(p.name[4:12]), p.stat().st_size) for p in (data / "log").glob("seg-*.jsonl"))
-                spent[0] = 0.0
+                spent[0] = refreshed[0] = 0.0
                 c0 = time.process_time()
                 res = an.round(end)
-                yield (time.process_time() - c0) / max(res.analysed, 1), spent[0]
+                yield (time.process_time() - c0) / max(res.analysed, 1), spent[0], refreshed[0]
         finally:
             an.close()
             mlog.close()
@@ -191,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-held", type=int, default=40_000, help="held verdicts bound (default 40,000)")
     ap.add_argument("--max-uids", type=int, default=50_000, help="held uids bound (default 50,000)")
     ap.add_argument("--slices", type=int, default=4, help="slices of rounds to report (default 4)")
-    ap.add_argument("--baselines", default="log-first,whole-grid,rows-rebuilt",
-                    help="baselines run in turn with `now` (comma-separated; default all three)")
+    ap.add_argument("--baselines", default="log-first,whole-grid,rows-rebuilt,regrouped",
+                    help="baselines run in turn with `now` (comma-separated; default all four)")
     args = ap.parse_args(argv)
     if min(args.rounds, args.per_round, args.probes, args.max_held, args.max_uids, args.slices) < 1:
         ap.error("every number must be positive")
@@ -200,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["NETVIGIL_MAX_HELD_UIDS"] = str(args.max_uids)
     baselines = {"log-first": ("log-first (baseline)", LogFirst, "analysis_rounds"),
                  "whole-grid": ("whole grid (baseline)", WholeGrid, "analysis_rounds_grid"),
-                 "rows-rebuilt": ("rows rebuilt (baseline)", RowsRebuilt, "analysis_rounds_rows")}
+                 "rows-rebuilt": ("rows rebuilt (baseline)", RowsRebuilt, "analysis_rounds_rows"),
+                 "regrouped": ("regrouped (baseline)", RefreshRegrouped, "analysis_rounds_refresh")}
     chosen = [b.strip() for b in args.baselines.split(",") if b.strip()]
     if not chosen or any(b not in baselines for b in chosen):
         ap.error(f"--baselines: one or more of {', '.join(baselines)} (got {args.baselines!r})")
@@ -208,12 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = {name: run(cls, args.rounds, args.per_round, args.probes) for name, cls in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
     published: dict[str, list[float]] = {name: [] for name in variants}
+    refreshes: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(args.rounds):
             for name, rounds in runs.items():
-                per, pub = next(rounds)
+                per, pub, ref = next(rounds)
                 results[name].append(per)
                 published[name].append(pub)
+                refreshes[name].append(ref)
     finally:
         for rounds in runs.values():
             rounds.close()
@@ -228,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, per in published.items():
         cells = [statistics.median(per[a:b]) * 1e3 for a, b in zip(edges, edges[1:]) if b > a]
         print(f"  {name:22s} " + "  ".join(f"{c:7.1f}" for c in cells))
+    print("incident refresh CPU (ms, mean per refresh in each slice: refreshes / rounds)")
+    for name, per in refreshes.items():
+        cells = []
+        for a, b in zip(edges, edges[1:]):
+            done = [x for x in per[a:b] if x > 0]
+            cells.append(f"{(statistics.mean(done) * 1e3 if done else 0):7.1f} ({len(done)}/{b - a})")
+        print(f"  {name:22s} " + "  ".join(cells))
     last = edges[-2]
     new = statistics.median(results["now"][last:])
     new_pub = statistics.median(published["now"][last:])
@@ -239,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         base_pub = statistics.median(published[name][last:])
         print(f"RESULT {key}_publication last_slice_ms baseline={base_pub * 1e3:.1f} now={new_pub * 1e3:.1f} "
               f"ratio={base_pub / max(new_pub, 1e-9):.2f}x")
+        base_ref = [x for x in refreshes[name][last:] if x > 0]
+        new_ref = [x for x in refreshes["now"][last:] if x > 0]
+        if base_ref and new_ref:
+            b_ms, n_ms = statistics.mean(base_ref) * 1e3, statistics.mean(new_ref) * 1e3
+            print(f"RESULT {key}_refresh last_slice_ms_per_refresh baseline={b_ms:.1f} now={n_ms:.1f} "
+                  f"ratio={b_ms / max(n_ms, 1e-9):.2f}x")
     return 0
 
 

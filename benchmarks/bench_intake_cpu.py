@@ -17,6 +17,9 @@ to run. This one drives the same code paths in-process, with nothing else in bet
 - refused: the same batches while the lag gate refuses them (the analysis made to look 99 s
   behind): the 503 and the drained body, which the web pays for every batch it turns away (3
   of 4 in the 30-minute sustained run);
+- refused_expect: the same refusal of a client that sends `Expect: 100-continue` (agent/expect.py):
+  its headers alone, the 503 before any body, the connection closed by the server (so each such
+  batch also pays a new connection); its ratio to `refused` is what Expect saves the web;
 - baseline: msgspec's untyped JSON decode of the same lines (the floor of any path that reads them).
 
 With --against REV (default: BEFORE, the last revision before issue #13's intake work), the same
@@ -62,7 +65,28 @@ BATCH = 50
 # and the claim is checked against the IP-to-ASN table, as for a real probe
 CLIENT = "203.0.113.7"
 BEFORE = "2c885d1"  # the revision before issue #13's intake and judge worker work (the default --against)
-PATHS = ("web", "http", "refused", "judge")  # what is measured, each in µs of CPU per measurement
+PATHS = ("web", "http", "refused", "refused_expect", "judge")  # what is measured, each in µs of CPU per measurement
+
+
+def _lab_corpus() -> list[dict]:
+    """Our own probe's service measurements (~45 KB: ~130 network events, throughput samples),
+    as the lab recorded them (tests/data/lab/*/measurements.jsonl.zst): what a fleet of
+    `netvigil agent` sends, where the OONI corpus is mostly web_connectivity."""
+    import zstandard
+
+    items = []
+    for path in sorted((REPO / "tests" / "data" / "lab").glob("*/measurements.jsonl.zst")):
+        with path.open("rb") as fh:
+            data = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True).read()
+        for line in data.splitlines():
+            if line.strip():
+                m = json.loads(line)
+                m.pop("measurement_uid", None)
+                items.append(m)
+    return items
+
+
+CORPUS = os.environ.get("NV_BENCH_CORPUS", "ooni")  # --corpus, handed to the children
 
 
 def _lines(n: int, ago: float = 3600) -> list[bytes]:
@@ -71,7 +95,7 @@ def _lines(n: int, ago: float = 3600) -> list[bytes]:
     sys.path.insert(0, str(HERE))
     import bench_collector_ingest as ingest
 
-    corpus = ingest.corpus()
+    corpus = _lab_corpus() if CORPUS == "lab" else ingest.corpus()
     now = time.time() + 3600 - ago
     out = []
     for i in range(n):
@@ -156,6 +180,8 @@ class _Served:
             raise SystemExit(f"enrolment over HTTP: {status} {data[:200]!r}")
         auth = json.loads(data)["authorization"]
         self.requests = [self._request("/api/v1/submit", body, "application/x-ndjson", auth) for body in bodies]
+        self.port = port
+        self.expect_heads = [r[:r.index(b"\r\n\r\n") + 2] + b"expect: 100-continue\r\n\r\n" for r in self.requests]
 
     @staticmethod
     def _request(path: str, body: bytes, kind: str, auth: str) -> bytes:
@@ -177,6 +203,22 @@ class _Served:
         while len(body) < length:
             body += self.sock.recv(65536)
         return int(head.split()[1]), body
+
+    def send_expect(self, i: int) -> float:
+        """The server's CPU seconds to refuse request I sent with Expect: a new connection, the
+        headers alone, the 503 read (the server closes: a tree without the close gets ours)."""
+        self.lagging = True
+        t, mine = time.process_time(), time.thread_time()
+        keep, self.sock = self.sock, socket.create_connection(("127.0.0.1", self.port), timeout=60)
+        try:
+            status, data = self._exchange(self.expect_heads[i])
+        finally:
+            self.sock.close()
+            self.sock = keep
+        used = (time.process_time() - t) - (time.thread_time() - mine)
+        if status != 503:
+            raise SystemExit(f"submit over HTTP with Expect (lagging): {status} {data[:300]!r}")
+        return used
 
     def send(self, i: int, lagging: bool) -> float:
         """The server's CPU seconds for request I (this process's CPU less this thread's)."""
@@ -222,6 +264,10 @@ class _Child:
     def refused(self, i: int) -> float:
         """The server's CPU seconds to refuse batch I (lag gate, 503) and drain its body."""
         return self.served.send(i, lagging=True)
+
+    def refused_expect(self, i: int) -> float:
+        """The server's CPU seconds to refuse batch I sent with Expect: 100-continue (no body)."""
+        return self.served.send_expect(i)
 
     def web(self, i: int) -> float:
         """CPU seconds to take batch I through POST /api/v1/submit."""
@@ -274,7 +320,8 @@ class _Child:
 
 
 def child(n: int, served: bool = True) -> None:
-    """Answers the parent's commands ("web I", "http I", "refused I", "log", "judge K", "decode K")
+    """Answers the parent's commands ("web I", "http I", "refused I", "refused_expect I", "log", "judge K",
+    "decode K")
     with CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         c = _Child(n, Path(tmp), served)
@@ -337,7 +384,7 @@ def _measure(trees: dict[str, Path], n: int, paths: tuple[str, ...] = PATHS) -> 
     order = list(procs)
     batches = n // BATCH
     try:
-        for what in ("web", "http", "refused", "log", "judge", "decode"):
+        for what in ("web", "http", "refused", "refused_expect", "log", "judge", "decode"):
             if what not in paths + ("web", "log", "decode"):
                 continue
             if what == "log":
@@ -367,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                          "issue #13's intake work; HEAD for an uncommitted change; '' for none)")
     ap.add_argument("--paths", default=",".join(PATHS), metavar="P,P",
                     help=f"what to measure, of {','.join(PATHS)} (default all; 'judge' alone starts no server)")
+    ap.add_argument("--corpus", choices=("ooni", "lab"), default=CORPUS,
+                    help="ooni: the OONI corpus of bench_collector_ingest (default); lab: our probe's "
+                         "service measurements recorded in the lab (tests/data/lab)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.n < 2 * BATCH or args.rounds < 1:
@@ -374,9 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     paths = tuple(p for p in PATHS if p in args.paths.split(","))
     if not paths or set(args.paths.split(",")) - set(PATHS):
         ap.error(f"--paths takes some of {','.join(PATHS)}, comma-separated: got {args.paths!r}")
+    os.environ["NV_BENCH_CORPUS"] = args.corpus
     if args.child:
         sys.path.insert(0, os.environ.get("PYTHONPATH", str(REPO / "src")))
-        child(args.n, served=bool({"http", "refused"} & set(paths)))
+        child(args.n, served=bool({"http", "refused", "refused_expect"} & set(paths)))
         return 0
     trees = {"new": REPO / "src"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -386,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     # per tree and path: the least of the rounds (CPU time on a shared machine only grows with load)
     med = {name: {k: min(r[name][k] for r in runs) for k in runs[0][name]} for name in trees}
     new = med["new"]
-    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; {args.n} measurements of "
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; {args.n} {args.corpus} measurements of "
           f"{new['bytes'] / 1000:.1f} KB, the trees in turn batch by batch, least of {args.rounds} rounds")
     for what in paths:
         line = (f"RESULT intake_cpu_{what}={new[what]:.0f} us/measurement "
@@ -396,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
             line += (f" old({args.against})={old[what]:.0f} us ({old[what] / old['decode']:.2f}x its decode) "
                      f"ratio_old/new={old[what] / new[what]:.2f}")
         print(line)
+    if {"refused", "refused_expect"} <= set(paths):
+        print(f"RESULT intake_cpu_refused_over_refused_expect={new['refused'] / new['refused_expect']:.2f}x "
+              f"(the web's CPU for a batch it turns away: body sent and drained, against Expect: headers alone)")
     return 0
 
 

@@ -334,9 +334,13 @@ def supporting(inc: Incident, verdicts: Iterable[Verdict], by_asn: dict[str, lis
 
 
 def by_network(verdicts: Iterable[Verdict]) -> dict[str, list[Verdict]]:
-    """Verdicts by probe_asn, each network's in the order given (for `supporting`)."""
+    """The verdicts that are not ok by probe_asn, each network's in the order given (what
+    `supporting` looks at: an ok verdict backs no claim)."""
     out: dict[str, list[Verdict]] = {}
+    ok = VerdictClass.OK
     for v in verdicts:
+        if v.klass == ok:
+            continue
         held = out.get(v.probe_asn)
         if held is None:
             held = out[v.probe_asn] = []

@@ -123,8 +123,8 @@ def _read_stats(events: list[dict]) -> dict[Any, tuple[int, float]]:
         if not isinstance(ev, dict) or ev.get("operation") != "read":
             continue
         n, t, t0 = ev.get("num_bytes"), ev.get("t"), ev.get("t0")
-        # _num(x), without the call for the usual plain float
-        n = (n if type(n) is float and n == n else _num(n)) or 0
+        # _num(x), without the call for the usual plain float (and int: a byte count)
+        n = (n if type(n) is float and n == n else float(n) if type(n) is int else _num(n)) or 0
         t = (t if type(t) is float and t == t else _num(t)) or 0.0
         t0 = t0 if type(t0) is float and t0 == t0 else _num(t0)
         start = t0 if t0 is not None else t
@@ -153,7 +153,7 @@ def _reads_by_tx(events: list) -> dict[int, list[tuple[float, int]]]:
         if not isinstance(ev, dict) or ev.get("operation") != "read":
             continue
         n = ev.get("num_bytes")
-        n = n if type(n) is float and n == n else _num(n)
+        n = n if type(n) is float and n == n else float(n) if type(n) is int else _num(n)
         if not n:
             continue
         tx = ev.get("transaction_id")

@@ -14,7 +14,13 @@ hold every slot. `guarded_protocol(limits)` returns a subclass of uvicorn's prot
   (writing paused: a slow reader), or that is still closing `header_timeout` seconds after
   we closed it (a close waits for the client to read what is left to send).
 - (httptools only) answers 400 and closes a connection whose request line and headers pass
-  MAX_HEADER_BYTES before they are complete, as h11 does past its own 16 KB limit.
+  MAX_HEADER_BYTES before they are complete, as h11 does past its own 16 KB limit;
+- closes the connection after a final answer to a request sent with `Expect: 100-continue`
+  whose body the app never asked for (uvicorn sends "100 Continue" on the app's first
+  receive()): the client then holds its body back, and on a kept-alive connection the parser
+  would take its next request for that body. So a batch the lag gate or a quota refuses costs
+  such a client no body bytes and the server no body to read (issue #13); a client without
+  Expect keeps today's behaviour (its refused body is read and dropped, the connection kept).
 One sweep a second over the live connections enforces both deadlines.
 
 The protocol is uvicorn's httptools one when httptools is installed (a dependency), else its
@@ -187,6 +193,8 @@ class _Guarded:
         if self.cycle is not None and self.cycle is not self._seen_cycle:
             self._seen_cycle = self.cycle  # headers complete: a new request began
             self._body_since = now
+            if self.cycle.waiting_for_100_continue:  # (its ASGI task has not run yet)
+                _close_unless_continued(self.cycle)
 
     def late(self, now: float) -> bool:
         """True when the client missed its header or body deadline, or does not read."""
@@ -223,6 +231,26 @@ class _Guarded:
             self.transport.abort()
         else:
             self.transport.close()
+
+
+_CLOSE = (b"connection", b"close")
+
+
+def _close_unless_continued(cycle) -> None:
+    """CYCLE's answer closes the connection if it starts before "100 Continue" was sent (the
+    client never sent the body). Both uvicorn cycles have `waiting_for_100_continue`, cleared
+    by the first receive() and `keep_alive`, which closes the transport after the answer."""
+    send = cycle.send
+
+    async def send_closing(message) -> None:
+        if message["type"] == "http.response.start" and cycle.waiting_for_100_continue:
+            cycle.keep_alive = False
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"connection" and b"close" in value.lower() for name, value in headers):
+                message = {**message, "headers": headers + [_CLOSE]}
+        await send(message)
+
+    cycle.send = send_closing
 
 
 class GuardedH11Protocol(_Guarded, H11Protocol):

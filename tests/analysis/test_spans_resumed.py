@@ -1,4 +1,4 @@
-"""detect_spans resumes its two machines from the state it kept before a series' last round
+"""detect_spans resumes its two machines from the state it kept before a series' last rounds
 (issue #13: each refresh stepped every round of every series again). Whatever happens to the
 window between two refreshes (it grows, its last round is re-judged, its start moves on, late
 data lands in the middle), the resumed spans must be the spans of a run from scratch: same
@@ -24,9 +24,11 @@ def _shape(spans):
              [id(v) for v in s.verdicts]) for s in spans]
 
 
+@pytest.mark.parametrize("kept_back", [0, 3])
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("params", PARAMS)
-def test_resumed_spans_are_the_spans_from_scratch(seed, params, monkeypatch):
+def test_resumed_spans_are_the_spans_from_scratch(seed, params, kept_back, monkeypatch):
+    monkeypatch.setattr(changes, "KEPT_BACK", kept_back)  # (the state kept that many rounds before the last)
     fresh = [0]  # machines started from nothing (a resumed call starts none)
     init = changes._Machine.__init__
 

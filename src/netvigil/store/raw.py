@@ -22,9 +22,10 @@ from netvigil.model.measurement import Measurement, measurement_from_dict
 
 _dec = msgspec.json.Decoder()
 # zstd level of every frame. 1, not 3: level 3's match tables (~768 KB) fall out of a 2-core
-# machine's L2 between two lines while the judge runs, and compressing cost the judge worker
-# ~110 µs an 18 KB measurement (a third of it); level 1's fit (64 KB): ~60 µs, for archives
-# ~4% larger (bench_intake_cpu.py, docs/benchmarks.md). Any level reads back the same.
+# machine's L2 while the judge runs, and compressing cost the judge worker ~110 µs an 18 KB
+# measurement (a third of it); level 1's fit (64 KB): ~50 µs. With a batch's lines in one call
+# (FrameWriter) the frames are ~5% smaller than level 3's line by line were (bench_intake_cpu.py,
+# docs/benchmarks.md). Any level reads back the same.
 LEVEL = 1
 
 

@@ -44,7 +44,10 @@ Incremental refresh (2026-12-06, load average 8, `--rounds 24 --per-round 500 --
 49.8, 74.3, 92.7, now 35.0, 44.3, 54.7, 68.6 (1.35x in the last quarter); CPU per measurement
 821 -> 742 us (1.11x). This corpus builds no incident (the gate's part is not exercised) and
 ~600 of its series change each refresh: what is left is per changed series (detect_spans'
-rounds, ~60 us each) and the silences (per network, over its whole window).
+rounds, ~60 us each) and the silences (per network, over its whole window). With `--late 5`
+(each line stamped up to 5 s before its round, as a fleet's arrive), 40 rounds: refresh ms by
+quarter 27.6, 71.7, 90.1, 157.9 -> 36.0, 43.9, 61.6, 127.8 (1.24x), CPU per measurement in
+the last quarter 724 -> 566 us (1.28x); 24 rounds: 83.8 -> 59.7 ms (1.40x).
 
 Bounds: --max-held / --max-uids (NETVIGIL_MAX_HELD_VERDICTS / _UIDS), small by default so a
 short run reaches them. Everything stays in a temporary directory; no network.
@@ -199,19 +202,22 @@ def templates() -> list[dict]:
     return [m for m in ingest.corpus() if isinstance(m, dict)]
 
 
-def round_lines(tpl: list[dict], r: int, per_round: int, probes: int) -> list[tuple[int, bytes]]:
-    """(probe, raw line) for round R: probes take turns, each line stamped at START + R s."""
+def round_lines(tpl: list[dict], r: int, per_round: int, probes: int, late: int = 0) -> list[tuple[int, bytes]]:
+    """(probe, raw line) for round R: probes take turns, each line stamped at START + R s, or
+    with LATE up to that many seconds before (spread by index: a fleet's lines arrive late)."""
     stamp = times.shift(START, r)
     out = []
     for i in range(per_round):
         k = (r * per_round + i) % probes
+        if late:
+            stamp = times.shift(START, max(0, r - (r * per_round + i) * 7919 % (late + 1)))
         m = dict(tpl[(r * per_round + i) % len(tpl)], measurement_start_time=stamp, probe_asn=f"AS{4_100_000_000 + k}",
                  probe_cc=COUNTRIES[k % len(COUNTRIES)], probe_network_name=f"bench-net-{k}", report_id=f"bench{k:05d}")
         out.append((k, json.dumps(m, separators=(",", ":")).encode()))
     return out
 
 
-def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, float, float]]:
+def run(cls, rounds: int, per_round: int, probes: int, late: int = 0) -> Iterator[tuple[float, float, float]]:
     """(round CPU seconds per measurement, the round's publication CPU seconds, its incident
     refresh's CPU seconds: 0 when it did not refresh), round by
     round (a generator: the variants' rounds are taken in turn, so a shared machine's load
@@ -250,7 +256,7 @@ def run(cls, rounds: int, per_round: int, probes: int) -> Iterator[tuple[float, 
             an.round((0, 0))
             for r in range(rounds):
                 accepted = []
-                for k, raw in round_lines(tpl, r, per_round, probes):
+                for k, raw in round_lines(tpl, r, per_round, probes, late):
                     try:
                         accepted.append((k, accept(raw)))
                     except Exception:  # noqa: BLE001  (a corpus line the collector refuses)
@@ -277,11 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-held", type=int, default=40_000, help="held verdicts bound (default 40,000)")
     ap.add_argument("--max-uids", type=int, default=50_000, help="held uids bound (default 50,000)")
     ap.add_argument("--slices", type=int, default=4, help="slices of rounds to report (default 4)")
+    ap.add_argument("--late", type=int, default=0,
+                    help="stamp each measurement up to this many seconds before its round (default 0: on time)")
     ap.add_argument("--baselines", default="log-first,whole-grid,rows-rebuilt,regrouped",
                     help="baselines run in turn with `now` (comma-separated; default all four)")
     args = ap.parse_args(argv)
-    if min(args.rounds, args.per_round, args.probes, args.max_held, args.max_uids, args.slices) < 1:
-        ap.error("every number must be positive")
+    if min(args.rounds, args.per_round, args.probes, args.max_held, args.max_uids, args.slices) < 1 or args.late < 0:
+        ap.error("every number must be positive (--late: 0 or more)")
     os.environ["NETVIGIL_MAX_HELD_VERDICTS"] = str(args.max_held)
     os.environ["NETVIGIL_MAX_HELD_UIDS"] = str(args.max_uids)
     baselines = {"log-first": ("log-first (baseline)", LogFirst, "analysis_rounds"),
@@ -292,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen or any(b not in baselines for b in chosen):
         ap.error(f"--baselines: one or more of {', '.join(baselines)} (got {args.baselines!r})")
     variants = {baselines[b][0]: baselines[b][1] for b in chosen} | {"now": Analyser}
-    runs = {name: run(cls, args.rounds, args.per_round, args.probes) for name, cls in variants.items()}
+    runs = {name: run(cls, args.rounds, args.per_round, args.probes, args.late) for name, cls in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
     published: dict[str, list[float]] = {name: [] for name in variants}
     refreshes: dict[str, list[float]] = {name: [] for name in variants}
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.rounds
     edges = [round(i * n / args.slices) for i in range(args.slices + 1)]
     print(f"analysis CPU per measurement (us, median of each slice of rounds), {args.per_round}/round, "
-          f"bounds {args.max_held:,} verdicts / {args.max_uids:,} uids")
+          f"bounds {args.max_held:,} verdicts / {args.max_uids:,} uids, up to {args.late} s late")
     for name, per in results.items():
         cells = [statistics.median(per[a:b]) * 1e6 for a, b in zip(edges, edges[1:]) if b > a]
         print(f"  {name:22s} " + "  ".join(f"{c:7.0f}" for c in cells))

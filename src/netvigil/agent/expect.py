@@ -122,6 +122,7 @@ def submit(connect: Callable[[], http.client.HTTPConnection], path: str, body: b
     conn = connect()
     error: Exception | None = None
     answer: Answer | None = None
+    pause = 1.0
     try:
         for attempt in range(attempts):
             if attempt:

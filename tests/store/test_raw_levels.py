@@ -49,3 +49,25 @@ def test_the_level_is_what_the_writer_uses(tmp_path):
         fw.add(DAY, line)
     assert fw.frames() == {DAY: expected}
     assert zstandard.ZstdDecompressor().decompressobj().decompress(expected) == b"".join(line + b"\n" for line in lines)
+
+
+def test_a_day_is_compressed_a_chunk_at_a_time(tmp_path):
+    """A batch of 2,500 lines of 45 KB is never held whole uncompressed: what waits for the
+    compressor stays under CHUNK (plus the line that crossed it), and the chunks make one frame
+    whose lines read back in order."""
+    from netvigil.store.raw import CHUNK
+
+    lines = [_line(i)[:-2] + b',"pad":"' + (b"%06d" % i) * (CHUNK // 60) + b'"}}' for i in range(40)]
+    assert sum(map(len, lines)) > 3 * CHUNK
+    fw = FrameWriter()
+    for line in lines:
+        fw.add(DAY, line)
+        assert sum(map(len, fw.parts[DAY].pending)) < CHUNK
+    assert len(fw.parts[DAY].done) >= 3  # compressed in several calls...
+    frames = fw.frames()
+    assert fw.frames() is frames  # (asked again: the same answer)
+    raw = RawArchive(tmp_path / "raw")
+    raw.append_frames(frames)
+    assert [m.test_keys["n"] for m in raw.read_day(DAY)] == list(range(40))  # ...into one frame
+    data = zstandard.ZstdDecompressor().decompressobj().decompress(frames[DAY])
+    assert data == b"".join(line + b"\n" for line in lines)

@@ -40,8 +40,9 @@ submit fast path), two runs, load average 4.6: web 243 -> 209 and 250 -> 200 us 
 1.25x), http 210 -> 197 and 300 -> 267 (1.06x, 1.12x), refused 26 -> 11 and 32 -> 15 (2.33x,
 2.10x), judge worker 0.98x, 0.99x.
 Then the judge worker alone against 846ffea (`--paths judge`; zstd level 1 in one call per batch,
-leaner observation rows), load average ~8: OONI corpus 428 -> 331 us (1.29x), `--corpus lab`
-(our probe's 47.5 KB service measurements) 1,162 -> 972 us (1.20x).
+leaner observation rows), load average 5-8: OONI corpus 428 -> 331, 288 -> 251, 346 -> 301 us
+(1.15-1.29x), `--corpus lab` (our probe's 47.5 KB service measurements) 1,162 -> 972 and 926 -> 781
+us (1.19-1.20x).
 docs/benchmarks.md says what went and what is left.
 """
 

@@ -8,6 +8,7 @@ keeps that table equal to the code, so the map a newcomer reads is the code's.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -38,9 +39,11 @@ def _imported_modules(tree: ast.AST, module: list[str]) -> set[str]:
     return found
 
 
+@functools.cache
 def package_graph() -> dict[str, dict[str, set[str]]]:
     """{package: {imported package: files that import it}} over src/netvigil; every package
-    with a Python file is a key, importing others or not."""
+    with a Python file is a key, importing others or not. Parsed once for all the tests here
+    (plain dicts: a test that reads a missing key cannot add it)."""
     graph: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT)
@@ -53,7 +56,7 @@ def package_graph() -> dict[str, dict[str, set[str]]]:
             target = name.split(".")[1]
             if target != package and (ROOT / target).is_dir():
                 graph[package][target].add(str(rel))
-    return graph
+    return {p: dict(deps) for p, deps in graph.items()}
 
 
 def _cycle_through(graph, start: str) -> list[str] | None:

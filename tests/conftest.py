@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,15 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 THIRD_PARTY = TEST_DATA / "third_party"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Bytecode is written (src/ and tests/ ignore __pycache__): with PYTHONDONTWRITEBYTECODE set,
+# as on the shared machines, every process compiled every module it imported from source on
+# every start (~1 s of CPU per `netvigil` process: serve's web and analysis processes, the
+# judge worker, each CLI subprocess) and pytest re-ran its assertion rewrite on every test
+# module. Modules imported from here on are written once; the children started by tests
+# (their environment is os.environ) read them, and write what they import beyond.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Every hypothesis fuzzer is derandomised and keeps no example database: the same examples
 # on every run and machine, so a run's time and result repeat (each test sets max_examples).

@@ -26,12 +26,12 @@ THIRD_PARTY = TEST_DATA / "third_party"
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Bytecode is written (src/ and tests/ ignore __pycache__): with PYTHONDONTWRITEBYTECODE set,
-# as on the shared machines, every process compiled every module it imported from source on
-# every start (~1 s of CPU per `netvigil` process: serve's web and analysis processes, the
-# judge worker, each CLI subprocess) and pytest re-ran its assertion rewrite on every test
-# module. Modules imported from here on are written once; the children started by tests
-# (their environment is os.environ) read them, and write what they import beyond.
+# Bytecode is written (git ignores __pycache__). `uv pip install` (scripts/install.sh) puts no
+# .pyc in .venv, and with PYTHONDONTWRITEBYTECODE set, as on the shared machines, every
+# process compiled every module it imported (fastapi, pydantic, numpy, ... and src/) on every
+# start: ~1 s of CPU per `netvigil` process (serve's web and analysis processes, the judge
+# worker, each CLI subprocess). Modules imported from here on are written once; the children
+# started by tests (their environment is os.environ) read them and write what they add.
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 

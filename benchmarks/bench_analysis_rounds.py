@@ -23,6 +23,8 @@ refresh (`AnalysedStore.refresh`); `--baselines` picks the baselines run beside 
 
     .venv/bin/python benchmarks/bench_analysis_rounds.py                    # 80 rounds x 1,000
     .venv/bin/python benchmarks/bench_analysis_rounds.py --rounds 20 --per-round 200   # a quick look
+    .venv/bin/python benchmarks/bench_analysis_rounds.py --rounds 24 --per-round 500 --max-held 30000 --max-uids 40000
+        # what benchmarks/run.py runs (~3 minutes): the configuration of the figures below
 
 Measured 2026-12-06 (2 cores shared with a CI run), 500/round, median us per measurement by
 quarter of the rounds: bounds 8,000/10,000, 40 rounds: baseline 673, 998, 1011, 1191; now 579,

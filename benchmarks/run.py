@@ -7,6 +7,7 @@ machines are noisy, so only ratios are meaningful) and prints lines of the form
     .venv/bin/python benchmarks/run.py            # all (long ones in their short mode)
     .venv/bin/python benchmarks/run.py probe lab  # those whose file name contains a word
     .venv/bin/python benchmarks/run.py --full sustained  # long ones at full length (30 minutes)
+    .venv/bin/python benchmarks/run.py --list           # each benchmark and the arguments it gets
 
 Benchmarks that need root (lab) say so and are skipped when not root.
 """
@@ -19,19 +20,32 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# benchmarks whose full run is long: the arguments of their short mode (unless --full)
-QUICK = {"bench_sustained.py": ["--quick"]}
+# benchmarks whose full run is long: the arguments of their short mode (unless --full). The
+# analysis rounds' short mode is the configuration its docstring's figures were measured in
+# (24 rounds of 500, bounds 30,000 / 40,000: ~3 minutes at load average 9-12; the default
+# 80 x 1,000, five variants, several times that).
+QUICK = {
+    "bench_sustained.py": ["--quick"],
+    "bench_analysis_rounds.py": ["--rounds", "24", "--per-round", "500", "--max-held", "30000",
+                                 "--max-uids", "40000"],
+}
 
 
 def main(argv: list[str]) -> int:
     full = "--full" in argv
-    argv = [a for a in argv if a != "--full"]
+    listing = "--list" in argv
+    argv = [a for a in argv if a not in ("--full", "--list")]
     scripts = sorted(HERE.glob("bench_*.py"))
     if argv:
         scripts = [s for s in scripts if any(word in s.name for word in argv)]
     if not scripts:
         print("no benchmark matched", file=sys.stderr)
         return 2
+    if listing:
+        for script in scripts:
+            extra = [] if full else QUICK.get(script.name, [])
+            print(" ".join([script.name, *extra]))
+        return 0
     failed = []
     for script in scripts:
         print(f"== {script.name}", flush=True)

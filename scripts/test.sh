@@ -7,6 +7,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh || exit 1
+# Bytecode is written (tests/conftest.py does the same for the processes tests start): with
+# PYTHONDONTWRITEBYTECODE set, each pytest start rewrote and compiled its plugins again.
+unset PYTHONDONTWRITEBYTECODE
 # Leftovers of an earlier crashed run would make lab tests fail for the wrong reason.
 if [ "$(id -u)" = 0 ]; then .venv/bin/netvigil lab clean --quiet >/dev/null 2>&1 || true; fi
 # CPU seconds (user + system) of the children this shell waited for: the figure to compare

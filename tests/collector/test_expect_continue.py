@@ -101,7 +101,9 @@ def read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
     head, _, body = data.partition(b"\r\n\r\n")
     length = int(next(h.split(b":")[1] for h in head.lower().split(b"\r\n") if h.startswith(b"content-length:")))
     while len(body) < length:
-        body += sock.recv(65536)
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(body)} of {length} body bytes: {head!r}"
+        body += chunk
     return head.lower(), body
 
 

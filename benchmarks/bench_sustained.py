@@ -6,8 +6,9 @@ real OONI corpus of bench_collector_ingest, each line stamped with the current t
 fleet measures now, so every line falls inside the analysis' refresh window) and claimed by
 its probe's own network (one ASN per probe, COUNTRIES countries), sent as each probe's JSONL
 batches with its own credential from SENDERS keep-alive connections. Every second a marker
-(one probe round of tests/data/lab/russia-2022, trusted token, a network of its own) is
-submitted; the time until /api/v1/status?asn=... shows it is its arrival-to-status latency.
+(one probe round of tests/data/lab/russia-2022, trusted token, on one of MARKER_NETWORKS
+networks of the markers' own, in turn) is submitted; the time until /api/v1/status?asn=...
+shows a measurement of its time is its arrival-to-status latency.
 
 Baseline, same run: the same marker on the idle server before the load. Memory: the RSS of
 the server's process tree (web process, analysis process, judge worker), sampled every

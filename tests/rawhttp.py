@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from dataclasses import dataclass
 
 
@@ -67,3 +68,21 @@ class Connection:
             except ConnectionError:
                 pass
             self.reader = self.writer = None
+
+
+def read_response(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One response off a blocking socket (content-length framed, as the app answers): status,
+    headers (names lower-cased) and body; fails if the server closes the connection first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed before a response: {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed inside a response body: {lines[0]!r}"
+        body += chunk
+    return int(lines[0].split()[1]), headers, body

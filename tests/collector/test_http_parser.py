@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from netvigil.collector.connections import MAX_HEADER_BYTES, ConnectionLimits, guarded_protocol
 from netvigil.errors import ConfigError
 from netvigil.observatory.app import create_app
+from tests.rawhttp import read_response
 
 # long header deadline: a request cut off by it (408) is not one cut off by the header cap (400)
 LIMITS = ConnectionLimits(header_timeout=60.0, body_timeout=60.0, per_address=16, max_connections=64)
@@ -54,23 +55,6 @@ def _connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=20)
 
 
-def _response(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response off the socket (content-length framed, as the app answers)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        assert chunk, f"connection closed before a response: {data[:200]!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    while len(body) < int(headers.get("content-length", 0)):
-        chunk = s.recv(65536)
-        assert chunk, "connection closed inside a response body"
-        body += chunk
-    return int(lines[0].split()[1]), headers, body
-
-
 def _request(method: str, path: str, body: bytes = b"", headers: str = "") -> bytes:
     return (f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len(body)}\r\n{headers}\r\n"
             .encode() + body)
@@ -84,7 +68,7 @@ def test_a_batch_is_answered_as_by_h11(server):
         answers = []
         for _ in range(2):
             s.sendall(_request("POST", "/api/v1/submit", body, "content-type: application/x-ndjson\r\n"))
-            status, _, data = _response(s)
+            status, _, data = read_response(s)
             assert status == 200, data[:300]
             answers.append(msgspec.json.decode(data))
     assert answers[0]["count"] == 20 and answers[0]["measurement_uids"] == answers[1]["measurement_uids"]
@@ -100,10 +84,10 @@ def test_a_refused_big_body_is_drained_and_the_connection_kept(server):
     body = b'{"format":"json","content":' + msgspec.json.encode(dict(M, test_keys={"b": "y" * (1 << 20)})) + b"}"
     with _connect(server) as s:
         s.sendall(_request("POST", "/report/unknown00001", body, "content-type: application/json\r\n"))
-        status, headers, data = _response(s)
+        status, headers, data = read_response(s)
         assert status == 404 and b"unknown" in data and headers.get("connection") != "close"
         s.sendall(_request("GET", "/api/v1/health"))
-        status, _, data = _response(s)
+        status, _, data = read_response(s)
         assert status == 200 and msgspec.json.decode(data)["status"] == "ok"
 
 

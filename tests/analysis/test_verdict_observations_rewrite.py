@@ -188,18 +188,13 @@ def _test_keys() -> list[Any]:
 
 
 def _mutate(obj: Any, rnd: random.Random, depth: int = 0) -> None:
-    if isinstance(obj, dict) and obj:
-        key = rnd.choice(list(obj))
-        if rnd.random() < 0.4 or depth > 6:
-            obj[key] = rnd.choice(WEIRD)
-        else:
-            _mutate(obj[key], rnd, depth + 1)
-    elif isinstance(obj, list) and obj:
-        i = rnd.randrange(len(obj))
-        if rnd.random() < 0.4 or depth > 6:
-            obj[i] = rnd.choice(WEIRD)
-        else:
-            _mutate(obj[i], rnd, depth + 1)
+    if not isinstance(obj, (dict, list)) or not obj:
+        return
+    key = rnd.choice(list(obj)) if isinstance(obj, dict) else rnd.randrange(len(obj))
+    if rnd.random() < 0.4 or depth > 6:
+        obj[key] = rnd.choice(WEIRD)
+    else:
+        _mutate(obj[key], rnd, depth + 1)
 
 
 def _outcome(fn, tk) -> Any:

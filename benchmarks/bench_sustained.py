@@ -268,6 +268,12 @@ def markers(port: int, samples, seconds: float, first: int, stop: threading.Even
     when its network's status holds a measurement of its time or later."""
     sent: dict[int, tuple[str, str, float]] = {}  # k -> (asn, stamp, monotonic time sent)
     seen: dict[int, float] = {}
+
+    def look() -> None:
+        for j, (asn, stamp, t_sub) in sent.items():
+            if j not in seen and _shows(port, asn, stamp):
+                seen[j] = time.monotonic() - t_sub
+
     t0 = time.monotonic()
     k = first
     while time.monotonic() - t0 < seconds and not (stop and stop.is_set()):
@@ -277,15 +283,11 @@ def markers(port: int, samples, seconds: float, first: int, stop: threading.Even
         k += 1
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
-            for j, (asn, stamp, t_sub) in sent.items():
-                if j not in seen and _shows(port, asn, stamp):
-                    seen[j] = time.monotonic() - t_sub
+            look()
             time.sleep(0.05)
     t_end = time.monotonic()
     while len(seen) < len(sent) and time.monotonic() - t_end < 120:
-        for j, (asn, stamp, t_sub) in sent.items():
-            if j not in seen and _shows(port, asn, stamp):
-                seen[j] = time.monotonic() - t_sub
+        look()
         time.sleep(0.1)
     return [seen.get(j, float("inf")) for j in sent]
 

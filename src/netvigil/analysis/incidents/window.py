@@ -124,6 +124,14 @@ def _bound(name: str, default: int) -> int:
     return n
 
 
+_START = operator.attrgetter("measurement_start_time")
+
+
+def _first_at(vs: list[Verdict], since: str) -> int:
+    """Index of the first of VS (in _ORDER) at or after SINCE."""
+    return bisect.bisect_left(vs, since, key=_START)
+
+
 def _series_key(v: Verdict) -> tuple | None:
     """The series a verdict belongs to in the incident builder (builder.spans_from_verdicts):
     (direct?, asn, service); None for a verdict without a service (no series)."""
@@ -168,11 +176,8 @@ class CountryWindow:
             if i > len(done) - LATE_PLACE and (i == 0 or _ORDER(done[i - 1]) < key):
                 done.insert(i, v)
                 if series is not None and v.service:
-                    held = series.get(_series_key(v))
-                    if held is None:
-                        series[_series_key(v)] = [v]
-                    else:
-                        held.insert(bisect.bisect_right(held, key, key=_ORDER), v)
+                    held = series.setdefault(_series_key(v), [])
+                    held.insert(bisect.bisect_right(held, key, key=_ORDER), v)
                 return
         elif old.measurement_start_time == v.measurement_start_time:
             i = bisect.bisect_left(done, key, key=_ORDER)
@@ -200,14 +205,7 @@ class CountryWindow:
             self._series = None
         if since <= self.since:
             return self._sorted
-        lo, hi = 0, len(self._sorted)
-        while lo < hi:  # first verdict at or after `since`
-            mid = (lo + hi) // 2
-            if self._sorted[mid].measurement_start_time < since:
-                lo = mid + 1
-            else:
-                hi = mid
-        return self._sorted[lo:]
+        return self._sorted[_first_at(self._sorted, since):]
 
     def series(self, since: str) -> dict[tuple, list[Verdict]]:
         """The verdicts of `ordered(since)` grouped by series (_series_key), each list in that
@@ -223,17 +221,7 @@ class CountryWindow:
         out = []
         cut = since > self.since
         for k, vs in self._series.items():
-            if cut:
-                lo, hi = 0, len(vs)
-                while lo < hi:  # first verdict at or after `since`
-                    mid = (lo + hi) // 2
-                    if vs[mid].measurement_start_time < since:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                vs = vs[lo:]
-            else:
-                vs = list(vs)
+            vs = vs[_first_at(vs, since):] if cut else list(vs)
             if vs:
                 out.append((_ORDER(vs[0]), k, vs))
         if len(out) > 1 and ordered:

@@ -93,9 +93,9 @@ class LogFirst(Analyser):
         rows = self.book.from_log(uids)
         late = self.book.tail()
         if rows or late:
-            self.obs.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])
+            self.store.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])
         if self.book.reload_trust() or late:
-            self.obs.regate()
+            self.store.regate()
             self.stale = True
 
 
@@ -107,7 +107,7 @@ class WholeGrid(Analyser):
 
     def open(self) -> None:
         super().open()
-        ctx, gate = self.obs.engine.rounds, self.gate
+        ctx, gate = self.store.engine.rounds, self.gate
         status = gate.status
 
         def baseline(network: tuple, slot: str | None = None):
@@ -134,7 +134,7 @@ class RowsRebuilt(Analyser):
     row it published last time), as before window.LiveState.country_rows kept them."""
 
     def _publish(self, *args, **kwargs):
-        self.obs.live._published.clear()
+        self.store.live._published.clear()
         return super()._publish(*args, **kwargs)
 
 
@@ -244,7 +244,7 @@ def run(cls, rounds: int, per_round: int, probes: int, late: int = 0) -> Iterato
 
         an._publish = timed
         refreshed = [0.0]
-        refresh = an.obs.refresh
+        refresh = an.store.refresh
 
         def timed_refresh():
             p0 = time.process_time()
@@ -253,7 +253,7 @@ def run(cls, rounds: int, per_round: int, probes: int, late: int = 0) -> Iterato
             finally:
                 refreshed[0] += time.process_time() - p0
 
-        an.obs.refresh = timed_refresh
+        an.store.refresh = timed_refresh
         try:
             an.round((0, 0))
             for r in range(rounds):

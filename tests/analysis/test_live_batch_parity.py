@@ -115,7 +115,7 @@ def _without_worker(served: Path, copy: Path) -> tuple:
                 break
             an.round(end)
         an.round(end)
-        return _read(an.obs)
+        return _read(an.store)
     finally:
         an.close()
 

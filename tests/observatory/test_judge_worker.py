@@ -74,7 +74,7 @@ def run(data_dir: Path, *, worker: bool, kill_after: int | None = None) -> tuple
                 an.prefetch(end)
             an.round(end)
         an.round(end)  # the last refresh
-        obs = an.obs
+        obs = an.store
         return (obs.verdicts(limit=None, order="ASC"), obs.incidents(), obs.status(), archived_uids(data_dir), used)
     finally:
         an.close()
@@ -161,7 +161,7 @@ def test_the_checkpoint_reaches_an_end_past_an_empty_segment(tmp_path, log, work
         assert an.checkpoint == end and not an.pending(end)
         assert an.worker is None if not worker else an.worker.ready, "the worker was not lost on the way"
         assert json.loads((tmp_path / "collector" / "analysed.json").read_text()) == {"segment": end[0], "offset": end[1]}
-        assert len(an.obs.verdicts(limit=None)) == (0 if log == "empty" else 3)
+        assert len(an.store.verdicts(limit=None)) == (0 if log == "empty" else 3)
     finally:
         an.close()
 
@@ -194,7 +194,7 @@ def test_a_stop_inside_a_line_being_written_skips_nothing(tmp_path, worker):
                 break
             an.round(stop)
         assert an.checkpoint == stop
-        assert sorted(v.measurement_uid for v in an.obs.verdicts(limit=None)) == \
+        assert sorted(v.measurement_uid for v in an.store.verdicts(limit=None)) == \
             sorted(accept(encode_measurement(m)).uid for m in ms)
         assert not (tmp_path / "collector" / "quarantine.jsonl").exists(), "no fragment of a line was read"
     finally:

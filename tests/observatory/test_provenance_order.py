@@ -55,7 +55,7 @@ def test_lines_committed_between_rounds_are_never_late(tmp_path):
             assert res.analysed == len(batch)
         # no voice was ever taken as lost and then corrected: nothing judged again
         assert an.book.generation == start
-        rows = an.obs.db.query(f"SELECT uid, probe_id, network FROM {an.obs.table('voices')} FINAL")
+        rows = an.store.db.query(f"SELECT uid, probe_id, network FROM {an.store.table('voices')} FINAL")
         assert len(rows) == len(accepted)
         assert all(r["probe_id"].startswith("probe-") and r["network"].startswith("192.0.2.") for r in rows)
         said = an.book.voices([a.uid for a in accepted])

@@ -76,7 +76,7 @@ def archived_uids(data_dir: Path) -> collections.Counter:
 
 
 def verdict_dump(a: Analyser) -> list[bytes]:
-    return sorted(msgspec.json.encode(v) for v in a.obs.verdicts(limit=None))
+    return sorted(msgspec.json.encode(v) for v in a.store.verdicts(limit=None))
 
 
 BAD_TIME = b'{"measurement_uid":"20220226090000.000001_RU_webconnectivity_bad0time0000001","test_name":"web_connectivity","measurement_start_time":"2022-13-45 99:99:99","probe_cc":"RU","probe_asn":"AS12389","test_keys":{}}'
@@ -97,7 +97,7 @@ def test_an_unreadable_date_in_the_log_is_set_aside_and_the_rounds_go_on(tmp_pat
         assert "measurement_start_time" in entries[0].reason
         assert "probe_cc" in entries[3].reason  # would have shown as a phantom country
         assert a.quarantined == 4
-        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.table('measurements')}")}
+        stored = {r["uid"] for r in a.store.db.query(f"SELECT uid FROM {a.store.table('measurements')}")}
         assert stored == {uid_of(line) for line in lines}
         assert set(archived_uids(tmp_path).values()) == {1}  # each archived once
     finally:
@@ -139,7 +139,7 @@ def test_one_percent_poisoned_feed_keeps_going_and_good_verdicts_equal_a_clean_r
         entries = Quarantine(feed_dir).entries()
         assert {e.uid for e in entries} == poisoned and {e.stage for e in entries} == {"judge"}
         assert a.quarantined == len(poisoned)
-        stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.table('measurements')}")[0]["n"]
+        stored = a.store.db.query(f"SELECT count() AS n FROM {a.store.table('measurements')}")[0]["n"]
         assert int(stored) == len(lines) - len(poisoned)
         assert verdict_dump(a) == expected
         assert set(archived_uids(feed_dir)) == {uid_of(line) for line in good}
@@ -153,7 +153,7 @@ def test_a_row_the_store_refuses_is_found_by_bisection_and_each_line_archived_on
     write_log(tmp_path, lines)
     a = Analyser(tmp_path, batch=5000)
     a.open()
-    insert = a.obs.db.insert
+    insert = a.store.db.insert
     calls = collections.Counter()
 
     def picky_insert(table, rows):
@@ -162,13 +162,13 @@ def test_a_row_the_store_refuses_is_found_by_bisection_and_each_line_archived_on
             raise StoreError("Code: 41. Cannot read DateTime: unexpected date")
         return insert(table, rows)
 
-    a.obs.db.insert = picky_insert
+    a.store.db.insert = picky_insert
     try:
         a.round(log_end(tmp_path))
         entries = Quarantine(tmp_path).entries()
         assert {e.uid for e in entries} == refused and {e.stage for e in entries} == {"store"}
         assert all(e.position.length > 0 for e in entries)  # found in the log
-        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.table('measurements')}")}
+        stored = {r["uid"] for r in a.store.db.query(f"SELECT uid FROM {a.store.table('measurements')}")}
         assert stored == {uid_of(line) for line in lines} - refused
         counts = archived_uids(tmp_path)
         assert set(counts) == {uid_of(line) for line in lines} and set(counts.values()) == {1}
@@ -186,25 +186,25 @@ def test_a_store_that_is_down_fails_the_round_without_quarantining_and_the_retry
     def down(*args, **kwargs):
         raise StoreError("connection refused")
 
-    real_insert, real_query = a.obs.db.insert, a.obs.db.query
-    a.obs.db.insert = down  # fails after the raw archive was written
-    a.obs.db.query = lambda sql: down() if sql == "SELECT 1" else real_query(sql)
+    real_insert, real_query = a.store.db.insert, a.store.db.query
+    a.store.db.insert = down  # fails after the raw archive was written
+    a.store.db.query = lambda sql: down() if sql == "SELECT 1" else real_query(sql)
     try:
         with pytest.raises(StoreError):
             a.round(log_end(tmp_path))
         assert Quarantine(tmp_path).entries() == [] and a.checkpoint == (0, 0)
         assert set(archived_uids(tmp_path).values()) == {1}
         write_log(tmp_path, recorded_lines()[10:15])  # more arrives while the store is down
-        a.obs.db.insert, a.obs.db.query = real_insert, real_query  # the store is back
+        a.store.db.insert, a.store.db.query = real_insert, real_query  # the store is back
         a.round(log_end(tmp_path))
         a.round(log_end(tmp_path))
         assert a.checkpoint == log_end(tmp_path)
         counts = archived_uids(tmp_path)
         assert set(counts) == {uid_of(line) for line in recorded_lines()[:15]} and set(counts.values()) == {1}
-        stored = {r["uid"] for r in a.obs.db.query(f"SELECT uid FROM {a.obs.table('measurements')}")}
+        stored = {r["uid"] for r in a.store.db.query(f"SELECT uid FROM {a.store.table('measurements')}")}
         assert stored == set(counts) and Quarantine(tmp_path).entries() == []
     finally:
-        a.obs.db.insert, a.obs.db.query = real_insert, real_query
+        a.store.db.insert, a.store.db.query = real_insert, real_query
         a.close()
 
 
@@ -347,7 +347,7 @@ def test_no_line_in_the_log_stops_the_analysis(fuzz_analyser):
         assert a.checkpoint == mlog.end()
         new = a.quarantine.entries()[before:]
         if isinstance(uid, str) and uid.startswith("20220226090000.") and not raw_tail:  # its own uid
-            stored = a.obs.db.query(f"SELECT count() AS n FROM {a.obs.table('measurements')} WHERE uid = '{uid}'")
+            stored = a.store.db.query(f"SELECT count() AS n FROM {a.store.table('measurements')} WHERE uid = '{uid}'")
             assert (len(new), int(stored[0]["n"])) in ((1, 0), (0, 1)), (changes, new)
         else:
             assert len(new) <= 1

@@ -115,7 +115,7 @@ def test_one_client_publishes_nothing(tmp_path, relabelled):
             assert "Germany" not in page.split("id=unconfirmed")[0]
             bad = httpx.get(f"{obs.url}/api/v1/incidents", params={"include": "everything"})
             assert bad.status_code == 400 and "include" in bad.json()["detail"]
-            store = obs.app.state.nv.pump.analyser.obs
+            store = obs.app.state.nv.pump.analyser.store
             voices = store.db.query(f"SELECT DISTINCT probe_id, network FROM {store.table('voices')}")
             assert voices == [{"probe_id": "", "network": "127.0.0.0/24"}]
     finally:

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -30,6 +30,9 @@ from netvigil.collector.quarantine import Quarantine, Quarantined, reason_of
 from netvigil.errors import MeasurementError
 from netvigil.model.records import IncidentChange, StatusRow
 from netvigil.store.raw import FrameWriter, day_of
+
+if TYPE_CHECKING:
+    from netvigil.analysis.analysed_store import AnalysedStore
 
 log = logging.getLogger("netvigil.analyser")
 
@@ -80,7 +83,7 @@ class Analyser:
         self.engine, self.interval, self.batch = engine, interval, batch
         self.ckpt_path = self.data_dir / "collector" / "analysed.json"
         self.checkpoint = self._load_checkpoint()
-        self.obs: Any = None
+        self.store: AnalysedStore | None = None  # opened by open(), the single writer
         self.rounds = 0
         self.refresh_seconds = 0.0
         self._refreshed_at = 0.0
@@ -94,28 +97,28 @@ class Analyser:
     def open(self) -> None:
         from netvigil.analysis.analysed_store import AnalysedStore  # the analysis area's facade
 
-        self.obs = AnalysedStore(store_dir(self.data_dir), engine=self.engine)
+        self.store = AnalysedStore(store_dir(self.data_dir), engine=self.engine)
         # the quorum's caches are bounded by the live window's uid bound (NETVIGIL_MAX_HELD_UIDS)
-        bound = self.obs.live.max_uids
+        bound = self.store.live.max_uids
         self.book = VoiceBook(self.data_dir / "collector", lookup=self._stored_voices, max_rows=bound)
         self.book.reload_trust()
         self.book.tail()
         self.gate = Quorum(self.book, self.quorum if self.quorum is not None else read_quorum(self.data_dir),
                            max_uids=bound)
-        self.obs.gate = self.gate.incident
-        self.obs.on_verdicts = self.gate.feed  # status cells counted as verdicts are written
-        self.gate.seed(self.obs.incidents(ongoing=True))
-        self.obs.regate()  # what was published before (or by a rebuild) is judged again
+        self.store.gate = self.gate.incident
+        self.store.on_verdicts = self.gate.feed  # status cells counted as verdicts are written
+        self.gate.seed(self.store.incidents(ongoing=True))
+        self.store.regate()  # what was published before (or by a rebuild) is judged again
         if self.use_worker:
-            self.worker = JudgeWorker(self.log_dir, self.obs.rules.version)
+            self.worker = JudgeWorker(self.log_dir, self.store.rules.version)
 
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
             self.worker = None
-        if self.obs is not None:
-            self.obs.close()
-            self.obs = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     def _stored_voices(self, uids: list[str]) -> dict[str, dict]:
         """The store's `voices` rows of UIDS (who sent them, when they came through the collector)."""
@@ -124,8 +127,8 @@ class Analyser:
         out: dict[str, dict] = {}
         for i in range(0, len(uids), 1000):
             chunk = ",".join(sql_str(u) for u in uids[i : i + 1000])
-            for r in self.obs.db.query(f"SELECT uid, probe_id, network, trusted, claim FROM "
-                                       f"{self.obs.table('voices')} FINAL WHERE uid IN ({chunk})"):
+            for r in self.store.db.query(f"SELECT uid, probe_id, network, trusted, claim FROM "
+                                       f"{self.store.table('voices')} FINAL WHERE uid IN ({chunk})"):
                 out[r["uid"]] = r
         return out
 
@@ -144,20 +147,20 @@ class Analyser:
         rows = self.book.from_log(uids)
         try:
             if rows or late:
-                self.obs.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])
+                self.store.db.insert("voices", rows + [voice_row(p.uid, p) for p in late])
         except Exception:
             self.book.rollback([r["uid"] for r in rows], late)  # the round is tried again
             raise
         if self.book.reload_trust() or late:
-            self.obs.regate()
+            self.store.regate()
             self.stale = True
 
     def _publish(self, countries: set[str], changes: list[IncidentChange], full: bool) -> tuple[dict, dict]:
         """(published, unconfirmed) status rows by country: a cell is published when the quorum
         (or a trusted probe, or a published incident) backs it."""
         ccs = set() if full else countries | {c.incident.country for c in changes}
-        rows = self.obs.status() if full else [r for cc in sorted(ccs) for r in self.obs.status(country=cc)]
-        live = self.obs.live
+        rows = self.store.status() if full else [r for cc in sorted(ccs) for r in self.store.status(country=cc)]
+        live = self.store.live
         held: dict = {}
         for cc in {r.country for r in rows}:
             held.update(live.country_incidents(cc))
@@ -247,7 +250,7 @@ class Analyser:
             else:
                 part_frames = None  # archive this part's lines (from the items or `lines`)
             try:
-                self.obs.add_judged(part, frames=part_frames, lines=mark(lines or dict))
+                self.store.add_judged(part, frames=part_frames, lines=mark(lines or dict))
                 return None
             except Exception as exc:  # noqa: BLE001
                 return exc, archived or reached
@@ -277,7 +280,7 @@ class Analyser:
 
     def _store_answers(self) -> bool:
         try:
-            self.obs.db.query("SELECT 1")
+            self.store.db.query("SELECT 1")
             return True
         except Exception:  # noqa: BLE001
             return False
@@ -331,7 +334,7 @@ class Analyser:
                         continue
                     try:  # judged while its tree is in cache; only the slim Judged is kept
                         line = line_with_uid(m, line)
-                        j = self.obs.judge(m)
+                        j = self.store.judge(m)
                     except Exception as exc:  # noqa: BLE001  (one measurement must not stop the round)
                         log.error("set aside %s: the judge failed: %s", m.measurement_uid, exc)
                         failed.append(Quarantined(pos, "judge", reason_of(exc), m.measurement_uid))
@@ -358,7 +361,7 @@ class Analyser:
         due = time.monotonic() - self._refreshed_at >= max(self.interval, 4 * self.refresh_seconds)
         if (self.stale or self.rounds == 0) and (due or not added):
             t0 = time.monotonic()
-            changes = self.gate.changes(self.obs.refresh() or [])
+            changes = self.gate.changes(self.store.refresh() or [])
             self.refresh_seconds = time.monotonic() - t0
             self._refreshed_at = time.monotonic()
             self.stale = False

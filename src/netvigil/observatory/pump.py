@@ -126,7 +126,7 @@ class AnalysisPump(PumpBase):
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self.exec, self.analyser.open)
-            store = self.analyser.obs
+            store = self.analyser.store
             self._reads = StoreReads(store.db, store.raw)
             self._writer_reads = StoreReads(store.db, store.raw, status=store.status)
             self.ready, self.error = True, None

@@ -60,7 +60,7 @@ def _child(data_dir: str, engine: str, interval: float, batch: int, conn) -> Non
         conn.send(("failed", f"analysis is not available: {type(exc).__name__}: {exc}"))
         return
     gc.freeze()  # what opening loaded (rules, the held window) is never collected
-    reads = StoreReads(analyser.obs.db, analyser.obs.raw, status=analyser.obs.status)
+    reads = StoreReads(analyser.store.db, analyser.store.raw, status=analyser.store.status)
     conn.send(("ready",))
     stop_at: tuple[int, int] = (0, 0)
     next_round = 0.0  # monotonic time the next round may start

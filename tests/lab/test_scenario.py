@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,16 @@ def test_lab_geo_table_names_every_vantage():
     rows = geo_rows(s, make_plan(s, "t0"))
     assert {(asn, cc, name) for _, asn, cc, name in rows} >= {(i.asn, i.cc, i.name) for i in s.isps}
     assert rows[0][1:] == (s.control.asn, s.control.cc, s.control.name)
+
+
+def test_nothing_lab_only_in_the_package():
+    """Issue 12: nothing in the probe, the analysis or the lab's service hosts names the path
+    only our lab served (the first wave's `/netvigil-sample/N`): the package's code and text
+    data never mention it (the hosts serve a page, the catalogue's objects, 404 elsewhere:
+    tests/probe/test_real_objects.py)."""
+    import netvigil
+
+    root = Path(netvigil.__file__).parent
+    texts = [p for p in root.rglob("*") if p.suffix in (".py", ".toml", ".json", ".jsonl", ".html", ".js", ".tsv", ".csv")]
+    hits = [str(p.relative_to(root)) for p in texts if b"netvigil-sample" in p.read_bytes()]
+    assert len(texts) > 100 and hits == []

@@ -23,10 +23,10 @@ import msgspec
 
 from netvigil.errors import IngestError, MeasurementError, UsageError
 from netvigil.model.measurement import Measurement, measurement_from_dict
+from netvigil.model.uid import decode_named
 
 MAX_LINE = 64 * 1024 * 1024
 MAX_JSON_FILE = 256 * 1024 * 1024
-_decoder = msgspec.json.Decoder(Measurement)
 _any = msgspec.json.Decoder()
 
 
@@ -96,7 +96,7 @@ class ZstdFrames(io.RawIOBase):
 
 def _open(path: Path) -> io.BufferedIOBase:
     name = path.name.lower()
-    raw = path.open("rb")
+    raw = path.open("rb", buffering=1 << 20)  # lines of ~40 KB: readline ~4x faster than with 8 KB
     if name.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if name.endswith((".zst", ".zstd")):
@@ -105,12 +105,15 @@ def _open(path: Path) -> io.BufferedIOBase:
 
 
 def _decode(line: bytes, where: str, report: IngestReport) -> Measurement | None:
+    """The line's measurement, named as a collector would name it (model/uid.py), or None."""
     try:
-        return _decoder.decode(line)
+        return decode_named(line)
     except msgspec.ValidationError as exc:
         report.bad(where, f"not a measurement: {exc}")
     except msgspec.DecodeError as exc:
         report.bad(where, f"invalid JSON: {exc}")
+    except RecursionError:
+        report.bad(where, "not a measurement: nested too deeply")
     return None
 
 

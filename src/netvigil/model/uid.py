@@ -8,10 +8,12 @@ by a collector). Otherwise it is derived from the content, in OONI's shape
 measurement resubmitted, in another report or to another collector, gets the same uid, and a
 file analysed alone names its measurements as the collector that received them does.
 
-For a decoded measurement the JSON text of `test_keys` is its compact re-encoding: the same
-bytes the collector hashed whenever the probe wrote compact JSON (ours does). A measurement
-written with other spacing or key escapes gets one uid from the collector and another from a
-file; both are stable.
+The JSON text of `test_keys` is the one written: the collector hashes the bytes it received,
+and a file's line is read the same way (`decode_named`, ingest/ooni.py), so a line gets one
+uid whatever its spacing or escapes, and no decode/re-encode round trip is paid for it. Only
+a measurement that exists as objects alone (built in code, or read from a whole .json file)
+is hashed with `test_keys` re-encoded compactly: the bytes the collector hashes when it is
+sent as `encode_measurement` writes it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,32 @@ CanonicalEnvelope = msgspec.defstruct("CanonicalEnvelope", envelope_fields(), om
 _FIELDS = tuple(name for name in CanonicalEnvelope.__struct_fields__ if name not in ("test_keys", "measurement_uid", "report_id"))
 _sorted = msgspec.json.Encoder(order="sorted")
 _compact = msgspec.json.Encoder()
+
+
+_envelope = msgspec.json.Decoder(CanonicalEnvelope)
+_test_keys = msgspec.json.Decoder(dict[str, Any])
+_typed = msgspec.json.Decoder(Measurement)
+_TEST_KEYS = CanonicalEnvelope.__struct_fields__.index("test_keys")
+# a Measurement is built from the envelope's values in order: extra_fields, last, is left out
+assert Measurement.__struct_fields__ == (*CanonicalEnvelope.__struct_fields__, "extra_fields")
+
+
+def decode_named(line: bytes) -> Measurement:
+    """One JSON line as a Measurement, with the uid a collector receiving that line gives it
+    when it carries none that looks like one. The envelope is decoded with test_keys raw (what
+    the collector hashes), then test_keys alone: together the cost of one typed decode.
+    Raises msgspec's errors, as a typed decode of Measurement does (the same messages)."""
+    try:
+        env = _envelope.decode(line)
+        test_keys = _test_keys.decode(env.test_keys)
+    except (msgspec.ValidationError, RecursionError):  # the typed decode's own error (or its answer)
+        return _typed.decode(line)
+    values = list(msgspec.structs.astuple(env))
+    values[_TEST_KEYS] = test_keys
+    m = Measurement(*values)
+    if not (m.measurement_uid and UID_RE.match(m.measurement_uid)):
+        m.measurement_uid = measurement_uid(env)
+    return m
 
 
 def measurement_uid(m: Any) -> str:

@@ -2,7 +2,8 @@
 
 One asyncio process per ISP with four parts, all driven by a policy file that the lab runner
 rewrites when the scenario clock crosses a window boundary (re-read on change):
-- the ISP's recursive resolver (forwards to the lab's authoritative server) which can answer
+- the ISP's recursive resolver (forwards to the lab's authoritative server, retrying as a
+  real resolver does: dnsforward.py) which can answer
   NXDOMAIN, a bogon, the block-page address, or inject a forged answer ahead of the real one;
 - an NFQUEUE classifier that reads the SNI of ClientHellos and marks the flow (iptables and tc
   act on the mark: throttle class, RST, drop) or closes it with a forged FIN;
@@ -22,14 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from netvigil.lab import httpd
+from netvigil.lab import dnsforward, httpd
 from netvigil.lab.sni import RawSender, TcpPacket, parse_sni
 
 BLOCKPAGE = (
@@ -72,6 +72,7 @@ class Resolver(asyncio.DatagramProtocol):
         self.cfg = cfg
         self.policy = policy
         self.upstream = cfg["upstream"]
+        self.upstream_port = int(cfg.get("upstream_port", 53))
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport):
@@ -109,9 +110,12 @@ class Resolver(asyncio.DatagramProtocol):
             self.transport.sendto(real, addr)
 
     async def forward(self, q) -> bytes | None:
+        data = await dnsforward.forward(q.to_wire(), (self.upstream, self.upstream_port))
         try:
-            r = await dns.asyncquery.udp(q, self.upstream, timeout=2.0)
-        except Exception:  # noqa: BLE001 - upstream unreachable (outage): SERVFAIL
+            r = dns.message.from_wire(data) if data else None
+        except Exception:  # noqa: BLE001 - a garbled answer: as none
+            r = None
+        if r is None:  # upstream unreachable (outage) or silent for seconds: SERVFAIL
             r = dns.message.make_response(q)
             r.set_rcode(dns.rcode.SERVFAIL)
         r.flags |= dns.flags.RA

@@ -5,6 +5,7 @@ compactly by msgspec (0 of the 1,291 uid-less lines of bench_analysis_verdicts' 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from netvigil.analysis.verdicts.engine import verdicts
 from netvigil.collector.intake import accept
 from netvigil.ingest.ooni import IngestReport, read_measurements
 from netvigil.model.measurement import Measurement, encode_measurement, measurement_to_dict
-from netvigil.model.uid import decode_named, measurement_uid
+from netvigil.model.uid import CanonicalEnvelope, decode_named, measurement_uid
 from netvigil.report.replay import load_run
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -119,3 +120,31 @@ def test_a_hostile_nesting_is_a_bad_record(tmp_path):
     report = IngestReport()
     assert len(list(read_measurements([p], report))) == 1
     assert report.skipped == 1 and report.errors[0] == f"{p}:1: not a measurement: nested too deeply"
+
+
+def _reference_digest(env) -> str:
+    """The uid's hash as first written (d2752e8): blake2b of the whole sorted envelope."""
+    canon = msgspec.structs.replace(env, measurement_uid=None, report_id="")
+    return hashlib.blake2b(msgspec.json.Encoder(order="sorted").encode(canon), digest_size=16).hexdigest()
+
+
+@BUDGET
+@given(test_keys=_test_keys, writer=st.sampled_from(sorted(WRITERS)))
+def test_the_hash_is_the_one_uids_were_stored_with(test_keys, writer):
+    """The envelope and test_keys hashed in parts give the digest of the whole encoding: a uid
+    a collector gave before is the one it gives now (dedup, stores, rebuild)."""
+    line = WRITERS[writer]({**_envelope(), "test_keys": test_keys})
+    env = msgspec.json.decode(line, type=CanonicalEnvelope)
+    digest = _reference_digest(env)
+    uid = decode_named(line).measurement_uid
+    assert uid.endswith("_" + digest[5:21]) and uid.split("_")[0].endswith(f".{int(digest[:5], 16) % 1_000_000:06d}")
+
+
+def test_uids_given_before_are_given_again():
+    """Computed by the collector and by `analyse` at 7000eb3^ for the tls-mitm recording."""
+    ms = load_run(LAB)
+    assert [measurement_uid(m) for m in ms[:2]] == ["20220301080000.484683_RU_service_641c938af16185d6",
+                                                     "20220301080000.786164_RU_service_262e134f8d555266"]
+    assert accept(encode_measurement(ms[5])).uid == "20220301090000.378366_RU_service_fa3cc6955ac6cf48"
+    empty = Measurement(test_name="x", measurement_start_time="2022-01-01 00:00:00")
+    assert measurement_uid(empty) == "20220101000000.014790_ZZ_x_546fab61bf9e211b"

@@ -54,6 +54,9 @@ CanonicalEnvelope = msgspec.defstruct("CanonicalEnvelope", envelope_fields(), om
 _FIELDS = tuple(name for name in CanonicalEnvelope.__struct_fields__ if name not in ("test_keys", "measurement_uid", "report_id"))
 _sorted = msgspec.json.Encoder(order="sorted")
 _compact = msgspec.json.Encoder()
+# stands for test_keys' text in the envelope's encoding: no JSON text msgspec writes holds a
+# NUL byte (a string's is escaped), so the one NUL is where test_keys go
+_SPLICE = msgspec.Raw(b"\0")
 
 
 _envelope = msgspec.json.Decoder(CanonicalEnvelope)
@@ -89,12 +92,20 @@ def measurement_uid(m: Any) -> str:
         return m.measurement_uid
     tk = m.test_keys
     if isinstance(tk, msgspec.Raw) and m.__struct_fields__ == CanonicalEnvelope.__struct_fields__:
-        canon = msgspec.structs.replace(m, measurement_uid=None, report_id="")  # the collector's own decode
+        # the collector's own decode
+        canon = msgspec.structs.replace(m, test_keys=_SPLICE, measurement_uid=None, report_id="")
     else:
-        raw = tk if isinstance(tk, msgspec.Raw) else msgspec.Raw(_compact.encode(tk))
-        canon = CanonicalEnvelope(**{name: getattr(m, name) for name in _FIELDS}, test_keys=raw,
+        canon = CanonicalEnvelope(**{name: getattr(m, name) for name in _FIELDS}, test_keys=_SPLICE,
                                   measurement_uid=None, report_id="")
-    digest = hashlib.blake2b(_sorted.encode(canon), digest_size=16).hexdigest()
+        if not isinstance(tk, msgspec.Raw):
+            tk = _compact.encode(tk)
+    # the hash of the sorted envelope with test_keys' text in place, fed in three parts: the
+    # bulk is hashed where it lies, not copied into one more ~40 KB buffer first (~20 µs)
+    head, tail = _sorted.encode(canon).split(b"\0")
+    h = hashlib.blake2b(head, digest_size=16)
+    h.update(tk)
+    h.update(tail)
+    digest = h.hexdigest()
     t = m.measurement_start_time
     stamp = f"{t[0:4]}{t[5:7]}{t[8:10]}{t[11:13]}{t[14:16]}{t[17:19]}"
     micro = int(digest[:5], 16) % 1_000_000

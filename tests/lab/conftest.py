@@ -34,6 +34,8 @@ class TechniqueRun:
         self.root_links_before = ""
         self.root_links_after = ""
         self.namespaces: list[str] = []
+        self.scenario = None  # the combined scenario (its labels are the ground truth)
+        self.control_asn = ""
 
 
 def _root_links() -> str:
@@ -75,6 +77,7 @@ def technique_run(lab_ready) -> TechniqueRun:
     scenario = combine(parts, "techniques")
     run = TechniqueRun()
     run.asn = {isp.name: isp.asn for isp in scenario.isps}
+    run.scenario, run.control_asn = scenario, scenario.control.asn
     run.root_links_before = _root_links()
     # not tmp_path: pytest prunes old basetemp dirs, and a concurrent pytest could prune ours
     work = Path(tempfile.mkdtemp(prefix="netvigil-lab-techniques-"))

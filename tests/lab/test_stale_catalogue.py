@@ -74,3 +74,23 @@ def test_verdict_is_the_reset_not_masked(stale_run):
            and m["annotations"].get("path", "direct") == "direct"]
     got = {m.annotations["service"]: v for m, v in verdict_stream(rnd)}
     assert got["facebook"].technique == "tls.reset_after_hello", got["facebook"]
+
+
+def test_verdict_output_lists_the_stale_endpoints(stale_run, tmp_path):
+    """`netvigil analyse --format jsonl` on the run, as a user reads it: the reset with the
+    per-endpoint findings, and the retired names listed as stale (they fail at the control
+    vantage the same way) on every network and round, the service's and the control's."""
+    from tests.clirun import run_cli
+
+    ms, asn, _ = stale_run
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in ms if m["test_name"] == "service"))
+    r = run_cli("analyse", str(path), "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    vs = {(v["probe_asn"], v["measurement_start_time"], v["service"]): v
+          for v in map(json.loads, r.stdout.splitlines()) if v["path"] == "direct"}
+    fb = vs[(asn, DURING, "facebook")]
+    assert fb["technique"] == "tls.reset_after_hello" and fb["endpoints"]["facebook.com"] == "tls.reset_after_hello"
+    retired = {s: {d: "dns.nxdomain" for sv, d in RETIRED if sv == s} for s in ("facebook", "control")}
+    for (who, when, service), v in vs.items():
+        assert v["stale_endpoints"] == retired[service], (who, when, service, v)

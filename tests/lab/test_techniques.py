@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from .conftest import BEFORE, DURING
@@ -301,3 +302,54 @@ def test_nothing_routes_out_of_the_lab(technique_run):
     assert all(v == "" for v in technique_run.default_routes.values())
     assert technique_run.root_links_before == technique_run.root_links_after
 
+
+
+# outage-partial: 30% loss each way, one round: whether the control targets fail in the
+# round is chance (TCP's retransmissions often save them; then one endpoint's timeout is
+# judged tcp.ip_blocked). Its loss is asserted above (test_partial_loss); see docs/evaluation.md.
+# throttle-rates: judged per service below (its 1 Mbit/s flows are too short for the KS test)
+NOT_EXACT = {"outage-partial", "throttle-rates"}
+
+
+def scored(run, scenario: str, tmp_path):
+    """`netvigil evaluate --lab` on one technique scenario's ISP of the combined run (with the
+    control vantage, whose measurements are the analysis' witnesses)."""
+    from netvigil.evaluate.lab import evaluate_lab
+    from netvigil.lab.labels import build_labels
+
+    asn = run.asn[scenario]
+    ms = [m for m in run.ms if m["probe_asn"] in (asn, run.control_asn)]
+    (tmp_path / "measurements.jsonl").write_text("".join(json.dumps(m) + "\n" for m in ms))
+    labels = [x for x in build_labels(run.scenario) if x.asn == asn]
+    (tmp_path / "labels.jsonl").write_bytes(b"".join(msgspec.json.encode(x) + b"\n" for x in labels))
+    return evaluate_lab(tmp_path)
+
+
+def _technique_scenarios() -> list[str]:
+    from netvigil.lab.scenario import list_scenarios
+
+    from .conftest import BIG
+    return sorted(p.stem for p in list_scenarios() if p.stem not in BIG)
+
+
+@pytest.mark.parametrize("scenario", [s for s in _technique_scenarios() if s not in NOT_EXACT])
+def test_every_scenario_identified_on_its_isp(technique_run, scenario, tmp_path):
+    """Each technique scenario's ISP, probed with only `--helper` (the helper in the lab's
+    transit, the probe locating itself), scored against the lab's labels as `netvigil
+    evaluate --lab` does: every (network, service, round) unit right."""
+    res = scored(technique_run, scenario, tmp_path)
+    pairs = res.confusion.pairs
+    wrong = {k: n for k, n in pairs.items() if k[0] != k[1]}
+    assert sum(pairs.values()) > 0 and not wrong, "\n".join(res.lines())
+    labelled = {e for (e, _p) in pairs if e != "ok"}
+    assert labelled or scenario == "vpn-blocked", "\n".join(res.lines())  # vpn-blocked: the VPN path's score
+    if scenario == "vpn-blocked":
+        assert res.vpn.tp > 0 and res.vpn.fp == 0, "\n".join(res.lines())
+
+
+def test_throttle_rates_identified_at_128_and_400(technique_run):
+    for service in ("twitter", "facebook"):
+        f = verdict(technique_run, "throttle-rates", service)
+        assert f.technique == "throttled.targeted", (service, f)
+    for service in ("twitter", "facebook", "telegram"):
+        assert verdict(technique_run, "throttle-rates", service, when=BEFORE).klass == "ok", service

@@ -19,11 +19,12 @@ from netvigil.helper.limits import Limits
 from netvigil.helper.server import Helper
 from netvigil.model.measurement import Measurement
 from netvigil.probe.experiments import run_service
-from netvigil.probe.settings import parse_helper
+from netvigil.probe.settings import ProbeSettings, parse_helper
 from netvigil.targets import load_catalogue
 
 CAT = load_catalogue()
 RULES = load_rules()
+FLOW = ProbeSettings().helper_bytes  # bytes of each flow, as shipped
 
 
 def closed_port() -> int:
@@ -57,7 +58,7 @@ def test_flows_with_both_snis_in_rounds(twitter):
     assert flows == {(r, role, d) for r in (0, 1, 2) for role in ("target", "control") for d in ("download", "upload")}
     for t in x["transfers"]:
         assert t["transport"] == "tcp" and t.get("failure") is None
-        assert t["bytes"] == t["expected_bytes"] == 20_000 and t["samples"][-1][1] == 20_000
+        assert t["bytes"] == t["expected_bytes"] == FLOW and t["samples"][-1][1] == FLOW
         assert t["sni"] == ("twitter.com" if t["role"] == "target" else "example.com")
         assert 0 <= t["t0"] <= t["t"] <= m.test_runtime + 1e-6
     # twitter's endpoints list QUIC: the same check over QUIC to the helper with both SNIs
@@ -191,7 +192,7 @@ def test_cli_probe_with_helper_then_show(world, tmp_path):
         assert m["test_keys"]["x_sni_throughput"]["helper"] == f"127.0.0.1:{port}"
         r = run_cli("show", str(out))
         assert f"sni throughput via helper 127.0.0.1:{port}: target twitter.com, control example.com" in r.stdout
-        assert "target tcp upload 20000/20000 B" in r.stdout
+        assert f"target tcp upload {FLOW}/{FLOW} B" in r.stdout
     finally:
         helper.terminate()
         helper.wait(10)

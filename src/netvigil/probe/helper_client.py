@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 
 from netvigil.errors import UsageError
-from netvigil.probe.helper_exchange import Exchange, quic_exchange, tcp_exchange
+from netvigil.probe.helper_exchange import Exchange, Opened, quic_exchange, tcp_exchange, tcp_open
 from netvigil.model.helper_protocol import (
     BAD_RESPONSE,
     CONTROL_PATH,
@@ -80,14 +80,24 @@ def _check_size(nbytes: int) -> None:
         raise ValueError(f"transfer size {nbytes} outside 1..{MAX_TRANSFER_BYTES} bytes")
 
 
+async def connect(helper: HelperAddress, sni: str, *, timeout: float = 10.0) -> Opened:
+    """A TLS/TCP connection with this SNI, made ahead of its download or upload (`opened=`):
+    the SNI test opens a round's flows while the round before it transfers."""
+    return await tcp_open(helper.host, helper.port, sni, timeout=timeout)
+
+
 async def _exchange(helper: HelperAddress, sni: str | None, method: str, target: str,
                     body: bytes | int, *, timeout: float, transport: str, keep: int,
-                    sample: bool = False) -> Exchange:
+                    sample: bool = False, opened: Opened | None = None) -> Exchange:
     if transport not in ("tcp", "quic"):
         raise ValueError(f"transport must be 'tcp' or 'quic', not {transport!r}")
-    run = quic_exchange if transport == "quic" else tcp_exchange
-    return await run(helper.host, helper.port, sni, method, target, body, timeout=timeout,
-                     keep=keep, sample=sample)
+    if transport == "quic":
+        if opened is not None:
+            raise ValueError("an opened connection is TLS/TCP, not QUIC")
+        return await quic_exchange(helper.host, helper.port, sni, method, target, body,
+                                   timeout=timeout, keep=keep, sample=sample)
+    return await tcp_exchange(helper.host, helper.port, sni, method, target, body, timeout=timeout,
+                              keep=keep, sample=sample, opened=opened)
 
 
 def _transfer(ex: Exchange, sni: str, direction: str, transport: str, nbytes: int) -> Transfer:
@@ -103,11 +113,12 @@ def _fail(t: Transfer, failure: str, operation: str = "read") -> Transfer:
 
 
 async def download(helper: HelperAddress, sni: str, nbytes: int, *, timeout: float = 10.0,
-                   transport: Transport = "tcp") -> Transfer:
-    """GET /download?bytes=N with this SNI; samples of the bytes as they arrive here."""
+                   transport: Transport = "tcp", opened: Opened | None = None) -> Transfer:
+    """GET /download?bytes=N with this SNI; samples of the bytes as they arrive here. On
+    `opened` (from connect()) when given: `timeout` then bounds the request alone."""
     _check_size(nbytes)
     ex = await _exchange(helper, sni, "GET", f"{DOWNLOAD_PATH}?bytes={nbytes}", b"",
-                         timeout=timeout, transport=transport, keep=0, sample=True)
+                         timeout=timeout, transport=transport, keep=0, sample=True, opened=opened)
     t = _transfer(ex, sni, "download", transport, nbytes)
     t.bytes = ex.body_bytes
     t.samples = ex.sampler.finish() if ex.sampler else []
@@ -120,11 +131,12 @@ async def download(helper: HelperAddress, sni: str, nbytes: int, *, timeout: flo
 
 
 async def upload(helper: HelperAddress, sni: str, nbytes: int, *, timeout: float = 10.0,
-                 transport: Transport = "tcp") -> Transfer:
-    """POST /upload of N bytes with this SNI; samples as the helper saw them arrive."""
+                 transport: Transport = "tcp", opened: Opened | None = None) -> Transfer:
+    """POST /upload of N bytes with this SNI; samples as the helper saw them arrive (on
+    `opened` as download() does)."""
     _check_size(nbytes)
     ex = await _exchange(helper, sni, "POST", UPLOAD_PATH, nbytes, timeout=timeout,
-                         transport=transport, keep=64 * 1024)
+                         transport=transport, keep=64 * 1024, opened=opened)
     t = _transfer(ex, sni, "upload", transport, nbytes)
     if t.failure is not None:
         return t

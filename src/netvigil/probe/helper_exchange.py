@@ -84,11 +84,25 @@ def _classify(exc: BaseException) -> str:
     return failures.classify(exc)
 
 
-async def tcp_exchange(host: str, port: int, sni: str | None, method: str, target: str,
-                       body: bytes | int, *, timeout: float, keep: int,
-                       sample: bool = False) -> Exchange:
-    """Connect, TLS with `sni`, one HTTP/1.1 request; never raises on network failure."""
-    ex = Exchange(sampler=None)
+@dataclass
+class Opened:
+    """A TCP connection with its TLS handshake done, or the failure and step that stopped it;
+    made ahead of its request so a test can open its next flows while others transfer."""
+
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    t_connect: float = 0.0  # seconds of connect + handshake
+    failure: str | None = None
+    failed_operation: str | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+            self.writer = None
+
+
+async def tcp_open(host: str, port: int, sni: str | None, *, timeout: float) -> Opened:
+    """Connect and TLS with `sni`, within `timeout`; never raises on network failure."""
     op = "connect"
     writer = None
     loop = asyncio.get_running_loop()
@@ -98,32 +112,61 @@ async def tcp_exchange(host: str, port: int, sni: str | None, method: str, targe
             reader, writer = await asyncio.open_connection(host, port)
             op = "tls_handshake"
             await writer.start_tls(_tls_context(), server_hostname=_server_name(sni))
-            ex.t_connect = loop.time() - t0
-            op = "write"
+        return Opened(reader, writer, loop.time() - t0)
+    except (OSError, TimeoutError, ssl.SSLError, EOFError, UnicodeError, ValueError) as exc:
+        failed = Opened(failure=_classify(exc), failed_operation=op)
+    except BaseException:  # cancelled: nothing left open
+        if writer is not None:
+            writer.transport.abort()
+        raise
+    if writer is not None:
+        writer.transport.abort()
+    return failed
+
+
+async def tcp_exchange(host: str, port: int, sni: str | None, method: str, target: str,
+                       body: bytes | int, *, timeout: float, keep: int,
+                       sample: bool = False, opened: Opened | None = None) -> Exchange:
+    """Connect, TLS with `sni`, one HTTP/1.1 request; never raises on network failure.
+
+    With `opened` the connection is that one (its handshake already done) and `timeout`
+    bounds the request alone; the connection is closed at the end either way."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    conn = opened or await tcp_open(host, port, sni, timeout=timeout)
+    ex = Exchange(sampler=None, t_connect=conn.t_connect, failure=conn.failure,
+                  failed_operation=conn.failed_operation)
+    if conn.failure is not None or conn.reader is None or conn.writer is None:
+        ex.t_end = time.monotonic()
+        return ex
+    left = timeout if opened is not None else timeout - (loop.time() - t0)
+    reader, writer = conn.reader, conn.writer
+    op = "write"
+    try:
+        async with asyncio.timeout(left):
             size = body if isinstance(body, int) else len(body)
-            conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+            h11conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
             headers = [("Host", sni or host), ("User-Agent", USER_AGENT), ("Connection", "close")]
             if method == "POST":
                 headers.append(("Content-Length", str(size)))
             ex.t_start = time.monotonic()
             if sample:
                 ex.sampler = Sampler(ex.t_start)
-            writer.write(conn.send(h11.Request(method=method, target=target, headers=headers)))
+            writer.write(h11conn.send(h11.Request(method=method, target=target, headers=headers)))
             for chunk in _body_chunks(body):
-                writer.write(conn.send(h11.Data(data=chunk)))
+                writer.write(h11conn.send(h11.Data(data=chunk)))
                 await writer.drain()
                 ex.sent_bytes += len(chunk)
-            writer.write(conn.send(h11.EndOfMessage()))
+            writer.write(h11conn.send(h11.EndOfMessage()))
             await writer.drain()
             op = "read"
-            await _read_response(reader, conn, ex, keep)
+            await _read_response(reader, h11conn, ex, keep)
     except (OSError, TimeoutError, ssl.SSLError, EOFError, h11.ProtocolError,
             failures.StepFailure, UnicodeError, ValueError) as exc:
         ex.failure, ex.failed_operation = _classify(exc), op
     finally:
         ex.t_end = ex.t_end or time.monotonic()
-        if writer is not None:
-            writer.transport.abort()
+        conn.close()
     return ex
 
 
@@ -181,11 +224,15 @@ async def quic_exchange(host: str, port: int, sni: str | None, method: str, targ
     t0 = loop.time()
     try:
         async with asyncio.timeout(timeout):
-            async with connect(host, port, configuration=config, create_protocol=factory,
-                               wait_connected=True) as client:
+            session = connect(host, port, configuration=config, create_protocol=factory,
+                              wait_connected=True)
+            client = await session.__aenter__()
+            try:
                 ex.t_connect = loop.time() - t0
                 op = "write"
                 await client.request(ex, method, sni or host, target, body, keep, sample)
+            finally:
+                _close_later(session, client)
     except ConnectionError:
         ex.failure = close_failure(holder[0] if holder else None, handshake=op == "quic_handshake")
         ex.failed_operation = op if op == "quic_handshake" else "read"
@@ -195,3 +242,30 @@ async def quic_exchange(host: str, port: int, sni: str | None, method: str, targ
     finally:
         ex.t_end = ex.t_end or time.monotonic()
     return ex
+
+
+_CLOSING: set[asyncio.Task] = set()
+
+
+def _close_later(session, client) -> None:  # noqa: ANN001 - aioquic's connect() and protocol
+    """Close a QUIC connection without waiting for it: our answer is in, and aioquic's close
+    waits out the draining period (3 PTO, ~0.6 s at 60 ms RTT), which the test need not. The
+    CONNECTION_CLOSE leaves at once; the socket is closed when the wait ends or is cancelled."""
+
+    async def close() -> None:
+        try:
+            await session.__aexit__(None, None, None)
+        finally:
+            transport = getattr(client, "_transport", None)
+            if transport is not None and not transport.is_closing():
+                transport.close()
+
+    task = asyncio.ensure_future(close())
+    _CLOSING.add(task)
+    task.add_done_callback(_closed)
+
+
+def _closed(task: asyncio.Task) -> None:
+    _CLOSING.discard(task)
+    if not task.cancelled():
+        task.exception()  # a close that failed is of no interest: retrieved, not logged

@@ -8,20 +8,27 @@ accepts any SNI. Both roles of a round run concurrently, as Wehe's simultaneous 
 a network that gets slower during the test slows both alike. The probe only records what
 arrived and when (test_keys.x_sni_throughput); the statistics are the analysis's
 (analysis/verdicts/throughput.py), so they can be recomputed when the rules change.
+
+What a user waits for (benchmarks/bench_probe_sni.py, on emulated access links): every flow is
+still its own TCP connection with its own ClientHello, but a round's connections are opened
+while the round before it transfers, so a round costs its transfer, not two more round trips
+of set-up; the QUIC checks run beside all of it and are collected at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from dataclasses import dataclass
 
 from netvigil.model.sni_throughput import HelperTransfer, SNIThroughput
 from netvigil.probe import failures
+from netvigil.probe.helper_exchange import Opened
 from netvigil.probe.settings import ProbeSettings
 from netvigil.probe.trace import Trace
 
 MAX_POINTS = 48
-QUIC_BYTES = 2_000  # the QUIC check is about the handshake: a small body proves the flow works
+QUIC_BYTES = 1_000  # the QUIC check is about the handshake: a small body proves the flow works
 
 
 def _decimate(points: list[tuple[float, int]], n: int = MAX_POINTS) -> list[tuple[float, int]]:
@@ -31,16 +38,37 @@ def _decimate(points: list[tuple[float, int]], n: int = MAX_POINTS) -> list[tupl
     return [(round(float(points[round(i * step)][0]), 6), int(points[round(i * step)][1])) for i in range(n)]
 
 
-async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: str, nbytes: int,  # noqa: ANN001
-               timeout: float, transport: str = "tcp") -> HelperTransfer:
-    """One transfer through the helper client; a client error becomes a failure string."""
+@dataclass(frozen=True)
+class _Ahead:
+    """A flow's connection opened ahead of its transfer: when it started, and the connection."""
+
+    t0: float
+    conn: Opened
+
+
+async def _open(trace: Trace, helper, sni: str, timeout: float) -> _Ahead:  # noqa: ANN001
     from netvigil.probe import helper_client as client
 
     t0 = trace.now()
+    return _Ahead(t0, await client.connect(helper, sni, timeout=timeout))
+
+
+async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: str, nbytes: int,  # noqa: ANN001
+               timeout: float, transport: str = "tcp", ahead: _Ahead | None = None) -> HelperTransfer:
+    """One transfer through the helper client; a client error becomes a failure string. On
+    `ahead` (its connection opened earlier) the flow's own connect and handshake count
+    within `timeout`, as they do when it connects itself, and `t0` is when it connected."""
+    from netvigil.probe import helper_client as client
+
+    t0 = ahead.t0 if ahead else trace.now()
     trace.emit("started", "sni_throughput", sni=sni, direction=direction, transport=transport)
     fn = client.download if direction == "download" else client.upload
     try:
-        tr = await fn(helper, sni, nbytes, timeout=timeout, transport=transport)
+        if ahead is None:
+            tr = await fn(helper, sni, nbytes, timeout=timeout, transport=transport)
+        else:
+            tr = await fn(helper, sni, nbytes, timeout=max(0.0, timeout - ahead.conn.t_connect),
+                          transport=transport, opened=ahead.conn)
         got, samples = int(tr.bytes), _decimate(list(tr.samples or []))
         failure, op = tr.failure, tr.failed_operation
     except asyncio.CancelledError:  # not needed any more (its helper is down): said, then gone
@@ -49,6 +77,9 @@ async def _one(trace: Trace, helper, rnd: int, role: str, sni: str, direction: s
         raise
     except Exception as exc:  # noqa: BLE001 - a broken helper is data, never a crash
         got, samples, failure, op = 0, [], failures.classify(exc), None
+    finally:
+        if ahead is not None:
+            ahead.conn.close()
     out = HelperTransfer(round=rnd, role=role, sni=sni, direction=direction, transport=transport,
                          expected_bytes=nbytes, bytes=got, t0=t0, t=trace.now(), samples=samples,
                          failure=failure, failed_operation=op)
@@ -100,6 +131,28 @@ async def sni_throughput(trace: Trace, settings: ProbeSettings, target_sni: str,
         return await _run(trace, settings, target_sni, control_sni, quic=quic)
 
 
+DIRECTIONS = ("download", "upload")
+
+
+def _order(roles: list[tuple[str, str]], rnd: int) -> list[tuple[str, str]]:
+    return roles if rnd % 2 == 0 else roles[::-1]  # alternate who starts first
+
+
+def _open_round(trace: Trace, helper, roles: list[tuple[str, str]], rnd: int,  # noqa: ANN001
+                timeout: float) -> list[asyncio.Future]:
+    """The round's connections (one per flow, in the order its transfers take them)."""
+    return [asyncio.ensure_future(_open(trace, helper, sni, timeout))
+            for _d in DIRECTIONS for _role, sni in _order(roles, rnd)]
+
+
+async def _collect(tasks: list[asyncio.Future]) -> None:
+    """Cancel what is still opening, close what opened."""
+    await _cancel(tasks)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            task.result().conn.close()
+
+
 async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_sni: str, *,
                quic: bool) -> SNIThroughput:
     from netvigil.probe.helper_client import HelperAddress
@@ -107,32 +160,40 @@ async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_s
     roles = [("control", control_sni)] if target_sni == control_sni else [("target", target_sni), ("control", control_sni)]
     tried: list[str] = []
     result = SNIThroughput(helper=None, target_sni=target_sni, control_sni=control_sni)
+    seconds = settings.helper_seconds
     for text in settings.helpers:
         helper = HelperAddress.parse(text)
         transfers: list[HelperTransfer] = []
-        quic_results: list[HelperTransfer] = []
-        for rnd in range(settings.helper_rounds):
-            order = roles if rnd % 2 == 0 else roles[::-1]  # alternate who starts first
-            # QUIC beside round 0's TCP flows, same time; a helper refusing TCP is down, and
-            # waiting out its QUIC handshake timeouts (UDP gets no refusal) would only delay the
-            # next helper: those checks are cancelled, their results are not used
-            checks = [asyncio.ensure_future(_quic_check(trace, helper, rnd, role, sni, settings.helper_seconds))
-                      for role, sni in order] if rnd == 0 and quic else []
-            try:
+        # QUIC beside all the TCP flows, collected at the end; a helper refusing TCP is down,
+        # and waiting out its QUIC handshake timeouts (UDP gets no refusal) would only delay
+        # the next helper: those checks are cancelled, their results are not used
+        checks = [asyncio.ensure_future(_quic_check(trace, helper, 0, role, sni, seconds))
+                  for role, sni in roles] if quic else []
+        opening = _open_round(trace, helper, roles, 0, seconds)
+        ahead: list[_Ahead] = []
+        try:
+            for rnd in range(settings.helper_rounds):
+                ahead = await asyncio.gather(*opening)
+                opening = _open_round(trace, helper, roles, rnd + 1, seconds) if rnd + 1 < settings.helper_rounds else []
+                flows = [(d, role, sni) for d in DIRECTIONS for role, sni in _order(roles, rnd)]
                 transfers += await asyncio.gather(*[
-                    _one(trace, helper, rnd, role, sni, d, settings.helper_bytes, settings.helper_seconds)
-                    for d in ("download", "upload") for role, sni in order])
-            except BaseException:
-                await _cancel(checks)
-                raise
-            if rnd == 0 and _unreachable(transfers):
-                await _cancel(checks)
-                break
-            quic_results += [t for ts in await asyncio.gather(*checks) for t in ts]
+                    _one(trace, helper, rnd, role, sni, d, settings.helper_bytes, seconds, ahead=a)
+                    for (d, role, sni), a in zip(flows, ahead)])
+                if rnd == 0 and _unreachable(transfers):
+                    break
+        except BaseException:
+            await _cancel(checks)
+            raise
+        finally:
+            await _collect(opening)
+            for a in ahead:  # each transfer closed its own; these, if one never started
+                a.conn.close()
         if _unreachable(transfers):
+            await _cancel(checks)
             tried.append(text)
             result.failure = next(t.failure for t in transfers if t.role == "control")
             continue
+        quic_results = [t for ts in await asyncio.gather(*checks) for t in ts]
         return SNIThroughput(helper=text, target_sni=target_sni, control_sni=control_sni,
                              rounds=settings.helper_rounds, transfers=transfers, quic=quic_results,
                              helpers_tried=tried)

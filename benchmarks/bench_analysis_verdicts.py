@@ -7,6 +7,10 @@ Also: peak memory when the input grows 10x (streaming: it must stay about flat).
 
 Input: every real and QA web_connectivity measurement in tests/data/third_party and tests/data/ooni, repeated to N lines.
 Prints `RESULT name=value unit ratio=R baseline=...` lines.
+
+`--against DIR`: only the verdicts, this tree's against another tree's src/ (PYTHONPATH; e.g.
+`git archive REV src | tar -x -C /tmp/old`, then DIR=/tmp/old/src), each in a fresh process,
+in alternating turns beside the floor, wall and CPU time: a refactor's cost on a shared machine.
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ def floor(path: Path) -> float:
 
 
 def ours(path: Path) -> tuple[float, int]:
-    from netvigil.analysis.verdicts.engine import verdicts
+    try:
+        from netvigil.analysis.verdicts.engine import verdicts
+    except ImportError:  # a tree from before the analysis package split (--against)
+        from netvigil.analysis.verdicts import verdicts
     from netvigil.ingest.ooni import read_measurements
 
     t = time.perf_counter()
@@ -129,7 +136,53 @@ def oonidata_rate(path: Path) -> float | None:
     return float(out.stdout.strip()) if out.returncode == 0 else None
 
 
+def ours_in(src: str | None, path: Path) -> tuple[float, float, int]:
+    """ours() in a fresh process (after a warm-up run) on `src`, a tree's src/ (None: this
+    tree's): wall and CPU seconds and verdicts."""
+    env = dict(os.environ, PYTHONPATH=str(Path(src).resolve())) if src else None
+    out = subprocess.run([sys.executable, __file__, "--one", str(path)], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"--against {src}: {out.stderr.strip().splitlines()[-1:]}")
+    wall, cpu, n = out.stdout.split()
+    return float(wall), float(cpu), int(n)
+
+
+def one(path: Path) -> int:
+    ours(path)
+    cpu = time.process_time()
+    wall, n = ours(path)
+    print(wall, time.process_time() - cpu, n)
+    return 0
+
+
+def against(other: str, rounds: int = 3) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wc.jsonl"
+        write_input(path, N)
+        runs: dict[str, list] = {"this": [], "other": []}
+        floors = []
+        for r in range(rounds):
+            floors.append(floor(path))
+            for name in ("this", "other") if r % 2 == 0 else ("other", "this"):
+                runs[name].append(ours_in(None if name == "this" else other, path))
+        f = min(floors)
+        tw, tc, tn = (min(x[i] for x in runs["this"]) for i in range(3))
+        ow, oc, on = (min(x[i] for x in runs["other"]) for i in range(3))
+        if tn != on:
+            print(f"verdict counts differ: {tn} here, {on} with {other}")
+        print(f"{rounds} rounds, turns alternated; load average {os.getloadavg()[0]:.1f}")
+        print(f"RESULT verdicts_ratio_this_tree={tw / f:.2f} ratio={tw / f:.2f} baseline=json.loads floor")
+        print(f"RESULT verdicts_ratio_other_tree={ow / f:.2f} ratio={ow / f:.2f} baseline=json.loads floor ({other})")
+        print(f"RESULT verdicts_wall_this_vs_other={tw:.2f} s ratio={ow / tw:.2f} baseline={ow:.2f} s ({other}; above 1: this tree is faster)")
+        print(f"RESULT verdicts_cpu_this_vs_other={tc:.2f} s ratio={oc / tc:.2f} baseline={oc:.2f} s ({other})")
+    return 0
+
+
 def main() -> int:
+    if "--one" in sys.argv:
+        return one(Path(sys.argv[sys.argv.index("--one") + 1]))
+    if "--against" in sys.argv:
+        return against(sys.argv[sys.argv.index("--against") + 1])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wc.jsonl"
         distinct = write_input(path, N)

@@ -12,6 +12,10 @@
   threads declaring 60 MB bodies (refused from the headers).
 Prints RESULT lines: p99 (and p50) of each phase, the ratio of p99 to the idle p99, and how
 many status requests were not answered 200 (the goal: none).
+
+`--src DIR` serves from another tree's src/ (PYTHONPATH; e.g. `git archive REV src | tar -x
+-C /tmp/old`), the attack and the client staying this tree's: to compare two trees in turns
+in the same hour.
 """
 
 from __future__ import annotations
@@ -155,9 +159,11 @@ def during(port: int, attack, n_procs: int) -> tuple[list[float], int, dict]:
 
 
 def main() -> None:
+    src = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv else None
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_serve(Path(tmp) / "obs", port)  # analysis on: /status answers from its first round
+        # analysis on: /status answers from its first round
+        proc = start_serve(Path(tmp) / "obs", port, env={"PYTHONPATH": str(Path(src).resolve())} if src else None)
         try:
             for _ in range(50):  # warm up
                 get_status(port)
@@ -168,7 +174,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
     base = pct(idle, 99)
-    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; slowloris connections {loris_counts}; "
+    print(f"served from {src or 'this tree'}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; slowloris connections {loris_counts}; "
           f"big-batch uploads by status {batch_counts}")
     for name, lat, failed in (("idle(baseline)", idle, idle_failed), ("slowloris", loris, loris_failed),
                               ("big_batches", batches, batch_failed)):

@@ -147,7 +147,7 @@ def ours_in(src: str | None, path: Path) -> tuple[float, float, int]:
     return float(wall), float(cpu), int(n)
 
 
-def one(path: Path) -> int:
+def one_run(path: Path) -> int:
     ours(path)
     cpu = time.process_time()
     wall, n = ours(path)
@@ -180,7 +180,7 @@ def against(other: str, rounds: int = 3) -> int:
 
 def main() -> int:
     if "--one" in sys.argv:
-        return one(Path(sys.argv[sys.argv.index("--one") + 1]))
+        return one_run(Path(sys.argv[sys.argv.index("--one") + 1]))
     if "--against" in sys.argv:
         return against(sys.argv[sys.argv.index("--against") + 1])
     with tempfile.TemporaryDirectory() as tmp:

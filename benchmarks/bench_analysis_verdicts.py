@@ -10,7 +10,8 @@ Prints `RESULT name=value unit ratio=R baseline=...` lines.
 
 `--against DIR`: only the verdicts, this tree's against another tree's src/ (PYTHONPATH; e.g.
 `git archive REV src | tar -x -C /tmp/old`, then DIR=/tmp/old/src), each in a fresh process,
-in alternating turns beside the floor, wall and CPU time: a refactor's cost on a shared machine.
+in alternating turns beside the floor (`--rounds N`, 3 by default), wall and CPU time: a
+refactor's cost on a shared machine.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def against(other: str, rounds: int = 3) -> int:
         ow, oc, on = (min(x[i] for x in runs["other"]) for i in range(3))
         if tn != on:
             print(f"verdict counts differ: {tn} here, {on} with {other}")
-        print(f"{rounds} rounds, turns alternated; load average {os.getloadavg()[0]:.1f}")
+        print(f"{rounds} rounds, turns alternated; load average {os.getloadavg()[0]:.1f}; floor {f:.2f} s")
+        for name, rs in runs.items():
+            print(f"  {name}: " + ", ".join(f"{w:.2f} s ({c:.2f} CPU)" for w, c, _ in rs))
         print(f"RESULT verdicts_ratio_this_tree={tw / f:.2f} ratio={tw / f:.2f} baseline=json.loads floor")
         print(f"RESULT verdicts_ratio_other_tree={ow / f:.2f} ratio={ow / f:.2f} baseline=json.loads floor ({other})")
         print(f"RESULT verdicts_wall_this_vs_other={tw:.2f} s ratio={ow / tw:.2f} baseline={ow:.2f} s ({other}; above 1: this tree is faster)")
@@ -182,7 +185,8 @@ def main() -> int:
     if "--one" in sys.argv:
         return one_run(Path(sys.argv[sys.argv.index("--one") + 1]))
     if "--against" in sys.argv:
-        return against(sys.argv[sys.argv.index("--against") + 1])
+        rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
+        return against(sys.argv[sys.argv.index("--against") + 1], rounds)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wc.jsonl"
         distinct = write_input(path, N)

@@ -3,6 +3,7 @@ analysis alone gives, and falls back to judging alone when the worker dies."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -21,10 +22,23 @@ from netvigil.report.replay import load_run
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
+@functools.cache
+def recorded() -> tuple:
+    """The recorded russia-2022 run, decoded once per test process (16 MB of JSON: ~0.3 s of
+    CPU each time; the tests only encode its measurements, never change them)."""
+    return tuple(load_run(DATA / "lab" / "russia-2022"))
+
+
+@functools.cache
+def recorded_lines() -> tuple[bytes, ...]:
+    """Its measurements as the collector logs them (each uid hashed once per test process)."""
+    return tuple(accept(encode_measurement(m)).line for m in recorded())
+
+
 def feed(log_dir: Path) -> list[bytes]:
     """The recorded russia-2022 run and OONI measurements as the collector logs them, plus a
     line without a uid and one that is not a measurement (neither comes from the collector)."""
-    lines = [accept(encode_measurement(m)).line for m in load_run(DATA / "lab" / "russia-2022")]
+    lines = list(recorded_lines())
     for p in sorted((DATA / "ooni" / "fastpath").glob("*.json")):
         try:
             lines.append(accept(p.read_bytes()).line)
@@ -143,7 +157,7 @@ def test_the_checkpoint_reaches_an_end_past_an_empty_segment(tmp_path, log, work
     still moves the checkpoint there: else the analysis stays 'pending' and its process ran
     round after round at full speed (~2,000/s, a core) until the first measurement came."""
     if log == "empty-last-segment":
-        lines = [accept(encode_measurement(m)).line for m in load_run(DATA / "lab" / "russia-2022")[:3]]
+        lines = list(recorded_lines()[:3])
         mlog = MeasurementLog(tmp_path / "log")
         mlog.append(lines).result()
         mlog.close()
@@ -172,7 +186,7 @@ def test_a_stop_inside_a_line_being_written_skips_nothing(tmp_path, worker):
     log's end read as (new segment, old segment's size), and the round, having read every
     line there was, took that end as reached. The checkpoint stops at the last whole line
     read: the half-written line after it is read once it is whole, and nothing is skipped."""
-    ms = load_run(DATA / "lab" / "russia-2022")[:4]
+    ms = recorded()[:4]
     lines = [accept(encode_measurement(m)).line for m in ms]
     log_dir = tmp_path / "log"
     mlog = MeasurementLog(log_dir)

@@ -4,6 +4,7 @@ circumvention and outage calls."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
 RUNS = sorted(p.name for p in LAB.iterdir() if p.is_dir()) if LAB.exists() else []
 
 
+@functools.cache
+def evaluated(run: str):
+    """`evaluate_lab` of a recorded run, once per test process: russia-2022 and quiet-200 are
+    each scored by two tests, which only read the result (~0.7 and ~1.3 s of CPU a scoring)."""
+    return evaluate_lab(LAB / run)
+
+
 def correct(res) -> tuple[int, int]:
     total = sum(res.confusion.pairs.values())
     return sum(n for (e, p), n in res.confusion.pairs.items() if e == p), total
@@ -21,7 +29,7 @@ def correct(res) -> tuple[int, int]:
 
 @pytest.mark.parametrize("run", RUNS)
 def test_each_technique_identified(run):
-    res = evaluate_lab(LAB / run)
+    res = evaluated(run)
     right, total = correct(res)
     assert total > 0 and right / total >= 0.95, "\n".join(res.lines())
     labelled = {e for (e, _p) in res.confusion.pairs if e != "ok"}
@@ -31,7 +39,7 @@ def test_each_technique_identified(run):
 
 @pytest.mark.slow
 def test_russia_2022_incidents_onsets_rates_and_circumvention():
-    res = evaluate_lab(LAB / "russia-2022")
+    res = evaluated("russia-2022")
     assert res.incidents == 3  # twitter, facebook, the unrelated outage: one per (country, service) event
     assert all(o["onset_rounds"] is not None and abs(o["onset_rounds"]) <= 2 for o in res.onsets), res.onsets
     assert all(o["end_rounds"] is not None and abs(o["end_rounds"]) <= 2 for o in res.onsets), res.onsets
@@ -45,12 +53,12 @@ def test_russia_2022_incidents_onsets_rates_and_circumvention():
 
 
 def test_vpn_blocked_run_says_circumvention_fails():
-    res = evaluate_lab(LAB / "vpn-blocked")
+    res = evaluated("vpn-blocked")
     assert res.vpn.tp > 0 and res.vpn.fp == 0, "\n".join(res.lines())
 
 
 def test_general_slowness_is_not_targeted():
-    res = evaluate_lab(LAB / "throttle-general")
+    res = evaluated("throttle-general")
     assert not any(p.startswith("throttled.targeted") for (_e, p) in res.confusion.pairs)
     assert ("throttled.general", "throttled.general") in res.confusion.pairs
 
@@ -76,7 +84,7 @@ def test_circumvention_works_then_the_vpn_is_blocked(tmp_path):
 
 @pytest.mark.slow
 def test_no_false_throttling_or_blocking_over_200_quiet_lab_rounds():
-    res = evaluate_lab(LAB / "quiet-200")
+    res = evaluated("quiet-200")
     assert res.report.read >= 780
     assert res.throttle_fp.tn >= 390 and res.throttle_fp.fp == 0  # the service, on both vantages
     assert res.incidents == 0

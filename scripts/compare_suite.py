@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import statistics
@@ -31,9 +32,41 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MARKERS = "not lab and not browser"
+# Left out of the matched set by default: at d96f098 this fuzzer is not derandomised, and a
+# mutated MRT record can send mrtparse's unpack_aigp into a loop that allocates ~20 GB
+# (issue #16; it reached 16 GB in one run here before it was killed).
+RISKY = ("tests/signals/test_fuzz.py::test_mutated_mrt_is_parsed_or_refused",)
 SELECT_PLUGIN = '''\
-"""Keeps only the node ids listed in $NV_SELECT_IDS (written by scripts/compare_suite.py)."""
+"""Keeps only the node ids listed in $NV_SELECT_IDS and writes each test file's CPU seconds
+(this process and the children it waited for, set-up and teardown included) to $NV_CPU_OUT
+(written by scripts/compare_suite.py: the same measure in trees whose conftest lacks one)."""
+import collections
+import json
 import os
+import resource
+
+import pytest
+
+_cpu = collections.Counter()
+
+
+def _now():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = _now()
+    yield
+    _cpu[item.nodeid.partition("::")[0]] += _now() - start
+
+
+def pytest_sessionfinish(session):
+    out = os.environ.get("NV_CPU_OUT")
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(dict(_cpu), f, indent=0, sort_keys=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -71,6 +104,7 @@ class Run:
     wall: float
     load_before: str
     summary: str
+    per_file: dict
 
     @property
     def cpu(self) -> float:
@@ -171,6 +205,7 @@ def run_set(tree: Tree, workdir: Path, python: str, ids: list[str], extra: list[
     ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
     files = list(dict.fromkeys(node.partition("::")[0] for node in ids))
     stamp = time.strftime("%H%M%S")
+    cpu_file = workdir / f"cpu-{tree.label}-{stamp}.json"
     time_file = workdir / f"time-{tree.label}-{stamp}.txt"
     log = workdir / f"log-{tree.label}-{stamp}.txt"
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -179,7 +214,9 @@ def run_set(tree: Tree, workdir: Path, python: str, ids: list[str], extra: list[
     print(f"  {tree.label} ({tree.commit[:9]}): {len(ids)} tests, load {load}, log {log}", flush=True)
     with log.open("w", encoding="utf-8") as out:
         try:
-            subprocess.run(cmd, cwd=tree.path, env=environment(tree, workdir, ids_file),
+            env = environment(tree, workdir, ids_file)
+            env["NV_CPU_OUT"] = str(cpu_file)
+            subprocess.run(cmd, cwd=tree.path, env=env,
                            stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise CompareError(f"{tree.label}: pytest ran past --timeout {timeout:.0f} s (log {log})") from None
@@ -190,9 +227,27 @@ def run_set(tree: Tree, workdir: Path, python: str, ids: list[str], extra: list[
         user, system, wall = map(float, fields)
     except ValueError:
         raise CompareError(f"{tree.label}: /usr/bin/time wrote {fields!r} to {time_file}") from None
-    run = Run(tree.label, len(ids), user, system, wall, load, summary.strip("= "))
+    per_file = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
+    run = Run(tree.label, len(ids), user, system, wall, load, summary.strip("= "), per_file)
     print(f"    CPU {run.cpu:.1f} s (user {user:.1f} + system {system:.1f}), wall {wall:.1f} s: {run.summary}", flush=True)
     return run
+
+
+def per_file_table(runs: list[Run], moved: dict[str, str], top: int = 25) -> None:
+    """Median CPU of each test file in both trees (an old file under its new name), the
+    files whose CPU changed most first."""
+    files: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for path, cpu in run.per_file.items():
+            name = moved.get(path, path) if run.label == "old" else path
+            files.setdefault(name, {"old": [], "new": []})[run.label].append(cpu)
+    rows = [(f, statistics.median(v["old"]) if v["old"] else 0.0, statistics.median(v["new"]) if v["new"] else 0.0)
+            for f, v in files.items()]
+    rows.sort(key=lambda r: -abs(r[2] - r[1]))
+    print(f"\n| test file (matched tests only) | CPU old | CPU new |\n|---|---|---|")
+    for f, o, n in rows[:top]:
+        print(f"| `{f}` | {o:.1f} s | {n:.1f} s |")
+    print(f"| all files | {sum(r[1] for r in rows):.1f} s | {sum(r[2] for r in rows):.1f} s |")
 
 
 def report(runs: list[Run], old: Tree, new: Tree) -> None:
@@ -223,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-only", action="store_true", help="print the matching and stop")
     parser.add_argument("--new-args", default="--cpu-durations=40",
                         help="extra pytest arguments for the new tree (default: --cpu-durations=40)")
+    parser.add_argument("--exclude", action="append", default=list(RISKY), metavar="NODEID",
+                        help="an old node id left out of the matched set (repeatable; default: " + ", ".join(RISKY) + ")")
+    parser.add_argument("--old-args", default="--hypothesis-seed=0",
+                        help="extra pytest arguments for the old tree (default: --hypothesis-seed=0, so runs "
+                             "of fuzzers that were not yet derandomised try the same examples)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one pytest run may take")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -241,28 +301,33 @@ def main(argv: list[str] | None = None) -> int:
         new = worktree("new", args.new, args.workdir / "new")
         old_ids, new_ids = collect(old, args.workdir, python), collect(new, args.workdir, python)
         pairs, unmatched = match(old, new, old_ids, new_ids)
+        excluded = [(o, n) for o, n in pairs if o in args.exclude]
+        pairs = [(o, n) for o, n in pairs if o not in args.exclude]
         moved = [(o, n) for o, n in pairs if o != n]
         print(f"old {old.rev} ({old.commit[:9]}): {len(old_ids)} non-lab tests; "
               f"new {new.rev} ({new.commit[:9]}): {len(new_ids)}; matched {len(pairs)} "
               f"({len(moved)} in a moved file), unmatched {len(unmatched)}")
         for o, n in moved:
             print(f"  moved: {o} -> {n}")
+        for o, _ in excluded:
+            print(f"  excluded (--exclude): {o}")
         for node, why in unmatched:
             print(f"  unmatched: {node}: {why}")
         if args.list_only:
             return 0
         sets = {"old": [o for o, _ in pairs], "new": [n for _, n in pairs]}
         if args.whole:
-            sets = {"old": old_ids, "new": new_ids}
-        new_extra = shlex.split(args.new_args)
+            sets = {"old": [o for o in old_ids if o not in args.exclude], "new": new_ids}
+        extra = {"old": shlex.split(args.old_args), "new": shlex.split(args.new_args)}
         runs = []
         for r in range(args.rounds):
             order = (old, new) if r % 2 == 0 else (new, old)
             print(f"round {r + 1} of {args.rounds}", flush=True)
             for tree in order:
                 runs.append(run_set(tree, args.workdir, python, sets[tree.label],
-                                    new_extra if tree is new else [], args.timeout))
+                                    extra[tree.label], args.timeout))
         report(runs, old, new)
+        per_file_table(runs, {o.partition("::")[0]: n.partition("::")[0] for o, n in moved})
         return 0
     except CompareError as exc:
         print(f"compare_suite: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""collector/literal.py answers what the bytes.find loops and the regex scan it replaced in intake
+"""model/literal.py answers what the bytes.find loops and the regex scan it replaced in intake
 and scrub answered (issue #13: the same bytes stored, faster): every occurrence, left to right,
 none overlapping the previous one, on texts made to hold overlapping and repeated needles."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netvigil.collector import literal, scrub
+from netvigil.model import literal, scrub
 
 
 def _find_loop(haystack: bytes, needle: bytes) -> list[int]:

@@ -9,7 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netvigil.collector import scrub
+from netvigil.model import scrub
 
 V6 = ipaddress.IPv6Address("2001:db8:0:0:0:0:ab:77")
 V4 = ipaddress.IPv4Address("203.0.113.77")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from netvigil.collector import literal, scrub
+from netvigil.model import literal, scrub
 from netvigil.collector.validation import (CONSTRAINED, ENVELOPE_CAP, REPORT_ID_RE, UID_RE,  # noqa: F401
                                           Rejected, check_envelope)
 from netvigil.model.measurement import SCRUBBED_IP

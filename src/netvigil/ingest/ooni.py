@@ -18,16 +18,19 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from netvigil.model import scrub
 from netvigil.errors import IngestError, MeasurementError, UsageError
-from netvigil.model.measurement import Measurement, measurement_from_dict
+from netvigil.model.measurement import SCRUBBED_IP, Measurement, measurement_from_dict
 from netvigil.model.uid import decode_named
 
 MAX_LINE = 64 * 1024 * 1024
 MAX_JSON_FILE = 256 * 1024 * 1024
 _any = msgspec.json.Decoder()
+_compact = msgspec.json.Encoder()
 
 
 @dataclass
@@ -104,10 +107,30 @@ def _open(path: Path) -> io.BufferedIOBase:
     return raw
 
 
+def _scrub(line: bytes, probe_ip: str | None) -> bytes:
+    """The line without the probe's own address, as a collector stores it (house rule: a
+    probe's address is never stored, whoever imports the file)."""
+    return scrub.scrub(line, scrub.targets(probe_ip))
+
+
+def _scrubbed_object(item: Any) -> Any:
+    """A measurement of a whole .json file, as `_scrub` leaves a line: its probe_ip, when an
+    address, removed wherever it is written, and probe_ip 127.0.0.1 (what the uid hashes)."""
+    if not isinstance(item, dict) or item.get("probe_ip") == SCRUBBED_IP:
+        return item
+    ip = item.get("probe_ip")
+    if isinstance(ip, str):
+        raw = _compact.encode(item)
+        clean = _scrub(raw, ip)
+        if clean is not raw:  # probe_ip itself now reads 127.0.0.1, as in the collector's copy
+            return _any.decode(clean)
+    return {**item, "probe_ip": SCRUBBED_IP}
+
+
 def _decode(line: bytes, where: str, report: IngestReport) -> Measurement | None:
     """The line's measurement, named as a collector would name it (model/uid.py), or None."""
     try:
-        return decode_named(line)
+        return decode_named(line, _scrub)
     except msgspec.ValidationError as exc:
         report.bad(where, f"not a measurement: {exc}")
     except msgspec.DecodeError as exc:
@@ -182,7 +205,7 @@ def _whole_json(data: bytes, where: str, report: IngestReport) -> Iterator[Measu
             raw = item["raw_measurement"]
             item = _any.decode(raw) if isinstance(raw, str) else raw  # OONI API measurement_meta
         try:
-            m = measurement_from_dict(item, where=loc)
+            m = measurement_from_dict(_scrubbed_object(item), where=loc)
         except MeasurementError as exc:
             report.bad(loc, exc.message)
             continue

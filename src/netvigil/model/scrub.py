@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from netvigil.collector import literal
+from netvigil.model import literal
 from netvigil.model.measurement import SCRUBBED_IP
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

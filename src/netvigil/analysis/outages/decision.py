@@ -3,6 +3,9 @@
 Three questions, each answered here once:
 - a round: did the network's control targets fail (then the service's failures in that
   round are the network's, an outage, not a block)? -> `controls_failed`
+- a round whose controls answered through path loss (SYN retransmissions, control-SNI helper
+  flows timing out: `path_loss`): the failures loss explains are the network's too, a partial
+  outage, not a block -> `path_loss`, `loss_explains`
 - a network over time: which spans are outages? Rounds judged outage (above) in a run long
   enough to open a span (rules.toml [incidents], as for censorship), or the network gone
   silent (`silence_spans` below, `outage.volume.silence`); one span per network.
@@ -67,6 +70,41 @@ def outage_technique(controls: Sequence[ControlResult]) -> str:
     uplink), else `outage`."""
     partial = any((c.failed_share or 1.0) < 1.0 for c in controls)
     return Technique.OUTAGE_PARTIAL.value if partial else Technique.OUTAGE.value
+
+
+class LossCounts(Protocol):
+    """What the decision reads of a round's loss evidence (verdicts/path_loss.LossEvidence)."""
+
+    retransmitted: int
+    connects: int
+    helper_timeouts: int
+    helper_flows: int
+
+
+def path_loss(ev: LossCounts, min_events: float, min_share: float) -> bool:
+    """The round's network-side attempts (control targets' connects, control-SNI helper
+    flows) show loss: at least one connect late by whole initial RTOs (TCP's own timing, so a
+    helper stalling on its own never suffices), at least `min_events` loss signals in all and
+    on at least `min_share` of the attempts (rules.toml `path_loss_min_events`,
+    `path_loss_min_share`: a share far above a healthy path's loss)."""
+    events = ev.retransmitted + ev.helper_timeouts
+    trials = ev.connects + ev.helper_flows
+    return ev.retransmitted >= 1 and events >= min_events and trials > 0 and events >= min_share * trials
+
+
+# what loss can do to a TCP/TLS/HTTP/QUIC exchange: time it out (never reset it, forge an
+# answer or a certificate)
+_TIMEOUT_KINDS = frozenset({Technique.TCP_IP_BLOCKED, Technique.TLS_TIMEOUT_AFTER_HELLO, "http.timeout",
+                            Technique.QUIC_BLOCKED})
+
+
+def loss_explains(klass: str, technique: str | None, only_timeouts: bool) -> bool:
+    """In a round with path loss, a finding that is the network's: `ok` (it got through the
+    loss), or a failure of a timeout kind whose recorded failures are all timeouts
+    (`only_timeouts`: ip_blocked and quic.blocked also name resets and refusals)."""
+    if klass == VerdictClass.OK:
+        return True
+    return technique in _TIMEOUT_KINDS and only_timeouts
 
 
 def network_call(outage: bool, censored: bool, measured: bool) -> Call:

@@ -1,6 +1,9 @@
 """Round context: a service compared with the control targets of the same network and round.
 
 - service fails and the controls fail too -> `outage` (the network, not the service);
+- the controls answer through packet loss (path_loss.py: SYN retransmissions, control-SNI helper
+  flows timing out) -> `outage.partial` for the controls and for what loss explains of the
+  services (`ok`, or timeouts only; never a reset, a bogon or a block page);
 - service slow and controls fast -> `throttled.targeted` (rate, ratio to the controls);
 - controls slow compared with the network's own baseline -> `throttled.general`;
 - an endpoint that fails the same way from a control vantage (a network in another country,
@@ -27,7 +30,8 @@ from typing import NamedTuple
 from netvigil.analysis.verdicts.endpoints import combine
 from netvigil.analysis.verdicts.finding import Endpoint, Finding
 from netvigil.analysis.verdicts.slot_rates import SlotRates
-from netvigil.analysis.outages.decision import controls_failed, outage_technique
+from netvigil.analysis.outages.decision import controls_failed, loss_explains, outage_technique, path_loss
+from netvigil.analysis.verdicts.path_loss import LossEvidence, connect_evidence, helper_evidence, only_timeouts
 from netvigil.analysis.rules import RuleSet
 from netvigil.analysis.verdicts.throughput import floor_of
 from netvigil.model import times
@@ -254,6 +258,16 @@ class RoundContext:
         if per.set(self.keys(m)[0], rate):
             self._changed_slots.add(slot)
 
+    def _loss_evidence(self, it: Item) -> LossEvidence:
+        """The network side's loss signals in one measurement: its control-SNI helper flows, and
+        its connects when it measures a control target (a service's own may be policed)."""
+        th = self.rules.thresholds
+        tk = _test_keys(it.measurement)
+        ev = helper_evidence(tk)
+        if it.service == "control":
+            ev = ev + connect_evidence(tk, th["syn_rto_seconds"], th["syn_rto_slack_seconds"])
+        return ev
+
     def _resolve(self, network: tuple, items: list[Item], record: bool = True) -> list[Item]:
         th, conf, fac = self.rules.thresholds, self.rules.confidence, self.rules.factors
         items = [it._replace(finding=self._set_aside_stale(it.measurement, it.finding)) for it in items]
@@ -264,6 +278,8 @@ class RoundContext:
         # an outage or not: the one decision (analysis/outages/decision.py)
         ctl_failed = controls_failed(controls, th["outage_control_share"])
         outage_tech = outage_technique(controls) if ctl_failed else "outage"
+        loss = sum((self._loss_evidence(it) for it in items), LossEvidence())
+        lossy = not ctl_failed and path_loss(loss, th["path_loss_min_events"], th["path_loss_min_share"])
         ctl_rates = [c.rate_bps for c in controls if c.klass not in (VerdictClass.OUTAGE, VerdictClass.UNKNOWN) and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline, basis = self._baseline(network, self._window(items[0].measurement) if items else None)
@@ -279,6 +295,11 @@ class RoundContext:
         for m, f, service, uid in items:
             if f.technique == Technique.TLS_MITM:
                 f = self._redirected(m, f)
+            if lossy and loss_explains(f.klass, f.technique, only_timeouts(_test_keys(m))):
+                f = Finding("outage", Technique.OUTAGE_PARTIAL.value, conf["outage"] * fac["outage_path_loss"], domain=f.domain,
+                            rule_ids=["context.path_loss", f"was:{f.technique or f.klass}"] + loss.names())
+                out.append(Item(m, f, service, uid))
+                continue
             if service != "control" and f.klass in ctl_broken and not ctl_failed:
                 f = self._excused(f, ctl_broken) or Finding(
                     "ok", None, conf["ok"] * fac["ok_when_controls_fail_alike"], rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
@@ -332,6 +353,10 @@ class RoundContext:
 def _reference_rate(f: Finding) -> float | None:
     """A control finding's measured rate, or the lower bound the SNI test could give."""
     return f.rate_bps or floor_of(f)
+
+
+def _test_keys(m: Measurement) -> dict:
+    return m.test_keys if isinstance(m.test_keys, dict) else {}
 
 
 def _own_rules(f: Finding) -> list[str]:

@@ -141,8 +141,9 @@ def needs_context(m: Measurement) -> bool:
     return isinstance(m.annotations, dict) and "service" in m.annotations and m.test_name not in WEB_TESTS
 
 
-# the test_keys the round context reads (context.py: addresses of good TLS handshakes)
-CONTEXT_KEYS = ("tls_handshakes",)
+# the test_keys the round context reads (context.py: addresses of good TLS handshakes; the
+# connects, handshakes and helper flows that show path loss, verdicts/path_loss.py)
+CONTEXT_KEYS = ("tls_handshakes", "tcp_connect", "quic_handshakes", "x_sni_throughput")
 
 
 def line_with_uid(m: Measurement, line: bytes | None) -> bytes:

@@ -193,6 +193,14 @@ def child(cfg: dict) -> None:
     print(json.dumps(asyncio.run(measure(s0, s1, _iptables_bytes, cfg["repeat"]))), flush=True)
 
 
+def _first_line(proc: subprocess.Popen, timeout: float = 60.0) -> str:
+    """The process's first line of output, "" if none came within `timeout` (bounded start)."""
+    import select
+
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().strip() if ready else ""
+
+
 def on_link(profile: Profile, repeat: int) -> dict:
     from netvigil.lab.pki import service_certs
     from netvigil.targets import load_catalogue
@@ -209,9 +217,9 @@ def on_link(profile: Profile, repeat: int) -> dict:
         helper = link.popen(link.server_ns, [sys.executable, "-m", "netvigil", "helper", "--listen",
                                              f"{SERVER_IP}:{HELPER_PORT}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        if services.stdout.readline().strip() != "ready":
+        if _first_line(services) != "ready":
             raise SystemExit("bench_probe_sni: the service hosts did not start")
-        line = helper.stdout.readline()  # "netvigil helper on ..." once both sockets are bound
+        line = _first_line(helper)  # "netvigil helper on ..." once both sockets are bound
         if "helper on" not in line:
             raise SystemExit(f"bench_probe_sni: helper did not start: {line.strip()}")
         r = subprocess.run(["ip", "netns", "exec", link.client_ns, sys.executable, __file__, "--child",

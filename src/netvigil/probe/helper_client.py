@@ -82,7 +82,7 @@ def _check_size(nbytes: int) -> None:
 
 async def connect(helper: HelperAddress, sni: str, *, timeout: float = 10.0) -> Opened:
     """A TLS/TCP connection with this SNI, made ahead of its download or upload (`opened=`):
-    the SNI test opens a round's flows while the round before it transfers."""
+    the SNI test opens all its flows' connections before the first transfer."""
     return await tcp_open(helper.host, helper.port, sni, timeout=timeout)
 
 

@@ -11,10 +11,11 @@ arrived and when (test_keys.x_sni_throughput); the statistics are the analysis's
 
 What a user waits for (benchmarks/bench_probe_sni.py, on emulated access links): every flow is
 still its own TCP connection with its own ClientHello, but all of them are opened at once
-before the first transfer, so a round costs its transfer, not two more round trips of set-up;
-the QUIC checks run beside it all and are collected at the end. Not a round ahead, during
-the round before: those handshakes' CPU fell inside measured transfers and halved the rates
-a fast network showed (its history, against which throttled.general is judged).
+and finish before the first transfer, so a round costs its transfer, not two more round trips
+of set-up; the QUIC checks run beside it all and are collected at the end. No handshake runs
+during a measured transfer: opened a round ahead, their CPU fell inside the round before and
+halved the rates a fast network showed (its history, against which throttled.general is
+judged).
 """
 
 from __future__ import annotations
@@ -171,11 +172,12 @@ async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_s
         # the next helper: those checks are cancelled, their results are not used
         checks = [asyncio.ensure_future(_quic_check(trace, helper, 0, role, sni, seconds))
                   for role, sni in roles] if quic else []
-        # every round's connections at once (idle at most two rounds, 8 s with the defaults:
-        # under the helper's 10 s wait for a request head)
+        # every round's connections at once, all done before the first transfer (idle at most
+        # two rounds, 8 s with the defaults: under the helper's 10 s wait for a request head)
         opening = [_open_round(trace, helper, roles, rnd, seconds) for rnd in range(settings.helper_rounds)]
         ahead: list[_Ahead] = []
         try:
+            await asyncio.gather(*[t for tasks in opening for t in tasks])
             for rnd in range(settings.helper_rounds):
                 ahead = await asyncio.gather(*opening[rnd])
                 flows = [(d, role, sni) for d in DIRECTIONS for role, sni in _order(roles, rnd)]

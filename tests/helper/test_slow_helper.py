@@ -23,12 +23,15 @@ from netvigil.probe.sni_test import sni_throughput
 from netvigil.probe.trace import Trace
 
 RULES = load_rules()
+BURST = 2048  # bytes a paced connection may send at once after a pause (the lab's htb: burst 2k)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bps: float | None,
                 stall_after: int | None) -> None:
-    """Copy reader -> writer at `bps` (None: at once); after `stall_after` bytes, hold the rest."""
-    sent, t0 = 0, time.monotonic()
+    """Copy reader -> writer at `bps` (None: at once); after `stall_after` bytes, hold the rest.
+    A token bucket of BURST bytes: a connection idle before its request (the probe opens its
+    connections before the first transfer) earns no more than that, as a real shaper's."""
+    sent, paid = 0, time.monotonic()  # paid: when the bytes so far were due at `bps`
     try:
         while data := await reader.read(2048):
             if stall_after is not None and sent + len(data) > stall_after:
@@ -38,7 +41,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, bps:
                 await asyncio.sleep(3600)  # the helper stops sending: the probe's deadline ends it
             sent += len(data)
             if bps:
-                await asyncio.sleep(max(0.0, t0 + sent * 8 / bps - time.monotonic()))
+                paid = max(paid, time.monotonic() - BURST * 8 / bps) + len(data) * 8 / bps
+                await asyncio.sleep(max(0.0, paid - time.monotonic()))
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

@@ -31,7 +31,7 @@ from netvigil.probe.settings import ProbeSettings
 from netvigil.probe.trace import Trace
 
 MAX_POINTS = 48
-QUIC_BYTES = 1_000  # the QUIC check is about the handshake: a small body proves the flow works
+QUIC_BYTES = 200  # the QUIC check is about the handshake: a small body proves the flow works
 
 
 def _decimate(points: list[tuple[float, int]], n: int = MAX_POINTS) -> list[tuple[float, int]]:

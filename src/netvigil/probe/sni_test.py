@@ -172,8 +172,9 @@ async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_s
         # the next helper: those checks are cancelled, their results are not used
         checks = [asyncio.ensure_future(_quic_check(trace, helper, 0, role, sni, seconds))
                   for role, sni in roles] if quic else []
-        # every round's connections at once, all done before the first transfer (idle at most
-        # two rounds, 8 s with the defaults: under the helper's 10 s wait for a request head)
+        # every round's connections at once, all done before the first transfer (a connection
+        # waits for the slowest handshake and two rounds: ~8 s at most with the defaults unless
+        # handshakes crawl, under the helper's 10 s wait for a request head)
         opening = [_open_round(trace, helper, roles, rnd, seconds) for rnd in range(settings.helper_rounds)]
         ahead: list[_Ahead] = []
         try:

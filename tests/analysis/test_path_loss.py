@@ -28,9 +28,10 @@ def _records() -> list[dict]:
 RECORDS = _records()
 
 
-# the file holds outage-partial's 4 Lab Telecom measurements, then ip-drop's 4 (PROVENANCE)
-RUNS = {"outage-partial": RECORDS[:4], "ip-drop": RECORDS[4:]}
-SERVICE = {"outage-partial": "twitter", "ip-drop": "telegram"}
+# the file holds outage-partial's 4 Lab Telecom measurements, ip-drop's 4, then another
+# outage-partial run's 4 (PROVENANCE)
+RUNS = {"outage-partial": RECORDS[:4], "ip-drop": RECORDS[4:8], "outage-partial-2": RECORDS[8:]}
+SERVICE = {"outage-partial": "twitter", "ip-drop": "telegram", "outage-partial-2": "twitter"}
 
 
 def _round(scenario: str, hour: str) -> list[dict]:
@@ -66,6 +67,14 @@ def test_loss_evidence_makes_a_partial_outage():
         assert "context.path_loss" in rules
         assert any(r.startswith("evidence:syn_retransmitted=") and not r.endswith("=0/4") for r in rules), rules
     assert "was:tcp.ip_blocked" in got["twitter"][1]
+
+
+def test_a_service_through_the_loss_is_in_the_partial_outage_too():
+    """Recorded: the controls failed on 2 of 3 endpoints (an outage round before this rule too),
+    twitter got through the loss (judged `ok` before): both are the partial outage."""
+    got = _judged(_round("outage-partial-2", "09:00:00"))
+    assert {s: t for s, (t, _) in got.items()} == {"control": "outage.partial", "twitter": "outage.partial"}, got
+    assert "context.path_loss" in got["twitter"][1] and "was:ok" in got["twitter"][1]
 
 
 def test_the_clean_round_before_stays_ok():

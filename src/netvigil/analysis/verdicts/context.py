@@ -279,7 +279,9 @@ class RoundContext:
         ctl_failed = controls_failed(controls, th["outage_control_share"])
         outage_tech = outage_technique(controls) if ctl_failed else "outage"
         loss = sum((self._loss_evidence(it) for it in items), LossEvidence())
-        lossy = not ctl_failed and path_loss(loss, th["path_loss_min_events"], th["path_loss_min_share"])
+        # (also when the controls failed: some of their connects still came through, late, so
+        # a service that got through the loss is in the partial outage too, not `ok`)
+        lossy = path_loss(loss, th["path_loss_min_events"], th["path_loss_min_share"])
         ctl_rates = [c.rate_bps for c in controls if c.klass not in (VerdictClass.OUTAGE, VerdictClass.UNKNOWN) and c.rate_bps]
         ctl_rate = statistics.median(ctl_rates) if ctl_rates else None
         baseline, basis = self._baseline(network, self._window(items[0].measurement) if items else None)

@@ -304,10 +304,14 @@ def test_nothing_routes_out_of_the_lab(technique_run):
 
 
 
+# outage-partial: 30% loss each way for one round. Rule context.path_loss finds it from the
+# controls' SYN retransmissions and control-SNI helper timeouts (8/8 in five lab runs,
+# docs/evaluation.md), but whether one round's few control connects show a retransmission is
+# chance (~1 round in 10 shows too little), and a suite must not fail on a draw: the rule is
+# tested on recorded lossy rounds (tests/analysis/test_path_loss.py), the loss here
+# (test_partial_loss).
 # throttle-rates: judged per service below (its 1 Mbit/s flows are too short for the KS test)
-# (outage-partial is judged exactly: its loss shows in the controls' SYN retransmissions and
-# control-SNI helper timeouts, rule context.path_loss; its loss itself in test_partial_loss)
-NOT_EXACT = {"throttle-rates"}
+NOT_EXACT = {"outage-partial", "throttle-rates"}
 
 
 def scored(run, scenario: str, tmp_path):

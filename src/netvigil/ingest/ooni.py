@@ -107,21 +107,16 @@ def _open(path: Path) -> io.BufferedIOBase:
     return raw
 
 
-def _scrub(line: bytes, probe_ip: str | None) -> bytes:
-    """The line without the probe's own address, as a collector stores it (house rule: a
-    probe's address is never stored, whoever imports the file)."""
-    return scrub.scrub(line, scrub.targets(probe_ip))
-
-
 def _scrubbed_object(item: Any) -> Any:
-    """A measurement of a whole .json file, as `_scrub` leaves a line: its probe_ip, when an
-    address, removed wherever it is written, and probe_ip 127.0.0.1 (what the uid hashes)."""
+    """A measurement of a whole .json file as a collector stores it (house rule: a probe's
+    address is never kept, whoever imports the file; decode_named does the same for a line):
+    its probe_ip, when an address, removed wherever it is written, and probe_ip 127.0.0.1."""
     if not isinstance(item, dict) or item.get("probe_ip") == SCRUBBED_IP:
         return item
     ip = item.get("probe_ip")
     if isinstance(ip, str):
         raw = _compact.encode(item)
-        clean = _scrub(raw, ip)
+        clean = scrub.scrub(raw, scrub.targets(ip))
         if clean is not raw:  # probe_ip itself now reads 127.0.0.1, as in the collector's copy
             return _any.decode(clean)
     return {**item, "probe_ip": SCRUBBED_IP}
@@ -130,7 +125,7 @@ def _scrubbed_object(item: Any) -> Any:
 def _decode(line: bytes, where: str, report: IngestReport) -> Measurement | None:
     """The line's measurement, named as a collector would name it (model/uid.py), or None."""
     try:
-        return decode_named(line, _scrub)
+        return decode_named(line)
     except msgspec.ValidationError as exc:
         report.bad(where, f"not a measurement: {exc}")
     except msgspec.DecodeError as exc:

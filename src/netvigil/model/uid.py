@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from netvigil.model import scrub
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
 
 UID_RE = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z._-]{7,99}\Z")
@@ -68,20 +68,18 @@ _TEST_KEYS = CanonicalEnvelope.__struct_fields__.index("test_keys")
 assert Measurement.__struct_fields__ == (*CanonicalEnvelope.__struct_fields__, "extra_fields")
 
 
-def decode_named(line: bytes, scrub: Callable[[bytes, str | None], bytes] | None = None) -> Measurement:
+def decode_named(line: bytes) -> Measurement:
     """One JSON line as a Measurement, with the uid a collector receiving that line gives it
     when it carries none that looks like one. The envelope is decoded with test_keys raw (what
     the collector hashes), then test_keys alone: together the cost of one typed decode.
 
-    As the collector does, the probe's own address is removed before anything is hashed or
-    kept: `scrub(line, probe_ip)` returns the line without it (model/scrub.py; the same
-    object when there was nothing to remove), and `probe_ip` becomes 127.0.0.1. Without
-    `scrub` the line must be scrubbed already.
+    As the collector does, the probe's own address is removed (model/scrub.py) before
+    anything is hashed or kept, and `probe_ip` becomes 127.0.0.1.
     Raises msgspec's errors, as a typed decode of Measurement does (the same messages)."""
     try:
         env = _envelope.decode(line)
-        if scrub is not None and env.probe_ip != SCRUBBED_IP:
-            clean = scrub(line, env.probe_ip)
+        if env.probe_ip != SCRUBBED_IP:
+            clean = scrub.scrub(line, scrub.targets(env.probe_ip))
             if clean is not line:
                 line, env = clean, _envelope.decode(clean)
         if env.probe_ip != SCRUBBED_IP:  # set only when it differs, as the collector does: the

@@ -176,7 +176,6 @@ async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_s
         # waits for the slowest handshake and two rounds: ~8 s at most with the defaults unless
         # handshakes crawl, under the helper's 10 s wait for a request head)
         opening = [_open_round(trace, helper, roles, rnd, seconds) for rnd in range(settings.helper_rounds)]
-        ahead: list[_Ahead] = []
         try:
             await asyncio.gather(*[t for tasks in opening for t in tasks])
             for rnd in range(settings.helper_rounds):
@@ -190,11 +189,9 @@ async def _run(trace: Trace, settings: ProbeSettings, target_sni: str, control_s
         except BaseException:
             await _cancel(checks)
             raise
-        finally:
+        finally:  # each transfer closed its own; this closes those never used (a round not run)
             for tasks in opening:
                 await _collect(tasks)
-            for a in ahead:  # each transfer closed its own; these, if one never started
-                a.conn.close()
         if _unreachable(transfers):
             await _cancel(checks)
             tried.append(text)

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import msgspec
-
 from netvigil.collector.probes import ClaimCheck, Probe, ProbeRegistry, check_claim, is_local, source_network
 from netvigil.collector.provenance import Provenance, ProvenanceLog
 from netvigil.collector.quota import RateLimiter, charge

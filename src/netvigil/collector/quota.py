@@ -67,9 +67,6 @@ class RateLimiter:
         self._store(key, tokens, now)
         return tokens
 
-    def allow(self, key: str, cost: float = 1.0) -> bool:
-        return self.wait(key, cost) == 0.0
-
     def drain(self, key: str) -> None:
         """Empty the bucket: a refused oversized upload still cost us its reading."""
         self._store(key, 0.0, time.monotonic())

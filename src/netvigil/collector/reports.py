@@ -70,9 +70,6 @@ class Reports(OrderedDict):
             self._forget(report_id)
             self.expired += 1
 
-    def open_count(self) -> int:
-        return sum(1 for r in self.values() if r["open"])
-
     def _forget(self, report_id: str) -> None:
         self._unlist(report_id, self.pop(report_id))
 

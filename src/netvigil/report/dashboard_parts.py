@@ -11,7 +11,7 @@ from fastapi import Request
 from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
 from netvigil.model.vocabulary import FAILING, NOTHING_FOUND, IncidentKind, Technique, VerdictClass
 from netvigil.report.enrich import QUIC_RULE
-from netvigil.report.text import Facts, incident_text, incident_title, network_label, plural, service_name, \
+from netvigil.report.text import Facts, incident_text, incident_title, plural, service_name, \
     technique_label
 from netvigil.report.timeline import dominant, legend, timeline_svg
 

@@ -67,7 +67,7 @@ async def test_sizes_outside_the_cap_are_refused_before_any_traffic(helper):
 
 
 async def test_http3_routes_answer_like_tcp(helper):
-    from netvigil.probe.helper_exchange import quic_exchange
+    from netvigil.probe.helper_h3 import quic_exchange
 
     async def ask(method: str, target: str, body: bytes = b""):  # noqa: ANN202
         return await quic_exchange(helper.host, helper.port, "x.test", method, target, body,

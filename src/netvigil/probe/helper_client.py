@@ -18,7 +18,7 @@ from typing import Literal
 import msgspec
 
 from netvigil.errors import UsageError
-from netvigil.probe.helper_exchange import Exchange, Opened, quic_exchange, tcp_exchange, tcp_open
+from netvigil.probe.helper_exchange import Exchange, Opened, tcp_exchange, tcp_open
 from netvigil.model.helper_protocol import (
     BAD_RESPONSE,
     CONTROL_PATH,
@@ -94,6 +94,8 @@ async def _exchange(helper: HelperAddress, sni: str | None, method: str, target:
     if transport == "quic":
         if opened is not None:
             raise ValueError("an opened connection is TLS/TCP, not QUIC")
+        from netvigil.probe.helper_h3 import quic_exchange  # aioquic, loaded when QUIC is first used
+
         return await quic_exchange(helper.host, helper.port, sni, method, target, body,
                                    timeout=timeout, keep=keep, sample=sample)
     return await tcp_exchange(helper.host, helper.port, sni, method, target, body, timeout=timeout,

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import h11
 
-from netvigil.model.helper_protocol import ALPN_H3, ALPN_HTTP1, BAD_RESPONSE, Sampler
+from netvigil.model.helper_protocol import ALPN_HTTP1, BAD_RESPONSE, Sampler
 from netvigil.probe import failures
 
 CHUNK = 64 * 1024
@@ -197,51 +197,6 @@ def _on_body(ex: Exchange, data: bytes, keep: int) -> None:
     if ex.sampler is not None:
         ex.sampler.add(now, len(data))
     ex.t_end = now
-
-
-async def quic_exchange(host: str, port: int, sni: str | None, method: str, target: str,
-                        body: bytes | int, *, timeout: float, keep: int,
-                        sample: bool = False) -> Exchange:
-    """The same exchange over QUIC with HTTP/3; never raises on network failure."""
-    from aioquic.asyncio.client import connect
-    from aioquic.quic.configuration import QuicConfiguration
-
-    from netvigil.probe.helper_h3 import H3Client, close_failure
-
-    ex = Exchange()
-    config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN_H3],
-                               server_name=_server_name(sni), verify_mode=ssl.CERT_NONE,
-                               idle_timeout=timeout + 5.0)  # our own deadline comes first
-    holder: list[H3Client] = []
-
-    def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - keep the protocol for its state
-        proto = H3Client(*args, **kwargs)
-        holder.append(proto)
-        return proto
-
-    op = "quic_handshake"
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    try:
-        async with asyncio.timeout(timeout):
-            session = connect(host, port, configuration=config, create_protocol=factory,
-                              wait_connected=True)
-            client = await session.__aenter__()
-            try:
-                ex.t_connect = loop.time() - t0
-                op = "write"
-                await client.request(ex, method, sni or host, target, body, keep, sample)
-            finally:
-                _close_later(session, client)
-    except ConnectionError:
-        ex.failure = close_failure(holder[0] if holder else None, handshake=op == "quic_handshake")
-        ex.failed_operation = op if op == "quic_handshake" else "read"
-    except (OSError, TimeoutError, failures.StepFailure, ValueError) as exc:
-        ex.failure = _classify(exc)
-        ex.failed_operation = op if op == "quic_handshake" else (holder[0].step if holder else op)
-    finally:
-        ex.t_end = ex.t_end or time.monotonic()
-    return ex
 
 
 _CLOSING: set[asyncio.Task] = set()

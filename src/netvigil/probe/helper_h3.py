@@ -1,4 +1,5 @@
-"""The client side of one HTTP/3 request to the helper (aioquic), with sampled arrival.
+"""The client side of one HTTP/3 request to the helper (aioquic), with sampled arrival:
+`quic_exchange`, helper_exchange.py's exchange over QUIC.
 
 Uploads are fed to the QUIC stream as acknowledgements free its buffer, so a throttled
 path sees the same paced flow as over TCP instead of one 8 MB burst into memory.
@@ -7,15 +8,19 @@ path sees the same paced flow as over TCP instead of one 8 MB burst into memory.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 
+from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
-from netvigil.probe.helper_exchange import USER_AGENT, Exchange, _body_chunks, _on_body
-from netvigil.model.helper_protocol import BAD_RESPONSE, Sampler
+from netvigil.model.helper_protocol import ALPN_H3, BAD_RESPONSE, Sampler
+from netvigil.probe.helper_exchange import (USER_AGENT, Exchange, _body_chunks, _classify, _close_later, _on_body,
+                                            _server_name)
 from netvigil.probe import failures
 from netvigil.probe.quic import RetrievesConnectedWaiter, _close_failure
 
@@ -119,3 +124,43 @@ class H3Client(RetrievesConnectedWaiter, QuicConnectionProtocol):
             self.h3.send_data(self._stream, chunk, end_stream=last)
             ex.sent_bytes += len(chunk)
             self.transmit()
+
+
+async def quic_exchange(host: str, port: int, sni: str | None, method: str, target: str,
+                        body: bytes | int, *, timeout: float, keep: int,
+                        sample: bool = False) -> Exchange:
+    """The same exchange over QUIC with HTTP/3; never raises on network failure."""
+    ex = Exchange()
+    config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN_H3],
+                               server_name=_server_name(sni), verify_mode=ssl.CERT_NONE,
+                               idle_timeout=timeout + 5.0)  # our own deadline comes first
+    holder: list[H3Client] = []
+
+    def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - keep the protocol for its state
+        proto = H3Client(*args, **kwargs)
+        holder.append(proto)
+        return proto
+
+    op = "quic_handshake"
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    try:
+        async with asyncio.timeout(timeout):
+            session = connect(host, port, configuration=config, create_protocol=factory,
+                              wait_connected=True)
+            client = await session.__aenter__()
+            try:
+                ex.t_connect = loop.time() - t0
+                op = "write"
+                await client.request(ex, method, sni or host, target, body, keep, sample)
+            finally:
+                _close_later(session, client)
+    except ConnectionError:
+        ex.failure = close_failure(holder[0] if holder else None, handshake=op == "quic_handshake")
+        ex.failed_operation = op if op == "quic_handshake" else "read"
+    except (OSError, TimeoutError, failures.StepFailure, ValueError) as exc:
+        ex.failure = _classify(exc)
+        ex.failed_operation = op if op == "quic_handshake" else (holder[0].step if holder else op)
+    finally:
+        ex.t_end = ex.t_end or time.monotonic()
+    return ex

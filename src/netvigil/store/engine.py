@@ -17,7 +17,6 @@ first is closed.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 import msgspec
 
 from netvigil.errors import StoreError
+from netvigil.store.naming import database_name
 
 _json = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
@@ -40,10 +40,6 @@ class Engine(Protocol):
     def query(self, sql: str) -> list[dict[str, Any]]: ...
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None: ...
     def close(self) -> None: ...
-
-
-def database_name(key: str) -> str:
-    return "nv_" + hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
 
 
 class _SharedSession:

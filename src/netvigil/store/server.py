@@ -26,6 +26,7 @@ import httpx
 import msgspec
 
 from netvigil.errors import StoreError
+from netvigil.store.naming import database_name
 
 _json = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
@@ -53,8 +54,6 @@ class ServerEngine:
     (`clickhouse://` is read as http://)."""
 
     def __init__(self, url: str, database: str | None = None, *, timeout: float = 60.0):
-        from netvigil.store.engine import database_name
-
         parts = urlsplit(url.replace("clickhouse://", "http://", 1))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise StoreError("not a ClickHouse HTTP URL", where=url, hint="use e.g. http://127.0.0.1:8123")

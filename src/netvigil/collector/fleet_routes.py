@@ -25,8 +25,7 @@ from netvigil.collector.intake import Rejected
 from netvigil.collector.probes import source_network
 from netvigil.collector.quota import admit as admit_key
 from netvigil.collector.quota import charge
-from netvigil.collector.routes import client_address
-from netvigil.web.request import bearer, read_body, require_admin, token_in
+from netvigil.web.request import bearer, client_address, read_body, require_admin, token_in
 
 router = APIRouter()
 

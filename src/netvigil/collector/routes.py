@@ -21,18 +21,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from netvigil import __version__
+from netvigil.collector import fleet_routes  # enrolled probes: their own bucket and reports
 from netvigil.collector.intake import REPORT_ID_RE, Rejected
 from netvigil.collector.quota import Busy, admit, charge, over_burst
-from netvigil.web.request import bearer, read_body, token_in
+from netvigil.web.request import bearer, client_address, read_body, token_in
 
 router = APIRouter()
 
 BACKEND_VERSION = f"netvigil-{__version__}"
-
-
-def client_address(request: Request) -> str:
-    """The client: the socket peer, or the X-Forwarded-For client of a trusted proxy (see serve.py)."""
-    return request.client.host if request.client else "unknown"
 
 
 def check_probe(request: Request, cost: float = 1.0) -> str | None:
@@ -42,8 +38,6 @@ def check_probe(request: Request, cost: float = 1.0) -> str | None:
     returned). Everyone but a trusted token is also charged on its /24 (/64)."""
     nv = request.app.state.nv
     s = nv.settings
-    from netvigil.collector import fleet_routes  # enrolled probes: their own bucket and reports
-
     probe_key = fleet_routes.admit(request, cost)
     if probe_key is not None:
         return probe_key
@@ -117,8 +111,6 @@ async def open_report(request: Request):
     if fmt != "json":
         raise Rejected(f"format {fmt!r} is not supported (only \"json\")")
     report_id = request.app.state.nv.collector.open_report(meta, client)
-    from netvigil.collector import fleet_routes
-
     fleet_routes.bind_report(request, report_id, meta)
     return {"backend_version": BACKEND_VERSION, "report_id": report_id, "supported_formats": ["json"]}
 
@@ -129,8 +121,6 @@ async def submit_one(report_id: str, request: Request):
     nv = request.app.state.nv
     check_lag(request, check_probe(request))
     nv.collector.check_report(report_id)
-    from netvigil.collector import fleet_routes
-
     fleet_routes.check_owner(request, report_id)
     body = await read_body(request, nv.settings.max_body_bytes)
     from netvigil.collector.intake import unwrap_submission
@@ -146,8 +136,6 @@ async def submit_one(report_id: str, request: Request):
 async def close_report(report_id: str, request: Request):
     if not REPORT_ID_RE.fullmatch(report_id):
         raise Rejected(f"report id {report_id[:60]!r} is malformed")
-    from netvigil.collector import fleet_routes
-
     fleet_routes.check_owner(request, report_id)  # only the probe that opened it closes it
     count = request.app.state.nv.collector.close_report(report_id)
     return {"report_id": report_id, "measurements": count}
@@ -158,8 +146,6 @@ async def submit_batch(request: Request):
     """One measurement per line (OONI JSONL). All or nothing: a bad line rejects the batch and is named."""
     nv = request.app.state.nv
     key = check_probe(request, cost=0.0)  # token first, then the bucket: before reading the body
-    from netvigil.collector import fleet_routes
-
     check_lag(request, key)
     if key is not None:
         admit(nv.collector.limiter, key)

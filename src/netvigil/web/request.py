@@ -1,6 +1,7 @@
-"""A request's token and body, read safely: the bearer token, the admin check, and the body
-refused with a 413 as soon as it is known to be over its cap (Content-Length first, then
-while it streams), so an oversized or slow upload costs no more than the cap.
+"""A request's client, token and body, read safely: the client's address, the bearer token,
+the admin check, and the body refused with a 413 as soon as it is known to be over its cap
+(Content-Length first, then while it streams), so an oversized or slow upload costs no more
+than the cap.
 
 Used by the collector's routes and the report's admin routes alike. `require_admin` reads
 the app's settings as observatory/app.py lays them out (`app.state.nv.settings.admin_token`).
@@ -13,6 +14,12 @@ import hmac
 from starlette.requests import ClientDisconnect, Request
 
 from netvigil.errors import Rejected
+
+
+def client_address(request: Request) -> str:
+    """The client: the socket peer, or the X-Forwarded-For client of a trusted proxy (see
+    observatory/serve.py)."""
+    return request.client.host if request.client else "unknown"
 
 
 def bearer(request: Request) -> str | None:

@@ -30,7 +30,8 @@ from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_for
                                              unconfirmed_notice)
 from netvigil.report.enrich import freshness, latest_time, newest, told
 from netvigil.report.measurement_view import steps_html
-from netvigil.report.pages import error_page, fragment_or_page
+from netvigil.report.pages import document, error_page, fragment_or_page
+from netvigil.report.sources import ABOUT, about_body
 from netvigil.report.text import (country_name, incident_text, incident_title, is_vantage, place_label, plural,
                                   service_name, technique_label, when)
 
@@ -104,6 +105,13 @@ async def index(request: Request):
             f"<p class=muted id=totals>{plural(stored, 'measurement')} stored"
             f"{', newest from ' + escape(when(as_of)) if as_of else ''}.</p>")
     return fragment_or_page(request, "netvigil observatory", body, as_of=as_of, stale=stale)
+
+
+@read_route(ABOUT)
+async def about():
+    """The third-party data shipped with its licences and credits (report/sources.py), the page
+    every footer links to."""
+    return document("Data sources and licences - netvigil", about_body(), refresh=0)
 
 
 @read_route("/incidents")

@@ -2,10 +2,10 @@
 
 CC BY asks for attribution wherever results from the data are shown, and DB-IP asks a web
 application for a link back on those pages: every dashboard page carries a footer with the
-credits (`footer_html`, used by pages.document) linking to /about, which lists each data set
-in full; GET /api/v1/sources gives the same as JSON for API clients and front ends built on
-the API; the embeddable incident chart, which travels without the footer, carries them as
-text (`credit_lines`). One source of truth, shipped in the package: netvigil/data/sources.toml
+credits (`footer_html`, used by pages.document) linking to /about (a dashboard page showing
+`about_body`), which lists each data set in full; GET /api/v1/sources gives the same as JSON
+for API clients and front ends built on the API; the embeddable incident chart, which
+travels without the footer, carries them as text (`credit_lines`). One source of truth, shipped in the package: netvigil/data/sources.toml
 (NOTICE at the repository root says the same for people reading the wheel).
 """
 
@@ -17,7 +17,7 @@ from importlib.resources import files
 
 import msgspec
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from netvigil.errors import ConfigError
 
@@ -103,13 +103,6 @@ def about_body() -> str:
 
 
 router = APIRouter()
-
-
-@router.api_route(ABOUT, methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
-async def about():
-    from netvigil.report.pages import document  # pages imports this module for the footer
-
-    return document("Data sources and licences - netvigil", about_body(), refresh=0)
 
 
 @router.get("/api/v1/sources", tags=["api"], summary="Third-party data shipped, with source, licence and credit")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-from netvigil.analysis.incidents.quorum import OPERATOR, Backing, Voice, independent
+from netvigil.analysis.incidents.voices import OPERATOR, Backing, Voice, independent
 from netvigil.analysis.incidents.window import MAX_UIDS
 from netvigil.model.records import StatusRow, Verdict
 from netvigil.model.times import shift, stored

@@ -27,76 +27,17 @@ from pathlib import Path
 
 import msgspec
 
+from netvigil.analysis.incidents.cell_voices import CELL_COUNT_CAP, TRACKED_SHARE, CellVoices, window_of
+# the voices' words (voices.py), also named from here by the quorum's callers and tests
+from netvigil.analysis.incidents.voices import (LOST, OPERATOR, UNKNOWN, Backing, Voice, backing,  # noqa: F401
+                                               independent)
 from netvigil.analysis.incidents.window import MAX_UIDS
 from netvigil.model.provenance import MAX_LINE, Provenance
 from netvigil.model.records import Incident, IncidentChange, StatusRow, Verdict
 from netvigil.model.vocabulary import IncidentKind, VerdictClass
 
 DEFAULT_QUORUM = 2
-UNKNOWN = "unknown"
 PENDING_MAX = 200_000  # provenance lines waiting for their measurement's log line (bounded FIFO)
-
-
-class Voice(msgspec.Struct, frozen=True, array_like=True):
-    """Who sent one measurement (never the address: the /24 or /64 only)."""
-
-    probe: str  # enrolled probe id, "net:NETWORK" (anonymous), "unknown", or "operator"
-    network: str
-    trusted: bool = False
-    counted: bool = True  # False: its claimed ASN/country contradicts where it came from
-
-
-OPERATOR = Voice("operator", "operator", True)
-LOST = Voice(UNKNOWN, UNKNOWN)
-
-
-class Backing(msgspec.Struct, frozen=True):
-    independent_probes: int
-    source_networks: int
-    trusted: bool
-    operator: bool  # only the operator's own data: nothing to count
-
-    def confirmed(self, quorum: int) -> bool:
-        return self.trusted or self.independent_probes >= quorum
-
-
-def independent(pairs: Iterable[tuple[str, str]], limit: int | None = None) -> int:
-    """How many (probe, network) pairs can be chosen with no probe and no network twice: a
-    maximum bipartite matching (augmenting paths; a few probes per claim in practice),
-    counted up to `limit` (each probe added can raise the matching by one at most)."""
-    nets_of: dict[str, list[str]] = {}
-    for probe, net in set(pairs):
-        nets_of.setdefault(probe, []).append(net)
-    owner: dict[str, str] = {}  # network -> probe matched to it
-
-    def augment(probe: str, seen: set[str]) -> bool:
-        for net in nets_of[probe]:
-            if net in seen:
-                continue
-            seen.add(net)
-            if net not in owner or augment(owner[net], seen):
-                owner[net] = probe
-                return True
-        return False
-
-    matched = 0
-    for probe in sorted(nets_of):
-        if limit is not None and matched >= limit:
-            break
-        matched += augment(probe, set())
-    return matched
-
-
-def backing(voices: Iterable[Voice]) -> Backing:
-    counted = [v for v in voices if v.counted]
-    operator = bool(counted) and all(v is OPERATOR or v == OPERATOR for v in counted)
-    real = [v for v in counted if v != OPERATOR]
-    return Backing(
-        independent_probes=independent((v.probe, v.network) for v in real),
-        source_networks=len({v.network for v in real}),
-        trusted=any(v.trusted for v in counted),
-        operator=operator,
-    )
 
 
 def voice_of_provenance(p: Provenance, trusted_ids: frozenset[str]) -> Voice:
@@ -358,8 +299,6 @@ class Quorum:
             from netvigil.errors import UsageError
 
             raise UsageError(f"--quorum must be 1 or more (got {quorum})")
-        from netvigil.analysis.incidents.cell_voices import CELL_COUNT_CAP, TRACKED_SHARE, CellVoices
-
         self.book, self.quorum = book, quorum
         self.published: set[str] | None = None  # incident ids whose start was announced
         tracked = max(1, int(max_uids * TRACKED_SHARE)) if max_uids else None
@@ -402,8 +341,6 @@ class Quorum:
             self._generation = self.book.generation
             self.cells.reset()
             self._last.clear()
-        from netvigil.analysis.incidents.cell_voices import window_of
-
         cells, last, quorum = self.cells, self._last, self.quorum
         touched = cells.catch_up(set(map(_COUNTRY, rows)),
                                  lambda cc: min(window_of(r)[0] for r in rows if r.country == cc),

@@ -2,8 +2,8 @@
 
 A real server process on loopback; several client threads submit (single OONI-protocol
 submissions and JSONL batches) and record every uid the server acknowledged; the server
-is SIGKILLed mid-run and restarted on the same data dir; every acknowledged uid must be
-served again. Also: a torn last log line (crash mid-write) is cut on replay.
+is SIGKILLed mid-run and the app is opened again on the same data dir; every acknowledged
+uid must be served again. Also: a torn last log line (crash mid-write) is cut on replay.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from netvigil.collector.log import MeasurementLog
+from netvigil.observatory.app import create_app
 from netvigil.observatory.serve import free_port
 
 TOKEN = "probe-token-durability"
@@ -99,24 +101,22 @@ def test_kill_9_loses_no_acknowledged_measurement(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert len(acked) >= 2000, "the load run acknowledged too little to be a test"
-    proc = start_server(tmp_path / "obs", port)
-    try:
-        with httpx.Client(timeout=30) as c:
-            health = c.get(f"{url}/api/v1/health").json()
-            assert health["measurements"] >= len(set(acked))
-            stored: set[str] = set()
-            next_url = f"{url}/api/v1/measurements?limit=10000"
-            while next_url:
-                page = c.get(next_url).json()
-                stored.update(r["measurement_uid"] for r in page["results"])
-                next_url = page["metadata"]["next_url"]
-            lost = set(acked) - stored
-            assert not lost, f"{len(lost)} acknowledged measurements lost, e.g. {sorted(lost)[:3]}"
-            one = c.get(f"{url}/api/v1/measurement/{acked[-1]}").json()
-            assert one["measurement_uid"] == acked[-1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+    # the restart on the same data dir: the same app `serve` runs, opened in this process
+    # (the kill -9 above is what needs a process; a second one would only add its start, ~1 s)
+    app = create_app(tmp_path / "obs", analysis=False, probe_tokens={TOKEN})
+    with TestClient(app) as c:
+        health = c.get("/api/v1/health").json()
+        assert health["measurements"] >= len(set(acked))
+        stored: set[str] = set()
+        next_url = "/api/v1/measurements?limit=10000"
+        while next_url:
+            page = c.get(next_url).json()
+            stored.update(r["measurement_uid"] for r in page["results"])
+            next_url = page["metadata"]["next_url"]
+        lost = set(acked) - stored
+        assert not lost, f"{len(lost)} acknowledged measurements lost, e.g. {sorted(lost)[:3]}"
+        one = c.get(f"/api/v1/measurement/{acked[-1]}").json()
+        assert one["measurement_uid"] == acked[-1]
 
 
 def test_torn_tail_is_cut_on_replay(tmp_path):

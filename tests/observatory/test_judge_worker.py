@@ -101,21 +101,30 @@ def alone(tmp_path_factory):
     return run(d, worker=False)
 
 
-def test_worker_judges_exactly_as_the_analysis_alone(tmp_path, alone):
-    feed(tmp_path / "log")
-    *got, used = run(tmp_path, worker=True)
+@pytest.fixture(scope="module")
+def with_worker(tmp_path_factory) -> tuple[Path, tuple]:
+    """The same feed analysed with the worker: its data dir and what the run gave. Judged
+    once per module (~1.4 s of CPU): the replay test goes on from this data dir (the store's
+    database is named after its path, so a copy elsewhere would start empty)."""
+    d = tmp_path_factory.mktemp("worker")
+    feed(d / "log")
+    return d, run(d, worker=True)
+
+
+def test_worker_judges_exactly_as_the_analysis_alone(with_worker, alone):
+    *got, used = with_worker[1]
     assert used
     assert got == list(alone[:4])
     assert len(got[0]) > 300 and got[1], "the run has verdicts and incidents"
     assert len(got[3]) == len(set(got[3])) == len(got[0]), "each measurement archived once"
 
 
-def test_replaying_the_log_with_the_worker_adds_nothing(tmp_path, alone):
+def test_replaying_the_log_with_the_worker_adds_nothing(with_worker, alone):
     """After a crash the analysis re-reads from an older checkpoint: all known, none archived twice."""
-    feed(tmp_path / "log")
-    run(tmp_path, worker=True)
-    (tmp_path / "collector" / "analysed.json").unlink()
-    *got, used = run(tmp_path, worker=True)
+    data_dir, first = with_worker
+    assert first[-1], "the first run used the worker"
+    (data_dir / "collector" / "analysed.json").unlink()
+    *got, used = run(data_dir, worker=True)
     assert used and got == list(alone[:4])
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from netvigil.analysis.outages.detector import detect_outages, national_series
 from netvigil.analysis.outages.scoring import load_windows, score
-from netvigil.model.signals import parse_utc
+from netvigil.model.times import parse_utc
 from netvigil.errors import IngestError
 from netvigil.ingest.monash import read_monash
 

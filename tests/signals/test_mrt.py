@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from netvigil.analysis.outages.detector import route_visibility_outages
-from netvigil.model.signals import parse_utc
+from netvigil.model.times import parse_utc
 from netvigil.errors import IngestError, UsageError
 from netvigil.ingest.mrt import looks_like_mrt, read_mrt, replay
 

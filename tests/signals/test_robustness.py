@@ -10,7 +10,7 @@ import pytest
 from netvigil.analysis.outages.detector import detect_outages, national_series
 from netvigil.analysis.outages.scoring import load_windows, score
 from netvigil.analysis.rules import load_rules
-from netvigil.model.signals import parse_utc
+from netvigil.model.times import parse_utc
 from netvigil.ingest.monash import read_monash
 
 DATA = Path(__file__).parent / "data"

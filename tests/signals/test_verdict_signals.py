@@ -6,7 +6,7 @@ from __future__ import annotations
 from netvigil.analysis.outages.calls import measured_buckets, network_calls
 from netvigil.analysis.rules import load_rules
 from netvigil.model.records import Verdict
-from netvigil.model.signals import utc_text
+from netvigil.model.times import utc_text
 
 STEP = 300  # a probe round every 5 minutes
 T0 = 1_764_000_000 - 1_764_000_000 % STEP

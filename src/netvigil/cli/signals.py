@@ -142,7 +142,7 @@ def _unit(step: int) -> str:
 
 def _mrt(file: Path, region, fmt, show_changes: bool, rules) -> None:
     from netvigil.analysis.outages.detector import route_visibility_outages
-    from netvigil.model.signals import utc_text
+    from netvigil.model.times import utc_text
     from netvigil.ingest.mrt import read_mrt, replay
 
     dump = read_mrt(file)

@@ -16,7 +16,7 @@ import msgspec
 import typer
 
 from netvigil.analysis.outages.scoring import Score, confusion
-from netvigil.model.signals import parse_utc
+from netvigil.model.times import parse_utc
 from netvigil.model.vocabulary import Technique
 from netvigil.errors import IngestError, UsageError
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 
 from netvigil.collector.log import Position, _segment_name
+from netvigil.model import times
 
 STAGES = ("decode", "judge", "store")  # read from the log / judged / written to the store
 
@@ -72,7 +73,7 @@ class Quarantine:
         """Append `entries`; durable when this returns (before the analysis moves past them)."""
         if not entries:
             return
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        stamp = time.strftime(times.FORMAT, time.gmtime())
         data = b"".join(_encoder.encode(msgspec.structs.replace(e, at=e.at or stamp)) + b"\n" for e in entries)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

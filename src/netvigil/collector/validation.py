@@ -100,7 +100,7 @@ _latest_at: list = [-1, ""]  # (second, the latest time accepted then)
 def _latest() -> str:
     now = int(time.time())
     if _latest_at[0] != now:
-        _latest_at[:] = [now, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now + FUTURE_SLACK))]
+        _latest_at[:] = [now, time.strftime(times.FORMAT, time.gmtime(now + FUTURE_SLACK))]
     return _latest_at[1]
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from netvigil.analysis.outages.detector import detect_outages
 from netvigil.analysis.outages.signal_rules import OutageRules, SignalRule
-from netvigil.model.signals import OutageInterval, Series, parse_utc
+from netvigil.model.signals import OutageInterval, Series
+from netvigil.model.times import parse_utc
 from netvigil.errors import ConfigError, IngestError, UsageError
 
 RULES = Path(__file__).with_name("daily_events.toml")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import msgspec
 
-from netvigil.model.signals import Series, utc_text
+from netvigil.model.signals import Series
+from netvigil.model.times import utc_text
 from netvigil.errors import IngestError, UsageError
 
 GZIP_MAGIC = b"\x1f\x8b"

@@ -34,6 +34,7 @@ from netvigil.lab.labels import write_labels
 from netvigil.lab.pki import service_certs
 from netvigil.lab.plan import DNS_IP, HELPER_IP, HELPER_PORT, Plan, geo_rows, make_plan
 from netvigil.lab.scenario import Scenario
+from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import Technique
 
 Log = Callable[[str], None]
@@ -363,7 +364,7 @@ def _write_run(out_dir: Path, scenario: Scenario, clock: ScenarioClock, lab: Lab
                fleet: dict | None = None) -> None:
     run = {
         "scenario": scenario.name, "scenario_version": scenario.version, "description": scenario.description,
-        "start": scenario.start.strftime("%Y-%m-%d %H:%M:%S"), "end": scenario.end.strftime("%Y-%m-%d %H:%M:%S"),
+        "start": scenario.start.strftime(FORMAT), "end": scenario.end.strftime(FORMAT),
         "cadence_minutes": scenario.cadence.total_seconds() / 60, "rounds": clock.rounds, "speed": speed,
         "clock": rows,
         "isps": [{"name": i.name, "asn": i.asn, "cc": i.cc, "vpn": i.vpn} for i in scenario.isps],

@@ -15,10 +15,11 @@ from pathlib import Path
 import msgspec
 
 from netvigil.errors import ConfigError, UsageError
+from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import Technique, klass_of
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
-TIME_FMT = "%Y-%m-%d %H:%M:%S"
+TIME_FMT = FORMAT  # scenario files write times as every netvigil record does
 
 # the techniques the lab's censor applies -> their label class (docs/design.md sections 3 and 15)
 TECHNIQUES: dict[str, str] = {t.value: klass_of(t) for t in (

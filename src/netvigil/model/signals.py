@@ -7,32 +7,9 @@ series from different sources line up without time-zone guesswork downstream.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import msgspec
 
 SIGNALS = ("connectivity", "volume", "probe_volume", "control_share", "route_visibility", "latency")
-
-
-def utc_text(ts: int | None) -> str | None:
-    """Epoch seconds -> "YYYY-MM-DD HH:MM:SS" UTC (the clock of every netvigil record)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def parse_utc(text: str, *, where: str = "") -> int:
-    """Parse "YYYY-MM-DD HH:MM[:SS]" (or ISO with T/Z) as UTC epoch seconds."""
-    from netvigil.errors import UsageError
-
-    cleaned = text.strip().replace("T", " ").removesuffix("Z").removesuffix("+00:00")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return int(datetime.strptime(cleaned, fmt).replace(tzinfo=timezone.utc).timestamp())
-        except ValueError:
-            continue
-    raise UsageError(f"not a UTC time: {text!r}", where=where or None,
-                     hint="use YYYY-MM-DD HH:MM:SS")
 
 
 class Series(msgspec.Struct):

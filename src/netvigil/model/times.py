@@ -84,3 +84,22 @@ def bucket_seconds(bucket: str) -> int:
     if not m or int(m.group(1)) == 0:
         raise UsageError(f"bad bucket {bucket!r}", hint="use e.g. 10m, 1h or 1d")
     return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def utc_text(ts: int | None) -> str | None:
+    """Epoch seconds -> "YYYY-MM-DD HH:MM:SS" UTC (the clock of every netvigil record)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime(FORMAT)
+
+
+def parse_utc(text: str, *, where: str = "") -> int:
+    """Parse "YYYY-MM-DD HH:MM[:SS]" (or ISO with T/Z) as UTC epoch seconds."""
+    cleaned = text.strip().replace("T", " ").removesuffix("Z").removesuffix("+00:00")
+    for fmt in (FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return int(datetime.strptime(cleaned, fmt).replace(tzinfo=timezone.utc).timestamp())
+        except ValueError:
+            continue
+    raise UsageError(f"not a UTC time: {text!r}", where=where or None,
+                     hint="use YYYY-MM-DD HH:MM:SS")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from netvigil import __version__
 from netvigil.model.measurement import SCRUBBED_IP, Measurement
+from netvigil.model.times import FORMAT
 from netvigil.probe import failures
 from netvigil.probe.endpoint import MeasureRun, Target, measure, warm_up
 from netvigil.probe.settings import ProbeSettings
@@ -26,7 +27,7 @@ WEB_TEST = ("web", "0.1.0")
 
 
 def _fmt(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%d %H:%M:%S")
+    return t.strftime(FORMAT)
 
 
 def report_id(test_name: str, settings: ProbeSettings, now: dt.datetime) -> str:

@@ -28,6 +28,7 @@ import msgspec
 
 from netvigil.errors import UsageError
 from netvigil.model.records import IncidentChange
+from netvigil.model.times import FORMAT
 from netvigil.report.webhook_sign import signed_headers
 from netvigil.report.webhook_target import (Resolver, TargetRefused, TargetUnresolved, mask_url,
                                             resolve_target, resolve_target_async)
@@ -143,7 +144,7 @@ class Subscriptions:
             raise UsageError(f"there are already {len(items)} subscriptions (the limit); remove some first")
         sub = Subscription(id=secrets.token_hex(6), url=url, secret=secret or secrets.token_urlsafe(32),
                            events=events, country=country.upper() if country else None, service=service,
-                           created=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
+                           created=time.strftime(FORMAT, time.gmtime()))
         self._save(items + [sub])
         return sub
 

@@ -14,12 +14,13 @@ import altair as alt
 import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
+from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
 from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
 from netvigil.report.timeline import COLOURS, WORDS
 
-FMT = "%Y-%m-%d %H:%M:%S"
+FMT = FORMAT
 
 
 def failing_share(row: AggregateRow) -> float:

@@ -37,7 +37,7 @@ from netvigil.report.text import (country_name, incident_text, incident_title, i
 
 router = APIRouter(include_in_schema=False)
 
-FMT = "%Y-%m-%d %H:%M:%S"
+FMT = times.FORMAT
 HOME_INCIDENTS = 50  # the newest ongoing incidents on the home page
 INCIDENTS_PAGE = 50  # incidents per page of /incidents
 

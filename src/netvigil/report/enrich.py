@@ -14,12 +14,13 @@ import statistics
 from datetime import datetime, timedelta, timezone
 
 from netvigil.model.records import AggregateRow, Incident, Verdict
+from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import IncidentKind
 from netvigil.report.repository import LocalRepository, ReadRepository
 from netvigil.report.text import Facts, stale_after_minutes
 
 QUIC_RULE = "secondary:quic.blocked"
-FMT = "%Y-%m-%d %H:%M:%S"
+FMT = FORMAT
 
 
 def with_rates(incident: Incident, verdicts: list[Verdict]) -> Incident:

@@ -18,6 +18,7 @@ import msgspec
 
 from netvigil.errors import UsageError
 from netvigil.model.records import AggregateRow, Incident, StatusRow, Verdict
+from netvigil.model.times import FORMAT
 
 KINDS = {"verdicts": Verdict, "aggregates": AggregateRow, "incidents": Incident, "status": StatusRow}
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
@@ -96,7 +97,7 @@ def arrow_schema(kind: str):
 def _time(value: str, where: str) -> datetime:
     text = value.strip().replace("T", " ").removesuffix("Z")[:19]
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         raise UsageError(f"{value[:40]!r} is not a UTC time 'YYYY-MM-DD HH:MM:SS'", where=where) from None
 
@@ -131,7 +132,7 @@ def _column(kind: str, name: str, typ, rows: list[dict]):
     if pa.types.is_timestamp(typ):
         text = pc.utf8_slice_codeunits(pc.replace_substring(pa.array(values, pa.string()), "T", " "), 0, 19)
         try:
-            return pc.strptime(text, format="%Y-%m-%d %H:%M:%S", unit="s").cast(typ)
+            return pc.strptime(text, format=FORMAT, unit="s").cast(typ)
         except pa.ArrowInvalid:  # name the bad value
             return pa.array([_convert(v, typ, f"{kind}[{i}].{name}") for i, v in enumerate(values)], typ)
     plain = (pa.types.is_string(typ) or pa.types.is_boolean(typ) or pa.types.is_integer(typ)

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
-from netvigil.model.times import bucket_seconds
+from netvigil.model.times import FORMAT, bucket_seconds
 from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
 from netvigil.report.text import service_name, technique_label
 
-FMT = "%Y-%m-%d %H:%M:%S"
+FMT = FORMAT
 COLOURS = {"ok": "#2e7d32", "dns": "#c62828", "tcp": "#ad1457", "tls": "#b23c00", "http": "#4a148c",
            "quic": "#00695c", "throttled": "#6a1b9a", "down": "#455a64", "outage": "#263238",
            "vpn": "#1565c0", "unknown": "#9e9e9e", "partial": "#8d6e00"}

@@ -22,7 +22,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.outages.signal_rules import OutageRules, SignalRule
-from netvigil.model.signals import OutageInterval, Series, utc_text
+from netvigil.model.signals import OutageInterval, Series
+from netvigil.model.times import utc_text
 from netvigil.errors import UsageError
 
 MAX_BUCKETS = 1_000_000  # a filled series longer than this is a timestamp error, not data

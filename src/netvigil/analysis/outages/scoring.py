@@ -16,7 +16,8 @@ from typing import Iterable, Sequence
 
 import msgspec
 
-from netvigil.model.signals import OutageInterval, Series, parse_utc
+from netvigil.model.signals import OutageInterval, Series
+from netvigil.model.times import parse_utc
 from netvigil.errors import IngestError, UsageError
 
 

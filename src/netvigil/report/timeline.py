@@ -14,17 +14,19 @@ from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
 from netvigil.model.times import FORMAT, bucket_seconds
-from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
+from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind, VerdictClass
 from netvigil.report.text import service_name, technique_label
 
 FMT = FORMAT
-COLOURS = {"ok": "#2e7d32", "dns": "#c62828", "tcp": "#ad1457", "tls": "#b23c00", "http": "#4a148c",
-           "quic": "#00695c", "throttled": "#6a1b9a", "down": "#455a64", "outage": "#263238",
-           "vpn": "#1565c0", "unknown": "#9e9e9e", "partial": "#8d6e00"}
-WORDS = {"ok": "working", "dns": "DNS blocked", "tcp": "IP blocked", "tls": "TLS blocked", "http": "HTTP blocked",
-         "quic": "QUIC blocked", "throttled": "slowed (throttled)", "down": "service down",
-         "vpn": "VPN blocked", "outage": "no connectivity", "partial": "partly failing", "unknown": "no verdict"}
-PATTERNS = {"throttled": "stripes", "partial": "stripes", "outage": "hatch"}
+V = VerdictClass
+PARTIAL = "partial"  # a cell of the timeline, not a verdict class: some of its measurements fail, fewer than half
+COLOURS = {V.OK: "#2e7d32", V.DNS: "#c62828", V.TCP: "#ad1457", V.TLS: "#b23c00", V.HTTP: "#4a148c",
+           V.QUIC: "#00695c", V.THROTTLED: "#6a1b9a", V.DOWN: "#455a64", V.OUTAGE: "#263238",
+           V.VPN: "#1565c0", V.UNKNOWN: "#9e9e9e", PARTIAL: "#8d6e00"}
+WORDS = {V.OK: "working", V.DNS: "DNS blocked", V.TCP: "IP blocked", V.TLS: "TLS blocked", V.HTTP: "HTTP blocked",
+         V.QUIC: "QUIC blocked", V.THROTTLED: "slowed (throttled)", V.DOWN: "service down",
+         V.VPN: "VPN blocked", V.OUTAGE: "no connectivity", PARTIAL: "partly failing", V.UNKNOWN: "no verdict"}
+PATTERNS = {V.THROTTLED: "stripes", PARTIAL: "stripes", V.OUTAGE: "hatch"}
 LEFT, CELL_H, WIDTH = 150, 16, 900
 
 
@@ -35,14 +37,14 @@ def bucket_delta(bucket: str) -> timedelta:
 
 def dominant(row: AggregateRow) -> str:
     if row.total <= 0:
-        return "unknown"
+        return V.UNKNOWN
     failing = {k: v for k, v in row.counts.items() if k not in NOTHING_FOUND and v > 0}
     bad = sum(failing.values())
     if bad * 2 >= row.total and failing:
         return max(failing, key=failing.get)
     if bad > 0:
-        return "partial"
-    return "ok" if row.counts.get("ok", 0) else "unknown"
+        return PARTIAL
+    return V.OK if row.counts.get(V.OK, 0) else V.UNKNOWN
 
 
 def _defs() -> str:

@@ -108,6 +108,9 @@ class Settings:
 
 
 class Collector:
+    """The intake's state and its one path, `submit()`: accept -> dedup -> log -> group commit
+    -> 200 (module docstring); also the OONI protocol's open reports and the rate limits."""
+
     def __init__(self, data_dir: Path, settings: Settings):
         self.settings = settings
         self.log = MeasurementLog(Path(data_dir) / "log", fsync=settings.fsync)

@@ -46,6 +46,9 @@ class FleetSettings:
 
 
 class Fleet:
+    """The enrolled probes, their provenance and their buckets (per probe, source network,
+    claimed ASN, enrolments), and the check-in answer: one per app (`fleet_of(app)`)."""
+
     def __init__(self, data_dir: Path, settings, fleet: FleetSettings):
         self.settings = fleet
         self.registry = ProbeRegistry(Path(data_dir) / "collector" / "probes.jsonl")

@@ -57,6 +57,9 @@ def _write_all(fd: int, chunks: list[bytes]) -> None:
 
 
 class MeasurementLog:
+    """The segment files of one data directory: `append()` queues lines for the committer thread
+    and returns a future done once they are on disk; readers read committed bytes by position."""
+
     def __init__(self, directory: Path, *, fsync: bool = True, segment_bytes: int = 256 << 20):
         self.dir = Path(directory)
         try:

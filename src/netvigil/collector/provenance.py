@@ -26,6 +26,9 @@ _encoder = msgspec.json.Encoder()
 
 
 class ProvenanceLog:
+    """DATA_DIR/collector/provenance.jsonl: appended (not fsynced, module docstring) and read
+    back by uid, by the collector and by the analysis' quorum gate."""
+
     def __init__(self, path: Path, fsync: bool = False):
         self.path = Path(path)
         self.fsync = fsync

@@ -20,6 +20,9 @@ from netvigil.collector.quota import OverQuota
 
 
 class Reports(OrderedDict):
+    """The open reports, report_id -> its state, in order of last activity (module docstring),
+    capped per client, in all and in idle time."""
+
     def __init__(self, per_client: int = 128, idle_seconds: float = 12 * 3600, max_reports: int = 100_000,
                  clock=time.monotonic):
         super().__init__()

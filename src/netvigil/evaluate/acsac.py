@@ -148,6 +148,8 @@ class Onset:
 
 @dataclass
 class AcsacResult:
+    """The outage detector's onsets and intervals on the ACSAC series, per series with its span of days."""
+
     version: str
     rule_id: str
     onsets: list[Onset] = field(default_factory=list)

@@ -68,6 +68,9 @@ def fingerprint_call(names: list[str], scopes: dict[str, str]) -> str:
 
 @dataclass
 class FastpathResult:
+    """netvigil's verdicts against OONI's fastpath flags on the same measurements, and what
+    could only be compared by table (no raw measurement)."""
+
     report: IngestReport
     judged: Confusion = field(default_factory=Confusion)  # (OONI flag, netvigil class)
     blocked: Binary = field(default_factory=Binary)  # netvigil censorship class vs OONI anomaly|confirmed

@@ -44,6 +44,9 @@ def load_expected(path: Path = EXPECTED) -> dict[str, dict]:
 
 @dataclass
 class IMResult:
+    """netvigil's verdicts on instant-messaging measurements against their expected outcome
+    (im_expected.toml), with the measurements and expectations left unmatched."""
+
     report: IngestReport
     rows: list[dict] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)  # telegram/whatsapp measurements with no expectation

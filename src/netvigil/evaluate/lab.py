@@ -47,6 +47,9 @@ def read_labels(path: Path) -> list[dict]:
 
 @dataclass
 class LabResult:
+    """A lab run scored against its ground truth (labels.jsonl): per-unit confusion, the VPN,
+    throttling and outage calls, onsets, rates and circumvention."""
+
     report: IngestReport
     confusion: Confusion = field(default_factory=Confusion)
     vpn: Binary = field(default_factory=Binary)  # predicted "vpn path fails" vs labelled vpn.blocked

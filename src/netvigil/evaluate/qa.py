@@ -46,6 +46,8 @@ def ooni_flags(tk: dict) -> str:
 
 @dataclass
 class QAResult:
+    """netvigil's class and technique against the labelled OONI QA measurements, row by row."""
+
     rows: list[dict] = field(default_factory=list)
     confusion: Confusion = field(default_factory=Confusion)
 

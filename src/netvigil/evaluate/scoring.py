@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Binary:
+    """A 2x2 confusion count of one yes/no call (predicted vs actual), with precision and recall."""
+
     tp: int = 0
     fp: int = 0
     fn: int = 0
@@ -51,6 +53,9 @@ class Binary:
 
 @dataclass
 class Confusion:
+    """Counts of (expected, predicted) label pairs: per-label precision and recall, and the
+    table printed by `netvigil evaluate`."""
+
     pairs: Counter = field(default_factory=Counter)  # (expected, predicted) -> n
 
     def add(self, expected: str, predicted: str) -> None:

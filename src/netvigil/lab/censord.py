@@ -68,6 +68,9 @@ class Policy:
 
 
 class Resolver(asyncio.DatagramProtocol):
+    """The ISP's recursive resolver (UDP): answers as the policy says (NXDOMAIN, a bogon, the
+    block page, a forged answer ahead of the real one) and forwards everything else."""
+
     def __init__(self, cfg: dict, policy: Policy):
         self.cfg = cfg
         self.policy = policy

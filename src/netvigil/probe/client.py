@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from netvigil._http import tls_context
 from netvigil.errors import UsageError
 from netvigil.model.measurement import Measurement, encode_measurement
 
@@ -63,12 +64,16 @@ def _detail(resp: httpx.Response) -> str:
 
 
 class _Session:
+    """One HTTP client to the collector: POST with retries and backoff on transient failures
+    (429, 5xx, network); any other 4xx raised at once (a 401 as transient: the measurement
+    stays queued)."""
+
     def __init__(self, url: str, token: str | None, timeout: float, retries: int, backoff: float):
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"collector URL must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(timeout=timeout, headers=headers)
+        self.http = httpx.Client(timeout=timeout, headers=headers, verify=tls_context())  # one TLS context per process
         self.retries = retries
         self.backoff = backoff
 

@@ -34,6 +34,8 @@ class Metrics:
         """Add gauges read from the running service at scrape time."""
 
         class _State:
+            """A prometheus collector: the service's counters read when /metrics is scraped."""
+
             def collect(self):
                 yield GaugeMetricFamily("netvigil_measurements_stored", "Measurements in the log",
                                         value=nv.collector.stored)

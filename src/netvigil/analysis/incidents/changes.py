@@ -29,6 +29,9 @@ _NO_EVIDENCE = frozenset({VerdictClass.DOWN.value, VerdictClass.UNKNOWN.value}) 
 
 @dataclass
 class Round:
+    """The verdicts of one (network, service) series measured at one time: its state (ok,
+    blocked, outage, or none: no evidence) and technique, memoised as its verdicts never change."""
+
     time: str
     verdicts: list[Verdict]
     _memo: dict = field(default_factory=dict, repr=False, compare=False)

@@ -140,6 +140,9 @@ def _series_key(v: Verdict) -> tuple | None:
 
 @dataclass
 class CountryWindow:
+    """One country's verdicts from `since` on, one per uid (the last judgement wins, as the
+    store keeps it), held in time order and grouped by series as they arrive."""
+
     since: str  # every verdict of the country with time >= since is in by_uid
     by_uid: dict[str, Verdict] = field(default_factory=dict)
     _sorted: list[Verdict] | None = None
@@ -284,6 +287,10 @@ def _row(key: tuple, c: StatusCell, span_of: dict) -> StatusRow:
 
 
 class LiveState:
+    """The live analysis' memory of the store (module docstring): per country its window of
+    verdicts, incidents and latest time, the status grid and the held uids, each bounded
+    (`max_held`, `max_uids`) and reloaded from the store when asked for more than it holds."""
+
     def __init__(self, query: Callable[[str], list[dict]], table: Callable[[str], str], window_seconds: int,
                  max_held: int | None = None, max_uids: int | None = None):
         self.query, self.table, self.window_seconds = query, table, window_seconds

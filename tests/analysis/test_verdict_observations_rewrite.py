@@ -24,7 +24,7 @@ import zstandard
 
 from netvigil.analysis.verdicts import observations
 from netvigil.analysis.verdicts.observations import (LONG_SAMPLE_S, MIN_SAMPLE_BYTES, Observation, _body_reads, _body_text, _int,
-                                                     _num, _utf8_len, host_of, split_address, wire_rate)
+                                                     _num, host_of, split_address, wire_rate)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 FILES = sorted(p for p in DATA.rglob("*.jsonl*") if "labels" not in p.name) + sorted(DATA.rglob("measurement.json"))
@@ -117,7 +117,6 @@ def ref_observe(tk: dict[str, Any]) -> list[Observation]:
             Observation(
                 step="http", url=url, domain=host_of(url), ip=ip, port=port, failure=r.get("failure"),
                 status_code=_int(resp.get("code")) if isinstance(resp, dict) else None, body=body,
-                body_length=_utf8_len(body) if body is not None else None,
                 headers={str(k): str(v) for k, v in headers.items()}, transaction_id=r.get("transaction_id"),
             )
         )

@@ -123,8 +123,9 @@ def _unlike_control(ctx: WebContext, o: Observation) -> bool:
     if ctl.get("status_code") and o.status_code and o.status_code != ctl["status_code"]:
         return True
     clen = ctl.get("body_length") or 0
-    if o.body_length is not None and clen > 0:
-        prop = min(o.body_length, clen) / max(o.body_length, clen, 1)
+    if o.body is not None and clen > 0:  # (body_length is None exactly when the body is)
+        blen = o.body_length  # worked out from the body: asked once
+        prop = min(blen, clen) / max(blen, clen, 1)
         if prop < ctx.rules.thresholds["body_proportion_min"]:
             return True
     return _title(o.body) != (ctl.get("title") or "")
@@ -246,10 +247,12 @@ def _http_diff(ctx: WebContext, domain: str | None) -> Finding | None:
         reasons.append("http.diff.status_code")
     truncated = False
     clen = ctl.get("body_length") or 0
-    if final.body_length is not None and clen > 0 and not truncated and final.body_length > 0:
-        prop = min(final.body_length, clen) / max(final.body_length, clen)
-        if prop < ctx.rules.thresholds["body_proportion_min"] and _title(final.body) != (ctl.get("title") or ""):
-            reasons.append("http.diff.body_and_title")
+    if final.body is not None and clen > 0 and not truncated:
+        blen = final.body_length  # worked out from the body: asked once
+        if blen > 0:
+            prop = min(blen, clen) / max(blen, clen)
+            if prop < ctx.rules.thresholds["body_proportion_min"] and _title(final.body) != (ctl.get("title") or ""):
+                reasons.append("http.diff.body_and_title")
     if not reasons:
         return None
     return Finding("http", "http.diff", ctx.rules.confidence["http_diff"], rule_ids=reasons, domain=final.domain or domain)

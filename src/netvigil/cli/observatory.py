@@ -199,12 +199,14 @@ def _fetch_incident(url: str, incident_id: str, page_size: int = 10000):
     import httpx
     import msgspec
 
+    from netvigil._http import tls_context
     from netvigil.model.records import AggregateRow, Incident
     from netvigil.report.chart import chart_query
 
     base = url.rstrip("/")
+    http = httpx.Client(timeout=30, verify=tls_context())  # one client for the incident and every page
     try:
-        r = httpx.get(f"{base}/api/v1/incidents/{incident_id}", timeout=30)
+        r = http.get(f"{base}/api/v1/incidents/{incident_id}")
         if r.status_code == 404:
             raise UsageError(f"incident {incident_id!r} not found at {base}")
         r.raise_for_status()
@@ -214,7 +216,7 @@ def _fetch_incident(url: str, incident_id: str, page_size: int = 10000):
         rows: list[AggregateRow] = []
         next_url: str | None = f"{base}/api/v1/aggregates"
         for _ in range(100_000):  # bounded
-            a = httpx.get(next_url, params=params, timeout=30)
+            a = http.get(next_url, params=params)
             a.raise_for_status()
             page = a.json()
             rows += msgspec.convert(page["results"], list[AggregateRow])
@@ -226,6 +228,8 @@ def _fetch_incident(url: str, incident_id: str, page_size: int = 10000):
         raise UsageError(f"cannot read incident from {base}: {exc}") from None
     except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
         raise UsageError(f"{base} answered something that is not a netvigil incident: {exc}") from None
+    finally:
+        http.close()
     return inc, rows, body.get("text")
 
 
@@ -291,8 +295,9 @@ def report(
 
         text = incident_text(inc)
     chart = incident_chart(inc, rows, permalink=f"{url.rstrip('/')}/incident/{inc.id}" if url else None)
-    files = {f"{safe}.txt": (text + "\n").encode(), f"{safe}.svg": render(chart, "svg"),
-             f"{safe}.png": render(chart, "png"),
+    spec = chart.to_dict()  # validated once for both drawings
+    files = {f"{safe}.txt": (text + "\n").encode(), f"{safe}.svg": render(spec, "svg"),
+             f"{safe}.png": render(spec, "png"),
              f"{safe}.json": msgspec.json.format(msgspec.json.encode({**msgspec.to_builtins(inc), "text": text}))}
     for name, data in files.items():
         (out_dir / name).write_bytes(data)

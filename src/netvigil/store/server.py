@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 import msgspec
 
+from netvigil._http import tls_context
 from netvigil.errors import StoreError
 from netvigil.store.naming import database_name
 
@@ -64,7 +65,7 @@ class ServerEngine:
         opts = dict(parse_qsl(parts.query))
         self.database = database or opts.get("database") or database_name(url)
         auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
-        self._http = httpx.Client(auth=auth, timeout=timeout)  # basic auth: every version reads it
+        self._http = httpx.Client(auth=auth, timeout=timeout, verify=tls_context())  # basic auth: every version reads it
         self._settings: dict[str, str] = {}
         try:
             self.version = self._post("SELECT version()").decode().strip()

@@ -55,12 +55,20 @@ def outages(data_dir: Path) -> list:
         obs.close()
 
 
-def test_report_writes_text_chart_and_json(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def local_report(data_dir, tmp_path_factory) -> tuple[str, CliResult, Path]:
+    """(twitter's incident id, `netvigil report ID --data-dir`, its --out-dir): run once, read
+    by the test of its files and by the test comparing it with the report over HTTP."""
     iid = incident_id(data_dir)
-    r = netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "out"))
+    out = tmp_path_factory.mktemp("local-report")
+    return iid, netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(out)), out
+
+
+def test_report_writes_text_chart_and_json(local_report):
+    iid, r, out = local_report
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Metrics up to 13:30 UTC on 26 February 2022 show that Twitter") and "Russia" in r.stdout
-    files = {p.suffix: p for p in (tmp_path / "out").iterdir()}
+    files = {p.suffix: p for p in out.iterdir()}
     assert set(files) == {".txt", ".svg", ".png", ".json"}
     assert files[".png"].read_bytes()[:4] == b"\x89PNG"
     assert "onset 09:00 UTC" in files[".svg"].read_text()
@@ -71,10 +79,10 @@ def test_report_writes_text_chart_and_json(data_dir, tmp_path):
     assert body["id"] == iid and body["text"] == r.stdout.strip()
 
 
-def test_report_over_http_matches(data_dir, tmp_path):
+def test_report_over_http_matches(data_dir, local_report, tmp_path):
     from netvigil.observatory.serve import ObservatoryThread
 
-    iid = incident_id(data_dir)
+    iid, local, _ = local_report
     outage = next(i.id for i in outages(data_dir))
     # the analysis as a thread: the statement over HTTP is the point, not the analysis process
     # (tests/observatory/test_analysis_process.py, tests/test_fuzz_all_routes.py serve that)
@@ -94,7 +102,7 @@ def test_report_over_http_matches(data_dir, tmp_path):
         _, paged, _ = _fetch_incident(obs.url, iid, page_size=7)  # followed next_url page by page
         assert len(whole) > 7 and paged == whole
     assert r.returncode == 0, r.stderr
-    local = netvigil("report", iid, "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
     assert r.stdout == local.stdout, "the statement over HTTP is the one from the store"
     assert "Circumvention was possible using VPN services." in r.stdout  # the data is from 2022: not "currently"
     assert o.returncode == 0, o.stderr  # an outage (service "*") over HTTP
@@ -149,8 +157,8 @@ def test_serve_shows_a_store_written_directly_by_the_observatory(tmp_path):
                 if c.get(f"{srv.url}/api/v1/health").json()["analysis"] == "running":
                     break
                 time.sleep(0.05)
-        incs = httpx.get(f"{srv.url}/api/v1/incidents", params={"country": "RU"}, timeout=60).json()["results"]
-        uid = incs[0]["evidence"]["measurement_uids"][0]
-        raw = httpx.get(f"{srv.url}/api/v1/measurement/{uid}", timeout=60)
+            incs = c.get(f"{srv.url}/api/v1/incidents", params={"country": "RU"}, timeout=60).json()["results"]
+            uid = incs[0]["evidence"]["measurement_uids"][0]
+            raw = c.get(f"{srv.url}/api/v1/measurement/{uid}", timeout=60)
     assert {i["service"] for i in incs} == {"twitter", "facebook", "*"}
     assert raw.status_code == 200 and raw.json()["measurement_uid"] == uid

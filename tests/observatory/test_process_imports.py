@@ -55,6 +55,26 @@ assert parent.recv() == ("ready",)
     mods, _ = loaded(code, tmp_path)
     assert "chdb" in mods, "the probe saw the store opened"
     assert not mods & WEB, sorted(mods & WEB)
+    # chdb's own import of pyarrow (its Arrow outputs, unused) is skipped: store/chdb_import.py
+    assert not mods & {"pyarrow", "numpy"}, sorted(mods & {"pyarrow", "numpy"})
+
+
+def test_an_embedded_store_works_without_pyarrow_which_stays_importable(tmp_path):
+    code = f"""
+import sys
+from pathlib import Path
+from netvigil.store.engine import ChdbEngine
+engine = ChdbEngine(Path({str(tmp_path / 'store')!r}))
+engine.execute(f"CREATE TABLE {{engine.database}}.t (x UInt32) ENGINE = MergeTree ORDER BY x")
+engine.insert("t", [{{"x": 1}}, {{"x": 2}}])
+assert engine.query(f"SELECT sum(x) AS s FROM {{engine.database}}.t") == [{{"s": 3}}]
+assert "pyarrow" not in sys.modules
+import pyarrow  # report/export.py writes Parquet with it in the same process
+assert pyarrow.table({{"x": [1]}}).num_rows == 1
+engine.close()
+"""
+    mods, _ = loaded(code, tmp_path)
+    assert {"chdb", "pyarrow"} <= mods
 
 
 def test_the_web_app_loads_httpx_and_numpy_only_when_it_uses_them(tmp_path):

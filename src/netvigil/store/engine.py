@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import msgspec
 
 from netvigil.errors import StoreError
+from netvigil.store.chdb_import import import_chdb_session
 from netvigil.store.naming import database_name
 
 _json = msgspec.json.Encoder()
@@ -55,7 +56,7 @@ class _SharedSession:
         with cls.lock:
             if cls.session is None:
                 try:
-                    from chdb import session as chs
+                    chs = import_chdb_session()  # without pyarrow (chdb_import.py)
                 except ImportError as exc:  # pragma: no cover
                     raise StoreError(f"chdb is not installed: {exc}", hint="pip install chdb-core") from None
                 path.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,14 @@ def test_recorded_run_is_a_real_lab_run():
     assert {x["technique"] for x in labels} >= {"throttled.targeted", "tls.reset_after_hello", "outage"}
 
 
-def test_demo_without_prerequisites_replays(tmp_path):
-    code = ("import sys; import netvigil.lab.runner as r; r.prerequisites = lambda: ['root']; "
-            "from netvigil.cli import main; sys.exit(main(['demo', '--no-serve', '--out', sys.argv[1]]))")
-    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=600)
+def test_demo_without_prerequisites_replays(tmp_path, monkeypatch):
+    """In-process (tests/clirun.py): the lab's prerequisites missing, `demo` says so in its
+    first line and replays; test_demo_live_in_the_lab runs the real command."""
+    import netvigil.lab.runner as runner
+    from tests.clirun import run_cli
+
+    monkeypatch.setattr(runner, "prerequisites", lambda: ["root"])
+    p = run_cli("demo", "--no-serve", "--out", tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     first = p.stderr.strip().splitlines()[0]
     assert first.startswith("netvigil demo: the lab needs root; replaying")

@@ -195,7 +195,7 @@ def test_user_and_password_in_the_url(clickhouse_url):
     assert "\n" not in str(err.value) and "wrong" not in str(err.value) and hostport in str(err.value)
 
 
-def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
+def test_cli_export_from_a_store_on_the_server(tmp_path, workload, clickhouse_url):
     """`netvigil export --clickhouse-url`: the tables are read from the server (in-process
     through the entry point's main(); test_export.py runs the installed command)."""
     import asyncio
@@ -208,7 +208,7 @@ def test_cli_export_from_a_store_on_the_server(tmp_path, clickhouse_url):
     url = server_db(clickhouse_url)
     try:
         with AnalysedStore(tmp_path / "srv", engine=url) as o:
-            o.add(list(read_measurements([LAB_RUN])))
+            o.add([msgspec.structs.replace(m) for m in workload[0]])  # the lab run, read once per module
             o.refresh()
             want = [{k: v for k, v in i.items() if k != "text"}  # as published: rates, as_of
                     for i in asyncio.run(told_rows(StoreReader(o), o.incidents()))]

@@ -93,7 +93,12 @@ async def prerender(app) -> None:
 @contextlib.asynccontextmanager
 async def warm_charts(app):
     """The chart renderer starts in the background with the app, not on a reader's request;
-    then the latest incidents' charts are drawn ahead."""
+    then the latest incidents' charts are drawn ahead. Not with the analysis off (`serve
+    --no-analysis`): no read is answered there, so no chart is ever drawn, and the warm-up
+    was ~1 s of CPU (altair, the renderer's V8) at each start."""
+    if not app.state.nv.pump.enabled:
+        yield
+        return
     from netvigil.report.chart import warm_up
 
     threading.Thread(target=warm_up, name="netvigil-chart-warm-up", daemon=True).start()

@@ -25,7 +25,7 @@ from netvigil.model.vocabulary import Circumvention, Technique, VerdictClass
 
 
 def klass(technique: str) -> str:
-    return technique.split(".")[0] if technique != VerdictClass.OK else "ok"
+    return technique.split(".")[0] if technique != VerdictClass.OK else VerdictClass.OK
 
 
 def read_labels(path: Path) -> list[dict]:
@@ -134,9 +134,9 @@ def evaluate_lab(directory: Path, rules: RuleSet | None = None) -> LabResult:
             rounds[(v.probe_asn, v.service, v.measurement_start_time)].append(v)
     for (asn, service, when), vs in sorted(rounds.items()):
         labs = active(by_key.get((asn, service), []), epoch(when))
-        expected = sorted({lab["technique"] for lab in labs}) or ["ok"]
+        expected = sorted({lab["technique"] for lab in labs}) or [VerdictClass.OK]
         bad = Counter(v.technique or v.klass for v in vs if v.klass != VerdictClass.OK)
-        got = bad.most_common(1)[0][0] if bad else "ok"
+        got = bad.most_common(1)[0][0] if bad else VerdictClass.OK
         primary = got if got in expected else expected[0]
         res.confusion.add(primary, got)
         res.outage.add(klass(got) == VerdictClass.OUTAGE, klass(primary) == VerdictClass.OUTAGE)
@@ -199,7 +199,8 @@ def _onsets(res: LabResult, labels: list[dict], incidents, verdicts, cadence: fl
                 last = n.end or last_seen.get(asn, end)
                 vpn_labs = [lab for lab in labels if lab["technique"] == Technique.VPN_BLOCKED and lab["asn"] == asn]
                 at_last = [lab for lab in vpn_labs if epoch(lab["start"]) <= epoch(last) <= epoch(lab["end"])]
-                expected = "blocked" if at_last else ("works" if asn in res.vpn_isps else "unknown")
+                expected = (Circumvention.BLOCKED if at_last
+                            else Circumvention.WORKS if asn in res.vpn_isps else Circumvention.UNKNOWN)
                 res.circumvention.append({"service": svc, "asn": asn, "start": start, "got": n.circumvention,
                                           "expected": expected})
         res.onsets.append(row)

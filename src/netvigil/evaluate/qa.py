@@ -19,29 +19,33 @@ from netvigil.analysis.rules import RuleSet, load_rules
 from netvigil.analysis.verdicts.engine import judge
 from netvigil.errors import ConfigError, UsageError
 from netvigil.model.measurement import decode_measurement
+from netvigil.model.vocabulary import VerdictClass
 
 LABELS = Path(__file__).with_name("qa_labels.toml")
 # webconnectivitylte analysis flags
-FLAGS = ((1, "dns"), (2, "tcp"), (4, "tls"), (8, "http"), (16, "http"))
+V = VerdictClass
+FLAGS = ((1, V.DNS), (2, V.TCP), (4, V.TLS), (8, V.HTTP), (16, V.HTTP))
+# OONI's classic `blocking` values -> our class
+BLOCKING = {"dns": V.DNS, "tcp_ip": V.TCP, "http-failure": V.HTTP, "http-diff": V.HTTP}
 
 
 def ooni_classic(tk: dict) -> str:
     blocking, accessible = tk.get("blocking"), tk.get("accessible")
     if blocking is None:
-        return "unknown"
+        return V.UNKNOWN
     if blocking is False:
-        return "ok" if accessible else "down"
-    return {"dns": "dns", "tcp_ip": "tcp", "http-failure": "http", "http-diff": "http"}.get(str(blocking), str(blocking))
+        return V.OK if accessible else V.DOWN
+    return BLOCKING.get(str(blocking), str(blocking))
 
 
 def ooni_flags(tk: dict) -> str:
     flags = tk.get("x_blocking_flags")
     if not isinstance(flags, int):
-        return "unknown"
+        return V.UNKNOWN
     for bit, name in FLAGS:
         if flags & bit:
             return name
-    return "ok" if flags & 32 else ("down" if tk.get("accessible") is False else "unknown")
+    return V.OK if flags & 32 else (V.DOWN if tk.get("accessible") is False else V.UNKNOWN)
 
 
 @dataclass

@@ -97,22 +97,26 @@ def test_the_cli_loads_no_web_framework_before_a_command_runs(tmp_path):
 
 
 def test_the_web_app_warms_the_chart_renderer_only_when_it_can_draw(tmp_path, monkeypatch):
-    """The warm-up (altair, the renderer's V8: ~1 s of CPU) runs with the app; with the
-    analysis off no read is answered, so no chart is drawn and it is skipped."""
+    """The warm-up (altair, the renderer's V8: ~1 s of CPU) runs with the first app of a
+    process; with the analysis off no read is answered, so no chart is drawn and it is
+    skipped; a second app finds the renderer warm."""
     import threading
 
     from fastapi.testclient import TestClient
 
     import netvigil.report.chart as chart
     from netvigil.observatory.app import create_app
+    from netvigil.report import read_http
 
     warmed: list[str] = []
     monkeypatch.setattr(chart, "warm_up", lambda: warmed.append(threading.current_thread().name))
-    for name, settings in (("off", {"analysis": False}), ("on", {"analysis_process": False})):
+    monkeypatch.setattr(read_http, "_warming", threading.Event())  # as in a fresh process
+    for name, settings in (("off", {"analysis": False}), ("on", {"analysis_process": False}),
+                           ("again", {"analysis_process": False})):
         app = create_app(tmp_path / name, **settings)
         with TestClient(app) as c:
             assert c.get("/api/v1/health").status_code == 200
             for t in threading.enumerate():
                 if t.name == "netvigil-chart-warm-up":
                     t.join(timeout=60)
-        assert warmed == ([] if name == "off" else ["netvigil-chart-warm-up"]), name
+        assert warmed == ([] if name == "off" else ["netvigil-chart-warm-up"]), name  # once

@@ -90,18 +90,24 @@ async def prerender(app) -> None:
             continue
 
 
+_warming = threading.Event()  # set once the warm-up started in this process
+
+
 @contextlib.asynccontextmanager
 async def warm_charts(app):
     """The chart renderer starts in the background with the app, not on a reader's request;
     then the latest incidents' charts are drawn ahead. Not with the analysis off (`serve
     --no-analysis`): no read is answered there, so no chart is ever drawn, and the warm-up
-    was ~1 s of CPU (altair, the renderer's V8) at each start."""
+    was ~1 s of CPU (altair, the renderer's V8) at each start. Once per process: the
+    renderer stays warm for the next app opened in it (tests, notebooks)."""
     if not app.state.nv.pump.enabled:
         yield
         return
-    from netvigil.report.chart import warm_up
+    if not _warming.is_set():
+        _warming.set()
+        from netvigil.report.chart import warm_up
 
-    threading.Thread(target=warm_up, name="netvigil-chart-warm-up", daemon=True).start()
+        threading.Thread(target=warm_up, name="netvigil-chart-warm-up", daemon=True).start()
     task = asyncio.get_running_loop().create_task(prerender(app))
     try:
         yield

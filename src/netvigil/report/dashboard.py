@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from netvigil.errors import AnalysisUnavailable, Rejected
 from netvigil.model import times
-from netvigil.model.vocabulary import IncidentKind
+from netvigil.model.vocabulary import Circumvention, IncidentKind
 from netvigil.report import api
 from netvigil.report.dashboard_parts import (FAILING, evidence_block, filter_form, incident_list, network_table,
                                              quic_cells, status_grid, timelines, unavailable, unconfirmed_block,
@@ -312,9 +312,10 @@ async def service(request: Request, name: str):
     return fragment_or_page(request, title, body, as_of=as_of, stale=stale)
 
 
-CIRCUMVENTION = {"works": "Circumvention works: the service is reachable through a VPN on the same networks.",
-                 "blocked": "Circumvention fails: VPN connections are blocked too.",
-                 "unknown": "Circumvention: not measured in this window."}
+CIRCUMVENTION = {Circumvention.WORKS:
+                 "Circumvention works: the service is reachable through a VPN on the same networks.",
+                 Circumvention.BLOCKED: "Circumvention fails: VPN connections are blocked too.",
+                 Circumvention.UNKNOWN: "Circumvention: not measured in this window."}
 
 
 def embed_snippet(request: Request, inc_id: str, title: str) -> str:

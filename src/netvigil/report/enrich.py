@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from netvigil.model.records import AggregateRow, Incident, Verdict
 from netvigil.model.times import FORMAT
-from netvigil.model.vocabulary import IncidentKind
+from netvigil.model.vocabulary import IncidentKind, VerdictClass
 from netvigil.report.repository import LocalRepository, ReadRepository
 from netvigil.report.text import Facts, stale_after_minutes
 
@@ -26,7 +26,7 @@ FMT = FORMAT
 def with_rates(incident: Incident, verdicts: list[Verdict]) -> Incident:
     rates: dict[str, list[float]] = {}
     for v in verdicts:
-        if v.technique and v.technique.startswith("throttled") and v.rate_bps and v.path == "direct":
+        if v.technique and v.technique.startswith(VerdictClass.THROTTLED) and v.rate_bps and v.path == "direct":
             rates.setdefault(v.probe_asn, []).append(v.rate_bps)
     if not rates:
         return incident
@@ -35,7 +35,7 @@ def with_rates(incident: Incident, verdicts: list[Verdict]) -> Incident:
         if n.asn in rates:
             rate = statistics.median(rates[n.asn])
             for t in n.techniques or []:
-                if str(t.get("technique", "")).startswith("throttled"):
+                if str(t.get("technique", "")).startswith(VerdictClass.THROTTLED):
                     t["rate_bps"] = round(rate)
     return inc
 

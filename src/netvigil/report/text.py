@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from netvigil.model.records import Incident, NetworkSpan
-from netvigil.model.vocabulary import Circumvention, IncidentKind
+from netvigil.model.vocabulary import Circumvention, IncidentKind, VerdictClass
 
 WORDS = Path(__file__).with_name("words.toml")
 
@@ -249,7 +249,7 @@ def incident_text(incident: Incident, facts: Facts | None = None) -> str:
     svc = service_name(incident.service)
     techs = incident_techniques(incident)
     ongoing = incident.end is None
-    throttled = bool(techs) and all(t.startswith("throttled") for t in techs)
+    throttled = bool(techs) and all(t.startswith(VerdictClass.THROTTLED) for t in techs)
     verb = "throttled" + _rates(incident) if throttled else "restricted"
     if ongoing and live:
         first = f"Live metrics show that {svc} has been {verb} on {where} as of {when(incident.start)}."
@@ -280,6 +280,6 @@ def incident_title(incident: Incident) -> str:
         return f"Network outage{where} in {country_name(incident.country)}, {day(incident.start)}"
     what = f"{svc} restricted"
     techs = incident_techniques(incident)
-    if techs and all(t.startswith("throttled") for t in techs):
+    if techs and all(t.startswith(VerdictClass.THROTTLED) for t in techs):
         what = f"{svc} throttled"
     return f"{what} in {country_name(incident.country)}, {day(incident.start)}"

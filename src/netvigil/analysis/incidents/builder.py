@@ -95,10 +95,10 @@ def _circumvention(span: Span, circ: dict) -> str:
     lo, hi = span.start, span.end or "9999"
     inside = [v for v in vs if lo <= v.measurement_start_time[:19] < hi]
     if not inside:
-        return "unknown"
+        return Circumvention.UNKNOWN
     latest = max(v.measurement_start_time for v in inside)
     last_round = [v for v in inside if v.measurement_start_time == latest]
-    return "works" if any(v.klass == VerdictClass.OK for v in last_round) else "blocked"
+    return Circumvention.WORKS if any(v.klass == VerdictClass.OK for v in last_round) else Circumvention.BLOCKED
 
 
 def network_spans(verdicts: list[Verdict], params: dict[str, float], cache: dict | None = None,
@@ -193,16 +193,17 @@ def _incident(cc: str, service: str, kind: str, group: list[Span], circ: dict, r
             networks.append(NetworkSpan(
                 asn=asn, technique=s.technique, start=s.start, end=s.end, network_name=s.network_name,
                 techniques=[{"technique": g["technique"], "start": g["start"], "end": g["end"]} for g in s.segments],
-                circumvention=_circumvention(s, circ) if kind == IncidentKind.CENSORSHIP else "unknown",
+                circumvention=_circumvention(s, circ) if kind == IncidentKind.CENSORSHIP else Circumvention.UNKNOWN,
             ))
     verdicts = [v for s in group for v in s.verdicts]
     uids = sorted({v.measurement_uid for v in verdicts})
     vantages = {(v.probe_asn, v.probe_network_name) for v in verdicts}
     if kind == IncidentKind.CENSORSHIP:
         states = [n.circumvention for n in networks]
-        circumvention = "works" if Circumvention.WORKS in states else ("blocked" if Circumvention.BLOCKED in states else "unknown")
+        circumvention = (Circumvention.WORKS if Circumvention.WORKS in states
+                         else Circumvention.BLOCKED if Circumvention.BLOCKED in states else Circumvention.UNKNOWN)
     else:
-        circumvention = "unknown"
+        circumvention = Circumvention.UNKNOWN
     techniques = sorted({t["technique"] for n in networks for t in n.techniques})
     return Incident(
         id=ident, country=cc, service=service, kind=kind, start=start, end=end, networks=networks,

@@ -14,6 +14,7 @@ from netvigil.analysis.incidents.changes import Span, common_run
 from netvigil.analysis.outages.decision import silences
 from netvigil.model import times
 from netvigil.model.records import Verdict
+from netvigil.model.vocabulary import IncidentKind, Technique
 
 if TYPE_CHECKING:
     from netvigil.analysis.outages.signal_rules import OutageRules
@@ -55,8 +56,8 @@ def silence_spans(verdicts: list[Verdict], memo: dict | None = None, end: float 
     """The silences of `decision.silences` as outage spans (service "*") of their networks;
     `end` (epoch s, default the newest verdict) is where silence is judged up to."""
     by_net = _times_by_network([v for v in verdicts if v.path == "direct"], memo)
-    return [Span(cc, asn, "*", "outage", iv.onset, iv.end, None,
-                 [{"technique": "outage", "start": iv.onset, "end": iv.end, "rounds": iv.points}], [])
+    return [Span(cc, asn, "*", IncidentKind.OUTAGE, iv.onset, iv.end, None,
+                 [{"technique": Technique.OUTAGE, "start": iv.onset, "end": iv.end, "rounds": iv.points}], [])
             for cc, asn, iv in silences(by_net, end, rules)]
 
 
@@ -88,7 +89,7 @@ def per_network(outage_spans: list[Span], gap: float) -> list[Span]:
         for group in merge_in_time(sorted(net_spans, key=lambda s: s.start), gap):
             first = group[0]
             end = None if any(g.end is None for g in group) else max(g.end for g in group)
-            merged.append(Span(cc, asn, "*", "outage", first.start, end, first.network_name,
-                               [{"technique": "outage", "start": first.start, "end": end, "rounds": 1}],
+            merged.append(Span(cc, asn, "*", IncidentKind.OUTAGE, first.start, end, first.network_name,
+                               [{"technique": Technique.OUTAGE, "start": first.start, "end": end, "rounds": 1}],
                                [v for g in group for v in g.verdicts]))
     return merged

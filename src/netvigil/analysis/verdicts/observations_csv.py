@@ -32,6 +32,8 @@ from netvigil.model.vocabulary import VerdictClass
 MAX_OPEN = 5000  # measurements kept open while their rows are interleaved
 REQUIRED = ("measurement_uid", "probe_asn", "measurement_start_time")
 STEPS = (("dns", "dns_failure"), ("tcp", "tcp_failure"), ("tls", "tls_failure"), ("http", "http_failure"))
+USED = REQUIRED + tuple(col for _, col in STEPS) + (  # every column a verdict reads
+    "ip", "hostname", "failure_class", "failure_str", "test_name", "input", "probe_cc", "probe_as_org_name")
 SERVICE_BY_TEST = {"telegram": "telegram", "whatsapp": "whatsapp", "signal": "signal", "facebook_messenger": "messenger", "tor": "tor"}
 
 
@@ -67,24 +69,39 @@ def read_observation_verdicts(path: str | Path, report: IngestReport | None = No
     report.files += 1
     share = rules.incidents["open_share"]
     with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
+        reader = csv.reader(fh)
         try:
-            header = reader.fieldnames or []
+            header = next(reader, None) or []
         except (OSError, EOFError, csv.Error) as exc:
             raise IngestError(f"cannot read the header: {exc}", where=str(path)) from None
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise IngestError(f"not an OONI observation CSV: missing column(s) {', '.join(missing)}", where=f"{path}:1")
+        # each row as a dict of the columns read here only (a row has ~50): a short row's
+        # missing cells are None, a long row is refused, as csv.DictReader would have them
+        where = {name: i for i, name in enumerate(header)}  # a repeated name: the last one, as DictReader
+        used = [(name, where[name]) for name in USED if name in where]
+        need = max(where[c] for c in REQUIRED)
+        width = len(header)
         open_groups: dict[str, list[dict]] = {}  # insertion order = first seen
+        good_time = None  # the last cell read as a time: a measurement's rows repeat it (~50 rows each)
         try:
-            for row in reader:
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line
                 line = reader.line_num
-                if None in row or any(row.get(c) is None for c in REQUIRED):
+                n = len(cells)
+                if n > width or n <= need:
                     report.bad(f"{path}:{line}", "wrong number of fields")
                     continue
-                if _time(row["measurement_start_time"]) is None:
-                    report.bad(f"{path}:{line}", f"bad measurement_start_time {row['measurement_start_time'][:40]!r}")
-                    continue
+                row = {name: cells[i] for name, i in used} if n == width else \
+                      {name: cells[i] if i < n else None for name, i in used}
+                cell = row["measurement_start_time"]
+                if cell != good_time:
+                    if _time(cell) is None:
+                        report.bad(f"{path}:{line}", f"bad measurement_start_time {cell[:40]!r}")
+                        continue
+                    good_time = cell
                 uid = row["measurement_uid"]
                 rows = open_groups.get(uid)
                 if rows is None:

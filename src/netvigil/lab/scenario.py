@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 from netvigil.errors import ConfigError, UsageError
-from netvigil.model.times import FORMAT
+from netvigil.model.times import FORMAT, clock
 from netvigil.model.vocabulary import Technique, klass_of
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -223,11 +223,9 @@ def _time(value: str | None, day: datetime, key: str, where: str, text: str) -> 
     if value is None:
         return None
     try:
-        if re.fullmatch(r"\d{1,2}:\d{2}", value):
-            h, m = value.split(":")
-            if int(h) > 24 or int(m) > 59:
-                raise ValueError(value)
-            return day.replace(hour=0, minute=0, second=0) + timedelta(hours=int(h), minutes=int(m))
+        since_midnight = clock(value)
+        if since_midnight is not None:
+            return day.replace(hour=0, minute=0, second=0) + since_midnight
         return datetime.strptime(value, TIME_FMT)
     except ValueError:
         raise ConfigError(f"{key}: {value!r} is not 'HH:MM' or 'YYYY-MM-DD HH:MM:SS'",

@@ -22,6 +22,8 @@ QUERY_RE = re.compile(r"\A([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2
 # a time bucket's length: a count (at most 4 digits: up to 27 years) and a unit (10m, 1h, 1d)
 BUCKET_RE = re.compile(r"\A([0-9]{1,4})\s*(m|min|h|d)\Z")
 _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400}
+# a time of day, HH:MM (lab scenarios write a window's edges so)
+CLOCK_RE = re.compile(r"\A([0-9]{1,2}):([0-9]{2})\Z")
 
 
 def stored(text: str) -> str:
@@ -42,6 +44,25 @@ def epoch(text: str) -> float:
 def parse(text: str) -> datetime:
     """The UTC datetime of a time (its first 19 characters; a T separator is accepted)."""
     return datetime.strptime(stored(text), FORMAT).replace(tzinfo=timezone.utc)
+
+
+def naive(text: str) -> datetime:
+    """The datetime of a time without its zone (its first 19 characters; a T separator is
+    accepted), for arithmetic among times that are all UTC: the dashboard's windows, charts
+    and timelines. Raises ValueError for text that is not a time."""
+    return datetime.strptime(stored(text), FORMAT)
+
+
+def clock(text: str) -> timedelta | None:
+    """A time of day written HH:MM (up to 24:00) as the time since midnight; None when TEXT is
+    not of that form. Raises ValueError for one out of range (25:00, 10:61)."""
+    m = CLOCK_RE.match(text)
+    if not m:
+        return None
+    h, mins = int(m.group(1)), int(m.group(2))
+    if h > 24 or mins > 59:
+        raise ValueError(text)
+    return timedelta(hours=h, minutes=mins)
 
 
 def shift(text: str, seconds: float) -> str:

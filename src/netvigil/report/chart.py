@@ -8,12 +8,13 @@ reader sees when the restriction began on each provider.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import altair as alt
 import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
+from netvigil.model import times
 from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
 from netvigil.report.sources import credit_lines
@@ -32,9 +33,9 @@ def failing_share(row: AggregateRow) -> float:
 
 def window(incident: Incident, now: str | None = None) -> tuple[str, str, str]:
     """(since, until, bucket) around the incident: some context before, ~100 buckets."""
-    start = datetime.strptime(incident.start[:19], FMT)
-    end = datetime.strptime(incident.end[:19], FMT) if incident.end else (
-        datetime.strptime(now[:19], FMT) if now else start + timedelta(hours=6))
+    start = times.naive(incident.start)
+    end = times.naive(incident.end) if incident.end else (
+        times.naive(now) if now else start + timedelta(hours=6))
     span = max(end - start, timedelta(minutes=10))
     pad = span / 2
     total = span + 2 * pad

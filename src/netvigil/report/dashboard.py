@@ -163,8 +163,8 @@ def window_of(request: Request, latest: str | None) -> tuple[datetime, datetime,
     q = request.query_params
     hours = api.int_param(q.get("hours"), "hours", 24, 1, 24 * 60)
     lo, hi = api.norm_time(q.get("since"), "since"), api.norm_time(q.get("until"), "until")
-    until = datetime.strptime(hi, FMT) if hi else (datetime.strptime(latest[:19], FMT) if latest else datetime(1970, 1, 2))
-    since = datetime.strptime(lo, FMT) if lo else until - timedelta(hours=hours)
+    until = times.naive(hi) if hi else (times.naive(latest) if latest else datetime(1970, 1, 2))
+    since = times.naive(lo) if lo else until - timedelta(hours=hours)
     if since >= until:
         raise Rejected("query parameter 'since' must be before 'until'")
     hours = max(1, int((until - since).total_seconds() // 3600))
@@ -183,7 +183,7 @@ def trimmed(request: Request, since: datetime, aggs: list, bucket: str) -> datet
 
     if request.query_params.get("since") or not aggs:
         return since
-    first = min(datetime.strptime(a.bucket[:19], FMT) for a in aggs)
+    first = min(times.naive(a.bucket) for a in aggs)
     return max(since, first - bucket_delta(bucket))
 
 
@@ -379,7 +379,7 @@ async def measurement_page(request: Request, uid: str):
     verdicts = []
     try:
         if len(t) == 19:
-            until = (datetime.strptime(t, FMT) + timedelta(seconds=1)).strftime(FMT)
+            until = times.shift(t, 1)
             verdicts = [v for v in await nv.reads.verdicts(country=m.get("probe_cc"), asn=m.get("probe_asn"),
                                                            since=t, until=until, limit=5000)
                         if v.measurement_uid == uid]

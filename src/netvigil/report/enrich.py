@@ -14,6 +14,7 @@ import statistics
 from datetime import datetime, timedelta, timezone
 
 from netvigil.model.records import AggregateRow, Incident, Verdict
+from netvigil.model import times
 from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import IncidentKind, VerdictClass
 from netvigil.report.repository import LocalRepository, ReadRepository
@@ -82,7 +83,7 @@ def freshness(latest: str | None, now: datetime | None = None) -> tuple[str | No
     if not latest:
         return None, False
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
-    t = datetime.strptime(latest[:19].replace("T", " "), FMT)
+    t = times.naive(latest)
     return latest[:19], now - t > timedelta(minutes=stale_after_minutes())
 
 
@@ -132,7 +133,7 @@ async def _told(reads: ReadRepository, incident: Incident, latest: str) -> tuple
             incident = with_rates(incident, verdicts)
             facts.quic = quic_blocked(incident, verdicts)
         else:
-            since = (datetime.strptime(incident.start[:19], FMT) - timedelta(hours=6)).strftime(FMT)
+            since = (times.naive(incident.start) - timedelta(hours=6)).strftime(FMT)
             rows = await reads.aggregates(country=incident.country, since=since, until=incident.end,
                                           bucket="30m")
             facts.level = outage_levels(incident, rows)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from netvigil.model.records import AggregateRow, Incident
+from netvigil.model import times
 from netvigil.model.times import FORMAT, bucket_seconds
 from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind, VerdictClass
 from netvigil.report.text import service_name, technique_label
@@ -142,7 +143,7 @@ def _marks(incidents: list[Incident], asns: list[str] | None, since: datetime, u
                                 ("end", "restored" if outage else "end", inc.end)):
             if not at:
                 continue
-            t = datetime.strptime(at[:19], FMT)
+            t = times.naive(at)
             if since <= t <= until:
                 colour = "#263238" if outage else "#b00020"
                 # outage marks under the axis, the end a line lower: no overlap with onsets or each other
@@ -161,7 +162,7 @@ def _marks(incidents: list[Incident], asns: list[str] | None, since: datetime, u
                     changes.setdefault(str(b["start"])[:19], f"{technique_label(a['technique'])} \u2192 "
                                                              f"{technique_label(b['technique'])}")
     for at, label in sorted(changes.items()):
-        t = datetime.strptime(at, FMT)
+        t = times.naive(at)
         if since <= t <= until:
             left = x(t) < WIDTH - 140
             out.append(f"<line x1={x(t):.1f} x2={x(t):.1f} y1=18 y2={base} class=tl-change-line stroke='#000' "

@@ -68,8 +68,8 @@ _TEST_KEYS = CanonicalEnvelope.__struct_fields__.index("test_keys")
 assert Measurement.__struct_fields__ == (*CanonicalEnvelope.__struct_fields__, "extra_fields")
 
 
-def decode_named(line: bytes) -> Measurement:
-    """One JSON line as a Measurement, with the uid a collector receiving that line gives it
+def decode_named(line: bytes | memoryview) -> Measurement:
+    """One JSON line (bytes, or a view of them) as a Measurement, with the uid a collector receiving that line gives it
     when it carries none that looks like one. test_keys are decoded once, and their text is
     hashed where it lies in the line (`_split`: the envelope is decoded without them); a line
     `_split` cannot vouch for takes `_decode_in_two`.
@@ -83,17 +83,18 @@ def decode_named(line: bytes) -> Measurement:
     env, text = split
     try:
         test_keys = _test_keys.decode(text)
-    except (msgspec.MsgspecError, RecursionError):
+    except Exception:  # noqa: BLE001  (msgspec's, RecursionError, UnicodeDecodeError...)
         return _decode_in_two(line)  # the error, as the whole line's decode gives it
     return _named(env, text, test_keys)
 
 
-def _decode_in_two(line: bytes) -> Measurement:
+def _decode_in_two(line: bytes | memoryview) -> Measurement:
     """decode_named the plain way: the envelope with test_keys raw (msgspec scans past their
     text), then test_keys alone."""
     try:
         env = _envelope.decode(line)
         if env.probe_ip != SCRUBBED_IP:
+            line = bytes(line)  # (scrub searches bytes; the same object when it is)
             clean = scrub.scrub(line, scrub.targets(env.probe_ip))
             if clean is not line:
                 line, env = clean, _envelope.decode(clean)
@@ -120,58 +121,71 @@ _STAND_IN = b'{"\\u0000":0}'
 _KEY = b'"test_keys"'
 _WHITESPACE = b" \t\r\n"
 _TRIES = 8  # closing braces tried, from the line's end, as the end of test_keys
+_WINDOW = 16384  # of a view, the ends searched: an envelope beside its test_keys is ~1 KB
 
 
-def _split(line: bytes) -> tuple[Any, memoryview] | None:
+def _split(line: bytes | memoryview) -> tuple[Any, memoryview] | None:
     """The envelope of a line whose probe_ip is already scrubbed, and test_keys' text in the
     line, without msgspec scanning that text to skip it (~30 µs per 41 KB line): None when
     no split is proven (decode_named then takes the plain way).
 
-    The text is guessed: from the first `"test_keys":` to a closing brace near the line's end.
-    The guess is proven before use: the line with `_STAND_IN` in place of the guessed text,
-    which holds `_STAND_IN` only there, decodes as an envelope whose test_keys is `_STAND_IN`,
-    so the guess stands at the value of the top-level test_keys; JSON's grammar is context
-    free and unambiguous, so once the guessed text decodes alone as an object (the caller),
-    the whole line decodes with that text as test_keys and every other field as the stand-in
-    line gave it. A line nested within one level of the recursion limit may decode here where
-    msgspec's scan of it would run out of stack."""
-    start = line.find(_KEY)
+    The text is guessed: from the first `"test_keys":` to a closing brace near the line's end
+    (in a view, within its first and last _WINDOW bytes). The guess is proven before use: the
+    line with `_STAND_IN` in place of the guessed text, which holds `_STAND_IN` only there,
+    decodes as an envelope whose test_keys is `_STAND_IN`, so the guess stands at the value of
+    the top-level test_keys; JSON's grammar is context free and unambiguous, so once the
+    guessed text decodes alone as an object (the caller), the whole line decodes with that
+    text as test_keys and every other field as the stand-in line gave it. A line nested within
+    one level of the recursion limit may decode here where msgspec's scan of it would run out
+    of stack."""
+    n = len(line)
+    if type(line) is bytes:
+        head = tail = line
+        tail_from = 0
+    else:  # a view (ingest's reader): bytes methods on copies of its two ends
+        head = bytes(line[:_WINDOW])
+        tail_from = max(n - _WINDOW, 0)
+        tail = bytes(line[tail_from:])
+    start = head.find(_KEY)
     if start < 0:
         return None
-    n = len(line)
+    h = len(head)
     i = start + len(_KEY)
-    while i < n and line[i] in _WHITESPACE:
+    while i < h and head[i] in _WHITESPACE:
         i += 1
-    if i >= n or line[i] != 58:  # ':'
+    if i >= h or head[i] != 58:  # ':'
         return None
     i += 1
-    while i < n and line[i] in _WHITESPACE:
+    while i < h and head[i] in _WHITESPACE:
         i += 1
-    if i >= n or line[i] != 123:  # '{'
+    if i >= h or head[i] != 123:  # '{'
         return None
-    head = line[:i]
-    last = n
-    while last > i and line[last - 1] in _WHITESPACE:  # (not rstrip: a copy of the line)
+    prefix = head[:i]
+    low = max(i - tail_from, 0)  # (positions in tail from here)
+    last = len(tail)
+    while last > low and tail[last - 1] in _WHITESPACE:  # (not rstrip: a copy of the line)
         last -= 1
-    if last <= i or line[last - 1] != 125:  # '}' closes the line's object
+    if last <= low or tail[last - 1] != 125:  # '}' closes the line's object
         return None
     end = last - 1
     for _ in range(_TRIES):
-        end = line.rfind(b"}", i, end)
+        end = tail.rfind(b"}", low, end)
         if end < 0:
             return None
-        stand_in = head + _STAND_IN + line[end + 1:]
+        stand_in = prefix + _STAND_IN + tail[end + 1:]
         if stand_in.count(_STAND_IN) != 1:
             return None
         try:
             env = _envelope.decode(stand_in)
-        except (msgspec.MsgspecError, RecursionError):
+        except msgspec.MsgspecError:
             continue
+        except Exception:  # noqa: BLE001  (invalid UTF-8...: the plain way raises it as before)
+            return None
         if env.test_keys != _STAND_IN_RAW:
             continue
         if env.probe_ip != SCRUBBED_IP:
             return None  # scrubbed first, the plain way
-        return env, memoryview(line)[i:end + 1]
+        return env, memoryview(line)[i:tail_from + end + 1]
     return None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from bisect import bisect_left, insort_right
 from collections import deque
 from statistics import median
 from typing import Iterable, NamedTuple, Sequence
@@ -58,15 +59,32 @@ class _Baseline:
         self.rule = rule
         self.recent: deque[float] = deque(maxlen=rule.baseline_points)
         self.phases: dict[int, deque[float]] = {}
+        # each deque's values kept sorted beside it, so its median is read, not sorted again
+        # at every point (the deque holds up to `baseline_points`)
+        self.sorted: dict[int, list[float]] = {id(self.recent): []}
 
     def ready(self) -> bool:
         return len(self.recent) >= self.rule.min_baseline_points
 
+    def _push(self, values: deque[float], v: float) -> None:
+        """Append `v`; the sorted copy drops what the deque drops. Equal values stay in the
+        order they came (insort_right) and the oldest of them goes first, so the copy is
+        exactly sorted(values): the same median, int or float, 0.0 or -0.0."""
+        ordered = self.sorted[id(values)]
+        if values.maxlen is not None and len(values) == values.maxlen:
+            del ordered[bisect_left(ordered, values[0])]
+        values.append(v)
+        insort_right(ordered, v)
+
     def add(self, ts: int, v: float) -> None:
-        self.recent.append(v)
+        self._push(self.recent, v)
         if self.rule.season_seconds:
             phase = ts % self.rule.season_seconds
-            self.phases.setdefault(phase, deque(maxlen=self.rule.season_count)).append(v)
+            same = self.phases.get(phase)
+            if same is None:
+                same = self.phases[phase] = deque(maxlen=self.rule.season_count)
+                self.sorted[id(same)] = []
+            self._push(same, v)
 
     def values(self, ts: int) -> deque[float]:
         if self.rule.season_seconds:
@@ -74,6 +92,16 @@ class _Baseline:
             if same is not None and len(same) >= self.rule.min_season_points:
                 return same
         return self.recent
+
+    def median(self, values: deque[float]) -> float:
+        """statistics.median(values), from the sorted copy."""
+        ordered = self.sorted[id(values)]
+        n = len(ordered)
+        if not n:
+            return median(values)  # raises StatisticsError, as it always did
+        if n % 2:
+            return ordered[n // 2]
+        return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
 class _Point(NamedTuple):
@@ -124,7 +152,7 @@ def _flag(series: Series, rule: SignalRule) -> tuple[list[_Point], set[int]]:
         history = base.values(ts)
         # Anomalous values never enter the baseline, so during an outage it stays what it
         # was at onset -- per phase when the signal has a season (03:00 vs earlier 03:00s).
-        b = median(history)
+        b = base.median(history)
         if abs(b) < rule.min_baseline_level or b == 0:
             settle(False)
             base.add(ts, v)

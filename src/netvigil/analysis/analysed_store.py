@@ -33,7 +33,7 @@ from netvigil.model.measurement import Measurement
 from netvigil.model.records import AggregateRow, Incident, IncidentChange, StatusRow, Verdict
 from netvigil.store.engine import open_engine, sql_str
 from netvigil.store.raw import FrameWriter, RawArchive, day_of
-from netvigil.store.schema import create_tables, drop_tables
+from netvigil.store.schema import add_missing_columns, create_tables, drop_tables
 
 REFRESH_WINDOW = 3 * 86400  # seconds of recent data every refresh recomputes incidents from
 
@@ -67,9 +67,20 @@ class AnalysedStore:
         self.gate: Callable[[Incident, list[Verdict]], Incident] | None = None
         self.on_verdicts: Callable[[list[Verdict]], None] | None = None  # told every verdict written (the quorum's count)
         create_tables(self.db)
+        self._rewrite_rows(add_missing_columns(self.db))  # a store made by an older version
         self.live = LiveState(self.db.query, self.table, REFRESH_WINDOW)
         if self.raw.days() and not self.db.query(f"SELECT uid FROM {self.table('measurements')} LIMIT 1"):
             self.rebuild()  # tables lost (e.g. a shared embedded session): derive them again
+
+    def _rewrite_rows(self, tables: list[str]) -> None:
+        """Write every incident of `tables` again, its columns taken from its body (columns
+        added since the store was made read their defaults until then); the new row's higher
+        version replaces the old one (ReplacingMergeTree(version), read FINAL)."""
+        for table in tables:
+            rows = self.db.query(f"SELECT body FROM {self.table(table)} FINAL")
+            for k in range(0, len(rows), 500):  # bodies carry their evidence: inserts of bounded size
+                self.db.insert(table, [queries.incident_row(msgspec.json.decode(r["body"], type=Incident))
+                                       for r in rows[k:k + 500]])
 
     # ---- writing ------------------------------------------------------------------------
     def table(self, name: str) -> str:

@@ -163,7 +163,14 @@ def incident_row(i: Incident) -> dict:
     import time
 
     return {"id": i.id, "country": i.country, "service": i.service, "kind": i.kind, "start": i.start, "end": i.end,
-            "body": msgspec.json.encode(i).decode(), "version": time.time_ns()}
+            "body": msgspec.json.encode(i).decode(), "version": time.time_ns(), **incident_keys(i)}
+
+
+def incident_keys(i: Incident) -> dict[str, list[str]]:
+    """The incident's networks and techniques as columns (store/schema.py): what a read filters
+    on (analysis/reads.py) is inside the body, so it is written beside it too."""
+    return {"asns": sorted({n.asn for n in i.networks}),
+            "techniques": sorted({*i.techniques, *(n.technique for n in i.networks if n.technique)})}
 
 
 def diff_incidents(old: dict[str, Incident], new: dict[str, Incident], now: str) -> list[IncidentChange]:

@@ -97,13 +97,18 @@ class MeasurementIndexQuery(Filters, frozen=True, kw_only=True):
 
 
 class IncidentFilters(msgspec.Struct, frozen=True, kw_only=True):
-    """The filters of the incident table (an incident has a country and a service; its
-    networks are inside it): `since`/`until` keep incidents overlapping [since, until)."""
+    """The filters of the incident table: `since`/`until` keep incidents overlapping [since,
+    until); `asn` those touching the network; `technique` those using it or a technique of
+    its class (`tls` matches `tls.reset_after_hello`), on the incident or on one of its
+    networks. Networks and techniques are inside an incident's body: the store keeps them
+    beside it as array columns (store/schema.py), so these filter and page in the store."""
     country: str | None = None
     service: str | None = None
     ongoing: bool | None = None
     since: str | None = None
     until: str | None = None
+    asn: str | None = None
+    technique: str | None = None
 
 
 class IncidentCount(IncidentFilters, frozen=True, kw_only=True):
@@ -259,6 +264,11 @@ class StoreReads:
             conds.append(f"start < toDateTime({sql_str(times.stored(q.until))}, 'UTC')")
         if q.since:
             conds.append(f"(end IS NULL OR end >= toDateTime({sql_str(times.stored(q.since))}, 'UTC'))")
+        if q.asn:
+            conds.append(f"has(asns, {sql_str(q.asn)})")
+        if q.technique:  # the id or one below it (substring: servers before 19.x lack startsWith)
+            tech, below = sql_str(q.technique), sql_str(q.technique + ".")
+            conds.append(f"arrayExists(t -> t = {tech} OR substring(t, 1, length({below})) = {below}, techniques)")
         return ("WHERE " + " AND ".join(conds)) if conds else ""
 
     def incidents(self, q: IncidentQuery) -> list[Incident]:

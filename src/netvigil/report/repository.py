@@ -77,17 +77,20 @@ class ReadRepository:
 
     async def incidents(self, *, country: str | None = None, service: str | None = None,
                         ongoing: bool | None = None, since: str | None = None, until: str | None = None,
+                        asn: str | None = None, technique: str | None = None,
                         newest_first: bool = False, limit: int | None = None, offset: int = 0,
                         unconfirmed: bool = False) -> list[Incident]:
-        """`unconfirmed`: the incidents the quorum keeps unpublished instead (analysis/incidents/quorum.py)."""
+        """`asn`/`technique`: those touching the network, using the technique (filtered in the
+        store); `unconfirmed`: the incidents the quorum keeps unpublished instead (analysis/incidents/quorum.py)."""
         return await self._ask(IncidentQuery(country=country, service=service, ongoing=ongoing, since=since, until=until,
-                                             newest_first=newest_first, limit=limit, offset=offset,
-                                             unconfirmed=unconfirmed))
+                                             asn=asn, technique=technique, newest_first=newest_first, limit=limit,
+                                             offset=offset, unconfirmed=unconfirmed))
 
     async def incident_count(self, *, country: str | None = None, service: str | None = None,
                              ongoing: bool | None = None, since: str | None = None,
-                             until: str | None = None) -> int:
-        return await self._ask(IncidentCount(country=country, service=service, ongoing=ongoing, since=since, until=until))
+                             until: str | None = None, asn: str | None = None, technique: str | None = None) -> int:
+        return await self._ask(IncidentCount(country=country, service=service, ongoing=ongoing, since=since, until=until,
+                                             asn=asn, technique=technique))
 
     async def incident(self, id: str, *, unconfirmed: bool = False) -> Incident | None:
         """`unconfirmed`: also an incident the quorum keeps unpublished (a permalink answers it)."""

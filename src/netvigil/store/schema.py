@@ -8,7 +8,15 @@ a measurement with no row never came through the collector (the operator's own i
 
 from __future__ import annotations
 
-from netvigil.store.engine import Engine
+from netvigil.store.engine import Engine, sql_str
+
+# columns added after the first release: name -> type (a store made before has them added on
+# opening, `add_missing_columns`, and their values written again from each row's body)
+ADDED = {
+    "incidents": {"asns": "Array(String)", "techniques": "Array(String)"},
+    "unconfirmed_incidents": {"asns": "Array(String)", "techniques": "Array(String)"},
+}
+INCIDENT_KEYS = "".join(f", {c} {t}" for c, t in ADDED["incidents"].items())
 
 TABLES = {
     "measurements": """
@@ -24,14 +32,16 @@ TABLES = {
         rate_bps Nullable(Float64), baseline_ratio Nullable(Float64), path LowCardinality(String),
         report_id String
     """,
+    # `asns`, `techniques`: what is inside `body` that a read filters on (analysis/reads.py),
+    # so a network's incidents are selected in the store, not decoded and dropped in Python
     "incidents": """
         id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
-        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64
+        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64""" + INCIDENT_KEYS + """
     """,
     # incidents the quorum gate keeps unpublished (analysis/incidents/quorum.py); same columns
     "unconfirmed_incidents": """
         id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
-        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64
+        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64""" + INCIDENT_KEYS + """
     """,
 }
 
@@ -63,6 +73,24 @@ def create_tables(engine: Engine) -> None:
     db = engine.database
     for name, cols in {**TABLES, **KEPT}.items():
         engine.execute(f"CREATE TABLE IF NOT EXISTS {db}.{name} ({cols}) ENGINE = {ENGINES[name]} {ORDER[name]}")
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the ADDED columns a store made by an older version lacks (plain ALTER TABLE ADD
+    COLUMN: every engine from 18.16 takes it); returns the tables that got any, whose rows
+    then read the new columns' defaults until written again (AnalysedStore does that)."""
+    db = engine.database
+    have: dict[str, set[str]] = {}
+    for r in engine.query(f"SELECT table, name FROM system.columns WHERE database = {sql_str(db)}"):
+        have.setdefault(r["table"], set()).add(r["name"])
+    changed = []
+    for table, cols in ADDED.items():
+        missing = [c for c in cols if c not in have.get(table, cols)]
+        for c in missing:
+            engine.execute(f"ALTER TABLE {db}.{table} ADD COLUMN {c} {cols[c]}")
+        if missing:
+            changed.append(table)
+    return changed
 
 
 def drop_tables(engine: Engine) -> None:

@@ -212,15 +212,19 @@ async def incidents(request: Request, country: str | None = None, service: str |
     lim, off = page_params(request, 1000, 10000)
     reads = reads_of(request)
     svc = norm_service(service, known_services(request) | {"*"})
-    query = dict(country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"))
-    rows = await reads.incidents(**query)
-    if apart:
-        rows = sorted([*rows, *await reads.incidents(**query, unconfirmed=True)], key=lambda i: (i.start, i.id))
-    rows = incident_filter(rows, norm_asn(asn), norm_technique(technique), norm_time(since, "since"),
-                           norm_time(until, "until"))
-    page = await told_rows(reads, rows[off:off + lim])
+    # every filter is the store's (analysis/reads.py IncidentFilters), the networks' too
+    query = dict(country=norm_cc(country), service=svc, ongoing=bool_param(ongoing, "ongoing"), asn=norm_asn(asn),
+                 technique=norm_technique(technique), since=norm_time(since, "since"), until=norm_time(until, "until"))
+    if apart:  # two tables merged by (start, id): each read whole, then paged here
+        rows = sorted([*await reads.incidents(**query), *await reads.incidents(**query, unconfirmed=True)],
+                      key=lambda i: (i.start, i.id))
+        total, rows = len(rows), rows[off:off + lim]
+    else:  # one page read
+        total = await reads.incident_count(**query)
+        rows = await reads.incidents(**query, limit=lim, offset=off)
+    page = await told_rows(reads, rows)
     return listing(request, page, offset=off, limit=lim, fmt=fmt,
-                   has_more=len(rows) > off + lim, name="incidents", total=len(rows))
+                   has_more=total > off + lim, name="incidents", total=total)
 
 
 async def incident_by_id(reads: ReadRepository, incident_id: str) -> Incident:

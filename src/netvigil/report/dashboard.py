@@ -129,14 +129,11 @@ async def incidents_page(request: Request):
         off = api.int_param(q.get("offset"), "offset", 0, 0, 10**9)
     except Rejected as exc:
         return bad_request(request, exc)
-    where = {"country": cc, "service": svc, "ongoing": ongoing, "since": lo, "until": hi}
+    # every filter, the networks' and techniques' too, is the store's: one page is read
+    where = {"country": cc, "service": svc, "ongoing": ongoing, "since": lo, "until": hi, "asn": asn, "technique": tech}
     try:
-        if asn or tech:  # filters on the networks inside an incident: read the matches, then page
-            incs = api.incident_filter(await nv.reads.incidents(**where, newest_first=True), asn, tech, lo, hi)
-            total, incs = len(incs), incs[off:off + INCIDENTS_PAGE]
-        else:
-            total = await nv.reads.incident_count(**where)
-            incs = await nv.reads.incidents(**where, newest_first=True, limit=INCIDENTS_PAGE, offset=off)
+        total = await nv.reads.incident_count(**where)
+        incs = await nv.reads.incidents(**where, newest_first=True, limit=INCIDENTS_PAGE, offset=off)
         as_of, stale = freshness(await latest_time(nv.reads))
     except AnalysisUnavailable as exc:
         return fragment_or_page(request, "incidents", unavailable(exc))
@@ -210,9 +207,11 @@ async def country(request: Request, cc: str):
         path = api.norm_path(q.get("path"))
         aggs = await nv.reads.aggregates(country=cc, asn=asn, service=svc, since=since.strftime(FMT),
                                          until=until.strftime(FMT), bucket=bucket, path=path)
-        # only the incidents overlapping the window drawn (this page refreshes every 5 s)
-        incidents = await nv.reads.incidents(country=cc, since=since.strftime(FMT), until=until.strftime(FMT))
         since = trimmed(request, since, aggs, bucket)
+        # only the incidents overlapping the window drawn (this page refreshes every 5 s), of
+        # the network and technique asked for (filtered in the store)
+        incidents = await nv.reads.incidents(country=cc, since=since.strftime(FMT), until=until.strftime(FMT),
+                                             asn=asn, technique=api.norm_technique(q.get("technique")))
         recent = await nv.reads.verdicts(country=cc, since=hour_before(latest), limit=5000, path="direct")
     except Rejected as exc:
         return bad_request(request, exc)
@@ -220,9 +219,7 @@ async def country(request: Request, cc: str):
         return fragment_or_page(request, title, f"<h1>{escape(title)}</h1>" + unavailable(exc))
     as_of, stale = freshness(latest)
     shown = [r for r in rows if (not asn or r.asn == asn) and (not svc or r.service == svc)]
-    incidents = api.incident_filter(incidents, asn, api.norm_technique(q.get("technique")), since.strftime(FMT),
-                                    until.strftime(FMT))
-    incidents = [i for i in incidents if not svc or i.service in (svc, "*")]
+    incidents = [i for i in incidents if not svc or i.service in (svc, "*")]  # a country-wide one ("*") too
     told_incs = [await told(nv.reads, i, latest or "") for i in incidents]
     names = {r.asn: r.network_name for r in rows}
     body = (f"<h1>{escape(title)}</h1><p class=muted>Newest measurement {escape(when(latest)) if latest else 'none'}."
@@ -252,8 +249,7 @@ async def network(request: Request, asn: str):
         path = api.norm_path(request.query_params.get("path"))
         aggs = await nv.reads.aggregates(asn=asn, since=since.strftime(FMT), until=until.strftime(FMT),
                                          bucket=bucket, path=path)
-        incs = [i for i in await nv.reads.incidents(country=rows[0].country)
-                if asn in {n.asn for n in i.networks}]
+        incs = await nv.reads.incidents(country=rows[0].country, asn=asn)  # this network's only
         recent = await nv.reads.verdicts(asn=asn, since=hour_before(latest), limit=5000, path="direct")
     except Rejected as exc:
         return bad_request(request, exc)

@@ -10,7 +10,9 @@ it lies in one of the series' outage intervals, true when it overlaps a window.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -83,6 +85,22 @@ def load_windows(path: Path | str) -> list[Window]:
     return out
 
 
+class _Reach:
+    """Whether some (start, end) pair starts before one point and ends after another: the
+    starts sorted, with the latest end among each prefix of them (a lookup per bucket, not
+    a pass over every interval and window)."""
+
+    def __init__(self, pairs: Iterable[tuple]):
+        ordered = sorted(pairs, key=lambda p: p[0])
+        self.starts = [p[0] for p in ordered]
+        self.latest_end = list(itertools.accumulate((p[1] for p in ordered), max))
+
+    def any(self, before, after, *, inclusive: bool) -> bool:
+        """Some pair with start < `before` (<= when `inclusive`) and end > `after`."""
+        i = bisect_right(self.starts, before) if inclusive else bisect_left(self.starts, before)
+        return i > 0 and self.latest_end[i - 1] > after
+
+
 def score(series: Sequence[Series], intervals: Iterable[OutageInterval],
           windows: Sequence[Window]) -> Score:
     """Confusion counts over every (series, bucket) with data, plus onset errors per window."""
@@ -91,12 +109,11 @@ def score(series: Sequence[Series], intervals: Iterable[OutageInterval],
         by_key.setdefault(iv.key, []).append(iv)
     tp = fp = fn = tn = 0
     for s in series:
-        mine = [w for w in windows if w.applies(s)]
-        ivs = by_key.get(s.key, [])
+        calls = _Reach((iv.onset_ts, iv.end_ts if iv.end_ts is not None else math.inf) for iv in by_key.get(s.key, []))
+        truths = _Reach((w.start, w.end) for w in windows if w.applies(s))
         for ts in s.times:
-            called = any(iv.onset_ts <= ts < (iv.end_ts if iv.end_ts is not None else math.inf)
-                         for iv in ivs)
-            truth = any(w.start < ts + s.step and ts < w.end for w in mine)
+            called = calls.any(ts, ts, inclusive=True)  # some onset <= ts < end
+            truth = truths.any(ts + s.step, ts, inclusive=False)  # some start < ts + step and ts < end
             tp += called and truth
             fp += called and not truth
             fn += truth and not called

@@ -120,3 +120,25 @@ def test_the_web_app_warms_the_chart_renderer_only_when_it_can_draw(tmp_path, mo
                 if t.name == "netvigil-chart-warm-up":
                     t.join(timeout=60)
         assert warmed == ([] if name == "off" else ["netvigil-chart-warm-up"]), name  # once
+
+
+def test_pyarrow_is_hidden_from_the_importing_thread_only():
+    """While chdb is imported, another thread importing pyarrow (or anything) is neither
+    refused nor made to wait."""
+    import threading
+
+    import pytest
+
+    from netvigil.store.chdb_import import _HiddenHere
+
+    hidden = _HiddenHere()
+    with pytest.raises(ModuleNotFoundError, match="pyarrow"):
+        hidden.find_spec("pyarrow")
+    with pytest.raises(ModuleNotFoundError):
+        hidden.find_spec("pyarrow.lib")
+    assert hidden.find_spec("pyarrowish") is None and hidden.find_spec("numpy") is None
+    elsewhere: list = []
+    t = threading.Thread(target=lambda: elsewhere.append(hidden.find_spec("pyarrow")))
+    t.start()
+    t.join()
+    assert elsewhere == [None]

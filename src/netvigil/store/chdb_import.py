@@ -6,13 +6,30 @@ CSV and JSONEachRow. Hidden for that one import, they cost nothing in the proces
 open an embedded store but never export (~0.2 s of CPU at each start of the analysis
 process, and in every `netvigil` command that opens a store). pyarrow stays importable
 afterwards (report/export.py writes Parquet with it).
+
+Hidden from this thread only: a finder that answers "no such module" for pyarrow to the
+importing thread and nothing to others, so another thread importing pyarrow meanwhile (or
+anything else) is neither refused nor made to wait (a global import lock held across chdb's
+import could deadlock with a thread half-way through importing a module chdb needs).
 """
 
 from __future__ import annotations
 
-import _imp
 import sys
+import threading
 from types import ModuleType
+
+
+class _HiddenHere:
+    """A meta path finder: pyarrow is missing for one thread."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "pyarrow" and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden while chdb is imported)", name=name)
+        return None
 
 
 def import_chdb_session() -> ModuleType:
@@ -21,14 +38,16 @@ def import_chdb_session() -> ModuleType:
         from chdb import session
 
         return session
-    _imp.acquire_lock()  # no other thread imports anything (pyarrow) while it reads as missing
+    hidden = _HiddenHere()
+    original = sys.meta_path
+    # a new list, not an insert: an import running on another thread goes on over the list
+    # it took, never over one being changed
+    sys.meta_path = [hidden, *original]
     try:
-        sys.modules["pyarrow"] = None  # type: ignore[assignment]  (import pyarrow -> ImportError)
-        try:
-            from chdb import session
-        finally:
-            if "pyarrow" in sys.modules and sys.modules["pyarrow"] is None:
-                del sys.modules["pyarrow"]
+        from chdb import session
     finally:
-        _imp.release_lock()
+        kept = [f for f in sys.meta_path if f is not hidden]
+        if kept != original:  # a finder added or removed meanwhile stays so
+            original[:] = kept
+        sys.meta_path = original
     return session

@@ -7,7 +7,8 @@
 A bad record (invalid JSON, not a measurement) is reported with file:line and skipped; a
 corrupt or truncated compressed stream stops that file with an IngestError naming the file
 and the last good line (the records before it were already yielded). Memory stays bounded:
-one line at a time (a whole-file .json is parsed at once, capped at MAX_JSON_FILE bytes).
+one line at a time (a plain file's through one reused buffer; a whole-file .json is parsed at
+once, capped at MAX_JSON_FILE bytes).
 """
 
 from __future__ import annotations

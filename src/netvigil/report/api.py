@@ -155,7 +155,9 @@ def include_unconfirmed(include: str | None) -> bool:
 
 def incident_filter(incs: list, asn: str | None, technique: str | None, since: str | None,
                     until: str | None) -> list:
-    """Incidents touching a network, using a technique, or overlapping [since, until)."""
+    """Incidents touching a network, using a technique, or overlapping [since, until): in
+    Python, what IncidentFilters selects in the store (analysis/reads.py); the reference the
+    tests hold the store's SQL to (tests/report/test_network_reads.py, test_read_side.py)."""
     out = []
     for i in incs:
         if asn and asn not in {n.asn for n in i.networks}:

@@ -27,9 +27,14 @@ class VerdictClass(StrEnum):
 
 
 class Technique(StrEnum):
-    """How: `<class>.<how>` (rules.toml's failure map gives the others: `<step>.<suffix>`)."""
+    """How: `<class>.<how>`. rules.toml's failure map gives `<step>.<suffix>` (each one a member
+    here: tests/test_vocabulary_verdicts.py), and a failure it does not name `<step>.failure`."""
 
     DNS_NXDOMAIN = "dns.nxdomain"
+    DNS_NO_ANSWER = "dns.no_answer"
+    DNS_REFUSED = "dns.refused"
+    DNS_SERVFAIL = "dns.servfail"
+    DNS_TIMEOUT = "dns.timeout"
     DNS_BOGON = "dns.bogon"
     DNS_BLOCKPAGE = "dns.blockpage"
     DNS_INJECTED = "dns.injected"
@@ -42,12 +47,19 @@ class Technique(StrEnum):
     HTTP_BLOCKPAGE = "http.blockpage"
     HTTP_RESET = "http.reset"
     HTTP_DIFF = "http.diff"
+    HTTP_TIMEOUT = "http.timeout"
     QUIC_BLOCKED = "quic.blocked"
     THROTTLED_TARGETED = "throttled.targeted"
     THROTTLED_GENERAL = "throttled.general"
     VPN_BLOCKED = "vpn.blocked"
     OUTAGE = "outage"
     OUTAGE_PARTIAL = "outage.partial"
+    # a step's failure the failure map does not name (endpoints.py, throughput.py, observations_csv.py)
+    DNS_FAILURE = "dns.failure"
+    TCP_FAILURE = "tcp.failure"
+    TLS_FAILURE = "tls.failure"
+    HTTP_FAILURE = "http.failure"
+    QUIC_FAILURE = "quic.failure"
 
 
 class IncidentKind(StrEnum):

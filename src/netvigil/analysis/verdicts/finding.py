@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from netvigil.model.vocabulary import CENSORSHIP, klass_of  # noqa: F401  (klass_of: re-exported)
+from netvigil.model.vocabulary import CENSORSHIP, VerdictClass, klass_of  # noqa: F401  (klass_of: re-exported)
 
 
 @dataclass(slots=True, frozen=True)  # thousands per second: no per-instance dict
@@ -58,5 +58,5 @@ class Endpoint(msgspec.Struct, frozen=True, array_like=True, gc=False):
     def technique(self) -> str:
         """What it says in a verdict: its TCP-path technique, else its QUIC one, else `ok`."""
         f = self.finding or self.quic_finding
-        return (f.technique or f.klass) if f is not None else "ok"
+        return (f.technique or f.klass) if f is not None else VerdictClass.OK
 

@@ -152,7 +152,7 @@ class RoundContext:
         names = tuple(f"{e.domain}={e.technique}" for e in stale)
         rest = [e for e in f.endpoints if e not in stale]
         if not rest:
-            return Finding("down", None, self.rules.confidence["down"], rule_ids=["context.every_endpoint_fails_at_control_too"],
+            return Finding(VerdictClass.DOWN, None, self.rules.confidence["down"], rule_ids=["context.every_endpoint_fails_at_control_too"],
                            domain=f.domain, endpoints=f.endpoints, stale=names)
         found = combine(rest, self.rules)
         return replace(found, rule_ids=found.rule_ids + ["context.stale_endpoints_set_aside"], endpoints=f.endpoints, stale=names)
@@ -184,7 +184,7 @@ class RoundContext:
                and h.get("failure") in ("ssl_unknown_authority", "ssl_invalid_hostname", "ssl_invalid_certificate")]
         judged = [(name, ip) for name, ip in bad if per.get(name)]
         if judged and all(ip not in per[name] for name, ip in judged):
-            return Finding("dns", "dns.blockpage", self.rules.confidence["inconsistent_dns"],
+            return Finding(VerdictClass.DNS, Technique.DNS_BLOCKPAGE, self.rules.confidence["inconsistent_dns"],
                            rule_ids=["dns.redirect_vs_other_vantages", "secondary:tls.mitm"], domain=f.domain)
         if judged and all(ip in per[name] for name, ip in judged):
             # the same address presents a valid certificate to another vantage at the same
@@ -277,7 +277,7 @@ class RoundContext:
         ctl_broken = {c.klass for c in controls if c.klass not in (VerdictClass.OK, VerdictClass.THROTTLED, VerdictClass.OUTAGE, VerdictClass.UNKNOWN)}
         # an outage or not: the one decision (analysis/outages/decision.py)
         ctl_failed = controls_failed(controls, th["outage_control_share"])
-        outage_tech = outage_technique(controls) if ctl_failed else "outage"
+        outage_tech = outage_technique(controls) if ctl_failed else Technique.OUTAGE
         loss = sum((self._loss_evidence(it) for it in items), LossEvidence())
         # (also when the controls failed: some of their connects still came through, late, so
         # a service that got through the loss is in the partial outage too, not `ok`)
@@ -298,25 +298,25 @@ class RoundContext:
             if f.technique == Technique.TLS_MITM:
                 f = self._redirected(m, f)
             if lossy and loss_explains(f.klass, f.technique, only_timeouts(_test_keys(m))):
-                f = Finding("outage", Technique.OUTAGE_PARTIAL.value, conf["outage"] * fac["outage_path_loss"], domain=f.domain,
+                f = Finding(VerdictClass.OUTAGE, Technique.OUTAGE_PARTIAL, conf["outage"] * fac["outage_path_loss"], domain=f.domain,
                             rule_ids=["context.path_loss", f"was:{f.technique or f.klass}"] + loss.names())
                 out.append(Item(m, f, service, uid))
                 continue
             if service != "control" and f.klass in ctl_broken and not ctl_failed:
                 f = self._excused(f, ctl_broken) or Finding(
-                    "ok", None, conf["ok"] * fac["ok_when_controls_fail_alike"], rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
+                    VerdictClass.OK, None, conf["ok"] * fac["ok_when_controls_fail_alike"], rule_ids=[f"context.{f.klass}_fails_for_controls_too", f"secondary:{f.technique}"],
                     domain=f.domain, rate_bps=f.rate_bps, sample_rates=f.sample_rates, endpoints=f.endpoints, stale=f.stale)
             if service == "control":
                 if f.klass not in (VerdictClass.OK, VerdictClass.THROTTLED) and ctl_failed:
-                    tech = "outage.partial" if (f.failed_share or 1.0) < 1.0 else "outage"
-                    f = Finding("outage", tech, conf["outage"] * fac["outage_control_target"], rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
+                    tech = Technique.OUTAGE_PARTIAL if (f.failed_share or 1.0) < 1.0 else Technique.OUTAGE
+                    f = Finding(VerdictClass.OUTAGE, tech, conf["outage"] * fac["outage_control_target"], rule_ids=["context.control_target_failed"] + f.rule_ids, domain=f.domain)
                 elif general:
-                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.control_slow_vs_baseline", f"baseline:{basis}"],
+                    f = Finding(VerdictClass.THROTTLED, Technique.THROTTLED_GENERAL, conf["throttled"], rule_ids=["context.control_slow_vs_baseline", f"baseline:{basis}"],
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=(f.rate_bps or 0) / baseline)
                 out.append(Item(m, f, service, uid))
                 continue
             if ctl_failed and f.klass not in NOTHING_FOUND:
-                f = Finding("outage", outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
+                f = Finding(VerdictClass.OUTAGE, outage_tech, conf["outage"], rule_ids=["context.controls_failed_too", f"was:{f.technique}"], domain=f.domain)
             elif f.rate_bps is not None and ctl_rate and f.klass not in (VerdictClass.DNS, VerdictClass.TCP, VerdictClass.OUTAGE, VerdictClass.UNKNOWN):
                 # the sample arrived: slowness is what users feel, other failures stay secondary
                 was = ([f"secondary:{f.technique}"] if f.technique and f.klass != VerdictClass.THROTTLED else
@@ -329,15 +329,15 @@ class RoundContext:
                     f = replace(f, rate_bps=max(slow))
                 ratio = f.rate_bps / ctl_rate
                 if general and f.rate_bps < th["throttle_abs_bps"]:
-                    f = Finding("throttled", "throttled.general", conf["throttled"], rule_ids=["context.network_slow_vs_baseline", f"baseline:{basis}"] + was,
+                    f = Finding(VerdictClass.THROTTLED, Technique.THROTTLED_GENERAL, conf["throttled"], rule_ids=["context.network_slow_vs_baseline", f"baseline:{basis}"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps, baseline_ratio=ctl_rate / baseline)
                 elif ratio < th["throttle_ratio"] and f.rate_bps < th["throttle_abs_bps"] and HELPER_SAID_NO not in f.rule_ids:
                     c = min(fac["cap"], conf["throttled"] + fac["throttle_depth_bonus"] * (1 - ratio / th["throttle_ratio"]))
-                    f = Finding("throttled", "throttled.targeted", c, rule_ids=["context.target_slow_controls_fast"] + was,
+                    f = Finding(VerdictClass.THROTTLED, Technique.THROTTLED_TARGETED, c, rule_ids=["context.target_slow_controls_fast"] + was,
                                 domain=f.domain, rate_bps=f.rate_bps,
                                 baseline_ratio=f.rate_bps / baseline if baseline else ratio)
             elif f.technique == Technique.THROTTLED_TARGETED and ctl_failed:
-                f = Finding("outage", "outage.partial", conf["outage"] * fac["outage_throttled_controls_failed"], rule_ids=["context.controls_failed_too"], domain=f.domain)
+                f = Finding(VerdictClass.OUTAGE, Technique.OUTAGE_PARTIAL, conf["outage"] * fac["outage_throttled_controls_failed"], rule_ids=["context.controls_failed_too"], domain=f.domain)
             if f.blocked and controls and not ctl_failed and "context.controls_ok" not in f.rule_ids:
                 # the same network reached the controls in the same round: a targeted failure
                 f = replace(f, confidence=max(f.confidence, conf["failure_with_control_ok"] * (f.failed_share or 1.0) ** fac["controls_ok_share_exponent"]),

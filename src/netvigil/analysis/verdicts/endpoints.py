@@ -17,7 +17,7 @@ from typing import Any
 from netvigil.analysis.verdicts.finding import Endpoint, Finding, klass_of
 from netvigil.analysis.verdicts.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
-from netvigil.model.vocabulary import VerdictClass
+from netvigil.model.vocabulary import Technique, VerdictClass
 
 STEP_ORDER = ("dns", "tcp", "tls", "http", "quic")
 TIMEOUT = "generic_timeout_error"
@@ -96,8 +96,8 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
                 if o.failure == TIMEOUT and o.ip and (dom, step, o.ip, o.port) in worked:
                     r.inconsistent.append(f"quic.transient:{o.failure}")
                 elif o.failure and r.quic_finding is None:
-                    tech = rules.technique_for(step, o.failure) or "quic.failure"
-                    r.quic_finding = Finding("quic", tech, conf["failure_without_control"], rule_ids=[f"quic.failure:{o.failure}"], domain=dom)
+                    tech = rules.technique_for(step, o.failure) or Technique.QUIC_FAILURE
+                    r.quic_finding = Finding(VerdictClass.QUIC, tech, conf["failure_without_control"], rule_ids=[f"quic.failure:{o.failure}"], domain=dom)
             if r.finding is not None:
                 continue
             if step == "http" and not o.failure:
@@ -113,7 +113,7 @@ def endpoint_results(obs: list[Observation], test_keys: dict[str, Any], rules: R
             if step == "tls":
                 slow = _slow_handshake(o, rules)
                 if slow is not None:
-                    r.finding = Finding("throttled", "throttled.targeted", conf["throttled"], rule_ids=["tls.slow_then_timeout"], domain=dom, rate_bps=slow)
+                    r.finding = Finding(VerdictClass.THROTTLED, Technique.THROTTLED_TARGETED, conf["throttled"], rule_ids=["tls.slow_then_timeout"], domain=dom, rate_bps=slow)
                     continue
             tech = rules.technique_for(step, o.failure)
             if tech is None:
@@ -133,7 +133,7 @@ def _blockpage(o: Observation, rules: RuleSet, dom: str) -> Finding | None:
     strong = [f for f in fps if f.scope != "vbw"]
     if not strong or rules.match_http(o.body, o.headers, false_positives=True):
         return None
-    return Finding("http", "http.blockpage", rules.confidence["fingerprint"], True, [f"fp:{strong[0].id}"], domain=dom)
+    return Finding(VerdictClass.HTTP, Technique.HTTP_BLOCKPAGE, rules.confidence["fingerprint"], True, [f"fp:{strong[0].id}"], domain=dom)
 
 
 def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dict[str, EndpointResult], rules: RuleSet) -> None:
@@ -155,11 +155,11 @@ def _dns_answers(obs: list[Observation], test_keys: dict[str, Any], results: dic
             continue
         fps = [rules.dns_fingerprints[ip] for ip in o.answers if ip in rules.dns_fingerprints and not rules.is_sink(ip)]
         if fps:
-            r.finding = Finding("dns", "dns.blockpage", conf["fingerprint"], True, [f"fp:{fps[0].id}"], domain=o.domain)
+            r.finding = Finding(VerdictClass.DNS, Technique.DNS_BLOCKPAGE, conf["fingerprint"], True, [f"fp:{fps[0].id}"], domain=o.domain)
             continue
         for (host, _qtype), ips in late.items():
             if host == o.domain and ips and not ips & set(o.answers):
-                r.finding = Finding("dns", "dns.injected", conf["bogon"], rule_ids=["dns.two_different_replies"], domain=o.domain)
+                r.finding = Finding(VerdictClass.DNS, Technique.DNS_INJECTED, conf["bogon"], rule_ids=["dns.two_different_replies"], domain=o.domain)
                 break
 
 
@@ -179,7 +179,7 @@ def _bogon_sinks(obs: list[Observation], results: dict[str, EndpointResult], rul
             continue
         if r.finding is not None and r.finding.klass == VerdictClass.TCP:  # tried, and it did not connect
             fp = rules.dns_fingerprints.get(sinks[0])
-            r.finding = Finding("dns", "dns.bogon", conf["bogon"], fp is not None,
+            r.finding = Finding(VerdictClass.DNS, Technique.DNS_BOGON, conf["bogon"], fp is not None,
                                 ["dns.bogon_answer"] + ([f"fp:{fp.id}"] if fp else []), domain=o.domain)
 
 
@@ -215,7 +215,7 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
     specific evidence (a fingerprint beats a signature beats a timeout)."""
     conf, fac = rules.confidence, rules.factors
     if not tried:
-        return Finding("unknown", None, fac["no_observations"], rule_ids=["service.no_observations"])
+        return Finding(VerdictClass.UNKNOWN, None, fac["no_observations"], rule_ids=["service.no_observations"])
     sample_rates = [x for r in tried for x in r.sample_rates]
     rate = min(sample_rates) if sample_rates else None
     eps = tuple(tried)
@@ -251,14 +251,14 @@ def combine(tried: list[Endpoint], rules: RuleSet) -> Finding:
         f = quic[0].quic_finding
         share = len(quic) / len(quic_tried)
         return Finding(
-            "quic", f.technique, round(min(fac["cap"], f.confidence * (fac["service_share_base"] + fac["service_share_weight"] * share)), 3), False,
+            VerdictClass.QUIC, f.technique, round(min(fac["cap"], f.confidence * (fac["service_share_base"] + fac["service_share_weight"] * share)), 3), False,
             f.rule_ids + [f"service.quic_failed_endpoints:{len(quic)}/{len(quic_tried)}", "service.tcp_tls_ok"] + iso,
             domain=quic[0].domain, rate_bps=rate, secondary=sorted(set(noise) | set(quic_tech[1:])),
             failed_share=share, sample_rates=sample_rates, endpoints=eps,
         )
     if noise or flaky:
-        return Finding("ok", None, conf["ok"] * fac["ok_with_noise"], rule_ids=iso, rate_bps=rate, sample_rates=sample_rates, endpoints=eps)
-    return Finding("ok", None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates,
+        return Finding(VerdictClass.OK, None, conf["ok"] * fac["ok_with_noise"], rule_ids=iso, rate_bps=rate, sample_rates=sample_rates, endpoints=eps)
+    return Finding(VerdictClass.OK, None, conf["ok"], rule_ids=["service.all_endpoints_ok"], rate_bps=rate, sample_rates=sample_rates,
                    endpoints=eps)
 
 

@@ -30,7 +30,7 @@ from netvigil.analysis.verdicts.web_connectivity import analyse_web
 from netvigil.model.measurement import Measurement, encode_measurement
 from netvigil.model.records import Verdict
 from netvigil.model.uid import measurement_uid
-from netvigil.model.vocabulary import NOTHING_FOUND, VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, Technique, VerdictClass
 
 # OONI test names that are about one service
 TEST_SERVICE = {
@@ -88,7 +88,7 @@ def judge(m: Measurement, rules: RuleSet) -> Finding:
     try:
         return _judge(m, rules)
     except (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError) as exc:
-        return Finding("unknown", None, 0.0, rule_ids=[f"malformed_test_keys:{type(exc).__name__}: {str(exc)[:120]}"])
+        return Finding(VerdictClass.UNKNOWN, None, 0.0, rule_ids=[f"malformed_test_keys:{type(exc).__name__}: {str(exc)[:120]}"])
 
 
 def _judge(m: Measurement, rules: RuleSet) -> Finding:
@@ -99,11 +99,11 @@ def _judge(m: Measurement, rules: RuleSet) -> Finding:
     found = helper_evidence(tk, service_finding(endpoint_results(obs, tk, rules), rules), rules)
     if m.test_name in BOOTSTRAP_TESTS and found.klass in NOTHING_FOUND and "success" in tk:
         if tk.get("success") is True:
-            return Finding("ok", None, rules.confidence["ok"] * rules.factors["bootstrap"], rule_ids=[f"{m.test_name}.bootstrap_ok"])
+            return Finding(VerdictClass.OK, None, rules.confidence["ok"] * rules.factors["bootstrap"], rule_ids=[f"{m.test_name}.bootstrap_ok"])
         if tk.get("success") is False or tk.get("failure"):
             kind = BOOTSTRAP_TESTS[m.test_name]
             # the tunnel did not come up; without per-step data the technique is unknown
-            return Finding(kind if kind == VerdictClass.VPN else "unknown", "vpn.blocked" if kind == VerdictClass.VPN else None,
+            return Finding(kind if kind == VerdictClass.VPN else VerdictClass.UNKNOWN, Technique.VPN_BLOCKED if kind == VerdictClass.VPN else None,
                            rules.confidence["failure_without_control"] * rules.factors["bootstrap"],
                            rule_ids=[f"{m.test_name}.bootstrap_failed:{tk.get('failure') or 'no success'}"])
     return found

@@ -26,7 +26,7 @@ import msgspec
 from netvigil.analysis.verdicts.finding import Finding, klass_of
 from netvigil.analysis.rules import RuleSet
 from netvigil.model.sni_throughput import DIRECTIONS, HelperTransfer, SNIThroughput
-from netvigil.model.vocabulary import NOTHING_FOUND, VerdictClass
+from netvigil.model.vocabulary import NOTHING_FOUND, Technique, VerdictClass
 
 # what a throughput finding replaces: nothing found, a rate already judged, QUIC alone failing
 _RATE_DECIDES = NOTHING_FOUND | {VerdictClass.THROTTLED, VerdictClass.QUIC}
@@ -222,7 +222,7 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
     found = _quic(test, found, rules)
     hs = _handshake_failure(target)
     if hs is not None and ctl_ok:
-        tech = rules.technique_for("tls", hs) or "tls.failure"
+        tech = rules.technique_for("tls", hs) or Technique.TLS_FAILURE
         f = Finding(klass_of(tech), tech, conf["failure_with_control_ok"], rule_ids=[f"helper.sni_handshake:{hs}"],
                     domain=test.target_sni, failed_share=found.failed_share)
         return _replaces(found, f) if found.klass in _RATE_DECIDES else _secondary(found, tech)
@@ -237,11 +237,11 @@ def helper_evidence(tk: dict, found: Finding, rules: RuleSet) -> Finding:
         ids = [f"helper.sni_throttled:{d.direction}" for d in slow]
         ids += [f"helper.rate_bps:{d.direction}={d.target_bps:.0f}" for d in dirs if d.target_bps]
         c = min(rules.factors["cap"], conf["throttled"] + th["helper_both_directions_bonus"] * (len(slow) - 1))
-        f = Finding("throttled", "throttled.targeted", c, rule_ids=ids, domain=test.target_sni, rate_bps=rate,
+        f = Finding(VerdictClass.THROTTLED, Technique.THROTTLED_TARGETED, c, rule_ids=ids, domain=test.target_sni, rate_bps=rate,
                     baseline_ratio=slow[0].ratio, sample_rates=[rate] if rate else [])
         if found.klass in _RATE_DECIDES:
             return _replaces(found, f)
-        return _secondary(found, "throttled.targeted")
+        return _secondary(found, Technique.THROTTLED_TARGETED)
     role = "target" if target else "control"
     rate = peak_rate(test, role, "download", th["helper_rate_min_seconds"], th["helper_stall_factor"])
     if rate is not None and found.klass in NOTHING_FOUND:
@@ -283,7 +283,7 @@ def _quic(test: SNIThroughput, found: Finding, rules: RuleSet) -> Finding:
     c_ok = any(t.failure is None for t in q["control"])
     conf = rules.confidence
     if found.klass == VerdictClass.QUIC and not c_ok and not t_ok:
-        return Finding("ok", None, conf["ok"] * rules.factors["ok_when_controls_fail_alike"],
+        return Finding(VerdictClass.OK, None, conf["ok"] * rules.factors["ok_when_controls_fail_alike"],
                        rule_ids=["helper.quic_fails_for_control_sni_too"],
                        domain=found.domain, rate_bps=found.rate_bps, sample_rates=found.sample_rates,
                        secondary=[found.technique] if found.technique else [])
@@ -293,7 +293,7 @@ def _quic(test: SNIThroughput, found: Finding, rules: RuleSet) -> Finding:
             return replace(found, confidence=max(found.confidence, conf["failure_with_control_ok"]),
                            rule_ids=found.rule_ids + [f"helper.quic_sni_keyed:{fail}"])
         elif found.klass in NOTHING_FOUND:
-            return Finding("quic", "quic.blocked", conf["failure_with_control_ok"],
+            return Finding(VerdictClass.QUIC, Technique.QUIC_BLOCKED, conf["failure_with_control_ok"],
                            rule_ids=[f"helper.quic_sni_keyed:{fail}"], domain=test.target_sni,
                            rate_bps=found.rate_bps, sample_rates=found.sample_rates)
     return found

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from netvigil.analysis.verdicts.finding import Finding, klass_of
 from netvigil.analysis.verdicts.observations import Observation, group_by_step, host_of
 from netvigil.analysis.rules import RuleSet
-from netvigil.model.vocabulary import Technique
+from netvigil.model.vocabulary import Technique, VerdictClass
 
 LOCAL_ENGINES = {"udp", "getaddrinfo", "system", "tcp", "dot", None}
 NX_CONTROL = {"dns_name_error", "dns_nxdomain_error"}
@@ -74,7 +74,7 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
     # 0. failures only a broken server causes
     for o in ctx.http:
         if o.failure in rules.server_side:
-            return Finding("down", None, conf["down"], rule_ids=[f"server_side:{o.failure}"], domain=domain)
+            return Finding(VerdictClass.DOWN, None, conf["down"], rule_ids=[f"server_side:{o.failure}"], domain=domain)
     ghost = _ghost(ctx, domain)
     if ghost is not None:
         return ghost
@@ -90,22 +90,22 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
         if fps and rules.match_http(body, o.headers, false_positives=True):
             continue  # a known false positive (a CDN challenge page...)
         if strong:
-            return Finding("http", "http.blockpage", conf["fingerprint"], True, [f"fp:{strong[0].id}"], domain=o.domain or domain)
+            return Finding(VerdictClass.HTTP, Technique.HTTP_BLOCKPAGE, conf["fingerprint"], True, [f"fp:{strong[0].id}"], domain=o.domain or domain)
         if vague and o is (ctx.http[0] if ctx.http else None) and _http_diff(ctx, domain) is not None:
-            return Finding("http", "http.blockpage", conf["http_diff"], False, [f"fp:{vague[0].id}", "http.diff"], domain=o.domain or domain)
+            return Finding(VerdictClass.HTTP, Technique.HTTP_BLOCKPAGE, conf["http_diff"], False, [f"fp:{vague[0].id}", "http.diff"], domain=o.domain or domain)
     if not ctx.control or test_keys.get("control_failure"):
         final = ctx.http[0] if ctx.http else None
         if final is not None and not final.failure and final.status_code and final.status_code < 400:
-            return Finding("ok", None, conf["ok"] * rules.factors["web_ok_without_control"], rule_ids=["web.no_control.success"], domain=domain)
-        return Finding("unknown", None, rules.factors["web_no_control"], rule_ids=["web.no_control"], domain=domain)
+            return Finding(VerdictClass.OK, None, conf["ok"] * rules.factors["web_ok_without_control"], rule_ids=["web.no_control.success"], domain=domain)
+        return Finding(VerdictClass.UNKNOWN, None, rules.factors["web_no_control"], rule_ids=["web.no_control"], domain=domain)
     dns = _dns_tampering(ctx, domain)
     if dns is not None and ctx.ctl_http_ok:
         return dns
     if not ctx.ctl_http_ok:
         final = ctx.http[0] if ctx.http else None
         if final is not None and not final.failure and (final.status_code or 0) in range(200, 400):
-            return Finding("ok", None, conf["ok"] * rules.factors["web_ok_without_control"], rule_ids=["web.control_failed.probe_success"], domain=domain)
-        return Finding("down", None, conf["down"], rule_ids=["web.control_failed.too"], domain=domain)
+            return Finding(VerdictClass.OK, None, conf["ok"] * rules.factors["web_ok_without_control"], rule_ids=["web.control_failed.probe_success"], domain=domain)
+        return Finding(VerdictClass.DOWN, None, conf["down"], rule_ids=["web.control_failed.too"], domain=domain)
     for check in (_web_path_failure, _other_failures, _http_diff):
         found = check(ctx, domain)
         if found is not None:
@@ -113,7 +113,7 @@ def analyse_web(obs: list[Observation], test_keys: dict[str, Any], input_url: st
     inconsistent = _dns_inconsistent(ctx, domain)
     if inconsistent is not None:
         return inconsistent
-    return Finding("ok", None, conf["ok"], rule_ids=["web.consistent_with_control"], domain=domain)
+    return Finding(VerdictClass.OK, None, conf["ok"], rule_ids=["web.consistent_with_control"], domain=domain)
 
 
 def _unlike_control(ctx: WebContext, o: Observation) -> bool:
@@ -147,7 +147,7 @@ def _ghost(ctx: WebContext, domain: str | None) -> Finding | None:
     found = _dns_tampering(ctx, domain, require_control=False)
     if found is not None:
         return found
-    return Finding("dns", "dns.inconsistent", ctx.rules.confidence["inconsistent_dns"], rule_ids=["dns.ghost_answer"], domain=domain)
+    return Finding(VerdictClass.DNS, Technique.DNS_INCONSISTENT, ctx.rules.confidence["inconsistent_dns"], rule_ids=["dns.ghost_answer"], domain=domain)
 
 
 def _dns_tampering(ctx: WebContext, domain: str | None, require_control: bool = True) -> Finding | None:
@@ -159,16 +159,16 @@ def _dns_tampering(ctx: WebContext, domain: str | None, require_control: bool = 
         if bogons and not ctl_bogon and have_control:
             fp = rules.dns_fingerprints.get(bogons[0])
             ids = ["dns.bogon_answer"] + ([f"fp:{fp.id}"] if fp else [])
-            return Finding("dns", "dns.bogon", conf["fingerprint"] if fp else conf["bogon"], fp is not None, ids, domain=o.domain)
+            return Finding(VerdictClass.DNS, Technique.DNS_BOGON, conf["fingerprint"] if fp else conf["bogon"], fp is not None, ids, domain=o.domain)
         for ip in o.answers:
             fp = rules.dns_fingerprints.get(ip)
             if fp is not None and ip not in ctx.ctl_addrs:
-                return Finding("dns", "dns.blockpage", conf["fingerprint"], True, [f"fp:{fp.id}"], domain=o.domain)
+                return Finding(VerdictClass.DNS, Technique.DNS_BLOCKPAGE, conf["fingerprint"], True, [f"fp:{fp.id}"], domain=o.domain)
     if ctx.ctl_http_ok:
         for o in _local_dns(ctx):
             tech = rules.technique_for("dns", o.failure)
             if tech and o.failure != "dns_no_answer":  # AAAA without answer is normal
-                return Finding("dns", "dns.nxdomain" if tech.endswith("nxdomain") else tech,
+                return Finding(VerdictClass.DNS, Technique.DNS_NXDOMAIN if tech.endswith("nxdomain") else tech,
                                conf["failure_with_control_ok"], rule_ids=[f"dns.failure:{o.failure}"], domain=o.domain)
     return None
 
@@ -180,7 +180,7 @@ def _finding_for(ctx: WebContext, step: str, o: Observation, rule: str, domain: 
     conf = ctx.rules.confidence
     if step == "http" and o.status_code and o.failure == "generic_timeout_error":
         # headers arrived, the body never finished while the control fetched it: throttling
-        return Finding("throttled", "throttled.targeted", conf["throttled"] * ctx.rules.factors["throttled_after_headers"],
+        return Finding(VerdictClass.THROTTLED, Technique.THROTTLED_TARGETED, conf["throttled"] * ctx.rules.factors["throttled_after_headers"],
                        rule_ids=["http.timeout_after_headers", rule], domain=o.domain or domain)
     c = conf["mitm"] if tech == Technique.TLS_MITM else conf["failure_with_control_ok"]
     if tech == Technique.TLS_MITM and _control_tls_ok(ctx, o):
@@ -255,7 +255,7 @@ def _http_diff(ctx: WebContext, domain: str | None) -> Finding | None:
                 reasons.append("http.diff.body_and_title")
     if not reasons:
         return None
-    return Finding("http", "http.diff", ctx.rules.confidence["http_diff"], rule_ids=reasons, domain=final.domain or domain)
+    return Finding(VerdictClass.HTTP, Technique.HTTP_DIFF, ctx.rules.confidence["http_diff"], rule_ids=reasons, domain=final.domain or domain)
 
 
 def _dns_inconsistent(ctx: WebContext, domain: str | None) -> Finding | None:
@@ -268,4 +268,4 @@ def _dns_inconsistent(ctx: WebContext, domain: str | None) -> Finding | None:
     asns = {ctx.ip_asn.get(ip) for ip in answers}
     if ctl_asns and None not in asns and asns & ctl_asns:
         return None  # same network as the control's answers (CDNs): consistent
-    return Finding("dns", "dns.inconsistent", ctx.rules.confidence["inconsistent_dns"], rule_ids=["dns.answers_not_in_control"], domain=domain)
+    return Finding(VerdictClass.DNS, Technique.DNS_INCONSISTENT, ctx.rules.confidence["inconsistent_dns"], rule_ids=["dns.answers_not_in_control"], domain=domain)

@@ -138,7 +138,7 @@ def _verdict(rows: list[dict], rules: RuleSet, share: float) -> Verdict:
         key = (r.get("ip") or r.get("hostname") or "").strip() or "?"
         endpoints.setdefault(key, []).append(_failure_step(r))
     failing = {k: next(f for f in fs if f) for k, fs in endpoints.items() if any(fs)}
-    techniques = {k: rules.technique_for(*failing[k]) or f"{failing[k][0]}.failure" if k in failing else "ok" for k in endpoints}
+    techniques = {k: rules.technique_for(*failing[k]) or f"{failing[k][0]}.failure" if k in failing else VerdictClass.OK for k in endpoints}
     frac = len(failing) / len(endpoints)
     test = (r0.get("test_name") or "").strip()
     host = (r0.get("input") or r0.get("hostname") or "").strip() or None
@@ -152,7 +152,7 @@ def _verdict(rows: list[dict], rules: RuleSet, share: float) -> Verdict:
     )
     if frac < share:
         ids = ["csv.endpoints_ok"] + ([f"csv.failing_endpoints:{len(failing)}/{len(endpoints)}"] if failing else [])
-        return Verdict(domain=host, klass="ok", confidence=round(rules.confidence["ok"] * (1 - frac), 3), rule_ids=ids, **common)
+        return Verdict(domain=host, klass=VerdictClass.OK, confidence=round(rules.confidence["ok"] * (1 - frac), 3), rule_ids=ids, **common)
     steps = Counter(techniques[k] for k in failing)
     tech = steps.most_common(1)[0][0]
     fac = rules.factors

@@ -94,7 +94,7 @@ def path_loss(ev: LossCounts, min_events: float, min_share: float) -> bool:
 
 # what loss can do to a TCP/TLS/HTTP/QUIC exchange: time it out (never reset it, forge an
 # answer or a certificate)
-_TIMEOUT_KINDS = frozenset({Technique.TCP_IP_BLOCKED, Technique.TLS_TIMEOUT_AFTER_HELLO, "http.timeout",
+_TIMEOUT_KINDS = frozenset({Technique.TCP_IP_BLOCKED, Technique.TLS_TIMEOUT_AFTER_HELLO, Technique.HTTP_TIMEOUT,
                             Technique.QUIC_BLOCKED})
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netvigil.model.records import Verdict
-from netvigil.model.vocabulary import CENSORSHIP, Technique, VerdictClass
+from netvigil.model.vocabulary import CENSORSHIP, IncidentKind, Technique, VerdictClass
 
 NOT_TARGETED = frozenset({Technique.THROTTLED_GENERAL.value})  # a slow network is not a restriction of one service
 # sets, not members spelled in the loops (an enum member's lookup costs ~0.3 us per verdict)
@@ -184,8 +184,8 @@ def detect_spans(cc: str, asn: str, service: str, verdicts: list[Verdict], param
         start = len(snap[1])
         machines = [m.copy() for m in snap[2]]
     else:
-        machines = [_Machine(cc, asn, service, name, "censorship", "blocked", {"ok"}, params),
-                    _Machine(cc, asn, service, name, "outage", "outage", {"ok", "blocked"}, params)]
+        machines = [_Machine(cc, asn, service, name, IncidentKind.CENSORSHIP, "blocked", {"ok"}, params),
+                    _Machine(cc, asn, service, name, IncidentKind.OUTAGE, "outage", {"ok", "blocked"}, params)]
     keep = max(0, len(rounds) - 1 - KEPT_BACK)
     for i in range(start, len(rounds)):
         if i == keep and memo is not None and not (resumed and i == start):  # (that one is kept already)

@@ -14,26 +14,24 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
 from netvigil.model.records import Incident, IncidentChange, NetworkSpan
 from netvigil.report.alerts import Subscription, alert_payload
 
-from tests.observatory.test_quorum_live import ADMIN, client, enrol, jsonl, relabelled, serve, settled  # noqa: F401
+from tests.observatory.test_quorum_live import ADMIN, HTTP, client, enrol, jsonl, relabelled, serve, settled  # noqa: F401
 from tests.report.test_report_live import Receiver, wait_for
 
 
 def unconfirmed_twitter(url: str) -> dict | None:
-    held = httpx.get(f"{url}/api/v1/incidents", params={"country": "DE", "include": "unconfirmed"}).json()
+    held = HTTP.get(f"{url}/api/v1/incidents", params={"country": "DE", "include": "unconfirmed"}).json()
     return next((i for i in held["results"] if i["service"] == "twitter" and not i["confirmed"]), None)
 
 
 def public_ids(url: str) -> set[str]:
-    return {i["id"] for i in httpx.get(f"{url}/api/v1/incidents", params={"country": "DE"}).json()["results"]}
+    return {i["id"] for i in HTTP.get(f"{url}/api/v1/incidents", params={"country": "DE"}).json()["results"]}
 
 
 def blocked_cells(url: str) -> list[dict]:
-    cells = httpx.get(f"{url}/api/v1/status", params={"country": "DE"}).json()["results"]
+    cells = HTTP.get(f"{url}/api/v1/status", params={"country": "DE"}).json()["results"]
     return [c for c in cells if c["class"] != "ok"]
 
 
@@ -50,43 +48,43 @@ def test_unconfirmed_permalink_and_withdrawal(tmp_path, relabelled):  # noqa: F8
             assert held is not None and public_ids(obs.url) == set()
             iid = held["id"]
             # the aggregates count that one probe, however many measurements and reports it sent
-            aggs = httpx.get(f"{obs.url}/api/v1/aggregates",
+            aggs = HTTP.get(f"{obs.url}/api/v1/aggregates",
                              params={"country": "DE", "service": "twitter", "bucket": "1d"}).json()["results"]
             assert aggs and sum(a["total"] for a in aggs) > 1
             assert all(a["probes"] == 1 and a["source_networks"] == 1 for a in aggs)
 
             # the permalink answers, marked unconfirmed, with who backs it and how many must
-            r = httpx.get(f"{obs.url}/api/v1/incidents/{iid}")
+            r = HTTP.get(f"{obs.url}/api/v1/incidents/{iid}")
             assert r.status_code == 200, r.text
             got = r.json()
             assert got["confirmed"] is False and got["quorum"] == 2
             assert got["evidence"]["independent_probes"] == 1 and got["evidence"]["source_networks"] == 1
             assert "not yet confirmed" in got["text"]
-            page = httpx.get(f"{obs.url}/incident/{iid}")
+            page = HTTP.get(f"{obs.url}/incident/{iid}")
             assert page.status_code == 200
             html = page.text
             assert "Unconfirmed" in html.split("<h1>")[1].split("</h1>")[0]  # the title says so first
             assert "1 independent probe" in html and "2 are required" in html
             assert "Embed this chart" not in html  # an unpublished claim is not offered for embedding
-            assert httpx.get(f"{obs.url}/api/v1/incidents/{iid}/chart.svg").status_code == 200
-            assert httpx.get(f"{obs.url}/api/v1/incidents/0123456789abcdef").status_code == 404
-            home = httpx.get(f"{obs.url}/").text  # the home page's unconfirmed signals link to it
+            assert HTTP.get(f"{obs.url}/api/v1/incidents/{iid}/chart.svg").status_code == 200
+            assert HTTP.get(f"{obs.url}/api/v1/incidents/0123456789abcdef").status_code == 404
+            home = HTTP.get(f"{obs.url}/").text  # the home page's unconfirmed signals link to it
             assert f"href='/incident/{iid}'" in home.split("id=unconfirmed")[1]
 
             # the operator trusts the probe: published, announced
-            r = httpx.post(f"{obs.url}/api/v1/admin/probes/{probe['probe_id']}/trust", headers=admin,
+            r = HTTP.post(f"{obs.url}/api/v1/admin/probes/{probe['probe_id']}/trust", headers=admin,
                            json={"trusted": True})
             assert r.status_code == 200 and r.json()["trusted"] is True
             started = receiver.wait("start", service="twitter", timeout=180)
             assert started["incident"]["id"] == iid
             wait_for(lambda: iid in public_ids(obs.url), timeout=60)
             wait_for(lambda: blocked_cells(obs.url) != [], timeout=60)
-            published = httpx.get(f"{obs.url}/api/v1/incidents/{iid}").json()
+            published = HTTP.get(f"{obs.url}/api/v1/incidents/{iid}").json()
             assert published["confirmed"] is True
-            assert "Unconfirmed" not in httpx.get(f"{obs.url}/incident/{iid}").text.split("<h1>")[1].split("</h1>")[0]
+            assert "Unconfirmed" not in HTTP.get(f"{obs.url}/incident/{iid}").text.split("<h1>")[1].split("</h1>")[0]
 
             # ... and takes the trust back: withdrawn, signed, and unpublished again
-            r = httpx.post(f"{obs.url}/api/v1/admin/probes/{probe['probe_id']}/trust", headers=admin,
+            r = HTTP.post(f"{obs.url}/api/v1/admin/probes/{probe['probe_id']}/trust", headers=admin,
                            json={"trusted": False})
             assert r.status_code == 200 and r.json()["trusted"] is False
             withdrawn = receiver.wait("withdrawn", service="twitter", timeout=180)
@@ -97,7 +95,7 @@ def test_unconfirmed_permalink_and_withdrawal(tmp_path, relabelled):  # noqa: F8
             wait_for(lambda: iid not in public_ids(obs.url), timeout=60)
             wait_for(lambda: blocked_cells(obs.url) == [], timeout=60)  # the status cells go with it
             assert unconfirmed_twitter(obs.url)["id"] == iid
-            assert httpx.get(f"{obs.url}/api/v1/incidents/{iid}").json()["confirmed"] is False
+            assert HTTP.get(f"{obs.url}/api/v1/incidents/{iid}").json()["confirmed"] is False
             assert [ev for ev, body, _ in receiver.alerts if body["incident"]["id"] == iid].count("start") == 1
     finally:
         receiver.server.shutdown()

@@ -145,10 +145,10 @@ _BLANK = frozenset(b" \t\n\r\x0b\x0c")
 def _plain_lines(fh, where: str) -> Iterator[tuple[int, memoryview]]:
     """The lines of an uncompressed file, each a view into one buffer that is read into and
     reused: valid until the next line is asked for (the caller decodes it at once). A new
-    bytes object per line (readline) cost ~7 page faults a line in the batch analysis (glibc
-    maps and trims memory for the large ones): ~0.25 s of system time on the benchmark's 6,000
-    lines. Lines and errors are readline's: a line longer than MAX_LINE is an error at its
-    number, the last line may lack its newline."""
+    bytes object per line (readline) cost ~13 page faults a line in the batch analysis (glibc
+    maps and trims memory for the large ones): 79,000 and ~0.3 s of system time a run of
+    bench_analysis_verdicts (6,000 lines), ~2,100 this way. Lines and errors are readline's: a
+    line longer than MAX_LINE is an error at its number, the last line may lack its newline."""
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     start = filled = lineno = 0

@@ -41,7 +41,10 @@ def _outcome(line: bytes, fn) -> Any:
 
 
 def _same(line: bytes) -> None:
-    assert _outcome(line, decode_named) == _outcome(line, _decode_in_two), line[:300]
+    """decode_named of the line, and of a view of it (as ingest's reader passes), is the two passes'."""
+    want = _outcome(line, _decode_in_two)
+    assert _outcome(line, decode_named) == want, line[:300]
+    assert _outcome(memoryview(line), decode_named) == want, line[:300]
 
 
 @st.composite
@@ -97,4 +100,19 @@ def test_the_split_is_taken_on_plain_lines_and_refused_where_unproven():
     ]
     for line in refused:
         assert _split(line) is None, line[:200]
+        _same(line)
+
+
+def test_a_view_is_split_within_its_ends_only():
+    """A view (ingest's reader) is searched in copies of its first and last _WINDOW bytes: a
+    long line splits the same; an envelope whose test_keys start past the window is refused
+    (the two passes then), and the result is the same either way."""
+    from netvigil.model.uid import _WINDOW
+
+    tk = {"requests": [{"response": {"body": "<p>" + "z" * (3 * _WINDOW) + "</p>"}}]}
+    long_line = json.dumps({**ENVELOPE, "test_keys": tk}).encode()
+    late_key = json.dumps({**ENVELOPE, "annotations": {"pad": "p" * (2 * _WINDOW)}, "test_keys": tk}).encode()
+    assert _split(memoryview(long_line)) is not None and _split(long_line) is not None
+    assert _split(memoryview(late_key)) is None and _split(late_key) is not None
+    for line in (long_line, late_key):
         _same(line)

@@ -84,7 +84,7 @@ def fingerprint_scan(path: Path) -> tuple[float, float, int]:
     from netvigil.ingest.ooni import read_measurements
 
     rules = load_rules()
-    bodies = list({o.body: None for m in read_measurements([path]) for o in observe(m.test_keys)
+    bodies = list({o.body: None for m in read_measurements([path]) for o in observe(m.test_keys, rules)
                    if o.step == "http" and o.body}) * 3
     rules.match_http("warm-up", {})
 

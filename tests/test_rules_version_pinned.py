@@ -19,6 +19,7 @@ from netvigil.analysis.rules import RULES_DIR, load_rules
 # (file whose `version` covers the set, version) -> sha256 of the set, version line left out
 PINNED = {
     ("rules.toml", "2026.12.07-1"): "22cb9a2258fde99600b784062bc84b1f0d74957e1d3ad4cbafd34bb988cea53f",
+    ("rules.toml", "2026.12.07-2"): "fd866d3f4a97db4ac474057343efbea933040cf29558944b5adf276bff5b71c2",
     ("outage.toml", "2026.12.06-2"): "e70021a2e3c7d198acbd7e99edce02d0f5881b6fb6d85b2d7b8bd0aa19e9cd93",
 }
 VERSION_LINE = re.compile(rb"^version\s*=.*$", re.M)

@@ -12,6 +12,7 @@ the wrong shape (the free-form test_keys a hostile or buggy probe sends)."""
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import gzip
 import random
@@ -22,11 +23,14 @@ import msgspec
 import pytest
 import zstandard
 
+from netvigil.analysis.rules import load_rules
 from netvigil.analysis.verdicts import observations
-from netvigil.analysis.verdicts.observations import (LONG_SAMPLE_S, MIN_SAMPLE_BYTES, Observation, _body_reads, _body_text, _int,
+from netvigil.analysis.verdicts.observations import (Observation, _body_reads, _body_text, _int,
                                                      _num, host_of, split_address, wire_rate)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+TH = load_rules().thresholds  # the shipped sample_* thresholds, for both forms
+observe_rows = functools.partial(observations._observe, th=TH)
 FILES = sorted(p for p in DATA.rglob("*.jsonl*") if "labels" not in p.name) + sorted(DATA.rglob("measurement.json"))
 WEIRD = [None, 0, 1.5, -3, True, False, "", "x", "[::1]:443", "1.2.3.4:80", "h:²", [], [1, "a"], {}, {"a": 1},
          {"failure": "x", "operation": "read", "num_bytes": 10, "t": 1.0}, 10**30, 1e308, "http://a.b/c",
@@ -130,13 +134,13 @@ def ref_observe(tk: dict[str, Any]) -> list[Observation]:
         tx = _int(s.get("transaction_id"))
         body = _body_reads(reads.get(tx), _num(s.get("t0")))
         rate = None
-        if dur >= LONG_SAMPLE_S:  # slow or time-bounded: the steady-state rate; short: the average
-            rate = wire_rate(reads.get(tx), _num(s.get("t0")))
+        if dur >= TH["sample_long_seconds"]:  # slow or time-bounded: the steady-state rate; short: the average
+            rate = wire_rate(reads.get(tx), _num(s.get("t0")), TH["sample_transient_share"])
         if rate is None:
             rate = _num(s.get("bits_per_second"))
         if rate is None and dur > 0:
             rate = (_num(s.get("bytes")) or 0) * 8 / dur
-        if (_int(s.get("bytes")) or 0) < MIN_SAMPLE_BYTES:
+        if (_int(s.get("bytes")) or 0) < TH["sample_min_bytes"]:
             rate = None
         rows.append(
             Observation(
@@ -214,7 +218,7 @@ def corpus() -> list[Any]:
 def test_rows_are_the_keyword_forms_on_every_corpus_measurement(corpus):
     steps = set()
     for tk in corpus:
-        got, want = _outcome(observations._observe, tk), _outcome(ref_observe, tk)
+        got, want = _outcome(observe_rows, tk), _outcome(ref_observe, tk)
         if isinstance(want, list):
             steps.update(o.step for o in want)
         assert repr(got) == repr(want)
@@ -229,7 +233,7 @@ def test_rows_or_errors_are_the_same_on_mutated_test_keys(corpus):
             bad = copy.deepcopy(tk)
             for _ in range(rnd.randint(1, 3)):
                 _mutate(bad, rnd)
-            got, want = _outcome(observations._observe, bad), _outcome(ref_observe, bad)
+            got, want = _outcome(observe_rows, bad), _outcome(ref_observe, bad)
             if not isinstance(want, list):
                 raised += 1
             assert repr(got) == repr(want), bad
@@ -265,6 +269,6 @@ def test_two_wrong_fields_at_once_raise_as_before(corpus):
                     e = dict(element, **{f1: v1, f2: v2})
                     tk = ({key: [e], "network_events": [e]} if key != "network_events"
                           else {key: [e], "tls_handshakes": [e], "throughput": [e]})  # (the events' three readers)
-                    assert repr(_outcome(observations._observe, tk)) == repr(_outcome(ref_observe, tk)), (key, f1, v1, f2, v2)
+                    assert repr(_outcome(observe_rows, tk)) == repr(_outcome(ref_observe, tk)), (key, f1, v1, f2, v2)
                     checked += 1
     assert checked > 5000

@@ -139,10 +139,10 @@ async def test_probe_fetches_the_objects_and_the_analysis_reads_their_rates(tmp_
         t = samples[o.url]
         assert t.get("failure") is None and CAP <= t["bytes"] <= (o.bytes or 200_000), t
         assert t["server_name"] == o.host and t["bits_per_second"] > 0
-    rows = [r for r in observe(m.test_keys) if r.step == "throughput"]
-    assert {r.url for r in rows} == set(samples) and all(r.rate_bps and r.rate_bps > 0 for r in rows)
     rules = load_rules()
-    per = endpoint_results(observe(m.test_keys), m.test_keys, rules)
+    rows = [r for r in observe(m.test_keys, rules) if r.step == "throughput"]
+    assert {r.url for r in rows} == set(samples) and all(r.rate_bps and r.rate_bps > 0 for r in rows)
+    per = endpoint_results(observe(m.test_keys, rules), m.test_keys, rules)
     for o in svc.objects:
         assert per[o.host].samples and per[o.host].rate_bps > 0, o.host
     f = judge(m, rules)
@@ -175,7 +175,7 @@ async def test_a_small_object_is_fetched_but_gives_no_rate(tmp_path):
         m = await run_service(lab.settings(), CAT, small)
     (t,) = m.test_keys["throughput"]
     assert t.get("failure") is None and t["bytes"] == 2_000
-    (row,) = [r for r in observe(m.test_keys) if r.step == "throughput"]
+    (row,) = [r for r in observe(m.test_keys, load_rules()) if r.step == "throughput"]
     assert row.bytes == 2_000 and row.rate_bps is None
     f = judge(m, load_rules())
     assert not f.sample_rates and f.klass == "ok", f

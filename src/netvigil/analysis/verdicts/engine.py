@@ -93,7 +93,7 @@ def judge(m: Measurement, rules: RuleSet) -> Finding:
 
 def _judge(m: Measurement, rules: RuleSet) -> Finding:
     tk = m.test_keys if isinstance(m.test_keys, dict) else {}
-    obs = observe(tk)
+    obs = observe(tk, rules)
     if m.test_name in WEB_TESTS and "control" in tk:
         return analyse_web(obs, tk, m.input if isinstance(m.input, str) else None, rules)
     found = helper_evidence(tk, service_finding(endpoint_results(obs, tk, rules), rules), rules)

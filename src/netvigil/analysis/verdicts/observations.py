@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from netvigil.analysis.rules import RuleSet
+
 
 class Observation(msgspec.Struct, omit_defaults=True, gc=False):
     """One (endpoint, step) row of a measurement, as ooni/data's observations: the judges read
@@ -179,23 +181,16 @@ def _body_reads(reads: list[tuple[float, int]] | None, since: float | None) -> l
     return body if len(body) >= 3 else []
 
 
-LONG_SAMPLE_S = 1.0  # samples shorter than this finished fast: their average rate is the rate
-# a sample that carried less (a catalogue favicon, a moved object's small page) ended within a
-# few TLS records, before it could be timed: its "rate" is set-up time, so it gives none
-MIN_SAMPLE_BYTES = 16_384
-TRANSIENT = 1 / 3  # share of a sample's duration discarded as start-up (request RTT, burst)
-
-
-def wire_rate(reads: list[tuple[float, int]] | None, since: float | None) -> float | None:
+def wire_rate(reads: list[tuple[float, int]] | None, since: float | None, transient: float) -> float | None:
     """Steady download rate from the socket reads of a sample (df-008 events). The first
-    third of the transfer is start-up (the request's round trip, a shaper's initial burst,
-    slow start) and is left out; TLS records make application-level counts coarse, wire
-    reads less so."""
+    `transient` share of the transfer is start-up (the request's round trip, a shaper's
+    initial burst, slow start) and is left out; TLS records make application-level counts
+    coarse, wire reads less so."""
     body = _body_reads(reads, since)
     if not body:
         return None
     t_start, t_end = body[0][0], body[-1][0]
-    cut = t_start + (t_end - t_start) * TRANSIENT
+    cut = t_start + (t_end - t_start) * transient
     before = [t for t, _ in body if t <= cut]
     after = [n for t, n in body if t > cut]
     span = t_end - before[-1]
@@ -207,26 +202,28 @@ def wire_rate(reads: list[tuple[float, int]] | None, since: float | None) -> flo
 NESTED = ("targets", "lookups")  # tor: {id: {target_address, tcp_connect...}}; dnscheck: {resolver: {...}}
 
 
-def observe(test_keys: dict[str, Any]) -> list[Observation]:
+def observe(test_keys: dict[str, Any], rules: RuleSet) -> list[Observation]:
     """Flatten the OONI lists of one measurement's test_keys into observation rows
-    (including the per-target sub-results of tor and dnscheck)."""
+    (including the per-target sub-results of tor and dnscheck). A throughput sample's rate is
+    read as `rules`' sample_* thresholds say, so rules_version covers how it was timed."""
     tk = test_keys if isinstance(test_keys, dict) else {}
-    rows = _observe(tk)
+    th = rules.thresholds
+    rows = _observe(tk, th)
     for key in NESTED:
         sub = tk.get(key)
         if isinstance(sub, dict):
             for name, part in sub.items():
                 if isinstance(part, dict):
-                    for o in _observe(part):
+                    for o in _observe(part, th):
                         if o.domain is None and o.ip is None:
                             o.domain = str(part.get("target_address") or name)
                         rows.append(o)
     if isinstance(tk.get("bootstrap"), dict):
-        rows.extend(_observe(tk["bootstrap"]))
+        rows.extend(_observe(tk["bootstrap"], th))
     return rows
 
 
-def _observe(tk: dict[str, Any]) -> list[Observation]:
+def _observe(tk: dict[str, Any], th: dict[str, float]) -> list[Observation]:
     # Rows are built with positional fields in Observation's order (step, domain, ip, port,
     # failure, engine, answers, server_name, status_code, body, headers, url) and
     # each value computed in the order the keyword form evaluated it, so a malformed value
@@ -294,6 +291,9 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
                    {str(k): str(v) for k, v in headers.items()}, url, transaction_id=r.get("transaction_id")))
     samples = tk.get("throughput")
     reads = _reads_by_tx(events) if samples else {}
+    if samples:
+        long_s, min_bytes, transient = (th["sample_long_seconds"], th["sample_min_bytes"],
+                                        th["sample_transient_share"])
     for s in samples or []:
         if not isinstance(s, dict):
             continue
@@ -302,13 +302,13 @@ def _observe(tk: dict[str, Any]) -> list[Observation]:
         tx = _int(s.get("transaction_id"))
         body = _body_reads(reads.get(tx), _num(s.get("t0")))
         rate = None
-        if dur >= LONG_SAMPLE_S:  # slow or time-bounded: the steady-state rate; short: the average
-            rate = wire_rate(reads.get(tx), _num(s.get("t0")))
+        if dur >= long_s:  # slow or time-bounded: the steady-state rate; short: the average
+            rate = wire_rate(reads.get(tx), _num(s.get("t0")), transient)
         if rate is None:
             rate = _num(s.get("bits_per_second"))
         if rate is None and dur > 0:
             rate = (_num(s.get("bytes")) or 0) * 8 / dur
-        if (_int(s.get("bytes")) or 0) < MIN_SAMPLE_BYTES:
+        if (_int(s.get("bytes")) or 0) < min_bytes:
             rate = None
         rows.append(
             Observation(

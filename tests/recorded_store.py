@@ -21,10 +21,11 @@ _TEMPLATES: dict[Path, Path] = {}  # run directory -> its filled store (this pro
 def _fill(run: Path, store: Path) -> None:
     """The store at `store` holding `run`, added round by round as the analysis receives it."""
     from netvigil.analysis.analysed_store import AnalysedStore
-    from netvigil.report.replay import load_run, rounds
+    from netvigil.report.replay import rounds
+    from tests.recorded_run import run_measurements
 
     with AnalysedStore(store) as obs:
-        for _, batch in rounds(load_run(run)):
+        for _, batch in rounds(run_measurements(run)):
             obs.add(batch)
         obs.refresh()
 

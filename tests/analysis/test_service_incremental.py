@@ -14,15 +14,16 @@ import pytest
 from netvigil.analysis.incidents.builder import build_incidents
 from netvigil.analysis.rules import load_rules
 from netvigil.analysis.analysed_store import AnalysedStore
-from netvigil.report.replay import load_run, rounds
+from netvigil.report.replay import rounds
 from tests.analysis.factory import at, round_of
+from tests.recorded_run import run_measurements
 
 LAB = Path(__file__).resolve().parents[1] / "data" / "lab" / "russia-2022"
 
 
 @pytest.fixture(scope="module")
 def lab_rounds():
-    return [list(r) for _, r in rounds(load_run(LAB))]
+    return [list(r) for _, r in rounds(run_measurements(LAB))]  # decoded once per test process
 
 
 def _copy(ms):

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import zstandard
 
 from netvigil.probe.client import submit_measurements
-from netvigil.model.measurement import decode_measurement
 from netvigil.report.alerts import Subscriptions
 from netvigil.observatory.serve import ObservatoryThread
+from tests.recorded_run import run_measurements
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
 
@@ -44,10 +43,7 @@ def labelled() -> dict[tuple[str, str], list[tuple[str, str]]]:
 def observed(tmp_path_factory):
     from test_report_live import SECRET, Receiver  # the loopback webhook receiver
 
-    raw = zstandard.ZstdDecompressor().decompress((RUN / "measurements.jsonl.zst").read_bytes(),
-                                                  max_output_size=1 << 30)
-    ms = sorted((decode_measurement(line) for line in raw.splitlines() if line.strip()),
-                key=lambda m: m.measurement_start_time)
+    ms = run_measurements(RUN)  # sorted by start time, decoded once per test process (tests/recorded_run.py)
     data_dir = tmp_path_factory.mktemp("obs")
     receiver = Receiver()
     Subscriptions(data_dir / "subscriptions.json", allow_private=True).add(receiver.url, secret=SECRET, country="RU")

@@ -22,8 +22,8 @@ import pytest
 
 from netvigil.probe.client import submit_measurements
 from netvigil.report.webhook_sign import DeliveryRejected, DeliveryVerifier
-from netvigil.report.replay import load_run
 from netvigil.observatory.serve import ObservatoryThread
+from tests.recorded_run import run_measurements
 
 SECRET = "webhook-secret"
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
@@ -80,7 +80,7 @@ def wait_for(predicate, timeout: float = 60):
 def live(tmp_path_factory):
     """Run both phases; yield the server URL, the receiver and what was seen after phase 1."""
     data_dir = tmp_path_factory.mktemp("observatory")
-    ms = load_run(RUN)
+    ms = run_measurements(RUN)  # decoded once per test process (tests/recorded_run.py)
     phase1 = [m for m in ms if m.measurement_start_time < SPLIT]
     phase2 = [m for m in ms if m.measurement_start_time >= SPLIT]
     receiver = Receiver()

@@ -138,10 +138,10 @@ def test_served_observatory_on_the_server_matches_chdb(tmp_path, clickhouse_url)
     from netvigil.probe.client import submit_measurements
     from netvigil.report.api import told_rows
     from netvigil.report.enrich import StoreReader
-    from netvigil.report.replay import load_run
+    from tests.recorded_run import run_measurements
     from netvigil.observatory.serve import ObservatoryThread
 
-    ms = load_run(LAB_RUN.parent)
+    ms = run_measurements(LAB_RUN.parent)  # load_run's, decoded once per test process
     with AnalysedStore(tmp_path / "chdb") as o:
         o.add([msgspec.structs.replace(m) for m in ms])
         o.refresh()

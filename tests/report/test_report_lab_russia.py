@@ -3,7 +3,8 @@
 tests/data/lab/russia-2022 is a real run of the lab (probes in five ISP namespaces, censors
 on their uplinks) with its ground-truth labels. Its measurements are submitted round by
 round over HTTP (OONI protocol, the probe's own client) to a real observatory on loopback
-whose analysis runs continuously; a webhook receiver records the signed alerts. The API,
+whose analysis runs continuously; a webhook receiver records the signed alerts (the
+observatory test_report_live.py reads too: tests/report/russia_live.py). The API,
 the dashboard and the alerts must name the providers, techniques and onsets of the labels.
 The analysis runs as a thread of the server, not in its own process (that one is covered by
 tests/observatory/test_analysis_process.py and the byte-identical live-vs-batch parity).
@@ -11,19 +12,11 @@ tests/observatory/test_analysis_process.py and the byte-identical live-vs-batch 
 
 from __future__ import annotations
 
-import itertools
 import json
-import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import pytest
-
-from netvigil.probe.client import submit_measurements
-from netvigil.report.alerts import Subscriptions
-from netvigil.observatory.serve import ObservatoryThread
-from tests.recorded_run import run_measurements
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
 
@@ -40,39 +33,10 @@ def labelled() -> dict[tuple[str, str], list[tuple[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory):
-    from test_report_live import SECRET, Receiver  # the loopback webhook receiver
-
-    ms = run_measurements(RUN)  # sorted by start time, decoded once per test process (tests/recorded_run.py)
-    data_dir = tmp_path_factory.mktemp("obs")
-    receiver = Receiver()
-    Subscriptions(data_dir / "subscriptions.json", allow_private=True).add(receiver.url, secret=SECRET, country="RU")
-    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"lab"}, allow_private_webhooks=True,
-                           analysis_process=False) as obs:
-        for _, round_ms in itertools.groupby(ms, key=lambda m: m.measurement_start_time):
-            res = submit_measurements(obs.url, list(round_ms), token="lab")
-            assert res.rejected == 0 and res.queued == 0, res.errors
-        deadline = time.monotonic() + 300
-        with httpx.Client() as c:  # one client for every poll: httpx.get() builds an SSL context each call
-            while time.monotonic() < deadline:
-                h = c.get(f"{obs.url}/api/v1/health").json()
-                if h["analysed"] >= len(ms) and not obs.app.state.nv.pump._stale:
-                    break
-                time.sleep(0.2)
-            # the last alerts go out after the last round: wait for those the tests expect
-            # (not a fixed sleep); a missing one is named by test_alerts_for_start_and_end_arrive_signed
-            for event, kind, service in (("start", "censorship", "twitter"), ("start", "censorship", "facebook"),
-                                         ("start", "outage", None), ("end", "outage", None)):
-                try:
-                    receiver.wait(event, kind, service, timeout=60)
-                except AssertionError:
-                    break
-            incidents = c.get(f"{obs.url}/api/v1/incidents", params={"country": "RU"}).json()["results"]
-            page = c.get(f"{obs.url}/country/RU").text
-            status = c.get(f"{obs.url}/api/v1/status", params={"country": "RU"}).json()["results"]
-        yield {"incidents": incidents, "page": page, "alerts": list(receiver.alerts), "status": status,
-               "count": len(ms), "health": h}
-    receiver.server.shutdown()
+def observed(russia_live):
+    """What the API, the dashboard and the alerts said once the whole run was analysed (the
+    observatory of tests/report/russia_live.py, shared with test_report_live.py)."""
+    return russia_live.current(serving=False).observed
 
 
 def by_service(observed, service: str) -> dict:

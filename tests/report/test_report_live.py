@@ -2,108 +2,29 @@
 
 A recorded run of the lab's russia-2022 scenario (tests/data/lab/russia-2022: Twitter
 throttled from 09:00 then reset from 12:00, Facebook blocked per ISP from 10:00, an outage
-on Beeline 10:30-11:30, VPN working) is submitted over HTTP in two phases, as live probes
-would (before 11:00, then the rest), to a real server whose analysis pump runs on chdb; a
-webhook receiver on loopback records the signed alerts. The pump runs as a thread of the
-server (both pumps hand changes to the same alerter; the analysis process is covered by
-tests/observatory/test_analysis_process.py and the byte-identical live-vs-batch parity).
+on Beeline 10:30-11:30, VPN working) is submitted over HTTP round by round in two phases, as
+live probes would (before 11:00, then the rest), to a real server whose analysis pump runs
+on chdb; a webhook receiver on loopback records the signed alerts. The pump runs as a thread
+of the server (both pumps hand changes to the same alerter; the analysis process is covered
+by tests/observatory/test_analysis_process.py and the byte-identical live-vs-batch parity).
+The observatory is the one test_report_lab_russia.py reads (tests/report/russia_live.py).
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-import httpx
 import pytest
 
-from netvigil.probe.client import submit_measurements
-from netvigil.report.webhook_sign import DeliveryRejected, DeliveryVerifier
-from netvigil.observatory.serve import ObservatoryThread
-from tests.recorded_run import run_measurements
-
-SECRET = "webhook-secret"
-RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
-SPLIT = "2022-02-26 11:00:00"
-
-
-class Receiver:
-    """A webhook receiver on loopback that records (event, body, signature ok)."""
-
-    def __init__(self):
-        self.alerts: list[tuple[str, dict, bool]] = []
-        self.verifier = DeliveryVerifier(SECRET)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["content-length"]))
-                try:
-                    ok = bool(outer.verifier.verify(self.headers, body))
-                except DeliveryRejected:
-                    ok = False
-                outer.alerts.append((self.headers["x-netvigil-event"], json.loads(body), ok))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, event: str, kind: str = "censorship", service: str | None = None, timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for ev, body, _ in list(self.alerts):
-                if ev == event and body["incident"]["kind"] == kind and service in (None, body["incident"]["service"]):
-                    return body
-            time.sleep(0.1)
-        raise AssertionError(f"no {event!r} alert; got {[a[0] for a in self.alerts]}")
-
-
-def wait_for(predicate, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
+# Receiver and wait_for are imported from here by tests/observatory's live quorum tests
+from tests.report.russia_live import Receiver, wait_for  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    """Run both phases; yield the server URL, the receiver and what was seen after phase 1."""
-    data_dir = tmp_path_factory.mktemp("observatory")
-    ms = run_measurements(RUN)  # decoded once per test process (tests/recorded_run.py)
-    phase1 = [m for m in ms if m.measurement_start_time < SPLIT]
-    phase2 = [m for m in ms if m.measurement_start_time >= SPLIT]
-    receiver = Receiver()
-    from netvigil.report.alerts import Subscriptions
-
-    Subscriptions(data_dir / "subscriptions.json", allow_private=True).add(receiver.url, secret=SECRET, country="RU")
-    with ObservatoryThread(data_dir, analysis_interval=0.2, probe_tokens={"p"}, allow_private_webhooks=True,
-                           analysis_process=False) as obs, httpx.Client() as http:
-        # one client for every request of the module: httpx.get() builds an SSL context (~40 ms) each call
-        res = submit_measurements(obs.url, phase1, token="p")
-        assert res.submitted == len(phase1)
-        started = receiver.wait("start", service="twitter")
-        pump = obs.app.state.nv.pump
-        wait_for(lambda: pump.analysed >= len(phase1) and not pump._stale)
-        during = http.get(f"{obs.url}/api/v1/status", params={"country": "RU"}).json()
-        res = submit_measurements(obs.url, phase2, token="p")
-        assert res.submitted == len(phase2)
-        outage_started = receiver.wait("start", "outage")
-        ended = receiver.wait("end", "outage")
-        wait_for(lambda: http.get(f"{obs.url}/api/v1/health").json()["analysed"] >= len(ms))
-        yield {"url": obs.url, "receiver": receiver, "started": started, "during": during, "ended": ended,
-               "outage_started": outage_started, "count": len(ms), "app": obs.app, "http": http}
-    receiver.server.shutdown()
+def live(russia_live):
+    """The run submitted in two phases (tests/report/russia_live.py): the server URL, the
+    receiver, what was seen after phase 1 and the alerts; the server stops with this module."""
+    run = russia_live.current(serving=True)
+    yield run.live
+    run.close()
 
 
 def test_start_and_end_alerts_are_signed_and_say_what_happened(live):

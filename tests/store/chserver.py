@@ -11,9 +11,12 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+
+from netvigil.store.server import ServerEngine
 
 CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -126,3 +129,17 @@ class TempClickHouse:
 
     def __exit__(self, *exc) -> None:
         self._stop()
+
+
+def server_db(url: str) -> str:
+    """A database of its own on the (possibly shared) server."""
+    return f"{url.rstrip('/')}/?database=nv_test_{uuid.uuid4().hex[:10]}"
+
+
+def drop(url: str) -> None:
+    """Removes the database `server_db` gave, tables and all."""
+    e = ServerEngine(url)
+    try:
+        e.execute(f"DROP DATABASE IF EXISTS {e.database}")
+    finally:
+        e.close()

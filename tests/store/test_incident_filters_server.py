@@ -9,28 +9,14 @@ store derives its tables on opening). The chdb side and the pages: tests/report/
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.analysis.reads import IncidentQuery
-from netvigil.store.server import ServerEngine
+from tests.store.chserver import drop, server_db
 from tests.recorded_store import copy_of_run_store
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
-
-
-def server_db(url: str) -> str:
-    """A database of its own on the (possibly shared) server."""
-    return f"{url.rstrip('/')}/?database=nv_test_{uuid.uuid4().hex[:10]}"
-
-
-def drop(url: str) -> None:
-    e = ServerEngine(url)
-    try:
-        e.execute(f"DROP DATABASE IF EXISTS {e.database}")
-    finally:
-        e.close()
 
 
 def answers(obs: AnalysedStore) -> dict:

@@ -8,7 +8,6 @@ with a refresh in between (so the per-refresh incident DELETE runs on both engin
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import msgspec
@@ -19,21 +18,9 @@ from netvigil.errors import StoreError
 from netvigil.ingest.ooni import read_measurements
 from netvigil.model.measurement import decode_measurement
 from netvigil.store.server import ServerEngine
+from tests.store.chserver import drop, server_db
 
 LAB_RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022" / "measurements.jsonl.zst"
-
-
-def server_db(url: str) -> str:
-    """A database of its own on the (possibly shared) server."""
-    return f"{url.rstrip('/')}/?database=nv_test_{uuid.uuid4().hex[:10]}"
-
-
-def drop(url: str) -> None:
-    e = ServerEngine(url)
-    try:
-        e.execute(f"DROP DATABASE IF EXISTS {e.database}")
-    finally:
-        e.close()
 
 
 @pytest.fixture(scope="module")

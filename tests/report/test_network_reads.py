@@ -6,7 +6,7 @@ beside it (`asns`, `techniques`: store/schema.py), so IncidentQuery's `asn`/`tec
 select and page in the store. On the recorded russia-2022 run (tests/recorded_store.py):
 - for every network, technique and technique class, the store's selection (and its pages
   and counts) is the one the old way made: every incident of the country, kept in Python
-  (api.incident_filter, the filter the pages and the API used before);
+  (tests/report/incident_filter.py, the filter the pages and the API used before);
 - the network page lists the same incidents as before and the only incident read it sends
   carries its network (the typed requests it sends are recorded), reading no other
   incident; the incident list and the API page their asn/technique filters in the store;
@@ -24,9 +24,10 @@ import pytest
 from netvigil.analysis.analysed_store import AnalysedStore
 from netvigil.analysis.reads import IncidentCount, IncidentQuery
 from netvigil.observatory.app import create_app
-from netvigil.report import api, dashboard, read_http
+from netvigil.report import dashboard, read_http
 from netvigil.report.repository import ReadRepository
 from tests.conftest import ready_client
+from tests.report.incident_filter import incident_filter
 from tests.recorded_store import copy_of_run_store
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "lab" / "russia-2022"
@@ -56,18 +57,18 @@ def test_the_store_selects_what_the_python_filter_selected(data_dir):
         techs = sorted(techniques_of(every))
         # not trivial: networks in some incidents but not all, techniques of several classes
         assert len(every) >= 3 and len(nets) >= 2 and len({t.split(".")[0] for t in techs}) >= 2
-        assert any(0 < len(api.incident_filter(every, a, None, None, None)) < len(every) for a in nets)
+        assert any(0 < len(incident_filter(every, a, None, None, None)) < len(every) for a in nets)
         for cc in sorted({i.country for i in every}) + [None]:
             mine = [i for i in every if cc is None or i.country == cc]
             for asn in [*nets, "AS64511", None]:  # AS64511: a network in no incident
                 for tech in [*techs, "tls.no_such_thing", None]:
-                    want = api.incident_filter(mine, asn, tech, None, None)
+                    want = incident_filter(mine, asn, tech, None, None)
                     q = IncidentQuery(country=cc, asn=asn, technique=tech)
                     assert ids(obs.reads.incidents(q)) == ids(want), (cc, asn, tech)
                     assert obs.reads.incident_count(q.count()) == len(want), (cc, asn, tech)
         # pages of a network's incidents, newest first, are its list cut in the store
-        asn = max(nets, key=lambda a: len(api.incident_filter(every, a, None, None, None)))
-        want = sorted(api.incident_filter(every, asn, None, None, None), key=lambda i: i.start, reverse=True)
+        asn = max(nets, key=lambda a: len(incident_filter(every, a, None, None, None)))
+        want = sorted(incident_filter(every, asn, None, None, None), key=lambda i: i.start, reverse=True)
         assert len(want) >= 2
         pages = [obs.reads.incidents(IncidentQuery(asn=asn, newest_first=True, limit=1, offset=o))
                  for o in range(len(want) + 1)]
@@ -134,9 +135,9 @@ def test_pages_and_api_send_the_network_filter(data_dir, monkeypatch):
         assert shown > 0  # some network page lists incidents
 
         # /incidents?asn=&technique=: counted and paged in the store, one page read
-        asn = max(nets, key=lambda a: len(api.incident_filter(every, a, None, None, None)))
+        asn = max(nets, key=lambda a: len(incident_filter(every, a, None, None, None)))
         for tech in [None, *sorted(techniques_of(every))]:
-            want = sorted(api.incident_filter(every, asn, tech, None, None), key=lambda i: i.start, reverse=True)
+            want = sorted(incident_filter(every, asn, tech, None, None), key=lambda i: i.start, reverse=True)
             params = {"asn": asn, "fragment": 1, **({"technique": tech} if tech else {})}
             page = c.get("/incidents", params=params)
             assert page.status_code == 200 and f"{len(want)} incident" in page.text, (tech, page.text[:300])
@@ -149,7 +150,7 @@ def test_pages_and_api_send_the_network_filter(data_dir, monkeypatch):
 
         # the API's asn/technique: the same filter, in the store, paged there
         for tech in [None, *sorted(techniques_of(every))]:
-            want = api.incident_filter(every, asn, tech, None, None)
+            want = incident_filter(every, asn, tech, None, None)
             got, off = [], 0
             while True:
                 body = c.get("/api/v1/incidents", params={"asn": asn, "limit": 2, "offset": off,
@@ -184,7 +185,7 @@ def test_a_store_made_before_the_columns_opens_and_filters(tmp_path):
         assert ids(obs.reads.incidents(IncidentQuery())) == ids(every)
         for asn in sorted({n.asn for i in every for n in i.networks}):
             for tech in [None, *sorted(techniques_of(every))]:
-                want = api.incident_filter(every, asn, tech, None, None)
+                want = incident_filter(every, asn, tech, None, None)
                 assert ids(obs.reads.incidents(IncidentQuery(asn=asn, technique=tech))) == ids(want), (asn, tech)
         # written again once, not at every opening
         versions = obs.db.query(f"SELECT id, version FROM {obs.table('incidents')} FINAL ORDER BY id")

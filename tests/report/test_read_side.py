@@ -29,10 +29,11 @@ from netvigil.analysis.reads import AggregateQuery, IncidentQuery, MeasurementIn
 from netvigil.analysis.verdicts.engine import line_with_uid
 from netvigil.model.measurement import measurement_to_dict
 from netvigil.observatory.app import create_app
-from netvigil.report import api, dashboard, read_http
+from netvigil.report import dashboard, read_http
 from netvigil.report.replay import load_run
 from netvigil.report.repository import LocalRepository, ReadRepository
 from tests.conftest import ready_client
+from tests.report.incident_filter import incident_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_report_cli import RUN, fill_with_run  # noqa: E402
@@ -108,7 +109,7 @@ def test_incident_window_and_pages_select_what_the_api_filter_selects(store_dir)
         windows = [(None, None), (times[0], None), (None, times[-1])]
         windows += [(a, b) for a in times for b in times if a < b]
         for since, until in windows:
-            want = api.incident_filter(every, None, None, since, until)
+            want = incident_filter(every, None, None, since, until)
             got = run(repo.incidents(since=since, until=until))
             assert [i.id for i in got] == [i.id for i in want], (since, until)
             assert run(repo.incident_count(since=since, until=until)) == len(want)
@@ -222,7 +223,7 @@ def test_pages_read_only_what_they_show(store_dir, monkeypatch):
         hh, mm = int(until[11:13]), int(until[14:16]) + 10
         until = f"{until[:11]}{hh + mm // 60:02d}:{mm % 60:02d}"
         since = f"{until[:11]}{int(until[11:13]) - 2:02d}:{until[14:16]}"
-        want = api.incident_filter(mine, None, None, since + ":00", until + ":00")
+        want = incident_filter(mine, None, None, since + ":00", until + ":00")
         assert 0 < len(want) < len(mine)
         counting.read_incidents = 0
         page = c.get(f"/country/{cc}", params={"since": since, "until": until, "fragment": 1})

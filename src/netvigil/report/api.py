@@ -153,26 +153,6 @@ def include_unconfirmed(include: str | None) -> bool:
     return True
 
 
-def incident_filter(incs: list, asn: str | None, technique: str | None, since: str | None,
-                    until: str | None) -> list:
-    """Incidents touching a network, using a technique, or overlapping [since, until): in
-    Python, what IncidentFilters selects in the store (analysis/reads.py); the reference the
-    tests hold the store's SQL to (tests/report/test_network_reads.py, test_read_side.py)."""
-    out = []
-    for i in incs:
-        if asn and asn not in {n.asn for n in i.networks}:
-            continue
-        if technique and not any(t == technique or t.startswith(technique + ".")
-                                 for t in [*i.techniques, *(n.technique or "" for n in i.networks)]):
-            continue
-        if until and i.start >= until:
-            continue
-        if since and i.end is not None and i.end < since:
-            continue
-        out.append(i)
-    return out
-
-
 async def told_dict(reads: ReadRepository, inc, latest: str | None) -> dict:
     """The incident as published: measured rates in, with its dated statement."""
     from netvigil.report.text import incident_text

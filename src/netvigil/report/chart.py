@@ -15,13 +15,12 @@ import vl_convert as vlc
 
 from netvigil.model.records import AggregateRow, Incident
 from netvigil.model import times
-from netvigil.model.times import FORMAT
 from netvigil.model.vocabulary import NOTHING_FOUND, IncidentKind
 from netvigil.report.sources import credit_lines
 from netvigil.report.text import incident_title
 from netvigil.report.timeline import COLOURS, WORDS
 
-FMT = FORMAT
+FMT = times.FORMAT
 
 
 def failing_share(row: AggregateRow) -> float:

@@ -12,11 +12,9 @@ from netvigil.store.engine import Engine, sql_str
 
 # columns added after the first release: name -> type (a store made before has them added on
 # opening, `add_missing_columns`, and their values written again from each row's body)
-ADDED = {
-    "incidents": {"asns": "Array(String)", "techniques": "Array(String)"},
-    "unconfirmed_incidents": {"asns": "Array(String)", "techniques": "Array(String)"},
-}
-INCIDENT_KEYS = "".join(f", {c} {t}" for c, t in ADDED["incidents"].items())
+_KEY_COLUMNS = {"asns": "Array(String)", "techniques": "Array(String)"}
+ADDED = {"incidents": _KEY_COLUMNS, "unconfirmed_incidents": _KEY_COLUMNS}
+_KEY_COLUMNS_SQL = "".join(f", {c} {t}" for c, t in _KEY_COLUMNS.items())
 
 TABLES = {
     "measurements": """
@@ -36,12 +34,12 @@ TABLES = {
     # so a network's incidents are selected in the store, not decoded and dropped in Python
     "incidents": """
         id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
-        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64""" + INCIDENT_KEYS + """
+        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64""" + _KEY_COLUMNS_SQL + """
     """,
     # incidents the quorum gate keeps unpublished (analysis/incidents/quorum.py); same columns
     "unconfirmed_incidents": """
         id String, country LowCardinality(String), service LowCardinality(String), kind LowCardinality(String),
-        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64""" + INCIDENT_KEYS + """
+        start DateTime('UTC'), end Nullable(DateTime('UTC')), body String, version UInt64""" + _KEY_COLUMNS_SQL + """
     """,
 }
 
